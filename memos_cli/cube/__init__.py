@@ -1,0 +1,24 @@
+"""The ``.memcube`` on-disk format: one module per section of spec/memcube.md."""
+
+from memos_cli.cube.cube import Cube, CubeSpec, VerifyReport, open_cube, reindex, verify, write_cube
+from memos_cli.cube.index import Hit, Index
+from memos_cli.cube.manifest import FORMAT_VERSION, Manifest
+from memos_cli.cube.signature import generate_keypair, key_fingerprint, sign_cube, verify_cube
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Cube",
+    "CubeSpec",
+    "Hit",
+    "Index",
+    "Manifest",
+    "VerifyReport",
+    "generate_keypair",
+    "key_fingerprint",
+    "open_cube",
+    "reindex",
+    "sign_cube",
+    "verify",
+    "verify_cube",
+    "write_cube",
+]

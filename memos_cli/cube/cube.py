@@ -1,0 +1,252 @@
+"""Open, write, verify and re-index a ``.memcube`` directory (spec/memcube.md).
+
+This module ties the per-section modules together; it knows nothing of models: vectors and
+the embedder's description come in from the caller.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memos_cli import __version__
+from memos_cli.cube import layout
+from memos_cli.cube.index import TABLE, Index, build_index
+from memos_cli.cube.manifest import (
+    FORMAT_VERSION,
+    FileEntry,
+    Manifest,
+    read_manifest,
+    write_manifest,
+)
+from memos_cli.cube.memories import read_memories, write_memories
+from memos_cli.cube.signature import sign_cube, verify_cube
+from memos_cli.digest import sha256_file
+from memos_cli.errors import FormatError, IntegrityError
+from memos_cli.memory import Memory, content_hash, format_time
+
+
+class Cube:
+    """An opened cube. Opening checks the manifest, paths and the memories file digest; it
+    never runs code from the cube and never writes to it.
+
+    Raises (from the constructor):
+        CubeNotFoundError, FormatError, IntegrityError.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = layout.require_cube_dir(path)
+        self.manifest: Manifest = read_manifest(self.path)
+        self.files = layout.scan_members(self.path)
+        m = self.manifest
+        self.memories_path = layout.check_member(self.path, m.memories_file.path, what="file")
+        self.index_path = layout.check_member(self.path, m.index["path"], what="index path")
+        if not self.memories_path.is_file():
+            raise IntegrityError(f"{m.memories_file.path} is listed in the manifest but missing",
+                                 path=self.path)
+        size = self.memories_path.stat().st_size
+        if size != m.memories_file.size or sha256_file(self.memories_path) != \
+                m.memories_file.sha256:
+            raise IntegrityError(
+                "file does not match the digest in manifest.json (changed or truncated)",
+                path=self.memories_path,
+            )
+
+    @property
+    def signed(self) -> bool:
+        return (self.path / layout.SIGNATURE).is_file()
+
+    @cached_property
+    def memories(self) -> list[Memory]:
+        """Every memory, in file order. Raises ``FormatError`` on a bad row."""
+        return read_memories(self.memories_path)
+
+    @cached_property
+    def by_id(self) -> dict[str, Memory]:
+        return {m.id: m for m in self.memories}
+
+    def index(self) -> Index:
+        """Open the search index. Raises ``FormatError`` if it is missing or unreadable."""
+        if not self.index_path.is_dir():
+            raise FormatError(
+                f"search index {self.manifest.index['path']}/ is missing "
+                "(rebuild it with `memos reindex`)", path=self.path)
+        return Index(self.index_path, self.manifest.index["table"])
+
+    def size_bytes(self) -> int:
+        return sum((self.path / f).stat().st_size for f in self.files)
+
+
+def open_cube(path: str | Path) -> Cube:
+    """Open the cube at ``path``; see :class:`Cube`."""
+    return Cube(path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CubeSpec:
+    """What :func:`write_cube` needs besides the memories and vectors."""
+
+    name: str
+    description: str = ""
+    created_at: datetime
+    embedding: dict[str, Any]
+    sources: Sequence[dict[str, Any]] = ()
+    pack_options: dict[str, Any] = field(default_factory=dict)
+    parents: Sequence[str] = ()
+    cube_id: str | None = None
+
+
+def write_cube(
+    target: str | Path,
+    memories: Sequence[Memory],
+    vectors: np.ndarray,
+    spec: CubeSpec,
+    *,
+    key: str | Path | None = None,
+    force: bool = False,
+) -> Path:
+    """Write a complete cube to ``target`` atomically and return its path.
+
+    Args:
+        memories: in the order they are stored.
+        vectors: ``[len(memories), dim] float32``, L2-normalised embeddings of
+            ``m.render()`` for each memory, made by the embedder ``spec.embedding`` describes.
+        key: EC P-256 private key (PEM) to sign with; ``None`` leaves the cube unsigned.
+        force: replace an existing cube at ``target``.
+
+    Raises:
+        CubeExistsError: ``target`` exists and ``force`` is false (checked before any work).
+        KeyFileError: the key is not usable.
+    """
+    if vectors.shape[0] != len(memories):
+        raise ValueError("one vector per memory is needed")
+    with layout.atomic_directory(target, force=force) as tmp:
+        mem_path = tmp / layout.MEMORIES
+        write_memories(mem_path, memories)
+        build_index(tmp / layout.INDEX_DIR, [m.id for m in memories],
+                    [m.render() for m in memories], vectors)
+        manifest = Manifest(
+            format_version=f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}",
+            cube_id=spec.cube_id or str(uuid.uuid4()),
+            name=spec.name,
+            description=spec.description,
+            created_at=format_time(spec.created_at) or "",
+            producer={"tool": "memos", "version": __version__},
+            tiers=("plaintext",),
+            counts={"memories": len(memories), "sources": len(spec.sources)},
+            memories_file=FileEntry(path=layout.MEMORIES, sha256=sha256_file(mem_path),
+                                    size=mem_path.stat().st_size),
+            index=_index_entry(),
+            embedding=dict(spec.embedding),
+            provenance={
+                "sources": [dict(s) for s in spec.sources],
+                "pack_options": dict(spec.pack_options),
+                "parents": list(spec.parents),
+            },
+        )
+        Manifest.from_dict(manifest.to_dict())  # what we write must pass our own reader
+        write_manifest(tmp, manifest)
+        if key is not None:
+            sign_cube(tmp, key)
+    return Path(target)
+
+
+def _index_entry() -> dict[str, Any]:
+    return {"engine": "lancedb", "path": layout.INDEX_DIR, "table": TABLE,
+            "text_column": "text", "vector_column": "vector", "metric": "cosine"}
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of :func:`verify`; ``problems`` is empty when everything checked passed."""
+
+    cube: str
+    cube_id: str
+    memories: int
+    files: int
+    signed: bool
+    signature: str  # "verified" | "not checked (no key given)" | "unsigned"
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cube": self.cube, "cube_id": self.cube_id, "ok": self.ok,
+                "memories": self.memories, "files": self.files, "signed": self.signed,
+                "signature": self.signature, "problems": self.problems}
+
+
+def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyReport:
+    """Check a cube completely; raise on the first failure.
+
+    Checks: manifest (schema, version, paths), no symlinks or code-running files, the
+    memories file digest, every row's schema and content hash, unique ids, the count in the
+    manifest, that the index holds exactly the memory ids, and, with ``public_key``, the
+    signature over every file.
+
+    Raises:
+        CubeNotFoundError, FormatError, IntegrityError, SignatureError, KeyFileError.
+    """
+    cube = open_cube(path)
+    mems = cube.memories
+    ids = [m.id for m in mems]
+    if len(set(ids)) != len(ids):
+        raise IntegrityError("memory ids are not unique", path=cube.memories_path)
+    for m in mems:
+        if content_hash(m.content, m.speaker, m.event_time) != m.content_hash:
+            raise IntegrityError(f"memory {m.id} does not match its content_hash",
+                                 path=cube.memories_path)
+    if cube.manifest.counts["memories"] != len(mems):
+        raise IntegrityError(
+            f"manifest counts {cube.manifest.counts['memories']} memories, the file holds "
+            f"{len(mems)}", path=cube.path / layout.MANIFEST)
+    if sorted(cube.index().ids()) != sorted(ids):
+        raise IntegrityError("search index does not hold exactly the cube's memories "
+                             "(rebuild it with `memos reindex`)", path=cube.index_path)
+    if public_key is not None:
+        verify_cube(cube.path, public_key)
+        status = "verified"
+    else:
+        status = "not checked (no key given)" if cube.signed else "unsigned"
+    return VerifyReport(cube=str(cube.path), cube_id=cube.manifest.cube_id, memories=len(mems),
+                        files=len(cube.files), signed=cube.signed, signature=status)
+
+
+def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
+            key: str | Path | None = None) -> Cube:
+    """Rebuild the search index of the cube at ``path`` from its memories, in place, atomically.
+
+    Args:
+        vectors: ``[n, dim] float32`` embeddings of ``m.render()`` for the cube's memories in
+            file order, made by the embedder that ``embedding`` describes.
+        key: re-sign with this private key; without it an existing signature is removed, so the
+            cube shows as unsigned rather than carrying a stale signature.
+    """
+    cube = open_cube(path)
+    if cube.manifest.format_version != f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}":
+        raise FormatError(
+            f"cube has format {cube.manifest.format_version}; this memos rewrites only "
+            f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]} cubes", path=cube.path / layout.MANIFEST)
+    mems = cube.memories
+    with layout.rewrite_cube(cube.path) as tmp:
+        shutil.rmtree(tmp / cube.manifest.index["path"], ignore_errors=True)
+        (tmp / layout.SIGNATURE).unlink(missing_ok=True)
+        build_index(tmp / layout.INDEX_DIR, [m.id for m in mems], [m.render() for m in mems],
+                    vectors)
+        raw = dict(cube.manifest.to_dict())
+        raw["index"] = _index_entry()
+        raw["embedding"] = dict(embedding)
+        write_manifest(tmp, Manifest.from_dict(raw))
+        if key is not None:
+            sign_cube(tmp, key)
+    return open_cube(cube.path)

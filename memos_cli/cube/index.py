@@ -1,0 +1,116 @@
+"""The search index: a LanceDB table inside the cube, vector plus full-text (spec/memcube.md §6).
+
+The index is derived data: every row comes from ``memories.arrow`` (``id`` and
+``Memory.render()`` text) and the embedder recorded in the manifest, so ``memos reindex`` can
+rebuild it at any time.
+
+Retrieval is hybrid: an exact cosine search over the vectors and a BM25 full-text search
+(LanceDB's native inverted index, English stemming and stop words), fused with Reciprocal Rank
+Fusion (Cormack, Clarke and Büttcher, SIGIR 2009: ``score = sum 1 / (k + rank)``, k = 60).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lancedb.index import FTS
+from lancedb.query import MatchQuery
+
+from memos_cli.errors import FormatError
+
+TABLE = "memories"
+RRF_K = 60
+#: How many candidates each retriever contributes before fusion.
+CANDIDATES = 50
+
+# LanceDB's Rust core logs deprecation notices to stderr; they are not for our users.
+os.environ.setdefault("LANCE_LOG", "error")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: memory ``id``, fused RRF ``score`` (higher is better), and the
+    1-based rank it had in the vector and full-text lists (``None`` if absent there)."""
+
+    id: str
+    score: float
+    vector_rank: int | None
+    text_rank: int | None
+
+
+def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.ndarray) -> None:
+    """Create the LanceDB database at ``index_dir`` with table ``memories``.
+
+    Args:
+        ids: memory ids, one per row.
+        texts: ``Memory.render()`` of each memory, the text the full-text index covers.
+        vectors: ``[n, dim] float32``, L2-normalised embeddings of ``texts``.
+    """
+    n, dim = vectors.shape
+    if not (len(ids) == len(texts) == n):
+        raise ValueError("ids, texts and vectors differ in length")
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
+    table = pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "text": pa.array(texts, pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
+        }
+    )
+    db = lancedb.connect(str(index_dir))
+    tbl = db.create_table(TABLE, table)
+    tbl.create_index("text", config=FTS(with_position=False))
+
+
+class Index:
+    """An opened cube index. Opening reads; searching never writes to the cube."""
+
+    def __init__(self, index_dir: Path, table: str = TABLE) -> None:
+        try:
+            self._tbl = lancedb.connect(str(index_dir)).open_table(table)
+        except Exception as e:  # lancedb raises bare ValueError/RuntimeError/OSError
+            raise FormatError(f"cannot open the search index table {table!r}: {e}",
+                              path=index_dir) from e
+        self.index_dir = index_dir
+
+    def count(self) -> int:
+        return int(self._tbl.count_rows())
+
+    def ids(self) -> list[str]:
+        return [str(x) for x in self._tbl.to_arrow().column("id").to_pylist()]
+
+    def search(self, query: str, vector: np.ndarray, k: int,
+               candidates: int = CANDIDATES) -> list[Hit]:
+        """Hybrid search. ``vector`` is the ``[dim] float32`` embedding of ``query``.
+
+        Returns at most ``k`` hits, best first, ties broken by id.
+        """
+        pool = max(k, candidates)
+        try:
+            vec_rows = (
+                self._tbl.search(vector.astype(np.float32), query_type="vector")
+                .metric("cosine")  # type: ignore[attr-defined]
+                .limit(pool).select(["id", "_distance"]).to_list()
+            )
+            txt_rows = []
+            if query.strip():
+                txt_rows = (
+                    self._tbl.search(MatchQuery(query, "text"),  # type: ignore[call-arg]
+                                     query_type="fts")
+                    .limit(pool).select(["id", "_score"]).to_list()
+                )
+        except Exception as e:
+            raise FormatError(f"search index is unreadable: {e}", path=self.index_dir) from e
+        vrank = {r["id"]: i + 1 for i, r in enumerate(vec_rows)}
+        trank = {r["id"]: i + 1 for i, r in enumerate(txt_rows)}
+        scores: dict[str, float] = {}
+        for ranks in (vrank, trank):
+            for mid, rank in ranks.items():
+                scores[mid] = scores.get(mid, 0.0) + 1.0 / (RRF_K + rank)
+        best = sorted(scores, key=lambda m: (-scores[m], m))[:k]
+        return [Hit(m, scores[m], vrank.get(m), trank.get(m)) for m in best]

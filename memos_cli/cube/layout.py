@@ -1,0 +1,166 @@
+"""Paths inside a cube, path safety, and atomic writes (spec/memcube.md §3).
+
+Every write memos makes goes through this module: a file is written beside its target and
+renamed over it; a cube directory is built in a hidden temporary sibling and renamed into place.
+A failure or Ctrl-C removes the temporary and leaves the target as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from memos_cli.errors import CubeExistsError, CubeNotFoundError, FormatError, IntegrityError
+
+MANIFEST = "manifest.json"
+MEMORIES = "memories.arrow"
+INDEX_DIR = "index"
+SIGNATURE = "memcube.sig"
+KV_DIR = "kv"  # reserved: activation tier
+LORA_DIR = "lora"  # reserved: parameter tier
+SUFFIX = ".memcube"
+
+#: File name endings a cube must never hold: formats that run code when loaded.
+FORBIDDEN_SUFFIXES = (".pickle", ".pkl", ".pt", ".pth", ".bin", ".joblib", ".npy", ".npz")
+
+
+def check_member(root: Path, rel: str, *, what: str = "path") -> Path:
+    """Resolve a manifest path ``rel`` inside cube ``root``, refusing anything that escapes it.
+
+    A member path is relative, POSIX-separated, without ``.``/``..`` parts, and neither it nor
+    any parent inside the cube may be a symbolic link.
+
+    Raises:
+        FormatError: the path is absolute, escapes the cube, or passes through a symlink.
+    """
+    pure = PurePosixPath(rel)
+    if (
+        not rel
+        or pure.is_absolute()
+        or "\\" in rel
+        or any(part in ("", ".", "..") for part in rel.split("/"))
+    ):
+        raise FormatError(f"{what} {rel!r} is not a plain relative path inside the cube",
+                          path=root / MANIFEST)
+    current = root
+    for part in pure.parts:
+        current = current / part
+        if current.is_symlink():
+            raise FormatError(f"{what} {rel!r} is a symbolic link", path=root / MANIFEST)
+    return current
+
+
+def scan_members(root: Path) -> list[str]:
+    """All regular files under ``root`` as sorted POSIX relative paths.
+
+    Raises:
+        IntegrityError: the cube holds a symbolic link, a special file, or a file whose format
+            can run code on load (pickle and friends, see ``FORBIDDEN_SUFFIXES``).
+    """
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        for name in sorted(dirnames + filenames):
+            p = base / name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                raise IntegrityError(f"cube holds a symbolic link: {rel}", path=root)
+            if name in dirnames:
+                continue
+            if not p.is_file():
+                raise IntegrityError(f"cube holds a special file: {rel}", path=root)
+            if name.startswith(".git"):
+                raise IntegrityError(
+                    f"cube holds {rel}, a git file that signatures do not cover", path=root)
+            if name.lower().endswith(FORBIDDEN_SUFFIXES):
+                raise IntegrityError(
+                    f"cube holds {rel}, a format that can run code when loaded (pickle); "
+                    "memos never loads such files",
+                    path=root,
+                )
+            found.append(rel)
+    return sorted(found)
+
+
+def require_cube_dir(path: str | Path) -> Path:
+    """Return ``path`` as a ``Path`` if it is a cube directory, else raise ``CubeNotFoundError``."""
+    p = Path(path)
+    if p.is_symlink():
+        raise CubeNotFoundError("is a symbolic link, not a cube directory", path=p)
+    if not p.exists():
+        raise CubeNotFoundError("no such cube", path=p)
+    if not p.is_dir():
+        raise CubeNotFoundError("is not a directory (a cube is a NAME.memcube/ directory)", path=p)
+    if not (p / MANIFEST).is_file():
+        raise CubeNotFoundError(f"is not a cube: it has no {MANIFEST}", path=p)
+    return p
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file beside it, fsync, rename)."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Path]:
+    """Build a directory in a hidden temporary sibling and rename it to ``target`` on success.
+
+    With ``force``, an existing ``target`` is replaced: it is renamed aside, the new directory
+    renamed in, then the old one removed. Without ``force`` an existing target raises
+    ``CubeExistsError`` before any work is done. On any exception, Ctrl-C included, the
+    temporary directory is removed and ``target`` is untouched.
+    """
+    dest = Path(target)
+    if (dest.exists() or dest.is_symlink()) and not force:
+        raise CubeExistsError("already exists (use --force to replace it)", path=dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists() or dest.is_symlink():
+            if not force:
+                raise CubeExistsError("appeared while it was being written", path=dest)
+            old = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.old")
+            os.rename(dest, old)
+            try:
+                os.rename(tmp, dest)
+            except BaseException:
+                os.rename(old, dest)
+                raise
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink()
+        else:
+            os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def rewrite_cube(cube_dir: Path) -> Iterator[Path]:
+    """Yield a private copy of ``cube_dir`` to change; on success it replaces the cube.
+
+    Used by commands that change a cube in place (``reindex``, re-signing): the cube is never
+    seen half-changed, and a failure leaves it exactly as it was.
+    """
+    with atomic_directory(cube_dir, force=True) as tmp:
+        shutil.copytree(cube_dir, tmp, symlinks=True, dirs_exist_ok=True)
+        yield tmp

@@ -1,0 +1,178 @@
+"""``manifest.json``: parse, validate, write (spec/memcube.md §5, spec/manifest.schema.json)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from memos_cli.cube.layout import MANIFEST, atomic_write_bytes
+from memos_cli.errors import FormatError
+
+FORMAT = "memcube"
+#: The format version this code writes; it reads every 1.x with x <= 0 fully, and newer 1.x
+#: minor versions by ignoring the top-level keys it does not know.
+FORMAT_VERSION = (1, 0)
+MAX_MANIFEST_BYTES = 16 << 20
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the manifest (the file spec/manifest.schema.json links to)."""
+    text = resources.files("memos_cli.cube").joinpath("manifest.schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileEntry:
+    """A file of the cube: relative POSIX ``path``, ``sha256`` digest, ``size`` in bytes."""
+
+    path: str
+    sha256: str
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """The parsed manifest. ``raw`` keeps every key as read, for ``inspect --json``."""
+
+    format_version: str
+    cube_id: str
+    name: str
+    description: str
+    created_at: str
+    producer: dict[str, str]
+    tiers: tuple[str, ...]
+    counts: dict[str, int]
+    memories_file: FileEntry
+    index: dict[str, Any]
+    embedding: dict[str, Any]
+    provenance: dict[str, Any]
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as written, keys in spec order."""
+        return {
+            "format": FORMAT,
+            "format_version": self.format_version,
+            "cube_id": self.cube_id,
+            "name": self.name,
+            "description": self.description,
+            "created_at": self.created_at,
+            "producer": dict(self.producer),
+            "tiers": list(self.tiers),
+            "counts": dict(self.counts),
+            "files": {"memories": self.memories_file.to_dict()},
+            "index": dict(self.index),
+            "embedding": dict(self.embedding),
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, path: str | Path = MANIFEST) -> Manifest:
+        """Validate ``data`` and build a ``Manifest``.
+
+        Checks, in order: it is an object naming format ``memcube``; its major version is 1 (an
+        unknown major is refused); it matches the JSON Schema (every problem is collected and
+        reported once).
+
+        Raises:
+            FormatError: naming ``path`` and every problem found.
+        """
+        if not isinstance(data, dict):
+            raise FormatError("manifest is not a JSON object", path=path)
+        if data.get("format") != FORMAT:
+            raise FormatError(f"not a MemCube manifest (format is {data.get('format')!r})",
+                              path=path)
+        version = data.get("format_version")
+        major, minor = _parse_version(version, path)
+        if major != FORMAT_VERSION[0]:
+            raise FormatError(
+                f"format version {version} is not supported: this memos reads format "
+                f"{FORMAT_VERSION[0]}.x (upgrade memos to read it)",
+                path=path,
+            )
+        checked = dict(data)
+        if minor > FORMAT_VERSION[1]:  # a newer minor only adds keys: ignore those we lack
+            known = schema()["properties"]
+            checked = {k: v for k, v in data.items() if k in known}
+        problems = sorted(
+            jsonschema.Draft202012Validator(schema()).iter_errors(checked),
+            key=lambda e: list(map(str, e.absolute_path)),
+        )
+        if problems:
+            text = "; ".join(
+                f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+                for e in problems[:10]
+            )
+            more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+            raise FormatError(f"invalid manifest: {text}{more}", path=path)
+        files = checked["files"]["memories"]
+        return cls(
+            format_version=version,  # type: ignore[arg-type]
+            cube_id=checked["cube_id"],
+            name=checked["name"],
+            description=checked["description"],
+            created_at=checked["created_at"],
+            producer=checked["producer"],
+            tiers=tuple(checked["tiers"]),
+            counts=checked["counts"],
+            memories_file=FileEntry(**files),
+            index=checked["index"],
+            embedding=checked["embedding"],
+            provenance=checked["provenance"],
+            raw=data,
+        )
+
+
+def _parse_version(version: Any, path: str | Path) -> tuple[int, int]:
+    if not isinstance(version, str) or version.count(".") != 1:
+        raise FormatError(f"format_version {version!r} is not MAJOR.MINOR", path=path)
+    major, minor = version.split(".")
+    if not (major.isdigit() and minor.isdigit()):
+        raise FormatError(f"format_version {version!r} is not MAJOR.MINOR", path=path)
+    return int(major), int(minor)
+
+
+def read_manifest(cube_dir: Path) -> Manifest:
+    """Read and validate ``CUBE/manifest.json``.
+
+    Raises:
+        FormatError: unreadable, oversized, not UTF-8, malformed JSON (with line and column),
+            unknown major version, or schema violations.
+    """
+    path = cube_dir / MANIFEST
+    if path.is_symlink():
+        raise FormatError("manifest is a symbolic link", path=path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise FormatError(f"manifest is {size} bytes, over the {MAX_MANIFEST_BYTES} limit",
+                              path=path)
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"manifest is not UTF-8 ({e.reason} at byte {e.start})",
+                          path=path) from e
+    except OSError as e:
+        raise FormatError(f"cannot read manifest: {e.strerror}", path=path) from e
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FormatError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
+                          path=path) from e
+    return Manifest.from_dict(data, path=path)
+
+
+def write_manifest(cube_dir: Path, manifest: Manifest) -> None:
+    """Write ``CUBE/manifest.json`` atomically: UTF-8, 2-space indent, trailing newline."""
+    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    atomic_write_bytes(cube_dir / MANIFEST, text.encode("utf-8"))

@@ -1,0 +1,129 @@
+"""``memories.arrow``: the Arrow IPC file that holds one memory a row (spec/memcube.md §4)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from memos_cli.errors import FormatError
+from memos_cli.memory import ORIGINS, SEMANTIC_TYPES, VISIBILITIES, Memory
+
+_TS = pa.timestamp("us", tz="UTC")
+_STRS = pa.list_(pa.string())
+
+#: The schema of memories.arrow, column order included. Part of the format contract.
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("content", pa.string(), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("created_at", _TS, nullable=False),
+        pa.field("updated_at", _TS, nullable=False),
+        pa.field("origin", pa.string(), nullable=False),
+        pa.field("semantic_type", pa.string(), nullable=False),
+        pa.field("source_file", pa.string()),
+        pa.field("line_start", pa.int32()),
+        pa.field("line_end", pa.int32()),
+        pa.field("section", pa.string()),
+        pa.field("conversation_id", pa.string()),
+        pa.field("session_id", pa.string()),
+        pa.field("turn_id", pa.string()),
+        pa.field("speaker", pa.string()),
+        pa.field("event_time", _TS),
+        pa.field("owner", pa.string()),
+        pa.field("visibility", pa.string(), nullable=False),
+        pa.field("readers", _STRS, nullable=False),
+        pa.field("expires_at", _TS),
+        pa.field("priority", pa.int32(), nullable=False),
+        pa.field("sensitivity", _STRS, nullable=False),
+        pa.field("tags", _STRS, nullable=False),
+        pa.field("version", pa.int32(), nullable=False),
+        pa.field("parent_id", pa.string()),
+        pa.field("extra", pa.string(), nullable=False),
+    ],
+    metadata={
+        b"memcube.schema": b"memories/1",
+        b"memcube.enums": json.dumps(
+            {"origin": ORIGINS, "semantic_type": SEMANTIC_TYPES, "visibility": VISIBILITIES}
+        ).encode(),
+    },
+)
+
+_LIST_FIELDS = ("readers", "sensitivity", "tags")
+
+
+def to_table(memories: Iterable[Memory]) -> pa.Table:
+    """Build the Arrow table of ``memories`` in the given order, with :data:`SCHEMA`."""
+    columns: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
+    for m in memories:
+        for name, values in columns.items():
+            value = getattr(m, name)
+            if name in _LIST_FIELDS:
+                value = list(value)
+            elif name == "extra":
+                value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+            values.append(value)
+    return pa.table(columns, schema=SCHEMA)
+
+
+def write_memories(path: Path, memories: Iterable[Memory]) -> int:
+    """Write an Arrow IPC *file* (not stream) with :data:`SCHEMA`; return its size in bytes."""
+    table = to_table(memories)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
+        writer.write_table(table, max_chunksize=65536)
+    return path.stat().st_size
+
+
+def read_table(path: Path) -> pa.Table:
+    """Read ``memories.arrow`` and check its schema.
+
+    Raises:
+        FormatError: not an Arrow IPC file, truncated, or columns/types differ from
+            :data:`SCHEMA` (extra columns are refused too).
+    """
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            table = pa.ipc.open_file(source).read_all()
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        raise FormatError(f"not a readable Arrow IPC file: {e}", path=path) from e
+    if not table.schema.equals(SCHEMA, check_metadata=False):
+        want = {f.name: f.type for f in SCHEMA}
+        have = {f.name: f.type for f in table.schema}
+        problems = [f"missing column {n}" for n in want if n not in have]
+        problems += [f"unknown column {n}" for n in have if n not in want]
+        problems += [
+            f"column {n} is {have[n]}, expected {want[n]}"
+            for n in want
+            if n in have and have[n] != want[n]
+        ]
+        if not problems:
+            problems = ["columns are not in the order of the spec or nullability differs"]
+        raise FormatError("memories table does not match the spec: " + "; ".join(problems),
+                          path=path)
+    return table
+
+
+def read_memories(path: Path) -> list[Memory]:
+    """Read every memory of ``memories.arrow``, in file order.
+
+    Raises:
+        FormatError: as :func:`read_table`, or a row breaks the memory schema (names the row).
+    """
+    rows = read_table(path).to_pylist()
+    out = []
+    for i, row in enumerate(rows):
+        try:
+            for name in _LIST_FIELDS:
+                row[name] = tuple(row[name] or ())
+            extra = json.loads(row["extra"])
+            if not isinstance(extra, dict):
+                raise ValueError("extra is not a JSON object")
+            row["extra"] = extra
+            out.append(Memory(**row))
+        except (ValueError, TypeError) as e:
+            raise FormatError(f"row {i} (id {row.get('id')!r}): {e}", path=path) from e
+    return out

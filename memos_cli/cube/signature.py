@@ -1,0 +1,138 @@
+"""``memcube.sig``: keys, signing and verification with OpenSSF model-signing (spec §7).
+
+The signature is a Sigstore bundle written by the ``model-signing`` library (EC P-256 key,
+file serialization, SHA-256 per file) over every file of the cube directory; the library leaves
+the signature file itself out of the digest. Any such signature also verifies with the
+library's own command::
+
+    model_signing verify key --signature CUBE/memcube.sig --public_key KEY.pub CUBE
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from memos_cli.cube.layout import SIGNATURE, atomic_write_bytes
+from memos_cli.digest import sha256_bytes
+from memos_cli.errors import KeyFileError, SignatureError
+
+
+def generate_keypair(prefix: str | Path, *, force: bool = False) -> tuple[Path, Path]:
+    """Write an EC P-256 key pair: ``PREFIX.key`` (PKCS#8 PEM, unencrypted, mode 0600) and
+    ``PREFIX.pub`` (SubjectPublicKeyInfo PEM). Returns both paths.
+
+    Raises:
+        KeyFileError: a target exists and ``force`` is false.
+    """
+    base = Path(prefix)
+    priv, pub = base.with_name(base.name + ".key"), base.with_name(base.name + ".pub")
+    for p in (priv, pub):
+        if p.exists() and not force:
+            raise KeyFileError("already exists (use --force to replace it)", path=p)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    pub_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    base.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(priv, pem)
+    os.chmod(priv, 0o600)
+    atomic_write_bytes(pub, pub_pem)
+    return priv, pub
+
+
+def _load_public(path: Path) -> ec.EllipticCurvePublicKey:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"cannot read public key: {e.strerror}", path=path) from e
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as e:
+        raise KeyFileError("not a PEM public key", path=path) from e
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise KeyFileError("not an EC P-256 public key", path=path)
+    return key
+
+
+def check_private_key(path: Path) -> None:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"cannot read private key: {e.strerror}", path=path) from e
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise KeyFileError("not an unencrypted PEM private key", path=path) from e
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise KeyFileError("not an EC P-256 private key", path=path)
+
+
+def key_fingerprint(public_key: str | Path) -> str:
+    """``sha256:`` of the DER SubjectPublicKeyInfo of an EC P-256 public key."""
+    der = _load_public(Path(public_key)).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return sha256_bytes(der)
+
+
+def sign_cube(cube_dir: Path, private_key: str | Path) -> None:
+    """Sign every file of ``cube_dir`` into ``cube_dir/memcube.sig``.
+
+    Call it on a cube that is complete; callers sign a temporary copy and rename it into place.
+
+    Raises:
+        KeyFileError: the key is missing or is not an EC P-256 private key.
+    """
+    import model_signing  # deferred: it pulls in sigstore and protobuf
+
+    check_private_key(Path(private_key))
+    sig = cube_dir / SIGNATURE
+    sig.unlink(missing_ok=True)
+    hashing = model_signing.hashing.Config().set_ignored_paths(paths=[Path(SIGNATURE)])
+    (
+        model_signing.signing.Config()
+        .use_elliptic_key_signer(private_key=Path(private_key))
+        .set_hashing_config(hashing)
+        .sign(cube_dir, sig)
+    )
+
+
+def verify_cube(cube_dir: Path, public_key: str | Path) -> None:
+    """Check ``memcube.sig`` against ``public_key`` and every file of the cube.
+
+    Raises:
+        SignatureError: the cube is unsigned, the signature is malformed or made by another
+            key, or a file was added, removed or changed since signing (the message names it).
+        KeyFileError: the public key is missing or not EC P-256.
+    """
+    import model_signing
+
+    _load_public(Path(public_key))
+    sig = cube_dir / SIGNATURE
+    if not sig.is_file() or sig.is_symlink():
+        raise SignatureError("cube is unsigned (no memcube.sig)", path=cube_dir)
+    try:
+        (
+            model_signing.verifying.Config()
+            .use_elliptic_key_verifier(public_key=Path(public_key))
+            .verify(cube_dir, sig)
+        )
+    except ValueError as e:
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "Signature mismatch" in text:
+            raise SignatureError(f"cube changed since it was signed: {text}",
+                                 path=cube_dir) from e
+        raise SignatureError(f"signature does not verify with {public_key}: {text}",
+                             path=sig) from e
+    except Exception as e:  # malformed bundle: protobuf/json/key errors of many types
+        raise SignatureError(f"signature is malformed or was made by another key "
+                             f"({type(e).__name__}: {str(e)[:200]})", path=sig) from e

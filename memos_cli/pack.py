@@ -1,0 +1,165 @@
+"""``pack`` and ``rebuild_index``: sources -> memories -> embedded, signed cube.
+
+The pipelines behind ``memos pack`` and ``memos reindex``; the only place where the embedder
+meets the cube format.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memos_cli.cube import Cube, CubeSpec, open_cube, reindex, write_cube
+from memos_cli.cube.signature import check_private_key
+from memos_cli.errors import CubeExistsError, EmptyCorpusError, SourceError
+from memos_cli.memory import Memory
+from memos_cli.models.embedder import Embedder
+from memos_cli.sources import Defaults, read_sources
+from memos_cli.sources.text import MAX_CHARS
+
+
+@dataclass
+class PackReport:
+    """What a pack did. ``seconds`` is wall time; ``embed_s`` the part spent embedding."""
+
+    path: str
+    cube_id: str
+    memories: int
+    duplicates: int
+    sources: list[dict[str, Any]]
+    skipped: list[str]
+    notes: list[str]
+    signed: bool
+    seconds: float
+    embed_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "cube_id": self.cube_id, "memories": self.memories,
+                "duplicates_dropped": self.duplicates, "sources": self.sources,
+                "skipped_files": self.skipped, "notes": self.notes, "signed": self.signed,
+                "seconds": round(self.seconds, 3), "embed_s": round(self.embed_s, 3),
+                "memories_per_s": round(self.memories / self.seconds, 1) if self.seconds else 0}
+
+
+def embed_memories(embedder: Embedder, memories: list[Memory],
+                   progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
+    """Embed ``Memory.render()`` of each memory: ``[n, dim] float32`` unit vectors.
+
+    ``progress("embedding", done, total)`` is called after each batch.
+    """
+    texts = [m.render() for m in memories]
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress("embedding", done, len(texts))
+
+    return embedder.encode(texts, progress=step)
+
+
+def rebuild_index(path: str | Path, embedder: Embedder, *, key: str | Path | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> Cube:
+    """Re-embed a cube's memories with ``embedder`` and rebuild its index in place, atomically.
+
+    Without ``key`` an existing signature is removed (the cube shows as unsigned); with it the
+    cube is re-signed. Returns the reopened cube.
+    """
+    if key is not None:
+        check_private_key(Path(key))
+    cube = open_cube(path)
+    vectors = embed_memories(embedder, cube.memories, progress)
+    return reindex(cube.path, vectors, embedder.describe(), key=key)
+
+
+def pack(
+    paths: list[str | Path],
+    output: str | Path,
+    *,
+    embedder: Embedder,
+    defaults: Defaults,
+    name: str | None = None,
+    description: str = "",
+    key: str | Path | None = None,
+    force: bool = False,
+    cube_id: str | None = None,
+    created_at: datetime | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PackReport:
+    """Read ``paths``, deduplicate by content hash, embed, and write the cube at ``output``.
+
+    ``progress(stage, done, total)`` is called while embedding. ``created_at`` defaults to
+    ``defaults.now``. Nothing is written unless every step succeeds.
+
+    Raises:
+        SourceError, EmptyCorpusError: bad or empty input (names the file).
+        CubeExistsError: ``output`` exists and ``force`` is false (checked first).
+        KeyFileError: the signing key is unusable (checked before embedding).
+    """
+    t0 = time.perf_counter()
+    out = Path(output)
+    if out.exists() and not force:
+        raise CubeExistsError("already exists (use --force to replace it)", path=out)
+    if key is not None:
+        check_private_key(Path(key))
+    read = read_sources(list(paths), defaults)
+    kept: list[Memory] = []
+    seen_hash: set[str] = set()
+    seen_id: dict[str, str] = {}
+    duplicates = 0
+    provenance = []
+    notes = []
+    for res in read.results:
+        count = 0
+        for m in res.memories:
+            if m.content_hash in seen_hash:
+                duplicates += 1
+                continue
+            if m.id in seen_id:
+                raise SourceError(f"memory id {m.id} is used twice with different content "
+                                  f"(first in {seen_id[m.id]})", path=res.path)
+            seen_hash.add(m.content_hash)
+            seen_id[m.id] = res.path
+            kept.append(m)
+            count += 1
+        provenance.append({"path": res.path, "sha256": res.sha256, "size": res.size,
+                           "format": res.format, "memories": count})
+        notes += [f"{res.path}: {n}" for n in res.notes]
+    if not kept:
+        where = ", ".join(str(p) for p in paths)
+        raise EmptyCorpusError(f"no memories found in {where}"
+                               + (f" ({len(read.skipped)} files of other types skipped)"
+                                  if read.skipped else ""))
+    t_embed = time.perf_counter()
+    vectors = embed_memories(embedder, kept, progress)
+    embed_s = time.perf_counter() - t_embed
+    spec = CubeSpec(
+        name=name or out.name.removesuffix(".memcube"),
+        description=description,
+        created_at=created_at or defaults.now,
+        embedding=embedder.describe(),
+        sources=provenance,
+        pack_options={
+            "chunk_max_chars": MAX_CHARS,
+            "dedupe": "content_hash",
+            "duplicates_dropped": duplicates,
+            "owner": defaults.owner,
+            "visibility": defaults.visibility,
+            "readers": list(defaults.readers),
+            "ttl_s": None if defaults.ttl is None else defaults.ttl.total_seconds(),
+            "tags": list(defaults.tags),
+        },
+        cube_id=cube_id,
+    )
+    write_cube(out, kept, vectors, spec, key=key, force=force)
+    cube = open_cube(out)
+    return PackReport(str(out), cube.manifest.cube_id, len(kept), duplicates, provenance,
+                      read.skipped, notes, key is not None, time.perf_counter() - t0, embed_s)

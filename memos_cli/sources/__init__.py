@@ -1,0 +1,93 @@
+"""Readers that turn files into memories: text/Markdown, JSONL, chat transcripts, LoCoMo.
+
+:func:`read_sources` is the entry point: it expands directories, detects each file's format,
+reads it, and records its SHA-256 and size for the manifest's provenance.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memos_cli.digest import sha256_file
+from memos_cli.errors import SourceError
+from memos_cli.sources import chat, jsonl, locomo, text
+from memos_cli.sources.base import Defaults, SourceResult, load_json, read_text
+
+__all__ = ["SUFFIXES", "Defaults", "SourceResult", "Sources", "read_source", "read_sources"]
+
+#: File suffixes a directory walk picks up, and the reader for each.
+SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
+            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+
+
+@dataclass
+class Sources:
+    """Everything read: one result per file, plus files a directory walk passed over."""
+
+    results: list[SourceResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_source(path: Path, shown: str, defaults: Defaults) -> SourceResult:
+    """Read one file, choosing the reader by suffix (and, for ``.json``, by layout).
+
+    Raises:
+        SourceError: unsupported type, unreadable, malformed, or an unrecognised JSON layout.
+    """
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise SourceError(
+            f"unsupported file type {path.suffix or '(no suffix)'!r}; memos packs "
+            f"{', '.join(sorted(SUFFIXES))}", path=path)
+    if kind in ("markdown", "text"):
+        result = text.read(path, shown, defaults, markdown=kind == "markdown")
+    elif kind == "jsonl":
+        result = jsonl.read(path, shown, defaults)
+    else:
+        data = load_json(path, read_text(path))
+        if chat.looks_like(data):
+            result = chat.read(path, shown, data, defaults)
+        elif locomo.looks_like(data):
+            result = locomo.read(path, shown, data, defaults)
+        else:
+            raise SourceError(
+                "JSON layout not recognised: expected a chat transcript (a list of "
+                "role/content messages) or a LoCoMo conversation", path=path)
+    result.sha256 = sha256_file(path)
+    result.size = path.stat().st_size
+    return result
+
+
+def read_sources(paths: list[str | Path], defaults: Defaults) -> Sources:
+    """Read every file named, walking directories in sorted order.
+
+    In a directory, hidden entries are passed over and files of other types are listed in
+    ``Sources.skipped``; a file named directly must be of a supported type.
+
+    Raises:
+        SourceError: a path is missing or is a cube, or any file fails to read.
+    """
+    out = Sources()
+    for given in paths:
+        p = Path(given)
+        if not p.exists():
+            raise SourceError("no such file or directory", path=p)
+        if p.is_dir():
+            if p.suffix == ".memcube" or (p / "manifest.json").is_file():
+                raise SourceError("is a cube, not a source (packing cubes into cubes is not "
+                                  "supported yet)", path=p)
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    f = Path(dirpath) / name
+                    if name.startswith("."):
+                        continue
+                    if f.suffix.lower() not in SUFFIXES or f.is_symlink():
+                        out.skipped.append(f.as_posix())
+                        continue
+                    out.results.append(read_source(f, f.as_posix(), defaults))
+        else:
+            out.results.append(read_source(p, p.as_posix(), defaults))
+    return out

@@ -1,0 +1,85 @@
+"""What every source reader shares: the pack-wide defaults and the reader result."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from memos_cli.errors import SourceError
+from memos_cli.memory import Memory
+
+#: Files larger than this are refused rather than read into memory.
+MAX_SOURCE_BYTES = 512 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class Defaults:
+    """Governance and time defaults for memories whose source does not set them.
+
+    ``now`` is the pack time (UTC); ``ttl`` becomes ``expires_at = created_at + ttl``.
+    """
+
+    now: datetime
+    owner: str | None = None
+    visibility: str = "private"
+    readers: tuple[str, ...] = ()
+    ttl: timedelta | None = None
+    tags: tuple[str, ...] = ()
+
+    def governance(self, created_at: datetime | None = None) -> dict[str, Any]:
+        start = created_at or self.now
+        return {
+            "owner": self.owner,
+            "visibility": self.visibility,
+            "readers": self.readers,
+            "expires_at": None if self.ttl is None else start + self.ttl,
+            "tags": self.tags,
+        }
+
+
+@dataclass
+class SourceResult:
+    """The memories read from one file, with what provenance records of it."""
+
+    path: str
+    format: str
+    sha256: str
+    size: int
+    memories: list[Memory] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 file (a BOM is dropped). Raises ``SourceError`` naming the problem."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise SourceError(f"file is {size} bytes, over the {MAX_SOURCE_BYTES} byte limit",
+                              path=path)
+        data = path.read_bytes()
+    except OSError as e:
+        raise SourceError(f"cannot read: {e.strerror}", path=path) from e
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SourceError(f"is not UTF-8 text ({e.reason} at byte {e.start})", path=path) from e
+
+
+def load_json(path: Path, text: str) -> Any:
+    """Parse JSON, naming line and column on error. Raises ``SourceError``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SourceError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
+                          path=path) from e
+
+
+def make_memory(path: Path | str, where: str, content: str, **fields: Any) -> Memory:
+    """``Memory.create`` that turns a schema violation into ``SourceError`` naming ``where``."""
+    try:
+        return Memory.create(content, **fields)
+    except (ValueError, TypeError) as e:
+        raise SourceError(f"{where}: {e}", path=path) from e

@@ -1,0 +1,119 @@
+"""JSONL: one memory per line (spec/memcube.md §8.2).
+
+Each non-blank line is a JSON object with the memory text in ``content`` (or ``text`` or
+``memory``). Keys that name a memory column are mapped to it; ``type`` and ``memory_type`` mean
+``semantic_type``, ``role`` means ``speaker``, ``ttl`` (seconds) becomes ``expires_at``. Any other
+key is kept in the memory's ``extra`` object, so nothing is dropped. ``content_hash`` is always
+recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from memos_cli.errors import SourceError
+from memos_cli.memory import parse_time
+from memos_cli.sources.base import Defaults, SourceResult, make_memory, read_text
+
+_CONTENT_KEYS = ("content", "text", "memory")
+_ALIASES = {"type": "semantic_type", "memory_type": "semantic_type", "role": "speaker"}
+_STR = ("id", "origin", "semantic_type", "source_file", "section", "conversation_id",
+        "session_id", "turn_id", "speaker", "owner", "visibility", "parent_id")
+_INT = ("line_start", "line_end", "priority", "version")
+_TIME = ("created_at", "updated_at", "event_time", "expires_at")
+_LIST = ("readers", "sensitivity", "tags")
+_DERIVED = ("content_hash",)
+
+
+def parse_record(obj: Any) -> tuple[str, dict[str, Any]]:
+    """Map one JSON object to ``(content, fields)`` for ``Memory.create``.
+
+    Raises:
+        ValueError: naming the offending key.
+    """
+    if not isinstance(obj, dict):
+        raise ValueError("line is not a JSON object")
+    content_key = next((k for k in _CONTENT_KEYS if k in obj), None)
+    if content_key is None:
+        raise ValueError("no 'content' (or 'text', 'memory') key")
+    content = obj[content_key]
+    if not isinstance(content, str):
+        raise ValueError(f"'{content_key}' is not a string")
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    ttl = None
+    for key, value in obj.items():
+        if key == content_key or key in _DERIVED:
+            continue
+        name = _ALIASES.get(key, key)
+        if name in fields:
+            raise ValueError(f"'{key}' repeats '{name}'")
+        if value is None:
+            continue
+        if name in _STR:
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise ValueError(f"'{key}' is not a string")
+            fields[name] = str(value)
+        elif name in _INT:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"'{key}' is not an integer")
+            fields[name] = value
+        elif name in _TIME:
+            if not isinstance(value, str):
+                raise ValueError(f"'{key}' is not an ISO 8601 string")
+            fields[name] = parse_time(value)
+        elif name in _LIST:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"'{key}' is not a list of strings")
+            fields[name] = tuple(value)
+        elif name == "ttl":
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError("'ttl' is not a positive number of seconds")
+            ttl = timedelta(seconds=value)
+        elif name == "extra":
+            if not isinstance(value, dict):
+                raise ValueError("'extra' is not an object")
+            extra.update(value)
+        else:
+            extra[key] = value
+    if ttl is not None:
+        if "expires_at" in fields:
+            raise ValueError("both 'ttl' and 'expires_at' are given")
+        fields["_ttl"] = ttl
+    fields["extra"] = extra
+    return content, fields
+
+
+def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
+    """Read a JSONL file; errors name the line number."""
+    text = read_text(path)
+    result = SourceResult(path=shown, format="jsonl", sha256="", size=0)
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SourceError(f"line {lineno}: malformed JSON at column {e.colno}: {e.msg}",
+                              path=path) from e
+        try:
+            content, fields = parse_record(obj)
+        except ValueError as e:
+            raise SourceError(f"line {lineno}: {e}", path=path) from e
+        ttl = fields.pop("_ttl", None)
+        created = fields.get("created_at") or defaults.now
+        merged = {**defaults.governance(created), **fields}
+        if ttl is not None:
+            merged["expires_at"] = created + ttl
+        merged.setdefault("origin", "import")
+        merged.setdefault("semantic_type", "fact")
+        if "source_file" not in fields:
+            merged.update(source_file=shown, line_start=lineno, line_end=lineno)
+        result.memories.append(make_memory(path, f"line {lineno}", content, now=defaults.now,
+                                           **merged))
+    return result

@@ -1,0 +1,192 @@
+"""The plaintext tier: retrieve memories for a question, put them in the prompt, generate.
+
+Retrieval-augmented generation as in Lewis et al. (NeurIPS 2020), with the hybrid retrieval of
+``memos_cli.cube.index``. Generation is greedy by default and timed: time to first token
+(tokenization, prefill and the first decode step) and decode speed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from memos_cli.cube import Cube
+from memos_cli.errors import EmbedderMismatchError
+from memos_cli.memory import Memory
+from memos_cli.models.chat import ChatModel
+from memos_cli.models.embedder import Embedder
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant with a memory. Answer the user's question using the "
+    "memories below; they are the facts you know. Answer briefly. If the memories do not "
+    "hold the answer, say that you do not know.\n\nMemories:\n{memories}"
+)
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """A memory found for a query, with its fused ``score`` and 1-based ``rank``."""
+
+    memory: Memory
+    score: float
+    rank: int
+    vector_rank: int | None
+    text_rank: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "id": self.memory.id, "score": round(self.score, 6),
+                "vector_rank": self.vector_rank, "text_rank": self.text_rank,
+                "text": self.memory.render(), "source_file": self.memory.source_file,
+                "line_start": self.memory.line_start, "line_end": self.memory.line_end,
+                "turn_id": self.memory.turn_id}
+
+
+def check_embedder(cube: Cube, embedder: Embedder) -> None:
+    """Refuse an embedder that is not the one the cube's index was built with.
+
+    Raises:
+        EmbedderMismatchError: fingerprint or dimension differ; the message names both.
+    """
+    want = cube.manifest.embedding
+    if embedder.dimension != want["dimension"] or embedder.fingerprint != want["fingerprint"]:
+        raise EmbedderMismatchError(
+            f"index was built with embedder {want['model']} ({want['dimension']}-d, "
+            f"{want['fingerprint'][:19]}...), not {embedder.name} ({embedder.dimension}-d, "
+            f"{embedder.fingerprint[:19]}...); use that embedder or run `memos reindex`",
+            path=cube.path)
+
+
+def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
+             now: datetime | None = None) -> list[Retrieved]:
+    """Top-``k`` memories of ``cube`` for ``query``, best first; expired memories are left out.
+
+    Raises:
+        EmbedderMismatchError: see :func:`check_embedder`.
+        FormatError: the index is missing or unreadable.
+    """
+    check_embedder(cube, embedder)
+    now = now or datetime.now(timezone.utc)
+    vector = embedder.encode([query])[0]
+    index = cube.index()
+    out: list[Retrieved] = []
+    pool = k
+    while True:
+        hits = index.search(query, vector, pool)
+        out = []
+        for h in hits:
+            m = cube.by_id.get(h.id)
+            if m is None or (m.expires_at is not None and m.expires_at <= now):
+                continue
+            out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
+        if len(out) >= k or len(hits) < pool:
+            return out[:k]
+        pool *= 4  # expired memories took places: look further
+
+
+def build_messages(question: str, memories: list[Memory]) -> list[dict[str, str]]:
+    """Chat messages for the model: a system message listing the memories, then the question."""
+    listing = "\n".join(f"[{i}] {m.render()}" for i, m in enumerate(memories, start=1))
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT.format(memories=listing or "(none)")},
+        {"role": "user", "content": question},
+    ]
+
+
+@dataclass
+class Generation:
+    """Generated ``text`` and timings: ``ttft_s`` (seconds from the call to the first new
+    token, prefill included), ``total_s``, ``new_tokens``, ``tokens_per_s`` (decode rate after
+    the first token), ``prompt_tokens``."""
+
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    ttft_s: float
+    total_s: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode = self.total_s - self.ttft_s
+        return (self.new_tokens - 1) / decode if self.new_tokens > 1 and decode > 0 else 0.0
+
+
+class _FirstTokenClock:
+    """A transformers streamer that notes when the first generated token arrives."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.first: float | None = None
+
+    def put(self, value: Any) -> None:
+        self.calls += 1
+        if self.calls == 2 and self.first is None:  # call 1 is the prompt
+            self.first = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+def generate(chat: ChatModel, messages: list[dict[str, str]], *, max_new_tokens: int = 128,
+             temperature: float = 0.0) -> Generation:
+    """Apply the chat template and generate (greedy when ``temperature`` is 0)."""
+    import torch
+
+    tok = chat.tokenizer
+    t0 = time.perf_counter()
+    enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                  return_dict=True)
+    ids = enc["input_ids"]
+    clock = _FirstTokenClock()
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "streamer": clock,
+                              "pad_token_id": tok.pad_token_id or tok.eos_token_id}
+    if temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    with torch.inference_mode():
+        out = chat.model.generate(input_ids=ids, attention_mask=enc["attention_mask"], **kwargs)
+    total = time.perf_counter() - t0
+    new = out[0, ids.shape[1]:]
+    text = tok.decode(new, skip_special_tokens=True).strip()
+    ttft = (clock.first - t0) if clock.first is not None else total
+    return Generation(text, int(ids.shape[1]), int(new.shape[0]), ttft, total)
+
+
+@dataclass
+class Answer:
+    """What ``memos run`` reports: the answer, the memories used and the timings (seconds)."""
+
+    question: str
+    answer: str
+    memories: list[Retrieved]
+    model: str
+    timings: dict[str, float] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "answer": self.answer, "model": self.model,
+                "tier": "text", "memories": [r.to_dict() for r in self.memories],
+                "prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens,
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k: int = 5,
+           max_new_tokens: int = 128, temperature: float = 0.0) -> Answer:
+    """Retrieve ``k`` memories, prompt ``chat`` with them and the question, generate.
+
+    ``timings``: ``model_load_s``, ``retrieval_s``, ``ttft_s``, ``generate_s``,
+    ``tokens_per_s``.
+    """
+    t0 = time.perf_counter()
+    found = retrieve(cube, embedder, question, k)
+    retrieval_s = time.perf_counter() - t0
+    gen = generate(chat, build_messages(question, [r.memory for r in found]),
+                   max_new_tokens=max_new_tokens, temperature=temperature)
+    return Answer(question, gen.text, found, chat.name,
+                  {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
+                   "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
+                   "tokens_per_s": gen.tokens_per_s},
+                  gen.prompt_tokens, gen.new_tokens)
