@@ -104,6 +104,10 @@ class Memory:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name in ("created_at", "updated_at", "event_time", "expires_at"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, utc(value))
         problems = []
         if not self.content.strip():
             problems.append("content is empty")

@@ -31,7 +31,7 @@ from memos_cli.cube.memories import read_memories, write_memories
 from memos_cli.cube.signature import sign_cube, verify_cube
 from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError, IntegrityError
-from memos_cli.memory import Memory, content_hash, format_time
+from memos_cli.memory import Memory, format_time
 
 
 class Cube:
@@ -190,9 +190,9 @@ def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyRepo
     """Check a cube completely; raise on the first failure.
 
     Checks: manifest (schema, version, paths), no symlinks or code-running files, the
-    memories file digest, every row's schema and content hash, unique ids, the count in the
-    manifest, that the index holds exactly the memory ids, and, with ``public_key``, the
-    signature over every file.
+    memories file digest, every row's schema and content hash (on read), unique ids, the
+    count in the manifest, that the index holds exactly the memory ids, and, with
+    ``public_key``, the signature over every file.
 
     Raises:
         CubeNotFoundError, FormatError, IntegrityError, SignatureError, KeyFileError.
@@ -202,10 +202,6 @@ def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyRepo
     ids = [m.id for m in mems]
     if len(set(ids)) != len(ids):
         raise IntegrityError("memory ids are not unique", path=cube.memories_path)
-    for m in mems:
-        if content_hash(m.content, m.speaker, m.event_time) != m.content_hash:
-            raise IntegrityError(f"memory {m.id} does not match its content_hash",
-                                 path=cube.memories_path)
     if cube.manifest.counts["memories"] != len(mems):
         raise IntegrityError(
             f"manifest counts {cube.manifest.counts['memories']} memories, the file holds "

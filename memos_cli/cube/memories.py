@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from memos_cli.errors import FormatError
-from memos_cli.memory import ORIGINS, SEMANTIC_TYPES, VISIBILITIES, Memory
+from memos_cli.errors import FormatError, IntegrityError
+from memos_cli.memory import ORIGINS, SEMANTIC_TYPES, VISIBILITIES, Memory, content_hash
 
 _TS = pa.timestamp("us", tz="UTC")
 _STRS = pa.list_(pa.string())
@@ -112,6 +112,7 @@ def read_memories(path: Path) -> list[Memory]:
 
     Raises:
         FormatError: as :func:`read_table`, or a row breaks the memory schema (names the row).
+        IntegrityError: a row's content does not match its ``content_hash``.
     """
     rows = read_table(path).to_pylist()
     out = []
@@ -123,7 +124,11 @@ def read_memories(path: Path) -> list[Memory]:
             if not isinstance(extra, dict):
                 raise ValueError("extra is not a JSON object")
             row["extra"] = extra
-            out.append(Memory(**row))
+            m = Memory(**row)
         except (ValueError, TypeError) as e:
             raise FormatError(f"row {i} (id {row.get('id')!r}): {e}", path=path) from e
+        if content_hash(m.content, m.speaker, m.event_time) != m.content_hash:
+            raise IntegrityError(f"row {i}: memory {m.id} does not match its content_hash",
+                                 path=path)
+        out.append(m)
     return out

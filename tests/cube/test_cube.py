@@ -1,0 +1,122 @@
+"""Opening, verifying, atomic writes and re-indexing of whole cubes (spec §3, §6)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from memos_cli.cube import open_cube, verify
+from memos_cli.errors import (
+    CubeExistsError,
+    CubeNotFoundError,
+    EmptyCorpusError,
+    IntegrityError,
+    SourceError,
+)
+from memos_cli.pack import rebuild_index
+from tests.conftest import pack_corpus
+
+
+def siblings(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir())
+
+
+def test_open_checks_memories_digest(cube_copy: Path) -> None:
+    with open(cube_copy / "memories.arrow", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(IntegrityError, match="does not match the digest"):
+        open_cube(cube_copy)
+
+
+def test_not_a_cube(tmp_path: Path) -> None:
+    with pytest.raises(CubeNotFoundError, match="no such cube"):
+        open_cube(tmp_path / "none.memcube")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(CubeNotFoundError, match=r"has no manifest\.json"):
+        open_cube(tmp_path / "plain")
+    (tmp_path / "file.memcube").write_text("x")
+    with pytest.raises(CubeNotFoundError, match="is not a directory"):
+        open_cube(tmp_path / "file.memcube")
+
+
+def test_existing_cube_is_not_overwritten(cube_copy: Path, embedder) -> None:
+    before = (cube_copy / "manifest.json").read_bytes()
+    with pytest.raises(CubeExistsError):
+        pack_corpus(cube_copy, embedder)
+    assert (cube_copy / "manifest.json").read_bytes() == before
+    report = pack_corpus(cube_copy, embedder, force=True)
+    assert report.cube_id != json.loads(before)["cube_id"]
+    assert siblings(cube_copy) == ["team.memcube"]
+
+
+def test_failure_mid_pack_leaves_nothing(tmp_path: Path, embedder, monkeypatch) -> None:
+    out = tmp_path / "x.memcube"
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("memos_cli.cube.cube.build_index", boom)
+    with pytest.raises(KeyboardInterrupt):
+        pack_corpus(out, embedder)
+    assert siblings(out) == []
+
+
+def test_interrupted_force_repack_keeps_old_cube(cube_copy: Path, embedder, monkeypatch,
+                                                 keys: tuple[Path, Path]) -> None:
+    before = {p: p.read_bytes() for p in cube_copy.rglob("*") if p.is_file()}
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("memos_cli.cube.cube.sign_cube", boom)
+    with pytest.raises(KeyboardInterrupt):
+        pack_corpus(cube_copy, embedder, key=keys[0], force=True)
+    after = {p: p.read_bytes() for p in cube_copy.rglob("*") if p.is_file()}
+    assert after == before
+    assert siblings(cube_copy) == ["team.memcube"]
+
+
+def test_empty_corpus(tmp_path: Path, embedder) -> None:
+    from memos_cli.pack import pack
+    from memos_cli.sources import Defaults
+    from tests.conftest import FIXED_TIME
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "blank.md").write_text("\n\n")
+    with pytest.raises(EmptyCorpusError, match="no memories found"):
+        pack([tmp_path / "src"], tmp_path / "e.memcube", embedder=embedder,
+             defaults=Defaults(now=FIXED_TIME))
+    assert not (tmp_path / "e.memcube").exists()
+
+
+def test_bad_source_after_good_ones_writes_nothing(tmp_path: Path, embedder) -> None:
+    from memos_cli.pack import pack
+    from memos_cli.sources import Defaults
+    from tests.conftest import CORPUS, FIXED_TIME
+
+    bad = tmp_path / "z.json"
+    bad.write_text("{oops")
+    with pytest.raises(SourceError, match="malformed JSON"):
+        pack([CORPUS, bad], tmp_path / "e.memcube", embedder=embedder,
+             defaults=Defaults(now=FIXED_TIME))
+    assert sorted(os.listdir(tmp_path)) == ["z.json"]
+
+
+def test_reindex_without_key_drops_signature(cube_copy: Path, embedder,
+                                             keys: tuple[Path, Path]) -> None:
+    cube = rebuild_index(cube_copy, embedder)
+    assert not cube.signed
+    assert verify(cube_copy).ok
+    cube = rebuild_index(cube_copy, embedder, key=keys[0])
+    assert cube.signed and verify(cube_copy, keys[1]).signature == "verified"
+    assert siblings(cube_copy) == ["team.memcube"]
+
+
+def test_index_out_of_step_is_detected(cube_copy: Path, embedder) -> None:
+    import lancedb
+
+    tbl = lancedb.connect(str(cube_copy / "index")).open_table("memories")
+    tbl.delete("true")
+    with pytest.raises(IntegrityError, match="index does not hold exactly"):
+        verify(cube_copy)

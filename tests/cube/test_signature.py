@@ -1,0 +1,100 @@
+"""memcube.sig: signing, verification, tampering (spec §7)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memos_cli.cube import key_fingerprint, verify
+from memos_cli.cube.layout import scan_members
+from memos_cli.errors import FormatError, IntegrityError, KeyFileError, MemosError, SignatureError
+
+
+def test_packed_cube_verifies(packed_cube: Path, keys: tuple[Path, Path]) -> None:
+    report = verify(packed_cube, keys[1])
+    assert report.ok and report.signed and report.signature == "verified"
+    assert report.memories == 18
+
+
+def test_library_cli_verifies_the_cube(packed_cube: Path, keys: tuple[Path, Path]) -> None:
+    tool = Path(sys.executable).with_name("model_signing")
+    proc = subprocess.run(
+        [str(tool), "verify", "key", "--signature", str(packed_cube / "memcube.sig"),
+         "--public_key", str(keys[1]), str(packed_cube)],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Verification succeeded" in proc.stdout
+
+
+def test_library_cli_rejects_other_key(packed_cube: Path, other_keys: tuple[Path, Path]) -> None:
+    tool = Path(sys.executable).with_name("model_signing")
+    proc = subprocess.run(
+        [str(tool), "verify", "key", "--signature", str(packed_cube / "memcube.sig"),
+         "--public_key", str(other_keys[1]), str(packed_cube)],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+
+
+def test_wrong_key_is_refused(packed_cube: Path, other_keys: tuple[Path, Path]) -> None:
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify(packed_cube, other_keys[1])
+
+
+def test_without_key_signature_is_not_claimed(packed_cube: Path) -> None:
+    report = verify(packed_cube)
+    assert report.signature == "not checked (no key given)"
+
+
+def test_every_file_is_tamper_evident(packed_cube: Path, keys: tuple[Path, Path],
+                                      tmp_path: Path) -> None:
+    files = [f for f in scan_members(packed_cube) if f != "memcube.sig"]
+    assert "manifest.json" in files and "memories.arrow" in files
+    assert any(f.startswith("index/") for f in files)
+    for i, rel in enumerate(files):
+        cube = tmp_path / f"c{i}.memcube"
+        shutil.copytree(packed_cube, cube)
+        target = cube / rel
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        target.write_bytes(bytes(data))
+        with pytest.raises(MemosError) as e:
+            verify(cube, keys[1])
+        assert isinstance(e.value, (SignatureError, IntegrityError, FormatError)), rel
+        if isinstance(e.value, SignatureError):
+            assert rel in str(e.value), (rel, str(e.value))
+
+
+def test_added_and_removed_files_are_detected(cube_copy: Path, keys: tuple[Path, Path]) -> None:
+    (cube_copy / "index" / "note.txt").write_text("hello")
+    with pytest.raises(SignatureError, match=r"Extra files.*index/note\.txt"):
+        verify(cube_copy, keys[1])
+    (cube_copy / "index" / "note.txt").unlink()
+    victim = next(p for p in (cube_copy / "index").rglob("*.txn"))
+    victim.unlink()
+    with pytest.raises(MemosError):
+        verify(cube_copy, keys[1])
+
+
+def test_unsigned_cube(cube_copy: Path, keys: tuple[Path, Path]) -> None:
+    (cube_copy / "memcube.sig").unlink()
+    assert verify(cube_copy).signature == "unsigned"
+    with pytest.raises(SignatureError, match="unsigned"):
+        verify(cube_copy, keys[1])
+
+
+def test_bad_key_files(packed_cube: Path, tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    junk = tmp_path / "junk.pub"
+    junk.write_text("not a key")
+    with pytest.raises(KeyFileError, match="not a PEM public key"):
+        verify(packed_cube, junk)
+    with pytest.raises(KeyFileError, match="cannot read"):
+        verify(packed_cube, tmp_path / "missing.pub")
+    with pytest.raises(KeyFileError):  # a private key where a public one is expected
+        verify(packed_cube, keys[0])
+
+
+def test_key_fingerprint_is_stable(keys: tuple[Path, Path]) -> None:
+    fp = key_fingerprint(keys[1])
+    assert fp.startswith("sha256:") and fp == key_fingerprint(keys[1])

@@ -1,0 +1,53 @@
+"""JSONL memories: field mapping, extra, errors with line numbers (spec §8.2)."""
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from memos_cli.errors import SourceError
+from memos_cli.sources import Defaults, read_source
+from tests.conftest import FIXED_TIME
+
+
+def write(tmp_path: Path, *lines: str) -> Path:
+    p = tmp_path / "m.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def test_fields_are_mapped_and_unknown_go_to_extra(tmp_path: Path) -> None:
+    p = write(tmp_path, json.dumps({
+        "text": "Ann likes tea.", "type": "preference", "role": "Ann", "tags": "drinks",
+        "priority": 3, "visibility": "public", "readers": ["bob"], "ticket": "KES-9",
+        "created_at": "2026-01-01T00:00:00Z", "ttl": 3600, "content_hash": "sha256:bogus",
+    }), "", json.dumps({"memory": "Second.", "id": "m-2", "parent_id": "m-1", "version": 2}))
+    a, b = read_source(p, "m.jsonl", Defaults(now=FIXED_TIME, owner="o")).memories
+    assert a.content == "Ann likes tea." and a.semantic_type == "preference"
+    assert a.speaker == "Ann" and a.tags == ("drinks",) and a.priority == 3
+    assert a.visibility == "public" and a.readers == ("bob",) and a.owner == "o"
+    assert a.extra == {"ticket": "KES-9"}
+    assert a.created_at == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert a.expires_at == a.created_at + timedelta(hours=1)
+    assert a.content_hash != "sha256:bogus"
+    assert (a.source_file, a.line_start, a.line_end) == ("m.jsonl", 1, 1)
+    assert (b.id, b.parent_id, b.version, b.line_start) == ("m-2", "m-1", 2, 3)
+    assert b.origin == "import" and b.semantic_type == "fact"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", "line 1: malformed JSON"),
+    ("[1, 2]", "line 1: line is not a JSON object"),
+    ('{"x": 1}', "line 1: no 'content'"),
+    ('{"content": 5}', "line 1: 'content' is not a string"),
+    ('{"content": "a", "priority": "high"}', "line 1: 'priority' is not an integer"),
+    ('{"content": "a", "created_at": "yesterday"}', "line 1"),
+    ('{"content": "a", "visibility": "secret"}', "line 1: visibility"),
+    ('{"content": "a", "ttl": 5, "expires_at": "2030-01-01T00:00:00Z"}', "both 'ttl'"),
+])
+def test_bad_lines_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    p = write(tmp_path, line)
+    with pytest.raises(SourceError, match=message) as e:
+        read_source(p, "m.jsonl", Defaults(now=FIXED_TIME))
+    assert str(e.value).startswith(str(p))
