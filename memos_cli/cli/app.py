@@ -12,6 +12,7 @@ import traceback
 from typing import Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from memos_cli import __version__
@@ -34,17 +35,17 @@ class _Group(TyperGroup):
         except MemosError as e:
             if _state["debug"]:
                 traceback.print_exc()
-            err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
-            err.print("interrupted: nothing was changed")
+            err.print("interrupted: nothing was changed", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as e:
             if _state["debug"]:
                 traceback.print_exc()
             msg = str(e).splitlines()[0] if str(e) else ""
-            err.print(f"[red]internal error:[/red] {type(e).__name__}: {msg} "
-                      "(run with --debug for the traceback)", markup=True, highlight=False)
+            err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg)} "
+                      "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_INTERNAL) from None
 
 

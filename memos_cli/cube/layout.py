@@ -29,6 +29,12 @@ SUFFIX = ".memcube"
 FORBIDDEN_SUFFIXES = (".pickle", ".pkl", ".pt", ".pth", ".bin", ".joblib", ".npy", ".npz")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def check_member(root: Path, rel: str, *, what: str = "path") -> Path:
     """Resolve a manifest path ``rel`` inside cube ``root``, refusing anything that escapes it.
 
@@ -101,11 +107,15 @@ def require_cube_dir(path: str | Path) -> Path:
     return p
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file beside it, fsync, rename)."""
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (temp file beside it, fsync, rename).
+
+    ``mode`` defaults to 0666 less the umask; the file never exists with a wider mode.
+    """
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.chmod(tmp, (0o666 & ~_umask()) if mode is None else mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -132,6 +142,7 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a cube is shared as usual
         yield tmp
         if dest.exists() or dest.is_symlink():
             if not force:

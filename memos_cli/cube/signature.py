@@ -10,7 +10,6 @@ library's own command::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -43,8 +42,7 @@ def generate_keypair(prefix: str | Path, *, force: bool = False) -> tuple[Path, 
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     base.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(priv, pem)
-    os.chmod(priv, 0o600)
+    atomic_write_bytes(priv, pem, mode=0o600)
     atomic_write_bytes(pub, pub_pem)
     return priv, pub
 
