@@ -19,11 +19,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import FTS
-from lancedb.query import MatchQuery
 
 from memos_cli.errors import FormatError
 
@@ -57,6 +54,9 @@ def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.n
         texts: ``Memory.render()`` of each memory, the text the full-text index covers.
         vectors: ``[n, dim] float32``, L2-normalised embeddings of ``texts``.
     """
+    import lancedb  # deferred: importing LanceDB costs about a second
+    from lancedb.index import FTS
+
     n, dim = vectors.shape
     if not (len(ids) == len(texts) == n):
         raise ValueError("ids, texts and vectors differ in length")
@@ -77,6 +77,8 @@ class Index:
     """An opened cube index. Opening reads; searching never writes to the cube."""
 
     def __init__(self, index_dir: Path, table: str = TABLE) -> None:
+        import lancedb
+
         try:
             self._tbl = lancedb.connect(str(index_dir)).open_table(table)
         except Exception as e:  # lancedb raises bare ValueError/RuntimeError/OSError
@@ -99,6 +101,8 @@ class Index:
         Returns at most ``k`` hits, best first, ties broken by id. The fusion parameters are
         exposed for benchmarks; the defaults are the spec's.
         """
+        from lancedb.query import MatchQuery
+
         pool = max(k, candidates)
         try:
             vec_rows = (
