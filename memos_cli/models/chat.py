@@ -110,8 +110,12 @@ def gguf_to_dir(gguf: Path, status: Callable[[str], None] | None = None) -> Path
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf.parent), gguf.name
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelNotFoundError(f"cannot read GGUF model: {str(e).splitlines()[0]}",
+                                 path=gguf) from e
     with atomic_directory(cache, force=True) as tmp:
         model.config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)

@@ -13,6 +13,19 @@ from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError, IntegrityError, MemosError
 
 
+def read_arrow(cube: Path) -> pa.Table:
+    with pa.memory_map(str(cube / "memories.arrow")) as src:
+        return pa.ipc.open_file(src).read_all()
+
+
+def forge_table(cube: Path, table: pa.Table, tmp_path: Path) -> None:
+    """Write ``table`` as the cube's memories.arrow with a matching digest."""
+    p = tmp_path / "m.arrow"
+    with pa.OSFile(str(p), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+        w.write_table(table)
+    set_memories(cube, p.read_bytes())
+
+
 def set_memories(cube: Path, data: bytes) -> None:
     """Replace memories.arrow and fix its digest, as an attacker without the key could."""
     (cube / "memories.arrow").write_bytes(data)
@@ -83,28 +96,18 @@ def test_truncated_memories_with_forged_digest(cube_copy: Path) -> None:
 
 
 def test_extra_column_with_forged_digest(cube_copy: Path, tmp_path: Path) -> None:
-    with pa.memory_map(str(cube_copy / "memories.arrow")) as src:
-        t = pa.ipc.open_file(src).read_all()
-    t = t.append_column("payload", pa.array(["x"] * t.num_rows))
-    p = tmp_path / "m.arrow"
-    with pa.OSFile(str(p), "wb") as f, pa.ipc.new_file(f, t.schema) as w:
-        w.write_table(t)
-    set_memories(cube_copy, p.read_bytes())
+    t = read_arrow(cube_copy)
+    forge_table(cube_copy, t.append_column("payload", pa.array(["x"] * t.num_rows)), tmp_path)
     with pytest.raises(FormatError, match="unknown column payload"):
         verify(cube_copy)
 
 
 def test_edited_content_with_forged_digest(cube_copy: Path, tmp_path: Path) -> None:
-    with pa.memory_map(str(cube_copy / "memories.arrow")) as src:
-        t = pa.ipc.open_file(src).read_all()
+    t = read_arrow(cube_copy)
     content = t.column("content").to_pylist()
     content[0] = "The budget cap is 1,000,000 euros."
-    t = t.set_column(t.schema.get_field_index("content"), t.schema.field("content"),
-                     pa.array(content))
-    p = tmp_path / "m.arrow"
-    with pa.OSFile(str(p), "wb") as f, pa.ipc.new_file(f, t.schema) as w:
-        w.write_table(t)
-    set_memories(cube_copy, p.read_bytes())
+    forge_table(cube_copy, t.set_column(t.schema.get_field_index("content"),
+                                        t.schema.field("content"), pa.array(content)), tmp_path)
     with pytest.raises(IntegrityError, match="does not match its content_hash"):
         verify(cube_copy)
 

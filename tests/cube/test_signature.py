@@ -18,23 +18,23 @@ def test_packed_cube_verifies(packed_cube: Path, keys: tuple[Path, Path]) -> Non
     assert report.memories == 18
 
 
-def test_library_cli_verifies_the_cube(packed_cube: Path, keys: tuple[Path, Path]) -> None:
+def model_signing_verify(cube: Path, public_key: Path) -> subprocess.CompletedProcess:
+    """The signing library's own command, as a user would run it."""
     tool = Path(sys.executable).with_name("model_signing")
-    proc = subprocess.run(
-        [str(tool), "verify", "key", "--signature", str(packed_cube / "memcube.sig"),
-         "--public_key", str(keys[1]), str(packed_cube)],
+    return subprocess.run(
+        [str(tool), "verify", "key", "--signature", str(cube / "memcube.sig"),
+         "--public_key", str(public_key), str(cube)],
         capture_output=True, text=True, timeout=120)
+
+
+def test_library_cli_verifies_the_cube(packed_cube: Path, keys: tuple[Path, Path]) -> None:
+    proc = model_signing_verify(packed_cube, keys[1])
     assert proc.returncode == 0, proc.stderr
     assert "Verification succeeded" in proc.stdout
 
 
 def test_library_cli_rejects_other_key(packed_cube: Path, other_keys: tuple[Path, Path]) -> None:
-    tool = Path(sys.executable).with_name("model_signing")
-    proc = subprocess.run(
-        [str(tool), "verify", "key", "--signature", str(packed_cube / "memcube.sig"),
-         "--public_key", str(other_keys[1]), str(packed_cube)],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
+    assert model_signing_verify(packed_cube, other_keys[1]).returncode != 0
 
 
 def test_wrong_key_is_refused(packed_cube: Path, other_keys: tuple[Path, Path]) -> None:
