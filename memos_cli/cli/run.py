@@ -47,7 +47,8 @@ def run(
     out.print(f"[bold]{result.answer}[/bold]\n")
     out.print(f"memories used ({len(result.memories)}):")
     for r in result.memories:
-        out.print(f"  [{r.rank}] {r.memory.id}  {r.memory.render()}", markup=False)
+        text = " ".join(r.memory.render().split())
+        out.print(f"  [{r.rank}] {r.memory.id}  {text}", markup=False)
     t = result.timings
     out.print(f"\nmodel {result.model}: load {t['model_load_s']:.2f} s, retrieval "
               f"{t['retrieval_s'] * 1000:.0f} ms, time to first token {t['ttft_s']:.2f} s "

@@ -44,6 +44,7 @@ class Cube:
 
     def __init__(self, path: str | Path) -> None:
         self.path = layout.require_cube_dir(path)
+        self._index: Index | None = None
         self.manifest: Manifest = read_manifest(self.path)
         self.files = layout.scan_members(self.path)
         m = self.manifest
@@ -74,12 +75,15 @@ class Cube:
         return {m.id: m for m in self.memories}
 
     def index(self) -> Index:
-        """Open the search index. Raises ``FormatError`` if it is missing or unreadable."""
+        """The search index, opened once. Raises ``FormatError`` if missing or unreadable."""
+        if self._index is not None:
+            return self._index
         if not self.index_path.is_dir():
             raise FormatError(
                 f"search index {self.manifest.index['path']}/ is missing "
                 "(rebuild it with `memos reindex`)", path=self.path)
-        return Index(self.index_path, self.manifest.index["table"])
+        self._index = Index(self.index_path, self.manifest.index["table"])
+        return self._index
 
     def size_bytes(self) -> int:
         return sum((self.path / f).stat().st_size for f in self.files)

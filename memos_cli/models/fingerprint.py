@@ -1,0 +1,83 @@
+"""The identity of a chat model, as the activation tier records and checks it (spec §10.3).
+
+A KV cache is only valid for the exact model, tokenizer and chat template that computed it
+(MemOS issue #2300 shows what happens otherwise: a cache loads silently into another model).
+The fingerprint names everything that changes the cached tensors or the token ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memos_cli.digest import canonical_json, sha256_bytes
+
+#: Config keys that say nothing about the computation (paths, versions, bookkeeping).
+_VOLATILE_CONFIG = {"_name_or_path", "transformers_version", "torch_dtype", "dtype",
+                    "_commit_hash", "_attn_implementation_autoset", "architectures",
+                    "use_cache", "output_attentions", "output_hidden_states", "return_dict"}
+#: Keys compared between a segment and a model, in the order mismatches are reported.
+CHECKED = ("architecture", "config_sha256", "tokenizer_sha256", "chat_template_sha256",
+           "num_layers", "num_kv_heads", "head_dim", "rope", "compute_dtype",
+           "transformers_major")
+
+
+def model_fingerprint(model: Any, tokenizer: Any) -> dict[str, Any]:
+    """Fingerprint of a loaded causal LM and its tokenizer.
+
+    Returns a JSON-ready dict: ``architecture``, ``config_sha256`` (canonical JSON of the config
+    without volatile keys), ``tokenizer_sha256`` (the fast tokenizer's serialized JSON plus its
+    special tokens), ``chat_template_sha256``, ``num_layers``, ``num_kv_heads``, ``head_dim``,
+    ``rope`` (theta and scaling), ``compute_dtype``, ``transformers_version`` and its major.
+    """
+    import transformers
+
+    cfg = model.config.get_text_config(decoder=True) if hasattr(
+        model.config, "get_text_config") else model.config
+    conf = {k: v for k, v in model.config.to_dict().items() if k not in _VOLATILE_CONFIG}
+    heads = int(cfg.num_attention_heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    tok_blob = {
+        "tokenizer": backend.to_str() if backend is not None else repr(tokenizer.get_vocab()),
+        "special": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
+    }
+    rope = getattr(cfg, "rope_parameters", None) or {
+        "rope_theta": getattr(cfg, "rope_theta", None),
+        "rope_scaling": getattr(cfg, "rope_scaling", None)}
+    version = transformers.__version__
+    return {
+        "architecture": (model.config.architectures or [type(model).__name__])[0],
+        "config_sha256": sha256_bytes(canonical_json(_jsonable(conf))),
+        "tokenizer_sha256": sha256_bytes(canonical_json(tok_blob)),
+        "chat_template_sha256": sha256_bytes((tokenizer.chat_template or "").encode("utf-8")),
+        "num_layers": int(cfg.num_hidden_layers),
+        "num_kv_heads": int(getattr(cfg, "num_key_value_heads", None) or heads),
+        "head_dim": head_dim,
+        "rope": _jsonable(rope),
+        "compute_dtype": str(model.dtype).removeprefix("torch."),
+        "transformers_version": version,
+        "transformers_major": int(version.split(".")[0]),
+    }
+
+
+def mismatches(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Names of the fingerprint fields that differ (``CHECKED`` order), with both values."""
+    out = []
+    for key in CHECKED:
+        a, b = recorded.get(key), current.get(key)
+        if a != b:
+            show = (lambda v: str(v)[:19] + "...") if key.endswith("sha256") else str
+            out.append(f"{key} {show(a)} != {show(b)}")
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else str(obj)
+    return str(obj)
