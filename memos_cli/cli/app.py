@@ -83,9 +83,9 @@ def _root(
 
 
 def _register() -> None:
-    from memos_cli.cli import cube, run, search
+    from memos_cli.cli import convert, cube, run, search
 
-    for module in (cube, search, run):
+    for module in (cube, search, run, convert):
         module.register(app)
 
 

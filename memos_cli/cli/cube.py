@@ -164,6 +164,16 @@ def inspect(
         src.add_row(s["path"], s["format"], str(s["memories"]), str(s["size"]),
                     s["sha256"][:19] + "...")
     out.print(src)
+    if c.segments:
+        kt = Table(title="activation tier: KV segments", title_justify="left")
+        for col in ("id", "model", "fingerprint", "memories", "tokens", "dtype", "bytes",
+                    "bytes/token"):
+            kt.add_column(col)
+        for s in c.segments:
+            kt.add_row(s["id"], s["model"], s["model_fingerprint_sha256"][:19] + "...",
+                       str(len(s["memory_ids"])), str(s["tokens"]), s["storage_dtype"],
+                       f"{s['size']:,}", f"{s['size'] / s['tokens']:,.0f}")
+        out.print(kt)
     if first:
         mt = Table(title=f"first {len(first)} memories", title_justify="left")
         for col in ("id", "type", "source", "text"):

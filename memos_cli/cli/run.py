@@ -11,12 +11,23 @@ from memos_cli.cli.output import out, print_json, status
 from memos_cli.cube import open_cube
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
+from memos_cli.tiers.kv import answer_kv
 from memos_cli.tiers.plaintext import answer
 
 
 def run(
-    cube: Path = typer.Argument(..., help="The .memcube directory."),
+    cubes: list[Path] = typer.Argument(..., metavar="CUBE...",
+                                       help="One .memcube directory, or several with --tier kv."),
     question: str = typer.Argument(..., help="The question to answer."),
+    tier: str = typer.Option("text", help="text: retrieve memories into the prompt; kv: use "
+                                          "the cube's precomputed KV cache (no prefill of the "
+                                          "memories)."),
+    compose: str = typer.Option("rerotate", help="kv with several cubes: rerotate (RoPE "
+                                                 "positions moved to each offset) or naive."),
+    recompute: int = typer.Option(0, help="kv with several cubes: recompute the first N tokens "
+                                          "of each later segment (CacheBlend-style)."),
+    segment: str | None = typer.Option(None, help="kv: the segment id to use [default: the "
+                                                  "newest made by this model]."),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="Local model directory, .gguf file, or hub id in the local HF cache "
@@ -27,20 +38,32 @@ def run(
     embedder: Path | None = EMBEDDER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Answer QUESTION with the model, given the cube's top-k memories.
+    """Answer QUESTION with the model and the cube's memories.
 
-    Prints the answer, the memories used (ids and text) and the timings.
-    Example: [bold]memos run team.memcube "What budget did we agree on?"[/bold]
+    Tier text puts the top-k retrieved memories in the prompt; tier kv uses the cube's
+    precomputed KV cache. Prints the answer, the memories used (ids and text) and the timings.
+    Example: [bold]memos run team.memcube "What budget did we agree on?" --tier kv[/bold]
     """
-    if k < 0 or max_new_tokens < 1 or temperature < 0:
-        raise UsageError("-k must be >= 0, --max-new-tokens >= 1 and --temperature >= 0")
-    c = open_cube(cube)
-    enc = load_embedder(embedder)
+    if k < 0 or max_new_tokens < 1 or temperature < 0 or recompute < 0:
+        raise UsageError("-k, --recompute must be >= 0, --max-new-tokens >= 1, "
+                         "--temperature >= 0")
+    if tier not in ("text", "kv"):
+        raise UsageError(f"--tier {tier!r} is not text or kv")
+    if tier == "text" and len(cubes) != 1:
+        raise UsageError("--tier text takes one cube; several cubes compose with --tier kv")
+    opened = [open_cube(c) for c in cubes]
     with status("loading model") as say:
         lm = chat.load(model, status=say)
-    with status("thinking"):
-        result = answer(c, enc, lm, question, k=k, max_new_tokens=max_new_tokens,
-                        temperature=temperature)
+    if tier == "kv":
+        with status("thinking"):
+            result = answer_kv(opened, lm, question, segment=segment, mode=compose,
+                               recompute=recompute, max_new_tokens=max_new_tokens,
+                               temperature=temperature)
+    else:
+        enc = load_embedder(embedder)
+        with status("thinking"):
+            result = answer(opened[0], enc, lm, question, k=k, max_new_tokens=max_new_tokens,
+                            temperature=temperature)
     if as_json:
         print_json(result.to_dict())
         return
@@ -50,8 +73,10 @@ def run(
         text = " ".join(r.memory.render().split())
         out.print(f"  [{r.rank}] {r.memory.id}  {text}", markup=False)
     t = result.timings
-    out.print(f"\nmodel {result.model}: load {t['model_load_s']:.2f} s, retrieval "
-              f"{t['retrieval_s'] * 1000:.0f} ms, time to first token {t['ttft_s']:.2f} s "
+    step = (f"segment load {t['segment_load_s'] * 1000:.0f} ms" if "segment_load_s" in t
+            else f"retrieval {t['retrieval_s'] * 1000:.0f} ms")
+    out.print(f"\n{result.tier} tier, model {result.model}: load {t['model_load_s']:.2f} s, "
+              f"{step}, time to first token {t['ttft_s']:.2f} s "
               f"({result.prompt_tokens} prompt tokens), {t['tokens_per_s']:.1f} tokens/s")
 
 

@@ -85,6 +85,27 @@ class Cube:
         self._index = Index(self.index_path, self.manifest.index["table"])
         return self._index
 
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        """The manifest's KV segment entries (empty without an activation tier)."""
+        return list((self.manifest.kv or {}).get("segments", []))
+
+    def segment_path(self, entry: dict[str, Any]) -> Path:
+        """Path of a listed KV segment, checked to be inside the cube, present, and of the
+        listed size (the digest is checked by :func:`verify`).
+
+        Raises:
+            FormatError: unsafe path. IntegrityError: missing or of another size.
+        """
+        p = layout.check_member(self.path, entry["path"], what="KV segment path")
+        if not p.is_file():
+            raise IntegrityError(f"KV segment {entry['path']} is listed in the manifest but "
+                                 "missing", path=self.path)
+        if p.stat().st_size != entry["size"]:
+            raise IntegrityError(f"size {p.stat().st_size} differs from the manifest's "
+                                 f"{entry['size']} (changed or truncated)", path=p)
+        return p
+
     def size_bytes(self) -> int:
         return sum((self.path / f).stat().st_size for f in self.files)
 
@@ -138,7 +159,7 @@ def write_cube(
         build_index(tmp / layout.INDEX_DIR, [m.id for m in memories],
                     [m.render() for m in memories], vectors)
         manifest = Manifest(
-            format_version=f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}",
+            format_version=CURRENT,
             cube_id=spec.cube_id or str(uuid.uuid4()),
             name=spec.name,
             description=spec.description,
@@ -161,6 +182,21 @@ def write_cube(
         if key is not None:
             sign_cube(tmp, key)
     return Path(target)
+
+
+CURRENT = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
+
+
+def check_writable(cube: Cube) -> None:
+    """Refuse to rewrite a cube of a newer format minor (it would lose what we don't know).
+
+    Older 1.x cubes are rewritten as the current version.
+    """
+    major, minor = (int(x) for x in cube.manifest.format_version.split("."))
+    if (major, minor) > FORMAT_VERSION:
+        raise FormatError(
+            f"cube has format {cube.manifest.format_version}, newer than this memos "
+            f"({CURRENT}); upgrade memos to change it", path=cube.path / layout.MANIFEST)
 
 
 def _index_entry() -> dict[str, Any]:
@@ -210,6 +246,10 @@ def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyRepo
         raise IntegrityError(
             f"manifest counts {cube.manifest.counts['memories']} memories, the file holds "
             f"{len(mems)}", path=cube.path / layout.MANIFEST)
+    for entry in cube.segments:
+        seg = cube.segment_path(entry)
+        if sha256_file(seg) != entry["sha256"]:
+            raise IntegrityError("file does not match the digest in manifest.json", path=seg)
     if sorted(cube.index().ids()) != sorted(ids):
         raise IntegrityError("search index does not hold exactly the cube's memories "
                              "(rebuild it with `memos reindex`)", path=cube.index_path)
@@ -233,10 +273,7 @@ def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
             cube shows as unsigned rather than carrying a stale signature.
     """
     cube = open_cube(path)
-    if cube.manifest.format_version != f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}":
-        raise FormatError(
-            f"cube has format {cube.manifest.format_version}; this memos rewrites only "
-            f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]} cubes", path=cube.path / layout.MANIFEST)
+    check_writable(cube)
     mems = cube.memories
     with layout.rewrite_cube(cube.path) as tmp:
         shutil.rmtree(tmp / cube.manifest.index["path"], ignore_errors=True)
@@ -244,6 +281,7 @@ def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
         build_index(tmp / layout.INDEX_DIR, [m.id for m in mems], [m.render() for m in mems],
                     vectors)
         raw = dict(cube.manifest.to_dict())
+        raw["format_version"] = CURRENT
         raw["index"] = _index_entry()
         raw["embedding"] = dict(embedding)
         write_manifest(tmp, Manifest.from_dict(raw))

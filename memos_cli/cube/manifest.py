@@ -15,9 +15,9 @@ from memos_cli.cube.layout import MANIFEST, atomic_write_bytes
 from memos_cli.errors import FormatError
 
 FORMAT = "memcube"
-#: The format version this code writes; it reads every 1.x with x <= 0 fully, and newer 1.x
-#: minor versions by ignoring the top-level keys it does not know.
-FORMAT_VERSION = (1, 0)
+#: The format version this code writes; it reads every 1.x with x <= 1 fully, and newer 1.x
+#: minor versions by ignoring the top-level keys it does not know. 1.1 added ``kv``.
+FORMAT_VERSION = (1, 1)
 MAX_MANIFEST_BYTES = 16 << 20
 
 
@@ -57,6 +57,7 @@ class Manifest:
     index: dict[str, Any]
     embedding: dict[str, Any]
     provenance: dict[str, Any]
+    kv: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +76,7 @@ class Manifest:
             "index": dict(self.index),
             "embedding": dict(self.embedding),
             "provenance": self.provenance,
+            **({"kv": self.kv} if self.kv is not None else {}),
         }
 
     @classmethod
@@ -109,6 +111,10 @@ class Manifest:
             jsonschema.Draft202012Validator(schema()).iter_errors(checked),
             key=lambda e: list(map(str, e.absolute_path)),
         )
+        if not problems and bool(checked.get("kv", {}).get("segments")) != (
+                "activation" in checked["tiers"]):
+            raise FormatError("tiers must list 'activation' exactly when kv segments exist",
+                              path=path)
         if problems:
             text = "; ".join(
                 f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
@@ -130,6 +136,7 @@ class Manifest:
             index=checked["index"],
             embedding=checked["embedding"],
             provenance=checked["provenance"],
+            kv=checked.get("kv"),
             raw=data,
         )
 

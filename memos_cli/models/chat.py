@@ -13,7 +13,7 @@ import importlib.util
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,16 @@ class ChatModel:
     model: Any
     tokenizer: Any
     load_s: float
+    _fingerprint: dict[str, Any] | None = field(default=None, repr=False)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The model's identity for KV caches (``memos_cli.models.fingerprint``), computed
+        once."""
+        if self._fingerprint is None:
+            from memos_cli.models.fingerprint import model_fingerprint
+
+            self._fingerprint = model_fingerprint(self.model, self.tokenizer)
+        return self._fingerprint
 
 
 def load(model: str | None = None, *, status: Callable[[str], None] | None = None) -> ChatModel:

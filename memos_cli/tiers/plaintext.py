@@ -105,6 +105,7 @@ class Generation:
     new_tokens: int
     ttft_s: float
     total_s: float
+    token_ids: list[int] = field(default_factory=list)
 
     @property
     def tokens_per_s(self) -> float:
@@ -130,28 +131,49 @@ class _FirstTokenClock:
 
 def generate(chat: ChatModel, messages: list[dict[str, str]], *, max_new_tokens: int = 128,
              temperature: float = 0.0) -> Generation:
-    """Apply the chat template and generate (greedy when ``temperature`` is 0)."""
+    """Apply the chat template and generate (greedy when ``temperature`` is 0).
+
+    ``ttft_s`` counts from this call: templating, tokenization, the prefill of the whole
+    prompt (logits only for the last position) and the first decode step.
+    """
+    t0 = time.perf_counter()
+    ids = chat.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                             tokenize=True, return_dict=True)["input_ids"]
+    return generate_ids(chat, list(ids), max_new_tokens=max_new_tokens,
+                        temperature=temperature, started=t0)
+
+
+def generate_ids(chat: ChatModel, ids: list[int], *, cache: Any = None,
+                 max_new_tokens: int = 128, temperature: float = 0.0,
+                 started: float | None = None) -> Generation:
+    """Generate after the prompt ``ids``. With ``cache`` (a ``DynamicCache`` holding the
+    first ``cache.get_seq_length()`` tokens of ``ids``), only the rest is prefilled; the cache
+    is consumed (transformers extends it in place), so pass a fresh one each call.
+
+    ``started``: ``time.perf_counter()`` value that ``ttft_s`` counts from (default: now).
+    """
     import torch
 
     tok = chat.tokenizer
-    t0 = time.perf_counter()
-    enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                  return_dict=True)
-    ids = enc["input_ids"]
+    t0 = time.perf_counter() if started is None else started
+    input_ids = torch.tensor([ids], dtype=torch.long)
     clock = _FirstTokenClock()
     kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "streamer": clock,
                               "pad_token_id": tok.pad_token_id or tok.eos_token_id}
+    if cache is not None:
+        kwargs["past_key_values"] = cache
     if temperature > 0:
         kwargs.update(do_sample=True, temperature=temperature)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     with torch.inference_mode():
-        out = chat.model.generate(input_ids=ids, attention_mask=enc["attention_mask"], **kwargs)
+        out = chat.model.generate(input_ids=input_ids,
+                                  attention_mask=torch.ones_like(input_ids), **kwargs)
     total = time.perf_counter() - t0
-    new = out[0, ids.shape[1]:]
+    new = out[0, input_ids.shape[1]:]
     text = tok.decode(new, skip_special_tokens=True).strip()
     ttft = (clock.first - t0) if clock.first is not None else total
-    return Generation(text, int(ids.shape[1]), int(new.shape[0]), ttft, total)
+    return Generation(text, len(ids), int(new.shape[0]), ttft, total, new.tolist())
 
 
 @dataclass
@@ -165,10 +187,11 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     prompt_tokens: int = 0
     new_tokens: int = 0
+    tier: str = "text"
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.answer, "model": self.model,
-                "tier": "text", "memories": [r.to_dict() for r in self.memories],
+                "tier": self.tier, "memories": [r.to_dict() for r in self.memories],
                 "prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens,
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}}
 

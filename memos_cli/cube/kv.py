@@ -1,0 +1,268 @@
+"""The activation tier on disk: KV-cache segments as safetensors files (spec/memcube.md §10).
+
+A segment is ``kv/<segment-id>.safetensors`` holding, for a prefix of ``T`` tokens computed at
+positions ``0..T-1``:
+
+- ``token_ids``: ``[T] int64``, the exact tokens of the prefix;
+- ``layers.<i>.keys`` and ``layers.<i>.values``: ``[kv_heads, T, head_dim]`` in the storage
+  dtype (``float32``, ``bfloat16``, ``float16`` or ``int8``); keys are stored after RoPE, as
+  the model's attention caches them;
+- for ``int8`` (KIVI-style asymmetric quantization, Liu et al., ICML 2024: keys per channel,
+  values per token): ``layers.<i>.keys.scale``/``.zero`` ``[kv_heads, 1, head_dim] float32``
+  and ``layers.<i>.values.scale``/``.zero`` ``[kv_heads, T, 1] float32``, with
+  ``x = (q + 128) * scale + zero``.
+
+The safetensors metadata (string to string) holds ``memcube.kv`` (``"1"``), the model
+fingerprint, the prompt template, memory ids and content hashes, storage dtype, quantization,
+and the shape numbers. This module never loads a model and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from memos_cli.digest import canonical_json, sha256_bytes
+from memos_cli.errors import FormatError
+
+KV_FORMAT = "1"
+STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                  "float16": torch.float16, "int8": torch.int8}
+QUANT_INT8 = "kivi-int8-asym: keys per channel, values per token"
+#: Largest segment file memos reads (bytes); larger files are refused before parsing.
+MAX_SEGMENT_BYTES = 8 << 30
+_META_KEYS = ("memcube.kv", "model", "model_fingerprint", "prompt_template", "memory_ids",
+              "content_hashes", "storage_dtype", "quantization", "num_tokens", "num_layers",
+              "num_kv_heads", "head_dim", "start_position")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentMeta:
+    """The parsed metadata of a segment file."""
+
+    model: str
+    model_fingerprint: dict[str, Any]
+    prompt_template: dict[str, Any]
+    memory_ids: tuple[str, ...]
+    content_hashes: tuple[str, ...]
+    storage_dtype: str
+    quantization: str
+    num_tokens: int
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+
+    def to_metadata(self) -> dict[str, str]:
+        return {
+            "memcube.kv": KV_FORMAT,
+            "model": self.model,
+            "model_fingerprint": canonical_json(self.model_fingerprint).decode(),
+            "prompt_template": canonical_json(self.prompt_template).decode(),
+            "memory_ids": json.dumps(list(self.memory_ids)),
+            "content_hashes": json.dumps(list(self.content_hashes)),
+            "storage_dtype": self.storage_dtype,
+            "quantization": self.quantization,
+            "num_tokens": str(self.num_tokens),
+            "num_layers": str(self.num_layers),
+            "num_kv_heads": str(self.num_kv_heads),
+            "head_dim": str(self.head_dim),
+            "start_position": "0",
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str] | None, path: Path) -> SegmentMeta:
+        """Parse and check the metadata. Raises ``FormatError`` naming every problem."""
+        meta = meta or {}
+        missing = [k for k in _META_KEYS if k not in meta]
+        if missing:
+            raise FormatError(f"KV segment metadata lacks {', '.join(missing)}", path=path)
+        if meta["memcube.kv"] != KV_FORMAT:
+            raise FormatError(f"KV segment format {meta['memcube.kv']!r} is not supported "
+                              f"(this memos reads {KV_FORMAT!r})", path=path)
+        try:
+            fields = {
+                "model": meta["model"],
+                "model_fingerprint": json.loads(meta["model_fingerprint"]),
+                "prompt_template": json.loads(meta["prompt_template"]),
+                "memory_ids": tuple(json.loads(meta["memory_ids"])),
+                "content_hashes": tuple(json.loads(meta["content_hashes"])),
+                "storage_dtype": meta["storage_dtype"],
+                "quantization": meta["quantization"],
+                "num_tokens": int(meta["num_tokens"]),
+                "num_layers": int(meta["num_layers"]),
+                "num_kv_heads": int(meta["num_kv_heads"]),
+                "head_dim": int(meta["head_dim"]),
+            }
+        except (ValueError, TypeError) as e:
+            raise FormatError(f"KV segment metadata is malformed: {e}", path=path) from e
+        problems = []
+        if fields["storage_dtype"] not in STORAGE_DTYPES:
+            problems.append(f"storage_dtype {fields['storage_dtype']!r} is unknown")
+        want_q = QUANT_INT8 if fields["storage_dtype"] == "int8" else "none"
+        if fields["quantization"] != want_q:
+            problems.append(f"quantization {fields['quantization']!r} does not fit "
+                            f"{fields['storage_dtype']}")
+        if meta["start_position"] != "0":
+            problems.append("start_position is not 0")
+        if len(fields["memory_ids"]) != len(fields["content_hashes"]):
+            problems.append("memory_ids and content_hashes differ in length")
+        for k in ("num_tokens", "num_layers", "num_kv_heads", "head_dim"):
+            if not 0 < fields[k] < 1 << 24:
+                problems.append(f"{k} {fields[k]} is out of range")
+        fp = fields["model_fingerprint"]
+        if not isinstance(fp, dict) or any(
+                fp.get(k) != fields[k] for k in ("num_layers", "num_kv_heads", "head_dim")):
+            problems.append("shape numbers disagree with the model fingerprint")
+        if problems:
+            raise FormatError("KV segment metadata: " + "; ".join(problems), path=path)
+        return cls(**fields)
+
+
+def segment_id(meta: SegmentMeta) -> str:
+    """Content-derived id: 16 hex digits of sha256 over fingerprint, template, memories,
+    storage dtype."""
+    digest = sha256_bytes(canonical_json({
+        "fingerprint": meta.model_fingerprint, "template": meta.prompt_template,
+        "hashes": list(meta.content_hashes), "dtype": meta.storage_dtype}))
+    return digest[7:23]
+
+
+def quantize(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Asymmetric int8 quantization reducing over ``dim`` (KIVI). Returns q, scale, zero."""
+    x = x.float()
+    lo = x.amin(dim=dim, keepdim=True)
+    hi = x.amax(dim=dim, keepdim=True)
+    scale = ((hi - lo) / 255.0).clamp(min=1e-8)
+    q = torch.round((x - lo) / scale).clamp(0, 255) - 128
+    return q.to(torch.int8), scale, lo
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+    return (q.float() + 128.0) * scale + zero
+
+
+def write_segment(path: Path, meta: SegmentMeta, token_ids: torch.Tensor,
+                  layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Write a segment. ``layers[i] = (keys, values)``, each ``[kv_heads, T, head_dim]``
+    float; they are converted to ``meta.storage_dtype`` (quantized for int8)."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {"token_ids": token_ids.to(torch.int64).contiguous()}
+    for i, (k, v) in enumerate(layers):
+        if meta.storage_dtype == "int8":
+            for name, x, dim in (("keys", k, 1), ("values", v, 2)):
+                q, scale, zero = quantize(x, dim)
+                tensors[f"layers.{i}.{name}"] = q.contiguous()
+                tensors[f"layers.{i}.{name}.scale"] = scale.contiguous()
+                tensors[f"layers.{i}.{name}.zero"] = zero.contiguous()
+        else:
+            dt = STORAGE_DTYPES[meta.storage_dtype]
+            tensors[f"layers.{i}.keys"] = k.to(dt).contiguous()
+            tensors[f"layers.{i}.values"] = v.to(dt).contiguous()
+    save_file(tensors, str(path), metadata=meta.to_metadata())
+
+
+def expected_tensors(meta: SegmentMeta) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Every tensor name a valid segment holds, with its shape and dtype."""
+    t, h, d = meta.num_tokens, meta.num_kv_heads, meta.head_dim
+    dt = STORAGE_DTYPES[meta.storage_dtype]
+    out: dict[str, tuple[tuple[int, ...], torch.dtype]] = {"token_ids": ((t,), torch.int64)}
+    for i in range(meta.num_layers):
+        out[f"layers.{i}.keys"] = ((h, t, d), dt)
+        out[f"layers.{i}.values"] = ((h, t, d), dt)
+        if meta.storage_dtype == "int8":
+            for suffix in ("scale", "zero"):
+                out[f"layers.{i}.keys.{suffix}"] = ((h, 1, d), torch.float32)
+                out[f"layers.{i}.values.{suffix}"] = ((h, t, 1), torch.float32)
+    return out
+
+
+@dataclass
+class Segment:
+    """A loaded segment: metadata, ``token_ids [T] int64`` and per-layer float tensors
+    ``(keys, values)``, each ``[kv_heads, T, head_dim]`` in ``dtype``."""
+
+    meta: SegmentMeta
+    token_ids: torch.Tensor
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def read_meta(path: Path) -> SegmentMeta:
+    """Read only the header of a segment (no tensor data). Raises ``FormatError``."""
+    from safetensors import safe_open
+
+    _check_size(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return SegmentMeta.from_metadata(f.metadata(), path)
+    except FormatError:
+        raise
+    except Exception as e:  # safetensors raises SafetensorError/OSError on bad headers
+        raise FormatError(f"not a readable safetensors file: {e}", path=path) from e
+
+
+def read_segment(path: Path, *, dtype: torch.dtype = torch.float32) -> Segment:
+    """Load a segment, checking every tensor's name, shape and dtype against the metadata
+    before any tensor is used; int8 tensors are dequantized to ``dtype``.
+
+    Raises:
+        FormatError: truncated or oversized file, bad header or metadata, missing, extra or
+            misshapen tensors.
+    """
+    from safetensors import safe_open
+
+    _check_size(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = SegmentMeta.from_metadata(f.metadata(), path)
+            want = expected_tensors(meta)
+            have = set(f.keys())
+            problems = [f"missing tensor {n}" for n in sorted(set(want) - have)]
+            problems += [f"unexpected tensor {n}" for n in sorted(have - set(want))]
+            for name in sorted(set(want) & have):
+                sl = f.get_slice(name)
+                shape = tuple(sl.get_shape())
+                dt = str(sl.get_dtype())
+                wshape, wdt = want[name]
+                if shape != wshape or _dtype_name(wdt) != dt:
+                    problems.append(f"tensor {name} is {dt}{list(shape)}, expected "
+                                    f"{_dtype_name(wdt)}{list(wshape)}")
+            if problems:
+                more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+                raise FormatError("KV segment tensors: " + "; ".join(problems[:5]) + more,
+                                  path=path)
+            tensors = {n: f.get_tensor(n) for n in want}
+    except FormatError:
+        raise
+    except Exception as e:
+        raise FormatError(f"not a readable safetensors file: {e}", path=path) from e
+    layers = []
+    for i in range(meta.num_layers):
+        pair = []
+        for name in ("keys", "values"):
+            x = tensors[f"layers.{i}.{name}"]
+            if meta.storage_dtype == "int8":
+                x = dequantize(x, tensors[f"layers.{i}.{name}.scale"],
+                               tensors[f"layers.{i}.{name}.zero"])
+            pair.append(x.to(dtype))
+        layers.append((pair[0], pair[1]))
+    return Segment(meta, tensors["token_ids"], layers)
+
+
+def _check_size(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise FormatError(f"cannot read KV segment: {e.strerror}", path=path) from e
+    if size > MAX_SEGMENT_BYTES:
+        raise FormatError(f"KV segment is {size} bytes, over the {MAX_SEGMENT_BYTES} limit",
+                          path=path)
+
+
+def _dtype_name(dt: torch.dtype) -> str:
+    return {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16",
+            torch.int8: "I8", torch.int64: "I64"}[dt]
