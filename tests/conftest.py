@@ -98,19 +98,17 @@ def cube_copy(packed_cube: Path, tmp_path: Path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer Llama with a word-level tokenizer trained on the fixture
-    corpus and a ChatML template, saved as a Hugging Face model directory."""
+def make_tiny_llama(out: Path, *, seed: int = 0, layers: int = 2) -> Path:
+    """Save a randomly initialised Llama (hidden 64, 4 heads, 2 KV heads) with a word-level
+    tokenizer trained on the fixture corpus and a ChatML template to ``out``."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    out = tmp_path_factory.mktemp("tiny-llama")
     special = ["<unk>", "<|im_start|>", "<|im_end|>"]
     tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    texts = [p.read_text("utf-8") for p in CORPUS.rglob("*") if p.is_file()]
+    texts = [p.read_text("utf-8") for p in sorted(CORPUS.rglob("*")) if p.is_file()]
     texts.append("system user assistant You are a helpful memory answer question")
     tk.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=special,
                                                             vocab_size=2000))
@@ -122,14 +120,20 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
     tok.save_pretrained(out)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=2048, tie_word_embeddings=True,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                       pad_token_id=tok.pad_token_id)
     LlamaForCausalLM(cfg).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama model directory (see :func:`make_tiny_llama`)."""
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def read_json(path: Path):  # type: ignore[no-untyped-def]

@@ -38,3 +38,49 @@ def test_gguf_cache_is_reused(memos_home: Path) -> None:
     second = chat.load(None)
     assert second.path == first.path == cached[0]
     assert second.load_s < 15
+
+
+@pytest.fixture(scope="module")
+def smol() -> chat.ChatModel:
+    return chat.load(None)
+
+
+def test_kv_tier_gives_the_text_tier_output(cube_copy: Path, smol: chat.ChatModel) -> None:
+    """The issue's identity property on the real model: float32 KV storage, same memories in
+    the same order, greedy decoding -> the same tokens."""
+    from memos_cli.convert import convert_to_kv, select_memories
+    from memos_cli.cube import open_cube
+    from memos_cli.tiers.kv import answer_kv
+    from memos_cli.tiers.plaintext import build_messages, generate
+
+    mems = select_memories(open_cube(cube_copy))
+    convert_to_kv(cube_copy, smol, mems)
+    for question in ("What budget did we agree on?", "Who is our contact at Halvorsen?"):
+        text = generate(smol, build_messages(question, mems), max_new_tokens=40)
+        kv = answer_kv([open_cube(cube_copy)], smol, question, max_new_tokens=40)
+        assert kv.answer == text.text, (kv.answer, text.text)
+        assert kv.prompt_tokens == text.prompt_tokens
+    assert "48,000" in answer_kv([open_cube(cube_copy)], smol, "What budget did we agree on?",
+                                 max_new_tokens=40).answer
+
+
+def test_rerotation_beats_naive_concatenation(packed_cube: Path, smol: chat.ChatModel) -> None:
+    import torch
+
+    from memos_cli.cube import open_cube
+    from memos_cli.cube.kv import Segment
+    from memos_cli.tiers import kv
+
+    mems = open_cube(packed_cube).memories
+    parts = [mems[:9], mems[9:]]
+    segs = [Segment(*kv.build_segment(smol, p)) for p in parts]
+    q = kv.suffix_ids(smol.tokenizer, "What budget did we agree on?")
+    full = kv.prefix_ids(smol.tokenizer, parts[0]) + kv.prefix_ids(smol.tokenizer, parts[1]) + q
+    with torch.inference_mode():
+        ref = smol.model(torch.tensor([full])).logits[0, -1]
+        errors = {}
+        for mode in ("naive", "rerotate"):
+            cache, toks = kv.compose(smol, segs, mode=mode)
+            out = smol.model(torch.tensor([full[len(toks):]]), past_key_values=cache)
+            errors[mode] = float((out.logits[0, -1] - ref).abs().max())
+    assert errors["rerotate"] < errors["naive"], errors

@@ -8,9 +8,9 @@ positions ``0..T-1``:
   dtype (``float32``, ``bfloat16``, ``float16`` or ``int8``); keys are stored after RoPE, as
   the model's attention caches them;
 - for ``int8`` (KIVI-style asymmetric quantization, Liu et al., ICML 2024: keys per channel,
-  values per token): ``layers.<i>.keys.scale``/``.zero`` ``[kv_heads, 1, head_dim] float32``
-  and ``layers.<i>.values.scale``/``.zero`` ``[kv_heads, T, 1] float32``, with
-  ``x = (q + 128) * scale + zero``.
+  values per token): ``layers.<i>.keys.scale``/``.zero`` ``[kv_heads, 1, head_dim] float16``
+  and ``layers.<i>.values.scale``/``.zero`` ``[kv_heads, T, 1] float16``, with
+  ``x = (q + 128) * scale + zero`` computed in float32.
 
 The safetensors metadata (string to string) holds ``memcube.kv`` (``"1"``), the model
 fingerprint, the prompt template, memory ids and content hashes, storage dtype, quantization,
@@ -134,15 +134,15 @@ def segment_id(meta: SegmentMeta) -> str:
 def quantize(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Asymmetric int8 quantization reducing over ``dim`` (KIVI). Returns q, scale, zero."""
     x = x.float()
-    lo = x.amin(dim=dim, keepdim=True)
+    lo = x.amin(dim=dim, keepdim=True).half().float()
     hi = x.amax(dim=dim, keepdim=True)
-    scale = ((hi - lo) / 255.0).clamp(min=1e-8)
+    scale = ((hi - lo) / 255.0).clamp(min=1e-4).half().float()
     q = torch.round((x - lo) / scale).clamp(0, 255) - 128
-    return q.to(torch.int8), scale, lo
+    return q.to(torch.int8), scale.half(), lo.half()
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
-    return (q.float() + 128.0) * scale + zero
+    return (q.float() + 128.0) * scale.float() + zero.float()
 
 
 def write_segment(path: Path, meta: SegmentMeta, token_ids: torch.Tensor,
@@ -176,8 +176,8 @@ def expected_tensors(meta: SegmentMeta) -> dict[str, tuple[tuple[int, ...], torc
         out[f"layers.{i}.values"] = ((h, t, d), dt)
         if meta.storage_dtype == "int8":
             for suffix in ("scale", "zero"):
-                out[f"layers.{i}.keys.{suffix}"] = ((h, 1, d), torch.float32)
-                out[f"layers.{i}.values.{suffix}"] = ((h, t, 1), torch.float32)
+                out[f"layers.{i}.keys.{suffix}"] = ((h, 1, d), torch.float16)
+                out[f"layers.{i}.values.{suffix}"] = ((h, t, 1), torch.float16)
     return out
 
 
