@@ -33,7 +33,9 @@ test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: install
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/kv.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

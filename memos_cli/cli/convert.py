@@ -8,7 +8,6 @@ import typer
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import err, out, print_json, status
-from memos_cli.convert import convert_to_kv, select_memories
 from memos_cli.cube import open_cube
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
@@ -37,6 +36,8 @@ def convert(
     --top N for a --query) as a safetensors segment that `memos run --tier kv` uses.
     Example: [bold]memos convert team.memcube --to kv --dtype bfloat16 --key team.key[/bold]
     """
+    from memos_cli.convert import convert_to_kv, select_memories  # deferred: imports torch
+
     if to != "kv":
         raise UsageError(f"--to {to!r}: this memos converts to kv (the activation tier)")
     if top is not None and top < 1:

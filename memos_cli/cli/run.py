@@ -11,7 +11,6 @@ from memos_cli.cli.output import out, print_json, status
 from memos_cli.cube import open_cube
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
-from memos_cli.tiers.kv import answer_kv
 from memos_cli.tiers.plaintext import answer
 
 
@@ -55,6 +54,8 @@ def run(
     with status("loading model") as say:
         lm = chat.load(model, status=say)
     if tier == "kv":
+        from memos_cli.tiers.kv import answer_kv  # deferred: imports torch
+
         with status("thinking"):
             result = answer_kv(opened, lm, question, segment=segment, mode=compose,
                                recompute=recompute, max_new_tokens=max_new_tokens,

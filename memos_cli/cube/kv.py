@@ -22,16 +22,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where tensors are made: importing it costs a second
+    import torch
 
 from memos_cli.digest import canonical_json, sha256_bytes
 from memos_cli.errors import FormatError
 
 KV_FORMAT = "1"
-STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
-                  "float16": torch.float16, "int8": torch.int8}
+#: Storage dtypes and their safetensors dtype codes.
+STORAGE_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "int8": "I8"}
 QUANT_INT8 = "kivi-int8-asym: keys per channel, values per token"
 #: Largest segment file memos reads (bytes); larger files are refused before parsing.
 MAX_SEGMENT_BYTES = 8 << 30
@@ -131,8 +132,19 @@ def segment_id(meta: SegmentMeta) -> str:
     return digest[7:23]
 
 
+def torch_dtype(code: str) -> torch.dtype:
+    """The torch dtype of a safetensors dtype code (``F32``, ``BF16``, ``F16``, ``I8``,
+    ``I64``)."""
+    import torch
+
+    return {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16,
+            "I8": torch.int8, "I64": torch.int64}[code]
+
+
 def quantize(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Asymmetric int8 quantization reducing over ``dim`` (KIVI). Returns q, scale, zero."""
+    import torch
+
     x = x.float()
     lo = x.amin(dim=dim, keepdim=True).half().float()
     hi = x.amax(dim=dim, keepdim=True)
@@ -149,6 +161,7 @@ def write_segment(path: Path, meta: SegmentMeta, token_ids: torch.Tensor,
                   layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Write a segment. ``layers[i] = (keys, values)``, each ``[kv_heads, T, head_dim]``
     float; they are converted to ``meta.storage_dtype`` (quantized for int8)."""
+    import torch
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {"token_ids": token_ids.to(torch.int64).contiguous()}
@@ -160,24 +173,24 @@ def write_segment(path: Path, meta: SegmentMeta, token_ids: torch.Tensor,
                 tensors[f"layers.{i}.{name}.scale"] = scale.contiguous()
                 tensors[f"layers.{i}.{name}.zero"] = zero.contiguous()
         else:
-            dt = STORAGE_DTYPES[meta.storage_dtype]
+            dt = torch_dtype(STORAGE_DTYPES[meta.storage_dtype])
             tensors[f"layers.{i}.keys"] = k.to(dt).contiguous()
             tensors[f"layers.{i}.values"] = v.to(dt).contiguous()
     save_file(tensors, str(path), metadata=meta.to_metadata())
 
 
-def expected_tensors(meta: SegmentMeta) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
-    """Every tensor name a valid segment holds, with its shape and dtype."""
+def expected_tensors(meta: SegmentMeta) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Every tensor name a valid segment holds, with its shape and safetensors dtype code."""
     t, h, d = meta.num_tokens, meta.num_kv_heads, meta.head_dim
     dt = STORAGE_DTYPES[meta.storage_dtype]
-    out: dict[str, tuple[tuple[int, ...], torch.dtype]] = {"token_ids": ((t,), torch.int64)}
+    out: dict[str, tuple[tuple[int, ...], str]] = {"token_ids": ((t,), "I64")}
     for i in range(meta.num_layers):
         out[f"layers.{i}.keys"] = ((h, t, d), dt)
         out[f"layers.{i}.values"] = ((h, t, d), dt)
         if meta.storage_dtype == "int8":
             for suffix in ("scale", "zero"):
-                out[f"layers.{i}.keys.{suffix}"] = ((h, 1, d), torch.float16)
-                out[f"layers.{i}.values.{suffix}"] = ((h, t, 1), torch.float16)
+                out[f"layers.{i}.keys.{suffix}"] = ((h, 1, d), "F16")
+                out[f"layers.{i}.values.{suffix}"] = ((h, t, 1), "F16")
     return out
 
 
@@ -205,9 +218,10 @@ def read_meta(path: Path) -> SegmentMeta:
         raise FormatError(f"not a readable safetensors file: {e}", path=path) from e
 
 
-def read_segment(path: Path, *, dtype: torch.dtype = torch.float32) -> Segment:
+def read_segment(path: Path, *, dtype: torch.dtype | None = None) -> Segment:
     """Load a segment, checking every tensor's name, shape and dtype against the metadata
-    before any tensor is used; int8 tensors are dequantized to ``dtype``.
+    before any tensor is used; tensors are returned in ``dtype`` (default float32), int8
+    ones dequantized.
 
     Raises:
         FormatError: truncated or oversized file, bad header or metadata, missing, extra or
@@ -228,9 +242,9 @@ def read_segment(path: Path, *, dtype: torch.dtype = torch.float32) -> Segment:
                 shape = tuple(sl.get_shape())
                 dt = str(sl.get_dtype())
                 wshape, wdt = want[name]
-                if shape != wshape or _dtype_name(wdt) != dt:
+                if shape != wshape or wdt != dt:
                     problems.append(f"tensor {name} is {dt}{list(shape)}, expected "
-                                    f"{_dtype_name(wdt)}{list(wshape)}")
+                                    f"{wdt}{list(wshape)}")
             if problems:
                 more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
                 raise FormatError("KV segment tensors: " + "; ".join(problems[:5]) + more,
@@ -240,6 +254,9 @@ def read_segment(path: Path, *, dtype: torch.dtype = torch.float32) -> Segment:
         raise
     except Exception as e:
         raise FormatError(f"not a readable safetensors file: {e}", path=path) from e
+    import torch
+
+    dtype = dtype or torch.float32
     layers = []
     for i in range(meta.num_layers):
         pair = []
@@ -262,7 +279,3 @@ def _check_size(path: Path) -> None:
         raise FormatError(f"KV segment is {size} bytes, over the {MAX_SEGMENT_BYTES} limit",
                           path=path)
 
-
-def _dtype_name(dt: torch.dtype) -> str:
-    return {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16",
-            torch.int8: "I8", torch.int64: "I64"}[dt]

@@ -21,8 +21,8 @@ MANIFEST = "manifest.json"
 MEMORIES = "memories.arrow"
 INDEX_DIR = "index"
 SIGNATURE = "memcube.sig"
-KV_DIR = "kv"  # reserved: activation tier
-LORA_DIR = "lora"  # reserved: parameter tier
+KV_DIR = "kv"  # activation tier (spec §10)
+LORA_DIR = "lora"  # reserved: parameter tier (spec §11)
 SUFFIX = ".memcube"
 
 #: File name endings a cube must never hold: formats that run code when loaded.
