@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,13 +74,14 @@ class ConvertReport:
 
 
 def convert_to_kv(path: str | Path, chat: ChatModel, memories: list[Memory], *,
-                  storage_dtype: str = "float32", key: str | Path | None = None
-                  ) -> ConvertReport:
+                  storage_dtype: str = "float32", key: str | Path | None = None,
+                  drop_text: bool = False) -> ConvertReport:
     """Precompute the KV cache of ``memories`` with ``chat`` and add it to the cube, atomically.
 
     A segment with the same id (same model, template, memories and dtype) is replaced. With
     ``key`` the cube is re-signed; without it an existing signature is removed, so the cube
-    never carries a stale signature.
+    never carries a stale signature. ``drop_text`` removes the plaintext tier (memories.arrow
+    and the index) afterwards, leaving a KV-only cube; it needs a segment of every memory.
 
     Raises:
         UsageError: unknown dtype, no memories, prefix longer than the model's context.
@@ -93,6 +95,9 @@ def convert_to_kv(path: str | Path, chat: ChatModel, memories: list[Memory], *,
         check_private_key(Path(key))
     cube = open_cube(path)
     check_writable(cube)
+    if drop_text and {m.id for m in memories} != {m.id for m in cube.memories}:
+        raise UsageError("--drop-text needs a KV segment of every memory in the cube "
+                         "(select all memories, none of them expired)")
     t0 = time.perf_counter()
     meta, token_ids, layers = kv.build_segment(chat, memories, storage_dtype)
     build_s = time.perf_counter() - t0
@@ -111,11 +116,76 @@ def convert_to_kv(path: str | Path, chat: ChatModel, memories: list[Memory], *,
         raw["format_version"] = CURRENT
         raw["tiers"] = [t for t in ("plaintext", "activation", "parameter")
                         if t in raw["tiers"] or t == "activation"]
+        if drop_text:
+            (tmp / layout.MEMORIES).unlink()
+            shutil.rmtree(tmp / (cube.manifest.index or {}).get("path", layout.INDEX_DIR))
+            for k in ("files", "index", "embedding"):
+                raw.pop(k, None)
+            raw["tiers"].remove("plaintext")
         write_manifest(tmp, Manifest.from_dict(raw))
         if key is not None:
             sign_cube(tmp, key)
     return ConvertReport(str(cube.path), sid, len(memories), meta.num_tokens, storage_dtype,
                          entry["size"], build_s, key is not None)
+
+
+def restore_text(path: str | Path, chat: ChatModel, embedder: Embedder, *,
+                 key: str | Path | None = None) -> dict[str, Any]:
+    """Rebuild the plaintext tier of a KV-only cube from its segments' token ids, atomically.
+
+    Every memory is checked against its content hash; the search index is rebuilt with
+    ``embedder``. Signing as in :func:`convert_to_kv`.
+
+    Raises:
+        UsageError: the cube already has a plaintext tier, or has no segment.
+        FormatError: the model's tokenizer is not the segments' (named), or a restored memory
+            does not match its hash.
+    """
+    from memos_cli.cube.cube import index_entry
+    from memos_cli.cube.index import build_index
+    from memos_cli.cube.kv import read_segment
+    from memos_cli.cube.memories import write_memories
+    from memos_cli.errors import FormatError
+    from memos_cli.pack import embed_memories
+
+    if key is not None:
+        check_private_key(Path(key))
+    cube = open_cube(path)
+    check_writable(cube)
+    if cube.has_plaintext:
+        raise UsageError("cube already has a plaintext tier", path=cube.path)
+    if not cube.segments:
+        raise UsageError("cube has no KV segment to restore from", path=cube.path)
+    want_tok = chat.fingerprint()["tokenizer_sha256"]
+    restored: dict[str, Memory] = {}
+    for entry in cube.segments:
+        seg_path = cube.segment_path(entry)
+        seg = read_segment(seg_path)
+        if seg.meta.model_fingerprint.get("tokenizer_sha256") != want_tok:
+            raise FormatError(f"segment was tokenized by {seg.meta.model}'s tokenizer, not "
+                              f"{chat.name}'s; give --model with that tokenizer", path=seg_path)
+        for m in kv.restore_memories(seg, chat.tokenizer):
+            restored.setdefault(m.id, m)
+    memories = list(restored.values())
+    vectors = embed_memories(embedder, memories)
+    with layout.rewrite_cube(cube.path) as tmp:
+        (tmp / layout.SIGNATURE).unlink(missing_ok=True)
+        write_memories(tmp / layout.MEMORIES, memories)
+        build_index(tmp / layout.INDEX_DIR, [m.id for m in memories],
+                    [m.render() for m in memories], vectors)
+        raw = cube.manifest.to_dict()
+        raw["files"] = {"memories": {"path": layout.MEMORIES,
+                                     "sha256": sha256_file(tmp / layout.MEMORIES),
+                                     "size": (tmp / layout.MEMORIES).stat().st_size}}
+        raw["index"] = index_entry()
+        raw["embedding"] = embedder.describe()
+        raw["counts"]["memories"] = len(memories)
+        raw["format_version"] = CURRENT
+        raw["tiers"] = ["plaintext", *[t for t in raw["tiers"] if t != "plaintext"]]
+        write_manifest(tmp, Manifest.from_dict(raw))
+        if key is not None:
+            sign_cube(tmp, key)
+    return {"path": str(cube.path), "memories": len(memories), "signed": key is not None}
 
 
 def segment_entry(sid: str, rel: str, path: Path, meta: SegmentMeta) -> dict[str, Any]:

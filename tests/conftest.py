@@ -98,7 +98,7 @@ def cube_copy(packed_cube: Path, tmp_path: Path) -> Path:
     return dst
 
 
-def make_tiny_llama(out: Path, *, seed: int = 0, layers: int = 2) -> Path:
+def make_tiny_llama(out: Path, *, seed: int = 0, layers: int = 2, vocab: int = 2000) -> Path:
     """Save a randomly initialised Llama (hidden 64, 4 heads, 2 KV heads) with a word-level
     tokenizer trained on the fixture corpus and a ChatML template to ``out``."""
     import torch
@@ -111,7 +111,7 @@ def make_tiny_llama(out: Path, *, seed: int = 0, layers: int = 2) -> Path:
     texts = [p.read_text("utf-8") for p in sorted(CORPUS.rglob("*")) if p.is_file()]
     texts.append("system user assistant You are a helpful memory answer question")
     tk.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=special,
-                                                            vocab_size=2000))
+                                                            vocab_size=vocab))
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>",
                                   bos_token="<|im_start|>", eos_token="<|im_end|>",
                                   pad_token="<|im_end|>")

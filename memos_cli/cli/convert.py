@@ -15,7 +15,9 @@ from memos_cli.models import chat
 
 def convert(
     cube: Path = typer.Argument(..., help="The .memcube directory."),
-    to: str = typer.Option(..., "--to", help="The tier to build: kv (activation tier)."),
+    to: str = typer.Option(..., "--to", help="The tier to build: kv (activation tier) or "
+                                             "text (restore the plaintext tier of a KV-only "
+                                             "cube from its token ids)."),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="The model the KV cache is for [default: SmolLM2-135M-Instruct]."),
@@ -25,6 +27,8 @@ def convert(
     query: str | None = typer.Option(None, help="Use the top memories for this query."),
     top: int | None = typer.Option(None, help="How many memories (with --query, or the "
                                               "first N by priority)."),
+    drop_text: bool = typer.Option(False, "--drop-text", help="With --to kv: then remove the "
+                                                              "plaintext tier (KV-only cube)."),
     key: Path | None = typer.Option(None, "--key", help="Re-sign with this private key; "
                                                         "without it the cube becomes unsigned."),
     embedder: Path | None = EMBEDDER_OPT,
@@ -34,12 +38,25 @@ def convert(
 
     --to kv stores the KV cache of the memory prefix (all memories by priority, --ids, or the
     --top N for a --query) as a safetensors segment that `memos run --tier kv` uses.
+    --to text rebuilds memories.arrow and the index of a KV-only cube from its token ids.
     Example: [bold]memos convert team.memcube --to kv --dtype bfloat16 --key team.key[/bold]
     """
-    from memos_cli.convert import convert_to_kv, select_memories  # deferred: imports torch
+    from memos_cli.convert import convert_to_kv, restore_text, select_memories  # imports torch
 
-    if to != "kv":
-        raise UsageError(f"--to {to!r}: this memos converts to kv (the activation tier)")
+    if to not in ("kv", "text"):
+        raise UsageError(f"--to {to!r}: this memos converts to kv (activation tier) or text")
+    if to == "text":
+        encoder = load_embedder(embedder)
+        with status("loading model") as say:
+            lm = chat.load(model, status=say)
+        with status("restoring memories"):
+            data = restore_text(cube, lm, encoder, key=key)
+        if as_json:
+            print_json(data)
+        else:
+            out.print(f"restored {data['memories']} memories of {data['path']} from KV "
+                      f"token ids; " + ("signed" if data["signed"] else "unsigned"))
+        return
     if top is not None and top < 1:
         raise UsageError("--top must be at least 1")
     c = open_cube(cube)
@@ -50,7 +67,8 @@ def convert(
         lm = chat.load(model, status=say)
     was_signed = c.signed
     with status(f"prefilling {len(mems)} memories"):
-        report = convert_to_kv(cube, lm, mems, storage_dtype=dtype, key=key)
+        report = convert_to_kv(cube, lm, mems, storage_dtype=dtype, key=key,
+                               drop_text=drop_text)
     if as_json:
         print_json(report.to_dict())
         return

@@ -137,7 +137,8 @@ def inspect(
     """
     c = open_cube(cube)
     m = c.manifest
-    first = [mem.to_dict() for mem in c.memories[:max(memories, 0)]]
+    listed = c.memories[:max(memories, 0)] if c.has_plaintext else []
+    first = [mem.to_dict() for mem in listed]
     if as_json:
         print_json({"path": str(c.path), "manifest": m.raw, "signed": c.signed,
                     "files": len(c.files), "bytes": c.size_bytes(), "memories": first})
@@ -151,7 +152,8 @@ def inspect(
         ("tiers", ", ".join(m.tiers)),
         ("memories", str(m.counts["memories"])),
         ("embedder", f"{m.embedding['model']} ({m.embedding['dimension']}-d, "
-                     f"{m.embedding['fingerprint'][:23]}...)"),
+                     f"{m.embedding['fingerprint'][:23]}...)" if m.embedding else
+                     "- (no plaintext tier: restore it with memos convert --to text)"),
         ("signature", "signed (check with memos verify --key)" if c.signed else "unsigned"),
         ("size", f"{c.size_bytes():,} bytes in {len(c.files)} files"),
     ]:
@@ -178,7 +180,7 @@ def inspect(
         mt = Table(title=f"first {len(first)} memories", title_justify="left")
         for col in ("id", "type", "source", "text"):
             mt.add_column(col, overflow="fold")
-        for mem in c.memories[:memories]:
+        for mem in listed:
             where = mem.source_file or ""
             if mem.line_start:
                 where += f":{mem.line_start}-{mem.line_end}"

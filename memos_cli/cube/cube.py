@@ -30,7 +30,7 @@ from memos_cli.cube.manifest import (
 from memos_cli.cube.memories import read_memories, write_memories
 from memos_cli.cube.signature import sign_cube, verify_cube
 from memos_cli.digest import sha256_file
-from memos_cli.errors import FormatError, IntegrityError
+from memos_cli.errors import FormatError, IntegrityError, UsageError
 from memos_cli.memory import Memory, format_time
 
 
@@ -48,6 +48,10 @@ class Cube:
         self.manifest: Manifest = read_manifest(self.path)
         self.files = layout.scan_members(self.path)
         m = self.manifest
+        for entry in self.segments:
+            layout.check_member(self.path, entry["path"], what="KV segment path")
+        if m.memories_file is None or m.index is None:
+            return  # a KV-only cube: no plaintext tier
         self.memories_path = layout.check_member(self.path, m.memories_file.path, what="file")
         self.index_path = layout.check_member(self.path, m.index["path"], what="index path")
         if not self.memories_path.is_file():
@@ -65,9 +69,23 @@ class Cube:
     def signed(self) -> bool:
         return (self.path / layout.SIGNATURE).is_file()
 
+    @property
+    def has_plaintext(self) -> bool:
+        return self.manifest.memories_file is not None
+
+    def require_plaintext(self) -> None:
+        if not self.has_plaintext:
+            raise UsageError("cube has no plaintext tier (it holds only KV caches); restore it "
+                             "with `memos convert CUBE --to text`", path=self.path)
+
     @cached_property
     def memories(self) -> list[Memory]:
-        """Every memory, in file order. Raises ``FormatError`` on a bad row."""
+        """Every memory, in file order.
+
+        Raises:
+            FormatError: a bad row. UsageError: the cube has no plaintext tier.
+        """
+        self.require_plaintext()
         return read_memories(self.memories_path)
 
     @cached_property
@@ -78,6 +96,8 @@ class Cube:
         """The search index, opened once. Raises ``FormatError`` if missing or unreadable."""
         if self._index is not None:
             return self._index
+        self.require_plaintext()
+        assert self.manifest.index is not None
         if not self.index_path.is_dir():
             raise FormatError(
                 f"search index {self.manifest.index['path']}/ is missing "
@@ -169,7 +189,7 @@ def write_cube(
             counts={"memories": len(memories), "sources": len(spec.sources)},
             memories_file=FileEntry(path=layout.MEMORIES, sha256=sha256_file(mem_path),
                                     size=mem_path.stat().st_size),
-            index=_index_entry(),
+            index=index_entry(),
             embedding=dict(spec.embedding),
             provenance={
                 "sources": [dict(s) for s in spec.sources],
@@ -199,7 +219,7 @@ def check_writable(cube: Cube) -> None:
             f"({CURRENT}); upgrade memos to change it", path=cube.path / layout.MANIFEST)
 
 
-def _index_entry() -> dict[str, Any]:
+def index_entry() -> dict[str, Any]:
     return {"engine": "lancedb", "path": layout.INDEX_DIR, "table": TABLE,
             "text_column": "text", "vector_column": "vector", "metric": "cosine"}
 
@@ -238,19 +258,21 @@ def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyRepo
         CubeNotFoundError, FormatError, IntegrityError, SignatureError, KeyFileError.
     """
     cube = open_cube(path)
-    mems = cube.memories
-    ids = [m.id for m in mems]
-    if len(set(ids)) != len(ids):
-        raise IntegrityError("memory ids are not unique", path=cube.memories_path)
-    if cube.manifest.counts["memories"] != len(mems):
+    if cube.has_plaintext:
+        ids = [m.id for m in cube.memories]
+        if len(set(ids)) != len(ids):
+            raise IntegrityError("memory ids are not unique", path=cube.memories_path)
+    else:
+        ids = list(dict.fromkeys(i for e in cube.segments for i in e["memory_ids"]))
+    if cube.manifest.counts["memories"] != len(ids):
         raise IntegrityError(
-            f"manifest counts {cube.manifest.counts['memories']} memories, the file holds "
-            f"{len(mems)}", path=cube.path / layout.MANIFEST)
+            f"manifest counts {cube.manifest.counts['memories']} memories, the cube holds "
+            f"{len(ids)}", path=cube.path / layout.MANIFEST)
     for entry in cube.segments:
         seg = cube.segment_path(entry)
         if sha256_file(seg) != entry["sha256"]:
             raise IntegrityError("file does not match the digest in manifest.json", path=seg)
-    if sorted(cube.index().ids()) != sorted(ids):
+    if cube.has_plaintext and sorted(cube.index().ids()) != sorted(ids):
         raise IntegrityError("search index does not hold exactly the cube's memories "
                              "(rebuild it with `memos reindex`)", path=cube.index_path)
     if public_key is not None:
@@ -258,7 +280,7 @@ def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyRepo
         status = "verified"
     else:
         status = "not checked (no key given)" if cube.signed else "unsigned"
-    return VerifyReport(cube=str(cube.path), cube_id=cube.manifest.cube_id, memories=len(mems),
+    return VerifyReport(cube=str(cube.path), cube_id=cube.manifest.cube_id, memories=len(ids),
                         files=len(cube.files), signed=cube.signed, signature=status)
 
 
@@ -276,13 +298,14 @@ def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
     check_writable(cube)
     mems = cube.memories
     with layout.rewrite_cube(cube.path) as tmp:
-        shutil.rmtree(tmp / cube.manifest.index["path"], ignore_errors=True)
+        old = cube.manifest.index["path"] if cube.manifest.index else layout.INDEX_DIR
+        shutil.rmtree(tmp / old, ignore_errors=True)
         (tmp / layout.SIGNATURE).unlink(missing_ok=True)
         build_index(tmp / layout.INDEX_DIR, [m.id for m in mems], [m.render() for m in mems],
                     vectors)
         raw = dict(cube.manifest.to_dict())
         raw["format_version"] = CURRENT
-        raw["index"] = _index_entry()
+        raw["index"] = index_entry()
         raw["embedding"] = dict(embedding)
         write_manifest(tmp, Manifest.from_dict(raw))
         if key is not None:

@@ -37,8 +37,8 @@ QUANT_INT8 = "kivi-int8-asym: keys per channel, values per token"
 #: Largest segment file memos reads (bytes); larger files are refused before parsing.
 MAX_SEGMENT_BYTES = 8 << 30
 _META_KEYS = ("memcube.kv", "model", "model_fingerprint", "prompt_template", "memory_ids",
-              "content_hashes", "storage_dtype", "quantization", "num_tokens", "num_layers",
-              "num_kv_heads", "head_dim", "start_position")
+              "content_hashes", "memories", "storage_dtype", "quantization", "num_tokens",
+              "num_layers", "num_kv_heads", "head_dim", "start_position")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +56,10 @@ class SegmentMeta:
     num_layers: int
     num_kv_heads: int
     head_dim: int
+    #: per memory, in prefix order: its record (spec §4 fields) without ``content``, plus
+    #: ``content_span`` ``[start, end)`` of its content in the decoded token ids, or
+    #: ``content`` where the decoded text does not hold it verbatim
+    memories: tuple[dict[str, Any], ...] = ()
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -65,6 +69,7 @@ class SegmentMeta:
             "prompt_template": canonical_json(self.prompt_template).decode(),
             "memory_ids": json.dumps(list(self.memory_ids)),
             "content_hashes": json.dumps(list(self.content_hashes)),
+            "memories": json.dumps(list(self.memories), ensure_ascii=False),
             "storage_dtype": self.storage_dtype,
             "quantization": self.quantization,
             "num_tokens": str(self.num_tokens),
@@ -91,6 +96,7 @@ class SegmentMeta:
                 "prompt_template": json.loads(meta["prompt_template"]),
                 "memory_ids": tuple(json.loads(meta["memory_ids"])),
                 "content_hashes": tuple(json.loads(meta["content_hashes"])),
+                "memories": tuple(json.loads(meta["memories"])),
                 "storage_dtype": meta["storage_dtype"],
                 "quantization": meta["quantization"],
                 "num_tokens": int(meta["num_tokens"]),
@@ -111,6 +117,11 @@ class SegmentMeta:
             problems.append("start_position is not 0")
         if len(fields["memory_ids"]) != len(fields["content_hashes"]):
             problems.append("memory_ids and content_hashes differ in length")
+        recs = fields["memories"]
+        if not all(isinstance(r, dict) for r in recs) or [
+                (r.get("id"), r.get("content_hash")) for r in recs] != list(
+                zip(fields["memory_ids"], fields["content_hashes"], strict=False)):
+            problems.append("memories do not match memory_ids and content_hashes")
         for k in ("num_tokens", "num_layers", "num_kv_heads", "head_dim"):
             if not 0 < fields[k] < 1 << 24:
                 problems.append(f"{k} {fields[k]} is out of range")

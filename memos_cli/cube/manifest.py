@@ -53,10 +53,11 @@ class Manifest:
     producer: dict[str, str]
     tiers: tuple[str, ...]
     counts: dict[str, int]
-    memories_file: FileEntry
-    index: dict[str, Any]
-    embedding: dict[str, Any]
     provenance: dict[str, Any]
+    #: the plaintext tier: all three present, or none (a KV-only cube, format 1.1)
+    memories_file: FileEntry | None = None
+    index: dict[str, Any] | None = None
+    embedding: dict[str, Any] | None = None
     kv: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -72,9 +73,9 @@ class Manifest:
             "producer": dict(self.producer),
             "tiers": list(self.tiers),
             "counts": dict(self.counts),
-            "files": {"memories": self.memories_file.to_dict()},
-            "index": dict(self.index),
-            "embedding": dict(self.embedding),
+            **({"files": {"memories": self.memories_file.to_dict()},
+                "index": dict(self.index or {}),
+                "embedding": dict(self.embedding or {})} if self.memories_file else {}),
             "provenance": self.provenance,
             **({"kv": self.kv} if self.kv is not None else {}),
         }
@@ -111,10 +112,14 @@ class Manifest:
             jsonschema.Draft202012Validator(schema()).iter_errors(checked),
             key=lambda e: list(map(str, e.absolute_path)),
         )
-        if not problems and bool(checked.get("kv", {}).get("segments")) != (
-                "activation" in checked["tiers"]):
-            raise FormatError("tiers must list 'activation' exactly when kv segments exist",
-                              path=path)
+        if not problems:
+            if bool(checked.get("kv", {}).get("segments")) != ("activation" in checked["tiers"]):
+                raise FormatError("tiers must list 'activation' exactly when kv segments exist",
+                                  path=path)
+            plain = [k for k in ("files", "index", "embedding") if k in checked]
+            if ("plaintext" in checked["tiers"]) != bool(plain) or (plain and len(plain) != 3):
+                raise FormatError("tiers must list 'plaintext' exactly when files, index and "
+                                  "embedding are all present", path=path)
         if problems:
             text = "; ".join(
                 f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
@@ -122,7 +127,7 @@ class Manifest:
             )
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
             raise FormatError(f"invalid manifest: {text}{more}", path=path)
-        files = checked["files"]["memories"]
+        files = checked["files"]["memories"] if "files" in checked else None
         return cls(
             format_version=version,  # type: ignore[arg-type]
             cube_id=checked["cube_id"],
@@ -132,9 +137,9 @@ class Manifest:
             producer=checked["producer"],
             tiers=tuple(checked["tiers"]),
             counts=checked["counts"],
-            memories_file=FileEntry(**files),
-            index=checked["index"],
-            embedding=checked["embedding"],
+            memories_file=FileEntry(**files) if files else None,
+            index=checked.get("index"),
+            embedding=checked.get("embedding"),
             provenance=checked["provenance"],
             kv=checked.get("kv"),
             raw=data,

@@ -88,6 +88,7 @@ def build_segment(chat: ChatModel, memories: list[Memory], storage_dtype: str = 
                          f"{limit} less 256 for the question; select fewer memories "
                          "(--ids, or --query with --top)")
     input_ids = torch.tensor([ids], dtype=torch.long)
+    records = memory_records(chat.tokenizer.decode(ids), memories)
     with torch.inference_mode():
         out = chat.model.base_model(input_ids=input_ids, use_cache=True)
     layers = [(layer.keys[0].clone(), layer.values[0].clone())
@@ -99,8 +100,57 @@ def build_segment(chat: ChatModel, memories: list[Memory], storage_dtype: str = 
         storage_dtype=storage_dtype,
         quantization=QUANT_INT8 if storage_dtype == "int8" else "none",
         num_tokens=len(ids), num_layers=fp["num_layers"], num_kv_heads=fp["num_kv_heads"],
-        head_dim=fp["head_dim"])
+        head_dim=fp["head_dim"], memories=tuple(records))
     return meta, input_ids[0], layers
+
+
+def memory_records(decoded: str, memories: list[Memory]) -> list[dict[str, Any]]:
+    """Each memory's record without its text, which is located in the decoded prefix
+    (``content_span``); a memory the decoded text does not hold verbatim keeps its
+    ``content``. Enough to restore the plaintext tier exactly (spec §10)."""
+    out = []
+    cursor = 0
+    for m in memories:
+        rec = m.to_dict()
+        content = rec.pop("content")
+        at = decoded.find(content, cursor)
+        if at >= 0:
+            rec["content_span"] = [at, at + len(content)]
+            cursor = at + len(content)
+        else:
+            rec["content"] = content
+        out.append(rec)
+    return out
+
+
+def restore_memories(segment: Segment, tokenizer: Any) -> list[Memory]:
+    """The memories a segment holds, rebuilt from its token ids and records.
+
+    Raises:
+        FormatError: a record is malformed, or a restored memory does not match its content
+            hash (e.g. another tokenizer decoded the ids).
+    """
+    from memos_cli.memory import content_hash
+
+    decoded = tokenizer.decode(segment.token_ids.tolist())
+    out = []
+    for rec in segment.meta.memories:
+        rec = dict(rec)
+        span = rec.pop("content_span", None)
+        try:
+            if span is not None:
+                start, end = span
+                rec["content"] = decoded[start:end]
+            mem = Memory.from_dict(rec)
+        except (ValueError, TypeError, KeyError) as e:
+            raise FormatError(f"memory record {rec.get('id')!r} is malformed: {e}",
+                              path="kv segment") from e
+        if content_hash(mem.content, mem.speaker, mem.event_time) != mem.content_hash:
+            raise FormatError(f"memory {mem.id} restored from the token ids does not match its "
+                              "content hash (was it decoded with the segment's tokenizer?)",
+                              path="kv segment")
+        out.append(mem)
+    return out
 
 
 def check_segment(chat: ChatModel, meta: SegmentMeta, where: str) -> None:
@@ -258,8 +308,9 @@ def answer_kv(cubes: list[Any], chat: ChatModel, question: str, *,
                                  temperature=temperature, mode=mode, recompute=recompute)
     used: list[Retrieved] = []
     for cube, seg in zip(cubes, segments, strict=True):
-        for mid in seg.meta.memory_ids:
-            mem = cube.by_id.get(mid)
+        held = [cube.by_id.get(i) for i in seg.meta.memory_ids] if cube.has_plaintext \
+            else restore_memories(seg, chat.tokenizer)
+        for mem in held:
             if mem is not None:
                 used.append(Retrieved(mem, 0.0, len(used) + 1, None, None))
     gen = run.generation

@@ -49,7 +49,8 @@ def check_embedder(cube: Cube, embedder: Embedder) -> None:
     Raises:
         EmbedderMismatchError: fingerprint or dimension differ; the message names both.
     """
-    want = cube.manifest.embedding
+    cube.require_plaintext()
+    want = cube.manifest.embedding or {}
     if embedder.dimension != want["dimension"] or embedder.fingerprint != want["fingerprint"]:
         raise EmbedderMismatchError(
             f"index was built with embedder {want['model']} ({want['dimension']}-d, "

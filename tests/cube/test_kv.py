@@ -27,7 +27,9 @@ def meta(dtype: str = "float32", tokens: int = 5, head_dim: int = 8) -> SegmentM
                        memory_ids=("a", "b"), content_hashes=("sha256:1", "sha256:2"),
                        storage_dtype=dtype, quantization=QUANT_INT8 if dtype == "int8"
                        else "none", num_tokens=tokens, num_layers=2, num_kv_heads=2,
-                       head_dim=head_dim)
+                       head_dim=head_dim,
+                       memories=({"id": "a", "content_hash": "sha256:1", "content": "A"},
+                                 {"id": "b", "content_hash": "sha256:2", "content": "B"}))
 
 
 def layers(tokens: int = 5, head_dim: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:

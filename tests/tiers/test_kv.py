@@ -185,3 +185,38 @@ def test_cli_convert_inspect_and_compose(cube_copy: Path, tiny_llama: Path,
     assert res.exit_code == 2 and "--tier text takes one cube" in res.stderr
     res = runner.invoke(app, ["convert", str(cube_copy), "--to", "lora"])
     assert res.exit_code == 2
+
+
+def test_kv_only_cube_and_restoring_text(cube_copy: Path, tiny: chat.ChatModel, embedder,
+                                         keys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from memos_cli.convert import restore_text
+
+    original = [m.to_dict() for m in open_cube(cube_copy).memories]
+    with pytest.raises(UsageError, match="needs a KV segment of every memory"):
+        convert_to_kv(cube_copy, tiny, select_memories(open_cube(cube_copy), top=3),
+                      drop_text=True)
+    convert_to_kv(cube_copy, tiny, select_memories(open_cube(cube_copy)), drop_text=True,
+                  key=keys[0])
+    m = json.loads((cube_copy / "manifest.json").read_text())
+    assert m["tiers"] == ["activation"] and "files" not in m and "embedding" not in m
+    assert not (cube_copy / "memories.arrow").exists() and not (cube_copy / "index").exists()
+    assert verify(cube_copy, keys[1]).memories == len(original)
+    cube = open_cube(cube_copy)
+    with pytest.raises(UsageError, match="no plaintext tier"):
+        cube.index()
+    assert kv.answer_kv([cube], tiny, Q, max_new_tokens=3).new_tokens >= 1
+    # another tokenizer cannot decode the token ids
+    other = chat.load(str(make_tiny_llama(tmp_path / "small-vocab", vocab=150)))
+    with pytest.raises(FormatError, match="tokenizer"):
+        restore_text(cube_copy, other, embedder)
+    restore_text(cube_copy, tiny, embedder, key=keys[0])
+    restored = open_cube(cube_copy)
+    by_id = {d["id"]: d for d in original}
+    assert sorted(m.id for m in restored.memories) == sorted(by_id)
+    for mem in restored.memories:
+        assert mem.to_dict() == by_id[mem.id]
+    assert verify(cube_copy, keys[1]).signature == "verified"
+    m = json.loads((cube_copy / "manifest.json").read_text())
+    assert m["tiers"] == ["plaintext", "activation"]
+    with pytest.raises(UsageError, match="already has a plaintext tier"):
+        restore_text(cube_copy, tiny, embedder)
