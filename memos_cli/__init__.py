@@ -1,14 +1,18 @@
 """memos: a memory toolkit for LLMs built around portable ``.memcube`` directories.
 
-Library entry points (the CLI is a thin shell over these)::
+The CLI is a thin shell over the library; a pipeline can use it directly::
 
-    from memos_cli import pack, open_cube, search, answer
+    from memos_cli import open_cube, verify
+    from memos_cli.pack import pack                      # sources -> signed cube
+    from memos_cli.convert import convert_to_kv          # memories -> KV-cache segment
+    from memos_cli.tiers.plaintext import retrieve, answer
+    from memos_cli.tiers.kv import answer_kv
 """
 
 __version__ = "0.1.0"
 
-from memos_cli.cube import Cube, open_cube, reindex, verify
-from memos_cli.errors import MemosError
-from memos_cli.memory import Memory
+from memos_cli.cube import Cube, open_cube, reindex, verify  # noqa: E402
+from memos_cli.errors import MemosError  # noqa: E402
+from memos_cli.memory import Memory  # noqa: E402
 
 __all__ = ["Cube", "Memory", "MemosError", "__version__", "open_cube", "reindex", "verify"]
