@@ -11,8 +11,8 @@ The CLI is a thin shell over the library; a pipeline can use it directly::
 
 __version__ = "0.1.0"
 
-from memos_cli.cube import Cube, open_cube, reindex, verify  # noqa: E402
-from memos_cli.errors import MemosError  # noqa: E402
-from memos_cli.memory import Memory  # noqa: E402
+from memos_cli.cube import Cube, open_cube, reindex, verify
+from memos_cli.errors import MemosError
+from memos_cli.memory import Memory
 
 __all__ = ["Cube", "Memory", "MemosError", "__version__", "open_cube", "reindex", "verify"]

@@ -116,7 +116,7 @@ def pack(
         print_json(report.to_dict())
         return
     for note in report.notes:
-        err.print(f"note: {note}")
+        err.print(f"note: {note}", soft_wrap=True)
     if report.skipped:
         err.print(f"skipped {len(report.skipped)} files of other types: "
                   + ", ".join(report.skipped[:5]) + (" ..." if len(report.skipped) > 5 else ""))
@@ -238,3 +238,11 @@ def reindex(
 def register(app: typer.Typer) -> None:
     for fn in (keygen, pack, inspect, verify, reindex):
         app.command()(fn)
+    app.command(
+        "import",
+        help="Import memories from another memory system into a new cube: a MemOS cube "
+             "directory (its pickled KV cache is refused, never unpickled), a Letta agent "
+             "file (.af), a mem0 export (.json), JSONL or LoCoMo. Takes the options of pack "
+             "and prints what it mapped and skipped.\n\nExample: [bold]memos import "
+             "mem_cube_2/ -o imported.memcube --key team.key[/bold]",
+    )(pack)

@@ -1,4 +1,6 @@
-"""Readers that turn files into memories: text/Markdown, JSONL, chat transcripts, LoCoMo.
+"""Readers that turn files into memories: text/Markdown, JSONL, chat transcripts, LoCoMo,
+and importers for other memory systems: MemOS cube directories, Letta agent files, mem0
+exports.
 
 :func:`read_sources` is the entry point: it expands directories, detects each file's format,
 reads it, and records its SHA-256 and size for the manifest's provenance.
@@ -12,14 +14,14 @@ from pathlib import Path
 
 from memos_cli.digest import sha256_file
 from memos_cli.errors import SourceError
-from memos_cli.sources import chat, jsonl, locomo, text
+from memos_cli.sources import chat, jsonl, letta, locomo, mem0, memos_cube, text
 from memos_cli.sources.base import Defaults, SourceResult, load_json, read_text
 
 __all__ = ["SUFFIXES", "Defaults", "SourceResult", "Sources", "read_source", "read_sources"]
 
 #: File suffixes a directory walk picks up, and the reader for each.
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
-            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".af": "letta"}
 
 
 @dataclass
@@ -45,16 +47,20 @@ def read_source(path: Path, shown: str, defaults: Defaults) -> SourceResult:
         result = text.read(path, shown, defaults, markdown=kind == "markdown")
     elif kind == "jsonl":
         result = jsonl.read(path, shown, defaults)
+    elif kind == "letta":
+        result = letta.read(path, shown, defaults)
     else:
         data = load_json(path, read_text(path))
         if chat.looks_like(data):
             result = chat.read(path, shown, data, defaults)
         elif locomo.looks_like(data):
             result = locomo.read(path, shown, data, defaults)
+        elif mem0.looks_like(data):
+            result = mem0.read(path, shown, data, defaults)
         else:
             raise SourceError(
                 "JSON layout not recognised: expected a chat transcript (a list of "
-                "role/content messages) or a LoCoMo conversation", path=path)
+                "role/content messages), a LoCoMo conversation or a mem0 export", path=path)
     result.sha256 = sha256_file(path)
     result.size = path.stat().st_size
     return result
@@ -74,7 +80,9 @@ def read_sources(paths: list[str | Path], defaults: Defaults) -> Sources:
         p = Path(given)
         if not p.exists():
             raise SourceError("no such file or directory", path=p)
-        if p.is_dir():
+        if p.is_dir() and memos_cube.looks_like(p):
+            out.results.append(memos_cube.read(p, p.as_posix(), defaults))
+        elif p.is_dir():
             if p.suffix == ".memcube" or (p / "manifest.json").is_file():
                 raise SourceError("is a cube, not a source (packing cubes into cubes is not "
                                   "supported yet)", path=p)
