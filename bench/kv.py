@@ -15,7 +15,8 @@ Memory prefixes are LoCoMo dialog turns (conversation 26) packed into a cube, cu
   question set; composition agreement (naive, re-rotation, re-rotation + recompute) with full
   recompute of the concatenated text.
 
-Usage: python bench/kv.py [--locomo DIR] [--runs 5] [--questions 30] [--out bench/out]
+Usage: python bench/kv.py [--locomo DIR] [--runs 5] [--questions 100]
+       [--composition-questions 30] [--out bench/out]
 Writes bench/out/kv.json, bench/out/kv.md and docs/ttft.png.
 """
 
@@ -77,7 +78,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--locomo", type=Path, default=ROOT.parent / "shared/datasets/locomo")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--questions", type=int, default=30)
+    ap.add_argument("--questions", type=int, default=100,
+                    help="questions for the dtype agreement")
+    ap.add_argument("--composition-questions", type=int, default=30)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -162,9 +165,9 @@ def main() -> None:
     print((args.out / "kv.md").read_text())
 
 
-def questions(args: argparse.Namespace) -> list[str]:
+def questions(args: argparse.Namespace, n: int) -> list[str]:
     qa = json.loads((args.locomo / "26.json").read_text())["qa"]
-    return [q["question"] for q in qa if q.get("category") in (1, 2, 3, 4)][:args.questions]
+    return [q["question"] for q in qa if q.get("category") in (1, 2, 3, 4)][:n]
 
 
 def agreement(lm: chat.ChatModel, mems: list, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
@@ -179,7 +182,7 @@ def agreement(lm: chat.ChatModel, mems: list, args: argparse.Namespace) -> dict:
             write_segment(path, with_dtype(meta, dtype), ids, layers)
             seg = read_segment(path)
             answers[dtype] = [kv.generate_with_segments(lm, [seg], q, max_new_tokens=32)
-                              .generation.token_ids for q in questions(args)]
+                              .generation.token_ids for q in questions(args, args.questions)]
     for dtype in DTYPES[1:]:
         same = [a == b for a, b in zip(answers[dtype], answers["float32"], strict=True)]
         out[dtype] = {"exact_answer_agreement": round(sum(same) / len(same), 3),
@@ -201,7 +204,7 @@ def composition(lm: chat.ChatModel, mems: list, args: argparse.Namespace) -> dic
              "re-rotation + recompute 16 tokens": ("rerotate", 16)}
     top1 = {m: 0 for m in modes}
     exact = {m: 0 for m in modes}
-    qs = questions(args)
+    qs = questions(args, args.composition_questions)
     for q in qs:
         ids = prefix + kv.suffix_ids(lm.tokenizer, q)
         with torch.inference_mode():

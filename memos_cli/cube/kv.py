@@ -7,9 +7,10 @@ positions ``0..T-1``:
 - ``layers.<i>.keys`` and ``layers.<i>.values``: ``[kv_heads, T, head_dim]`` in the storage
   dtype (``float32``, ``bfloat16``, ``float16`` or ``int8``); keys are stored after RoPE, as
   the model's attention caches them;
-- for ``int8`` (KIVI-style asymmetric quantization, Liu et al., ICML 2024: keys per channel,
-  values per token): ``layers.<i>.keys.scale``/``.zero`` ``[kv_heads, 1, head_dim] float16``
-  and ``layers.<i>.values.scale``/``.zero`` ``[kv_heads, T, 1] float16``, with
+- for ``int8`` (KIVI-style asymmetric quantization, Liu et al., ICML 2024: keys per channel
+  in groups of ``KEY_GROUP`` = 32 tokens, values per token):
+  ``layers.<i>.keys.scale``/``.zero`` ``[kv_heads, ceil(T / 32), head_dim] float16`` and
+  ``layers.<i>.values.scale``/``.zero`` ``[kv_heads, T, 1] float16``, with
   ``x = (q + 128) * scale + zero`` computed in float32.
 
 The safetensors metadata (string to string) holds ``memcube.kv`` (``"1"``), the model
@@ -33,7 +34,9 @@ from memos_cli.errors import FormatError
 KV_FORMAT = "1"
 #: Storage dtypes and their safetensors dtype codes.
 STORAGE_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "int8": "I8"}
-QUANT_INT8 = "kivi-int8-asym: keys per channel, values per token"
+QUANT_INT8 = "kivi-int8-asym: keys per channel in groups of 32 tokens, values per token"
+#: Tokens that share one key scale and zero point per channel (KIVI's group size).
+KEY_GROUP = 32
 #: Largest segment file memos reads (bytes); larger files are refused before parsing.
 MAX_SEGMENT_BYTES = 8 << 30
 _META_KEYS = ("memcube.kv", "model", "model_fingerprint", "prompt_template", "memory_ids",
@@ -168,6 +171,23 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torc
     return (q.float() + 128.0) * scale.float() + zero.float()
 
 
+def quantize_keys(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``k [H, T, D]`` -> int8 ``[H, T, D]``, scale and zero ``[H, ceil(T/32), D]``: per
+    channel within each group of :data:`KEY_GROUP` tokens (the last group may be shorter)."""
+    import torch
+
+    parts = [quantize(k[:, s:s + KEY_GROUP], 1) for s in range(0, k.shape[1], KEY_GROUP)]
+    return (torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1),
+            torch.cat([p[2] for p in parts], 1))
+
+
+def dequantize_keys(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`quantize_keys` (float32)."""
+    t = q.shape[1]
+    return dequantize(q, scale.repeat_interleave(KEY_GROUP, dim=1)[:, :t],
+                      zero.repeat_interleave(KEY_GROUP, dim=1)[:, :t])
+
+
 def write_segment(path: Path, meta: SegmentMeta, token_ids: torch.Tensor,
                   layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Write a segment. ``layers[i] = (keys, values)``, each ``[kv_heads, T, head_dim]``
@@ -178,8 +198,8 @@ def write_segment(path: Path, meta: SegmentMeta, token_ids: torch.Tensor,
     tensors: dict[str, torch.Tensor] = {"token_ids": token_ids.to(torch.int64).contiguous()}
     for i, (k, v) in enumerate(layers):
         if meta.storage_dtype == "int8":
-            for name, x, dim in (("keys", k, 1), ("values", v, 2)):
-                q, scale, zero = quantize(x, dim)
+            for name, (q, scale, zero) in (("keys", quantize_keys(k)),
+                                           ("values", quantize(v, 2))):
                 tensors[f"layers.{i}.{name}"] = q.contiguous()
                 tensors[f"layers.{i}.{name}.scale"] = scale.contiguous()
                 tensors[f"layers.{i}.{name}.zero"] = zero.contiguous()
@@ -199,8 +219,9 @@ def expected_tensors(meta: SegmentMeta) -> dict[str, tuple[tuple[int, ...], str]
         out[f"layers.{i}.keys"] = ((h, t, d), dt)
         out[f"layers.{i}.values"] = ((h, t, d), dt)
         if meta.storage_dtype == "int8":
+            groups = -(-t // KEY_GROUP)
             for suffix in ("scale", "zero"):
-                out[f"layers.{i}.keys.{suffix}"] = ((h, 1, d), "F16")
+                out[f"layers.{i}.keys.{suffix}"] = ((h, groups, d), "F16")
                 out[f"layers.{i}.values.{suffix}"] = ((h, t, 1), "F16")
     return out
 
@@ -274,8 +295,9 @@ def read_segment(path: Path, *, dtype: torch.dtype | None = None) -> Segment:
         for name in ("keys", "values"):
             x = tensors[f"layers.{i}.{name}"]
             if meta.storage_dtype == "int8":
-                x = dequantize(x, tensors[f"layers.{i}.{name}.scale"],
-                               tensors[f"layers.{i}.{name}.zero"])
+                undo = dequantize_keys if name == "keys" else dequantize
+                x = undo(x, tensors[f"layers.{i}.{name}.scale"],
+                         tensors[f"layers.{i}.{name}.zero"])
             pair.append(x.to(dtype))
         layers.append((pair[0], pair[1]))
     return Segment(meta, tensors["token_ids"], layers)

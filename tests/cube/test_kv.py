@@ -63,19 +63,30 @@ def test_layout_is_readable_by_plain_safetensors(tmp_path: Path) -> None:
         assert sorted(f.keys())[:4] == ["layers.0.keys", "layers.0.keys.scale",
                                         "layers.0.keys.zero", "layers.0.values"]
         assert f.get_tensor("layers.0.keys.scale").dtype == torch.float16
-        assert f.get_tensor("layers.0.keys.scale").shape == (2, 1, 8)  # per channel
+        assert f.get_tensor("layers.0.keys.scale").shape == (2, 1, 8)  # per channel, 1 group
         assert f.get_tensor("layers.0.values.scale").shape == (2, 5, 1)  # per token
 
 
 def test_int8_is_about_a_quarter_of_float32(tmp_path: Path) -> None:
-    """head_dim 64 as in SmolLM2: 64 int8 values + 4 bytes of float16 scale and zero per
-    value vector and token, against 256 bytes: (64 + 64 + 4) / 512 = 0.258."""
+    """head_dim 64 as in SmolLM2, per token and KV head: keys 64 int8 + 64 x 4 bytes of
+    float16 scale and zero per 32 tokens, values 64 int8 + 4 bytes, against 512 bytes:
+    (64 + 8 + 64 + 4) / 512 = 0.273."""
     sizes = {}
     for dtype in ("float32", "int8"):
         p = tmp_path / f"{dtype}.safetensors"
         write_segment(p, meta(dtype, 512, 64), torch.arange(512), layers(512, 64))
         sizes[dtype] = p.stat().st_size
-    assert 0.25 < sizes["int8"] / sizes["float32"] < 0.265
+    assert 0.26 < sizes["int8"] / sizes["float32"] < 0.28
+
+
+def test_key_groups_of_32_tokens(tmp_path: Path) -> None:
+    p = tmp_path / "s.safetensors"
+    write_segment(p, meta("int8", 70), torch.arange(70), layers(70))
+    with safe_open(str(p), framework="pt") as f:
+        assert f.get_tensor("layers.0.keys.scale").shape == (2, 3, 8)  # ceil(70 / 32)
+    ls = layers(70)
+    seg = read_segment(p)
+    assert float((seg.layers[0][0] - ls[0][0]).abs().max()) < 0.03
 
 
 def test_quantize_keeps_range() -> None:

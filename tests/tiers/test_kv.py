@@ -220,3 +220,17 @@ def test_kv_only_cube_and_restoring_text(cube_copy: Path, tiny: chat.ChatModel, 
     assert m["tiers"] == ["plaintext", "activation"]
     with pytest.raises(UsageError, match="already has a plaintext tier"):
         restore_text(cube_copy, tiny, embedder)
+
+
+def test_cli_bad_segment_is_one_line_and_changes_nothing(kv_cube: Path, tiny_llama: Path
+                                                         ) -> None:
+    cube = open_cube(kv_cube)
+    seg = cube.segment_path(cube.segments[0])
+    seg.write_bytes(seg.read_bytes()[:-1000])
+    before = {p: p.read_bytes() for p in kv_cube.rglob("*") if p.is_file()}
+    res = runner.invoke(app, ["run", str(kv_cube), Q, "--tier", "kv", "--model",
+                              str(tiny_llama)])
+    assert res.exit_code == 7
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and seg.name in lines[0] and "differs from the manifest" in lines[0]
+    assert {p: p.read_bytes() for p in kv_cube.rglob("*") if p.is_file()} == before
