@@ -83,9 +83,9 @@ def _root(
 
 
 def _register() -> None:
-    from memos_cli.cli import convert, cube, run, search
+    from memos_cli.cli import convert, cube, dump, run, search
 
-    for module in (cube, search, run, convert):
+    for module in (cube, search, run, convert, dump):
         module.register(app)
 
 

@@ -92,6 +92,18 @@ class Index:
     def ids(self) -> list[str]:
         return [str(x) for x in self._tbl.to_arrow().column("id").to_pylist()]
 
+    def vectors(self, ids: list[str]) -> np.ndarray:
+        """The stored vectors of ``ids``, in that order: ``[len(ids), dim] float32``.
+
+        Raises:
+            KeyError: an id is not in the index.
+        """
+        table = self._tbl.to_arrow()
+        row = {mid: n for n, mid in enumerate(table.column("id").to_pylist())}
+        column = table.column("vector").combine_chunks()
+        matrix = column.flatten().to_numpy().reshape(len(column), column.type.list_size)
+        return np.stack([matrix[row[i]] for i in ids]).astype(np.float32)
+
     def search(self, query: str, vector: np.ndarray, k: int, *,
                candidates: int = CANDIDATES, rrf_k: int = RRF_K,
                vector_weight: float = VECTOR_WEIGHT,

@@ -26,6 +26,9 @@ _INT = ("line_start", "line_end", "priority", "version")
 _TIME = ("created_at", "updated_at", "event_time", "expires_at")
 _LIST = ("readers", "sensitivity", "tags")
 _DERIVED = ("content_hash",)
+#: Columns where an explicit ``null`` means "none" rather than "use the pack default".
+_NULLABLE = ("owner", "expires_at", "parent_id", "source_file", "line_start", "line_end",
+             "section", "conversation_id", "session_id", "turn_id", "speaker", "event_time")
 
 
 def parse_record(obj: Any) -> tuple[str, dict[str, Any]]:
@@ -52,6 +55,10 @@ def parse_record(obj: Any) -> tuple[str, dict[str, Any]]:
         if name in fields:
             raise ValueError(f"'{key}' repeats '{name}'")
         if value is None:
+            if name in _NULLABLE:
+                fields[name] = None
+            elif name in _LIST:
+                fields[name] = ()
             continue
         if name in _STR:
             if not isinstance(value, (str, int)) or isinstance(value, bool):
@@ -93,7 +100,10 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
     """Read a JSONL file; errors name the line number."""
     text = read_text(path)
     result = SourceResult(path=shown, format="jsonl", sha256="", size=0)
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # JSONL lines end at "\n" only: str.splitlines() would also split inside strings that hold
+    # U+0085 or U+2028, which JSON writes unescaped
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -114,6 +124,8 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
         merged.setdefault("semantic_type", "fact")
         if "source_file" not in fields:
             merged.update(source_file=shown, line_start=lineno, line_end=lineno)
+        if merged.get("id") is None:
+            merged.pop("id", None)
         result.memories.append(make_memory(path, f"line {lineno}", content, now=defaults.now,
                                            **merged))
     return result

@@ -1,0 +1,127 @@
+"""``dump`` (MemDumper): export what a user may read from a cube, as JSONL or as a new cube.
+
+The JSONL export is lossless for the plaintext tier: one ``Memory.to_dict()`` object a line
+(spec §8.2 reads it back field for field, ``memos import`` gives the same memories). Permission
+metadata (owner, visibility, readers, sensitivity) travels with every memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from memos_cli.cube import Cube, CubeSpec, write_cube
+from memos_cli.cube.layout import atomic_write_bytes
+from memos_cli.digest import sha256_file
+from memos_cli.errors import CubeExistsError, UsageError
+from memos_cli.governance import can_read
+from memos_cli.memory import Memory, parse_time
+
+FILTER_KEYS = ("owner", "tag", "type", "since", "until")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """``owner=``, ``tag=``, ``type=`` (semantic type), ``since=``/``until=`` (ISO 8601, on
+    ``created_at``); all given conditions must hold."""
+
+    owner: str | None = None
+    tag: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> Filter:
+        """Parse ``key=value,key=value``. Raises ``UsageError``."""
+        if not text:
+            return cls()
+        values: dict[str, Any] = {}
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in FILTER_KEYS or not value.strip():
+                raise UsageError(f"--filter {part!r} is not one of "
+                                 f"{', '.join(k + '=VALUE' for k in FILTER_KEYS)}")
+            if key in ("since", "until"):
+                try:
+                    values[key] = parse_time(value)
+                except ValueError as e:
+                    raise UsageError(f"--filter {key}={value!r} is not an ISO 8601 time") from e
+            else:
+                values[key] = value.strip()
+        return cls(**values)
+
+    def __call__(self, m: Memory) -> bool:
+        return ((self.owner is None or m.owner == self.owner)
+                and (self.tag is None or self.tag in m.tags)
+                and (self.type is None or m.semantic_type == self.type)
+                and (self.since is None or m.created_at >= self.since)
+                and (self.until is None or m.created_at < self.until))
+
+
+def select(cube: Cube, user: str, keep: Filter) -> list[Memory]:
+    """The cube's memories ``user`` may read that pass ``keep``, in file order."""
+    return [m for m in cube.memories if can_read(m, user) and keep(m)]
+
+
+def to_jsonl(memories: list[Memory]) -> bytes:
+    """One JSON object per line, ``Memory.to_dict()``, UTF-8, keys in field order."""
+    return "".join(json.dumps(m.to_dict(), ensure_ascii=False) + "\n"
+                   for m in memories).encode("utf-8")
+
+
+@dataclass
+class DumpReport:
+    path: str
+    format: str
+    memories: int
+    withheld: int
+    signed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "format": self.format, "memories": self.memories,
+                "withheld": self.withheld, "signed": self.signed}
+
+
+def dump(cube: Cube, out: str | Path, *, user: str, keep: Filter | None = None,
+         fmt: str = "jsonl", key: str | Path | None = None, force: bool = False,
+         now: datetime) -> DumpReport:
+    """Write what ``user`` may read of ``cube`` (and ``keep`` selects) to ``out``, atomically.
+
+    ``fmt``: ``jsonl`` (one file) or ``memcube`` (a new cube whose provenance names the source
+    cube as parent, with the source's index vectors reused; signed with ``key``).
+
+    Raises:
+        UsageError: unknown format, or nothing the user may read.
+        CubeExistsError: ``out`` exists and ``force`` is false.
+    """
+    if fmt not in ("jsonl", "memcube"):
+        raise UsageError(f"--format {fmt!r} is not jsonl or memcube")
+    target = Path(out)
+    if target.exists() and not force:
+        raise CubeExistsError("already exists (use --force to replace it)", path=target)
+    chosen = select(cube, user, keep or Filter())
+    withheld = len(cube.memories) - len(chosen)
+    if not chosen:
+        raise UsageError(f"user {user!r} may read none of the selected memories", path=cube.path)
+    if fmt == "jsonl":
+        atomic_write_bytes(target, to_jsonl(chosen))
+    else:
+        vectors = cube.index().vectors([m.id for m in chosen])
+        spec = CubeSpec(
+            name=target.name.removesuffix(".memcube"),
+            description=f"export of {cube.manifest.name} for {user}",
+            created_at=now, embedding=dict(cube.manifest.embedding or {}),
+            sources=[{"path": str(cube.path), "sha256": sha256_file(cube.memories_path),
+                      "size": cube.memories_path.stat().st_size, "format": "memcube",
+                      "memories": len(chosen)}],
+            pack_options={"dump": {"user": user, "filter": repr(keep or Filter()),
+                                   "withheld": withheld}},
+            parents=[cube.manifest.cube_id])
+        write_cube(target, chosen, vectors, spec, key=key, force=force)
+    return DumpReport(str(target), fmt, len(chosen), withheld, fmt == "memcube" and bool(key))
+
