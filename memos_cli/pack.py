@@ -7,6 +7,7 @@ meets the cube format.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -157,9 +158,8 @@ def pack(
             "ttl_s": None if defaults.ttl is None else defaults.ttl.total_seconds(),
             "tags": list(defaults.tags),
         },
-        cube_id=cube_id,
+        cube_id=cube_id or str(uuid.uuid4()),
     )
     write_cube(out, kept, vectors, spec, key=key, force=force)
-    cube = open_cube(out)
-    return PackReport(str(out), cube.manifest.cube_id, len(kept), duplicates, provenance,
+    return PackReport(str(out), str(spec.cube_id), len(kept), duplicates, provenance,
                       read.skipped, notes, key is not None, time.perf_counter() - t0, embed_s)

@@ -235,18 +235,16 @@ def compose(chat: ChatModel, segments: list[Segment], *, mode: str = "rerotate",
 
 @dataclass
 class KVRun:
-    """A kv-tier generation and its timings in seconds: ``segment_load_s`` (reading and
-    checking the segment files) and the generation's own ``ttft_s``."""
+    """A kv-tier generation (its ``ttft_s`` counts from the loaded segments) and the number
+    of cached prefix tokens."""
 
     generation: Generation
-    segment_load_s: float
     prefix_tokens: int
 
 
 def generate_with_segments(chat: ChatModel, segments: list[Segment], question: str, *,
                            max_new_tokens: int = 128, temperature: float = 0.0,
-                           mode: str = "rerotate", recompute: int = 0,
-                           load_s: float = 0.0) -> KVRun:
+                           mode: str = "rerotate", recompute: int = 0) -> KVRun:
     """Answer ``question`` over the cached prefix of ``segments``: only the question is
     prefilled. ``ttft_s`` counts from here: building the cache from the loaded tensors,
     the question's prefill and the first decode step."""
@@ -255,7 +253,7 @@ def generate_with_segments(chat: ChatModel, segments: list[Segment], question: s
     ids = tokens + suffix_ids(chat.tokenizer, question)
     gen = generate_ids(chat, ids, cache=cache, max_new_tokens=max_new_tokens,
                        temperature=temperature, started=t0)
-    return KVRun(gen, load_s, len(tokens))
+    return KVRun(gen, len(tokens))
 
 
 def load_segments(cubes: list[Any], chat: ChatModel, segment: str | None = None
