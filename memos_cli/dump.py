@@ -7,6 +7,7 @@ metadata (owner, visibility, readers, sensitivity) travels with every memory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from memos_cli.cube.layout import atomic_write_bytes
 from memos_cli.digest import sha256_file
 from memos_cli.errors import CubeExistsError, UsageError
 from memos_cli.governance import can_read
-from memos_cli.memory import Memory, parse_time
+from memos_cli.memory import Memory, content_hash, parse_time
 
 FILTER_KEYS = ("owner", "tag", "type", "since", "until")
 
@@ -81,19 +82,43 @@ class DumpReport:
     memories: int
     withheld: int
     signed: bool
+    redaction: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "memories": self.memories,
-                "withheld": self.withheld, "signed": self.signed}
+                "withheld": self.withheld, "signed": self.signed,
+                "redaction": self.redaction}
+
+
+def redact_memory(m: Memory, redactor: Any) -> Memory:
+    """``m`` with personal data replaced in its content, speaker, section and the string
+    values of ``extra``; the content hash is recomputed, the id kept."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redactor(value)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    content, speaker = redactor(m.content), redactor(m.speaker)
+    return dataclasses.replace(m, content=content, speaker=speaker,
+                               section=redactor(m.section), extra=clean(m.extra),
+                               content_hash=content_hash(content, speaker, m.event_time))
 
 
 def dump(cube: Cube, out: str | Path, *, user: str, keep: Filter | None = None,
          fmt: str = "jsonl", key: str | Path | None = None, force: bool = False,
-         now: datetime) -> DumpReport:
+         now: datetime, redact: tuple[str, ...] = (), embedder: Any = None) -> DumpReport:
     """Write what ``user`` may read of ``cube`` (and ``keep`` selects) to ``out``, atomically.
 
     ``fmt``: ``jsonl`` (one file) or ``memcube`` (a new cube whose provenance names the source
     cube as parent, with the source's index vectors reused; signed with ``key``).
+    ``redact``: ``--redact`` type names (``memos_cli.redact.TYPES``); the memcube's index is
+    then rebuilt from the redacted text with ``embedder``, and its provenance records the
+    types and counts (never the values).
 
     Raises:
         UsageError: unknown format, or nothing the user may read.
@@ -108,10 +133,24 @@ def dump(cube: Cube, out: str | Path, *, user: str, keep: Filter | None = None,
     withheld = len(cube.memories) - len(chosen)
     if not chosen:
         raise UsageError(f"user {user!r} may read none of the selected memories", path=cube.path)
+    redaction: dict[str, Any] | None = None
+    if redact:
+        from memos_cli.redact import Redactor
+
+        if fmt == "memcube" and embedder is None:
+            raise UsageError("a redacted memcube export needs the embedder to rebuild its index")
+        redactor = Redactor(tuple(redact))
+        chosen = [redact_memory(m, redactor) for m in chosen]
+        redaction = {"types": list(redact), "counts": dict(sorted(redactor.counts.items()))}
     if fmt == "jsonl":
         atomic_write_bytes(target, to_jsonl(chosen))
     else:
-        vectors = cube.index().vectors([m.id for m in chosen])
+        if redact:
+            from memos_cli.pack import embed_memories
+
+            vectors = embed_memories(embedder, chosen)
+        else:
+            vectors = cube.index().vectors([m.id for m in chosen])
         spec = CubeSpec(
             name=target.name.removesuffix(".memcube"),
             description=f"export of {cube.manifest.name} for {user}",
@@ -120,8 +159,9 @@ def dump(cube: Cube, out: str | Path, *, user: str, keep: Filter | None = None,
                       "size": cube.memories_path.stat().st_size, "format": "memcube",
                       "memories": len(chosen)}],
             pack_options={"dump": {"user": user, "filter": repr(keep or Filter()),
-                                   "withheld": withheld}},
+                                   "withheld": withheld, "redaction": redaction}},
             parents=[cube.manifest.cube_id])
         write_cube(target, chosen, vectors, spec, key=key, force=force)
-    return DumpReport(str(target), fmt, len(chosen), withheld, fmt == "memcube" and bool(key))
+    return DumpReport(str(target), fmt, len(chosen), withheld, fmt == "memcube" and bool(key),
+                      redaction)
 

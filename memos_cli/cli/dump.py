@@ -6,11 +6,12 @@ from pathlib import Path
 
 import typer
 
-from memos_cli.cli.cube import JSON_OPT, pack_time
-from memos_cli.cli.output import out, print_json
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, pack_time
+from memos_cli.cli.output import out, print_json, status
 from memos_cli.cube import open_cube
 from memos_cli.dump import Filter, dump
 from memos_cli.governance import current_user
+from memos_cli.redact import parse_types
 
 
 def dump_command(
@@ -20,21 +21,34 @@ def dump_command(
                                                          "[default: $MEMOS_USER or login]."),
     filter_: str | None = typer.Option(None, "--filter", help="owner=,tag=,type=,since=,until="),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl (lossless) or memcube."),
+    redact: str | None = typer.Option(None, "--redact", help="Personal data to replace: all, "
+                                      "or some of email,phone,credit_card,iban,ip,ssn,url,"
+                                      "crypto,person,location (Microsoft Presidio)."),
     key: Path | None = typer.Option(None, "--key", help="Sign a memcube export."),
+    embedder: Path | None = EMBEDDER_OPT,
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Export the memories a user may read, with their permission metadata (atomic).
 
-    Example: [bold]memos dump team.memcube -o team.jsonl --as ann --filter tag=budget[/bold]
+    Example: [bold]memos dump team.memcube -o ann.memcube --format memcube --as ann
+    --redact all --key team.key[/bold]
     """
-    report = dump(open_cube(cube), output, user=as_user or current_user(),
-                  keep=Filter.parse(filter_), fmt=fmt, key=key, force=force, now=pack_time())
+    types = parse_types(redact) if redact else ()
+    enc = load_embedder(embedder) if types and fmt == "memcube" else None
+    with status("exporting" + (" and redacting" if types else "")):
+        report = dump(open_cube(cube), output, user=as_user or current_user(),
+                      keep=Filter.parse(filter_), fmt=fmt, key=key, force=force,
+                      now=pack_time(), redact=types, embedder=enc)
     if as_json:
         print_json(report.to_dict())
         return
     out.print(f"exported {report.memories} memories to {report.path} ({report.format}); "
               f"{report.withheld} withheld (not readable by the user or filtered out)")
+    if report.redaction:
+        counts = report.redaction["counts"]
+        out.print("redacted: " + (", ".join(f"{n} {t}" for t, n in counts.items()) or
+                                  "nothing found"))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,97 @@
+"""Redaction in dumps (Presidio, offline): no original personal value is left anywhere in the
+output directory, the index is rebuilt from the redacted text, and provenance records types
+and counts only."""
+
+import json
+from pathlib import Path
+
+import lancedb
+import pytest
+from typer.testing import CliRunner
+
+from memos_cli.cli.app import app
+from memos_cli.cube import open_cube
+from memos_cli.redact import Redactor, parse_types
+
+runner = CliRunner()
+PII = {
+    "email": "maren.solberg@halvorsen.com",
+    "phone": "+1 212 555 0123",
+    "credit_card": "4111 1111 1111 1111",
+    "iban": "GB82 WEST 1234 5698 7654 32",
+    "ip": "192.168.10.20",
+    "url": "https://wiki.kestrel-robotics.com/budget",
+    "person": "John Smith",
+    "ssn": "536-90-4399",
+}
+LINES = [
+    f"Email {PII['email']} about the contract.",
+    f"Call {PII['person']} on {PII['phone']} tomorrow.",
+    f"Card {PII['credit_card']} expires soon; IBAN {PII['iban']}.",
+    f"The server is at {PII['ip']} and the wiki at {PII['url']}.",
+    f"SSN {PII['ssn']} is on file.",
+    "The budget cap is 48,000 euros.",
+]
+
+
+@pytest.fixture(scope="module")
+def pii_cube(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("pii")
+    src = d / "pii.jsonl"
+    src.write_text("\n".join(json.dumps({"content": t, "visibility": "public",
+                                         "extra": {"note": t}}) for t in LINES))
+    cube = d / "pii.memcube"
+    assert runner.invoke(app, ["pack", str(src), "-o", str(cube)]).exit_code == 0
+    return cube
+
+
+def leaks(root: Path) -> list[tuple[str, str]]:
+    """(file, value) for every original value whose bytes appear in any file under root."""
+    files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+    return [(p.name, v) for p in files for v in PII.values() if v.encode() in p.read_bytes()]
+
+
+def test_the_scan_finds_values_in_an_unredacted_dump(pii_cube: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plain.memcube"
+    assert runner.invoke(app, ["dump", str(pii_cube), "-o", str(out), "--format", "memcube",
+                               "--as", "x"]).exit_code == 0
+    assert {v for _, v in leaks(out)} == set(PII.values())
+
+
+@pytest.mark.parametrize("fmt, name", [("jsonl", "red.jsonl"), ("memcube", "red.memcube")])
+def test_redacted_dump_leaves_no_value(pii_cube: Path, tmp_path: Path, fmt: str,
+                                       name: str) -> None:
+    out = tmp_path / name
+    res = runner.invoke(app, ["dump", str(pii_cube), "-o", str(out), "--format", fmt,
+                              "--as", "x", "--redact", "all", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert leaks(out) == []
+    counts = report["redaction"]["counts"]
+    assert {"email", "phone", "credit_card", "iban", "ip", "url", "person", "ssn"} <= set(counts)
+    if fmt == "memcube":
+        # the index holds the redacted text (Lance may compress, so read it too)
+        tbl = lancedb.connect(str(out / "index")).open_table("memories")
+        texts = tbl.to_arrow().column("text").to_pylist()
+        assert not [t for t in texts for v in PII.values() if v in t]
+        assert any("<EMAIL>" in t for t in texts)
+        m = json.loads((out / "manifest.json").read_text())
+        red = m["provenance"]["pack_options"]["dump"]["redaction"]
+        assert red["types"] == list(parse_types("all")) and red["counts"] == counts
+        src = m["provenance"]["sources"][0]
+        assert src["sha256"] == open_cube(pii_cube).manifest.memories_file.sha256
+        kept = [mem.content for mem in open_cube(out).memories]
+        assert "The budget cap is 48,000 euros." in kept
+
+
+def test_only_chosen_types_are_redacted() -> None:
+    r = Redactor(parse_types("email"))
+    assert r(LINES[0]) == "Email <EMAIL> about the contract."
+    assert r(LINES[1]) == LINES[1]
+    assert dict(r.counts) == {"email": 1}
+
+
+def test_unknown_type_is_refused(pii_cube: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["dump", str(pii_cube), "-o", str(tmp_path / "x.jsonl"),
+                              "--redact", "email,dna"])
+    assert res.exit_code == 2 and "--redact 'email,dna'" in res.stderr
