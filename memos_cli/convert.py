@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli.cube import Cube, layout, open_cube
-from memos_cli.cube.cube import CURRENT, check_writable
+from memos_cli.cube.cube import check_writable, rewrite, write_plaintext
 from memos_cli.cube.kv import STORAGE_DTYPES, SegmentMeta, read_meta, segment_id, write_segment
-from memos_cli.cube.manifest import Manifest, write_manifest
-from memos_cli.cube.signature import check_private_key, sign_cube
-from memos_cli.digest import canonical_json, sha256_bytes, sha256_file
+from memos_cli.cube.signature import check_private_key
+from memos_cli.digest import sha256_file
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
+from memos_cli.models.fingerprint import fingerprint_digest
 from memos_cli.tiers import kv
 from memos_cli.tiers.plaintext import retrieve
 
@@ -37,7 +37,7 @@ def select_memories(cube: Cube, *, ids: list[str] | None = None, query: str | No
     from datetime import datetime, timezone
 
     now = datetime.now(timezone.utc)
-    live = [m for m in cube.memories if m.expires_at is None or m.expires_at > now]
+    live = [m for m in cube.memories if not m.expired(now)]
     if ids:
         if query:
             raise UsageError("give --ids or --query, not both")
@@ -94,7 +94,7 @@ def convert_to_kv(path: str | Path, chat: ChatModel, memories: list[Memory], *,
     if key is not None:
         check_private_key(Path(key))
     cube = open_cube(path)
-    check_writable(cube)
+    check_writable(cube)  # before the prefill work
     if drop_text and {m.id for m in memories} != {m.id for m in cube.memories}:
         raise UsageError("--drop-text needs a KV segment of every memory in the cube "
                          "(select all memories, none of them expired)")
@@ -103,17 +103,14 @@ def convert_to_kv(path: str | Path, chat: ChatModel, memories: list[Memory], *,
     build_s = time.perf_counter() - t0
     sid = segment_id(meta)
     rel = f"{layout.KV_DIR}/{sid}.safetensors"
-    with layout.rewrite_cube(cube.path) as tmp:
-        (tmp / layout.SIGNATURE).unlink(missing_ok=True)
+    with rewrite(cube, key=key) as (tmp, raw):
         (tmp / layout.KV_DIR).mkdir(exist_ok=True)
         seg_path = tmp / rel
         write_segment(seg_path, meta, token_ids, layers)
         read_meta(seg_path)  # what we write must pass our own reader
         entry = segment_entry(sid, rel, seg_path, meta)
-        raw = cube.manifest.to_dict()
         segments = [s for s in (raw.get("kv") or {}).get("segments", []) if s["id"] != sid]
         raw["kv"] = {"segments": [*segments, entry]}
-        raw["format_version"] = CURRENT
         raw["tiers"] = [t for t in ("plaintext", "activation", "parameter")
                         if t in raw["tiers"] or t == "activation"]
         if drop_text:
@@ -122,9 +119,6 @@ def convert_to_kv(path: str | Path, chat: ChatModel, memories: list[Memory], *,
             for k in ("files", "index", "embedding"):
                 raw.pop(k, None)
             raw["tiers"].remove("plaintext")
-        write_manifest(tmp, Manifest.from_dict(raw))
-        if key is not None:
-            sign_cube(tmp, key)
     return ConvertReport(str(cube.path), sid, len(memories), meta.num_tokens, storage_dtype,
                          entry["size"], build_s, key is not None)
 
@@ -141,17 +135,14 @@ def restore_text(path: str | Path, chat: ChatModel, embedder: Embedder, *,
         FormatError: the model's tokenizer is not the segments' (named), or a restored memory
             does not match its hash.
     """
-    from memos_cli.cube.cube import index_entry
-    from memos_cli.cube.index import build_index
     from memos_cli.cube.kv import read_segment
-    from memos_cli.cube.memories import write_memories
     from memos_cli.errors import FormatError
     from memos_cli.pack import embed_memories
 
     if key is not None:
         check_private_key(Path(key))
     cube = open_cube(path)
-    check_writable(cube)
+    check_writable(cube)  # before the embedding work
     if cube.has_plaintext:
         raise UsageError("cube already has a plaintext tier", path=cube.path)
     if not cube.segments:
@@ -168,23 +159,10 @@ def restore_text(path: str | Path, chat: ChatModel, embedder: Embedder, *,
             restored.setdefault(m.id, m)
     memories = list(restored.values())
     vectors = embed_memories(embedder, memories)
-    with layout.rewrite_cube(cube.path) as tmp:
-        (tmp / layout.SIGNATURE).unlink(missing_ok=True)
-        write_memories(tmp / layout.MEMORIES, memories)
-        build_index(tmp / layout.INDEX_DIR, [m.id for m in memories],
-                    [m.render() for m in memories], vectors)
-        raw = cube.manifest.to_dict()
-        raw["files"] = {"memories": {"path": layout.MEMORIES,
-                                     "sha256": sha256_file(tmp / layout.MEMORIES),
-                                     "size": (tmp / layout.MEMORIES).stat().st_size}}
-        raw["index"] = index_entry()
-        raw["embedding"] = embedder.describe()
+    with rewrite(cube, key=key) as (tmp, raw):
+        raw.update(write_plaintext(tmp, memories, vectors), embedding=embedder.describe())
         raw["counts"]["memories"] = len(memories)
-        raw["format_version"] = CURRENT
         raw["tiers"] = ["plaintext", *[t for t in raw["tiers"] if t != "plaintext"]]
-        write_manifest(tmp, Manifest.from_dict(raw))
-        if key is not None:
-            sign_cube(tmp, key)
     return {"path": str(cube.path), "memories": len(memories), "signed": key is not None}
 
 
@@ -192,6 +170,6 @@ def segment_entry(sid: str, rel: str, path: Path, meta: SegmentMeta) -> dict[str
     """The manifest's description of a segment file."""
     return {"id": sid, "path": rel, "sha256": sha256_file(path), "size": path.stat().st_size,
             "model": meta.model,
-            "model_fingerprint_sha256": sha256_bytes(canonical_json(meta.model_fingerprint)),
+            "model_fingerprint_sha256": fingerprint_digest(meta.model_fingerprint),
             "tokens": meta.num_tokens, "storage_dtype": meta.storage_dtype,
             "memory_ids": list(meta.memory_ids)}

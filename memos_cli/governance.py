@@ -24,8 +24,7 @@ def current_user() -> str:
 
 def can_read(memory: Memory, user: str, *, now: datetime | None = None) -> bool:
     """True when ``user`` may read ``memory`` now (see the module docstring)."""
-    now = now or datetime.now(timezone.utc)
-    if memory.expires_at is not None and memory.expires_at <= now:
+    if memory.expired(now or datetime.now(timezone.utc)):
         return False
     if memory.visibility == "public":
         return True

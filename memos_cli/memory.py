@@ -159,6 +159,10 @@ class Memory:
             **fields,
         )
 
+    def expired(self, now: datetime) -> bool:
+        """True once ``expires_at`` has passed (at ``now``, an aware datetime)."""
+        return self.expires_at is not None and self.expires_at <= now
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict; times as ISO 8601 strings, tuples as lists."""
         out: dict[str, Any] = {}

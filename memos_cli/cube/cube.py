@@ -6,9 +6,10 @@ the embedder's description come in from the caller.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -174,10 +175,7 @@ def write_cube(
     if vectors.shape[0] != len(memories):
         raise ValueError("one vector per memory is needed")
     with layout.atomic_directory(target, force=force) as tmp:
-        mem_path = tmp / layout.MEMORIES
-        write_memories(mem_path, memories)
-        build_index(tmp / layout.INDEX_DIR, [m.id for m in memories],
-                    [m.render() for m in memories], vectors)
+        plain = write_plaintext(tmp, memories, vectors)
         manifest = Manifest(
             format_version=CURRENT,
             cube_id=spec.cube_id or str(uuid.uuid4()),
@@ -187,9 +185,8 @@ def write_cube(
             producer={"tool": "memos", "version": __version__},
             tiers=("plaintext",),
             counts={"memories": len(memories), "sources": len(spec.sources)},
-            memories_file=FileEntry(path=layout.MEMORIES, sha256=sha256_file(mem_path),
-                                    size=mem_path.stat().st_size),
-            index=index_entry(),
+            memories_file=FileEntry(**plain["files"]["memories"]),
+            index=plain["index"],
             embedding=dict(spec.embedding),
             provenance={
                 "sources": [dict(s) for s in spec.sources],
@@ -205,6 +202,22 @@ def write_cube(
 
 
 CURRENT = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
+
+
+def write_plaintext(directory: Path, memories: Sequence[Memory], vectors: np.ndarray
+                    ) -> dict[str, Any]:
+    """Write the plaintext tier (``memories.arrow`` and the index) into ``directory``.
+
+    Returns the manifest's ``files`` and ``index`` entries for it. ``vectors`` as in
+    :func:`write_cube`.
+    """
+    mem_path = directory / layout.MEMORIES
+    write_memories(mem_path, memories)
+    build_index(directory / layout.INDEX_DIR, [m.id for m in memories],
+                [m.render() for m in memories], vectors)
+    return {"files": {"memories": {"path": layout.MEMORIES, "sha256": sha256_file(mem_path),
+                                   "size": mem_path.stat().st_size}},
+            "index": index_entry()}
 
 
 def check_writable(cube: Cube) -> None:
@@ -284,6 +297,29 @@ def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyRepo
                         files=len(cube.files), signed=cube.signed, signature=status)
 
 
+@contextlib.contextmanager
+def rewrite(cube: Cube, *, key: str | Path | None = None
+            ) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Change a cube in place, atomically: yields a private copy of it and its manifest as a
+    dict, already at the current format version. When the body ends, the manifest is checked
+    by our own reader and written, the copy is signed with ``key`` (or left unsigned: an old
+    signature never survives a change), and the copy replaces the cube. A failure leaves the
+    cube exactly as it was.
+
+    Raises:
+        FormatError: the cube is of a newer format version (see :func:`check_writable`).
+    """
+    check_writable(cube)
+    with layout.rewrite_cube(cube.path) as tmp:
+        (tmp / layout.SIGNATURE).unlink(missing_ok=True)
+        raw = cube.manifest.to_dict()
+        raw["format_version"] = CURRENT
+        yield tmp, raw
+        write_manifest(tmp, Manifest.from_dict(raw))
+        if key is not None:
+            sign_cube(tmp, key)
+
+
 def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
             key: str | Path | None = None) -> Cube:
     """Rebuild the search index of the cube at ``path`` from its memories, in place, atomically.
@@ -295,19 +331,12 @@ def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
             cube shows as unsigned rather than carrying a stale signature.
     """
     cube = open_cube(path)
-    check_writable(cube)
     mems = cube.memories
-    with layout.rewrite_cube(cube.path) as tmp:
+    with rewrite(cube, key=key) as (tmp, raw):
         old = cube.manifest.index["path"] if cube.manifest.index else layout.INDEX_DIR
         shutil.rmtree(tmp / old, ignore_errors=True)
-        (tmp / layout.SIGNATURE).unlink(missing_ok=True)
         build_index(tmp / layout.INDEX_DIR, [m.id for m in mems], [m.render() for m in mems],
                     vectors)
-        raw = dict(cube.manifest.to_dict())
-        raw["format_version"] = CURRENT
         raw["index"] = index_entry()
         raw["embedding"] = dict(embedding)
-        write_manifest(tmp, Manifest.from_dict(raw))
-        if key is not None:
-            sign_cube(tmp, key)
     return open_cube(cube.path)

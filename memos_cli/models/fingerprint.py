@@ -80,6 +80,12 @@ def model_fingerprint(model: Any, tokenizer: Any) -> dict[str, Any]:
     }
 
 
+def fingerprint_digest(fp: dict[str, Any]) -> str:
+    """``sha256`` of the canonical JSON of a fingerprint (the manifest's
+    ``model_fingerprint_sha256``)."""
+    return sha256_bytes(canonical_json(fp))
+
+
 def mismatches(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Names of the fingerprint fields that differ (``CHECKED`` order), with both values."""
     out = []

@@ -25,7 +25,7 @@ from memos_cli.cube.kv import QUANT_INT8, Segment, SegmentMeta
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
-from memos_cli.models.fingerprint import mismatches
+from memos_cli.models.fingerprint import fingerprint_digest, mismatches
 from memos_cli.tiers.plaintext import (
     SYSTEM_PROMPT,
     Answer,
@@ -268,10 +268,9 @@ def load_segments(cubes: list[Any], chat: ChatModel, segment: str | None = None
             message names every mismatching field).
     """
     from memos_cli.cube.kv import read_segment
-    from memos_cli.digest import canonical_json, sha256_bytes
 
     t0 = time.perf_counter()
-    want = sha256_bytes(canonical_json(chat.fingerprint()))
+    want = fingerprint_digest(chat.fingerprint())
     out = []
     for cube in cubes:
         entries = cube.segments

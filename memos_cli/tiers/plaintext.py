@@ -78,7 +78,7 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
         out = []
         for h in hits:
             m = cube.by_id.get(h.id)
-            if m is None or (m.expires_at is not None and m.expires_at <= now):
+            if m is None or m.expired(now):
                 continue
             out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
         if len(out) >= k or len(hits) < pool:

@@ -61,9 +61,11 @@ def test_answer_reports_memories_and_timings(packed_cube: Path, embedder,
     assert set(d["timings"]) == {"model_load_s", "retrieval_s", "ttft_s", "generate_s",
                                  "tokens_per_s"}
     assert d["timings"]["retrieval_s"] > 0 and d["timings"]["ttft_s"] > 0
-    # the retrieved memories are in the prompt the model saw
-    assert d["prompt_tokens"] > len(build_messages("What budget did we agree on?", [])[0]
-                                    ["content"].split())
+    # the prompt the model saw is exactly the chat template over the retrieved memories
+    want = tiny.tokenizer.apply_chat_template(
+        build_messages("What budget did we agree on?", [r.memory for r in res.memories]),
+        add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    assert d["prompt_tokens"] == len(want)
 
 
 def test_run_cli_json_with_tiny_model(packed_cube: Path, tiny_llama: Path) -> None:
