@@ -83,9 +83,9 @@ def _root(
 
 
 def _register() -> None:
-    from memos_cli.cli import convert, cube, dump, run, search
+    from memos_cli.cli import convert, cube, dump, eval, run, search, vault
 
-    for module in (cube, search, run, convert, dump):
+    for module in (cube, search, run, convert, eval, dump, vault):
         module.register(app)
 
 

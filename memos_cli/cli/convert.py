@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
-from memos_cli.cli.output import err, out, print_json, status
+from memos_cli.cli.output import err, out, print_json, progress_bar, status
 from memos_cli.cube import open_cube
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
@@ -15,9 +15,10 @@ from memos_cli.models import chat
 
 def convert(
     cube: Path = typer.Argument(..., help="The .memcube directory."),
-    to: str = typer.Option(..., "--to", help="The tier to build: kv (activation tier) or "
-                                             "text (restore the plaintext tier of a KV-only "
-                                             "cube from its token ids)."),
+    to: str = typer.Option(..., "--to", help="The tier to build: kv (activation tier), lora "
+                                             "(parameter tier), or text (restore the "
+                                             "plaintext tier of a KV-only or LoRA-only "
+                                             "cube)."),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="The model the KV cache is for [default: SmolLM2-135M-Instruct]."),
@@ -27,8 +28,20 @@ def convert(
     query: str | None = typer.Option(None, help="Use the top memories for this query."),
     top: int | None = typer.Option(None, help="How many memories (with --query, or the "
                                               "first N by priority)."),
-    drop_text: bool = typer.Option(False, "--drop-text", help="With --to kv: then remove the "
-                                                              "plaintext tier (KV-only cube)."),
+    drop_text: bool = typer.Option(False, "--drop-text", help="With --to kv or lora: then "
+                                                              "remove the plaintext tier."),
+    recipe: str = typer.Option("mixed", help="--to lora: training recipe: mixed (sampled "
+                                             "and templated questions), selfqa, anchors, or "
+                                             "text (next-token on the memory text)."),
+    epochs: int = typer.Option(4, help="--to lora: passes over the training examples."),
+    rank: int = typer.Option(16, help="--to lora: LoRA rank (alpha is twice the rank)."),
+    lr: float = typer.Option(1e-3, help="--to lora: learning rate."),
+    seed: int = typer.Option(0, help="--to lora: random seed (same seed and versions, same "
+                                     "adapter)."),
+    budget: int = typer.Option(64, help="--to lora: most memories to train on."),
+    eval_file: Path | None = typer.Option(
+        None, "--eval", metavar="QUESTIONS.jsonl",
+        help="--to lora: score the new adapter on these questions and store the result."),
     key: Path | None = typer.Option(None, "--key", help="Re-sign with this private key; "
                                                         "without it the cube becomes unsigned."),
     embedder: Path | None = EMBEDDER_OPT,
@@ -43,19 +56,22 @@ def convert(
     """
     from memos_cli.convert import convert_to_kv, restore_text, select_memories  # imports torch
 
-    if to not in ("kv", "text"):
-        raise UsageError(f"--to {to!r}: this memos converts to kv (activation tier) or text")
+    if to not in ("kv", "text", "lora"):
+        raise UsageError(f"--to {to!r}: this memos converts to kv (activation tier), lora "
+                         "(parameter tier) or text")
     if to == "text":
         encoder = load_embedder(embedder)
-        with status("loading model") as say:
-            lm = chat.load(model, status=say)
+        lm = None
+        if not open_cube(cube).has_lora:
+            with status("loading model") as say:
+                lm = chat.load(model, status=say)
         with status("restoring memories"):
             data = restore_text(cube, lm, encoder, key=key)
         if as_json:
             print_json(data)
         else:
-            out.print(f"restored {data['memories']} memories of {data['path']} from KV "
-                      f"token ids; " + ("signed" if data["signed"] else "unsigned"))
+            out.print(f"restored {data['memories']} memories of {data['path']} from "
+                      f"{data['from']}; " + ("signed" if data["signed"] else "unsigned"))
         return
     if top is not None and top < 1:
         raise UsageError("--top must be at least 1")
@@ -66,6 +82,14 @@ def convert(
     with status("loading model") as say:
         lm = chat.load(model, status=say)
     was_signed = c.signed
+    if to == "lora":
+        _to_lora(cube, lm, mems, key=key, drop_text=drop_text, as_json=as_json,
+                 options={"recipe": recipe, "epochs": epochs, "rank": rank, "lr": lr,
+                          "seed": seed, "budget": budget, "eval": eval_file})
+        if was_signed and key is None:
+            err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key "
+                      "PRIVATE_KEY")
+        return
     with status(f"prefilling {len(mems)} memories"):
         report = convert_to_kv(cube, lm, mems, storage_dtype=dtype, key=key,
                                drop_text=drop_text)
@@ -78,6 +102,46 @@ def convert(
               f"{report.build_s:.2f} s")
     if was_signed and not report.signed:
         err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key PRIVATE_KEY")
+
+
+def _to_lora(cube: Path, lm: chat.ChatModel, mems: list, *, key: Path | None,
+             drop_text: bool, as_json: bool, options: dict) -> None:
+    from memos_cli.convert import convert_to_lora
+    from memos_cli.tiers.lora import RECIPES, Recipe
+
+    if options["recipe"] not in RECIPES:
+        raise UsageError(f"--recipe {options['recipe']!r} is not one of {', '.join(RECIPES)}")
+    if options["epochs"] < 1 or options["rank"] < 1 or options["lr"] <= 0 or \
+            options["budget"] < 1:
+        raise UsageError("--epochs, --rank and --budget must be at least 1, --lr above 0")
+    recipe = Recipe(name=options["recipe"], epochs=options["epochs"], rank=options["rank"],
+                    alpha=2 * options["rank"], lr=options["lr"], seed=options["seed"])
+    evaluate = None
+    if options["eval"] is not None:
+        from memos_cli.evaluate import bare_ask, load_questions, run_tier
+
+        questions = load_questions(options["eval"])
+
+        def evaluate(tuned: chat.ChatModel) -> dict:
+            with progress_bar() as update:
+                row = run_tier("lora", bare_ask(tuned, "lora"), questions, 0, update)
+            d = row.to_dict()
+            d.pop("bytes")
+            return {"questions_file": options["eval"].name, **d}
+    with progress_bar() as update:
+        report = convert_to_lora(
+            cube, lm, mems, recipe, key=key, drop_text=drop_text, budget=options["budget"],
+            evaluate=evaluate,
+            progress=lambda step, total, loss: update("training the LoRA adapter", step, total))
+    if as_json:
+        print_json(report)
+        return
+    line = (f"wrote LoRA adapter ({report['recipe']}): {report['memories']} memories, "
+            f"{report['examples']} examples, {report['steps']} steps in "
+            f"{report['train_s']:.0f} s, {report['bytes']:,} bytes")
+    if report["eval"]:
+        line += f"; build-time accuracy {report['eval']['accuracy']:.1%}"
+    out.print(line)
 
 
 def register(app: typer.Typer) -> None:

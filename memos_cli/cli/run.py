@@ -20,7 +20,8 @@ def run(
     question: str = typer.Argument(..., help="The question to answer."),
     tier: str = typer.Option("text", help="text: retrieve memories into the prompt; kv: use "
                                           "the cube's precomputed KV cache (no prefill of the "
-                                          "memories)."),
+                                          "memories); lora: attach the cube's LoRA adapter "
+                                          "(nothing in the prompt but the question)."),
     compose: str = typer.Option("rerotate", help="kv with several cubes: rerotate (RoPE "
                                                  "positions moved to each offset) or naive."),
     recompute: int = typer.Option(0, help="kv with several cubes: recompute the first N tokens "
@@ -40,16 +41,17 @@ def run(
     """Answer QUESTION with the model and the cube's memories.
 
     Tier text puts the top-k retrieved memories in the prompt; tier kv uses the cube's
-    precomputed KV cache. Prints the answer, the memories used (ids and text) and the timings.
+    precomputed KV cache; tier lora answers with the cube's LoRA adapter attached. Prints the
+    answer, the memories used (ids and text) and the timings.
     Example: [bold]memos run team.memcube "What budget did we agree on?" --tier kv[/bold]
     """
     if k < 0 or max_new_tokens < 1 or temperature < 0 or recompute < 0:
         raise UsageError("-k, --recompute must be >= 0, --max-new-tokens >= 1, "
                          "--temperature >= 0")
-    if tier not in ("text", "kv"):
-        raise UsageError(f"--tier {tier!r} is not text or kv")
-    if tier == "text" and len(cubes) != 1:
-        raise UsageError("--tier text takes one cube; several cubes compose with --tier kv")
+    if tier not in ("text", "kv", "lora"):
+        raise UsageError(f"--tier {tier!r} is not text, kv or lora")
+    if tier != "kv" and len(cubes) != 1:
+        raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv")
     opened = [open_cube(c) for c in cubes]
     with status("loading model") as say:
         lm = chat.load(model, status=say)
@@ -60,6 +62,12 @@ def run(
             result = answer_kv(opened, lm, question, segment=segment, mode=compose,
                                recompute=recompute, max_new_tokens=max_new_tokens,
                                temperature=temperature)
+    elif tier == "lora":
+        from memos_cli.tiers.lora import answer_lora  # deferred: imports torch and PEFT
+
+        with status("thinking"):
+            result = answer_lora(opened[0], lm, question, max_new_tokens=max_new_tokens,
+                                 temperature=temperature)
     else:
         enc = load_embedder(embedder)
         with status("thinking"):
@@ -69,12 +77,16 @@ def run(
         print_json(result.to_dict())
         return
     out.print(f"[bold]{result.answer}[/bold]\n")
-    out.print(f"memories used ({len(result.memories)}):")
+    if result.tier == "lora":
+        out.print("memories used: none in the prompt (the adapter holds them)")
+    else:
+        out.print(f"memories used ({len(result.memories)}):")
     for r in result.memories:
         text = " ".join(r.memory.render().split())
         out.print(f"  [{r.rank}] {r.memory.id}  {text}", markup=False)
     t = result.timings
     step = (f"segment load {t['segment_load_s'] * 1000:.0f} ms" if "segment_load_s" in t
+            else f"adapter load {t['adapter_load_s'] * 1000:.0f} ms" if "adapter_load_s" in t
             else f"retrieval {t['retrieval_s'] * 1000:.0f} ms")
     out.print(f"\n{result.tier} tier, model {result.model}: load {t['model_load_s']:.2f} s, "
               f"{step}, time to first token {t['ttft_s']:.2f} s "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -16,26 +17,58 @@ from memos_cli.tiers.plaintext import retrieve
 
 
 def search(
-    cube: Path = typer.Argument(..., help="The .memcube directory."),
-    query: str = typer.Argument(..., help="What to look for."),
+    cube: str = typer.Argument(..., metavar="[CUBE] QUERY",
+                               help="The .memcube directory (left out with --vault)."),
+    query: str | None = typer.Argument(None, metavar="", help="What to look for."),
     k: int = typer.Option(5, "-k", "--top-k", help="How many memories to return."),
+    vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
+                                      help="Search the cubes installed in this vault instead."),
+    as_user: str | None = typer.Option(None, "--as", metavar="USER",
+                                       help="Only what this user may read [default: "
+                                            "$MEMOS_USER or the login name]."),
     embedder: Path | None = EMBEDDER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Find the memories closest to QUERY (vector + full-text, fused by rank).
+    """Find the memories closest to QUERY (vector + full-text, fused by rank) that the user may
+    read.
 
-    Example: [bold]memos search team.memcube "budget cap" -k 3[/bold]
+    Example: [bold]memos search team.memcube "budget cap" -k 3[/bold];
+    [bold]memos search "budget cap" --vault ~/vault --as ann[/bold]
     """
+    from memos_cli.governance import can_read, current_user
+
     if k < 1:
         raise UsageError("-k must be at least 1")
-    c = open_cube(cube)
+    if vault is not None:
+        if query is not None:
+            raise UsageError("give a cube or --vault, not both")
+        query, where = cube, str(vault)
+    elif query is None:
+        raise UsageError("give CUBE QUERY, or QUERY --vault DIR")
+    user = as_user or current_user()
     enc = load_embedder(embedder)
     t0 = time.perf_counter()
-    hits = retrieve(c, enc, query, k)
-    took = time.perf_counter() - t0
+    if vault is not None:
+        from memos_cli.vault import Vault
+        from memos_cli.vault import search as vault_search
+
+        v = Vault(vault)
+        hits = vault_search(v, enc, query, k, user=user)
+        took = time.perf_counter() - t0
+        v.log(user, "search", memory_ids=[h.memory.id for h in hits], detail={"query": query})
+    else:
+        c = open_cube(cube)
+        where = str(c.path)
+        if as_user:  # rank among what the user may read
+            readable = [h for h in retrieve(c, enc, query, len(c.memories))
+                        if can_read(h.memory, user)][:k]
+            hits = [dataclasses.replace(h, rank=i) for i, h in enumerate(readable, start=1)]
+        else:
+            hits = retrieve(c, enc, query, k)
+        took = time.perf_counter() - t0
     if as_json:
-        print_json({"query": query, "cube": str(c.path), "search_s": round(took, 4),
-                    "results": [h.to_dict() for h in hits]})
+        print_json({"query": query, "cube" if vault is None else "vault": where,
+                    "search_s": round(took, 4), "results": [h.to_dict() for h in hits]})
         return
     t = Table(title=f"{len(hits)} memories for {query!r} ({took * 1000:.0f} ms)",
               title_justify="left")

@@ -51,6 +51,8 @@ class Cube:
         m = self.manifest
         for entry in self.segments:
             layout.check_member(self.path, entry["path"], what="KV segment path")
+        for f in (m.lora or {}).get("files", []):
+            layout.check_member(self.path, f["path"], what="LoRA file path")
         if m.memories_file is None or m.index is None:
             return  # a KV-only cube: no plaintext tier
         self.memories_path = layout.check_member(self.path, m.memories_file.path, what="file")
@@ -76,8 +78,9 @@ class Cube:
 
     def require_plaintext(self) -> None:
         if not self.has_plaintext:
-            raise UsageError("cube has no plaintext tier (it holds only KV caches); restore it "
-                             "with `memos convert CUBE --to text`", path=self.path)
+            held = " and ".join(t for t in ("activation", "parameter") if t in self.manifest.tiers)
+            raise UsageError(f"cube has no plaintext tier (it holds only the {held} tier); "
+                             "restore it with `memos convert CUBE --to text`", path=self.path)
 
     @cached_property
     def memories(self) -> list[Memory]:
@@ -126,6 +129,40 @@ class Cube:
             raise IntegrityError(f"size {p.stat().st_size} differs from the manifest's "
                                  f"{entry['size']} (changed or truncated)", path=p)
         return p
+
+    @property
+    def has_lora(self) -> bool:
+        return self.manifest.lora is not None
+
+    @property
+    def lora_dir(self) -> Path:
+        """``CUBE/lora``, whose files are checked to be present with the listed sizes (digests
+        by :func:`verify`).
+
+        Raises:
+            UsageError: the cube has no parameter tier. IntegrityError: a file missing or of
+            another size.
+        """
+        if self.manifest.lora is None:
+            raise UsageError("cube has no parameter tier (LoRA adapter); build one with "
+                             "`memos convert CUBE --to lora`", path=self.path)
+        for f in self.manifest.lora["files"]:
+            p = layout.check_member(self.path, f["path"], what="LoRA file path")
+            if not p.is_file():
+                raise IntegrityError(f"{f['path']} is listed in the manifest but missing",
+                                     path=self.path)
+            if p.stat().st_size != f["size"]:
+                raise IntegrityError(f"size {p.stat().st_size} differs from the manifest's "
+                                     f"{f['size']} (changed or truncated)", path=p)
+        return self.path / layout.LORA_DIR
+
+    def memory_ids(self) -> list[str]:
+        """The ids of every memory the cube holds in any tier, plaintext first."""
+        if self.has_plaintext:
+            return [m.id for m in self.memories]
+        ids = [i for e in self.segments for i in e["memory_ids"]]
+        ids += (self.manifest.lora or {}).get("memory_ids", [])
+        return list(dict.fromkeys(ids))
 
     def size_bytes(self) -> int:
         return sum((self.path / f).stat().st_size for f in self.files)
@@ -276,7 +313,7 @@ def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyRepo
         if len(set(ids)) != len(ids):
             raise IntegrityError("memory ids are not unique", path=cube.memories_path)
     else:
-        ids = list(dict.fromkeys(i for e in cube.segments for i in e["memory_ids"]))
+        ids = cube.memory_ids()
     if cube.manifest.counts["memories"] != len(ids):
         raise IntegrityError(
             f"manifest counts {cube.manifest.counts['memories']} memories, the cube holds "
@@ -285,6 +322,12 @@ def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyRepo
         seg = cube.segment_path(entry)
         if sha256_file(seg) != entry["sha256"]:
             raise IntegrityError("file does not match the digest in manifest.json", path=seg)
+    if cube.has_lora:
+        cube.lora_dir  # noqa: B018  (presence and sizes)
+        for f in cube.manifest.lora["files"]:  # type: ignore[index]
+            if sha256_file(cube.path / f["path"]) != f["sha256"]:
+                raise IntegrityError("file does not match the digest in manifest.json",
+                                     path=cube.path / f["path"])
     if cube.has_plaintext and sorted(cube.index().ids()) != sorted(ids):
         raise IntegrityError("search index does not hold exactly the cube's memories "
                              "(rebuild it with `memos reindex`)", path=cube.index_path)

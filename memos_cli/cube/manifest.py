@@ -16,8 +16,8 @@ from memos_cli.errors import FormatError
 
 FORMAT = "memcube"
 #: The format version this code writes; it reads every 1.x with x <= 1 fully, and newer 1.x
-#: minor versions by ignoring the top-level keys it does not know. 1.1 added ``kv``.
-FORMAT_VERSION = (1, 1)
+#: minor versions by ignoring the top-level keys it does not know. 1.1 added ``kv``, 1.2 ``lora``.
+FORMAT_VERSION = (1, 2)
 MAX_MANIFEST_BYTES = 16 << 20
 
 
@@ -59,6 +59,7 @@ class Manifest:
     index: dict[str, Any] | None = None
     embedding: dict[str, Any] | None = None
     kv: dict[str, Any] | None = None
+    lora: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +79,7 @@ class Manifest:
                 "embedding": dict(self.embedding or {})} if self.memories_file else {}),
             "provenance": self.provenance,
             **({"kv": self.kv} if self.kv is not None else {}),
+            **({"lora": self.lora} if self.lora is not None else {}),
         }
 
     @classmethod
@@ -116,6 +118,9 @@ class Manifest:
             if bool(checked.get("kv", {}).get("segments")) != ("activation" in checked["tiers"]):
                 raise FormatError("tiers must list 'activation' exactly when kv segments exist",
                                   path=path)
+            if ("lora" in checked) != ("parameter" in checked["tiers"]):
+                raise FormatError("tiers must list 'parameter' exactly when lora is present",
+                                  path=path)
             plain = [k for k in ("files", "index", "embedding") if k in checked]
             if ("plaintext" in checked["tiers"]) != bool(plain) or (plain and len(plain) != 3):
                 raise FormatError("tiers must list 'plaintext' exactly when files, index and "
@@ -142,6 +147,7 @@ class Manifest:
             embedding=checked.get("embedding"),
             provenance=checked["provenance"],
             kv=checked.get("kv"),
+            lora=checked.get("lora"),
             raw=data,
         )
 

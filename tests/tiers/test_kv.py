@@ -119,7 +119,7 @@ def test_convert_keeps_signature_only_with_key(kv_cube: Path, tiny: chat.ChatMod
     report = verify(kv_cube, keys[1])
     assert report.signature == "verified"
     m = json.loads((kv_cube / "manifest.json").read_text())
-    assert m["tiers"] == ["plaintext", "activation"] and m["format_version"] == "1.1"
+    assert m["tiers"] == ["plaintext", "activation"] and m["format_version"] == "1.2"
     convert_to_kv(kv_cube, tiny, select_memories(open_cube(kv_cube), top=3),
                   storage_dtype="int8")
     assert not (kv_cube / "memcube.sig").exists()
@@ -183,7 +183,7 @@ def test_cli_convert_inspect_and_compose(cube_copy: Path, tiny_llama: Path,
     res = runner.invoke(app, ["run", str(cube_copy), str(second), Q, "--model",
                               str(tiny_llama)])
     assert res.exit_code == 2 and "--tier text takes one cube" in res.stderr
-    res = runner.invoke(app, ["convert", str(cube_copy), "--to", "lora"])
+    res = runner.invoke(app, ["convert", str(cube_copy), "--to", "weights"])
     assert res.exit_code == 2
 
 

@@ -1,0 +1,128 @@
+"""Parameter-tier benchmark: what each tier retains of the Quillfeather fixture, on the default
+model (SmolLM2-135M-Instruct) and this machine's CPU.
+
+Packs fixtures/quillfeather/facts.jsonl (44 invented facts), builds a float32 KV segment, and
+for every recipe in --recipes trains a LoRA adapter (wall time measured, question sampling
+included) and answers fixtures/quillfeather/questions.jsonl (88 questions: 44 in the facts' own
+words, 44 paraphrased) with it. Tiers none, text and kv answer the same questions once. The
+adapter of the first recipe is also scored on fixtures/quillfeather/general.jsonl (general
+questions the base model answers correctly) against the base model, to see whether the
+adapter damages what the model knew. Greedy decoding throughout.
+
+Usage: python bench/lora.py [--recipes mixed,anchors,selfqa,text] [--epochs 3] [--out bench/out]
+Writes bench/out/lora.json and bench/out/lora.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.retrieval import machine  # noqa: E402
+from memos_cli.convert import convert_to_kv, convert_to_lora, select_memories  # noqa: E402
+from memos_cli.cube import open_cube  # noqa: E402
+from memos_cli.evaluate import bare_ask, evaluate, load_questions, run_tier  # noqa: E402
+from memos_cli.models import chat  # noqa: E402
+from memos_cli.models.embedder import Embedder  # noqa: E402
+from memos_cli.pack import pack  # noqa: E402
+from memos_cli.sources import Defaults  # noqa: E402
+from memos_cli.tiers import lora  # noqa: E402
+
+FIXTURE = ROOT / "fixtures" / "quillfeather"
+
+
+def row(r) -> dict:  # type: ignore[no-untyped-def]
+    return r.to_dict(answers=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipes", default="mixed,anchors,text")
+    ap.add_argument("--epochs", type=int, default=None, help="default: the recipe default")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    questions = load_questions(FIXTURE / "questions.jsonl")
+    general = load_questions(FIXTURE / "general.jsonl")
+    embedder = Embedder(None)
+    lm = chat.load(None)
+    now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    result: dict = {"machine": machine(), "model": lm.name, "questions": len(questions),
+                    "tiers": [], "recipes": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        base_cube = Path(tmp) / "quillfeather.memcube"
+        pack([FIXTURE / "facts.jsonl"], base_cube, embedder=embedder,
+             defaults=Defaults(now=now, owner="bench"), created_at=now)
+        mems = select_memories(open_cube(base_cube))
+        convert_to_kv(base_cube, lm, mems)
+        rows = evaluate(open_cube(base_cube), lm, questions, ["none", "text", "kv"],
+                        embedder=embedder)
+        result["tiers"] = [row(r) for r in rows]
+        print(json.dumps([r.to_dict() for r in rows]), flush=True)
+        result["general_base"] = row(run_tier("none", bare_ask(lm, "none"), general, 0))
+        for i, name in enumerate(args.recipes.split(",")):
+            recipe = lora.Recipe(name=name, **({"epochs": args.epochs} if args.epochs else {}))
+            cube = Path(tmp) / f"{name}.memcube"
+            shutil.copytree(base_cube, cube)  # a fresh copy per recipe
+            t0 = time.perf_counter()
+            report = convert_to_lora(cube, lm, mems, recipe)
+            wall = time.perf_counter() - t0
+            (lora_row,) = evaluate(open_cube(cube), lm, questions, ["lora"])
+            entry = {"recipe": recipe.to_dict(), "convert_wall_s": round(wall, 1),
+                     "train_s": report["train_s"], "examples": report["examples"],
+                     "steps": report["steps"], "lora": row(lora_row)}
+            if i == 0:
+                tuned = lora.attach(lm, open_cube(cube))
+                entry["general"] = row(run_tier("lora", bare_ask(tuned, "lora"), general, 0))
+                lm.model = lora.detach(tuned.model)
+            result["recipes"].append(entry)
+            print(json.dumps({k: v for k, v in entry.items() if k != "lora"} |
+                             {"lora": lora_row.to_dict()}), flush=True)
+    (args.out / "lora.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "lora.md").write_text(report_md(result))
+    print(report_md(result))
+
+
+def report_md(r: dict) -> str:
+    def kind(d: dict, k: str) -> str:
+        v = d["by_kind"].get(k)
+        return f"{v['accuracy']:.1%} ({v['correct']}/{v['questions']})" if v else "-"
+
+    lines = [f"Machine: {r['machine']}. Model: {r['model']}. {r['questions']} questions.", "",
+             "| tier | accuracy | direct | paraphrased | TTFT (s) | tokens/s | prompt tokens "
+             "| bytes |", "|---|---|---|---|---|---|---|---|"]
+    rows = list(r["tiers"]) + [dict(e["lora"], tier=f"lora ({e['recipe']['name']})")
+                               for e in r["recipes"]]
+    for d in rows:
+        lines.append(f"| {d['tier']} | {d['accuracy']:.1%} | {kind(d, 'direct')} | "
+                     f"{kind(d, 'paraphrased')} | {d['ttft_s']:.3f} | {d['tokens_per_s']:.1f} "
+                     f"| {d['prompt_tokens']:.0f} | {d['bytes']:,} |")
+    lines += ["", "| recipe | examples | steps | epochs | convert wall (s) | train (s) |",
+              "|---|---|---|---|---|---|"]
+    for e in r["recipes"]:
+        lines.append(f"| {e['recipe']['name']} | {e['examples']} | {e['steps']} | "
+                     f"{e['recipe']['epochs']} | {e['convert_wall_s']} | {e['train_s']} |")
+    g = r["general_base"]
+    first = r["recipes"][0] if r["recipes"] else None
+    if first and "general" in first:
+        base_ok = {a["question"] for a in g["answers"] if a["correct"]}
+        kept = sum(a["correct"] for a in first["general"]["answers"]
+                   if a["question"] in base_ok)
+        lines += ["", f"General questions: base model {g['correct']}/{g['questions']}; with "
+                      f"the {first['recipe']['name']} adapter {kept} of those "
+                      f"{len(base_ok)} still correct "
+                      f"({first['general']['correct']}/{g['questions']} overall)."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

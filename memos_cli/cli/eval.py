@@ -1,0 +1,74 @@
+"""``memos eval``: compare the tiers of a cube on a question file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.cli.output import out, print_json, progress_bar, status
+from memos_cli.cube import open_cube
+from memos_cli.errors import UsageError
+from memos_cli.models import chat
+
+
+def eval_(
+    cube: Path = typer.Argument(..., help="The .memcube directory."),
+    questions: Path = typer.Argument(..., metavar="QUESTIONS.jsonl",
+                                     help='One {"question": ..., "answers": [...]} a line.'),
+    tiers: str | None = typer.Option(None, help="Comma-separated, from none, text, kv, lora "
+                                                "[default: none and every tier the cube "
+                                                "holds]."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
+        help="The model to answer with [default: SmolLM2-135M-Instruct]."),
+    k: int = typer.Option(5, "-k", "--top-k", help="text: memories in the prompt."),
+    max_new_tokens: int = typer.Option(48, help="Most tokens per answer."),
+    answers: bool = typer.Option(False, "--answers", help="With --json: every answer too."),
+    embedder: Path | None = EMBEDDER_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Answer every question with each tier and print accuracy, time to first token, decode
+    speed and bytes on disk per tier. An answer is correct when it contains an accepted form
+    (case, whitespace and punctuation ignored). Greedy decoding: the same model, cube and
+    versions give the same accuracy.
+
+    Example: [bold]memos eval team.memcube questions.jsonl --tiers none,text,kv,lora[/bold]
+    """
+    from memos_cli.evaluate import check_tiers, default_tiers, evaluate, load_questions
+
+    if k < 1 or max_new_tokens < 1:
+        raise UsageError("-k and --max-new-tokens must be at least 1")
+    c = open_cube(cube)
+    wanted = [t.strip() for t in tiers.split(",") if t.strip()] if tiers else default_tiers(c)
+    if not wanted:
+        raise UsageError("--tiers names no tier")
+    check_tiers(c, wanted)
+    qs = load_questions(questions)
+    enc = load_embedder(embedder) if "text" in wanted else None
+    with status("loading model") as say:
+        lm = chat.load(model, status=say)
+    with progress_bar() as update:
+        rows = evaluate(c, lm, qs, wanted, embedder=enc, k=k, max_new_tokens=max_new_tokens,
+                        progress=update)
+    if as_json:
+        print_json([r.to_dict(answers=answers) for r in rows])
+        return
+    from rich.table import Table
+
+    kinds = sorted({kind for r in rows for kind in r.by_kind})
+    table = Table(title=f"{c.manifest.name}: {len(qs)} questions, model {lm.name}")
+    for col in ["tier", "accuracy", *kinds, "TTFT (s)", "tokens/s", "prompt tokens", "bytes"]:
+        table.add_column(col, justify="left" if col == "tier" else "right")
+    for r in rows:
+        table.add_row(r.tier, f"{r.accuracy:.1%} ({r.correct}/{r.questions})",
+                      *[f"{r.by_kind[kd]['accuracy']:.1%}" if kd in r.by_kind else "-"
+                        for kd in kinds],
+                      f"{r.ttft_s:.3f}", f"{r.tokens_per_s:.1f}", f"{r.prompt_tokens:.0f}",
+                      f"{r.bytes:,}")
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_)

@@ -1,0 +1,205 @@
+"""``memos load``, ``memos vault ...`` and ``memos trust ...``: the vault and its trust store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.cli.output import out, print_json, status
+from memos_cli.errors import UsageError
+from memos_cli.governance import current_user
+
+VAULT_OPT = typer.Option(None, "--vault", metavar="DIR",
+                         help="The vault [default: $MEMOS_HOME/vault].")
+AS_OPT = typer.Option(None, "--as", metavar="USER",
+                      help="Act as this user [default: $MEMOS_USER or the login name].")
+
+vault_app = typer.Typer(help="Installed cubes: list, show, remove, expire, audit log.",
+                        no_args_is_help=True)
+trust_app = typer.Typer(help="The public keys whose signed cubes `memos load` accepts.",
+                        no_args_is_help=True)
+
+
+def _vault(path: Path | None):  # type: ignore[no-untyped-def]
+    from memos_cli.vault import Vault
+
+    return Vault(path)
+
+
+def load_command(
+    source: Path = typer.Argument(..., help="A .memcube directory, or a file or directory of "
+                                            "another memory system (MemOS, Letta .af, mem0, "
+                                            "JSONL, LoCoMo), imported on the way."),
+    vault: Path | None = VAULT_OPT,
+    as_user: str | None = AS_OPT,
+    on_conflict: str = typer.Option("version", help="A memory with an installed id: version "
+                                                    "(keep both, as a version chain), skip, "
+                                                    "or replace."),
+    allow_unsigned: bool = typer.Option(False, "--allow-unsigned",
+                                        help="Accept an unsigned cube or one signed by a key "
+                                             "you do not trust (never a tampered one)."),
+    embedder: Path | None = EMBEDDER_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Verify a cube and install its memories into the vault (MemLoader), atomically.
+
+    Expired memories are not installed, identical ones (content hash) not duplicated; a memory
+    that updates an installed one extends its version chain.
+    Example: [bold]memos load team.memcube --as ann[/bold]
+    """
+    from memos_cli.vault import load
+
+    user = as_user or current_user()
+    is_cube = (source / "manifest.json").is_file()
+    enc = None if is_cube else load_embedder(embedder)
+    with status("verifying and loading"):
+        report = load(_vault(vault), source, user=user, embedder=enc, on_conflict=on_conflict,
+                      allow_unsigned=allow_unsigned)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    d = report.to_dict()
+    out.print(f"loaded {report.name} ({report.cube_id}, signer: {report.signer}): "
+              f"{d['added']} added, {d['versioned']} new versions, {d['replaced']} replaced, "
+              f"{d['duplicates']} duplicates and {d['expired']} expired left out, "
+              f"{d['skipped_conflict']} clashes skipped")
+
+
+@vault_app.command("ls")
+def vault_ls(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
+    """List installed cubes."""
+    v = _vault(vault)
+    state = v.state()
+    counts: dict[str, int] = {}
+    for cube_id in state.origin.values():
+        counts[cube_id] = counts.get(cube_id, 0) + 1
+    rows = [{"cube_id": cid, **info, "memories": counts.get(cid, 0)}
+            for cid, info in sorted(state.cubes.items(), key=lambda kv: kv[1]["installed_at"])]
+    if as_json:
+        print_json({"vault": str(v.path), "cubes": rows})
+        return
+    t = Table(title=f"{len(rows)} cubes in {v.path}", title_justify="left")
+    for col in ("cube id", "name", "memories", "signer", "installed by", "installed at"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(r["cube_id"], r["name"], str(r["memories"]), r["signer"], r["installed_by"],
+                  r["installed_at"])
+    out.print(t)
+
+
+@vault_app.command("show")
+def vault_show(cube_id: str = typer.Argument(..., help="An installed cube's id."),
+               vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+               as_json: bool = JSON_OPT) -> None:
+    """Show an installed cube and the memories of it the user may read."""
+    from memos_cli.governance import can_read
+
+    v = _vault(vault)
+    state = v.state()
+    if cube_id not in state.cubes:
+        raise UsageError(f"no cube {cube_id} in the vault", path=v.path)
+    user = as_user or current_user()
+    mems = [m for m in state.memories if state.origin.get(m.id) == cube_id]
+    readable = [m for m in mems if can_read(m, user)]
+    history = [m for m in state.history if m.id in {x.id for x in mems}]
+    v.log(user, "show", cube_id=cube_id, memory_ids=[m.id for m in readable])
+    if as_json:
+        print_json({"cube_id": cube_id, **state.cubes[cube_id], "memories": len(mems),
+                    "readable": [m.to_dict() for m in readable],
+                    "withheld": len(mems) - len(readable),
+                    "history": [m.to_dict() for m in history if can_read(m, user)]})
+        return
+    info = state.cubes[cube_id]
+    out.print(f"[bold]{info['name']}[/bold] {cube_id}: {len(mems)} memories "
+              f"({len(mems) - len(readable)} not readable by {user}), signer {info['signer']}, "
+              f"installed by {info['installed_by']} at {info['installed_at']}")
+    for m in readable:
+        out.print(f"  {m.id[:8]} v{m.version} [{m.visibility}] {m.render()}", markup=False)
+
+
+@vault_app.command("rm")
+def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
+             vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+             as_json: bool = JSON_OPT) -> None:
+    """Remove an installed cube and its memories (only the user who installed it may)."""
+    from memos_cli.vault import remove
+
+    n = remove(_vault(vault), cube_id, user=as_user or current_user())
+    if as_json:
+        print_json({"cube_id": cube_id, "removed": n})
+    else:
+        out.print(f"removed cube {cube_id} and its {n} memories")
+
+
+@vault_app.command("gc")
+def vault_gc(vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+             as_json: bool = JSON_OPT) -> None:
+    """Remove expired memories (ttl / expires_at passed) and say how many."""
+    from memos_cli.vault import gc
+
+    n = gc(_vault(vault), user=as_user or current_user())
+    if as_json:
+        print_json({"removed": n})
+    else:
+        out.print(f"removed {n} expired memories")
+
+
+@vault_app.command("log")
+def vault_log(vault: Path | None = VAULT_OPT,
+              user: str | None = typer.Option(None, "--user", help="Only this user's."),
+              op: str | None = typer.Option(None, "--op", help="load, search, run, show, dump, "
+                                                               "rm or gc."),
+              cube_id: str | None = typer.Option(None, "--cube", help="Only this cube's."),
+              memory: str | None = typer.Option(None, "--memory", help="Only records naming "
+                                                                       "this memory id."),
+              as_json: bool = JSON_OPT) -> None:
+    """Show the access log (who read or changed which memories, when)."""
+    recs = _vault(vault).read_log(user=user, op=op, cube_id=cube_id, memory_id=memory)
+    if as_json:
+        print_json(recs)
+        return
+    t = Table(title=f"{len(recs)} access-log records", title_justify="left")
+    for col in ("time", "user", "op", "cube", "memories"):
+        t.add_column(col, overflow="fold")
+    for r in recs:
+        t.add_row(r["time"], r["user"], r["op"], (r.get("cube_id") or "-")[:8],
+                  str(len(r.get("memory_ids", []))))
+    out.print(t)
+
+
+@trust_app.command("add")
+def trust_add(key: Path = typer.Argument(..., help="An EC P-256 public key (PEM)."),
+              name: str = typer.Option(..., "--name", help="What to call its owner."),
+              as_json: bool = JSON_OPT) -> None:
+    """Trust cubes signed with KEY."""
+    from memos_cli.vault import trust_add as add
+
+    info = add(key, name)
+    if as_json:
+        print_json(info)
+    else:
+        out.print(f"trusting {info['name']} ({info['fingerprint']})")
+
+
+@trust_app.command("ls")
+def trust_ls(as_json: bool = JSON_OPT) -> None:
+    """List trusted keys."""
+    from memos_cli.vault import trust_list
+
+    keys = trust_list()
+    if as_json:
+        print_json(keys)
+        return
+    for k in keys:
+        out.print(f"{k['name']}  {k['fingerprint']}")
+    if not keys:
+        out.print("no trusted keys (add one with `memos trust add KEY.pub --name NAME`)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("load")(load_command)
+    app.add_typer(vault_app, name="vault")
+    app.add_typer(trust_app, name="trust")

@@ -1,0 +1,509 @@
+"""The vault (MemVault, MemOS paper §5.4): a local store of installed cubes and their memories.
+
+Layout (``MEMOS_HOME/vault`` by default)::
+
+    vault/
+      CURRENT          name of the live generation, replaced atomically
+      gen-000007/      one generation: the whole state after one change
+        memories.arrow current version of every installed memory (spec §4 schema)
+        history.arrow  superseded versions (version chains), same schema
+        index/         LanceDB table over the current memories (spec §6)
+        vault.json     installed cubes, which cube each memory came from, the embedder
+      audit.jsonl      append-only access log: time, user, operation, cube id, memory ids
+
+A change (load, rm, gc) builds a new generation in a temporary directory, renames it into
+place, then replaces ``CURRENT``. A process killed at any point leaves ``CURRENT`` naming
+either the old or the new generation, so the vault is exactly as before or exactly as after;
+stale generations are removed by the next change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memos_cli.cube.layout import atomic_write_bytes
+from memos_cli.errors import FormatError, UsageError
+from memos_cli.governance import can_read
+from memos_cli.memory import Memory, format_time
+
+CURRENT = "CURRENT"
+STATE = "vault.json"
+HISTORY = "history.arrow"
+AUDIT = "audit.jsonl"
+VAULT_FORMAT = "memos-vault"
+VAULT_VERSION = 1
+CONFLICT_POLICIES = ("version", "skip", "replace")
+
+
+def default_path() -> Path:
+    """``MEMOS_HOME/vault``."""
+    from memos_cli.models.chat import memos_home
+
+    return memos_home() / "vault"
+
+
+@dataclass
+class State:
+    """One generation of the vault, read into memory."""
+
+    memories: list[Memory] = field(default_factory=list)
+    history: list[Memory] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    cubes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)  # memory id -> cube id
+    embedding: dict[str, Any] | None = None
+
+
+class Vault:
+    """A vault directory. Reading never changes it; changes go through :meth:`commit`.
+
+    Raises (from the methods):
+        FormatError: a generation that is missing or unreadable.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError("vault path is not a directory", path=self.path)
+
+    # -- reading ------------------------------------------------------------------------------
+    def generation(self) -> Path | None:
+        """The live generation directory, or ``None`` for an empty (new) vault."""
+        cur = self.path / CURRENT
+        if not cur.is_file():
+            return None
+        name = cur.read_text("utf-8").strip()
+        gen = self.path / name
+        if not name.startswith("gen-") or "/" in name or not (gen / STATE).is_file():
+            raise FormatError(f"CURRENT names {name!r}, which is not a generation of this "
+                              "vault", path=cur)
+        return gen
+
+    def state(self) -> State:
+        """Everything in the live generation (an empty state for a new vault)."""
+        from memos_cli.cube.index import Index
+        from memos_cli.cube.memories import read_memories
+
+        gen = self.generation()
+        if gen is None:
+            return State()
+        try:
+            meta = json.loads((gen / STATE).read_text("utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise FormatError(f"unreadable vault state: {e}", path=gen / STATE) from e
+        if meta.get("format") != VAULT_FORMAT or meta.get("version") != VAULT_VERSION:
+            raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} state", path=gen / STATE)
+        memories = read_memories(gen / "memories.arrow")
+        history = read_memories(gen / HISTORY)
+        vectors = (Index(gen / "index").vectors([m.id for m in memories]) if memories
+                   else np.zeros((0, 0), np.float32))
+        return State(memories, history, vectors, meta["cubes"], meta["origin"],
+                     meta.get("embedding"))
+
+    # -- writing ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One writer at a time (an exclusive ``fcntl`` lock on ``vault/.lock``)."""
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a+b") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise UsageError("another memos command is changing this vault",
+                                 path=self.path) from e
+            yield
+
+    def commit(self, state: State) -> Path:
+        """Write ``state`` as a new generation and make it live (see the module docstring)."""
+        from memos_cli.cube.cube import write_plaintext
+        from memos_cli.cube.memories import write_memories
+
+        with self._lock():
+            old = self.generation()
+            number = int(old.name.split("-")[1]) + 1 if old is not None else 1
+            name = f"gen-{number:06d}"
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.path))
+            try:
+                if state.memories:
+                    write_plaintext(tmp, state.memories, state.vectors)
+                else:  # an index needs a vector dimension: an empty vault has none
+                    write_memories(tmp / "memories.arrow", [])
+                write_memories(tmp / HISTORY, state.history)
+                meta = {"format": VAULT_FORMAT, "version": VAULT_VERSION,
+                        "embedding": state.embedding, "cubes": state.cubes,
+                        "origin": state.origin}
+                atomic_write_bytes(tmp / STATE, (json.dumps(meta, indent=1, sort_keys=True)
+                                                 + "\n").encode("utf-8"))
+                os.rename(tmp, self.path / name)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            atomic_write_bytes(self.path / CURRENT, (name + "\n").encode("utf-8"))
+            for stale in self.path.iterdir():  # older generations and leftovers of kills
+                if stale.name != name and (stale.name.startswith("gen-") or
+                                           stale.name.startswith(".gen-")):
+                    shutil.rmtree(stale, ignore_errors=True)
+            return self.path / name
+
+    # -- audit --------------------------------------------------------------------------------
+    def log(self, user: str, op: str, *, cube_id: str | None = None,
+            memory_ids: Sequence[str] = (), detail: dict[str, Any] | None = None) -> None:
+        """Append one access-log record (one JSON object a line, flushed and fsynced)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        rec = {"time": format_time(datetime.now(timezone.utc)), "user": user, "op": op,
+               "cube_id": cube_id, "memory_ids": list(memory_ids), **(detail or {})}
+        with open(self.path / AUDIT, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_log(self, *, user: str | None = None, op: str | None = None,
+                 cube_id: str | None = None, memory_id: str | None = None
+                 ) -> list[dict[str, Any]]:
+        """Access-log records matching every given filter, oldest first."""
+        path = self.path / AUDIT
+        if not path.is_file():
+            return []
+        out = []
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FormatError(f"line {n} of the access log is not JSON", path=path) from e
+            if ((user is None or rec.get("user") == user) and (op is None or rec.get("op") == op)
+                    and (cube_id is None or rec.get("cube_id") == cube_id)
+                    and (memory_id is None or memory_id in rec.get("memory_ids", []))):
+                out.append(rec)
+        return out
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load` did, by count and by memory id."""
+
+    cube_id: str
+    name: str
+    signer: str
+    added: list[str] = field(default_factory=list)
+    versioned: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    skipped_conflict: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cube_id": self.cube_id, "name": self.name, "signer": self.signer,
+                **{k: len(v) for k, v in (("added", self.added), ("versioned", self.versioned),
+                                          ("replaced", self.replaced),
+                                          ("skipped_conflict", self.skipped_conflict),
+                                          ("duplicates", self.duplicates),
+                                          ("expired", self.expired))}}
+
+
+def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.ndarray, *,
+          on_conflict: str = "version", now: datetime | None = None) -> tuple[State, LoadReport]:
+    """The state after installing ``memories`` (with their ``vectors``) from cube ``cube_id``.
+
+    Expired memories are not installed. A memory whose content hash is already installed is a
+    duplicate and skipped. A memory that updates an installed one extends its version chain:
+    same id (a clash; ``on_conflict`` decides: ``version`` keeps the old one in the history
+    and installs the new one with the next version number, ``skip`` keeps the old one,
+    ``replace`` overwrites it without history) or ``parent_id`` naming an installed memory
+    (the parent moves to the history).
+    """
+    if on_conflict not in CONFLICT_POLICIES:
+        raise UsageError(f"--on-conflict {on_conflict!r} is not one of "
+                         f"{', '.join(CONFLICT_POLICIES)}")
+    import dataclasses
+
+    now = now or datetime.now(timezone.utc)
+    report = LoadReport(cube_id, "", "")
+    current = {m.id: i for i, m in enumerate(state.memories)}
+    hashes = {m.content_hash for m in state.memories}
+    mems = list(state.memories)
+    vecs = [v for v in state.vectors] if len(state.memories) else []
+    history = list(state.history)
+    origin = dict(state.origin)
+    drop: set[int] = set()
+    for m, v in zip(memories, vectors, strict=True):
+        if m.expired(now):
+            report.expired.append(m.id)
+            continue
+        if m.content_hash in hashes:
+            report.duplicates.append(m.id)
+            continue
+        if m.id in current and current[m.id] not in drop:
+            i = current[m.id]
+            old = mems[i]
+            if on_conflict == "skip":
+                report.skipped_conflict.append(m.id)
+                continue
+            if on_conflict == "version":
+                history.append(old)
+                m = dataclasses.replace(m, version=max(m.version, old.version + 1))
+                report.versioned.append(m.id)
+            else:
+                report.replaced.append(m.id)
+            mems[i], vecs[i] = m, v
+        else:
+            if m.parent_id is not None and m.parent_id in current and \
+                    current[m.parent_id] not in drop:
+                parent = current[m.parent_id]
+                history.append(mems[parent])
+                drop.add(parent)
+                report.versioned.append(m.id)
+            else:
+                report.added.append(m.id)
+            current[m.id] = len(mems)
+            mems.append(m)
+            vecs.append(v)
+        hashes.add(m.content_hash)
+        origin[m.id] = cube_id
+    keep = [i for i in range(len(mems)) if i not in drop]
+    for i in drop:
+        origin.pop(mems[i].id, None)
+    out = State([mems[i] for i in keep], history,
+                np.stack([vecs[i] for i in keep]).astype(np.float32) if keep
+                else np.zeros((0, 0), np.float32),
+                dict(state.cubes), origin, state.embedding)
+    return out, report
+
+
+def visible(state: State, user: str, *, now: datetime | None = None) -> list[Memory]:
+    """The current memories ``user`` may read."""
+    return [m for m in state.memories if can_read(m, user, now=now)]
+
+
+# -- trust store -------------------------------------------------------------------------------
+def trust_dir() -> Path:
+    """``MEMOS_HOME/trust``: one ``NAME.pub`` (EC P-256 PEM) a trusted signer."""
+    from memos_cli.models.chat import memos_home
+
+    return memos_home() / "trust"
+
+
+def trust_add(public_key: str | Path, name: str) -> dict[str, str]:
+    """Trust cubes signed by ``public_key`` under ``name``.
+
+    Raises:
+        KeyFileError: not an EC P-256 public key. UsageError: a bad or taken name.
+    """
+    import re
+
+    from memos_cli.cube.signature import _load_public, key_fingerprint
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    key = Path(public_key)
+    _load_public(key)
+    target = trust_dir() / f"{name}.pub"
+    if target.exists():
+        raise UsageError(f"a trusted key named {name!r} exists already", path=target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, key.read_bytes())
+    return {"name": name, "fingerprint": key_fingerprint(target), "path": str(target)}
+
+
+def trust_list() -> list[dict[str, str]]:
+    """The trusted keys: name, fingerprint and path, by name."""
+    from memos_cli.cube.signature import key_fingerprint
+
+    d = trust_dir()
+    return [{"name": p.stem, "fingerprint": key_fingerprint(p), "path": str(p)}
+            for p in sorted(d.glob("*.pub"))] if d.is_dir() else []
+
+
+def check_trust(cube_path: Path, *, allow_unsigned: bool) -> str:
+    """The name of the trusted key whose signature verifies the cube, ``"unsigned"`` or
+    ``"untrusted"`` (only with ``allow_unsigned``).
+
+    Raises:
+        SignatureError: unsigned or signed by no trusted key (without ``allow_unsigned``), or
+            changed since it was signed (always).
+    """
+    from memos_cli.cube.layout import SIGNATURE
+    from memos_cli.cube.signature import verify_cube
+    from memos_cli.errors import SignatureError
+
+    if not (cube_path / SIGNATURE).is_file():
+        if allow_unsigned:
+            return "unsigned"
+        raise SignatureError("cube is unsigned; load it anyway with --allow-unsigned",
+                             path=cube_path)
+    last: SignatureError | None = None
+    for key in trust_list():
+        try:
+            verify_cube(cube_path, key["path"])
+            return key["name"]
+        except SignatureError as e:
+            if "changed since it was signed" in str(e):
+                raise
+            last = e
+    if allow_unsigned:
+        return "untrusted"
+    raise SignatureError("cube is signed by no key you trust (add its public key with `memos "
+                         "trust add KEY.pub --name NAME`, or use --allow-unsigned)"
+                         + (f"; last check: {str(last).split(': ', 1)[-1]}" if last else ""),
+                         path=cube_path)
+
+
+# -- MemLoader ---------------------------------------------------------------------------------
+def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
+         on_conflict: str = "version", allow_unsigned: bool = False,
+         now: datetime | None = None) -> LoadReport:
+    """Install a cube, or a file of another memory system (imported on the way), into the vault.
+
+    A cube is verified first (manifest, digests, index) and its signature checked against the
+    trust store (:func:`check_trust`); files from other systems carry no signature and are
+    recorded as ``import``. The cube's embedder must be the vault's. Then :func:`merge`, one
+    atomic commit and one access-log record.
+
+    Raises:
+        CubeNotFoundError, SourceError, FormatError, IntegrityError, SignatureError,
+        EmbedderMismatchError, UsageError (no plaintext tier, bad policy).
+    """
+    from memos_cli.cube import open_cube, verify
+    from memos_cli.errors import EmbedderMismatchError
+
+    src = Path(source)
+    with contextlib.ExitStack() as stack:
+        if (src / "manifest.json").is_file():
+            verify(src)
+            signer = check_trust(src, allow_unsigned=allow_unsigned)
+            cube = open_cube(src)
+        else:
+            if embedder is None:
+                raise UsageError("importing a file of another memory system needs the embedder")
+            from memos_cli.pack import pack
+            from memos_cli.sources import Defaults
+
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memos-load-")))
+            pack([src], tmp / f"{src.stem}.memcube", embedder=embedder,
+                 defaults=Defaults(now=now or datetime.now(timezone.utc), owner=user))
+            cube, signer = open_cube(tmp / f"{src.stem}.memcube"), "import"
+        cube.require_plaintext()
+        state = vault.state()
+        if state.embedding is not None and cube.manifest.embedding is not None and (
+                state.embedding["fingerprint"] != cube.manifest.embedding["fingerprint"]):
+            raise EmbedderMismatchError(
+                f"cube was indexed with {cube.manifest.embedding['model']}, the vault with "
+                f"{state.embedding['model']}; run `memos reindex` on the cube first",
+                path=cube.path)
+        mems = cube.memories
+        vectors = cube.index().vectors([m.id for m in mems])
+        cube_id = cube.manifest.cube_id
+        new, report = merge(state, cube_id, mems, vectors, on_conflict=on_conflict, now=now)
+        report.name, report.signer = cube.manifest.name, signer
+        installed = [*report.added, *report.versioned, *report.replaced]
+        prev = new.cubes.get(cube_id, {})
+        new.cubes[cube_id] = {
+            "name": cube.manifest.name, "description": cube.manifest.description,
+            "installed_at": format_time(now or datetime.now(timezone.utc)),
+            "installed_by": user, "signer": signer, "source": str(src.resolve()),
+            "format_version": cube.manifest.format_version,
+            "loads": int(prev.get("loads", 0)) + 1}
+        new.embedding = new.embedding or cube.manifest.embedding
+        vault.commit(new)
+    vault.log(user, "load", cube_id=cube_id, memory_ids=installed,
+              detail={"signer": signer, **report.to_dict()})
+    return report
+
+
+def remove(vault: Vault, cube_id: str, *, user: str) -> int:
+    """Remove an installed cube and its current memories (their history stays); the number of
+    memories removed.
+
+    Raises:
+        UsageError: no such cube, or ``user`` did not install it.
+    """
+    state = vault.state()
+    info = state.cubes.get(cube_id)
+    if info is None:
+        raise UsageError(f"no cube {cube_id} in the vault", path=vault.path)
+    if info["installed_by"] != user:
+        raise UsageError(f"{user} may not remove cube {cube_id}: it was installed by "
+                         f"{info['installed_by']}", path=vault.path)
+    gone = [i for i, m in enumerate(state.memories) if state.origin.get(m.id) == cube_id]
+    ids = [state.memories[i].id for i in gone]
+    _drop(state, gone)
+    del state.cubes[cube_id]
+    vault.commit(state)
+    vault.log(user, "rm", cube_id=cube_id, memory_ids=ids)
+    return len(ids)
+
+
+def gc(vault: Vault, *, user: str, now: datetime | None = None) -> int:
+    """Remove expired memories (current and history); how many were removed."""
+    now = now or datetime.now(timezone.utc)
+    state = vault.state()
+    gone = [i for i, m in enumerate(state.memories) if m.expired(now)]
+    ids = [state.memories[i].id for i in gone]
+    before = len(state.history)
+    state.history = [m for m in state.history if not m.expired(now)]
+    if gone or before != len(state.history):
+        _drop(state, gone)
+        vault.commit(state)
+    vault.log(user, "gc", memory_ids=ids, detail={"history_removed": before - len(state.history)})
+    return len(ids) + before - len(state.history)
+
+
+def _drop(state: State, rows: Sequence[int]) -> None:
+    drop = set(rows)
+    keep = [i for i in range(len(state.memories)) if i not in drop]
+    for i in drop:
+        state.origin.pop(state.memories[i].id, None)
+    state.vectors = state.vectors[keep] if keep else np.zeros((0, 0), np.float32)
+    state.memories = [state.memories[i] for i in keep]
+
+
+def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
+           now: datetime | None = None) -> list[Any]:
+    """Top-``k`` current memories of the vault for ``query`` that ``user`` may read, best first
+    (hybrid retrieval as for a cube, spec §6). Returns ``plaintext.Retrieved`` items.
+
+    Raises:
+        EmbedderMismatchError: ``embedder`` is not the vault's.
+    """
+    from memos_cli.cube.index import Index
+    from memos_cli.errors import EmbedderMismatchError
+    from memos_cli.tiers.plaintext import Retrieved
+
+    gen = vault.generation()
+    if gen is None:
+        return []
+    state = vault.state()
+    if state.embedding and state.embedding["fingerprint"] != embedder.fingerprint:
+        raise EmbedderMismatchError(f"vault was indexed with {state.embedding['model']}, not "
+                                    f"{embedder.name}", path=vault.path)
+    if not state.memories:
+        return []
+    by_id = {m.id: m for m in state.memories}
+    index = Index(gen / "index")
+    vector = embedder.encode([query])[0]
+    pool = k
+    while True:
+        hits = index.search(query, vector, pool)
+        out: list[Retrieved] = []
+        for h in hits:
+            m = by_id.get(h.id)
+            if m is None or not can_read(m, user, now=now):
+                continue
+            out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
+        if len(out) >= k or len(hits) < pool:
+            return out[:k]
+        pool *= 4

@@ -1,0 +1,255 @@
+"""The vault: loading with the trust store, duplicates, version chains and conflict policies,
+expiry and gc, removal rights, search across cubes with --as, the access log, imports of other
+systems' files, and atomicity under SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from memos_cli.cli.app import app
+from memos_cli.errors import SignatureError, UsageError
+from memos_cli.governance import can_read
+from memos_cli.memory import Memory
+from memos_cli.vault import Vault, load, merge, search, trust_add
+from tests.conftest import ROOT, pack_corpus
+
+runner = CliRunner()
+NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def cli(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    return result
+
+
+def snapshot(v: Vault) -> tuple[str | None, list[str]]:
+    gen = v.generation()
+    return (gen.name if gen else None, sorted(m.id for m in v.state().memories))
+
+
+@pytest.fixture(autouse=True)
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A MEMOS_HOME of this test's own: the trust store and default vault start empty."""
+    monkeypatch.setenv("MEMOS_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def trusted(keys) -> str:  # type: ignore[no-untyped-def]
+    return trust_add(keys[1], "team")["name"]
+
+
+def test_load_verifies_and_installs(packed_cube: Path, tmp_path: Path, trusted: str) -> None:
+    v = Vault(tmp_path / "vault")
+    report = load(v, packed_cube, user="ann")
+    assert report.signer == "team" and len(report.added) == 18
+    state = v.state()
+    assert len(state.memories) == 18 and state.vectors.shape == (18, 384)
+    assert set(state.origin.values()) == {report.cube_id}
+    again = load(v, packed_cube, user="ann")
+    assert len(again.duplicates) == 18 and not again.added
+    assert len(v.state().memories) == 18
+    ops = [r["op"] for r in v.read_log(user="ann")]
+    assert ops == ["load", "load"]
+
+
+def test_signature_policy(packed_cube: Path, tmp_path: Path, embedder, other_keys) -> None:  # type: ignore[no-untyped-def]
+    v = Vault(tmp_path / "vault")
+    with pytest.raises(SignatureError, match="no key you trust"):
+        load(v, packed_cube, user="ann")  # signed, but the trust store is empty
+    trust_add(other_keys[1], "stranger")
+    with pytest.raises(SignatureError, match="no key you trust"):
+        load(v, packed_cube, user="ann")
+    unsigned = tmp_path / "u.memcube"
+    pack_corpus(unsigned, embedder)
+    with pytest.raises(SignatureError, match="unsigned"):
+        load(v, unsigned, user="ann")
+    assert v.generation() is None  # nothing was written
+    assert load(v, unsigned, user="ann", allow_unsigned=True).signer == "unsigned"
+    assert load(v, packed_cube, user="ann", allow_unsigned=True).signer == "untrusted"
+
+
+def test_tampered_cube_is_always_refused(cube_copy: Path, tmp_path: Path, trusted: str) -> None:
+    from memos_cli.errors import IntegrityError
+
+    v = Vault(tmp_path / "vault")
+    load(v, cube_copy, user="ann")
+    before = snapshot(v)
+    desc = cube_copy / "manifest.json"
+    m = json.loads(desc.read_text())
+    m["description"] = "changed"
+    desc.write_text(json.dumps(m))
+    with pytest.raises((SignatureError, IntegrityError), match="changed"):
+        load(v, cube_copy, user="ann", allow_unsigned=True)
+    assert snapshot(v) == before
+
+
+def mem(content: str, **kw) -> Memory:  # type: ignore[no-untyped-def]
+    return Memory.create(content, now=NOW, **kw)
+
+
+def test_version_chains_and_conflict_policies() -> None:
+    import numpy as np
+
+    from memos_cli.vault import State
+
+    a = mem("budget is 40k", id="m1")
+    state, r = merge(State(), "c1", [a], np.ones((1, 4), np.float32), now=NOW)
+    assert r.added == ["m1"]
+    b = mem("budget is 48k", id="m1")
+    v2, r = merge(state, "c2", [b], np.ones((1, 4), np.float32), now=NOW)
+    assert r.versioned == ["m1"] and [m.content for m in v2.history] == ["budget is 40k"]
+    assert v2.memories[0].version == a.version + 1 and v2.memories[0].content == "budget is 48k"
+    skip, r = merge(state, "c2", [b], np.ones((1, 4), np.float32), on_conflict="skip", now=NOW)
+    assert r.skipped_conflict == ["m1"] and skip.memories == [a]
+    rep, r = merge(state, "c2", [b], np.ones((1, 4), np.float32), on_conflict="replace",
+                   now=NOW)
+    assert r.replaced == ["m1"] and not rep.history and rep.memories[0].content == b.content
+    child = mem("budget is 50k", id="m2", parent_id="m1")
+    v3, r = merge(v2, "c3", [child], np.ones((1, 4), np.float32), now=NOW)
+    assert r.versioned == ["m2"] and [m.id for m in v3.memories] == ["m2"]
+    assert [m.content for m in v3.history] == ["budget is 40k", "budget is 48k"]
+    dup, r = merge(v3, "c4", [mem("budget is 50k", id="m9")], np.ones((1, 4), np.float32),
+                   now=NOW)
+    assert r.duplicates == ["m9"] and dup.memories == v3.memories
+    with pytest.raises(UsageError):
+        merge(state, "c2", [b], np.ones((1, 4), np.float32), on_conflict="merge")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_expired_memories_are_not_installed_and_gc(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    soon = (datetime.now(timezone.utc) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    src = write_jsonl(tmp_path / "m.jsonl", [
+        {"content": "gone already", "expires_at": "2020-01-01T00:00:00Z"},
+        {"content": "gone soon", "expires_at": soon},
+        {"content": "stays", "visibility": "public"}])
+    v = Vault(tmp_path / "vault")
+    r = load(v, src, user="ann", embedder=embedder)
+    assert r.signer == "import" and len(r.expired) == 1 and len(r.added) == 2
+    time.sleep(2.5)
+    res = cli("vault", "gc", "--vault", v.path, "--as", "ann", "--json")
+    assert json.loads(res.stdout) == {"removed": 1}
+    assert [m.content for m in v.state().memories] == ["stays"]
+    assert v.read_log(op="gc")[0]["memory_ids"]
+
+
+def test_rm_needs_the_installer(packed_cube: Path, tmp_path: Path, trusted: str) -> None:
+    v = Vault(tmp_path / "vault")
+    cube_id = load(v, packed_cube, user="ann").cube_id
+    before = snapshot(v)
+    res = cli("vault", "rm", cube_id, "--vault", v.path, "--as", "bob", code=2)
+    assert "installed by ann" in res.output and snapshot(v) == before
+    out = json.loads(cli("vault", "rm", cube_id, "--vault", v.path, "--as", "ann",
+                         "--json").stdout)
+    assert out["removed"] == 18 and v.state().memories == []
+    assert [r["op"] for r in v.read_log(cube_id=cube_id)] == ["load", "rm"]
+
+
+def test_cli_load_ls_show_log_search(packed_cube: Path, tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    vdir = tmp_path / "vault"
+    cli("trust", "add", keys[1], "--name", "team")
+    assert json.loads(cli("trust", "ls", "--json").stdout)[0]["name"] == "team"
+    res = cli("trust", "add", keys[1], "--name", "team", code=2)
+    assert "exists" in res.output
+    data = json.loads(cli("load", packed_cube, "--vault", vdir, "--as", "ann", "--json").stdout)
+    assert data["added"] == 18 and data["signer"] == "team"
+    ls = json.loads(cli("vault", "ls", "--vault", vdir, "--json").stdout)
+    assert ls["cubes"][0]["memories"] == 18 and ls["cubes"][0]["installed_by"] == "ann"
+    show = json.loads(cli("vault", "show", data["cube_id"], "--vault", vdir, "--as", "ann",
+                          "--json").stdout)
+    assert show["memories"] == 18
+    assert show["withheld"] == 18  # the corpus is private to its owner, "tester"
+    hits = json.loads(cli("search", "budget", "--vault", vdir, "--as", "tester", "-k", "3",
+                          "--json").stdout)
+    assert len(hits["results"]) == 3 and "budget" in hits["results"][0]["text"].lower()
+    none = json.loads(cli("search", "budget", "--vault", vdir, "--as", "ann", "--json").stdout)
+    assert none["results"] == []
+    log = json.loads(cli("vault", "log", "--vault", vdir, "--op", "search", "--json").stdout)
+    assert [(r["user"], len(r["memory_ids"])) for r in log] == [("tester", 3), ("ann", 0)]
+    res = cli("load", tmp_path / "nothing.memcube", "--vault", vdir, code=3)
+    assert "nothing.memcube" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_letta_agent_file_loads_directly(shared_datasets: Path, tmp_path: Path,
+                                         embedder) -> None:  # type: ignore[no-untyped-def]
+    v = Vault(tmp_path / "vault")
+    r = load(v, shared_datasets / "letta" / "memgpt_agent_with_convo.af", user="ann",
+             embedder=embedder)
+    mems = v.state().memories
+    assert r.signer == "import" and len(r.added) == len(mems) >= 2
+    assert any("First name: Chad" in m.content for m in mems)  # the human block
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.sampled_from(["ann", "bob", None]),
+                               st.sampled_from(["private", "shared", "public"]),
+                               st.lists(st.sampled_from(["ann", "bob", "cy"]), max_size=2)),
+                     min_size=1, max_size=8),
+       user=st.sampled_from(["ann", "bob", "cy"]))
+def test_vault_search_never_returns_unreadable(tmp_path_factory, embedder, rows, user) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path_factory.mktemp("v")
+    src = write_jsonl(d / "m.jsonl", [
+        {"content": f"note {i} about the budget", "owner": o, "visibility": vis,
+         "readers": rd} for i, (o, vis, rd) in enumerate(rows)])
+    v = Vault(d / "vault")
+    load(v, src, user="ann", embedder=embedder)
+    hits = search(v, embedder, "budget", 10, user=user)
+    assert all(can_read(h.memory, user) for h in hits)
+    assert len(hits) == sum(can_read(m, user) for m in v.state().memories)
+
+
+def test_killed_load_leaves_vault_before_or_after(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL a large load at several points: the vault is then exactly as before or after."""
+    from memos_cli.pack import pack
+    from memos_cli.sources import Defaults
+
+    small = write_jsonl(tmp_path / "small.jsonl", [{"content": "first memory"}])
+    big_src = write_jsonl(tmp_path / "big.jsonl", [
+        {"content": f"memory number {i}: the team met on day {i % 31} and spoke of item {i}"}
+        for i in range(1500)])
+    big = tmp_path / "big.memcube"
+    pack([big_src], big, embedder=embedder, defaults=Defaults(now=NOW, owner="ann"))
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "memos_cli", "load", str(big), "--allow-unsigned", "--as",
+           "ann"]
+    # the full run once, to know "after" and how long a load takes
+    after_vault = Vault(tmp_path / "after")
+    load(after_vault, small, user="ann", embedder=embedder)
+    t0 = time.perf_counter()
+    subprocess.run([*cmd, "--vault", str(after_vault.path)], check=True, env=env,
+                   capture_output=True)
+    full = time.perf_counter() - t0
+    after_ids = snapshot(after_vault)[1]
+    outcomes = set()
+    for frac in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95):
+        v = Vault(tmp_path / f"v{frac}")
+        load(v, small, user="ann", embedder=embedder)
+        before = snapshot(v)
+        p = subprocess.Popen([*cmd, "--vault", str(v.path)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * frac)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        now = snapshot(v)
+        assert now == before or now[1] == after_ids, frac
+        outcomes.add("before" if now == before else "after")
+        load(v, small, user="ann", embedder=embedder)  # still usable; leftovers cleaned
+        assert not [p for p in v.path.iterdir() if p.name.startswith(".gen-")]
+    assert "before" in outcomes  # the kills did land during the load
+    _ = ROOT

@@ -1,0 +1,273 @@
+"""The parameter tier with a tiny random Llama: PEFT's own layout, metadata, determinism,
+refusals (foreign base, corrupt adapter, empty cube, over budget, missing target modules,
+Ctrl-C), LoRA-only cubes, and the convert/run/eval commands."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from memos_cli.cli.app import app
+from memos_cli.convert import convert_to_lora, restore_text, select_memories
+from memos_cli.cube import open_cube, verify
+from memos_cli.cube.lora import check_adapter, read_meta
+from memos_cli.errors import FormatError, IntegrityError, UsageError
+from memos_cli.evaluate import Question, evaluate
+from memos_cli.models import chat
+from memos_cli.tiers import lora
+from tests.conftest import make_tiny_llama
+
+runner = CliRunner()
+QUICK = lora.Recipe(name="text", epochs=2, rank=4, alpha=8, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama: Path) -> chat.ChatModel:
+    return chat.load(str(tiny_llama))
+
+
+def tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        h.update(str(p.relative_to(root)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def has_lora_layers(model: torch.nn.Module) -> bool:
+    return any("lora_" in name for name, _ in model.named_modules())
+
+
+@pytest.fixture
+def lora_cube(cube_copy: Path, tiny: chat.ChatModel, keys) -> Path:  # type: ignore[no-untyped-def]
+    mems = select_memories(open_cube(cube_copy))[:6]
+    convert_to_lora(cube_copy, tiny, mems, QUICK, key=keys[0])
+    return cube_copy
+
+
+def test_plain_peft_loads_the_adapter(lora_cube: Path, tiny_llama: Path,
+                                      tiny: chat.ChatModel) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama), dtype="float32")
+    plain = PeftModel.from_pretrained(base, str(lora_cube / "lora")).eval()
+    ours = lora.attach(tiny, open_cube(lora_cube))
+    try:
+        x = torch.tensor([lora.prompt_ids(tiny.tokenizer, "Who owns the vision stack?")])
+        with torch.no_grad():
+            a, b = plain(input_ids=x).logits, ours.model(input_ids=x).logits
+            bare = AutoModelForCausalLM.from_pretrained(str(tiny_llama))(input_ids=x).logits
+        assert torch.equal(a, b)
+        assert not torch.allclose(a, bare)  # the adapter changes the output
+    finally:
+        tiny.model = lora.detach(ours.model)
+    assert not has_lora_layers(tiny.model)
+
+
+def test_layout_metadata_and_signature(lora_cube: Path, tiny: chat.ChatModel, keys) -> None:  # type: ignore[no-untyped-def]
+    cube = open_cube(lora_cube)
+    assert sorted(p.name for p in (lora_cube / "lora").iterdir()) == [
+        "adapter_config.json", "adapter_model.safetensors", "memcube_lora.json",
+        "memories.arrow"]
+    assert cube.manifest.tiers == ("plaintext", "parameter")
+    assert cube.manifest.format_version == "1.2"
+    meta = read_meta(lora_cube / "lora")
+    assert meta["model_fingerprint"] == tiny.fingerprint()
+    assert meta["recipe"]["name"] == "text" and meta["recipe"]["rank"] == 4
+    assert meta["seed"] == 0 and set(meta["versions"]) == {"memos", "torch", "transformers",
+                                                           "peft"}
+    mems = select_memories(cube)[:6]
+    assert meta["memories"] == [{"id": m.id, "content_hash": m.content_hash} for m in mems]
+    assert meta["training"]["steps"] == 4 and meta["training"]["train_s"] > 0
+    assert cube.manifest.lora["memory_ids"] == [m.id for m in mems]  # type: ignore[index]
+    cfg = check_adapter(lora_cube / "lora")
+    assert cfg["r"] == 4 and cfg["base_model_name_or_path"] == tiny.name
+    assert sorted(cfg["target_modules"]) == sorted(lora.TARGET_MODULES)
+    assert verify(lora_cube, keys[1]).signature == "verified"
+
+
+def test_same_seed_same_adapter(packed_cube: Path, tmp_path: Path, tiny: chat.ChatModel) -> None:
+    digests = []
+    for name in ("a", "b"):
+        c = shutil.copytree(packed_cube, tmp_path / f"{name}.memcube")
+        convert_to_lora(c, tiny, select_memories(open_cube(c))[:4], QUICK)
+        digests.append(hashlib.sha256((c / "lora/adapter_model.safetensors").read_bytes())
+                       .hexdigest())
+    assert digests[0] == digests[1]
+    assert not has_lora_layers(tiny.model)
+
+
+def test_another_base_model_is_refused(lora_cube: Path, tmp_path: Path) -> None:
+    other = chat.load(str(make_tiny_llama(tmp_path / "other", seed=1)))
+    with pytest.raises(FormatError, match="weights_sample_sha256"):
+        lora.attach(other, open_cube(lora_cube))
+
+
+def test_corrupt_adapter_is_refused(lora_cube: Path, tiny: chat.ChatModel) -> None:
+    weights = lora_cube / "lora" / "adapter_model.safetensors"
+    size = weights.stat().st_size
+    weights.write_bytes(b"\x00" * size)  # same size: only the content check can catch it
+    with pytest.raises(FormatError, match="safetensors"):
+        lora.attach(tiny, open_cube(lora_cube))
+    with pytest.raises(IntegrityError, match="digest"):
+        verify(lora_cube)
+    weights.write_bytes(b"short")
+    with pytest.raises(IntegrityError, match="size"):
+        lora.attach(tiny, open_cube(lora_cube))
+    assert not has_lora_layers(tiny.model)
+
+
+def test_foreign_tensor_in_adapter_is_refused(lora_cube: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = lora_cube / "lora" / "adapter_model.safetensors"
+    tensors = load_file(str(weights))
+    tensors["base_model.model.lm_head.weight"] = torch.zeros(4, 4)
+    save_file(tensors, str(weights))
+    with pytest.raises(FormatError, match=r"not a LoRA matrix|rank"):
+        check_adapter(lora_cube / "lora")
+
+
+@pytest.mark.parametrize("case", ["empty", "budget", "modules"])
+def test_refusals_leave_the_cube_unchanged(cube_copy: Path, tiny: chat.ChatModel,
+                                           case: str) -> None:
+    before = tree_digest(cube_copy)
+    mems = select_memories(open_cube(cube_copy))
+    recipe, budget = QUICK, 64
+    if case == "empty":
+        mems, match = [], "no live memories"
+    elif case == "budget":
+        budget, match = 3, "budget of 3.*--top"
+    else:
+        recipe = lora.Recipe(name="text", target_modules=("c_attn", "c_proj"))
+        match = "none of the modules"
+    with pytest.raises(UsageError, match=match):
+        convert_to_lora(cube_copy, tiny, mems, recipe, budget=budget)
+    assert tree_digest(cube_copy) == before
+    assert not has_lora_layers(tiny.model)
+
+
+def test_interrupted_training_changes_nothing(cube_copy: Path, tiny: chat.ChatModel) -> None:
+    before = tree_digest(cube_copy)
+
+    def stop(step: int, total: int, loss: float) -> None:
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        convert_to_lora(cube_copy, tiny, select_memories(open_cube(cube_copy))[:6], QUICK,
+                        progress=stop)
+    assert tree_digest(cube_copy) == before
+    assert not has_lora_layers(tiny.model)
+    assert not list(cube_copy.parent.glob(".*tmp*"))
+
+
+def test_lora_only_cube_gives_its_text_back(cube_copy: Path, tiny: chat.ChatModel,
+                                            embedder) -> None:  # type: ignore[no-untyped-def]
+    original = open_cube(cube_copy).memories
+    everything = select_memories(open_cube(cube_copy))
+    convert_to_lora(cube_copy, tiny, everything, QUICK, drop_text=True)
+    cube = open_cube(cube_copy)
+    assert cube.manifest.tiers == ("parameter",) and not cube.has_plaintext
+    assert not (cube_copy / "memories.arrow").exists()
+    assert verify(cube_copy).memories == len(original)
+    data = restore_text(cube_copy, None, embedder)
+    assert data["memories"] == len(original) and "LoRA" in data["from"]
+    restored = open_cube(cube_copy)
+    assert {m.id: m for m in restored.memories} == {m.id: m for m in original}
+    assert restored.manifest.tiers == ("plaintext", "parameter")
+    assert verify(cube_copy).ok
+
+
+def test_tampered_lora_memories_are_refused_on_restore(cube_copy: Path, tiny: chat.ChatModel,
+                                                       embedder) -> None:  # type: ignore[no-untyped-def]
+    convert_to_lora(cube_copy, tiny, select_memories(open_cube(cube_copy)), QUICK,
+                    drop_text=True)
+    meta_path = cube_copy / "lora" / "memcube_lora.json"
+    meta = json.loads(meta_path.read_text())
+    meta["memories"] = meta["memories"][1:]
+    meta_path.write_text(json.dumps(meta))  # the manifest digest no longer matches either
+    with pytest.raises(IntegrityError):
+        restore_text(cube_copy, None, embedder)
+
+
+def test_mixed_recipe_builds_questions(packed_cube: Path, tiny: chat.ChatModel) -> None:
+    mems = select_memories(open_cube(packed_cube))[:3]
+    examples, _ = lora.build_examples(tiny, mems, lora.Recipe(name="anchors"))
+    asked = [e for e in examples if e.question]
+    assert len(examples) > len(mems) and asked
+    assert {e.answer for e in examples} == {m.content for m in mems}
+    assert all(e.question.endswith(("?", ".")) for e in asked)
+
+
+def test_eval_rows_per_tier(lora_cube: Path, tiny: chat.ChatModel, embedder) -> None:  # type: ignore[no-untyped-def]
+    cube = open_cube(lora_cube)
+    qs = [Question("Who owns the vision stack?", ("Ilse",), "direct"),
+          Question("Which stack does Ilse own?", ("vision",), "paraphrased")]
+    rows = evaluate(cube, tiny, qs, ["none", "text", "lora"], embedder=embedder,
+                    max_new_tokens=4)
+    assert [r.tier for r in rows] == ["none", "text", "lora"]
+    none, text, tuned = rows
+    assert none.bytes == 0 and text.bytes > 0 and tuned.bytes == sum(
+        f["size"] for f in cube.manifest.lora["files"])  # type: ignore[index]
+    assert none.prompt_tokens == tuned.prompt_tokens < text.prompt_tokens
+    assert set(none.by_kind) == {"direct", "paraphrased"}
+    assert not has_lora_layers(tiny.model)
+
+
+def cli(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    return result
+
+
+def test_cli_convert_run_eval(cube_copy: Path, tiny_llama: Path, tmp_path: Path) -> None:
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text(json.dumps({"question": "Who owns the vision stack?",
+                                 "answers": ["Ilse"], "kind": "direct"}) + "\n")
+    data = json.loads(cli("convert", cube_copy, "--to", "lora", "--model", tiny_llama,
+                          "--recipe", "text", "--epochs", "1", "--rank", "4", "--top", "5",
+                          "--eval", qfile, "--json").stdout)
+    assert data["memories"] == 5 and data["eval"]["questions"] == 1
+    assert read_meta(cube_copy / "lora")["eval"]["tier"] == "lora"
+    run = json.loads(cli("run", cube_copy, "Who owns the vision stack?", "--tier", "lora",
+                         "--model", tiny_llama, "--max-new-tokens", "4", "--json").stdout)
+    assert run["tier"] == "lora" and run["memories"] == []
+    rows = json.loads(cli("eval", cube_copy, qfile, "--model", tiny_llama, "--tiers",
+                          "none,lora", "--max-new-tokens", "4", "--json").stdout)
+    assert [r["tier"] for r in rows] == ["none", "lora"]
+    assert all({"accuracy", "ttft_s", "tokens_per_s", "bytes"} <= set(r) for r in rows)
+    table = cli("eval", cube_copy, qfile, "--model", tiny_llama, "--tiers", "none,lora",
+                "--max-new-tokens", "4").stdout
+    assert "lora" in table and "direct" in table
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--tiers", "none,kv"], "no KV segment"),
+    (["--tiers", "none,magic"], "unknown tier"),
+])
+def test_cli_eval_refusals(cube_copy: Path, tiny_llama: Path, tmp_path: Path, args: list[str],
+                           match: str) -> None:
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text('{"question": "x?", "answers": ["y"]}\n')
+    res = cli("eval", cube_copy, qfile, "--model", tiny_llama, *args, code=2)
+    assert match in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_cli_bad_question_file(cube_copy: Path, tiny_llama: Path, tmp_path: Path) -> None:
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text('{"question": "x?", "answers": ["y"]}\n{"question": "no answers"}\n')
+    res = cli("eval", cube_copy, qfile, "--model", tiny_llama, "--tiers", "none", code=3)
+    assert "line 2" in res.output and str(qfile.name) in res.output
+
+
+def test_cli_run_lora_without_adapter(cube_copy: Path, tiny_llama: Path) -> None:
+    res = cli("run", cube_copy, "q?", "--tier", "lora", "--model", tiny_llama, code=2)
+    assert "no parameter tier" in res.output
