@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from memos_cli.cube import Cube, CubeSpec, write_cube
 from memos_cli.cube.layout import atomic_write_bytes
@@ -64,9 +67,45 @@ class Filter:
                 and (self.until is None or m.created_at < self.until))
 
 
-def select(cube: Cube, user: str, keep: Filter) -> list[Memory]:
-    """The cube's memories ``user`` may read that pass ``keep``, in file order."""
+def select(cube: Cube | Source, user: str, keep: Filter) -> list[Memory]:
+    """The memories of ``cube`` that ``user`` may read and ``keep`` passes, in file order."""
     return [m for m in cube.memories if can_read(m, user) and keep(m)]
+
+
+@dataclass
+class Source:
+    """What a dump reads: a cube or the vault. ``vectors(ids)`` gives the index vectors
+    (``[n, dim] float32``) of memories; ``record`` is the provenance entry of the source."""
+
+    name: str
+    parents: list[str]
+    memories: list[Memory]
+    embedding: dict[str, Any]
+    vectors: Callable[[list[str]], np.ndarray]
+    record: dict[str, Any]
+
+
+def cube_source(cube: Cube) -> Source:
+    cube.require_plaintext()
+    return Source(cube.manifest.name, [cube.manifest.cube_id], cube.memories,
+                  dict(cube.manifest.embedding or {}), cube.index().vectors,
+                  {"path": str(cube.path), "sha256": sha256_file(cube.memories_path),
+                   "size": cube.memories_path.stat().st_size, "format": "memcube"})
+
+
+def vault_source(vault: Any) -> Source:
+    """The current memories of every cube installed in ``vault`` (``memos_cli.vault.Vault``)."""
+    state = vault.state()
+    if not state.memories:
+        raise UsageError("the vault holds no memories", path=vault.path)
+    rows = {m.id: i for i, m in enumerate(state.memories)}
+    gen = vault.generation()
+    assert gen is not None  # the vault holds memories
+    arrow = gen / "memories.arrow"
+    return Source(f"vault {vault.path.name}", sorted(state.cubes), state.memories,
+                  dict(state.embedding or {}), lambda ids: state.vectors[[rows[i] for i in ids]],
+                  {"path": f"{vault.path}/{gen.name}", "sha256": sha256_file(arrow),
+                   "size": arrow.stat().st_size, "format": "vault"})
 
 
 def to_jsonl(memories: list[Memory]) -> bytes:
@@ -83,11 +122,13 @@ class DumpReport:
     withheld: int
     signed: bool
     redaction: dict[str, Any] | None = None
+    access_log_records: int = 0
+    memory_ids: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "memories": self.memories,
                 "withheld": self.withheld, "signed": self.signed,
-                "redaction": self.redaction}
+                "redaction": self.redaction, "access_log_records": self.access_log_records}
 
 
 def redact_memory(m: Memory, redactor: Any) -> Memory:
@@ -109,30 +150,42 @@ def redact_memory(m: Memory, redactor: Any) -> Memory:
                                content_hash=content_hash(content, speaker, m.event_time))
 
 
-def dump(cube: Cube, out: str | Path, *, user: str, keep: Filter | None = None,
-         fmt: str = "jsonl", key: str | Path | None = None, force: bool = False,
-         now: datetime, redact: tuple[str, ...] = (), embedder: Any = None) -> DumpReport:
-    """Write what ``user`` may read of ``cube`` (and ``keep`` selects) to ``out``, atomically.
+FORMATS = ("jsonl", "markdown", "memcube")
 
-    ``fmt``: ``jsonl`` (one file) or ``memcube`` (a new cube whose provenance names the source
-    cube as parent, with the source's index vectors reused; signed with ``key``).
+
+def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None = None,
+         fmt: str = "jsonl", key: str | Path | None = None, force: bool = False,
+         now: datetime, redact: tuple[str, ...] = (), embedder: Any = None,
+         access_log: list[dict[str, Any]] | None = None) -> DumpReport:
+    """Write what ``user`` may read of ``cube`` (a cube or a :class:`Source`) and ``keep``
+    selects to ``out``, atomically.
+
+    ``fmt``: ``jsonl`` (one file), ``markdown`` (one file, :mod:`memos_cli.sources.markdown_export`;
+    both lossless) or ``memcube`` (a new cube whose provenance names the source cube as
+    parent, with the source's index vectors reused; signed with ``key``).
     ``redact``: ``--redact`` type names (``memos_cli.redact.TYPES``); the memcube's index is
     then rebuilt from the redacted text with ``embedder``, and its provenance records the
     types and counts (never the values).
+    ``access_log``: access-log records (vault ``audit.jsonl``); those naming an exported
+    memory are written beside the export (``access_log.jsonl`` inside a memcube,
+    ``OUT.access.jsonl`` beside a file), reduced to the exported ids. Redacted exports keep
+    only time, user, operation and ids.
 
     Raises:
         UsageError: unknown format, or nothing the user may read.
         CubeExistsError: ``out`` exists and ``force`` is false.
     """
-    if fmt not in ("jsonl", "memcube"):
-        raise UsageError(f"--format {fmt!r} is not jsonl or memcube")
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    src = cube if isinstance(cube, Source) else cube_source(cube)
     target = Path(out)
     if target.exists() and not force:
         raise CubeExistsError("already exists (use --force to replace it)", path=target)
-    chosen = select(cube, user, keep or Filter())
-    withheld = len(cube.memories) - len(chosen)
+    chosen = select(src, user, keep or Filter())
+    withheld = len(src.memories) - len(chosen)
     if not chosen:
-        raise UsageError(f"user {user!r} may read none of the selected memories", path=cube.path)
+        raise UsageError(f"user {user!r} may read none of the selected memories",
+                         path=src.record["path"])
     redaction: dict[str, Any] | None = None
     if redact:
         from memos_cli.redact import Redactor
@@ -142,26 +195,56 @@ def dump(cube: Cube, out: str | Path, *, user: str, keep: Filter | None = None,
         redactor = Redactor(tuple(redact))
         chosen = [redact_memory(m, redactor) for m in chosen]
         redaction = {"types": list(redact), "counts": dict(sorted(redactor.counts.items()))}
-    if fmt == "jsonl":
-        atomic_write_bytes(target, to_jsonl(chosen))
+    log = exported_log(access_log or [], {m.id for m in chosen}, redacted=bool(redact))
+    log_bytes = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in log).encode("utf-8")
+    if fmt in ("jsonl", "markdown"):
+        if fmt == "jsonl":
+            data = to_jsonl(chosen)
+        else:
+            from memos_cli.sources.markdown_export import to_markdown
+
+            data = to_markdown(chosen, title=f"Export of {src.name} for {user}")
+        if log:
+            atomic_write_bytes(target.with_name(target.name + ".access.jsonl"), log_bytes)
+        atomic_write_bytes(target, data)
     else:
         if redact:
             from memos_cli.pack import embed_memories
 
             vectors = embed_memories(embedder, chosen)
         else:
-            vectors = cube.index().vectors([m.id for m in chosen])
+            vectors = src.vectors([m.id for m in chosen])
         spec = CubeSpec(
             name=target.name.removesuffix(".memcube"),
-            description=f"export of {cube.manifest.name} for {user}",
-            created_at=now, embedding=dict(cube.manifest.embedding or {}),
-            sources=[{"path": str(cube.path), "sha256": sha256_file(cube.memories_path),
-                      "size": cube.memories_path.stat().st_size, "format": "memcube",
-                      "memories": len(chosen)}],
+            description=f"export of {src.name} for {user}",
+            created_at=now, embedding=src.embedding,
+            sources=[{**src.record, "memories": len(chosen)}],
             pack_options={"dump": {"user": user, "filter": repr(keep or Filter()),
-                                   "withheld": withheld, "redaction": redaction}},
-            parents=[cube.manifest.cube_id])
-        write_cube(target, chosen, vectors, spec, key=key, force=force)
+                                   "withheld": withheld, "redaction": redaction,
+                                   "access_log_records": len(log)}},
+            parents=src.parents)
+        write_cube(target, chosen, vectors, spec, key=key, force=force,
+                   extra_files={ACCESS_LOG: log_bytes} if log else None)
     return DumpReport(str(target), fmt, len(chosen), withheld, fmt == "memcube" and bool(key),
-                      redaction)
+                      redaction, len(log), [m.id for m in chosen])
+
+
+ACCESS_LOG = "access_log.jsonl"
+
+
+def exported_log(records: list[dict[str, Any]], ids: set[str], *, redacted: bool
+                 ) -> list[dict[str, Any]]:
+    """The access-log records that name an exported memory, with ``memory_ids`` cut down to the
+    exported ones; a redacted export keeps only ``time``, ``user``, ``op``, ``cube_id`` and
+    ``memory_ids`` (queries and other details could hold what was redacted)."""
+    out = []
+    for r in records:
+        mine = [i for i in r.get("memory_ids", []) if i in ids]
+        if not mine:
+            continue
+        rec = {**r, "memory_ids": mine}
+        if redacted:
+            rec = {k: rec.get(k) for k in ("time", "user", "op", "cube_id", "memory_ids")}
+        out.append(rec)
+    return out
 

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -507,3 +508,22 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
         if len(out) >= k or len(hits) < pool:
             return out[:k]
         pool *= 4
+
+
+def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, k: int = 5,
+           max_new_tokens: int = 128, temperature: float = 0.0) -> Any:
+    """The plaintext tier over the vault: the top-``k`` memories ``user`` may read, in the
+    prompt (``plaintext.build_messages``). Returns a ``plaintext.Answer``; logged as ``run``."""
+    from memos_cli.tiers.plaintext import Answer, build_messages, generate
+
+    t0 = time.perf_counter()
+    found = search(vault, embedder, question, k, user=user)
+    retrieval_s = time.perf_counter() - t0
+    gen = generate(chat, build_messages(question, [r.memory for r in found]),
+                   max_new_tokens=max_new_tokens, temperature=temperature)
+    vault.log(user, "run", memory_ids=[r.memory.id for r in found],
+              detail={"question": question})
+    return Answer(question, gen.text, found, chat.name,
+                  {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
+                   "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
+                   "tokens_per_s": gen.tokens_per_s}, gen.prompt_tokens, gen.new_tokens)

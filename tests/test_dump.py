@@ -16,6 +16,7 @@ from memos_cli.dump import Filter, dump, to_jsonl
 from memos_cli.governance import can_read
 from memos_cli.memory import Memory
 from memos_cli.sources import Defaults, read_source
+from memos_cli.sources.markdown_export import to_markdown
 from tests.conftest import FIXED_TIME
 from tests.test_memory import memories
 
@@ -33,6 +34,30 @@ def test_jsonl_export_round_trips_every_field(tmp_path: Path, mems: list[Memory]
                                                  visibility="public", tags=("x",),
                                                  ttl=timedelta(days=1))).memories
     assert back == mems
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(memories(), min_size=1, max_size=5))
+def test_markdown_export_round_trips_every_field(tmp_path: Path, mems: list[Memory]) -> None:
+    p = tmp_path / "dump.md"
+    p.write_bytes(to_markdown(mems, title="t"))
+    back = read_source(p, "dump.md", Defaults(now=FIXED_TIME, owner="someone-else",
+                                              visibility="public", tags=("x",),
+                                              ttl=timedelta(days=1))).memories
+    assert back == mems
+
+
+def test_markdown_export_survives_fences_and_headings(tmp_path: Path) -> None:
+    tricky = Memory.create("## not a heading\n```memory\n````\nend ``` `", now=FIXED_TIME)
+    p = tmp_path / "dump.md"
+    p.write_bytes(to_markdown([tricky], title="t"))
+    assert read_source(p, "dump.md", Defaults(now=FIXED_TIME)).memories == [tricky]
+    p.write_text(p.read_text().replace("```json", "```jsn"))
+    from memos_cli.errors import SourceError
+
+    with pytest.raises(SourceError, match="line"):
+        read_source(p, "dump.md", Defaults(now=FIXED_TIME))
 
 
 @pytest.fixture(scope="module")

@@ -253,3 +253,29 @@ def test_killed_load_leaves_vault_before_or_after(tmp_path: Path, embedder) -> N
         assert not [p for p in v.path.iterdir() if p.name.startswith(".gen-")]
     assert "before" in outcomes  # the kills did land during the load
     _ = ROOT
+
+
+def test_dump_from_vault_with_access_log(packed_cube: Path, tmp_path: Path, trusted: str,
+                                         embedder) -> None:  # type: ignore[no-untyped-def]
+    from memos_cli.cube import open_cube
+    from memos_cli.sources import Defaults, read_source
+
+    vdir = tmp_path / "vault"
+    cube_id = load(Vault(vdir), packed_cube, user="tester").cube_id
+    cli("search", "budget", "--vault", vdir, "--as", "tester", "-k", "2")
+    out = tmp_path / "all.memcube"
+    data = json.loads(cli("dump", "--vault", vdir, "-o", out, "--format", "memcube", "--as",
+                          "tester", "--json").stdout)
+    assert data["memories"] == 18 and data["access_log_records"] == 2  # the load, the search
+    log = [json.loads(x) for x in (out / "access_log.jsonl").read_text().splitlines()]
+    assert [r["op"] for r in log] == ["load", "search"] and len(log[1]["memory_ids"]) == 2
+    assert open_cube(out).manifest.provenance["sources"][0]["format"] == "vault"
+    md = tmp_path / "all.md"
+    cli("dump", "--vault", vdir, "-o", md, "--format", "markdown", "--as", "tester")
+    back = read_source(md, "all.md", Defaults(now=NOW)).memories
+    assert back == Vault(vdir).state().memories
+    assert (tmp_path / "all.md.access.jsonl").is_file()
+    ops = [r["op"] for r in Vault(vdir).read_log(cube_id=None)]
+    assert ops[-2:] == ["dump", "dump"] and cube_id
+    res = cli("dump", "--vault", vdir, "-o", tmp_path / "x.jsonl", "--as", "nobody", code=2)
+    assert "none of the selected" in res.output

@@ -10,17 +10,23 @@ from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, pack_time
 from memos_cli.cli.output import out, print_json, status
 from memos_cli.cube import open_cube
 from memos_cli.dump import Filter, dump
+from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
 from memos_cli.redact import parse_types
 
 
 def dump_command(
-    cube: Path = typer.Argument(..., help="The .memcube directory to export from."),
-    output: Path = typer.Option(..., "--output", "-o", help="OUT.jsonl or OUT.memcube."),
+    cube: Path | None = typer.Argument(None, help="The .memcube directory to export from "
+                                                  "(left out with --vault)."),
+    output: Path = typer.Option(..., "--output", "-o", help="OUT.jsonl, OUT.md or "
+                                                            "OUT.memcube."),
+    vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
+                                      help="Export from the cubes installed in this vault."),
     as_user: str | None = typer.Option(None, "--as", help="Export what this user may read "
                                                          "[default: $MEMOS_USER or login]."),
     filter_: str | None = typer.Option(None, "--filter", help="owner=,tag=,type=,since=,until="),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl (lossless) or memcube."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or markdown (both lossless), or "
+                                                       "memcube."),
     redact: str | None = typer.Option(None, "--redact", help="Personal data to replace: all, "
                                       "or some of email,phone,credit_card,iban,ip,ssn,url,"
                                       "crypto,person,location (Microsoft Presidio)."),
@@ -29,17 +35,32 @@ def dump_command(
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Export the memories a user may read, with their permission metadata (atomic).
+    """Export the memories a user may read, with their permission metadata and the access log
+    of the exported memories (atomic).
 
     Example: [bold]memos dump team.memcube -o ann.memcube --format memcube --as ann
-    --redact all --key team.key[/bold]
+    --redact all --key team.key[/bold]; [bold]memos dump --vault ~/vault -o all.md --format
+    markdown[/bold]
     """
+    from memos_cli.dump import cube_source, vault_source
+    from memos_cli.vault import Vault
+
+    if (cube is None) == (vault is None):
+        raise UsageError("give a cube or --vault (one of them)")
     types = parse_types(redact) if redact else ()
+    user = as_user or current_user()
+    v = Vault(vault)  # the default vault holds the access log of cubes too
     enc = load_embedder(embedder) if types and fmt == "memcube" else None
     with status("exporting" + (" and redacting" if types else "")):
-        report = dump(open_cube(cube), output, user=as_user or current_user(),
-                      keep=Filter.parse(filter_), fmt=fmt, key=key, force=force,
-                      now=pack_time(), redact=types, embedder=enc)
+        src = vault_source(v) if vault is not None else cube_source(open_cube(cube))  # type: ignore[arg-type]
+        report = dump(src, output, user=user, keep=Filter.parse(filter_), fmt=fmt, key=key,
+                      force=force, now=pack_time(), redact=types, embedder=enc,
+                      access_log=v.read_log())
+    if vault is not None or v.path.is_dir():
+        v.log(user, "dump", cube_id=src.parents[0] if vault is None else None,
+              memory_ids=report.memory_ids,
+              detail={"output": str(output), "format": fmt, "memories": report.memories,
+                      "redacted": list(types)})
     if as_json:
         print_json(report.to_dict())
         return

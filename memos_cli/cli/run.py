@@ -15,9 +15,16 @@ from memos_cli.tiers.plaintext import answer
 
 
 def run(
-    cubes: list[Path] = typer.Argument(..., metavar="CUBE...",
-                                       help="One .memcube directory, or several with --tier kv."),
-    question: str = typer.Argument(..., help="The question to answer."),
+    cubes: list[Path] = typer.Argument(..., metavar="[CUBE...] QUESTION",
+                                       help="One .memcube directory, or several with --tier kv "
+                                            "(none with --vault); then the question."),
+    question: str | None = typer.Argument(None, metavar="", help="The question to answer."),
+    vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
+                                      help="Answer from the cubes installed in this vault "
+                                           "(text tier)."),
+    as_user: str | None = typer.Option(None, "--as", metavar="USER",
+                                       help="With --vault: only memories this user may read "
+                                            "[default: $MEMOS_USER or the login name]."),
     tier: str = typer.Option("text", help="text: retrieve memories into the prompt; kv: use "
                                           "the cube's precomputed KV cache (no prefill of the "
                                           "memories); lora: attach the cube's LoRA adapter "
@@ -48,14 +55,30 @@ def run(
     if k < 0 or max_new_tokens < 1 or temperature < 0 or recompute < 0:
         raise UsageError("-k, --recompute must be >= 0, --max-new-tokens >= 1, "
                          "--temperature >= 0")
+    if vault is not None:
+        if question is not None or len(cubes) != 1 or tier != "text":
+            raise UsageError("--vault takes the question alone, with the text tier")
+        question = str(cubes[0])
+    elif question is None:
+        raise UsageError("give CUBE... QUESTION, or QUESTION --vault DIR")
     if tier not in ("text", "kv", "lora"):
         raise UsageError(f"--tier {tier!r} is not text, kv or lora")
     if tier != "kv" and len(cubes) != 1:
         raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv")
-    opened = [open_cube(c) for c in cubes]
+    opened = [] if vault is not None else [open_cube(c) for c in cubes]
     with status("loading model") as say:
         lm = chat.load(model, status=say)
-    if tier == "kv":
+    if vault is not None:
+        from memos_cli.governance import current_user
+        from memos_cli.vault import Vault
+        from memos_cli.vault import answer as vault_answer
+
+        enc = load_embedder(embedder)
+        with status("thinking"):
+            result = vault_answer(Vault(vault), enc, lm, question,
+                                  user=as_user or current_user(), k=k,
+                                  max_new_tokens=max_new_tokens, temperature=temperature)
+    elif tier == "kv":
         from memos_cli.tiers.kv import answer_kv  # deferred: imports torch
 
         with status("thinking"):

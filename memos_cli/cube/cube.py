@@ -195,6 +195,7 @@ def write_cube(
     *,
     key: str | Path | None = None,
     force: bool = False,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write a complete cube to ``target`` atomically and return its path.
 
@@ -204,6 +205,8 @@ def write_cube(
             ``m.render()`` for each memory, made by the embedder ``spec.embedding`` describes.
         key: EC P-256 private key (PEM) to sign with; ``None`` leaves the cube unsigned.
         force: replace an existing cube at ``target``.
+        extra_files: further top-level files (name -> bytes), e.g. a dump's
+            ``access_log.jsonl`` (spec §8.6); covered by the signature.
 
     Raises:
         CubeExistsError: ``target`` exists and ``force`` is false (checked before any work).
@@ -233,6 +236,9 @@ def write_cube(
         )
         Manifest.from_dict(manifest.to_dict())  # what we write must pass our own reader
         write_manifest(tmp, manifest)
+        for name, data in (extra_files or {}).items():
+            layout.check_member(tmp, name, what="extra file")
+            layout.atomic_write_bytes(tmp / name, data)
         if key is not None:
             sign_cube(tmp, key)
     return Path(target)

@@ -14,7 +14,16 @@ from pathlib import Path
 
 from memos_cli.digest import sha256_file
 from memos_cli.errors import SourceError
-from memos_cli.sources import chat, jsonl, letta, locomo, mem0, memos_cube, text
+from memos_cli.sources import (
+    chat,
+    jsonl,
+    letta,
+    locomo,
+    markdown_export,
+    mem0,
+    memos_cube,
+    text,
+)
 from memos_cli.sources.base import Defaults, SourceResult, load_json, read_text
 
 __all__ = ["SUFFIXES", "Defaults", "SourceResult", "Sources", "read_source", "read_sources"]
@@ -43,7 +52,9 @@ def read_source(path: Path, shown: str, defaults: Defaults) -> SourceResult:
         raise SourceError(
             f"unsupported file type {path.suffix or '(no suffix)'!r}; memos packs "
             f"{', '.join(sorted(SUFFIXES))}", path=path)
-    if kind in ("markdown", "text"):
+    if kind == "markdown" and markdown_export.looks_like(read_text(path)):
+        result = markdown_export.read(path, shown, defaults)
+    elif kind in ("markdown", "text"):
         result = text.read(path, shown, defaults, markdown=kind == "markdown")
     elif kind == "jsonl":
         result = jsonl.read(path, shown, defaults)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli.errors import SourceError
-from memos_cli.memory import parse_time
+from memos_cli.memory import Memory, parse_time
 from memos_cli.sources.base import Defaults, SourceResult, make_memory, read_text
 
 _CONTENT_KEYS = ("content", "text", "memory")
@@ -111,21 +111,30 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
         except json.JSONDecodeError as e:
             raise SourceError(f"line {lineno}: malformed JSON at column {e.colno}: {e.msg}",
                               path=path) from e
-        try:
-            content, fields = parse_record(obj)
-        except ValueError as e:
-            raise SourceError(f"line {lineno}: {e}", path=path) from e
-        ttl = fields.pop("_ttl", None)
-        created = fields.get("created_at") or defaults.now
-        merged = {**defaults.governance(created), **fields}
-        if ttl is not None:
-            merged["expires_at"] = created + ttl
-        merged.setdefault("origin", "import")
-        merged.setdefault("semantic_type", "fact")
-        if "source_file" not in fields:
-            merged.update(source_file=shown, line_start=lineno, line_end=lineno)
-        if merged.get("id") is None:
-            merged.pop("id", None)
-        result.memories.append(make_memory(path, f"line {lineno}", content, now=defaults.now,
-                                           **merged))
+        result.memories.append(record_to_memory(obj, path, shown, lineno, defaults))
     return result
+
+
+def record_to_memory(obj: Any, path: Path, shown: str, lineno: int, defaults: Defaults
+                     ) -> Memory:
+    """One JSON object (JSONL line ``lineno``, or a Markdown export's memory) as a memory.
+
+    Raises:
+        SourceError: naming the line and the key.
+    """
+    try:
+        content, fields = parse_record(obj)
+    except ValueError as e:
+        raise SourceError(f"line {lineno}: {e}", path=path) from e
+    ttl = fields.pop("_ttl", None)
+    created = fields.get("created_at") or defaults.now
+    merged = {**defaults.governance(created), **fields}
+    if ttl is not None:
+        merged["expires_at"] = created + ttl
+    merged.setdefault("origin", "import")
+    merged.setdefault("semantic_type", "fact")
+    if "source_file" not in fields:
+        merged.update(source_file=shown, line_start=lineno, line_end=lineno)
+    if merged.get("id") is None:
+        merged.pop("id", None)
+    return make_memory(path, f"line {lineno}", content, now=defaults.now, **merged)
