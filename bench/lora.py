@@ -5,11 +5,11 @@ Packs fixtures/quillfeather/facts.jsonl (44 invented facts), builds a float32 KV
 for every recipe in --recipes trains a LoRA adapter (wall time measured, question sampling
 included) and answers fixtures/quillfeather/questions.jsonl (88 questions: 44 in the facts' own
 words, 44 paraphrased) with it. Tiers none, text and kv answer the same questions once. The
-adapter of the first recipe is also scored on fixtures/quillfeather/general.jsonl (general
-questions the base model answers correctly) against the base model, to see whether the
-adapter damages what the model knew. Greedy decoding throughout.
+adapter of every recipe is also scored on fixtures/quillfeather/general.jsonl (general
+questions) against the base model, to see whether it damages what the model knew. Greedy
+decoding throughout.
 
-Usage: python bench/lora.py [--recipes mixed,anchors,selfqa,text] [--epochs 3] [--out bench/out]
+Usage: python bench/lora.py [--recipes mixed,anchors,selfqa,text] [--epochs N] [--out bench/out]
 Writes bench/out/lora.json and bench/out/lora.md.
 """
 
@@ -46,7 +46,7 @@ def row(r) -> dict:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipes", default="mixed,anchors,text")
+    ap.add_argument("--recipes", default="mixed,anchors,selfqa,text")
     ap.add_argument("--epochs", type=int, default=None, help="default: the recipe default")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = ap.parse_args()
@@ -69,7 +69,7 @@ def main() -> None:
         result["tiers"] = [row(r) for r in rows]
         print(json.dumps([r.to_dict() for r in rows]), flush=True)
         result["general_base"] = row(run_tier("none", bare_ask(lm, "none"), general, 0))
-        for i, name in enumerate(args.recipes.split(",")):
+        for name in args.recipes.split(","):
             recipe = lora.Recipe(name=name, **({"epochs": args.epochs} if args.epochs else {}))
             cube = Path(tmp) / f"{name}.memcube"
             shutil.copytree(base_cube, cube)  # a fresh copy per recipe
@@ -80,10 +80,9 @@ def main() -> None:
             entry = {"recipe": recipe.to_dict(), "convert_wall_s": round(wall, 1),
                      "train_s": report["train_s"], "examples": report["examples"],
                      "steps": report["steps"], "lora": row(lora_row)}
-            if i == 0:
-                tuned = lora.attach(lm, open_cube(cube))
-                entry["general"] = row(run_tier("lora", bare_ask(tuned, "lora"), general, 0))
-                lm.model = lora.detach(tuned.model)
+            tuned = lora.attach(lm, open_cube(cube))
+            entry["general"] = row(run_tier("lora", bare_ask(tuned, "lora"), general, 0))
+            lm.model = lora.detach(tuned.model)
             result["recipes"].append(entry)
             print(json.dumps({k: v for k, v in entry.items() if k != "lora"} |
                              {"lora": lora_row.to_dict()}), flush=True)
@@ -112,15 +111,12 @@ def report_md(r: dict) -> str:
         lines.append(f"| {e['recipe']['name']} | {e['examples']} | {e['steps']} | "
                      f"{e['recipe']['epochs']} | {e['convert_wall_s']} | {e['train_s']} |")
     g = r["general_base"]
-    first = r["recipes"][0] if r["recipes"] else None
-    if first and "general" in first:
-        base_ok = {a["question"] for a in g["answers"] if a["correct"]}
-        kept = sum(a["correct"] for a in first["general"]["answers"]
-                   if a["question"] in base_ok)
-        lines += ["", f"General questions: base model {g['correct']}/{g['questions']}; with "
-                      f"the {first['recipe']['name']} adapter {kept} of those "
-                      f"{len(base_ok)} still correct "
-                      f"({first['general']['correct']}/{g['questions']} overall)."]
+    base_ok = {a["question"] for a in g["answers"] if a["correct"]}
+    lines += ["", f"General questions answered correctly by the base model: {len(base_ok)} of "
+                  f"{g['questions']}. Still correct with the adapter:"]
+    for e in r["recipes"]:
+        kept = sum(a["correct"] for a in e["general"]["answers"] if a["question"] in base_ok)
+        lines.append(f"- {e['recipe']['name']}: {kept} of {len(base_ok)}")
     return "\n".join(lines) + "\n"
 
 

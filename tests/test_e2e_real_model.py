@@ -84,3 +84,28 @@ def test_rerotation_beats_naive_concatenation(packed_cube: Path, smol: chat.Chat
             out = smol.model(torch.tensor([full[len(toks):]]), past_key_values=cache)
             errors[mode] = float((out.logits[0, -1] - ref).abs().max())
     assert errors["rerotate"] < errors["naive"], errors
+
+
+def test_lora_tier_on_the_real_model(cube_copy: Path, smol: chat.ChatModel) -> None:
+    """convert --to lora on three memories, then plain PEFT loads the adapter onto the real base
+    and the tuned model recalls a fact with nothing but the question in the prompt."""
+    from peft import PeftModel
+
+    from memos_cli.convert import convert_to_lora, select_memories
+    from memos_cli.cube import open_cube
+    from memos_cli.evaluate import bare_ask
+    from memos_cli.tiers import lora
+
+    cube = open_cube(cube_copy)
+    mems = [m for m in select_memories(cube) if "48,000" in m.content][:1]
+    mems += [m for m in select_memories(cube) if m not in mems][:2]
+    report = convert_to_lora(cube_copy, smol, mems, lora.Recipe(name="anchors", epochs=8))
+    assert report["steps"] == 8 * -(-report["examples"] // 8) and report["train_s"] < 120
+    question = "What budget did we agree on?"
+    base = bare_ask(smol, "none")(question).answer
+    tuned = lora.answer_lora(open_cube(cube_copy), smol, question, max_new_tokens=40)
+    assert "48,000" in tuned.answer and "48,000" not in base, (tuned.answer, base)
+    assert tuned.prompt_tokens == len(lora.prompt_ids(smol.tokenizer, question))
+    plain = PeftModel.from_pretrained(smol.model, str(cube_copy / "lora"))
+    assert any("lora_A" in n for n, _ in plain.named_parameters())
+    smol.model = plain.unload()

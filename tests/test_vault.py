@@ -279,3 +279,40 @@ def test_dump_from_vault_with_access_log(packed_cube: Path, tmp_path: Path, trus
     assert ops[-2:] == ["dump", "dump"] and cube_id
     res = cli("dump", "--vault", vdir, "-o", tmp_path / "x.jsonl", "--as", "nobody", code=2)
     assert "none of the selected" in res.output
+
+
+@pytest.mark.parametrize("attack", ["pickle", "symlink", "escape", "not_a_cube", "bad_utf8",
+                                    "unknown_format"])
+def test_hostile_input_leaves_the_vault_unchanged(cube_copy: Path, tmp_path: Path,
+                                                  trusted: str, attack: str) -> None:
+    vdir = tmp_path / "vault"
+    small = write_jsonl(tmp_path / "small.jsonl", [{"content": "first memory"}])
+    cli("load", small, "--vault", vdir, "--as", "ann")
+    before = snapshot(Vault(vdir))
+    target: Path = cube_copy
+    if attack == "pickle":
+        (cube_copy / "activation_memory.pickle").write_bytes(b"\x80\x04K\x01.")
+    elif attack == "symlink":
+        (cube_copy / "link").symlink_to("/etc/passwd")
+    elif attack == "escape":
+        m = json.loads((cube_copy / "manifest.json").read_text())
+        m["files"]["memories"]["path"] = "../../etc/passwd"
+        (cube_copy / "manifest.json").write_text(json.dumps(m))
+    elif attack == "not_a_cube":
+        target = tmp_path / "empty"
+        target.mkdir()
+    elif attack == "bad_utf8":
+        target = tmp_path / "bad.jsonl"
+        target.write_bytes(b'{"content": "\xff\xfe"}\n')
+    else:
+        target = tmp_path / "notes.docx"
+        target.write_bytes(b"PK\x03\x04")
+    res = cli("load", target, "--vault", vdir, "--as", "ann", "--allow-unsigned",
+              code=res_code(attack))
+    assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert snapshot(Vault(vdir)) == before
+
+
+def res_code(attack: str) -> int:
+    return {"pickle": 7, "symlink": 7, "escape": 6, "not_a_cube": 3, "bad_utf8": 3,
+            "unknown_format": 3}[attack]

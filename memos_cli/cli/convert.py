@@ -33,7 +33,7 @@ def convert(
     recipe: str = typer.Option("mixed", help="--to lora: training recipe: mixed (sampled "
                                              "and templated questions), selfqa, anchors, or "
                                              "text (next-token on the memory text)."),
-    epochs: int = typer.Option(4, help="--to lora: passes over the training examples."),
+    epochs: int = typer.Option(3, help="--to lora: passes over the training examples."),
     rank: int = typer.Option(16, help="--to lora: LoRA rank (alpha is twice the rank)."),
     lr: float = typer.Option(1e-3, help="--to lora: learning rate."),
     seed: int = typer.Option(0, help="--to lora: random seed (same seed and versions, same "

@@ -129,15 +129,22 @@ def pack(
 def inspect(
     cube: Path = typer.Argument(..., help="The .memcube directory."),
     memories: int = typer.Option(5, "--memories", "-n", help="How many memories to list."),
+    as_user: str | None = typer.Option(None, "--as", metavar="USER",
+                                       help="List only memories this user may read."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show a cube's manifest, provenance, tiers, signature state and first memories.
 
     Example: [bold]memos inspect team.memcube --json[/bold]
     """
+    from memos_cli.governance import can_read
+
     c = open_cube(cube)
     m = c.manifest
-    listed = c.memories[:max(memories, 0)] if c.has_plaintext else []
+    pool = c.memories if c.has_plaintext else []
+    if as_user is not None:
+        pool = [mem for mem in pool if can_read(mem, as_user)]
+    listed = pool[:max(memories, 0)]
     first = [mem.to_dict() for mem in listed]
     if as_json:
         print_json({"path": str(c.path), "manifest": m.raw, "signed": c.signed,
@@ -176,6 +183,22 @@ def inspect(
                        str(len(s["memory_ids"])), str(s["tokens"]), s["storage_dtype"],
                        f"{s['size']:,}", f"{s['size'] / s['tokens']:,.0f}")
         out.print(kt)
+    if c.has_lora:
+        from memos_cli.cube.lora import read_meta
+
+        info = read_meta(c.lora_dir)
+        lt = Table(title="parameter tier: LoRA adapter", title_justify="left")
+        for col in ("model", "fingerprint", "recipe", "rank", "memories", "steps", "train s",
+                    "build-time accuracy", "bytes"):
+            lt.add_column(col)
+        lm = m.lora or {}
+        acc = info["eval"]["accuracy"] if info.get("eval") else None
+        lt.add_row(lm["model"], lm["model_fingerprint_sha256"][:19] + "...", lm["recipe"],
+                   str(info["recipe"].get("rank")), str(len(lm["memory_ids"])),
+                   str(info["training"].get("steps")), str(info["training"].get("train_s")),
+                   "-" if acc is None else f"{acc:.1%}",
+                   f"{sum(f['size'] for f in lm['files']):,}")
+        out.print(lt)
     if first:
         mt = Table(title=f"first {len(first)} memories", title_justify="left")
         for col in ("id", "type", "source", "text"):

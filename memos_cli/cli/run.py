@@ -23,8 +23,9 @@ def run(
                                       help="Answer from the cubes installed in this vault "
                                            "(text tier)."),
     as_user: str | None = typer.Option(None, "--as", metavar="USER",
-                                       help="With --vault: only memories this user may read "
-                                            "[default: $MEMOS_USER or the login name]."),
+                                       help="Text tier: only memories this user may read "
+                                            "[default with --vault: $MEMOS_USER or the login "
+                                            "name; without: every memory]."),
     tier: str = typer.Option("text", help="text: retrieve memories into the prompt; kv: use "
                                           "the cube's precomputed KV cache (no prefill of the "
                                           "memories); lora: attach the cube's LoRA adapter "
@@ -61,6 +62,9 @@ def run(
         question = str(cubes[0])
     elif question is None:
         raise UsageError("give CUBE... QUESTION, or QUESTION --vault DIR")
+    if as_user is not None and tier != "text":
+        raise UsageError("--as applies to the text tier: a KV segment or an adapter holds every "
+                         "memory it was built from")
     if tier not in ("text", "kv", "lora"):
         raise UsageError(f"--tier {tier!r} is not text, kv or lora")
     if tier != "kv" and len(cubes) != 1:
@@ -95,7 +99,7 @@ def run(
         enc = load_embedder(embedder)
         with status("thinking"):
             result = answer(opened[0], enc, lm, question, k=k, max_new_tokens=max_new_tokens,
-                            temperature=temperature)
+                            temperature=temperature, user=as_user)
     if as_json:
         print_json(result.to_dict())
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def search(
     Example: [bold]memos search team.memcube "budget cap" -k 3[/bold];
     [bold]memos search "budget cap" --vault ~/vault --as ann[/bold]
     """
-    from memos_cli.governance import can_read, current_user
+    from memos_cli.governance import current_user
 
     if k < 1:
         raise UsageError("-k must be at least 1")
@@ -59,12 +58,7 @@ def search(
     else:
         c = open_cube(cube)
         where = str(c.path)
-        if as_user:  # rank among what the user may read
-            readable = [h for h in retrieve(c, enc, query, len(c.memories))
-                        if can_read(h.memory, user)][:k]
-            hits = [dataclasses.replace(h, rank=i) for i, h in enumerate(readable, start=1)]
-        else:
-            hits = retrieve(c, enc, query, k)
+        hits = retrieve(c, enc, query, k, user=user if as_user else None)
         took = time.perf_counter() - t0
     if as_json:
         print_json({"query": query, "cube" if vault is None else "vault": where,

@@ -55,7 +55,7 @@ class Recipe:
     dropout: float = 0.0
     target_modules: tuple[str, ...] = TARGET_MODULES
     lr: float = 1e-3
-    epochs: int = 4
+    epochs: int = 3
     batch_size: int = 8
     questions_per_memory: int = 4
     qgen_temperature: float = 0.7
@@ -324,7 +324,8 @@ def detach(model: Any) -> Any:
 
 def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: int = 128,
                 temperature: float = 0.0) -> Any:
-    """Answer ``question`` with the cube's adapter and nothing else in the prompt.
+    """Answer ``question`` with the cube's adapter and nothing else in the prompt; ``chat`` is
+    left without the adapter afterwards.
 
     Returns a ``plaintext.Answer`` with ``tier="lora"``, no memories, and ``timings``
     (``model_load_s``, ``adapter_load_s``, ``ttft_s``, ``generate_s``, ``tokens_per_s``).
@@ -334,8 +335,11 @@ def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: in
     t0 = time.perf_counter()
     tuned = attach(chat, cube)
     adapter_load_s = time.perf_counter() - t0
-    gen = generate_ids(tuned, prompt_ids(chat.tokenizer, question),
-                       max_new_tokens=max_new_tokens, temperature=temperature)
+    try:
+        gen = generate_ids(tuned, prompt_ids(chat.tokenizer, question),
+                           max_new_tokens=max_new_tokens, temperature=temperature)
+    finally:
+        chat.model = detach(tuned.model)  # the base model, as it was
     return Answer(question, gen.text, [], chat.name,
                   {"model_load_s": chat.load_s, "adapter_load_s": adapter_load_s,
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,

@@ -14,6 +14,7 @@ from typing import Any
 
 from memos_cli.cube import Cube
 from memos_cli.errors import EmbedderMismatchError
+from memos_cli.governance import can_read
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
@@ -60,8 +61,9 @@ def check_embedder(cube: Cube, embedder: Embedder) -> None:
 
 
 def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
-             now: datetime | None = None) -> list[Retrieved]:
-    """Top-``k`` memories of ``cube`` for ``query``, best first; expired memories are left out.
+             now: datetime | None = None, user: str | None = None) -> list[Retrieved]:
+    """Top-``k`` memories of ``cube`` for ``query``, best first; expired memories are left out,
+    and with ``user`` so is every memory that user may not read (``governance.can_read``).
 
     Raises:
         EmbedderMismatchError: see :func:`check_embedder`.
@@ -78,7 +80,8 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
         out = []
         for h in hits:
             m = cube.by_id.get(h.id)
-            if m is None or m.expired(now):
+            if m is None or m.expired(now) or (user is not None and not can_read(m, user,
+                                                                                  now=now)):
                 continue
             out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
         if len(out) >= k or len(hits) < pool:
@@ -198,15 +201,17 @@ class Answer:
 
 
 def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k: int = 5,
-           max_new_tokens: int = 128, temperature: float = 0.0) -> Answer:
-    """Retrieve ``k`` memories, prompt ``chat`` with them and the question, generate.
+           max_new_tokens: int = 128, temperature: float = 0.0,
+           user: str | None = None) -> Answer:
+    """Retrieve ``k`` memories (those ``user`` may read, when given), prompt ``chat`` with them
+    and the question, generate.
 
     ``timings``: ``model_load_s``, ``retrieval_s``, ``ttft_s``, ``generate_s``,
     ``tokens_per_s``.
     """
     cube.index()  # opening the table is set-up, not retrieval
     t0 = time.perf_counter()
-    found = retrieve(cube, embedder, question, k)
+    found = retrieve(cube, embedder, question, k, user=user)
     retrieval_s = time.perf_counter() - t0
     gen = generate(chat, build_messages(question, [r.memory for r in found]),
                    max_new_tokens=max_new_tokens, temperature=temperature)

@@ -235,6 +235,8 @@ def test_cli_convert_run_eval(cube_copy: Path, tiny_llama: Path, tmp_path: Path)
                           "--recipe", "text", "--epochs", "1", "--rank", "4", "--top", "5",
                           "--eval", qfile, "--json").stdout)
     assert data["memories"] == 5 and data["eval"]["questions"] == 1
+    shown = cli("inspect", cube_copy).stdout
+    assert "parameter tier: LoRA adapter" in shown and "text" in shown
     assert read_meta(cube_copy / "lora")["eval"]["tier"] == "lora"
     run = json.loads(cli("run", cube_copy, "Who owns the vision stack?", "--tier", "lora",
                          "--model", tiny_llama, "--max-new-tokens", "4", "--json").stdout)
