@@ -114,8 +114,9 @@ class Vault:
 
     # -- writing ------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """One writer at a time (an exclusive ``fcntl`` lock on ``vault/.lock``)."""
+    def lock(self) -> Iterator[None]:
+        """One writer at a time: hold this around read-change-:meth:`commit` (an exclusive
+        ``fcntl`` lock on ``vault/.lock``; a second writer is refused, not queued)."""
         import fcntl
 
         self.path.mkdir(parents=True, exist_ok=True)
@@ -128,36 +129,37 @@ class Vault:
             yield
 
     def commit(self, state: State) -> Path:
-        """Write ``state`` as a new generation and make it live (see the module docstring)."""
+        """Write ``state`` as a new generation and make it live (see the module docstring).
+        Call it under :meth:`lock`, with a state read under the same lock."""
         from memos_cli.cube.cube import write_plaintext
         from memos_cli.cube.memories import write_memories
 
-        with self._lock():
-            old = self.generation()
-            number = int(old.name.split("-")[1]) + 1 if old is not None else 1
-            name = f"gen-{number:06d}"
-            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.path))
-            try:
-                if state.memories:
-                    write_plaintext(tmp, state.memories, state.vectors)
-                else:  # an index needs a vector dimension: an empty vault has none
-                    write_memories(tmp / "memories.arrow", [])
-                write_memories(tmp / HISTORY, state.history)
-                meta = {"format": VAULT_FORMAT, "version": VAULT_VERSION,
-                        "embedding": state.embedding, "cubes": state.cubes,
-                        "origin": state.origin}
-                atomic_write_bytes(tmp / STATE, (json.dumps(meta, indent=1, sort_keys=True)
-                                                 + "\n").encode("utf-8"))
-                os.rename(tmp, self.path / name)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            atomic_write_bytes(self.path / CURRENT, (name + "\n").encode("utf-8"))
-            for stale in self.path.iterdir():  # older generations and leftovers of kills
-                if stale.name != name and (stale.name.startswith("gen-") or
-                                           stale.name.startswith(".gen-")):
-                    shutil.rmtree(stale, ignore_errors=True)
-            return self.path / name
+        old = self.generation()
+        number = int(old.name.split("-")[1]) + 1 if old is not None else 1
+        name = f"gen-{number:06d}"
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.path))
+        try:
+            if state.memories:
+                write_plaintext(tmp, state.memories, state.vectors)
+            else:  # an index needs a vector dimension: an empty vault has none
+                write_memories(tmp / "memories.arrow", [])
+            write_memories(tmp / HISTORY, state.history)
+            meta = {"format": VAULT_FORMAT, "version": VAULT_VERSION,
+                    "embedding": state.embedding, "cubes": state.cubes,
+                    "origin": state.origin}
+            atomic_write_bytes(tmp / STATE, (json.dumps(meta, indent=1, sort_keys=True)
+                                             + "\n").encode("utf-8"))
+            shutil.rmtree(self.path / name, ignore_errors=True)  # left by a killed change
+            os.rename(tmp, self.path / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        atomic_write_bytes(self.path / CURRENT, (name + "\n").encode("utf-8"))
+        for stale in self.path.iterdir():  # older generations and leftovers of kills
+            if stale.name != name and (stale.name.startswith("gen-") or
+                                       stale.name.startswith(".gen-")):
+                shutil.rmtree(stale, ignore_errors=True)
+        return self.path / name
 
     # -- audit --------------------------------------------------------------------------------
     def log(self, user: str, op: str, *, cube_id: str | None = None,
@@ -398,6 +400,7 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
                  defaults=Defaults(now=now or datetime.now(timezone.utc), owner=user))
             cube, signer = open_cube(tmp / f"{src.stem}.memcube"), "import"
         cube.require_plaintext()
+        stack.enter_context(vault.lock())
         state = vault.state()
         if state.embedding is not None and cube.manifest.embedding is not None and (
                 state.embedding["fingerprint"] != cube.manifest.embedding["fingerprint"]):
@@ -432,18 +435,19 @@ def remove(vault: Vault, cube_id: str, *, user: str) -> int:
     Raises:
         UsageError: no such cube, or ``user`` did not install it.
     """
-    state = vault.state()
-    info = state.cubes.get(cube_id)
-    if info is None:
-        raise UsageError(f"no cube {cube_id} in the vault", path=vault.path)
-    if info["installed_by"] != user:
-        raise UsageError(f"{user} may not remove cube {cube_id}: it was installed by "
-                         f"{info['installed_by']}", path=vault.path)
-    gone = [i for i, m in enumerate(state.memories) if state.origin.get(m.id) == cube_id]
-    ids = [state.memories[i].id for i in gone]
-    _drop(state, gone)
-    del state.cubes[cube_id]
-    vault.commit(state)
+    with vault.lock():
+        state = vault.state()
+        info = state.cubes.get(cube_id)
+        if info is None:
+            raise UsageError(f"no cube {cube_id} in the vault", path=vault.path)
+        if info["installed_by"] != user:
+            raise UsageError(f"{user} may not remove cube {cube_id}: it was installed by "
+                             f"{info['installed_by']}", path=vault.path)
+        gone = [i for i, m in enumerate(state.memories) if state.origin.get(m.id) == cube_id]
+        ids = [state.memories[i].id for i in gone]
+        _drop(state, gone)
+        del state.cubes[cube_id]
+        vault.commit(state)
     vault.log(user, "rm", cube_id=cube_id, memory_ids=ids)
     return len(ids)
 
@@ -451,14 +455,15 @@ def remove(vault: Vault, cube_id: str, *, user: str) -> int:
 def gc(vault: Vault, *, user: str, now: datetime | None = None) -> int:
     """Remove expired memories (current and history); how many were removed."""
     now = now or datetime.now(timezone.utc)
-    state = vault.state()
-    gone = [i for i, m in enumerate(state.memories) if m.expired(now)]
-    ids = [state.memories[i].id for i in gone]
-    before = len(state.history)
-    state.history = [m for m in state.history if not m.expired(now)]
-    if gone or before != len(state.history):
-        _drop(state, gone)
-        vault.commit(state)
+    with vault.lock():
+        state = vault.state()
+        gone = [i for i, m in enumerate(state.memories) if m.expired(now)]
+        ids = [state.memories[i].id for i in gone]
+        before = len(state.history)
+        state.history = [m for m in state.history if not m.expired(now)]
+        if gone or before != len(state.history):
+            _drop(state, gone)
+            vault.commit(state)
     vault.log(user, "gc", memory_ids=ids, detail={"history_removed": before - len(state.history)})
     return len(ids) + before - len(state.history)
 

@@ -99,7 +99,8 @@ def test_lora_tier_on_the_real_model(cube_copy: Path, smol: chat.ChatModel) -> N
     cube = open_cube(cube_copy)
     mems = [m for m in select_memories(cube) if "48,000" in m.content][:1]
     mems += [m for m in select_memories(cube) if m not in mems][:2]
-    report = convert_to_lora(cube_copy, smol, mems, lora.Recipe(name="anchors", epochs=8))
+    recipe = lora.Recipe(name="anchors", epochs=8, replay=8)
+    report = convert_to_lora(cube_copy, smol, mems, recipe)
     assert report["steps"] == 8 * -(-report["examples"] // 8) and report["train_s"] < 120
     question = "What budget did we agree on?"
     base = bare_ask(smol, "none")(question).answer

@@ -316,3 +316,19 @@ def test_hostile_input_leaves_the_vault_unchanged(cube_copy: Path, tmp_path: Pat
 def res_code(attack: str) -> int:
     return {"pickle": 7, "symlink": 7, "escape": 6, "not_a_cube": 3, "bad_utf8": 3,
             "unknown_format": 3}[attack]
+
+
+def test_generation_left_by_a_kill_is_replaced(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """A kill after the new generation was renamed in but before CURRENT changed."""
+    v = Vault(tmp_path / "vault")
+    load(v, write_jsonl(tmp_path / "a.jsonl", [{"content": "alpha"}]), user="ann",
+         embedder=embedder)
+    live = v.generation()
+    assert live is not None and live.name == "gen-000001"
+    (v.path / "gen-000002").mkdir()
+    (v.path / "gen-000002" / "junk").write_text("half-written")
+    assert v.generation() == live  # still the old state
+    load(v, write_jsonl(tmp_path / "b.jsonl", [{"content": "beta"}]), user="ann",
+         embedder=embedder)
+    assert sorted(m.content for m in v.state().memories) == ["alpha", "beta"]
+    assert sorted(p.name for p in v.path.iterdir() if "gen" in p.name) == ["gen-000002"]

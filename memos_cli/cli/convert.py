@@ -38,6 +38,9 @@ def convert(
     lr: float = typer.Option(1e-3, help="--to lora: learning rate."),
     seed: int = typer.Option(0, help="--to lora: random seed (same seed and versions, same "
                                      "adapter)."),
+    replay: int = typer.Option(32, help="--to lora: general prompts answered by the base "
+                                        "model and trained on as they are, against forgetting "
+                                        "(0 to 32)."),
     budget: int = typer.Option(64, help="--to lora: most memories to train on."),
     eval_file: Path | None = typer.Option(
         None, "--eval", metavar="QUESTIONS.jsonl",
@@ -85,7 +88,8 @@ def convert(
     if to == "lora":
         _to_lora(cube, lm, mems, key=key, drop_text=drop_text, as_json=as_json,
                  options={"recipe": recipe, "epochs": epochs, "rank": rank, "lr": lr,
-                          "seed": seed, "budget": budget, "eval": eval_file})
+                          "seed": seed, "budget": budget, "eval": eval_file,
+                          "replay": replay})
         if was_signed and key is None:
             err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key "
                       "PRIVATE_KEY")
@@ -107,15 +111,17 @@ def convert(
 def _to_lora(cube: Path, lm: chat.ChatModel, mems: list, *, key: Path | None,
              drop_text: bool, as_json: bool, options: dict) -> None:
     from memos_cli.convert import convert_to_lora
-    from memos_cli.tiers.lora import RECIPES, Recipe
+    from memos_cli.tiers.lora import RECIPES, REPLAY_PROMPTS, Recipe
 
     if options["recipe"] not in RECIPES:
         raise UsageError(f"--recipe {options['recipe']!r} is not one of {', '.join(RECIPES)}")
     if options["epochs"] < 1 or options["rank"] < 1 or options["lr"] <= 0 or \
-            options["budget"] < 1:
-        raise UsageError("--epochs, --rank and --budget must be at least 1, --lr above 0")
+            options["budget"] < 1 or not 0 <= options["replay"] <= len(REPLAY_PROMPTS):
+        raise UsageError("--epochs, --rank and --budget must be at least 1, --lr above 0, "
+                         f"--replay 0 to {len(REPLAY_PROMPTS)}")
     recipe = Recipe(name=options["recipe"], epochs=options["epochs"], rank=options["rank"],
-                    alpha=2 * options["rank"], lr=options["lr"], seed=options["seed"])
+                    alpha=2 * options["rank"], lr=options["lr"], seed=options["seed"],
+                    replay=options["replay"])
     evaluate = None
     if options["eval"] is not None:
         from memos_cli.evaluate import bare_ask, load_questions, run_tier

@@ -45,12 +45,7 @@ def read_meta(directory: Path) -> dict[str, Any]:
         FormatError: missing, not JSON, another version, or lacking a key (named).
     """
     path = directory / META
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError as e:
-        raise FormatError("LoRA metadata is missing", path=path) from e
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"LoRA metadata is not valid JSON: {e}", path=path) from e
+    data = _read_json(path, "LoRA metadata")
     if not isinstance(data, dict) or data.get("memcube.lora") != META_VERSION:
         raise FormatError(f"not memos LoRA metadata version {META_VERSION}", path=path)
     missing = [k for k in META_KEYS if k not in data]
@@ -70,12 +65,7 @@ def check_adapter(directory: Path) -> dict[str, Any]:
         FormatError: naming the file and the problem.
     """
     cfg_path, w_path = directory / CONFIG, directory / WEIGHTS
-    try:
-        cfg = json.loads(cfg_path.read_bytes().decode("utf-8"))
-    except FileNotFoundError as e:
-        raise FormatError("adapter config is missing", path=cfg_path) from e
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"adapter config is not valid JSON: {e}", path=cfg_path) from e
+    cfg = _read_json(cfg_path, "adapter config")
     if not isinstance(cfg, dict) or cfg.get("peft_type") != "LORA" or not isinstance(
             cfg.get("r"), int) or not cfg.get("target_modules"):
         raise FormatError("not a PEFT LoRA adapter config (peft_type LORA, r, "
@@ -110,6 +100,16 @@ def check_adapter(directory: Path) -> dict[str, Any]:
     if not names:
         raise FormatError("adapter weights hold no tensor", path=w_path)
     return cfg
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """Parse a small JSON file of the tier. Raises ``FormatError`` naming ``what``."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError as e:
+        raise FormatError(f"{what} is missing", path=path) from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"{what} is not valid JSON: {e}", path=path) from e
 
 
 def file_entries(cube_dir: Path, rel_dir: str) -> list[dict[str, Any]]:

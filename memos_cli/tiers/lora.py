@@ -19,6 +19,7 @@ import math
 import random
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,26 @@ QGEN_PROMPT = "Write a question that is answered by this sentence.\nSentence: {f
 #: Question templates over a memory's anchors (recipe ``anchors``).
 ANCHOR_TEMPLATES = ("What do you know about {a}?", "Tell me about {a}.",
                     "What can you tell me about {a}?", "What is true of {a}?")
+#: General prompts whose answers by the base model itself are mixed into training ("replay",
+#: a self-distillation regulariser against forgetting): the adapter learns to leave what the
+#: model already did alone. Disjoint from fixtures/quillfeather/general.jsonl, which measures it.
+REPLAY_PROMPTS = (
+    "What is the capital of Germany?", "Name three primary colors.",
+    "How many hours are in a day?", "What is 12 plus 7?", "Who painted the Mona Lisa?",
+    "What is the chemical symbol for gold?", "Give me a synonym for happy.",
+    "What do cows drink?", "Which season comes after winter?", "What is the tallest mountain "
+    "on Earth?", "Translate 'thank you' into French.", "What is the square root of 81?",
+    "Which animal says meow?", "What is the main language of Brazil?",
+    "How many sides does a triangle have?", "What is the capital of Canada?",
+    "Name a fruit that is yellow.", "What is the largest desert in the world?",
+    "Who was the first person to walk on the Moon?", "What is H2O commonly called?",
+    "Write one sentence about the sea.", "What is the opposite of up?",
+    "How many minutes are in an hour?", "Which planet do we live on?",
+    "What currency is used in Japan?", "What is the capital of Spain?",
+    "Name a musical instrument with strings.", "What do plants need to grow?",
+    "What is the first letter of the English alphabet?", "How many wheels does a bicycle have?",
+    "What is the plural of mouse?", "Which organ pumps blood through the body?",
+)
 #: The projections of a Llama-style block; an adapter targets those the model has.
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -45,6 +66,8 @@ class Recipe:
     ``epochs`` passes over the examples in batches of ``batch_size`` at learning rate ``lr``
     (AdamW, linear warm-up over the first 5 % of steps then linear decay to 0);
     ``questions_per_memory`` sampled questions (``selfqa``) at ``qgen_temperature``;
+    ``replay``: how many of :data:`REPLAY_PROMPTS` are answered by the base model (greedy, 48
+    tokens at most) and trained on as they are, against forgetting;
     ``rank``/``alpha``/``dropout`` of the LoRA; ``max_tokens``: examples are cut to this many
     tokens.
     """
@@ -59,6 +82,7 @@ class Recipe:
     batch_size: int = 8
     questions_per_memory: int = 4
     qgen_temperature: float = 0.7
+    replay: int = len(REPLAY_PROMPTS)
     max_tokens: int = 160
     seed: int = 0
 
@@ -146,12 +170,32 @@ def sample_questions(chat: ChatModel, memories: Sequence[Memory], n: int, temper
     return out
 
 
+def base_answers(chat: ChatModel, prompts: Sequence[str], max_new_tokens: int = 48
+                 ) -> list[str]:
+    """The base model's greedy answers to ``prompts`` (one batch, left-padded)."""
+    import torch
+
+    tok = chat.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    rows = [prompt_ids(tok, p) for p in prompts]
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+    with torch.inference_mode():
+        out = chat.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                  temperature=None, top_p=None, top_k=None,
+                                  max_new_tokens=max_new_tokens, pad_token_id=pad)
+    return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+
+
 def build_examples(chat: ChatModel | None, memories: Sequence[Memory], recipe: Recipe
                    ) -> tuple[list[Example], float]:
-    """The training examples of ``recipe`` and the seconds spent sampling questions.
+    """The training examples of ``recipe`` and the seconds spent generating with the base
+    model (sampled questions and replay answers).
 
     Every recipe includes each memory once as plain text (next-token training); ``selfqa``,
-    ``anchors`` and ``mixed`` add questions whose answer is the memory text.
+    ``anchors`` and ``mixed`` add questions whose answer is the memory text; every recipe adds
+    ``replay`` general prompts with the base model's own answers (``memory_id`` empty).
     """
     examples = [Example(None, m.content, m.id) for m in memories]
     t0 = time.perf_counter()
@@ -161,6 +205,10 @@ def build_examples(chat: ChatModel | None, memories: Sequence[Memory], recipe: R
         qs = sample_questions(chat, memories, recipe.questions_per_memory,
                               recipe.qgen_temperature, recipe.seed)
         examples += [Example(q, m.content, m.id) for m in memories for q in qs[m.id]]
+    if recipe.replay and chat is not None:
+        prompts = REPLAY_PROMPTS[:recipe.replay]
+        examples += [Example(q, a, "") for q, a in zip(prompts, base_answers(chat, prompts),
+                                                        strict=True) if a]
     qgen_s = time.perf_counter() - t0
     if recipe.name in ("anchors", "mixed"):
         anchors = spacy_anchors()
@@ -230,7 +278,9 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
     config = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=recipe.dropout,
                         target_modules=targets, bias="none", task_type="CAUSAL_LM")
     torch.manual_seed(recipe.seed)
-    peft_model = get_peft_model(chat.model, config)
+    with warnings.catch_warnings():  # PEFT calls a transformers API deprecated for v6
+        warnings.simplefilter("ignore", FutureWarning)
+        peft_model = get_peft_model(chat.model, config)
     encoded = [encode(chat.tokenizer, ex, recipe.max_tokens) for ex in examples]
     rng = random.Random(recipe.seed)
     per_epoch = math.ceil(len(encoded) / recipe.batch_size)
@@ -311,7 +361,9 @@ def attach(chat: ChatModel, cube: Any) -> ChatModel:
     check_adapter_fits(chat, meta, directory)
     check_adapter(directory)
     chat.fingerprint()  # of the base, before PEFT renames its modules
-    model = PeftModel.from_pretrained(chat.model, str(directory), is_trainable=False).eval()
+    with warnings.catch_warnings():  # PEFT calls a transformers API deprecated for v6
+        warnings.simplefilter("ignore", FutureWarning)
+        model = PeftModel.from_pretrained(chat.model, str(directory), is_trainable=False).eval()
     return ChatModel(chat.name, chat.path, model, chat.tokenizer, chat.load_s,
                      chat._fingerprint)
 

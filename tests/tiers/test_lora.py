@@ -22,7 +22,7 @@ from memos_cli.tiers import lora
 from tests.conftest import make_tiny_llama
 
 runner = CliRunner()
-QUICK = lora.Recipe(name="text", epochs=2, rank=4, alpha=8, batch_size=4)
+QUICK = lora.Recipe(name="text", epochs=2, rank=4, alpha=8, batch_size=4, replay=0)
 
 
 @pytest.fixture(scope="module")
@@ -197,13 +197,27 @@ def test_tampered_lora_memories_are_refused_on_restore(cube_copy: Path, tiny: ch
         restore_text(cube_copy, None, embedder)
 
 
-def test_mixed_recipe_builds_questions(packed_cube: Path, tiny: chat.ChatModel) -> None:
+def test_anchor_recipe_builds_questions_from_noun_phrases(packed_cube: Path,
+                                                           tiny: chat.ChatModel) -> None:
     mems = select_memories(open_cube(packed_cube))[:3]
-    examples, _ = lora.build_examples(tiny, mems, lora.Recipe(name="anchors"))
-    asked = [e for e in examples if e.question]
-    assert len(examples) > len(mems) and asked
-    assert {e.answer for e in examples} == {m.content for m in mems}
+    examples, _ = lora.build_examples(tiny, mems, lora.Recipe(name="anchors", replay=4))
+    facts = [e for e in examples if e.memory_id]
+    asked = [e for e in facts if e.question]
+    assert len(facts) > len(mems) and asked
+    assert {e.answer for e in facts} == {m.content for m in mems}
     assert all(e.question.endswith(("?", ".")) for e in asked)
+    replay = [e for e in examples if not e.memory_id]
+    assert {e.question for e in replay} <= set(lora.REPLAY_PROMPTS[:4])
+    assert all(e.answer for e in replay)
+
+
+def test_replay_prompts_are_not_the_general_questions() -> None:
+    from memos_cli.evaluate import load_questions, normalize
+
+    general = {normalize(q.question) for q in load_questions(
+        Path(__file__).resolve().parents[2] / "fixtures" / "quillfeather" / "general.jsonl")}
+    assert len(general) == 20
+    assert not general & {normalize(p) for p in lora.REPLAY_PROMPTS}
 
 
 def test_eval_rows_per_tier(lora_cube: Path, tiny: chat.ChatModel, embedder) -> None:  # type: ignore[no-untyped-def]
