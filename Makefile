@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/kv.py
+	$(BIN)/python bench/lora.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -287,11 +287,6 @@ def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.nd
     return out, report
 
 
-def visible(state: State, user: str, *, now: datetime | None = None) -> list[Memory]:
-    """The current memories ``user`` may read."""
-    return [m for m in state.memories if can_read(m, user, now=now)]
-
-
 # -- trust store -------------------------------------------------------------------------------
 def trust_dir() -> Path:
     """``MEMOS_HOME/trust``: one ``NAME.pub`` (EC P-256 PEM) a trusted signer."""

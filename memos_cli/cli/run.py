@@ -100,6 +100,13 @@ def run(
         with status("thinking"):
             result = answer(opened[0], enc, lm, question, k=k, max_new_tokens=max_new_tokens,
                             temperature=temperature, user=as_user)
+    if vault is None:
+        from memos_cli.cli.search import audit
+        from memos_cli.governance import current_user
+
+        for c in opened:
+            audit(as_user or current_user(), "run", c.manifest.cube_id,
+                  [r.memory.id for r in result.memories], question)
     if as_json:
         print_json(result.to_dict())
         return

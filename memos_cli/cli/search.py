@@ -60,6 +60,7 @@ def search(
         where = str(c.path)
         hits = retrieve(c, enc, query, k, user=user if as_user else None)
         took = time.perf_counter() - t0
+        audit(user, "search", c.manifest.cube_id, [h.memory.id for h in hits], query)
     if as_json:
         print_json({"query": query, "cube" if vault is None else "vault": where,
                     "search_s": round(took, 4), "results": [h.to_dict() for h in hits]})
@@ -74,6 +75,15 @@ def search(
                                          else f"#{m.turn_id}" if m.turn_id else "")
         t.add_row(str(h.rank), f"{h.score:.4f}", m.id[:8], where, m.render())
     out.print(t)
+
+
+def audit(user: str, op: str, cube_id: str, ids: list[str], text: str) -> None:
+    """Record a read of a cube in the default vault's access log, when there is a vault."""
+    from memos_cli.vault import Vault
+
+    v = Vault(None)
+    if v.path.is_dir():
+        v.log(user, op, cube_id=cube_id, memory_ids=ids, detail={"query": text})
 
 
 def register(app: typer.Typer) -> None:

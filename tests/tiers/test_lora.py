@@ -63,11 +63,13 @@ def test_plain_peft_loads_the_adapter(lora_cube: Path, tiny_llama: Path,
         with torch.no_grad():
             a, b = plain(input_ids=x).logits, ours.model(input_ids=x).logits
             bare = AutoModelForCausalLM.from_pretrained(str(tiny_llama))(input_ids=x).logits
-        assert torch.equal(a, b)
-        assert not torch.allclose(a, bare)  # the adapter changes the output
+        assert torch.allclose(a, b, atol=1e-5)  # ours is merged into the weights
+        assert not torch.allclose(a, bare, atol=1e-3)  # the adapter changes the output
     finally:
         tiny.model = lora.detach(ours.model)
     assert not has_lora_layers(tiny.model)
+    with torch.no_grad():  # the merged update was subtracted again
+        assert torch.allclose(tiny.model(input_ids=x).logits, bare, atol=1e-5)
 
 
 def test_layout_metadata_and_signature(lora_cube: Path, tiny: chat.ChatModel, keys) -> None:  # type: ignore[no-untyped-def]
