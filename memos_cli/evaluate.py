@@ -11,7 +11,6 @@ cube's precomputed KV cache), ``lora`` (the cube's adapter, the question alone i
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from collections.abc import Callable, Sequence
@@ -23,7 +22,6 @@ from memos_cli.errors import SourceError, UsageError
 from memos_cli.models.chat import ChatModel
 
 TIERS = ("none", "text", "kv", "lora")
-MAX_QUESTIONS_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -40,25 +38,13 @@ def load_questions(path: str | Path) -> list[Question]:
         SourceError: unreadable, not UTF-8, a line that is not such an object (line named), or
             no question at all.
     """
+    from memos_cli.sources.base import json_lines, read_text
+
     p = Path(path)
-    try:
-        if p.stat().st_size > MAX_QUESTIONS_BYTES:
-            raise SourceError(f"question file is over {MAX_QUESTIONS_BYTES} bytes", path=p)
-        text = p.read_bytes().decode("utf-8")
-    except FileNotFoundError as e:
-        raise SourceError("no such question file", path=p) from e
-    except UnicodeDecodeError as e:
-        raise SourceError(f"question file is not UTF-8 (byte {e.start})", path=p) from e
-    except OSError as e:
-        raise SourceError(f"cannot read question file: {e.strerror}", path=p) from e
+    if not p.is_file():
+        raise SourceError("no such question file", path=p)
     out = []
-    for n, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SourceError(f"line {n}: not JSON ({e.msg})", path=p) from e
+    for n, obj in json_lines(read_text(p), p):
         q, answers = (obj.get("question"), obj.get("answers")) if isinstance(obj, dict) \
             else (None, None)
         if not isinstance(q, str) or not q.strip() or not isinstance(answers, list) or not \

@@ -180,14 +180,10 @@ class Vault:
         path = self.path / AUDIT
         if not path.is_file():
             return []
+        from memos_cli.sources.base import json_lines
+
         out = []
-        for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FormatError(f"line {n} of the access log is not JSON", path=path) from e
+        for _, rec in json_lines(path.read_text("utf-8"), path, FormatError):
             if ((user is None or rec.get("user") == user) and (op is None or rec.get("op") == op)
                     and (cube_id is None or rec.get("cube_id") == cube_id)
                     and (memory_id is None or memory_id in rec.get("memory_ids", []))):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from memos_cli.errors import SourceError
+from memos_cli.errors import MemosError, SourceError
 from memos_cli.memory import Memory
 
 #: Files larger than this are refused rather than read into memory.
@@ -75,6 +76,27 @@ def load_json(path: Path, text: str) -> Any:
     except json.JSONDecodeError as e:
         raise SourceError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
                           path=path) from e
+
+
+def json_lines(text: str, path: Path, error: type[MemosError] = SourceError
+               ) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed object)`` for every non-blank line of JSONL ``text``.
+
+    Lines end at ``\n`` only (``str.splitlines()`` would also split inside strings holding
+    U+0085 or U+2028, which JSON writes unescaped); a trailing ``\r`` is dropped.
+
+    Raises:
+        ``error`` (default ``SourceError``): naming the line and column of malformed JSON.
+    """
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise error(f"line {lineno}: malformed JSON at column {e.colno}: {e.msg}",
+                        path=path) from e
 
 
 def make_memory(path: Path | str, where: str, content: str, **fields: Any) -> Memory:

@@ -9,14 +9,13 @@ recomputed.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from memos_cli.errors import SourceError
 from memos_cli.memory import Memory, parse_time
-from memos_cli.sources.base import Defaults, SourceResult, make_memory, read_text
+from memos_cli.sources.base import Defaults, SourceResult, json_lines, make_memory, read_text
 
 _CONTENT_KEYS = ("content", "text", "memory")
 _ALIASES = {"type": "semantic_type", "memory_type": "semantic_type", "role": "speaker"}
@@ -100,17 +99,7 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
     """Read a JSONL file; errors name the line number."""
     text = read_text(path)
     result = SourceResult(path=shown, format="jsonl", sha256="", size=0)
-    # JSONL lines end at "\n" only: str.splitlines() would also split inside strings that hold
-    # U+0085 or U+2028, which JSON writes unescaped
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SourceError(f"line {lineno}: malformed JSON at column {e.colno}: {e.msg}",
-                              path=path) from e
+    for lineno, obj in json_lines(text, path):
         result.memories.append(record_to_memory(obj, path, shown, lineno, defaults))
     return result
 
