@@ -48,6 +48,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipes", default="mixed,anchors,selfqa,text")
     ap.add_argument("--epochs", type=int, default=None, help="default: the recipe default")
+    ap.add_argument("--rank", type=int, default=None, help="default: the recipe default")
+    ap.add_argument("--targets", default=None, help="comma-separated modules [default: all "
+                                                    "seven projections]")
+    ap.add_argument("--tiers", default="none,text,kv", help="the reference tiers to run")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -64,13 +68,17 @@ def main() -> None:
              defaults=Defaults(now=now, owner="bench"), created_at=now)
         mems = select_memories(open_cube(base_cube))
         convert_to_kv(base_cube, lm, mems)
-        rows = evaluate(open_cube(base_cube), lm, questions, ["none", "text", "kv"],
+        rows = evaluate(open_cube(base_cube), lm, questions, args.tiers.split(","),
                         embedder=embedder)
         result["tiers"] = [row(r) for r in rows]
         print(json.dumps([r.to_dict() for r in rows]), flush=True)
         result["general_base"] = row(run_tier("none", bare_ask(lm, "none"), general, 0))
         for name in args.recipes.split(","):
-            recipe = lora.Recipe(name=name, **({"epochs": args.epochs} if args.epochs else {}))
+            opts: dict = {"epochs": args.epochs, "rank": args.rank,
+                          "alpha": 2 * args.rank if args.rank else None,
+                          "target_modules": tuple(args.targets.split(",")) if args.targets
+                          else None}
+            recipe = lora.Recipe(name=name, **{k: v for k, v in opts.items() if v is not None})
             cube = Path(tmp) / f"{name}.memcube"
             shutil.copytree(base_cube, cube)  # a fresh copy per recipe
             t0 = time.perf_counter()
