@@ -71,6 +71,10 @@ class SignatureError(MemosError, ValueError):
     exit_code = 8
 
 
+class TamperedError(SignatureError):
+    """The signer's key verifies the signature, but the cube changed since it was signed."""
+
+
 class KeyFileError(MemosError, ValueError):
     """A key file is missing, unreadable or not an EC P-256 PEM key."""
 

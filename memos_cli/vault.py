@@ -91,8 +91,10 @@ class Vault:
                               "vault", path=cur)
         return gen
 
-    def state(self) -> State:
-        """Everything in the live generation (an empty state for a new vault)."""
+    def state(self, *, vectors: bool = True) -> State:
+        """Everything in the live generation (an empty state for a new vault). Without
+        ``vectors`` the index is not read (``State.vectors`` stays empty): for readers that
+        only list or search."""
         from memos_cli.cube.index import Index
         from memos_cli.cube.memories import read_memories
 
@@ -107,9 +109,9 @@ class Vault:
             raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} state", path=gen / STATE)
         memories = read_memories(gen / "memories.arrow")
         history = read_memories(gen / HISTORY)
-        vectors = (Index(gen / "index").vectors([m.id for m in memories]) if memories
-                   else np.zeros((0, 0), np.float32))
-        return State(memories, history, vectors, meta["cubes"], meta["origin"],
+        vecs = (Index(gen / "index").vectors([m.id for m in memories]) if memories and vectors
+                else np.zeros((0, 0), np.float32))
+        return State(memories, history, vecs, meta["cubes"], meta["origin"],
                      meta.get("embedding"))
 
     # -- writing ------------------------------------------------------------------------------
@@ -332,7 +334,7 @@ def check_trust(cube_path: Path, *, allow_unsigned: bool) -> str:
     """
     from memos_cli.cube.layout import SIGNATURE
     from memos_cli.cube.signature import verify_cube
-    from memos_cli.errors import SignatureError
+    from memos_cli.errors import SignatureError, TamperedError
 
     if not (cube_path / SIGNATURE).is_file():
         if allow_unsigned:
@@ -344,9 +346,9 @@ def check_trust(cube_path: Path, *, allow_unsigned: bool) -> str:
         try:
             verify_cube(cube_path, key["path"])
             return key["name"]
+        except TamperedError:
+            raise
         except SignatureError as e:
-            if "changed since it was signed" in str(e):
-                raise
             last = e
     if allow_unsigned:
         return "untrusted"
@@ -377,9 +379,9 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
     src = Path(source)
     with contextlib.ExitStack() as stack:
         if (src / "manifest.json").is_file():
-            verify(src)
-            signer = check_trust(src, allow_unsigned=allow_unsigned)
             cube = open_cube(src)
+            verify(cube)
+            signer = check_trust(src, allow_unsigned=allow_unsigned)
         else:
             if embedder is None:
                 raise UsageError("importing a file of another memory system needs the embedder")
@@ -483,7 +485,7 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     gen = vault.generation()
     if gen is None:
         return []
-    state = vault.state()
+    state = vault.state(vectors=False)
     if state.embedding and state.embedding["fingerprint"] != embedder.fingerprint:
         raise EmbedderMismatchError(f"vault was indexed with {state.embedding['model']}, not "
                                     f"{embedder.name}", path=vault.path)

@@ -72,7 +72,7 @@ def load_command(
 def vault_ls(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
     """List installed cubes."""
     v = _vault(vault)
-    state = v.state()
+    state = v.state(vectors=False)
     counts: dict[str, int] = {}
     for cube_id in state.origin.values():
         counts[cube_id] = counts.get(cube_id, 0) + 1
@@ -98,7 +98,7 @@ def vault_show(cube_id: str = typer.Argument(..., help="An installed cube's id."
     from memos_cli.governance import can_read
 
     v = _vault(vault)
-    state = v.state()
+    state = v.state(vectors=False)
     if cube_id not in state.cubes:
         raise UsageError(f"no cube {cube_id} in the vault", path=v.path)
     user = as_user or current_user()

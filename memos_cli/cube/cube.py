@@ -302,8 +302,8 @@ class VerifyReport:
                 "signature": self.signature, "problems": self.problems}
 
 
-def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyReport:
-    """Check a cube completely; raise on the first failure.
+def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> VerifyReport:
+    """Check a cube (a path, or a cube already opened) completely; raise on the first failure.
 
     Checks: manifest (schema, version, paths), no symlinks or code-running files, the
     memories file digest, every row's schema and content hash (on read), unique ids, the
@@ -313,7 +313,7 @@ def verify(path: str | Path, public_key: str | Path | None = None) -> VerifyRepo
     Raises:
         CubeNotFoundError, FormatError, IntegrityError, SignatureError, KeyFileError.
     """
-    cube = open_cube(path)
+    cube = path if isinstance(path, Cube) else open_cube(path)
     if cube.has_plaintext:
         ids = [m.id for m in cube.memories]
         if len(set(ids)) != len(ids):

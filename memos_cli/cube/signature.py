@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from memos_cli.cube.layout import SIGNATURE, atomic_write_bytes
 from memos_cli.digest import sha256_bytes
-from memos_cli.errors import KeyFileError, SignatureError
+from memos_cli.errors import KeyFileError, SignatureError, TamperedError
 
 
 def generate_keypair(prefix: str | Path, *, force: bool = False) -> tuple[Path, Path]:
@@ -127,8 +127,8 @@ def verify_cube(cube_dir: Path, public_key: str | Path) -> None:
     except ValueError as e:
         text = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "Signature mismatch" in text:
-            raise SignatureError(f"cube changed since it was signed: {text}",
-                                 path=cube_dir) from e
+            raise TamperedError(f"cube changed since it was signed: {text}",
+                                path=cube_dir) from e
         raise SignatureError(f"signature does not verify with {public_key}: {text}",
                              path=sig) from e
     except Exception as e:  # malformed bundle: protobuf/json/key errors of many types
