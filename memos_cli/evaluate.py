@@ -107,7 +107,8 @@ def tier_bytes(cube: Any, tier: str) -> int:
             f for f in cube.files if f.startswith(cube.manifest.index["path"] + "/")]
         return sum((cube.path / f).stat().st_size for f in files)
     if tier == "kv":
-        return sum(int(e["size"]) for e in cube.segments)
+        return sum(int(e["size"]) for e in cube.segments) + sum(s.bytes for s in
+                                                                cube.chunk_sets)
     return sum(int(f["size"]) for f in cube.manifest.lora["files"])
 
 
@@ -122,7 +123,7 @@ def check_tiers(cube: Any, tiers: Sequence[str]) -> None:
             raise UsageError(f"unknown tier {t!r}; tiers are {', '.join(TIERS)}")
     if "text" in tiers:
         cube.require_plaintext()
-    if "kv" in tiers and not cube.segments:
+    if "kv" in tiers and not cube.segments and not cube.chunk_sets:
         raise UsageError("cube has no KV segment; build one with `memos convert CUBE --to kv` "
                          "or leave kv out of --tiers", path=cube.path)
     if "lora" in tiers and not cube.has_lora:
@@ -132,7 +133,8 @@ def check_tiers(cube: Any, tiers: Sequence[str]) -> None:
 
 def default_tiers(cube: Any) -> list[str]:
     """``none`` and every tier the cube holds."""
-    return ["none"] + [t for t, has in (("text", cube.has_plaintext), ("kv", bool(cube.segments)),
+    return ["none"] + [t for t, has in (("text", cube.has_plaintext), ("kv", bool(cube.segments or
+                                                                       cube.chunk_sets)),
                                         ("lora", cube.has_lora)) if has]
 
 
@@ -168,14 +170,14 @@ def evaluate(cube: Any, chat: ChatModel, questions: Sequence[Question], tiers: S
              progress: Callable[[str, int, int], None] | None = None) -> list[TierResult]:
     """Answer ``questions`` with each tier in ``tiers`` (greedy decoding) and score them.
 
-    ``ttft_s`` counts from the question to the first token, retrieval (text) and segment load
-    (kv) included; the model load and the adapter attach (once per run) are not. ``embedder``
-    is needed for ``text``.
+    ``ttft_s`` counts from the question to the first token, retrieval (text, kv chunks),
+    chunk or segment load and composition (kv) included; the model load and the adapter
+    attach (once per run) are not. ``embedder`` is needed for ``text`` and kv chunks.
 
     Raises:
         UsageError: see :func:`check_tiers`. FormatError: a tier that does not fit the model.
     """
-    from memos_cli.tiers import lora
+    from memos_cli.tiers import chunks, lora
     from memos_cli.tiers.plaintext import answer
 
     check_tiers(cube, tiers)
@@ -190,6 +192,12 @@ def evaluate(cube: Any, chat: ChatModel, questions: Sequence[Question], tiers: S
             results.append(run_tier(tier, lambda q: answer(cube, embedder, chat, q, k=k,
                                                            max_new_tokens=max_new_tokens),
                                     questions, tier_bytes(cube, tier), progress))
+        elif tier == "kv" and chunks.pick_set(cube, chat) is not None:
+            if embedder is None:
+                raise UsageError("tier kv with chunks needs the cube's embedder")
+            results.append(run_tier(tier, lambda q: chunks.answer_chunked(
+                cube, embedder, chat, q, k=k, max_new_tokens=max_new_tokens), questions,
+                tier_bytes(cube, tier), progress))
         elif tier == "kv":
             from memos_cli.tiers.kv import answer_kv
 

@@ -511,14 +511,14 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
 def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, k: int = 5,
            max_new_tokens: int = 128, temperature: float = 0.0) -> Any:
     """The plaintext tier over the vault: the top-``k`` memories ``user`` may read, in the
-    prompt (``plaintext.build_messages``). Returns a ``plaintext.Answer``; logged as ``run``."""
-    from memos_cli.tiers.plaintext import Answer, build_messages, generate
+    prompt (``plaintext.answer_memories``). Returns a ``plaintext.Answer``; logged as ``run``."""
+    from memos_cli.tiers.plaintext import Answer, answer_memories
 
     t0 = time.perf_counter()
     found = search(vault, embedder, question, k, user=user)
     retrieval_s = time.perf_counter() - t0
-    gen = generate(chat, build_messages(question, [r.memory for r in found]),
-                   max_new_tokens=max_new_tokens, temperature=temperature)
+    gen = answer_memories(chat, [r.memory for r in found], question,
+                          max_new_tokens=max_new_tokens, temperature=temperature)
     vault.log(user, "run", memory_ids=[r.memory.id for r in found],
               detail={"question": question})
     return Answer(question, gen.text, found, chat.name,

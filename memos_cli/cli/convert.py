@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, parse_size
 from memos_cli.cli.output import err, out, print_json, progress_bar, status
 from memos_cli.cube import open_cube
 from memos_cli.errors import UsageError
@@ -30,6 +30,18 @@ def convert(
                                               "first N by priority)."),
     drop_text: bool = typer.Option(False, "--drop-text", help="With --to kv or lora: then "
                                                               "remove the plaintext tier."),
+    chunks: bool = typer.Option(False, "--chunks", help="--to kv: one KV chunk per memory (or "
+                                                        "group) that `run --tier kv` composes "
+                                                        "after retrieval, instead of one "
+                                                        "whole-prefix segment."),
+    group: str = typer.Option("memory", help="--chunks: memory, session (a conversation "
+                                             "session) or section (a document section) per "
+                                             "chunk."),
+    max_bytes: str | None = typer.Option(None, "--max-bytes", metavar="SIZE",
+                                         help="--chunks: most bytes for the chunk set, e.g. "
+                                              "200MB (chunks in priority order until full) "
+                                              "[default: no limit]."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     recipe: str = typer.Option("mixed", help="--to lora: training recipe: mixed (sampled "
                                              "and templated questions), selfqa, anchors, or "
                                              "text (next-token on the memory text)."),
@@ -52,8 +64,10 @@ def convert(
 ) -> None:
     """Precompute a tier from the cube's memories and write it into the cube (atomic).
 
-    --to kv stores the KV cache of the memory prefix (all memories by priority, --ids, or the
-    --top N for a --query) as a safetensors segment that `memos run --tier kv` uses.
+    --to kv --chunks stores one KV cache per memory (or per session or section with --group),
+    computed after the shared system prompt, that `memos run --tier kv` composes for the
+    memories a question retrieves. --to kv alone stores the KV cache of one memory prefix (all
+    memories by priority, --ids, or the --top N for a --query) as a safetensors segment.
     --to text rebuilds memories.arrow and the index of a KV-only cube from its token ids.
     Example: [bold]memos convert team.memcube --to kv --dtype bfloat16 --key team.key[/bold]
     """
@@ -67,7 +81,7 @@ def convert(
         lm = None
         if not open_cube(cube).has_lora:
             with status("loading model") as say:
-                lm = chat.load(model, status=say)
+                lm = chat.load(model, status=say, device=device)
         with status("restoring memories"):
             data = restore_text(cube, lm, encoder, key=key)
         if as_json:
@@ -82,9 +96,20 @@ def convert(
     enc = load_embedder(embedder) if query else None
     mems = select_memories(c, ids=[i for i in (ids or "").split(",") if i], query=query,
                            top=top, embedder=enc)
+    if chunks and (to != "kv" or drop_text):
+        raise UsageError("--chunks goes with --to kv, without --drop-text (chunks follow "
+                         "retrieval, which needs the plaintext tier)")
+    kv_budget = parse_size(max_bytes) if max_bytes is not None else None
     with status("loading model") as say:
-        lm = chat.load(model, status=say)
+        lm = chat.load(model, status=say, device=device)
     was_signed = c.signed
+    if chunks:
+        _to_chunks(cube, lm, mems, group=group, dtype=dtype, budget=kv_budget, key=key,
+                   as_json=as_json)
+        if was_signed and key is None:
+            err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key "
+                      "PRIVATE_KEY")
+        return
     if to == "lora":
         _to_lora(cube, lm, mems, key=key, drop_text=drop_text, as_json=as_json,
                  options={"recipe": recipe, "epochs": epochs, "rank": rank, "lr": lr,
@@ -106,6 +131,25 @@ def convert(
               f"{report.build_s:.2f} s")
     if was_signed and not report.signed:
         err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key PRIVATE_KEY")
+
+
+def _to_chunks(cube: Path, lm: chat.ChatModel, mems: list, *, group: str, dtype: str,
+               budget: int | None, key: Path | None, as_json: bool) -> None:
+    from memos_cli.convert_chunks import convert_to_chunks
+
+    with progress_bar() as update:
+        report = convert_to_chunks(cube, lm, mems, group=group, storage_dtype=dtype,
+                                   max_bytes=budget, key=key,
+                                   progress=lambda d, t: update("prefilling KV chunks", d, t))
+    if as_json:
+        print_json(report.to_dict())
+        return
+    line = (f"wrote KV chunk set {report.chunk_set} ({report.group}): {report.chunks} chunks "
+            f"({report.reused} reused) of {report.memories} memories, {report.tokens:,} tokens, "
+            f"{report.storage_dtype}, {report.bytes:,} bytes, built in {report.build_s:.1f} s")
+    out.print(line)
+    if report.skipped_for_budget:
+        err.print(f"{report.skipped_for_budget} chunks left out: over --max-bytes")
 
 
 def _to_lora(cube: Path, lm: chat.ChatModel, mems: list, *, key: Path | None,

@@ -23,7 +23,9 @@ def eval_(
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="The model to answer with [default: SmolLM2-135M-Instruct]."),
-    k: int = typer.Option(5, "-k", "--top-k", help="text: memories in the prompt."),
+    k: int = typer.Option(5, "-k", "--top-k", help="text, and kv with chunks: memories "
+                                                   "retrieved into the prompt."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     max_new_tokens: int = typer.Option(48, help="Most tokens per answer."),
     answers: bool = typer.Option(False, "--answers", help="With --json: every answer too."),
     embedder: Path | None = EMBEDDER_OPT,
@@ -46,9 +48,10 @@ def eval_(
         raise UsageError("--tiers names no tier")
     check_tiers(c, wanted)
     qs = load_questions(questions)
-    enc = load_embedder(embedder) if "text" in wanted else None
+    enc = load_embedder(embedder) if "text" in wanted or (
+        "kv" in wanted and c.chunk_sets) else None
     with status("loading model") as say:
-        lm = chat.load(model, status=say)
+        lm = chat.load(model, status=say, device=device)
     with progress_bar() as update:
         rows = evaluate(c, lm, qs, wanted, embedder=enc, k=k, max_new_tokens=max_new_tokens,
                         progress=update)

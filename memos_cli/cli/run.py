@@ -34,6 +34,16 @@ def run(
                                                  "positions moved to each offset) or naive."),
     recompute: int = typer.Option(0, help="kv with several cubes: recompute the first N tokens "
                                           "of each later segment (CacheBlend-style)."),
+    recompute_ratio: float | None = typer.Option(
+        None, help="kv with chunks: share of the cached chunk tokens to recompute, 0 to 1 "
+                   "[default: 0.15]."),
+    recompute_rule: str | None = typer.Option(
+        None, help="kv with chunks: deviation (CacheBlend: the tokens whose layer-1 keys "
+                   "deviate most), first (EPIC: the first tokens of each chunk) or none "
+                   "[default: deviation]."),
+    chunk_set: str | None = typer.Option(None, help="kv: the chunk set id to use [default: the "
+                                                    "newest made by this model]."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     segment: str | None = typer.Option(None, help="kv: the segment id to use [default: the "
                                                   "newest made by this model]."),
     model: str | None = typer.Option(
@@ -71,7 +81,12 @@ def run(
         raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv")
     opened = [] if vault is not None else [open_cube(c) for c in cubes]
     with status("loading model") as say:
-        lm = chat.load(model, status=say)
+        lm = chat.load(model, status=say, device=device)
+    chunked = tier == "kv" and segment is None and len(opened) == 1 and bool(
+        opened[0].chunk_sets)
+    if (recompute_ratio is not None or recompute_rule is not None or chunk_set) and not chunked:
+        raise UsageError("--recompute-ratio, --recompute-rule and --chunk-set apply to --tier kv "
+                         "on one cube with KV chunks (`memos convert CUBE --to kv --chunks`)")
     if vault is not None:
         from memos_cli.governance import current_user
         from memos_cli.vault import Vault
@@ -82,6 +97,16 @@ def run(
             result = vault_answer(Vault(vault), enc, lm, question,
                                   user=as_user or current_user(), k=k,
                                   max_new_tokens=max_new_tokens, temperature=temperature)
+    elif chunked:
+        from memos_cli.tiers import chunks
+
+        enc = load_embedder(embedder)
+        with status("thinking"):
+            result = chunks.answer_chunked(
+                opened[0], enc, lm, question, k=k, set_id=chunk_set,
+                ratio=chunks.DEFAULT_RATIO if recompute_ratio is None else recompute_ratio,
+                rule=recompute_rule or chunks.DEFAULT_RULE, max_new_tokens=max_new_tokens,
+                temperature=temperature)
     elif tier == "kv":
         from memos_cli.tiers.kv import answer_kv  # deferred: imports torch
 
@@ -119,7 +144,15 @@ def run(
         text = " ".join(r.memory.render().split())
         out.print(f"  [{r.rank}] {r.memory.id}  {text}", markup=False)
     t = result.timings
+    if result.details:
+        d = result.details
+        out.print(f"\nKV chunks: {d['hits']} cached, {d['misses']} prefilled as text; "
+                  f"{d['recomputed_tokens']} of {d['tokens']} tokens recomputed "
+                  f"({d['recompute_rule']} {d['recompute_ratio']:.0%}), {d['fresh_tokens']} "
+                  "fresh")
     step = (f"segment load {t['segment_load_s'] * 1000:.0f} ms" if "segment_load_s" in t
+            else f"retrieval {t['retrieval_s'] * 1000:.0f} ms, chunk load "
+                 f"{t['chunk_load_s'] * 1000:.0f} ms" if "chunk_load_s" in t
             else f"adapter load {t['adapter_load_s'] * 1000:.0f} ms" if "adapter_load_s" in t
             else f"retrieval {t['retrieval_s'] * 1000:.0f} ms")
     out.print(f"\n{result.tier} tier, model {result.model}: load {t['model_load_s']:.2f} s, "

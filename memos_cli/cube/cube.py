@@ -20,6 +20,7 @@ import numpy as np
 
 from memos_cli import __version__
 from memos_cli.cube import layout
+from memos_cli.cube.chunks import ChunkSet, check_sets, member
 from memos_cli.cube.index import TABLE, Index, build_index
 from memos_cli.cube.manifest import (
     FORMAT_VERSION,
@@ -129,6 +130,21 @@ class Cube:
             raise IntegrityError(f"size {p.stat().st_size} differs from the manifest's "
                                  f"{entry['size']} (changed or truncated)", path=p)
         return p
+
+    @cached_property
+    def chunk_sets(self) -> list[ChunkSet]:
+        """The manifest's KV chunk sets, checked against the cube (spec §12): paths, ids,
+        and that every chunk's memories are in the cube with the content its key names.
+
+        Raises:
+            FormatError, IntegrityError: see ``cube.chunks.check_sets``.
+        """
+        sets = [ChunkSet.from_dict(d) for d in (self.manifest.kv_chunks or {}).get("sets", [])]
+        if sets:
+            hashes = {m.id: m.content_hash for m in self.memories} if self.has_plaintext \
+                else None
+            check_sets(self.path, sets, hashes)
+        return sets
 
     @property
     def has_lora(self) -> bool:
@@ -328,6 +344,11 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         seg = cube.segment_path(entry)
         if sha256_file(seg) != entry["sha256"]:
             raise IntegrityError("file does not match the digest in manifest.json", path=seg)
+    for s in cube.chunk_sets:
+        for f in s.files():
+            p = member(cube.path, f, "KV chunk")
+            if sha256_file(p) != f["sha256"]:
+                raise IntegrityError("file does not match the digest in manifest.json", path=p)
     if cube.has_lora:
         cube.lora_dir  # noqa: B018  (presence and sizes)
         for f in cube.manifest.lora["files"]:  # type: ignore[index]

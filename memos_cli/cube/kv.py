@@ -39,6 +39,8 @@ QUANT_INT8 = "kivi-int8-asym: keys per channel in groups of 32 tokens, values pe
 KEY_GROUP = 32
 #: Largest segment file memos reads (bytes); larger files are refused before parsing.
 MAX_SEGMENT_BYTES = 8 << 30
+#: What a KV file holds: a whole-prefix segment (§10), or a chunk set's prefix or chunk (§12).
+KINDS = ("segment", "prefix", "chunk")
 _META_KEYS = ("memcube.kv", "model", "model_fingerprint", "prompt_template", "memory_ids",
               "content_hashes", "memories", "storage_dtype", "quantization", "num_tokens",
               "num_layers", "num_kv_heads", "head_dim", "start_position")
@@ -63,6 +65,10 @@ class SegmentMeta:
     #: ``content_span`` ``[start, end)`` of its content in the decoded token ids, or
     #: ``content`` where the decoded text does not hold it verbatim
     memories: tuple[dict[str, Any], ...] = ()
+    #: ``segment`` (a whole prefix, §10), or ``prefix`` / ``chunk`` of a chunk set (§12)
+    kind: str = "segment"
+    #: the position of the first token (0 except for chunks: the prefix's length)
+    start_position: int = 0
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -79,7 +85,8 @@ class SegmentMeta:
             "num_layers": str(self.num_layers),
             "num_kv_heads": str(self.num_kv_heads),
             "head_dim": str(self.head_dim),
-            "start_position": "0",
+            "start_position": str(self.start_position),
+            **({"kind": self.kind} if self.kind != "segment" else {}),
         }
 
     @classmethod
@@ -106,6 +113,8 @@ class SegmentMeta:
                 "num_layers": int(meta["num_layers"]),
                 "num_kv_heads": int(meta["num_kv_heads"]),
                 "head_dim": int(meta["head_dim"]),
+                "kind": meta.get("kind", "segment"),
+                "start_position": int(meta["start_position"]),
             }
         except (ValueError, TypeError) as e:
             raise FormatError(f"KV segment metadata is malformed: {e}", path=path) from e
@@ -116,8 +125,12 @@ class SegmentMeta:
         if fields["quantization"] != want_q:
             problems.append(f"quantization {fields['quantization']!r} does not fit "
                             f"{fields['storage_dtype']}")
-        if meta["start_position"] != "0":
+        if fields["kind"] not in KINDS:
+            problems.append(f"kind {fields['kind']!r} is not one of {', '.join(KINDS)}")
+        elif fields["kind"] != "chunk" and fields["start_position"] != 0:
             problems.append("start_position is not 0")
+        elif not 0 <= fields["start_position"] < 1 << 24:
+            problems.append(f"start_position {fields['start_position']} is out of range")
         if len(fields["memory_ids"]) != len(fields["content_hashes"]):
             problems.append("memory_ids and content_hashes differ in length")
         recs = fields["memories"]

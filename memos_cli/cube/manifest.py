@@ -16,8 +16,9 @@ from memos_cli.errors import FormatError
 
 FORMAT = "memcube"
 #: The format version this code writes; it reads every 1.x with x <= 1 fully, and newer 1.x
-#: minor versions by ignoring the top-level keys it does not know. 1.1 added ``kv``, 1.2 ``lora``.
-FORMAT_VERSION = (1, 2)
+#: minor versions by ignoring the top-level keys it does not know. 1.1 added ``kv``, 1.2 ``lora``,
+#: 1.3 ``kv_chunks``.
+FORMAT_VERSION = (1, 3)
 MAX_MANIFEST_BYTES = 16 << 20
 
 
@@ -60,6 +61,7 @@ class Manifest:
     embedding: dict[str, Any] | None = None
     kv: dict[str, Any] | None = None
     lora: dict[str, Any] | None = None
+    kv_chunks: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +82,7 @@ class Manifest:
             "provenance": self.provenance,
             **({"kv": self.kv} if self.kv is not None else {}),
             **({"lora": self.lora} if self.lora is not None else {}),
+            **({"kv_chunks": self.kv_chunks} if self.kv_chunks is not None else {}),
         }
 
     @classmethod
@@ -115,9 +118,11 @@ class Manifest:
             key=lambda e: list(map(str, e.absolute_path)),
         )
         if not problems:
-            if bool(checked.get("kv", {}).get("segments")) != ("activation" in checked["tiers"]):
-                raise FormatError("tiers must list 'activation' exactly when kv segments exist",
-                                  path=path)
+            activation = bool(checked.get("kv", {}).get("segments")) or bool(
+                checked.get("kv_chunks", {}).get("sets"))
+            if activation != ("activation" in checked["tiers"]):
+                raise FormatError("tiers must list 'activation' exactly when kv segments or "
+                                  "KV chunk sets exist", path=path)
             if ("lora" in checked) != ("parameter" in checked["tiers"]):
                 raise FormatError("tiers must list 'parameter' exactly when lora is present",
                                   path=path)
@@ -148,6 +153,7 @@ class Manifest:
             provenance=checked["provenance"],
             kv=checked.get("kv"),
             lora=checked.get("lora"),
+            kv_chunks=checked.get("kv_chunks"),
             raw=data,
         )
 

@@ -148,12 +148,43 @@ class ChatModel:
         return self._fingerprint
 
 
-def load(model: str | None = None, *, status: Callable[[str], None] | None = None) -> ChatModel:
-    """Resolve and load ``model`` (see :func:`resolve`) on the CPU in float32, SDPA attention.
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto``: ``cuda`` when a CUDA device is usable, else ``mps`` when Apple's is, else
+    ``cpu``; any other value is checked and returned.
+
+    Raises:
+        UsageError: an unknown device, or one this machine does not have.
+    """
+    import torch
+
+    from memos_cli.errors import UsageError
+
+    if device not in DEVICES:
+        raise UsageError(f"--device {device!r} is not one of {', '.join(DEVICES)}")
+    mps = getattr(torch.backends, "mps", None)
+    has = {"cpu": True, "cuda": torch.cuda.is_available(),
+           "mps": bool(mps is not None and mps.is_available())}
+    if device == "auto":
+        return "cuda" if has["cuda"] else "mps" if has["mps"] else "cpu"
+    if not has[device]:
+        raise UsageError(f"--device {device}: no such device on this machine")
+    return device
+
+
+def load(model: str | None = None, *, status: Callable[[str], None] | None = None,
+         device: str = "auto") -> ChatModel:
+    """Resolve and load ``model`` (see :func:`resolve`) in float32 on ``device`` (see
+    :func:`pick_device`), with SDPA attention, or eager attention for models that do not
+    support SDPA (Gemma 2).
 
     Raises:
         ModelNotFoundError: nothing local matches, or transformers cannot load it.
+        UsageError: an unknown or absent device.
     """
+    where = pick_device(device)
     t0 = time.perf_counter()
     ref = resolve(model)
     path = gguf_to_dir(ref.path, status) if ref.kind == "gguf" else ref.path
@@ -163,9 +194,16 @@ def load(model: str | None = None, *, status: Callable[[str], None] | None = Non
 
     try:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        lm = AutoModelForCausalLM.from_pretrained(
-            str(path), local_files_only=True, dtype="float32", attn_implementation="sdpa"
-        ).eval()
+        try:
+            lm = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, dtype="float32", attn_implementation="sdpa")
+        except ValueError as e:  # e.g. "does not support ... scaled_dot_product_attention"
+            if "sdpa" not in str(e).lower() and "scaled_dot_product" not in str(e).lower():
+                raise
+            lm = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, dtype="float32", attn_implementation="eager")
+        mover: Any = lm
+        lm = mover.to(where).eval()
     except (OSError, ValueError) as e:
         raise ModelNotFoundError(f"cannot load model: {str(e).splitlines()[0]}",
                                  path=path) from e

@@ -17,8 +17,8 @@ markers, the question, a retrieved memory that has no chunk). Composition:
    position, and the sliding window where a layer has one);
 4. the cache is put in position order into a ``DynamicCache`` of the model's own layer types.
 
-With every span fresh, this is a plain prefill. The last prompt token is left out of the cache,
-for ``generate`` to prefill (it yields the first answer token).
+With every span fresh, this is a plain prefill. The same pass yields the logits after the last
+prompt token, so the first answer token needs no further pass.
 """
 
 from __future__ import annotations
@@ -52,10 +52,11 @@ class Span:
 
 @dataclass
 class Composed:
-    """The composed cache (holds ``len(ids) - 1`` tokens) and what it took. Times in
-    seconds."""
+    """The composed cache (holds every token of ``ids``), the ``logits [vocab]`` after the
+    last token, and what it took. Times in seconds."""
 
     cache: Any
+    logits: torch.Tensor
     ids: list[int]
     cached_tokens: int
     fresh_tokens: int
@@ -98,22 +99,33 @@ def attention_masks(model: Any, q_pos: list[int] | torch.Tensor,
 
 
 def _rotated(spans: list[Span], ropes: list[rope.LayerRope], n_layers: int
-             ) -> tuple[list[int], list[list[tuple[torch.Tensor, torch.Tensor]]]]:
-    """Positions of the cached tokens, and per layer their keys moved to those positions."""
+             ) -> tuple[list[int], list[tuple[torch.Tensor, torch.Tensor] | None]]:
+    """Positions of the cached tokens, and per layer their keys (moved to those positions)
+    and values, ``[kv_heads, C, head_dim]`` (``None`` when nothing is cached). Layers that
+    share a rotation are turned together, one rotation per span."""
     pos: list[int] = []
-    per_layer: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(n_layers)]
+    keys: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
+    values: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
+    shared: dict[int, list[int]] = {}
+    for i, r in enumerate(ropes):
+        shared.setdefault(id(r), []).append(i)
     at = 0
     for s in spans:
         if s.kv is not None:
             pos += range(at, at + len(s.ids))
-            for i, (k, v) in enumerate(s.kv):
-                per_layer[i].append((rope.rerotate(k, at - s.start, ropes[i]), v))
+            for layers in shared.values():
+                stacked = torch.stack([s.kv[i][0] for i in layers])  # [L', H, T, D]
+                turned = rope.rerotate(stacked, at - s.start, ropes[layers[0]])
+                for j, i in enumerate(layers):
+                    keys[i].append(turned[j])
+                    values[i].append(s.kv[i][1])
         at += len(s.ids)
-    return pos, per_layer
+    return pos, [(torch.cat(keys[i], 1), torch.cat(values[i], 1)) if keys[i] else None
+                 for i in range(n_layers)]
 
 
 def select(model: Any, spans: list[Span], ids: list[int], cached_pos: list[int],
-           layer_kv: list[tuple[torch.Tensor, torch.Tensor]], *, ratio: float, rule: str,
+           layer_kv: Any, *, ratio: float, rule: str,
            check_layer: int = CHECK_LAYER) -> tuple[set[int], Any]:
     """Positions of the cached chunk tokens to recompute, and for ``deviation`` the cache of
     layers ``0..check_layer`` computed fresh over ``ids`` (else ``None``).
@@ -134,7 +146,8 @@ def select(model: Any, spans: list[Span], ids: list[int], cached_pos: list[int],
     if rule == "first":
         return firsts, None
     fresh = rope.layer_keys(model, ids, list(range(len(ids))), upto=check_layer)
-    new_k = fresh.layers[check_layer].keys[0]  # [H, N, D]
+    early: Any = fresh.layers[check_layer]
+    new_k = early.keys[0]  # [H, N, D]
     index = {p: j for j, p in enumerate(cached_pos)}
     cols = torch.tensor([index[p] for p in chunk_pos], device=new_k.device)
     old_k = layer_kv[0].index_select(1, cols).float()
@@ -147,7 +160,7 @@ def select(model: Any, spans: list[Span], ids: list[int], cached_pos: list[int],
 
 def compose(model: Any, spans: list[Span], *, ratio: float = 0.0, rule: str = "deviation",
             check_layer: int = CHECK_LAYER) -> Composed:
-    """Compose ``spans`` into a ``DynamicCache`` holding all but the last token.
+    """Compose ``spans`` into a ``DynamicCache`` of every token, and the logits after it.
 
     ``ratio``: the share of cached chunk tokens to recompute (0 to 1) by ``rule``
     (:data:`RULES`). The stored tensors are never modified.
@@ -168,14 +181,12 @@ def compose(model: Any, spans: list[Span], *, ratio: float = 0.0, rule: str = "d
     ids = [t for s in spans for t in s.ids]
     n_layers = int(_text_config(model).num_hidden_layers)
     ropes = rope.describe(model, len(ids))
-    cached_pos, per_layer = _rotated(spans, ropes, n_layers)
-    kv = [(torch.cat([k for k, _ in parts], 1), torch.cat([v for _, v in parts], 1))
-          if parts else None for parts in per_layer]
+    cached_pos, kv = _rotated(spans, ropes, n_layers)
     t_rot = time.perf_counter()
-    body = len(ids) - 1  # the last token is generate's
+    body = len(ids)
     check = min(check_layer, n_layers - 1)
     chosen, fresh_early = select(model, spans, ids[:body], cached_pos,
-                                 kv[check] if kv[check] is not None else (None, None),  # type: ignore[arg-type]
+                                 kv[check] if kv[check] is not None else (None, None),
                                  ratio=ratio, rule=rule, check_layer=check)
     t_sel = time.perf_counter()
     keep = [j for j, p in enumerate(cached_pos) if p not in chosen]
@@ -186,28 +197,28 @@ def compose(model: Any, spans: list[Span], *, ratio: float = 0.0, rule: str = "d
     keep_idx = torch.tensor(keep, device=dev, dtype=torch.long)
     work = DynamicCache()
     for i in range(n_layers):
-        if kv[i] is None or not keep:
+        pair = kv[i]
+        if pair is None or not keep:
             continue
         if fresh_early is not None and i <= check:  # exact: computed over the whole prompt
-            ek, ev = fresh_early.layers[i].keys[0], fresh_early.layers[i].values[0]
+            exact: Any = fresh_early.layers[i]
+            ek, ev = exact.keys[0], exact.values[0]
             k = ek.index_select(1, torch.tensor(keep_pos, device=dev))
             v = ev.index_select(1, torch.tensor(keep_pos, device=dev))
         else:
-            k, v = kv[i][0].index_select(1, keep_idx), kv[i][1].index_select(1, keep_idx)
+            k, v = pair[0].index_select(1, keep_idx), pair[1].index_select(1, keep_idx)
         work.update(k.unsqueeze(0), v.unsqueeze(0), i)
-    if fresh_pos:
-        with torch.inference_mode():
-            model.base_model(
-                input_ids=torch.tensor([[ids[p] for p in fresh_pos]], device=dev),
-                position_ids=torch.tensor([fresh_pos], device=dev),
-                attention_mask=attention_masks(model, fresh_pos, keep_pos + fresh_pos),
-                past_key_values=work, use_cache=True)
+    with torch.inference_mode():  # the last token is always fresh
+        logits = model(input_ids=torch.tensor([[ids[p] for p in fresh_pos]], device=dev),
+                       position_ids=torch.tensor([fresh_pos], device=dev),
+                       attention_mask=attention_masks(model, fresh_pos, keep_pos + fresh_pos),
+                       past_key_values=work, use_cache=True, logits_to_keep=1).logits[0, -1]
     order = torch.argsort(torch.tensor(keep_pos + fresh_pos, device=dev))
     cache = DynamicCache(config=model.config)
     for i in range(n_layers):
-        layer = work.layers[i]
+        layer: Any = work.layers[i]
         cache.update(layer.keys.index_select(2, order), layer.values.index_select(2, order), i)
     t1 = time.perf_counter()
-    return Composed(cache, ids, len(keep_pos), len(fresh_pos) - len(chosen), len(chosen),
+    return Composed(cache, logits, ids, len(keep_pos), len(fresh_pos) - len(chosen), len(chosen),
                     {"rerotate_s": t_rot - t0, "select_s": t_sel - t_rot,
                      "recompute_s": t1 - t_sel, "compose_s": t1 - t0})

@@ -87,11 +87,11 @@ def build_segment(chat: ChatModel, memories: list[Memory], storage_dtype: str = 
         raise UsageError(f"the memory prefix is {len(ids)} tokens, over the model's context of "
                          f"{limit} less 256 for the question; select fewer memories "
                          "(--ids, or --query with --top)")
-    input_ids = torch.tensor([ids], dtype=torch.long)
+    input_ids = torch.tensor([ids], dtype=torch.long, device=chat.model.device)
     records = memory_records(chat.tokenizer.decode(ids), memories)
     with torch.inference_mode():
         out = chat.model.base_model(input_ids=input_ids, use_cache=True)
-    layers = [(layer.keys[0].clone(), layer.values[0].clone())
+    layers = [(layer.keys[0].cpu().clone(), layer.values[0].cpu().clone())
               for layer in out.past_key_values.layers]
     meta = SegmentMeta(
         model=chat.name, model_fingerprint=fp, prompt_template=PROMPT_TEMPLATE,
@@ -101,7 +101,7 @@ def build_segment(chat: ChatModel, memories: list[Memory], storage_dtype: str = 
         quantization=QUANT_INT8 if storage_dtype == "int8" else "none",
         num_tokens=len(ids), num_layers=fp["num_layers"], num_kv_heads=fp["num_kv_heads"],
         head_dim=fp["head_dim"], memories=tuple(records))
-    return meta, input_ids[0], layers
+    return meta, input_ids[0].cpu(), layers
 
 
 def memory_records(decoded: str, memories: list[Memory]) -> list[dict[str, Any]]:
@@ -168,29 +168,13 @@ def check_segment(chat: ChatModel, meta: SegmentMeta, where: str) -> None:
 
 
 def rerotate(keys: torch.Tensor, offset: int, inv_freq: torch.Tensor) -> torch.Tensor:
-    """Move post-RoPE ``keys [kv_heads, T, head_dim]`` from positions ``p`` to ``p + offset``.
+    """Move post-RoPE ``keys [kv_heads, T, head_dim]`` from positions ``p`` to ``p + offset``
+    for a full-width rotate-half RoPE with inverse frequencies ``inv_freq`` (the layout of
+    Llama-family models; :func:`memos_cli.tiers.rope.rerotate` handles every family)."""
+    from memos_cli.tiers.rope import LayerRope
+    from memos_cli.tiers.rope import rerotate as turn
 
-    Uses the rotate-half RoPE layout of Llama-family models: ``k' = k cos(o θ) +
-    rotate_half(k) sin(o θ)`` with ``θ`` the model's inverse frequencies, duplicated.
-    """
-    if offset == 0:
-        return keys
-    freqs = offset * inv_freq.double()
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos().to(keys.dtype), emb.sin().to(keys.dtype)
-    half = keys.shape[-1] // 2
-    rotated = torch.cat((-keys[..., half:], keys[..., :half]), dim=-1)
-    return keys * cos + rotated * sin
-
-
-def _inv_freq(chat: ChatModel) -> torch.Tensor:
-    rope = getattr(chat.model.base_model, "rotary_emb", None)
-    inv = getattr(rope, "inv_freq", None)
-    rope_type = getattr(rope, "rope_type", "default")
-    if inv is None or rope_type not in ("default", "linear", "llama3"):
-        raise UsageError(f"composing KV segments needs a position-independent RoPE; "
-                         f"{chat.name} has rope type {rope_type!r}")
-    return inv.detach().float()
+    return turn(keys, offset, LayerRope(inv_freq.double().cpu(), False, 1.0))
 
 
 def compose(chat: ChatModel, segments: list[Segment], *, mode: str = "rerotate",
@@ -204,31 +188,29 @@ def compose(chat: ChatModel, segments: list[Segment], *, mode: str = "rerotate",
     """
     from transformers import DynamicCache
 
+    from memos_cli.tiers import rope
+
     if mode not in ("naive", "rerotate"):
         raise UsageError(f"composition mode {mode!r} is not naive or rerotate")
-    inv = _inv_freq(chat) if mode == "rerotate" and len(segments) > 1 else None
+    total = sum(int(s.token_ids.shape[0]) for s in segments)
+    ropes = rope.describe(chat.model, total) if mode == "rerotate" and len(segments) > 1 \
+        else None
     cache = DynamicCache(config=chat.model.config)
     tokens: list[int] = []
-    dtype = chat.model.dtype
+    dtype, dev = chat.model.dtype, chat.model.device
     for n, seg in enumerate(segments):
         offset = len(tokens)
         ids = seg.token_ids.tolist()
         redo = min(recompute, len(ids)) if n > 0 and mode == "rerotate" else 0
         if redo:
             with torch.inference_mode():
-                chat.model.base_model(input_ids=torch.tensor([ids[:redo]]),
+                chat.model.base_model(input_ids=torch.tensor([ids[:redo]], device=dev),
                                       past_key_values=cache, use_cache=True)
         for i, (k, v) in enumerate(seg.layers):
-            k = k[:, redo:].to(dtype)
-            if inv is not None:
-                k = rerotate(k, offset, inv)
-            k, v = k.unsqueeze(0), v[:, redo:].to(dtype).unsqueeze(0)
-            layer: Any = cache.layers[i]
-            if n == 0 and not redo:
-                layer.update(k, v)
-            else:
-                layer.keys = torch.cat([layer.keys, k], dim=-2)
-                layer.values = torch.cat([layer.values, v], dim=-2)
+            k = k[:, redo:].to(dev, dtype)
+            if ropes is not None:
+                k = rope.rerotate(k, offset, ropes[i])
+            cache.update(k.unsqueeze(0), v[:, redo:].to(dev, dtype).unsqueeze(0), i)
         tokens += ids
     return cache, tokens
 

@@ -90,7 +90,9 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
 
 
 def build_messages(question: str, memories: list[Memory]) -> list[dict[str, str]]:
-    """Chat messages for the model: a system message listing the memories, then the question."""
+    """Chat messages of the whole-prefix KV segments (spec §10): a system message listing the
+    memories, then the question. The plaintext tier itself lays its prompt out in pieces
+    (:func:`memos_cli.tiers.prompt.prompt_ids`)."""
     listing = "\n".join(f"[{i}] {m.render()}" for i, m in enumerate(memories, start=1))
     return [
         {"role": "system", "content": SYSTEM_PROMPT.format(memories=listing or "(none)")},
@@ -149,18 +151,23 @@ def generate(chat: ChatModel, messages: list[dict[str, str]], *, max_new_tokens:
 
 def generate_ids(chat: ChatModel, ids: list[int], *, cache: Any = None,
                  max_new_tokens: int = 128, temperature: float = 0.0,
-                 started: float | None = None) -> Generation:
+                 started: float | None = None, first_logits: Any = None) -> Generation:
     """Generate after the prompt ``ids``. With ``cache`` (a ``DynamicCache`` holding the
     first ``cache.get_seq_length()`` tokens of ``ids``), only the rest is prefilled; the cache
     is consumed (transformers extends it in place), so pass a fresh one each call.
 
+    ``first_logits``: ``[vocab]`` logits after the last prompt token, when the caller has them
+    already (``cache`` then holds every token of ``ids``): the first token is taken from them
+    (argmax, or sampled at ``temperature``) and ``generate`` continues after it.
     ``started``: ``time.perf_counter()`` value that ``ttft_s`` counts from (default: now).
     """
     import torch
 
     tok = chat.tokenizer
     t0 = time.perf_counter() if started is None else started
-    input_ids = torch.tensor([ids], dtype=torch.long)
+    if first_logits is not None:
+        return _continue(chat, ids, cache, first_logits, max_new_tokens, temperature, t0)
+    input_ids = torch.tensor([ids], dtype=torch.long, device=chat.model.device)
     clock = _FirstTokenClock()
     kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "streamer": clock,
                               "pad_token_id": tok.pad_token_id or tok.eos_token_id}
@@ -180,6 +187,39 @@ def generate_ids(chat: ChatModel, ids: list[int], *, cache: Any = None,
     return Generation(text, len(ids), int(new.shape[0]), ttft, total, new.tolist())
 
 
+def _continue(chat: ChatModel, ids: list[int], cache: Any, logits: Any, max_new_tokens: int,
+              temperature: float, t0: float) -> Generation:
+    import torch
+
+    if temperature > 0:
+        first = int(torch.multinomial(torch.softmax(logits.float() / temperature, -1), 1))
+    else:
+        first = int(torch.argmax(logits))
+    ttft = time.perf_counter() - t0
+    eos = chat.tokenizer.eos_token_id
+    new = [first]
+    if max_new_tokens > 1 and first != eos:
+        rest = generate_ids(chat, [*ids, first], cache=cache, max_new_tokens=max_new_tokens - 1,
+                            temperature=temperature, started=t0)
+        new += rest.token_ids
+    total = time.perf_counter() - t0
+    text = chat.tokenizer.decode(new, skip_special_tokens=True).strip()
+    return Generation(text, len(ids), len(new), ttft, total, new)
+
+
+def answer_memories(chat: ChatModel, memories: list[Memory], question: str, *,
+                    max_new_tokens: int = 128, temperature: float = 0.0) -> Generation:
+    """Prompt ``chat`` with ``memories`` in this order (the layout of
+    :mod:`memos_cli.tiers.prompt`) and the question, and generate. ``ttft_s`` counts
+    tokenization, the prefill of the whole prompt and the first decode step."""
+    from memos_cli.tiers.prompt import prompt_ids
+
+    t0 = time.perf_counter()
+    ids = prompt_ids(chat.tokenizer, memories, question)
+    return generate_ids(chat, ids, max_new_tokens=max_new_tokens, temperature=temperature,
+                        started=t0)
+
+
 @dataclass
 class Answer:
     """What ``memos run`` reports: the answer, the memories used and the timings (seconds)."""
@@ -192,12 +232,15 @@ class Answer:
     prompt_tokens: int = 0
     new_tokens: int = 0
     tier: str = "text"
+    #: tier-specific facts, e.g. the KV chunks' hits, misses and recomputed tokens
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.answer, "model": self.model,
                 "tier": self.tier, "memories": [r.to_dict() for r in self.memories],
                 "prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens,
-                "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+                "timings": {k: round(v, 4) for k, v in self.timings.items()},
+                **({"details": self.details} if self.details else {})}
 
 
 def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k: int = 5,
@@ -213,8 +256,8 @@ def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k:
     t0 = time.perf_counter()
     found = retrieve(cube, embedder, question, k, user=user)
     retrieval_s = time.perf_counter() - t0
-    gen = generate(chat, build_messages(question, [r.memory for r in found]),
-                   max_new_tokens=max_new_tokens, temperature=temperature)
+    gen = answer_memories(chat, [r.memory for r in found], question,
+                          max_new_tokens=max_new_tokens, temperature=temperature)
     return Answer(question, gen.text, found, chat.name,
                   {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,

@@ -77,13 +77,24 @@ def _render(tokenizer: Any, question: str) -> tuple[str, str]:
     return before, after
 
 
+_PREFIX: dict[tuple[int, str], list[int]] = {}
+
+
 def prefix_ids(tokenizer: Any) -> list[int]:
-    """Token ids of the shared prefix (everything before the first memory).
+    """Token ids of the shared prefix (everything before the first memory), computed once per
+    tokenizer and chat template.
 
     Raises:
         UsageError: the chat template has no verbatim system turn, or renders it differently
             depending on the question (then no prefix can be shared).
     """
+    key = (id(tokenizer), str(getattr(tokenizer, "chat_template", "")))
+    if key not in _PREFIX:
+        _PREFIX[key] = _prefix_ids(tokenizer)
+    return list(_PREFIX[key])
+
+
+def _prefix_ids(tokenizer: Any) -> list[int]:
     a, _ = _render(tokenizer, "Which?")
     b, _ = _render(tokenizer, "What is the capital of France?")
     if a != b:

@@ -76,6 +76,7 @@ def describe(model: Any, total_tokens: int = 0) -> list[LayerRope]:
     params = getattr(cfg, "rope_parameters", None) or {}
     interleaved = cfg.model_type in INTERLEAVED
     out = []
+    made: dict[tuple[Any, ...], LayerRope] = {}  # one object per distinct rotation
     for i in range(n_layers):
         lt = layer_types[i]
         per_type = isinstance(params, dict) and lt in params and isinstance(params[lt], dict)
@@ -97,8 +98,11 @@ def describe(model: Any, total_tokens: int = 0) -> list[LayerRope]:
             scaling = getattr(rotary, "attention_scaling", 1.0)
         if inv is None:
             raise UsageError(f"{cfg.model_type}: layer {i} ({lt}) has no rotary frequencies")
-        out.append(LayerRope(inv.detach().to("cpu", torch.float64), interleaved,
-                             float(scaling if scaling is not None else 1.0)))
+        key = (id(inv), scaling)
+        if key not in made:
+            made[key] = LayerRope(inv.detach().to("cpu", torch.float64), interleaved,
+                                  float(scaling if scaling is not None else 1.0))
+        out.append(made[key])
     return out
 
 
@@ -107,15 +111,18 @@ def rerotate(keys: torch.Tensor, delta: int | torch.Tensor, rope: LayerRope) -> 
 
     ``delta``: one offset for all tokens, or ``[T] int64`` (one per token). Only the first
     ``rope.rotary_dim`` channels turn; the attention scaling already in the keys is kept
-    (the rotation itself is unscaled). Computed in float64, returned in ``keys.dtype``.
+    (the rotation itself is unscaled). Angles in float64, the rotation in float32 (float64
+    keys stay float64), returned in ``keys.dtype``.
     """
     if isinstance(delta, int) and delta == 0:
         return keys
     d = torch.as_tensor(delta, dtype=torch.float64).reshape(-1, 1)  # [T or 1, 1]
     freqs = d * rope.inv_freq.reshape(1, -1)  # [T|1, R/2]
-    cos, sin = freqs.cos(), freqs.sin()
+    work = torch.float64 if keys.dtype == torch.float64 else torch.float32
+    cos = freqs.cos().to(keys.device, work)
+    sin = freqs.sin().to(keys.device, work)
     r = rope.rotary_dim
-    x = keys[..., :r].double()
+    x = keys[..., :r].to(work)
     if rope.interleaved:
         even, odd = x[..., 0::2], x[..., 1::2]
         turned = torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1)

@@ -1,0 +1,263 @@
+"""The activation tier that follows retrieval: precompute a KV chunk per memory (or group), and
+at run time compose the chunks of the retrieved memories (spec/memcube.md §12).
+
+MemOS (arXiv 2507.03724, §4.2) pre-transforms frequently used plaintext memory into activation
+memory. Here the unit is the memory the question retrieves, not a fixed prefix: the run
+retrieves the top-k memories exactly as the plaintext tier does, lays them out with the same
+prompt pieces (:mod:`memos_cli.tiers.prompt`), takes the cached chunks of those that have one,
+prefills the rest as text, and recomputes a fraction of the cached tokens
+(:mod:`memos_cli.tiers.compose`). Each chunk is computed after the shared prefix, so it has seen
+the same attention sink and system text as at run time (Prompt Cache, Gim et al., MLSys 2024;
+APE, Yang et al., ICLR 2025).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from memos_cli.cube.chunks import ChunkEntry, ChunkSet, chunk_key, group_memories, member
+from memos_cli.cube.kv import QUANT_INT8, SegmentMeta, read_segment
+from memos_cli.errors import FormatError, UsageError
+from memos_cli.memory import Memory
+from memos_cli.models.chat import ChatModel
+from memos_cli.models.fingerprint import fingerprint_digest, mismatches
+from memos_cli.tiers import compose as comp
+from memos_cli.tiers import prompt
+from memos_cli.tiers.plaintext import Answer, Retrieved, generate_ids, retrieve
+
+#: Defaults chosen by bench/kv_chunks.py (README, "Activation tier: KV chunks").
+DEFAULT_RATIO = 0.15
+DEFAULT_RULE = "deviation"
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _layers(model: Any, ids: list[int], cache: Any = None) -> KV:
+    """Run the decoder over ``ids`` after ``cache`` (default: nothing) and return the new
+    tokens' keys and values per layer, ``[kv_heads, T, head_dim]``."""
+    from transformers import DynamicCache
+
+    work = DynamicCache()
+    past = 0
+    if cache is not None:
+        for i, (k, v) in enumerate(cache):
+            work.update(k.unsqueeze(0).clone(), v.unsqueeze(0).clone(), i)
+        past = cache[0][0].shape[1]
+    with torch.inference_mode():
+        model.base_model(input_ids=torch.tensor([ids], device=model.device),
+                         past_key_values=work, use_cache=True)
+    layers: list[Any] = list(work.layers)
+    return [(layer.keys[0, :, past:].clone(), layer.values[0, :, past:].clone())
+            for layer in layers]
+
+
+def _meta(chat: ChatModel, kind: str, memories: Sequence[Memory], tokens: int, start: int,
+          storage_dtype: str) -> SegmentMeta:
+    fp = chat.fingerprint()
+    return SegmentMeta(
+        model=chat.name, model_fingerprint=fp, prompt_template=prompt.LAYOUT,
+        memory_ids=tuple(m.id for m in memories),
+        content_hashes=tuple(m.content_hash for m in memories),
+        storage_dtype=storage_dtype, quantization=QUANT_INT8 if storage_dtype == "int8"
+        else "none", num_tokens=tokens, num_layers=fp["num_layers"],
+        num_kv_heads=fp["num_kv_heads"], head_dim=fp["head_dim"],
+        memories=tuple({"id": m.id, "content_hash": m.content_hash} for m in memories),
+        kind=kind, start_position=start)
+
+
+@dataclass
+class Built:
+    """A computed prefix or chunk, ready for ``cube.kv.write_segment``: ``token_ids [T]
+    int64`` and per-layer keys and values ``[kv_heads, T, head_dim]``."""
+
+    meta: SegmentMeta
+    token_ids: torch.Tensor
+    layers: KV
+
+
+def build_prefix(chat: ChatModel, storage_dtype: str = "float32") -> Built:
+    """The KV cache of the shared prefix (positions ``0..P-1``)."""
+    ids = prompt.prefix_ids(chat.tokenizer)
+    return Built(_meta(chat, "prefix", (), len(ids), 0, storage_dtype),
+                 torch.tensor(ids, dtype=torch.int64), _layers(chat.model, ids))
+
+
+def build_chunk(chat: ChatModel, prefix: Built | None, memories: Sequence[Memory],
+                storage_dtype: str = "float32") -> Built:
+    """The KV cache of the chunk holding ``memories``, computed after ``prefix`` (positions
+    ``P..P+T-1``), or alone at ``0..T-1`` when ``prefix`` is ``None`` (the unconditioned
+    variant the benchmark compares)."""
+    ids = prompt.chunk_ids(chat.tokenizer, memories)
+    if not ids:
+        raise UsageError(f"memory {memories[0].id} renders to no tokens")
+    past = [(k.to(chat.model.device), v.to(chat.model.device)) for k, v in prefix.layers] \
+        if prefix is not None else None
+    start = int(prefix.token_ids.shape[0]) if prefix is not None else 0
+    return Built(_meta(chat, "chunk", memories, len(ids), start, storage_dtype),
+                 torch.tensor(ids, dtype=torch.int64), _layers(chat.model, ids, past))
+
+
+def check_meta(chat: ChatModel, meta: SegmentMeta, path: Path, kind: str) -> None:
+    """Refuse a prefix or chunk file made by another model, tokenizer, template or layout.
+
+    Raises:
+        FormatError: naming the file and every mismatching field.
+    """
+    diff = mismatches(meta.model_fingerprint, chat.fingerprint())
+    if meta.prompt_template != prompt.LAYOUT:
+        diff.append("prompt layout differs from this memos version's")
+    if meta.kind != kind:
+        diff.append(f"file is a {meta.kind}, not a {kind}")
+    if diff:
+        raise FormatError(f"KV {kind} was made by {meta.model} and does not fit {chat.name}: "
+                          + "; ".join(diff), path=path)
+
+
+def pick_set(cube: Any, chat: ChatModel, set_id: str | None = None) -> ChunkSet | None:
+    """The cube's chunk set for ``chat`` (the one with id ``set_id`` when given), or
+    ``None``. A set made by another model is never picked.
+
+    Raises:
+        UsageError: ``set_id`` names no set; FormatError: it belongs to another model.
+    """
+    sets = cube.chunk_sets
+    want = fingerprint_digest(chat.fingerprint())
+    if set_id is not None:
+        chosen = [s for s in sets if s.id == set_id]
+        if not chosen:
+            raise UsageError(f"no KV chunk set {set_id} in {cube.path}")
+        if chosen[0].model_fingerprint_sha256 != want:
+            raise FormatError(f"KV chunk set {set_id} was made by {chosen[0].model}, not "
+                              f"{chat.name}", path=cube.path)
+        return chosen[0]
+    fits = [s for s in sets if s.model_fingerprint_sha256 == want]
+    return fits[-1] if fits else None
+
+
+@dataclass
+class Plan:
+    """The prompt of a chunked run: spans for :func:`compose.compose`, the memories in prompt
+    order, and which chunks were found (hits) or prefilled as text (misses)."""
+
+    spans: list[comp.Span]
+    memories: list[Memory]
+    hits: int
+    misses: int
+    load_s: float
+
+
+def _load(cube: Any, chat: ChatModel, entry: dict[str, Any] | ChunkEntry, kind: str,
+          ids: list[int], start: int | None) -> KV:
+    path = member(cube.path, entry, f"KV {kind}")
+    seg = read_segment(path, dtype=chat.model.dtype)
+    check_meta(chat, seg.meta, path, kind)
+    if seg.token_ids.tolist() != ids:
+        raise FormatError(f"KV {kind} tokens are not those of its text under this tokenizer "
+                          "(changed memory or another tokenizer)", path=path)
+    if start is not None and seg.meta.start_position != start:
+        raise FormatError(f"KV chunk starts at {seg.meta.start_position}, the prefix has "
+                          f"{start} tokens", path=path)
+    dev = chat.model.device
+    return [(k.to(dev), v.to(dev)) for k, v in seg.layers]
+
+
+def plan(cube: Any, chat: ChatModel, chunk_set: ChunkSet | None, found: list[Memory],
+         question: str) -> Plan:
+    """Lay out ``found`` (retrieved memories, best first) as spans: the stored prefix, then
+    per memory (or per group, for a set built by session or section) a fresh marker and its
+    cached chunk, or the chunk's text to prefill when it has none, then the question.
+
+    Raises:
+        FormatError: a prefix or chunk file that is unreadable, of another model or layout,
+            or whose tokens are not its memories' text.
+    """
+    t0 = time.perf_counter()
+    tok = chat.tokenizer
+    pre_ids = prompt.prefix_ids(tok)
+    spans = [comp.Span(pre_ids)]
+    if chunk_set is not None:
+        spans[0] = comp.Span(pre_ids, _load(cube, chat, chunk_set.prefix, "prefix", pre_ids,
+                                            None), 0)
+    by_mem = chunk_set.by_memory() if chunk_set is not None else {}
+    groups: list[list[Memory]] = []
+    entries: list[ChunkEntry | None] = []
+    placed: set[str] = set()
+    for m in found:
+        if m.id in placed:
+            continue
+        entry = by_mem.get(m.id)
+        group = [cube.by_id[i] for i in entry.memory_ids] if entry is not None else [m]
+        placed.update(x.id for x in group)
+        groups.append(group)
+        entries.append(entry)
+    hits = 0
+    for slot, (group, entry) in enumerate(zip(groups, entries, strict=True), start=1):
+        spans.append(comp.Span(prompt.marker_ids(tok, slot)))
+        ids = prompt.chunk_ids(tok, group)
+        if entry is None:
+            spans.append(comp.Span(ids))
+            continue
+        hits += 1
+        spans.append(comp.Span(ids, _load(cube, chat, entry, "chunk", ids, len(pre_ids)),
+                               len(pre_ids), chunk=True))
+    if not groups:
+        spans.append(comp.Span(prompt.pieces(tok, [], "", pre_ids)[1].ids))
+    spans.append(comp.Span(prompt.closing_ids(tok, question)))
+    return Plan(spans, [m for g in groups for m in g], hits, len(groups) - hits,
+                time.perf_counter() - t0)
+
+
+def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, k: int = 5,
+                   ratio: float = DEFAULT_RATIO, rule: str = DEFAULT_RULE,
+                   set_id: str | None = None, max_new_tokens: int = 128,
+                   temperature: float = 0.0) -> Answer:
+    """Retrieve ``k`` memories as the plaintext tier does and answer over their KV chunks.
+
+    ``timings`` (seconds): ``model_load_s``, ``retrieval_s``, ``chunk_load_s``, ``compose_s``
+    (re-rotation, selection and recompute), ``ttft_s`` (from the start of chunk loading to the
+    first new token), ``generate_s``, ``tokens_per_s``. ``details``: chunk set, hits, misses,
+    cached, fresh and recomputed tokens.
+
+    Raises:
+        UsageError: the cube has no chunk set for this model (``memos convert --to kv
+            --chunks`` makes one), or composition is impossible for this model.
+        FormatError: see :func:`plan`.
+    """
+    chunk_set = pick_set(cube, chat, set_id)
+    if chunk_set is None:
+        raise UsageError("cube has no KV chunks for this model; make them with `memos convert "
+                         "CUBE --to kv --chunks`", path=cube.path)
+    cube.index()
+    t0 = time.perf_counter()
+    found = [r.memory for r in retrieve(cube, embedder, question, k)]
+    retrieval_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    p = plan(cube, chat, chunk_set, found, question)
+    composed = comp.compose(chat.model, p.spans, ratio=ratio, rule=rule)
+    gen = generate_ids(chat, composed.ids, cache=composed.cache, first_logits=composed.logits,
+                       max_new_tokens=max_new_tokens, temperature=temperature, started=t1)
+    used = [Retrieved(m, 0.0, n, None, None) for n, m in enumerate(p.memories, start=1)]
+    details = {"chunk_set": chunk_set.id, "group": chunk_set.group, "hits": p.hits,
+               "misses": p.misses, "recompute_rule": rule, "recompute_ratio": ratio,
+               **{k: v for k, v in composed.to_dict().items() if k != "timings"}}
+    return Answer(question, gen.text, used, chat.name,
+                  {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
+                   "chunk_load_s": p.load_s, "compose_s": composed.timings["compose_s"],
+                   "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
+                   "tokens_per_s": gen.tokens_per_s},
+                  gen.prompt_tokens, gen.new_tokens, tier="kv", details=details)
+
+
+def chunk_groups(memories: list[Memory], group: str) -> list[list[Memory]]:
+    """The groups ``convert --to kv --chunks --group G`` makes chunks of."""
+    return group_memories(memories, group)
+
+
+def key_of(memories: Sequence[Memory]) -> str:
+    return chunk_key([m.content_hash for m in memories])
