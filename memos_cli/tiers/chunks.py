@@ -85,22 +85,30 @@ def build_prefix(chat: ChatModel, storage_dtype: str = "float32") -> Built:
     """The KV cache of the shared prefix (positions ``0..P-1``)."""
     ids = prompt.prefix_ids(chat.tokenizer)
     return Built(_meta(chat, "prefix", (), len(ids), 0, storage_dtype),
-                 torch.tensor(ids, dtype=torch.int64), _layers(chat.model, ids))
+                 torch.tensor(ids, dtype=torch.int64),
+                 [(k.cpu(), v.cpu()) for k, v in _layers(chat.model, ids)])
 
 
 def build_chunk(chat: ChatModel, prefix: Built | None, memories: Sequence[Memory],
                 storage_dtype: str = "float32") -> Built:
-    """The KV cache of the chunk holding ``memories``, computed after ``prefix`` (positions
-    ``P..P+T-1``), or alone at ``0..T-1`` when ``prefix`` is ``None`` (the unconditioned
-    variant the benchmark compares)."""
+    """The KV cache of the chunk holding ``memories``, computed where it stands in slot 1:
+    after ``prefix`` and the marker ``[1]`` (positions ``S..S+T-1``, ``S`` = prefix + marker
+    tokens), so a chunk in the first slot is exactly what a full prefill computes. With
+    ``prefix`` ``None``: alone at ``0..T-1`` (the unconditioned variant the benchmark
+    compares)."""
     ids = prompt.chunk_ids(chat.tokenizer, memories)
     if not ids:
         raise UsageError(f"memory {memories[0].id} renders to no tokens")
-    past = [(k.to(chat.model.device), v.to(chat.model.device)) for k, v in prefix.layers] \
-        if prefix is not None else None
-    start = int(prefix.token_ids.shape[0]) if prefix is not None else 0
+    if prefix is None:
+        return Built(_meta(chat, "chunk", memories, len(ids), 0, storage_dtype),
+                     torch.tensor(ids, dtype=torch.int64), _layers(chat.model, ids))
+    past = [(k.to(chat.model.device), v.to(chat.model.device)) for k, v in prefix.layers]
+    marker = prompt.marker_ids(chat.tokenizer, 1)
+    start = int(prefix.token_ids.shape[0]) + len(marker)
+    layers = _layers(chat.model, marker + ids, past)
     return Built(_meta(chat, "chunk", memories, len(ids), start, storage_dtype),
-                 torch.tensor(ids, dtype=torch.int64), _layers(chat.model, ids, past))
+                 torch.tensor(ids, dtype=torch.int64),
+                 [(k[:, len(marker):].cpu(), v[:, len(marker):].cpu()) for k, v in layers])
 
 
 def check_meta(chat: ChatModel, meta: SegmentMeta, path: Path, kind: str) -> None:
@@ -161,8 +169,8 @@ def _load(cube: Any, chat: ChatModel, entry: dict[str, Any] | ChunkEntry, kind: 
         raise FormatError(f"KV {kind} tokens are not those of its text under this tokenizer "
                           "(changed memory or another tokenizer)", path=path)
     if start is not None and seg.meta.start_position != start:
-        raise FormatError(f"KV chunk starts at {seg.meta.start_position}, the prefix has "
-                          f"{start} tokens", path=path)
+        raise FormatError(f"KV chunk starts at {seg.meta.start_position}, not {start} (after "
+                          "the prefix and the first marker)", path=path)
     dev = chat.model.device
     return [(k.to(dev), v.to(dev)) for k, v in seg.layers]
 
@@ -204,8 +212,9 @@ def plan(cube: Any, chat: ChatModel, chunk_set: ChunkSet | None, found: list[Mem
             spans.append(comp.Span(ids))
             continue
         hits += 1
-        spans.append(comp.Span(ids, _load(cube, chat, entry, "chunk", ids, len(pre_ids)),
-                               len(pre_ids), chunk=True))
+        start = len(pre_ids) + len(prompt.marker_ids(tok, 1))
+        spans.append(comp.Span(ids, _load(cube, chat, entry, "chunk", ids, start), start,
+                               chunk=True))
     if not groups:
         spans.append(comp.Span(prompt.pieces(tok, [], "", pre_ids)[1].ids))
     spans.append(comp.Span(prompt.closing_ids(tok, question)))

@@ -10,8 +10,8 @@ A prompt is a sequence of token pieces, each tokenized on its own and concatenat
 - *marker*: ``[i]``, the memory's 1-based place in this prompt. Markers are always prefilled
   at run time (three or four tokens), so a chunk never depends on its rank;
 - *chunk*: `` {rendered}\\n`` for one memory (spec §4.4), or one such line per member for a
-  group of memories (a session, a section). A chunk's KV cache can be precomputed after the
-  prefix and reused wherever the memory is retrieved;
+  group of memories (a session, a section). A chunk's KV cache is precomputed where it would
+  stand in slot 1 (after the prefix and ``[1]``) and reused wherever the memory is retrieved;
 - *closing*: what the chat template puts after the system text: the end of the system turn,
   the question's user turn and the assistant header.
 
@@ -38,6 +38,7 @@ NO_MEMORIES = "(none)\n"
 #: the chunk set id).
 LAYOUT = {
     "name": "memos-chunks/1",
+    "chunk_context": "prefix, then the marker of slot 1",
     "system_head": SYSTEM_HEAD,
     "marker": "[{i}]",
     "chunk_line": " {rendered}\n",
