@@ -98,12 +98,10 @@ def cube_copy(packed_cube: Path, tmp_path: Path) -> Path:
     return dst
 
 
-def make_tiny_llama(out: Path, *, seed: int = 0, layers: int = 2, vocab: int = 2000) -> Path:
-    """Save a randomly initialised Llama (hidden 64, 4 heads, 2 KV heads) with a word-level
-    tokenizer trained on the fixture corpus and a ChatML template to ``out``."""
-    import torch
+def tiny_tokenizer(vocab: int = 2000):  # type: ignore[no-untyped-def]
+    """A word-level tokenizer trained on the fixture corpus, with a ChatML template."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     special = ["<unk>", "<|im_start|>", "<|im_end|>"]
     tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
@@ -119,14 +117,32 @@ def make_tiny_llama(out: Path, *, seed: int = 0, layers: int = 2, vocab: int = 2
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
+    return tok
+
+
+def make_tiny_llama(out: Path, *, seed: int = 0, layers: int = 2, vocab: int = 2000) -> Path:
+    """Save a randomly initialised Llama (hidden 64, 4 heads, 2 KV heads) with a word-level
+    tokenizer trained on the fixture corpus and a ChatML template to ``out``."""
+    return make_tiny_model(out, "llama", seed=seed, layers=layers, vocab=vocab,
+                           max_position_embeddings=2048, tie_word_embeddings=True)
+
+
+def make_tiny_model(out: Path, family: str, *, seed: int = 0, layers: int = 2,
+                    vocab: int = 2000, **config) -> Path:  # type: ignore[no-untyped-def]
+    """Save a randomly initialised model of ``family`` (``AutoConfig.for_model``: hidden 64,
+    4 heads, 2 KV heads, ``config`` on top) with :func:`tiny_tokenizer` to ``out``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    tok = tiny_tokenizer(vocab)
     tok.save_pretrained(out)
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=2048, tie_word_embeddings=True,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(out)
+    kw = {"vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128,
+          "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2,
+          "max_position_embeddings": 1024, "bos_token_id": tok.bos_token_id,
+          "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id, **config}
+    cfg = AutoConfig.for_model(family, **kw)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(out)
     return out
 
 

@@ -101,7 +101,7 @@ def test_lora_tier_on_the_real_model(cube_copy: Path, smol: chat.ChatModel) -> N
     mems += [m for m in select_memories(cube) if m not in mems][:2]
     recipe = lora.Recipe(name="anchors", epochs=8, replay=8)
     report = convert_to_lora(cube_copy, smol, mems, recipe)
-    assert report["steps"] == 8 * -(-report["examples"] // 8) and report["train_s"] < 120
+    assert report["steps"] == 8 * -(-report["examples"] // 8)  # speed: bench/lora.py
     question = "What budget did we agree on?"
     base = bare_ask(smol, "none")(question).answer
     tuned = lora.answer_lora(open_cube(cube_copy), smol, question, max_new_tokens=40)

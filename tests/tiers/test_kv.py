@@ -16,7 +16,7 @@ from memos_cli.cube.kv import Segment
 from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError, IntegrityError, SignatureError, UsageError
 from memos_cli.models import chat
-from memos_cli.tiers import kv
+from memos_cli.tiers import kv, rope
 from memos_cli.tiers.plaintext import build_messages, generate
 from tests.conftest import make_tiny_llama
 
@@ -83,7 +83,7 @@ def test_rerotation_equals_computing_at_the_offset(tiny: chat.ChatModel) -> None
         shifted = tiny.model.base_model(input_ids=ids, use_cache=True,
                                         position_ids=torch.arange(offset, offset + 20)[None]
                                         ).past_key_values
-    inv = kv._inv_freq(tiny)
+    inv = rope.describe(tiny.model)[0].inv_freq
     for a, b in zip(at0.layers, shifted.layers, strict=True):
         moved = kv.rerotate(a.keys[0], offset, inv)
         assert torch.allclose(moved, b.keys[0], atol=1e-5)
@@ -119,7 +119,7 @@ def test_convert_keeps_signature_only_with_key(kv_cube: Path, tiny: chat.ChatMod
     report = verify(kv_cube, keys[1])
     assert report.signature == "verified"
     m = json.loads((kv_cube / "manifest.json").read_text())
-    assert m["tiers"] == ["plaintext", "activation"] and m["format_version"] == "1.2"
+    assert m["tiers"] == ["plaintext", "activation"] and m["format_version"] == "1.3"
     convert_to_kv(kv_cube, tiny, select_memories(open_cube(kv_cube), top=3),
                   storage_dtype="int8")
     assert not (kv_cube / "memcube.sig").exists()
