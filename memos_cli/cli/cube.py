@@ -201,6 +201,17 @@ def inspect(
                        str(len(s["memory_ids"])), str(s["tokens"]), s["storage_dtype"],
                        f"{s['size']:,}", f"{s['size'] / s['tokens']:,.0f}")
         out.print(kt)
+    if c.chunk_sets:
+        ct = Table(title="activation tier: KV chunk sets", title_justify="left")
+        for col in ("id", "model", "fingerprint", "group", "chunks", "memories", "tokens",
+                    "dtype", "bytes"):
+            ct.add_column(col)
+        for cs in c.chunk_sets:
+            tokens = int(cs.prefix["tokens"]) + sum(ch.tokens for ch in cs.chunks)
+            ct.add_row(cs.id, cs.model, cs.model_fingerprint_sha256[:19] + "...", cs.group,
+                       str(len(cs.chunks)), str(sum(len(ch.memory_ids) for ch in cs.chunks)),
+                       f"{tokens:,}", cs.storage_dtype, f"{cs.bytes:,}")
+        out.print(ct)
     if c.has_lora:
         from memos_cli.cube.lora import read_meta
 

@@ -181,6 +181,17 @@ def check_sets(root: Path, sets: list[ChunkSet], hashes: dict[str, str] | None) 
                                      "its memories now have", path=root / c.path)
 
 
+def check_chunk_header(path: Path, kind: str, storage_dtype: str) -> None:
+    """Read a prefix or chunk file's header (no tensor data) and refuse one of another kind or
+    dtype than its set lists. Raises ``FormatError``."""
+    from memos_cli.cube.kv import read_meta
+
+    meta = read_meta(path)
+    if meta.kind != kind or meta.storage_dtype != storage_dtype:
+        raise FormatError(f"KV file is a {meta.storage_dtype} {meta.kind}, the manifest lists a "
+                          f"{storage_dtype} {kind}", path=path)
+
+
 def member(root: Path, entry: dict[str, Any] | ChunkEntry, what: str) -> Path:
     """The file of a prefix or chunk entry, present with the listed size.
 

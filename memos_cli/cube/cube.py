@@ -20,7 +20,7 @@ import numpy as np
 
 from memos_cli import __version__
 from memos_cli.cube import layout
-from memos_cli.cube.chunks import ChunkSet, check_sets, member
+from memos_cli.cube.chunks import ChunkSet, check_chunk_header, check_sets, member
 from memos_cli.cube.index import TABLE, Index, build_index
 from memos_cli.cube.manifest import (
     FORMAT_VERSION,
@@ -345,10 +345,11 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         if sha256_file(seg) != entry["sha256"]:
             raise IntegrityError("file does not match the digest in manifest.json", path=seg)
     for s in cube.chunk_sets:
-        for f in s.files():
+        for n, f in enumerate(s.files()):
             p = member(cube.path, f, "KV chunk")
             if sha256_file(p) != f["sha256"]:
                 raise IntegrityError("file does not match the digest in manifest.json", path=p)
+            check_chunk_header(p, "chunk" if n else "prefix", s.storage_dtype)
     if cube.has_lora:
         cube.lora_dir  # noqa: B018  (presence and sizes)
         for f in cube.manifest.lora["files"]:  # type: ignore[index]

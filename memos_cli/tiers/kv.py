@@ -265,6 +265,8 @@ def load_segments(cubes: list[Any], chat: ChatModel, segment: str | None = None
                       if e["model_fingerprint_sha256"] == want), entries[-1])
         path = cube.segment_path(entry)
         seg = read_segment(path, dtype=chat.model.dtype)
+        if seg.meta.kind != "segment":
+            raise FormatError(f"file is a KV {seg.meta.kind}, listed as a segment", path=path)
         check_segment(chat, seg.meta, str(path))
         if list(seg.meta.memory_ids) != entry["memory_ids"] or \
                 seg.meta.num_tokens != entry["tokens"]:
