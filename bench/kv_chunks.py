@@ -211,6 +211,68 @@ def ttft(lm, enc, cube_path: Path, questions: list[str], ks: tuple[int, ...]) ->
     return rows
 
 
+def render(res: dict, out: Path) -> None:  # type: ignore[type-arg]
+    """Write kv_chunks.md (the README's tables) and docs/kv_chunks.png from a result."""
+    lines = [f"{res['model']}, {res['machine']}, {res['date']}; k = {res['k']}, "
+             f"{res['answer_tokens']} greedy tokens.", ""]
+    for name in ("locomo_memory", "locomo_memory_k3", "locomo_session_k3", "docs_memory",
+                 "docs_section_k3"):
+        block = res.get(name)
+        if not block:
+            continue
+        full = block["full"]
+        lines += [f"**{name}** ({block['questions']} questions, full prompt "
+                  f"{full['prompt_tokens']:.0f} tokens"
+                  + (f", full-prefill token-F1 {full['f1']:.3f}" if "f1" in full else "") + ")",
+                  "", "| variant | recomputed | next-token top-1 | exact answer | token-F1 |",
+                  "|---|---|---|---|---|"]
+        for v, r in block.items():
+            if v in ("full", "questions"):
+                continue
+            f1s = f"{r['f1']:.3f}" if "f1" in r else "-"
+            lines.append(f"| {v} | {r['recomputed']:.0%} | {r['top1']:.3f} | "
+                         f"{r['exact']:.3f} | {f1s} |")
+        lines.append("")
+    for name in ("ttft_locomo", "ttft_docs"):
+        if res.get(name):
+            lines += [f"**{name}**", "", "| k | text TTFT | kv TTFT | kv / text |",
+                      "|---|---|---|---|"]
+            lines += [f"| {r['k']} | {r['text_ttft_s']:.3f} s | {r['kv_ttft_s']:.3f} s | "
+                      f"{r['ratio']:.2f} |" for r in res[name]]
+            lines.append("")
+    (out / "kv_chunks.md").write_text("\n".join(lines))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    block = res.get("locomo_memory")
+    if not block:
+        return
+    pts = [(r["recomputed"], r["top1"], r.get("f1", 0.0), v) for v, r in block.items()
+           if v not in ("full", "questions") and not v.endswith("alone") and v != "naive"]
+    pts.sort()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label="next-token top-1")
+    ax[0].plot([p[0] for p in pts], [p[2] for p in pts], "s-", label="token-F1 vs gold")
+    ax[0].axhline(block["full"].get("f1", 0.0), ls="--", c="gray", label="full prefill F1")
+    ax[0].set_xlabel("share of cached chunk tokens recomputed")
+    ax[0].set_title("LoCoMo, k = 10 turns")
+    ax[0].legend()
+    for name, mark in (("ttft_locomo", "o-"), ("ttft_docs", "s-")):
+        if res.get(name):
+            ax[1].plot([r["k"] for r in res[name]], [r["ratio"] for r in res[name]], mark,
+                       label=name.removeprefix("ttft_"))
+    ax[1].set_xlabel("k (retrieved memories)")
+    ax[1].set_ylabel("kv TTFT / text TTFT")
+    ax[1].set_title("time to first token, default recompute")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "kv_chunks.png", dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--locomo", type=Path, default=ROOT.parent / "shared/datasets/locomo")
@@ -222,10 +284,17 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--answer-tokens", type=int, default=24)
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--parts", default="locomo,session,ttft,docs",
+                    help="comma-separated: locomo, session, ttft, docs, docs-section")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
+    ap.add_argument("--render", type=Path, help="only render tables and plot from this JSON")
     args = ap.parse_args()
+    if args.render:
+        render(json.loads(args.render.read_text()), args.out)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [v for v in args.variants.split(",") if v]
+    parts = set(args.parts.split(","))
     torch.manual_seed(0)
     lm = chat.load(None, device="cpu")
     enc = Embedder()
@@ -238,10 +307,11 @@ def main() -> None:
         cube_path = Path(tmp) / "locomo.memcube"
         pack(files, cube_path, embedder=enc, defaults=Defaults(now=NOW))
         cube = open_cube(cube_path)
-        items = locomo_items(cube, enc, lm, files, args.questions, args.k, "memory")
-        print(f"locomo, memory granularity: {len(items)} questions", file=sys.stderr)
-        res["locomo_memory"] = fidelity(lm, cc, items, variants, args.answer_tokens)
-        if args.session_questions:
+        if "locomo" in parts:
+            items = locomo_items(cube, enc, lm, files, args.questions, args.k, "memory")
+            print(f"locomo, memory granularity: {len(items)} questions", file=sys.stderr)
+            res["locomo_memory"] = fidelity(lm, cc, items, variants, args.answer_tokens)
+        if "session" in parts and args.session_questions:
             few = ["prefix", "dev-15", "dev-30"]
             items = locomo_items(cube, enc, lm, files, args.session_questions, 3, "session")
             print(f"locomo, session granularity (k=3): {len(items)}", file=sys.stderr)
@@ -250,8 +320,10 @@ def main() -> None:
             res["locomo_memory_k3"] = fidelity(lm, cc, items, few, args.answer_tokens)
         qs = [q["question"] for f in files for q in json.loads(f.read_text())["qa"]
               if q.get("category") in (1, 2, 3, 4)][: args.ttft_questions]
-        res["ttft_locomo"] = ttft(lm, enc, cube_path, qs, (5, 10, 20))
+        if "ttft" in parts:
+            res["ttft_locomo"] = ttft(lm, enc, cube_path, qs, (5, 10, 20))
         docs = sorted(args.docs.glob("*.md"))[:12] if args.docs.is_dir() else []
+        docs = docs if parts & {"docs", "docs-section"} else []
         if docs:
             dpath = Path(tmp) / "docs.memcube"
             pack(docs, dpath, embedder=enc, defaults=Defaults(now=NOW))
@@ -265,13 +337,22 @@ def main() -> None:
                 found = [r.memory for r in retrieve(dcube, enc, q, args.k)]
                 ditems.append((q, [[m] for m in found], None))
             print(f"docs: {len(ditems)} questions", file=sys.stderr)
-            res["docs_memory"] = fidelity(lm, cc, ditems, ["prefix", "dev-15", "dev-30"],
-                                          args.answer_tokens)
             res["docs_tokens_per_memory"] = round(statistics.mean(
                 len(prompt.chunk_ids(lm.tokenizer, [m])) for m in dcube.memories), 1)
-            res["ttft_docs"] = ttft(lm, enc, dpath, dq[: args.ttft_questions], (5, 10, 20))
+            if "docs" in parts:
+                res["docs_memory"] = fidelity(lm, cc, ditems, ["prefix", "dev-15", "dev-30"],
+                                              args.answer_tokens)
+                if "ttft" in parts:
+                    res["ttft_docs"] = ttft(lm, enc, dpath, dq[: args.ttft_questions],
+                                            (5, 10, 20))
+            if "docs-section" in parts:
+                sitems = [(q, _groups(dcube, [m for g in groups for m in g][:3], "section"),
+                           None) for q, groups, _ in ditems]
+                res["docs_section_k3"] = fidelity(lm, cc, sitems, variants,
+                                                  args.answer_tokens)
     res["wall_s"] = round(time.time() - t0, 1)
     (args.out / "kv_chunks.json").write_text(json.dumps(res, indent=2) + "\n")
+    render(res, args.out)
     print(json.dumps(res, indent=2))
 
 

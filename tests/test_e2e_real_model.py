@@ -110,3 +110,25 @@ def test_lora_tier_on_the_real_model(cube_copy: Path, smol: chat.ChatModel) -> N
     plain = PeftModel.from_pretrained(smol.model, str(cube_copy / "lora"))
     assert any("lora_A" in n for n, _ in plain.named_parameters())
     smol.model = plain.unload()
+
+
+def test_kv_chunks_on_the_real_model(cube_copy: Path, smol: chat.ChatModel, embedder) -> None:  # type: ignore[no-untyped-def]
+    """convert --to kv --chunks on SmolLM2, then `run --tier kv`: with one retrieved memory and
+    nothing recomputed the answer is the text tier's token for token (the chunk was computed
+    where slot 1 stands); with five, every chunk is a hit and the answer names the budget."""
+    from memos_cli.convert import select_memories
+    from memos_cli.convert_chunks import convert_to_chunks
+    from memos_cli.cube import open_cube, verify
+    from memos_cli.tiers import chunks
+    from memos_cli.tiers.plaintext import answer
+
+    convert_to_chunks(cube_copy, smol, select_memories(open_cube(cube_copy)))
+    cube = open_cube(cube_copy)
+    assert verify(cube).ok
+    q = "What budget did we agree on?"
+    one = chunks.answer_chunked(cube, embedder, smol, q, k=1, ratio=0.0, max_new_tokens=24)
+    text = answer(cube, embedder, smol, q, k=1, max_new_tokens=24)
+    assert one.answer == text.answer and one.details["hits"] == 1
+    five = chunks.answer_chunked(cube, embedder, smol, q, k=5, ratio=1.0, max_new_tokens=24)
+    assert five.answer == answer(cube, embedder, smol, q, k=5, max_new_tokens=24).answer
+    assert five.details["hits"] == 5 and "48,000" in five.answer
