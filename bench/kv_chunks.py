@@ -302,26 +302,35 @@ def main() -> None:
     res: dict = {"machine": machine(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),  # type: ignore[type-arg]
                  "model": lm.name, "k": args.k, "answer_tokens": args.answer_tokens}
     t0 = time.time()
+
+    def save() -> None:
+        res["wall_s"] = round(time.time() - t0, 1)
+        (args.out / "kv_chunks.json").write_text(json.dumps(res, indent=2) + "\n")
+
     with tempfile.TemporaryDirectory() as tmp:
         files = sorted(args.locomo.glob("*.json"))
         cube_path = Path(tmp) / "locomo.memcube"
         pack(files, cube_path, embedder=enc, defaults=Defaults(now=NOW))
         cube = open_cube(cube_path)
+        qs = [q["question"] for f in files for q in json.loads(f.read_text())["qa"]
+              if q.get("category") in (1, 2, 3, 4)][: args.ttft_questions]
+        if "ttft" in parts:
+            res["ttft_locomo"] = ttft(lm, enc, cube_path, qs, (5, 10, 20))
+            save()
+            cube = open_cube(cube_path)
         if "locomo" in parts:
             items = locomo_items(cube, enc, lm, files, args.questions, args.k, "memory")
             print(f"locomo, memory granularity: {len(items)} questions", file=sys.stderr)
             res["locomo_memory"] = fidelity(lm, cc, items, variants, args.answer_tokens)
+            save()
         if "session" in parts and args.session_questions:
-            few = ["prefix", "dev-15", "dev-30"]
+            few = ["rerotate", "prefix", "dev-15-alone", "dev-15", "dev-30"]
             items = locomo_items(cube, enc, lm, files, args.session_questions, 3, "session")
             print(f"locomo, session granularity (k=3): {len(items)}", file=sys.stderr)
             res["locomo_session_k3"] = fidelity(lm, cc, items, few, args.answer_tokens)
             items = locomo_items(cube, enc, lm, files, args.session_questions, 3, "memory")
             res["locomo_memory_k3"] = fidelity(lm, cc, items, few, args.answer_tokens)
-        qs = [q["question"] for f in files for q in json.loads(f.read_text())["qa"]
-              if q.get("category") in (1, 2, 3, 4)][: args.ttft_questions]
-        if "ttft" in parts:
-            res["ttft_locomo"] = ttft(lm, enc, cube_path, qs, (5, 10, 20))
+            save()
         docs = sorted(args.docs.glob("*.md"))[:12] if args.docs.is_dir() else []
         docs = docs if parts & {"docs", "docs-section"} else []
         if docs:
@@ -342,6 +351,7 @@ def main() -> None:
             if "docs" in parts:
                 res["docs_memory"] = fidelity(lm, cc, ditems, ["prefix", "dev-15", "dev-30"],
                                               args.answer_tokens)
+                save()
                 if "ttft" in parts:
                     res["ttft_docs"] = ttft(lm, enc, dpath, dq[: args.ttft_questions],
                                             (5, 10, 20))
@@ -350,8 +360,7 @@ def main() -> None:
                            None) for q, groups, _ in ditems]
                 res["docs_section_k3"] = fidelity(lm, cc, sitems, variants,
                                                   args.answer_tokens)
-    res["wall_s"] = round(time.time() - t0, 1)
-    (args.out / "kv_chunks.json").write_text(json.dumps(res, indent=2) + "\n")
+    save()
     render(res, args.out)
     print(json.dumps(res, indent=2))
 
