@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/kv.py
 	$(BIN)/python bench/lora.py
+	$(BIN)/python bench/kv_chunks.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -183,7 +183,8 @@ def _groups(cube, found: list, group: str) -> list:  # type: ignore[no-untyped-d
     return out
 
 
-def ttft(lm, enc, cube_path: Path, questions: list[str], ks: tuple[int, ...]) -> list:  # type: ignore[no-untyped-def, type-arg]
+def ttft(lm, enc, cube_path: Path, questions: list[str], ks: tuple[int, ...],  # type: ignore[no-untyped-def]
+         ratios: tuple[float, ...] = (chunks.DEFAULT_RATIO,)) -> list:  # type: ignore[type-arg]
     """Median TTFT of the product paths: plaintext tier against kv chunks (every retrieved
     memory cached), both from the retrieved memories to the first token."""
     cube = open_cube(cube_path)
@@ -194,20 +195,22 @@ def ttft(lm, enc, cube_path: Path, questions: list[str], ks: tuple[int, ...]) ->
     cube = open_cube(cube_path)
     rows = []
     for k in ks:
-        text, kv, hits = [], [], []
-        for q in questions:
-            found = [r.memory for r in retrieve(cube, enc, q, k)]
-            answer_memories(lm, found, q, max_new_tokens=1)  # warm
-            text.append(answer_memories(lm, found, q, max_new_tokens=1).ttft_s)
-            a = chunks.answer_chunked(cube, enc, lm, q, k=k, max_new_tokens=1)
-            kv.append(a.timings["ttft_s"])
-            hits.append(a.details["hits"])
-        rows.append({"k": k, "questions": len(questions),
-                     "text_ttft_s": round(statistics.median(text), 4),
-                     "kv_ttft_s": round(statistics.median(kv), 4),
-                     "ratio": round(statistics.median(kv) / statistics.median(text), 3),
-                     "hits": statistics.mean(hits)})
-        print(f"  ttft k={k}: {rows[-1]}", file=sys.stderr, flush=True)
+        for ratio in ratios:
+            text, kv, hits = [], [], []
+            for q in questions:
+                found = [r.memory for r in retrieve(cube, enc, q, k)]
+                answer_memories(lm, found, q, max_new_tokens=1)  # warm
+                text.append(answer_memories(lm, found, q, max_new_tokens=1).ttft_s)
+                a = chunks.answer_chunked(cube, enc, lm, q, k=k, ratio=ratio,
+                                          max_new_tokens=1)
+                kv.append(a.timings["ttft_s"])
+                hits.append(a.details["hits"])
+            rows.append({"k": k, "recompute_ratio": ratio, "questions": len(questions),
+                         "text_ttft_s": round(statistics.median(text), 4),
+                         "kv_ttft_s": round(statistics.median(kv), 4),
+                         "ratio": round(statistics.median(kv) / statistics.median(text), 3),
+                         "hits": statistics.mean(hits)})
+            print(f"  ttft: {rows[-1]}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -235,10 +238,12 @@ def render(res: dict, out: Path) -> None:  # type: ignore[type-arg]
         lines.append("")
     for name in ("ttft_locomo", "ttft_docs"):
         if res.get(name):
-            lines += [f"**{name}**", "", "| k | text TTFT | kv TTFT | kv / text |",
-                      "|---|---|---|---|"]
-            lines += [f"| {r['k']} | {r['text_ttft_s']:.3f} s | {r['kv_ttft_s']:.3f} s | "
-                      f"{r['ratio']:.2f} |" for r in res[name]]
+            lines += [f"**{name}**", "",
+                      "| k | recompute | text TTFT | kv TTFT | kv / text |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {r['k']} | {r.get('recompute_ratio', 0.15):.0%} | "
+                      f"{r['text_ttft_s']:.3f} s | {r['kv_ttft_s']:.3f} s | {r['ratio']:.2f} |"
+                      for r in res[name]]
             lines.append("")
     (out / "kv_chunks.md").write_text("\n".join(lines))
     try:
@@ -252,22 +257,26 @@ def render(res: dict, out: Path) -> None:  # type: ignore[type-arg]
     if not block:
         return
     pts = [(r["recomputed"], r["top1"], r.get("f1", 0.0), v) for v, r in block.items()
-           if v not in ("full", "questions") and not v.endswith("alone") and v != "naive"]
+           if v == "prefix" or (v.startswith("dev-") and not v.endswith("alone"))]
     pts.sort()
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     ax[0].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label="next-token top-1")
     ax[0].plot([p[0] for p in pts], [p[2] for p in pts], "s-", label="token-F1 vs gold")
+    for v, r in block.items():
+        if v.startswith("first-"):
+            ax[0].plot([r["recomputed"]], [r["top1"]], "x", c="k", label=f"{v} top-1 (EPIC)")
     ax[0].axhline(block["full"].get("f1", 0.0), ls="--", c="gray", label="full prefill F1")
     ax[0].set_xlabel("share of cached chunk tokens recomputed")
-    ax[0].set_title("LoCoMo, k = 10 turns")
+    ax[0].set_title("LoCoMo, k = 10 turns: deviation recompute (CacheBlend)")
     ax[0].legend()
     for name, mark in (("ttft_locomo", "o-"), ("ttft_docs", "s-")):
-        if res.get(name):
-            ax[1].plot([r["k"] for r in res[name]], [r["ratio"] for r in res[name]], mark,
-                       label=name.removeprefix("ttft_"))
+        for ratio in sorted({r.get("recompute_ratio", 0.15) for r in res.get(name, [])}):
+            rows = [r for r in res[name] if r.get("recompute_ratio", 0.15) == ratio]
+            ax[1].plot([r["k"] for r in rows], [r["ratio"] for r in rows], mark,
+                       label=f"{name.removeprefix('ttft_')}, recompute {ratio:.0%}")
     ax[1].set_xlabel("k (retrieved memories)")
     ax[1].set_ylabel("kv TTFT / text TTFT")
-    ax[1].set_title("time to first token, default recompute")
+    ax[1].set_title("time to first token")
     ax[1].legend()
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "kv_chunks.png", dpi=110)
@@ -288,6 +297,9 @@ def main() -> None:
                     help="comma-separated: locomo, session, ttft, docs, docs-section")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
     ap.add_argument("--render", type=Path, help="only render tables and plot from this JSON")
+    ap.add_argument("--ttft-ratios", default=None,
+                    help="comma-separated recompute ratios for the TTFT part [default: the "
+                         "default ratio]")
     args = ap.parse_args()
     if args.render:
         render(json.loads(args.render.read_text()), args.out)
@@ -295,6 +307,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [v for v in args.variants.split(",") if v]
     parts = set(args.parts.split(","))
+    ratios = tuple(float(r) for r in args.ttft_ratios.split(",")) if args.ttft_ratios else (
+        chunks.DEFAULT_RATIO,)
     torch.manual_seed(0)
     lm = chat.load(None, device="cpu")
     enc = Embedder()
@@ -315,7 +329,7 @@ def main() -> None:
         qs = [q["question"] for f in files for q in json.loads(f.read_text())["qa"]
               if q.get("category") in (1, 2, 3, 4)][: args.ttft_questions]
         if "ttft" in parts:
-            res["ttft_locomo"] = ttft(lm, enc, cube_path, qs, (5, 10, 20))
+            res["ttft_locomo"] = ttft(lm, enc, cube_path, qs, (5, 10, 20), ratios)
             save()
             cube = open_cube(cube_path)
         if "locomo" in parts:
@@ -354,7 +368,7 @@ def main() -> None:
                 save()
                 if "ttft" in parts:
                     res["ttft_docs"] = ttft(lm, enc, dpath, dq[: args.ttft_questions],
-                                            (5, 10, 20))
+                                            (5, 10, 20), ratios)
             if "docs-section" in parts:
                 sitems = [(q, _groups(dcube, [m for g in groups for m in g][:3], "section"),
                            None) for q, groups, _ in ditems]

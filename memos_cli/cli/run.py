@@ -36,7 +36,7 @@ def run(
                                           "of each later segment (CacheBlend-style)."),
     recompute_ratio: float | None = typer.Option(
         None, help="kv with chunks: share of the cached chunk tokens to recompute, 0 to 1 "
-                   "[default: 0.15]."),
+                   "[default: 0.3]."),
     recompute_rule: str | None = typer.Option(
         None, help="kv with chunks: deviation (CacheBlend: the tokens whose layer-1 keys "
                    "deviate most), first (EPIC: the first tokens of each chunk) or none "

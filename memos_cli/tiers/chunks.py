@@ -32,7 +32,7 @@ from memos_cli.tiers import prompt
 from memos_cli.tiers.plaintext import Answer, Retrieved, generate_ids, retrieve
 
 #: Defaults chosen by bench/kv_chunks.py (README, "Activation tier: KV chunks").
-DEFAULT_RATIO = 0.15
+DEFAULT_RATIO = 0.30
 DEFAULT_RULE = "deviation"
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]

@@ -14,7 +14,7 @@ from memos_cli.cli.app import app
 from memos_cli.convert import select_memories
 from memos_cli.convert_chunks import convert_to_chunks
 from memos_cli.cube import open_cube, verify
-from memos_cli.cube.chunks import chunk_key, check_sets, set_id
+from memos_cli.cube.chunks import check_sets, chunk_key, set_id
 from memos_cli.errors import FormatError, IntegrityError, UsageError
 from memos_cli.models import chat
 from memos_cli.tiers import chunks, prompt, rope
