@@ -244,14 +244,19 @@ def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, 
                          "CUBE --to kv --chunks`", path=cube.path)
     cube.index()
     t0 = time.perf_counter()
-    found = [r.memory for r in retrieve(cube, embedder, question, k)]
+    hits = retrieve(cube, embedder, question, k)
+    found = [r.memory for r in hits]
     retrieval_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     p = plan(cube, chat, chunk_set, found, question)
     composed = comp.compose(chat.model, p.spans, ratio=ratio, rule=rule)
     gen = generate_ids(chat, composed.ids, cache=composed.cache, first_logits=composed.logits,
                        max_new_tokens=max_new_tokens, temperature=temperature, started=t1)
-    used = [Retrieved(m, 0.0, n, None, None) for n, m in enumerate(p.memories, start=1)]
+    scored = {r.memory.id: r for r in hits}  # a group's other members were not retrieved
+    used = [Retrieved(m, scored[m.id].score if m.id in scored else 0.0, n,
+                      scored[m.id].vector_rank if m.id in scored else None,
+                      scored[m.id].text_rank if m.id in scored else None)
+            for n, m in enumerate(p.memories, start=1)]
     details = {"chunk_set": chunk_set.id, "group": chunk_set.group, "hits": p.hits,
                "misses": p.misses, "recompute_rule": rule, "recompute_ratio": ratio,
                **{k: v for k, v in composed.to_dict().items() if k != "timings"}}
