@@ -6,6 +6,7 @@ and dtype is copied, not computed again; a budget in bytes bounds the set.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from memos_cli.cube.chunks import (
     PREFIX_FILE,
     ChunkEntry,
     ChunkSet,
+    group_memories,
     layout_digest,
     set_id,
 )
@@ -50,12 +52,8 @@ class ChunksReport:
     signed: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "chunk_set": self.chunk_set, "group": self.group,
-                "chunks": self.chunks, "reused": self.reused, "memories": self.memories,
-                "skipped_for_budget": self.skipped_for_budget, "tokens": self.tokens,
-                "storage_dtype": self.storage_dtype, "bytes": self.bytes,
-                "bytes_per_token": round(self.bytes / max(self.tokens, 1), 1),
-                "build_s": round(self.build_s, 3), "signed": self.signed}
+        return {**dataclasses.asdict(self), "build_s": round(self.build_s, 3),
+                "bytes_per_token": round(self.bytes / max(self.tokens, 1), 1)}
 
 
 def _write(tmp: Path, rel: str, built: chunks.Built) -> dict[str, Any]:
@@ -104,7 +102,7 @@ def convert_to_chunks(path: str | Path, chat: ChatModel, memories: list[Memory],
     base = f"{CHUNKS_DIR}/{sid}"
     old = {c.key: c for s in cube.chunk_sets if s.id == sid for c in s.chunks}
     wanted = {m.id for m in memories}
-    groups = [g for g in chunks.chunk_groups(cube.memories, group)
+    groups = [g for g in group_memories(cube.memories, group)
               if any(m.id in wanted for m in g)]
     order = {m.id: n for n, m in enumerate(memories)}
     groups.sort(key=lambda g: min(order.get(m.id, len(order)) for m in g))

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from memos_cli.cube.chunks import ChunkEntry, ChunkSet, chunk_key, group_memories, member
+from memos_cli.cube.chunks import ChunkEntry, ChunkSet, chunk_key, member
 from memos_cli.cube.kv import QUANT_INT8, SegmentMeta, read_segment
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.memory import Memory
@@ -216,7 +216,7 @@ def plan(cube: Any, chat: ChatModel, chunk_set: ChunkSet | None, found: list[Mem
         spans.append(comp.Span(ids, _load(cube, chat, entry, "chunk", ids, start), start,
                                chunk=True))
     if not groups:
-        spans.append(comp.Span(prompt.pieces(tok, [], "", pre_ids)[1].ids))
+        spans.append(comp.Span(prompt.no_memories_ids(tok)))
     spans.append(comp.Span(prompt.closing_ids(tok, question)))
     return Plan(spans, [m for g in groups for m in g], hits, len(groups) - hits,
                 time.perf_counter() - t0)
@@ -266,11 +266,6 @@ def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, 
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
                    "tokens_per_s": gen.tokens_per_s},
                   gen.prompt_tokens, gen.new_tokens, tier="kv", details=details)
-
-
-def chunk_groups(memories: list[Memory], group: str) -> list[list[Memory]]:
-    """The groups ``convert --to kv --chunks --group G`` makes chunks of."""
-    return group_memories(memories, group)
 
 
 def key_of(memories: Sequence[Memory]) -> str:

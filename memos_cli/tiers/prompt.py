@@ -109,6 +109,11 @@ def closing_ids(tokenizer: Any, question: str) -> list[int]:
     return _encode(tokenizer, _render(tokenizer, question)[1])
 
 
+def no_memories_ids(tokenizer: Any) -> list[int]:
+    """Token ids that stand in the memories' place when there are none."""
+    return _encode(tokenizer, NO_MEMORIES)
+
+
 def marker_ids(tokenizer: Any, slot: int) -> list[int]:
     """Token ids of the marker of the ``slot``-th (1-based) chunk."""
     return _encode(tokenizer, f"[{slot}]")
@@ -132,7 +137,7 @@ def pieces(tokenizer: Any, groups: Sequence[Sequence[Memory]], question: str,
     """
     out = [Piece("prefix", prefix if prefix is not None else prefix_ids(tokenizer))]
     if not groups:
-        out.append(Piece("marker", _encode(tokenizer, NO_MEMORIES)))
+        out.append(Piece("marker", no_memories_ids(tokenizer)))
     for slot, group in enumerate(groups, start=1):
         out.append(Piece("marker", marker_ids(tokenizer, slot)))
         out.append(Piece("chunk", chunk_ids(tokenizer, group), tuple(group)))

@@ -1,0 +1,88 @@
+"""``memos verify``: check a cube completely (spec/memcube.md §3-§12): manifest, layout,
+digests of every listed file, content hashes, the index, KV segment and chunk headers, and
+with a public key the signature."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memos_cli.cube import layout
+from memos_cli.cube.chunks import check_chunk_header, member
+from memos_cli.cube.cube import Cube, open_cube
+from memos_cli.cube.signature import verify_cube
+from memos_cli.digest import sha256_file
+from memos_cli.errors import IntegrityError
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of :func:`verify`; ``problems`` is empty when everything checked passed."""
+
+    cube: str
+    cube_id: str
+    memories: int
+    files: int
+    signed: bool
+    signature: str  # "verified" | "not checked (no key given)" | "unsigned"
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cube": self.cube, "cube_id": self.cube_id, "ok": self.ok,
+                "memories": self.memories, "files": self.files, "signed": self.signed,
+                "signature": self.signature, "problems": self.problems}
+
+
+def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> VerifyReport:
+    """Check a cube (a path, or a cube already opened) completely; raise on the first failure.
+
+    Checks: manifest (schema, version, paths), no symlinks or code-running files, the
+    memories file digest, every row's schema and content hash (on read), unique ids, the
+    count in the manifest, that the index holds exactly the memory ids, and, with
+    ``public_key``, the signature over every file.
+
+    Raises:
+        CubeNotFoundError, FormatError, IntegrityError, SignatureError, KeyFileError.
+    """
+    cube = path if isinstance(path, Cube) else open_cube(path)
+    if cube.has_plaintext:
+        ids = [m.id for m in cube.memories]
+        if len(set(ids)) != len(ids):
+            raise IntegrityError("memory ids are not unique", path=cube.memories_path)
+    else:
+        ids = cube.memory_ids()
+    if cube.manifest.counts["memories"] != len(ids):
+        raise IntegrityError(
+            f"manifest counts {cube.manifest.counts['memories']} memories, the cube holds "
+            f"{len(ids)}", path=cube.path / layout.MANIFEST)
+    for entry in cube.segments:
+        seg = cube.segment_path(entry)
+        if sha256_file(seg) != entry["sha256"]:
+            raise IntegrityError("file does not match the digest in manifest.json", path=seg)
+    for s in cube.chunk_sets:
+        for n, f in enumerate(s.files()):
+            p = member(cube.path, f, "KV chunk")
+            if sha256_file(p) != f["sha256"]:
+                raise IntegrityError("file does not match the digest in manifest.json", path=p)
+            check_chunk_header(p, "chunk" if n else "prefix", s.storage_dtype)
+    if cube.has_lora:
+        cube.lora_dir  # noqa: B018  (presence and sizes)
+        for f in cube.manifest.lora["files"]:  # type: ignore[index]
+            if sha256_file(cube.path / f["path"]) != f["sha256"]:
+                raise IntegrityError("file does not match the digest in manifest.json",
+                                     path=cube.path / f["path"])
+    if cube.has_plaintext and sorted(cube.index().ids()) != sorted(ids):
+        raise IntegrityError("search index does not hold exactly the cube's memories "
+                             "(rebuild it with `memos reindex`)", path=cube.index_path)
+    if public_key is not None:
+        verify_cube(cube.path, public_key)
+        status = "verified"
+    else:
+        status = "not checked (no key given)" if cube.signed else "unsigned"
+    return VerifyReport(cube=str(cube.path), cube_id=cube.manifest.cube_id, memories=len(ids),
+                        files=len(cube.files), signed=cube.signed, signature=status)
