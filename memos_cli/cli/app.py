@@ -83,9 +83,9 @@ def _root(
 
 
 def _register() -> None:
-    from memos_cli.cli import convert, cube, dump, eval, run, search, vault
+    from memos_cli.cli import convert, cube, dump, eval, run, schedule, search, vault
 
-    for module in (cube, search, run, convert, eval, dump, vault):
+    for module in (cube, search, run, convert, schedule, eval, dump, vault):
         module.register(app)
 
 

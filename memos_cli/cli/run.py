@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
-from memos_cli.cli.output import out, print_json, status
+from memos_cli.cli.output import err, out, print_json, status
 from memos_cli.cube import open_cube
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
-from memos_cli.tiers.plaintext import answer
+from memos_cli.tiers.plaintext import Answer, answer
+
+TIERS = ("auto", "text", "kv", "lora")
+DEFAULT_TIER = "auto"
 
 
 def run(
@@ -26,10 +30,13 @@ def run(
                                        help="Text tier: only memories this user may read "
                                             "[default with --vault: $MEMOS_USER or the login "
                                             "name; without: every memory]."),
-    tier: str = typer.Option("text", help="text: retrieve memories into the prompt; kv: use "
-                                          "the cube's precomputed KV cache (no prefill of the "
-                                          "memories); lora: attach the cube's LoRA adapter "
-                                          "(nothing in the prompt but the question)."),
+    tier: str = typer.Option(DEFAULT_TIER, help="auto: retrieve memories and use the KV chunks "
+                                                 "that `memos schedule` or the cube holds for "
+                                                 "them, prefilling the rest (no chunks: same "
+                                                 "as text); text: retrieved memories in the "
+                                                 "prompt; kv: the cube's precomputed KV cache; "
+                                                 "lora: the cube's LoRA adapter (nothing in "
+                                                 "the prompt but the question)."),
     compose: str = typer.Option("rerotate", help="kv with several cubes: rerotate (RoPE "
                                                  "positions moved to each offset) or naive."),
     recompute: int = typer.Option(0, help="kv with several cubes: recompute the first N tokens "
@@ -58,25 +65,29 @@ def run(
 ) -> None:
     """Answer QUESTION with the model and the cube's memories.
 
-    Tier text puts the top-k retrieved memories in the prompt; tier kv uses the cube's
+    Tier auto (the default) retrieves the top-k memories and uses the KV chunks that `memos
+    schedule` stored (or the cube ships) for them, prefilling the others; with no chunks it is
+    the text tier, which puts the retrieved memories in the prompt. Tier kv uses the cube's
     precomputed KV cache; tier lora answers with the cube's LoRA adapter attached. Prints the
-    answer, the memories used (ids and text) and the timings.
-    Example: [bold]memos run team.memcube "What budget did we agree on?" --tier kv[/bold]
+    answer, the memories used (ids and text) and the timings, and records the memories' use.
+    Example: [bold]memos run team.memcube "What budget did we agree on?"[/bold]
     """
     if k < 0 or max_new_tokens < 1 or temperature < 0 or recompute < 0:
         raise UsageError("-k, --recompute must be >= 0, --max-new-tokens >= 1, "
                          "--temperature >= 0")
     if vault is not None:
-        if question is not None or len(cubes) != 1 or tier != "text":
-            raise UsageError("--vault takes the question alone, with the text tier")
+        if question is not None or len(cubes) != 1 or tier not in ("text", "auto"):
+            raise UsageError("--vault takes the question alone, with the text or auto tier")
         question = str(cubes[0])
     elif question is None:
         raise UsageError("give CUBE... QUESTION, or QUESTION --vault DIR")
-    if as_user is not None and tier != "text":
-        raise UsageError("--as applies to the text tier: a KV segment or an adapter holds every "
-                         "memory it was built from")
-    if tier not in ("text", "kv", "lora"):
-        raise UsageError(f"--tier {tier!r} is not text, kv or lora")
+    if as_user is not None and tier not in ("text", "auto"):
+        raise UsageError("--as applies to the text and auto tiers: a KV segment or an adapter "
+                         "holds every memory it was built from")
+    if tier not in TIERS:
+        raise UsageError(f"--tier {tier!r} is not one of {', '.join(TIERS)}")
+    if tier != "kv" and (segment or compose != "rerotate" or recompute):
+        raise UsageError("--segment, --compose and --recompute apply to --tier kv")
     if tier != "kv" and len(cubes) != 1:
         raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv")
     opened = [] if vault is not None else [open_cube(c) for c in cubes]
@@ -84,10 +95,17 @@ def run(
         lm = chat.load(model, status=say, device=device)
     chunked = tier == "kv" and segment is None and len(opened) == 1 and bool(
         opened[0].chunk_sets)
-    if (recompute_ratio is not None or recompute_rule is not None or chunk_set) and not chunked:
-        raise UsageError("--recompute-ratio, --recompute-rule and --chunk-set apply to --tier kv "
-                         "on one cube with KV chunks (`memos convert CUBE --to kv --chunks`)")
-    if vault is not None:
+    if ((recompute_ratio is not None or recompute_rule is not None) and not chunked
+            and tier != "auto") or (chunk_set and not chunked):
+        raise UsageError("--recompute-ratio and --recompute-rule apply to --tier auto, or to "
+                         "--tier kv on one cube with KV chunks; --chunk-set to the latter")
+    ratio = chunks_default_ratio() if recompute_ratio is None else recompute_ratio
+    if tier == "auto":
+        enc = load_embedder(embedder)
+        with status("thinking"):
+            result = _auto(opened, vault, enc, lm, question, as_user, k, ratio,
+                           recompute_rule, max_new_tokens, temperature)
+    elif vault is not None:
         from memos_cli.governance import current_user
         from memos_cli.vault import Vault
         from memos_cli.vault import answer as vault_answer
@@ -104,7 +122,7 @@ def run(
         with status("thinking"):
             result = chunks.answer_chunked(
                 opened[0], enc, lm, question, k=k, set_id=chunk_set,
-                ratio=chunks.DEFAULT_RATIO if recompute_ratio is None else recompute_ratio,
+                ratio=ratio,
                 rule=recompute_rule or chunks.DEFAULT_RULE, max_new_tokens=max_new_tokens,
                 temperature=temperature)
     elif tier == "kv":
@@ -132,6 +150,12 @@ def run(
         for c in opened:
             audit(as_user or current_user(), "run", c.manifest.cube_id,
                   [r.memory.id for r in result.memories], question)
+    recording = _record(result, opened, vault)
+    with recording:
+        _show(result, as_json)
+
+
+def _show(result: Answer, as_json: bool) -> None:
     if as_json:
         print_json(result.to_dict())
         return
@@ -144,8 +168,13 @@ def run(
         text = " ".join(r.memory.render().split())
         out.print(f"  [{r.rank}] {r.memory.id}  {text}", markup=False)
     t = result.timings
-    if result.details:
-        d = result.details
+    d = result.details
+    for w in d.get("warnings", []):
+        err.print(f"warning: {w}", markup=False)
+    if d and "recomputed_tokens" not in d:
+        out.print(f"\nKV chunks: none stored for these memories ({d['misses']} prefilled as "
+                  "text; `memos schedule` makes chunks for the memories used most)")
+    elif d:
         out.print(f"\nKV chunks: {d['hits']} cached, {d['misses']} prefilled as text; "
                   f"{d['recomputed_tokens']} of {d['tokens']} tokens recomputed "
                   f"({d['recompute_rule']} {d['recompute_ratio']:.0%}), {d['fresh_tokens']} "
@@ -162,6 +191,62 @@ def run(
     out.print(f"\n{result.tier} tier, model {result.model}: load {t['model_load_s']:.2f} s, "
               f"{step}, time to first token {t['ttft_s']:.2f} s "
               f"({result.prompt_tokens} prompt tokens), {t['tokens_per_s']:.1f} tokens/s")
+
+
+def chunks_default_ratio() -> float:
+    from memos_cli.tiers.chunks import DEFAULT_RATIO
+
+    return DEFAULT_RATIO
+
+
+def _auto(opened: list[Any], vault: Path | None, enc: Any, lm: Any, question: str,
+          as_user: str | None, k: int, ratio: float, rule: str | None, max_new_tokens: int,
+          temperature: float) -> Answer:
+    """--tier auto over one cube or a vault."""
+    import time
+
+    from memos_cli.tiers.answer import answer_auto, cube_sources, store_sources
+    from memos_cli.tiers.chunks import DEFAULT_RULE
+    from memos_cli.tiers.plaintext import retrieve
+
+    t0 = time.perf_counter()
+    if vault is not None:
+        from memos_cli.governance import current_user
+        from memos_cli.vault import Vault
+        from memos_cli.vault import search as vault_search
+
+        v = Vault(vault)
+        user = as_user or current_user()
+        hits = vault_search(v, enc, question, k, user=user)
+    else:
+        opened[0].index()
+        t0 = time.perf_counter()
+        hits = retrieve(opened[0], enc, question, k, user=as_user)
+    took = time.perf_counter() - t0
+    result = answer_auto(lm, question, hits, store_sources(lm) + cube_sources(lm, opened),
+                         ratio=ratio, rule=rule or DEFAULT_RULE, max_new_tokens=max_new_tokens,
+                         temperature=temperature, retrieval_s=took)
+    if vault is not None:
+        v.log(user, "run", memory_ids=[r.memory.id for r in result.memories],
+              detail={"question": question, "tier": "auto"})
+    return result
+
+
+def _record(result: Answer, opened: list[Any], vault: Path | None) -> Any:
+    """Start recording the run's usage in the background (joined when the block ends)."""
+    import contextlib
+
+    from memos_cli.store.usage import UsageStore, cube_store, recording, uses_of
+
+    if result.tier not in ("text", "auto", "kv") or (result.tier == "kv" and not
+                                                     result.details):
+        return contextlib.nullcontext()
+    retrieved = [r for r in result.memories
+                 if r.vector_rank is not None or r.text_rank is not None or r.score]
+    uses = uses_of(retrieved, [r.memory for r in result.memories])
+    store = UsageStore(Path(vault) / "usage") if vault is not None else \
+        cube_store(opened[0].manifest.cube_id)
+    return recording(store, "run", uses)
 
 
 def register(app: typer.Typer) -> None:

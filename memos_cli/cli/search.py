@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -12,6 +13,7 @@ from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import out, print_json
 from memos_cli.cube import open_cube
 from memos_cli.errors import UsageError
+from memos_cli.store.usage import UsageStore, cube_store, recording, uses_of
 from memos_cli.tiers.plaintext import retrieve
 
 
@@ -55,14 +57,22 @@ def search(
         hits = vault_search(v, enc, query, k, user=user)
         took = time.perf_counter() - t0
         v.log(user, "search", memory_ids=[h.memory.id for h in hits], detail={"query": query})
+        store = UsageStore(v.path / "usage")
     else:
         c = open_cube(cube)
         where = str(c.path)
         hits = retrieve(c, enc, query, k, user=user if as_user else None)
         took = time.perf_counter() - t0
         audit(user, "search", c.manifest.cube_id, [h.memory.id for h in hits], query)
+        store = cube_store(c.manifest.cube_id)
+    with recording(store, "search", uses_of(hits)):
+        _show(query, where, vault is None, took, hits, as_json)
+
+
+def _show(query: str, where: str, is_cube: bool, took: float, hits: list[Any],
+          as_json: bool) -> None:
     if as_json:
-        print_json({"query": query, "cube" if vault is None else "vault": where,
+        print_json({"query": query, "cube" if is_cube else "vault": where,
                     "search_s": round(took, 4), "results": [h.to_dict() for h in hits]})
         return
     t = Table(title=f"{len(hits)} memories for {query!r} ({took * 1000:.0f} ms)",

@@ -14,14 +14,14 @@ APE, Yang et al., ICLR 2025).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from memos_cli.cube.chunks import ChunkEntry, ChunkSet, chunk_key, member
+from memos_cli.cube.chunks import ChunkSet, chunk_key, member
 from memos_cli.cube.kv import QUANT_INT8, SegmentMeta, read_segment
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.memory import Memory
@@ -149,20 +149,48 @@ def pick_set(cube: Any, chat: ChatModel, set_id: str | None = None) -> ChunkSet 
 
 
 @dataclass
+class Source:
+    """Where a run finds KV files: the prefix file, and per memory the chunk file with the
+    memories it holds (``find``). A ``strict`` source (a cube's signed chunk set) refuses a
+    bad file; a lenient one (the chunk store, a cache) treats it as a miss."""
+
+    name: str
+    prefix: Path | None
+    find: Callable[[Memory], tuple[Path, list[Memory]] | None]
+    strict: bool = True
+
+
+def cube_source(cube: Any, chunk_set: ChunkSet) -> Source:
+    """The chunk set ``chunk_set`` of ``cube`` as a :class:`Source` (files checked against
+    the manifest's sizes when used)."""
+    by_mem = chunk_set.by_memory()
+
+    def find(m: Memory) -> tuple[Path, list[Memory]] | None:
+        entry = by_mem.get(m.id)
+        if entry is None:
+            return None
+        return (member(cube.path, entry, "KV chunk"),
+                [cube.by_id[i] for i in entry.memory_ids])
+
+    return Source(chunk_set.id, member(cube.path, chunk_set.prefix, "KV prefix"), find)
+
+
+@dataclass
 class Plan:
     """The prompt of a chunked run: spans for :func:`compose.compose`, the memories in prompt
-    order, and which chunks were found (hits) or prefilled as text (misses)."""
+    order, which chunks were found (hits) or prefilled as text (misses), and per hit the
+    source it came from."""
 
     spans: list[comp.Span]
     memories: list[Memory]
     hits: int
     misses: int
     load_s: float
+    sources: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
-def _load(cube: Any, chat: ChatModel, entry: dict[str, Any] | ChunkEntry, kind: str,
-          ids: list[int], start: int | None) -> KV:
-    path = member(cube.path, entry, f"KV {kind}")
+def _load(chat: ChatModel, path: Path, kind: str, ids: list[int], start: int | None) -> KV:
     seg = read_segment(path, dtype=chat.model.dtype)
     check_meta(chat, seg.meta, path, kind)
     if seg.token_ids.tolist() != ids:
@@ -175,63 +203,116 @@ def _load(cube: Any, chat: ChatModel, entry: dict[str, Any] | ChunkEntry, kind: 
     return [(k.to(dev), v.to(dev)) for k, v in seg.layers]
 
 
-def plan(cube: Any, chat: ChatModel, chunk_set: ChunkSet | None, found: list[Memory],
+def plan(chat: ChatModel, sources: Sequence[Source], found: list[Memory],
          question: str) -> Plan:
-    """Lay out ``found`` (retrieved memories, best first) as spans: the stored prefix, then
-    per memory (or per group, for a set built by session or section) a fresh marker and its
-    cached chunk, or the chunk's text to prefill when it has none, then the question.
+    """Lay out ``found`` (retrieved memories, best first) as spans: the prefix (stored when a
+    source has it), then per memory (or per group, for a set built by session or section) a
+    fresh marker and its cached chunk from the first source that has one, or its text to
+    prefill, then the question.
 
     Raises:
-        FormatError: a prefix or chunk file that is unreadable, of another model or layout,
-            or whose tokens are not its memories' text.
+        FormatError: a prefix or chunk file of a strict source that is unreadable, of another
+            model or layout, or whose tokens are not its memories' text.
     """
     t0 = time.perf_counter()
     tok = chat.tokenizer
     pre_ids = prompt.prefix_ids(tok)
-    spans = [comp.Span(pre_ids)]
-    if chunk_set is not None:
-        spans[0] = comp.Span(pre_ids, _load(cube, chat, chunk_set.prefix, "prefix", pre_ids,
-                                            None), 0)
-    by_mem = chunk_set.by_memory() if chunk_set is not None else {}
-    groups: list[list[Memory]] = []
-    entries: list[ChunkEntry | None] = []
+    out = Plan([comp.Span(pre_ids)], [], 0, 0, 0.0)
+
+    def attempt(src: Source, path: Path, kind: str, ids: list[int], start: int | None
+                ) -> KV | None:
+        try:
+            return _load(chat, path, kind, ids, start)
+        except (FormatError, OSError) as e:
+            if src.strict:
+                raise
+            out.warnings.append(f"{path}: {getattr(e, 'message', e)} (prefilled as text)")
+            return None
+
+    for src in sources:
+        if src.prefix is not None and src.prefix.is_file():
+            kv = attempt(src, src.prefix, "prefix", pre_ids, None)
+            if kv is not None:
+                out.spans[0] = comp.Span(pre_ids, kv, 0)
+                break
+    start = len(pre_ids) + len(prompt.marker_ids(tok, 1))
     placed: set[str] = set()
+    slot = 0
     for m in found:
         if m.id in placed:
             continue
-        entry = by_mem.get(m.id)
-        group = [cube.by_id[i] for i in entry.memory_ids] if entry is not None else [m]
+        slot += 1
+        out.spans.append(comp.Span(prompt.marker_ids(tok, slot)))
+        span = None
+        group = [m]
+        for src in sources:
+            hit = src.find(m)
+            if hit is None:
+                continue
+            ids = prompt.chunk_ids(tok, hit[1])
+            kv = attempt(src, hit[0], "chunk", ids, start)
+            if kv is not None:
+                group = hit[1]
+                span = comp.Span(ids, kv, start, chunk=True)
+                out.sources[src.name] = out.sources.get(src.name, 0) + 1
+                break
         placed.update(x.id for x in group)
-        groups.append(group)
-        entries.append(entry)
-    hits = 0
-    for slot, (group, entry) in enumerate(zip(groups, entries, strict=True), start=1):
-        spans.append(comp.Span(prompt.marker_ids(tok, slot)))
-        ids = prompt.chunk_ids(tok, group)
-        if entry is None:
-            spans.append(comp.Span(ids))
-            continue
-        hits += 1
-        start = len(pre_ids) + len(prompt.marker_ids(tok, 1))
-        spans.append(comp.Span(ids, _load(cube, chat, entry, "chunk", ids, start), start,
-                               chunk=True))
-    if not groups:
-        spans.append(comp.Span(prompt.no_memories_ids(tok)))
-    spans.append(comp.Span(prompt.closing_ids(tok, question)))
-    return Plan(spans, [m for g in groups for m in g], hits, len(groups) - hits,
-                time.perf_counter() - t0)
+        out.memories += group
+        if span is None:
+            out.misses += 1
+            out.spans.append(comp.Span(prompt.chunk_ids(tok, group)))
+        else:
+            out.hits += 1
+            out.spans.append(span)
+    if slot == 0:
+        out.spans.append(comp.Span(prompt.no_memories_ids(tok)))
+    out.spans.append(comp.Span(prompt.closing_ids(tok, question)))
+    out.load_s = time.perf_counter() - t0
+    return out
+
+
+def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: list[Source],
+                *, ratio: float = DEFAULT_RATIO, rule: str = DEFAULT_RULE,
+                max_new_tokens: int = 128, temperature: float = 0.0, retrieval_s: float = 0.0,
+                tier: str = "kv") -> Answer:
+    """Answer over the retrieved ``hits`` (best first) with the chunks ``sources`` have for
+    them, prefilling the rest, and recomputing ``ratio`` of the cached tokens by ``rule``.
+
+    ``timings`` (seconds): ``model_load_s``, ``retrieval_s``, ``chunk_load_s``, ``compose_s``
+    (re-rotation, selection and recompute), ``ttft_s`` (from the start of chunk loading to the
+    first new token), ``generate_s``, ``tokens_per_s``. ``details``: hits, misses, hits per
+    source, cached, fresh and recomputed tokens, and warnings about chunks prefilled instead.
+
+    Raises:
+        UsageError: composition is impossible for this model. FormatError: see :func:`plan`.
+    """
+    t1 = time.perf_counter()
+    p = plan(chat, sources, [r.memory for r in hits], question)
+    composed = comp.compose(chat.model, p.spans, ratio=ratio, rule=rule)
+    gen = generate_ids(chat, composed.ids, cache=composed.cache, first_logits=composed.logits,
+                       max_new_tokens=max_new_tokens, temperature=temperature, started=t1)
+    scored = {r.memory.id: r for r in hits}  # a group's other members were not retrieved
+    used = [Retrieved(m, scored[m.id].score if m.id in scored else 0.0, n,
+                      scored[m.id].vector_rank if m.id in scored else None,
+                      scored[m.id].text_rank if m.id in scored else None)
+            for n, m in enumerate(p.memories, start=1)]
+    details = {"chunk_sources": p.sources, "hits": p.hits, "misses": p.misses,
+               "recompute_rule": rule, "recompute_ratio": ratio, "warnings": p.warnings,
+               **{k: v for k, v in composed.to_dict().items() if k != "timings"}}
+    return Answer(question, gen.text, used, chat.name,
+                  {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
+                   "chunk_load_s": p.load_s, "compose_s": composed.timings["compose_s"],
+                   "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
+                   "tokens_per_s": gen.tokens_per_s},
+                  gen.prompt_tokens, gen.new_tokens, tier=tier, details=details)
 
 
 def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, k: int = 5,
                    ratio: float = DEFAULT_RATIO, rule: str = DEFAULT_RULE,
                    set_id: str | None = None, max_new_tokens: int = 128,
                    temperature: float = 0.0) -> Answer:
-    """Retrieve ``k`` memories as the plaintext tier does and answer over their KV chunks.
-
-    ``timings`` (seconds): ``model_load_s``, ``retrieval_s``, ``chunk_load_s``, ``compose_s``
-    (re-rotation, selection and recompute), ``ttft_s`` (from the start of chunk loading to the
-    first new token), ``generate_s``, ``tokens_per_s``. ``details``: chunk set, hits, misses,
-    cached, fresh and recomputed tokens.
+    """Retrieve ``k`` memories as the plaintext tier does and answer over the KV chunks of the
+    cube's chunk set for ``chat`` (:func:`answer_over`; ``details`` also name the set).
 
     Raises:
         UsageError: the cube has no chunk set for this model (``memos convert --to kv
@@ -245,27 +326,11 @@ def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, 
     cube.index()
     t0 = time.perf_counter()
     hits = retrieve(cube, embedder, question, k)
-    found = [r.memory for r in hits]
-    retrieval_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    p = plan(cube, chat, chunk_set, found, question)
-    composed = comp.compose(chat.model, p.spans, ratio=ratio, rule=rule)
-    gen = generate_ids(chat, composed.ids, cache=composed.cache, first_logits=composed.logits,
-                       max_new_tokens=max_new_tokens, temperature=temperature, started=t1)
-    scored = {r.memory.id: r for r in hits}  # a group's other members were not retrieved
-    used = [Retrieved(m, scored[m.id].score if m.id in scored else 0.0, n,
-                      scored[m.id].vector_rank if m.id in scored else None,
-                      scored[m.id].text_rank if m.id in scored else None)
-            for n, m in enumerate(p.memories, start=1)]
-    details = {"chunk_set": chunk_set.id, "group": chunk_set.group, "hits": p.hits,
-               "misses": p.misses, "recompute_rule": rule, "recompute_ratio": ratio,
-               **{k: v for k, v in composed.to_dict().items() if k != "timings"}}
-    return Answer(question, gen.text, used, chat.name,
-                  {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
-                   "chunk_load_s": p.load_s, "compose_s": composed.timings["compose_s"],
-                   "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
-                   "tokens_per_s": gen.tokens_per_s},
-                  gen.prompt_tokens, gen.new_tokens, tier="kv", details=details)
+    result = answer_over(chat, question, hits, [cube_source(cube, chunk_set)], ratio=ratio,
+                         rule=rule, max_new_tokens=max_new_tokens, temperature=temperature,
+                         retrieval_s=time.perf_counter() - t0)
+    result.details = {"chunk_set": chunk_set.id, "group": chunk_set.group, **result.details}
+    return result
 
 
 def key_of(memories: Sequence[Memory]) -> str:
