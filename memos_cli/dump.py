@@ -156,7 +156,8 @@ FORMATS = ("jsonl", "markdown", "memcube")
 def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None = None,
          fmt: str = "jsonl", key: str | Path | None = None, force: bool = False,
          now: datetime, redact: tuple[str, ...] = (), embedder: Any = None,
-         access_log: list[dict[str, Any]] | None = None) -> DumpReport:
+         access_log: list[dict[str, Any]] | None = None,
+         usage: dict[str, dict[str, Any]] | None = None) -> DumpReport:
     """Write what ``user`` may read of ``cube`` (a cube or a :class:`Source`) and ``keep``
     selects to ``out``, atomically.
 
@@ -170,6 +171,9 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
     memory are written beside the export (``access_log.jsonl`` inside a memcube,
     ``OUT.access.jsonl`` beside a file), reduced to the exported ids. Redacted exports keep
     only time, user, operation and ids.
+    ``usage``: memory id -> usage indicators (``Indicators.to_dict()``, spec §13.1); those of
+    exported memories are written as ``usage.jsonl`` inside a memcube or ``OUT.usage.jsonl``
+    beside a file, one object a line.
 
     Raises:
         UsageError: unknown format, or nothing the user may read.
@@ -197,6 +201,8 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
         redaction = {"types": list(redact), "counts": dict(sorted(redactor.counts.items()))}
     log = exported_log(access_log or [], {m.id for m in chosen}, redacted=bool(redact))
     log_bytes = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in log).encode("utf-8")
+    used = [usage[m.id] for m in chosen if usage and m.id in usage]
+    usage_bytes = "".join(json.dumps(u, ensure_ascii=False) + "\n" for u in used).encode()
     if fmt in ("jsonl", "markdown"):
         if fmt == "jsonl":
             data = to_jsonl(chosen)
@@ -206,6 +212,8 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
             data = to_markdown(chosen, title=f"Export of {src.name} for {user}")
         if log:
             atomic_write_bytes(target.with_name(target.name + ".access.jsonl"), log_bytes)
+        if usage is not None:
+            atomic_write_bytes(target.with_name(target.name + ".usage.jsonl"), usage_bytes)
         atomic_write_bytes(target, data)
     else:
         if redact:
@@ -223,13 +231,16 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
                                    "withheld": withheld, "redaction": redaction,
                                    "access_log_records": len(log)}},
             parents=src.parents)
+        extra = {**({ACCESS_LOG: log_bytes} if log else {}),
+                 **({USAGE: usage_bytes} if usage is not None else {})}
         write_cube(target, chosen, vectors, spec, key=key, force=force,
-                   extra_files={ACCESS_LOG: log_bytes} if log else None)
+                   extra_files=extra or None)
     return DumpReport(str(target), fmt, len(chosen), withheld, fmt == "memcube" and bool(key),
                       redaction, len(log), [m.id for m in chosen])
 
 
 ACCESS_LOG = "access_log.jsonl"
+USAGE = "usage.jsonl"
 
 
 def exported_log(records: list[dict[str, Any]], ids: set[str], *, redacted: bool

@@ -7,6 +7,7 @@ Layout (``MEMOS_HOME/vault`` by default)::
       gen-000007/      one generation: the whole state after one change
         memories.arrow current version of every installed memory (spec §4 schema)
         history.arrow  superseded versions (version chains), same schema
+        archive.arrow  cold memories archived by ``vault gc --cold`` (kept, not searched)
         index/         LanceDB table over the current memories (spec §6)
         vault.json     installed cubes, which cube each memory came from, the embedder
       audit.jsonl      append-only access log: time, user, operation, cube id, memory ids
@@ -41,6 +42,7 @@ from memos_cli.memory import Memory, format_time
 CURRENT = "CURRENT"
 STATE = "vault.json"
 HISTORY = "history.arrow"
+ARCHIVE = "archive.arrow"
 AUDIT = "audit.jsonl"
 VAULT_FORMAT = "memos-vault"
 VAULT_VERSION = 1
@@ -64,6 +66,8 @@ class State:
     cubes: dict[str, dict[str, Any]] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)  # memory id -> cube id
     embedding: dict[str, Any] | None = None
+    archived: list[Memory] = field(default_factory=list)
+    archived_origin: dict[str, str] = field(default_factory=dict)  # archived id -> cube id
 
 
 class Vault:
@@ -111,8 +115,9 @@ class Vault:
         history = read_memories(gen / HISTORY)
         vecs = (Index(gen / "index").vectors([m.id for m in memories]) if memories and vectors
                 else np.zeros((0, 0), np.float32))
+        archived = read_memories(gen / ARCHIVE) if (gen / ARCHIVE).is_file() else []
         return State(memories, history, vecs, meta["cubes"], meta["origin"],
-                     meta.get("embedding"))
+                     meta.get("embedding"), archived, dict(meta.get("archived", {})))
 
     # -- writing ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -149,6 +154,9 @@ class Vault:
             meta = {"format": VAULT_FORMAT, "version": VAULT_VERSION,
                     "embedding": state.embedding, "cubes": state.cubes,
                     "origin": state.origin}
+            if state.archived:
+                write_memories(tmp / ARCHIVE, state.archived)
+                meta["archived"] = state.archived_origin
             atomic_write_bytes(tmp / STATE, (json.dumps(meta, indent=1, sort_keys=True)
                                              + "\n").encode("utf-8"))
             shutil.rmtree(self.path / name, ignore_errors=True)  # left by a killed change
@@ -440,6 +448,9 @@ def remove(vault: Vault, cube_id: str, *, user: str) -> int:
         ids = [state.memories[i].id for i in gone]
         _drop(state, gone)
         del state.cubes[cube_id]
+        state.archived = [m for m in state.archived
+                          if state.archived_origin.get(m.id) != cube_id]
+        state.archived_origin = {i: c for i, c in state.archived_origin.items() if c != cube_id}
         vault.commit(state)
     vault.log(user, "rm", cube_id=cube_id, memory_ids=ids)
     return len(ids)

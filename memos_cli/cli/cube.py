@@ -7,6 +7,7 @@ import os
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -149,6 +150,9 @@ def inspect(
     memories: int = typer.Option(5, "--memories", "-n", help="How many memories to list."),
     as_user: str | None = typer.Option(None, "--as", metavar="USER",
                                        help="List only memories this user may read."),
+    usage: bool = typer.Option(False, "--usage", help="Show the memories' recorded use "
+                                                      "(retrievals, uses, first and last use, "
+                                                      "decay score; MEMOS_HOME/usage)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show a cube's manifest, provenance, tiers, signature state and first memories.
@@ -164,9 +168,17 @@ def inspect(
         pool = [mem for mem in pool if can_read(mem, as_user)]
     listed = pool[:max(memories, 0)]
     first = [mem.to_dict() for mem in listed]
+    used: dict[str, Any] = {}
+    if usage:
+        from memos_cli.store.usage import cube_store
+
+        store = cube_store(m.cube_id)
+        used = {i: u for i, u in store.indicators().items()
+                if i in {mem.id for mem in pool}}
     if as_json:
         print_json({"path": str(c.path), "manifest": m.raw, "signed": c.signed,
-                    "files": len(c.files), "bytes": c.size_bytes(), "memories": first})
+                    "files": len(c.files), "bytes": c.size_bytes(), "memories": first,
+                    **({"usage": [u.to_dict() for u in used.values()]} if usage else {})})
         return
     t = Table(show_header=False, box=None)
     for k, v in [
@@ -228,6 +240,10 @@ def inspect(
                    "-" if acc is None else f"{acc:.1%}",
                    f"{sum(f['size'] for f in lm['files']):,}")
         out.print(lt)
+    if usage:
+        from memos_cli.cli.usage_view import show_memories
+
+        show_memories(used, pool, where=str(store.path), limit=max(memories, 20))
     if first:
         mt = Table(title=f"first {len(first)} memories", title_justify="left")
         for col in ("id", "type", "source", "text"):

@@ -31,6 +31,9 @@ def dump_command(
                                       "or some of email,phone,credit_card,iban,ip,ssn,url,"
                                       "crypto,person,location (Microsoft Presidio)."),
     key: Path | None = typer.Option(None, "--key", help="Sign a memcube export."),
+    with_usage: bool = typer.Option(False, "--with-usage", help="Also export the memories' "
+                                    "usage indicators (OUT.usage.jsonl, or usage.jsonl in a "
+                                    "memcube)."),
     embedder: Path | None = EMBEDDER_OPT,
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     as_json: bool = JSON_OPT,
@@ -52,10 +55,18 @@ def dump_command(
     v = Vault(vault)  # the default vault holds the access log of cubes too
     enc = load_embedder(embedder) if types and fmt == "memcube" else None
     with status("exporting" + (" and redacting" if types else "")):
-        src = vault_source(v) if vault is not None else cube_source(open_cube(cube))  # type: ignore[arg-type]
+        opened = open_cube(cube) if cube is not None else None
+        src = vault_source(v) if opened is None else cube_source(opened)
+        usage = None
+        if with_usage:
+            from memos_cli.store.usage import UsageStore, cube_store
+
+            store = cube_store(opened.manifest.cube_id) if opened is not None else \
+                UsageStore(v.path / "usage")
+            usage = {i: u.to_dict() for i, u in store.indicators().items()}
         report = dump(src, output, user=user, keep=Filter.parse(filter_), fmt=fmt, key=key,
                       force=force, now=pack_time(), redact=types, embedder=enc,
-                      access_log=v.read_log())
+                      access_log=v.read_log(), usage=usage)
     if vault is not None or v.path.is_dir():
         v.log(user, "dump", cube_id=src.parents[0] if vault is None else None,
               memory_ids=report.memory_ids,

@@ -69,7 +69,11 @@ def load_command(
 
 
 @vault_app.command("ls")
-def vault_ls(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
+def vault_ls(vault: Path | None = VAULT_OPT,
+             usage: bool = typer.Option(False, "--usage", help="Add each cube's recorded use "
+                                                               "(retrievals, uses, memories "
+                                                               "used, last use)."),
+             as_json: bool = JSON_OPT) -> None:
     """List installed cubes."""
     v = _vault(vault)
     state = v.state(vectors=False)
@@ -78,15 +82,30 @@ def vault_ls(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
         counts[cube_id] = counts.get(cube_id, 0) + 1
     rows = [{"cube_id": cid, **info, "memories": counts.get(cid, 0)}
             for cid, info in sorted(state.cubes.items(), key=lambda kv: kv[1]["installed_at"])]
+    if usage:
+        from memos_cli.cli.usage_view import totals
+        from memos_cli.store.usage import UsageStore
+
+        ind = UsageStore(v.path / "usage").indicators()
+        for r in rows:
+            r["usage"] = totals(ind, {i for i, c in state.origin.items() if c == r["cube_id"]})
     if as_json:
         print_json({"vault": str(v.path), "cubes": rows})
         return
     t = Table(title=f"{len(rows)} cubes in {v.path}", title_justify="left")
-    for col in ("cube id", "name", "memories", "signer", "installed by", "installed at"):
+    cols = ["cube id", "name", "memories", "signer", "installed by", "installed at"]
+    if usage:
+        cols += ["retrieved", "used", "memories used", "last use"]
+    for col in cols:
         t.add_column(col, overflow="fold")
     for r in rows:
-        t.add_row(r["cube_id"], r["name"], str(r["memories"]), r["signer"], r["installed_by"],
-                  r["installed_at"])
+        cells = [r["cube_id"], r["name"], str(r["memories"]), r["signer"], r["installed_by"],
+                 r["installed_at"]]
+        if usage:
+            u = r["usage"]
+            cells += [str(u["retrievals"]), str(u["uses"]), str(u["memories_used"]),
+                      (u["last_use"] or "never")[:19]]
+        t.add_row(*cells)
     out.print(t)
 
 
@@ -136,15 +155,47 @@ def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
 
 @vault_app.command("gc")
 def vault_gc(vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+             cold: bool = typer.Option(False, "--cold", help="Also archive cold memories: "
+                                                             "unused for --cold-days (never "
+                                                             "used: created that long ago)."),
+             cold_days: float = typer.Option(30.0, help="With --cold: days without use."),
              as_json: bool = JSON_OPT) -> None:
-    """Remove expired memories (ttl / expires_at passed) and say how many."""
+    """Remove expired memories (ttl / expires_at passed) and say how many; with --cold, move
+    cold memories to the vault's archive (kept, no longer searched; `memos vault restore`)."""
     from memos_cli.vault import gc
 
-    n = gc(_vault(vault), user=as_user or current_user())
+    if cold_days <= 0:
+        raise UsageError("--cold-days must be above 0")
+    v = _vault(vault)
+    user = as_user or current_user()
+    n = gc(v, user=user)
+    archived: list[str] = []
+    if cold:
+        from datetime import timedelta
+
+        from memos_cli.archive import archive_cold
+
+        archived = archive_cold(v, user=user, after=timedelta(days=cold_days))
     if as_json:
-        print_json({"removed": n})
+        print_json({"removed": n, **({"archived": archived} if cold else {})})
     else:
-        out.print(f"removed {n} expired memories")
+        out.print(f"removed {n} expired memories"
+                  + (f"; archived {len(archived)} cold memories" if cold else ""))
+
+
+@vault_app.command("restore")
+def vault_restore(ids: list[str] = typer.Argument(..., help="Archived memory ids."),
+                  vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+                  embedder: Path | None = EMBEDDER_OPT, as_json: bool = JSON_OPT) -> None:
+    """Bring archived memories back into search (their vectors are computed again)."""
+    from memos_cli.archive import restore
+
+    n = restore(_vault(vault), ids, user=as_user or current_user(),
+                embedder=load_embedder(embedder))
+    if as_json:
+        print_json({"restored": n})
+    else:
+        out.print(f"restored {n} memories")
 
 
 @vault_app.command("log")
