@@ -288,36 +288,44 @@ def apply(p: Plan, chat: Any, store_set: Any, memories: Sequence[Memory], *, sco
     hot = {d.key: d for d in p.decisions if d.action == "keep"}
     total += sum(d.bytes for d in hot.values())
     todo = p.of("promote")
-    for n, d in enumerate(todo, start=1):
+    compute: list[Decision] = []
+    for d in todo:
         m = by_id[d.memory_id or ""]
         target = store_set.chunk(d.key)
         if target.is_file():  # another scope holds it already
-            size = target.stat().st_size
-        elif (found := cube_chunk(cubes, chat, m)) is not None:
-            src, src_dtype = found
-            if src_dtype == dtype:
-                size = copy_atomic(src, target)
-            else:
-                seg = read_segment(src)
-                meta = _retyped(seg.meta, dtype)
-                size = write_atomic(target, lambda tmp, s=seg, mt=meta: write_segment(
-                    tmp, mt, s.token_ids, s.layers))
-            p.reused += 1
+            continue
+        found = cube_chunk(cubes, chat, m)
+        if found is None:
+            compute.append(d)
+            continue
+        src, src_dtype = found
+        if src_dtype == dtype:
+            copy_atomic(src, target)
         else:
-            built = chunks.build_chunk(chat, prefix, [m], dtype)
-            size = write_atomic(target, lambda tmp, b=built: write_segment(
-                tmp, b.meta, b.token_ids, b.layers))
-            p.computed += 1
+            seg = read_segment(src)
+            meta = _retyped(seg.meta, dtype)
+            write_atomic(target, lambda tmp, s=seg, mt=meta: write_segment(
+                tmp, mt, s.token_ids, s.layers))
+        p.reused += 1
+    groups = [[by_id[d.memory_id or ""]] for d in compute]
+    for n, (i, built) in enumerate(chunks.build_chunks(chat, prefix, groups, dtype), start=1):
+        write_atomic(store_set.chunk(compute[i].key), lambda tmp, b=built: write_segment(
+            tmp, b.meta, b.token_ids, b.layers))
+        p.computed += 1
+        if progress:
+            progress(n, len(compute))
+    others = set().union(*[keys for name, keys in scope_keys(store_set).items()
+                           if name != scope])
+    for d in todo:  # in rank order, at their real sizes
+        size = store_set.chunk(d.key).stat().st_size
         if total + size > p.budget:
             d.action, d.reason = "skip", d.reason + ": over the budget at its real size"
-            if not any(d.key in keys for keys in scope_keys(store_set).values()):
+            if d.key not in others:
                 evict(store_set, d.key)
         else:
             total += size
             d.bytes = size
             hot[d.key] = d
-        if progress:
-            progress(n, len(todo))
     scopes_dir = store_set.path / SCOPES_DIR
     scopes_dir.mkdir(exist_ok=True)
     record = {"scope": scope, "policy": p.policy, "budget": p.budget,

@@ -145,6 +145,8 @@ def schedule(
     others = [s for s in store.sets() if s.model_fingerprint_sha256 != digest]
     s = store.open_set(sid)
     stored = scheduler.stored_for(s, scope) if s is not None else {}
+    if s is not None and s.prefix.is_file():
+        prefix_bytes = s.prefix.stat().st_size
     p = scheduler.plan(memories, usage, policy=policy, budget=budget, chunk_bytes=chunk_bytes,
                        stored=stored, key_of=lambda m: m.content_hash.removeprefix("sha256:"),
                        prefix_bytes=prefix_bytes, lora_min_uses=lora_min_uses,

@@ -14,7 +14,7 @@ APE, Yang et al., ICLR 2025).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,49 @@ def build_chunk(chat: ChatModel, prefix: Built | None, memories: Sequence[Memory
     return Built(_meta(chat, "chunk", memories, len(ids), start, storage_dtype),
                  torch.tensor(ids, dtype=torch.int64),
                  [(k[:, len(marker):].cpu(), v[:, len(marker):].cpu()) for k, v in layers])
+
+
+def build_chunks(chat: ChatModel, prefix: Built, groups: Sequence[Sequence[Memory]],
+                 storage_dtype: str = "float32", batch: int = 16) -> Iterator[tuple[int, Built]]:
+    """:func:`build_chunk` for many groups, ``batch`` per forward pass; yields ``(index in
+    groups, Built)`` in order of length. Rows are right-padded: under causal attention a token
+    never sees the padding after it, so each chunk equals its own pass up to float rounding
+    of the batched matrix products."""
+    from transformers import DynamicCache
+
+    if batch < 1:
+        raise UsageError("batch must be at least 1")
+    tok = chat.tokenizer
+    marker = prompt.marker_ids(tok, 1)
+    past = int(prefix.token_ids.shape[0])
+    start = past + len(marker)
+    items = []
+    for n, g in enumerate(groups):
+        ids = prompt.chunk_ids(tok, g)
+        if not ids:
+            raise UsageError(f"memory {g[0].id} renders to no tokens")
+        items.append((n, ids))
+    items.sort(key=lambda x: len(x[1]))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    dev = chat.model.device
+    for b0 in range(0, len(items), batch):
+        part = items[b0:b0 + batch]
+        width = max(len(ids) for _, ids in part)
+        rows = [marker + ids + [pad] * (width - len(ids)) for _, ids in part]
+        work = DynamicCache()
+        for i, (k, v) in enumerate(prefix.layers):
+            work.update(k.to(dev).unsqueeze(0).expand(len(part), -1, -1, -1).contiguous(),
+                        v.to(dev).unsqueeze(0).expand(len(part), -1, -1, -1).contiguous(), i)
+        with torch.inference_mode():
+            chat.model.base_model(input_ids=torch.tensor(rows, device=dev),
+                                  past_key_values=work, use_cache=True)
+        layers: list[Any] = list(work.layers)
+        for r, (n, ids) in enumerate(part):
+            end = start + len(ids)
+            kv = [(layer.keys[r, :, start:end].cpu().clone(),
+                   layer.values[r, :, start:end].cpu().clone()) for layer in layers]
+            yield n, Built(_meta(chat, "chunk", groups[n], len(ids), start, storage_dtype),
+                           torch.tensor(ids, dtype=torch.int64), kv)
 
 
 def check_meta(chat: ChatModel, meta: SegmentMeta, path: Path, kind: str) -> None:

@@ -182,7 +182,7 @@ def test_cli_convert_inspect_and_compose(cube_copy: Path, tiny_llama: Path,
     assert out["timings"]["segment_load_s"] > 0 and out["timings"]["ttft_s"] > 0
     res = runner.invoke(app, ["run", str(cube_copy), str(second), Q, "--model",
                               str(tiny_llama)])
-    assert res.exit_code == 2 and "--tier text takes one cube" in res.stderr
+    assert res.exit_code == 2 and "--tier auto takes one cube" in res.stderr
     res = runner.invoke(app, ["convert", str(cube_copy), "--to", "weights"])
     assert res.exit_code == 2
 

@@ -71,7 +71,7 @@ def test_answer_reports_memories_and_timings(packed_cube: Path, embedder,
 def test_run_cli_json_with_tiny_model(packed_cube: Path, tiny_llama: Path) -> None:
     result = runner.invoke(app, ["run", str(packed_cube), "Who owns the vision stack?",
                                  "--model", str(tiny_llama), "-k", "3", "--max-new-tokens",
-                                 "4", "--json"])
+                                 "4", "--tier", "text", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["tier"] == "text" and len(data["memories"]) == 3
