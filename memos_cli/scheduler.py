@@ -213,6 +213,30 @@ def half_life_of(days: float | None) -> timedelta:
 
 
 SCOPES_DIR = "scopes"
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}
+#: A chunk file's safetensors header and metadata, about (measured: 3 to 5 KB).
+HEADER_BYTES = 4096
+
+
+def estimator(chat: Any, memories: Sequence[Memory], dtype: str
+              ) -> tuple[Callable[[Memory], int], int]:
+    """``(chunk_bytes(memory), prefix_bytes)``: the size a chunk file of ``chat`` in ``dtype``
+    will have, estimated from its token count (keys and values of every layer, the token ids,
+    a header), before any is computed."""
+    from memos_cli.tiers import prompt
+
+    fp = chat.fingerprint()
+    per_token = fp["num_layers"] * fp["num_kv_heads"] * fp["head_dim"] * 2 * DTYPE_BYTES[dtype]
+    per_token += 8
+    tokens = {m.id: len(prompt.chunk_ids(chat.tokenizer, [m])) for m in memories}
+
+    def chunk_bytes(m: Memory) -> int:
+        n = tokens.get(m.id)
+        if n is None:
+            n = tokens[m.id] = len(prompt.chunk_ids(chat.tokenizer, [m]))
+        return n * per_token + HEADER_BYTES
+
+    return chunk_bytes, len(prompt.prefix_ids(chat.tokenizer)) * per_token + HEADER_BYTES
 
 
 def scope_keys(store_set: Any) -> dict[str, set[str]]:

@@ -16,7 +16,7 @@ from memos_cli.cube import open_cube
 from memos_cli.memory import Memory
 from memos_cli.models import chat
 from memos_cli.store.chunks import ChunkStore
-from memos_cli.store.usage import Indicators, UsageStore, Use, cube_store
+from memos_cli.store.usage import Indicators, Use, cube_store
 from memos_cli.tiers.answer import answer_auto, store_sources
 from memos_cli.tiers.plaintext import answer_memories, retrieve
 from tests.conftest import make_tiny_llama

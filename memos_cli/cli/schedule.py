@@ -12,10 +12,6 @@ from memos_cli.cli.cube import JSON_OPT, parse_size
 from memos_cli.cli.output import err, out, print_json, progress_bar, status
 from memos_cli.errors import UsageError
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}
-#: A chunk file's safetensors header and metadata, about (measured: 3 to 5 KB).
-HEADER_BYTES = 4096
-
 
 def parse_budget(text: str) -> tuple[int | None, float | None]:
     """``--kv-budget``: a size (``200MB``) or a share of every memory's chunk (``25%``).
@@ -129,15 +125,9 @@ def schedule(
     with status("loading model") as say:
         lm = chat.load(model, status=say, device=device)
     fp = lm.fingerprint()
-    per_token = fp["num_layers"] * fp["num_kv_heads"] * fp["head_dim"] * 2 * DTYPE_BYTES[dtype] + 8
-    tokens = {m.id: len(prompt.chunk_ids(lm.tokenizer, [m])) for m in memories}
-
-    def chunk_bytes(m: Any) -> int:
-        return tokens[m.id] * per_token + HEADER_BYTES
-
-    prefix_bytes = len(prompt.prefix_ids(lm.tokenizer)) * per_token + HEADER_BYTES
+    chunk_bytes, prefix_bytes = scheduler.estimator(lm, memories, dtype)
     budget = size if size is not None else int(
-        share * (prefix_bytes + sum(chunk_bytes(m) for m in memories)))
+        (share or 0.0) * (prefix_bytes + sum(chunk_bytes(m) for m in memories)))
     store = ChunkStore()
     digest = fingerprint_digest(fp)
     sid = store.set_for(digest, prompt.LAYOUT, dtype)
