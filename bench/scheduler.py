@@ -28,13 +28,17 @@ docs that Debian's ``nodejs`` package installs), one recorded use per memory, th
 `memos schedule --vault V --kv-budget 100%` (and 25%) as a command, wall time including the
 model load and every chunk's computation.
 
-Usage: python bench/scheduler.py [--model-every 8] [--answer-tokens 16] [--parts replay,vault5000]
+Part ``usage``: what recording adds to a search (in process, medians).
+
+Usage: python bench/scheduler.py [--model-every 8] [--answer-tokens 16]
+       [--parts replay,usage,vault5000]
 Writes bench/out/scheduler.json and bench/out/scheduler.md (the README's table).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -180,6 +184,47 @@ def vault5000(lm, enc, files: list[Path], docs: Path, work: Path) -> dict:  # ty
     return out
 
 
+def usage_cost(enc, files: list[Path], work: Path, n: int = 60) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """What recording adds to a search, in process: the search (retrieve, k = 10) and the
+    printing of its table, with and without the usage append (`memos search`'s path, the
+    append in its background thread), alternated, ``n`` each; and the append alone."""
+    import io
+
+    from rich.console import Console
+
+    from memos_cli.store.usage import record_quietly, recording
+
+    cp = work / "usage-cost.memcube"
+    pack(files[:1], cp, embedder=enc, defaults=Defaults(now=NOW))
+    cube = open_cube(cp)
+    store = UsageStore(work / "usage-cost")
+    qs = [q["question"] for q in json.loads(files[0].read_text())["qa"]][: n]
+    console = Console(file=io.StringIO(), width=120)
+
+    def search(q: str, record: bool) -> float:
+        t0 = time.perf_counter()
+        hits = retrieve(cube, enc, q, K)
+        ctx = recording(store, "search", uses_of(hits)) if record else contextlib.nullcontext()
+        with ctx:
+            console.print("\n".join(f"{h.rank} {h.score:.4f} {h.memory.render()}" for h in hits))
+        return time.perf_counter() - t0
+
+    search(qs[0], True)
+    with_, without, alone = [], [], []
+    for q in qs:
+        without.append(search(q, False))
+        with_.append(search(q, True))
+        hits = retrieve(cube, enc, q, K)
+        t0 = time.perf_counter()
+        record_quietly(store, "search", uses_of(hits))
+        alone.append(time.perf_counter() - t0)
+    return {"searches": len(qs), "search_ms_p50": 1000 * statistics.median(without),
+            "search_with_usage_ms_p50": 1000 * statistics.median(with_),
+            "added_ms_p50": 1000 * statistics.median(
+                [a - b for a, b in zip(with_, without, strict=True)]),
+            "append_alone_ms_p50": 1000 * statistics.median(alone)}
+
+
 def render(res: dict, out: Path) -> None:  # type: ignore[type-arg]
     lines = [f"Machine: {res['machine']}. {res['conversations']} LoCoMo conversations, "
              f"{res['questions']} questions replayed in order, k = {K}, schedule every {EVERY}; "
@@ -202,6 +247,14 @@ def render(res: dict, out: Path) -> None:  # type: ignore[type-arg]
         lines.append("")
         lines.append(f"Apply time per computed chunk: {res['compute_ms_per_chunk']:.0f} ms "
                      "(batched computation and the write, over the replay's schedules).")
+    u = res.get("usage")
+    if u:
+        lines.append("")
+        lines.append(f"Recording usage, in process over {u['searches']} searches (k = {K}): "
+                     f"search and print {u['search_ms_p50']:.1f} ms without, "
+                     f"{u['search_with_usage_ms_p50']:.1f} ms with the append (median added "
+                     f"{u['added_ms_p50']:.1f} ms; the append alone "
+                     f"{u['append_alone_ms_p50']:.1f} ms).")
     v = res.get("vault5000")
     if v:
         lines.append("")
@@ -221,19 +274,22 @@ def main() -> None:
     ap.add_argument("--model-every", type=int, default=8)
     ap.add_argument("--answer-tokens", type=int, default=16)
     ap.add_argument("--max-questions", type=int, default=0, help="per conversation; 0: all")
-    ap.add_argument("--parts", default="replay,vault5000")
+    ap.add_argument("--parts", default="replay,usage,vault5000")
     ap.add_argument("--render", type=Path, help="only render this scheduler.json")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.render:
         render(json.loads(args.render.read_text()), args.out)
         return
+    old = args.out / "scheduler.json"
     parts = set(args.parts.split(","))
     files = sorted(args.locomo.glob("*.json"))
     lm = chat.load(None)
     enc = Embedder()
-    res: dict = {"machine": machine(), "model": lm.name, "answer_tokens": args.answer_tokens,
+    res: dict = {"machine": machine(), "model": lm.name, "answer_tokens": args.answer_tokens,  # type: ignore[type-arg]
                  "conversations": len(files), "date": time.strftime("%Y-%m-%d")}
+    if old.is_file() and "replay" not in parts:  # keep the parts not rerun
+        res = {**json.loads(old.read_text()), **res}
     t_start = time.time()
 
     def save() -> None:
@@ -287,6 +343,10 @@ def main() -> None:
             done = sum(r["computed"] for r in res["rows"])
             res["compute_ms_per_chunk"] = 1000 * sum(
                 r["apply_s_computing"] for r in res["rows"]) / max(done, 1)
+            save()
+        if "usage" in parts:
+            res["usage"] = usage_cost(enc, files, work)
+            print(f"usage: {res['usage']}", file=sys.stderr)
             save()
         if "vault5000" in parts:
             res["vault5000"] = vault5000(lm, enc, files, args.docs, work)

@@ -132,3 +132,34 @@ def test_kv_chunks_on_the_real_model(cube_copy: Path, smol: chat.ChatModel, embe
     five = chunks.answer_chunked(cube, embedder, smol, q, k=5, ratio=1.0, max_new_tokens=24)
     assert five.answer == answer(cube, embedder, smol, q, k=5, max_new_tokens=24).answer
     assert five.details["hits"] == 5 and "48,000" in five.answer
+
+
+def test_scheduler_and_auto_tier_on_a_real_vault(packed_cube: Path, smol: chat.ChatModel,
+                                                 memos_home: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Usage recorded by searches, `memos schedule` on a vault, then `run` (tier auto) over
+    the stored chunks; fully recomputed it gives the text tier's answer."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(memos_home / "models")  # the converted GGUF, not the store
+    monkeypatch.setenv("MEMOS_HOME", str(home))
+    vault = tmp_path / "vault"
+
+    def memos(*args: str) -> dict:
+        r = runner.invoke(app, [*args, "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    memos("load", str(packed_cube), "--vault", str(vault), "--allow-unsigned")
+    q = "What budget did we agree on?"
+    for query in (q, "budget cap", "Who leads the project?"):
+        memos("search", query, "--vault", str(vault))
+    plan = memos("schedule", "--vault", str(vault), "--kv-budget", "50%")
+    assert plan["applied"] and plan["computed"] >= 5 and plan["counts"]["promote"] >= 5
+    auto = memos("run", q, "--vault", str(vault))
+    assert auto["tier"] == "auto" and auto["details"]["hits"] >= 3
+    exact = memos("run", q, "--vault", str(vault), "--recompute-ratio", "1")
+    text = memos("run", q, "--vault", str(vault), "--tier", "text")
+    assert exact["answer"] == text["answer"] and "48,000" in text["answer"]
+    ls = memos("vault", "ls", "--vault", str(vault), "--usage")
+    assert ls["cubes"][0]["usage"]["uses"] >= 3 * 5
