@@ -52,6 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.kv_chunks import f1  # noqa: E402
 from bench.retrieval import machine  # noqa: E402
 from memos_cli import scheduler  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
@@ -71,6 +72,35 @@ K = 10
 EVERY = 20
 DTYPE = "float16"
 BUDGETS = (0.0, 0.10, 0.25, 0.50, 1.0)
+
+
+def first_token(lm, text: str) -> list[int]:  # type: ignore[no-untyped-def]
+    return lm.tokenizer(text, add_special_tokens=False)["input_ids"][:1]
+
+
+def oracle(conv: dict, lm, frac: float) -> float:  # type: ignore[no-untyped-def, type-arg]
+    """The hit rate of a scheduler that knows the next 20 questions' memories (a bound, not a
+    policy): at each schedule it stores the memories those questions retrieve most often per
+    byte, within the same budget."""
+    from collections import Counter
+
+    cube, items = conv["cube"], conv["items"]
+    by = {m.id: m for m in cube.memories}
+    chunk_bytes, prefix_bytes = scheduler.estimator(lm, cube.memories, DTYPE)
+    budget = int(frac * (prefix_bytes + sum(chunk_bytes(m) for m in cube.memories)))
+    hot: set[str] = set()
+    hits = total = 0
+    for i, (_, found) in enumerate(items):
+        if i and i % EVERY == 0:
+            want = Counter(r.memory.id for _, f in items[i:i + EVERY] for r in f)
+            hot, used = set(), prefix_bytes
+            for mid, _n in sorted(want.items(), key=lambda kv: -kv[1] / chunk_bytes(by[kv[0]])):
+                if used + chunk_bytes(by[mid]) <= budget:
+                    hot.add(mid)
+                    used += chunk_bytes(by[mid])
+        hits += sum(r.memory.id in hot for r in found)
+        total += len(found)
+    return hits / total
 
 
 def key(m) -> str:  # type: ignore[no-untyped-def]
@@ -123,7 +153,8 @@ def replay(conv: dict, lm, cfg: tuple[float, str], work: Path, shared, refs: dic
             ref = refs[i]
             rows.append({"i": i, "ttft_s": a.timings["ttft_s"], "hits": a.details["hits"],
                          "exact": a.answer.strip() == ref["answer"].strip(),
-                         "first": a.answer.split()[:1] == ref["answer"].split()[:1]})
+                         "first": first_token(lm, a.answer) == first_token(lm, ref["answer"]),
+                         "f1": f1(a.answer, ref["gold"])})
         usage.record("run", uses_of(found, [r.memory for r in found]), at=at)
     ttfts = [r["ttft_s"] for r in rows]
     return {"conversation": conv["name"], "budget": frac, "policy": policy,
@@ -145,6 +176,7 @@ def summarize(per_conv: list[dict], text: list[dict]) -> dict:  # type: ignore[t
             "ttft_p50": statistics.median(tt) if tt else None,
             "exact": statistics.fmean(r["exact"] for r in runs) if runs else None,
             "first_token": statistics.fmean(r["first"] for r in runs) if runs else None,
+            "f1": statistics.fmean(r["f1"] for r in runs) if runs else None,
             "runs": len(runs),
             "stored_mb": sum(c["stored_bytes"] for c in per_conv) / 1e6,
             "budget_mb": sum(c["budget_bytes"] for c in per_conv) / 1e6,
@@ -230,19 +262,26 @@ def render(res: dict, out: Path) -> None:  # type: ignore[type-arg]
              f"{res['questions']} questions replayed in order, k = {K}, schedule every {EVERY}; "
              f"model runs on {res['model_runs']} of them ({res['answer_tokens']} answer tokens).",
              "", "| budget | policy | hit rate | TTFT mean (s) | TTFT p50 (s) | share of 100%'s "
-             "TTFT gain | exact answer = text | first token = text | stored (MB) | schedule "
-             "p50 (ms) | chunks computed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "TTFT gain | first token = text | exact answer = text | token-F1 vs gold | "
+             "stored (MB) | schedule p50 (ms) | chunks computed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     text = res["text"]
     lines.append(f"| text tier | - | - | {text['ttft_mean']:.3f} | {text['ttft_p50']:.3f} | - | "
-                 "1 | 1 | 0 | - | - |")
+                 f"1 | 1 | {text['f1']:.3f} | 0 | - | - |")
     full = next(r for r in res["rows"] if r["budget"] == 1.0)
     gain_full = text["ttft_p50"] - full["ttft_p50"]
     for r in res["rows"]:
         share = (text["ttft_p50"] - r["ttft_p50"]) / gain_full if gain_full else float("nan")
-        lines.append(f"| {r['budget']:.0%} | {r['policy']} | {r['hit_rate']:.3f} | "
+        policy = "any (decay)" if r["budget"] == 1.0 else r["policy"]
+        lines.append(f"| {r['budget']:.0%} | {policy} | {r['hit_rate']:.3f} | "
                      f"{r['ttft_mean']:.3f} | {r['ttft_p50']:.3f} | {share:.2f} | "
-                     f"{r['exact']:.3f} | {r['first_token']:.3f} | {r['stored_mb']:.1f} | "
-                     f"{r['schedule_ms_median']:.0f} | {r['computed']} |")
+                     f"{r['first_token']:.3f} | {r['exact']:.3f} | {r['f1']:.3f} | "
+                     f"{r['stored_mb']:.1f} | {r['schedule_ms_median']:.0f} | {r['computed']} |")
+    if res.get("oracle"):
+        lines.append("")
+        lines.append("Hit rate of an oracle that knows the next 20 questions' memories (a bound, "
+                     "not a policy), same budgets: " + ", ".join(
+                         f"{float(b):.0%}: {v:.3f}" for b, v in res["oracle"].items()) + ".")
     if res.get("compute_ms_per_chunk"):
         lines.append("")
         lines.append(f"Apply time per computed chunk: {res['compute_ms_per_chunk']:.0f} ms "
@@ -272,7 +311,7 @@ def main() -> None:
     ap.add_argument("--docs", type=Path, default=Path("/usr/share/doc/nodejs/api"))
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
     ap.add_argument("--model-every", type=int, default=8)
-    ap.add_argument("--answer-tokens", type=int, default=16)
+    ap.add_argument("--answer-tokens", type=int, default=8)
     ap.add_argument("--max-questions", type=int, default=0, help="per conversation; 0: all")
     ap.add_argument("--parts", default="replay,usage,vault5000")
     ap.add_argument("--render", type=Path, help="only render this scheduler.json")
@@ -304,26 +343,34 @@ def main() -> None:
                 cp = work / f"{f.stem}.memcube"
                 pack([f], cp, embedder=enc, defaults=Defaults(now=NOW))
                 cube = open_cube(cp)
-                qs = [q["question"] for q in json.loads(f.read_text())["qa"]
-                      if q.get("category") in (1, 2, 3, 4)]
+                qa = [q for q in json.loads(f.read_text())["qa"]
+                      if q.get("category") in (1, 2, 3, 4) and "answer" in q]
                 if args.max_questions:
-                    qs = qs[:args.max_questions]
-                items = [(q, retrieve(cube, enc, q, K)) for q in qs]
-                convs.append({"name": f.stem, "cube": cube, "items": items})
+                    qa = qa[:args.max_questions]
+                items = [(q["question"], retrieve(cube, enc, q["question"], K)) for q in qa]
+                convs.append({"name": f.stem, "cube": cube, "items": items,
+                              "gold": [str(q["answer"]) for q in qa]})
             res["questions"] = sum(len(c["items"]) for c in convs)
+            q0, f0 = convs[0]["items"][0]
+            answer_memories(lm, [r.memory for r in f0], q0, max_new_tokens=2)  # warm-up
             refs: dict[str, dict[int, dict]] = {}  # type: ignore[type-arg]
-            text_runs = []
+            text_runs: list[float] = []
+            text_f1: list[float] = []
             for c in convs:
                 refs[c["name"]] = {}
                 for i, (q, found) in enumerate(c["items"]):
                     if i >= EVERY and i % args.model_every == 0:
                         g = answer_memories(lm, [r.memory for r in found], q,
                                             max_new_tokens=args.answer_tokens)
-                        refs[c["name"]][i] = {"answer": g.text}
+                        refs[c["name"]][i] = {"answer": g.text, "gold": c["gold"][i]}
                         text_runs.append(g.ttft_s)
+                        text_f1.append(f1(g.text, c["gold"][i]))
             res["model_runs"] = len(text_runs)
             res["text"] = {"ttft_mean": statistics.fmean(text_runs),
-                           "ttft_p50": statistics.median(text_runs)}
+                           "ttft_p50": statistics.median(text_runs),
+                           "f1": statistics.fmean(text_f1)}
+            res["oracle"] = {f"{b:.2f}": sum(oracle(c, lm, b) * len(c["items"]) for c in convs)
+                             / res["questions"] for b in BUDGETS if b}
             print(f"text tier: {res['text']}", file=sys.stderr)
             shared = ChunkStore(work / "shared").create_set(
                 lm.name, fingerprint_digest(lm.fingerprint()), prompt.LAYOUT, DTYPE)

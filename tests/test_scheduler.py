@@ -233,3 +233,27 @@ def test_vault_usage_cold_archive_and_restore(home: Path, cube_copy: Path, tmp_p
     assert json.loads(memos("vault", "ls", "--vault", v, "--json").stdout)["cubes"][0][
         "memories"] == n - len(data["archived"]) + 3
     memos("vault", "restore", "no-such-id", "--vault", v, code=2)
+
+
+def test_damaged_usage_store_on_the_command_line(home: Path, cube_copy: Path,
+                                                 tiny_llama: Path) -> None:
+    cube_id = open_cube(cube_copy).manifest.cube_id
+    memos("search", cube_copy, "vision stack")
+    for f in cube_store(cube_id).path.rglob("*.manifest"):
+        f.write_bytes(b"damaged")
+    r = memos("schedule", cube_copy, "--kv-budget", "25%", "--model", tiny_llama, code=6)
+    assert "unreadable usage store" in r.output and len(r.output.strip().splitlines()) == 1
+    assert "Traceback" not in r.output
+    r = memos("search", cube_copy, "vision stack", "--json")  # the search itself goes on
+    assert json.loads(r.stdout)["results"] and "usage not recorded" in r.stderr
+    memos("inspect", cube_copy, "--usage", code=6)
+
+
+def test_vault_without_usage_does_nothing(home: Path, cube_copy: Path, tmp_path: Path,
+                                          tiny_llama: Path) -> None:
+    v = tmp_path / "vault"
+    memos("load", cube_copy, "--vault", v, "--allow-unsigned")
+    data = json.loads(memos("schedule", "--vault", v, "--kv-budget", "10MB", "--model",
+                            tiny_llama, "--json").stdout)
+    assert not data["applied"] and "no usage recorded yet" in data["reason"]
+    assert not (home / "chunks").exists()
