@@ -222,6 +222,13 @@ def test_vault_usage_cold_archive_and_restore(home: Path, cube_copy: Path, tmp_p
     memos("dump", "--vault", v, "-o", out, "--with-usage")
     rows = [json.loads(x) for x in (tmp_path / "x.jsonl.usage.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and {"retrievals", "uses", "last_use", "score"} <= set(rows[0])
+    memos("dump", "--vault", v, "-o", tmp_path / "x.memcube", "--format", "memcube",
+          "--with-usage")
+    inside = [json.loads(x) for x in
+              (tmp_path / "x.memcube" / "usage.jsonl").read_text().splitlines()]
+    assert sorted((u["memory_id"], u["retrievals"]) for u in inside) == sorted(
+        (u["memory_id"], u["retrievals"]) for u in rows)
+    memos("verify", tmp_path / "x.memcube")  # the usage file is part of the cube's digests
     n = len(open_cube(cube_copy).memories)
     # the fixture's memories were created in 2026 (pack time), the used ones just now
     data = json.loads(memos("vault", "gc", "--vault", v, "--cold", "--cold-days", "0.01",

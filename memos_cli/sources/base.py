@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,16 +56,50 @@ class SourceResult:
     notes: list[str] = field(default_factory=list)
 
 
-def read_text(path: Path) -> str:
-    """Read a UTF-8 file (a BOM is dropped). Raises ``SourceError`` naming the problem."""
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file that is not a symbolic link, at most ``MAX_SOURCE_BYTES``.
+
+    The file is opened without following a link and without blocking (a FIFO with no writer
+    would otherwise wait forever), then checked with ``fstat`` on the open descriptor, so what
+    is checked is what is read.
+
+    Raises:
+        SourceError: a symbolic link, anything but a regular file (FIFO, socket, device,
+            directory), a file over the limit, or an unreadable one.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        size = path.stat().st_size
-        if size > MAX_SOURCE_BYTES:
-            raise SourceError(f"file is {size} bytes, over the {MAX_SOURCE_BYTES} byte limit",
-                              path=path)
-        data = path.read_bytes()
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == errno.ELOOP or path.is_symlink():
+            raise SourceError("is a symbolic link; memos reads no source through a link "
+                              "(name the file it points to)", path=path) from e
+        raise SourceError(f"cannot read: {e.strerror}", path=path) from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError("is not a regular file (a FIFO, socket, device or directory); "
+                              "memos reads only regular files", path=path)
+        if st.st_size > MAX_SOURCE_BYTES:
+            raise SourceError(f"file is {st.st_size} bytes, over the {MAX_SOURCE_BYTES} byte "
+                              "limit", path=path)
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_SOURCE_BYTES + 1)
     except OSError as e:
         raise SourceError(f"cannot read: {e.strerror}", path=path) from e
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise SourceError(f"file grew past the {MAX_SOURCE_BYTES} byte limit while read",
+                          path=path)
+    return data
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 file (a BOM is dropped) with :func:`read_bytes`. Raises ``SourceError``
+    naming the problem."""
+    data = read_bytes(path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

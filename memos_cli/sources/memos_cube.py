@@ -38,8 +38,8 @@ def looks_like(path: Path) -> bool:
     if not (path.is_dir() and cfg.is_file()):
         return False
     try:
-        data = json.loads(cfg.read_text("utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_text(cfg))
+    except (SourceError, ValueError):  # a link, a FIFO, not JSON: read_source names it later
         return False
     return isinstance(data, dict) and "memos" in str(data.get("model_schema", "")).lower()
 

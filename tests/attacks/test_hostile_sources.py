@@ -1,0 +1,69 @@
+"""Hostile sources for `memos pack` and `memos import`: FIFOs never block, links are never
+followed out of a source, and each refusal is one named line (exit 3, SourceError)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MEMOS = str(Path(sys.executable).parent / "memos")
+MEMOS_CUBE = Path(__file__).resolve().parents[2].parent / "shared/datasets/memos/mem_cube_2"
+
+
+def memos(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    """Run the real command; a hang fails the test at ``timeout`` instead of blocking."""
+    return subprocess.run([MEMOS, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "MEMOS_NO_USAGE": "1"})
+
+
+def refused(r: subprocess.CompletedProcess, path: Path, words: str) -> None:  # type: ignore[type-arg]
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert len(lines) == 1 and str(path) in lines[0] and words in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["pack", "import"])
+def test_fifo_named_directly_does_not_block(tmp_path: Path, command: str) -> None:
+    fifo = tmp_path / "notes.md"
+    os.mkfifo(fifo)
+    r = memos(command, fifo, "-o", tmp_path / "out.memcube", timeout=60)
+    refused(r, fifo, "not a regular file")
+    assert not (tmp_path / "out.memcube").exists()
+
+
+@pytest.mark.parametrize("command", ["pack", "import"])
+def test_fifo_inside_a_directory_does_not_block(tmp_path: Path, command: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.md").write_text("# A\n\nA fine note about the budget.\n")
+    os.mkfifo(src / "b.jsonl")
+    r = memos(command, src, "-o", tmp_path / "out.memcube", timeout=60)
+    refused(r, src / "b.jsonl", "not a regular file")
+
+
+def test_symlink_named_directly_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.md"
+    outside.write_text("# Secret\n\nThe vault key is 1234.\n")
+    link = tmp_path / "notes.md"
+    link.symlink_to(outside)
+    refused(memos("pack", link, "-o", tmp_path / "out.memcube"), link, "symbolic link")
+
+
+@pytest.mark.skipif(not MEMOS_CUBE.is_dir(), reason="needs ../shared/datasets/memos")
+@pytest.mark.parametrize("member", ["textual_memory.json", "config.json"])
+def test_memos_cube_member_linked_outside_is_refused(tmp_path: Path, member: str) -> None:
+    cube = tmp_path / "mem_cube"
+    shutil.copytree(MEMOS_CUBE, cube)
+    outside = tmp_path / "outside.json"
+    shutil.copy(cube / member, outside)
+    (cube / member).unlink()
+    (cube / member).symlink_to(outside)
+    r = memos("import", cube, "-o", tmp_path / "out.memcube")
+    assert r.returncode != 0 and not (tmp_path / "out.memcube").exists(), r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    if member == "textual_memory.json":
+        refused(r, cube / member, "symbolic link")
