@@ -358,6 +358,9 @@ def check_trust(cube_path: Path, *, allow_unsigned: bool) -> str:
             raise
         except SignatureError as e:
             last = e
+    from memos_cli.cube.signature import check_payload
+
+    check_payload(cube_path)  # tampering is refused whoever signed
     if allow_unsigned:
         return "untrusted"
     raise SignatureError("cube is signed by no key you trust (add its public key with `memos "

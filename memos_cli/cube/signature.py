@@ -134,3 +134,62 @@ def verify_cube(cube_dir: Path, public_key: str | Path) -> None:
     except Exception as e:  # malformed bundle: protobuf/json/key errors of many types
         raise SignatureError(f"signature is malformed or was made by another key "
                              f"({type(e).__name__}: {str(e)[:200]})", path=sig) from e
+
+
+#: Bundles larger than this are refused before parsing (a cube's bundle lists one digest a
+#: file: a few hundred bytes each).
+MAX_BUNDLE_BYTES = 64 << 20
+PREDICATE_TYPE = "https://model_signing/signature/v1.0"
+
+
+def check_payload(cube_dir: Path) -> None:
+    """Check the signed statement against the cube's files without a trusted key: decode the
+    bundle's DSSE payload (an in-toto statement whose predicate lists every signed file's
+    SHA-256) and compare it with the files. The signature over the payload is not checked
+    here (that needs the signer's key); a payload that no longer describes the files means the
+    cube changed after signing, whoever signed it.
+
+    Raises:
+        TamperedError: a file added, removed or changed since signing.
+        SignatureError: the bundle is unreadable or not a model-signing statement.
+    """
+    import base64
+    import binascii
+    import json
+
+    from memos_cli.cube.layout import scan_members
+    from memos_cli.digest import sha256_file
+
+    sig = cube_dir / SIGNATURE
+    try:
+        if sig.is_symlink() or sig.stat().st_size > MAX_BUNDLE_BYTES:
+            raise SignatureError("signature bundle is a link or too large", path=sig)
+        bundle = json.loads(sig.read_bytes())
+        env = bundle["dsseEnvelope"]
+        if env.get("payloadType") != "application/vnd.in-toto+json":
+            raise SignatureError("signature bundle holds no in-toto statement", path=sig)
+        statement = json.loads(base64.b64decode(env["payload"], validate=True))
+        if statement.get("predicateType") != PREDICATE_TYPE:
+            raise SignatureError("signature bundle is not a model-signing statement", path=sig)
+        signed = {r["name"]: (r["algorithm"], r["digest"])
+                  for r in statement["predicate"]["resources"]}
+    except SignatureError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, binascii.Error,
+            RecursionError) as e:
+        raise SignatureError(f"signature bundle is malformed ({type(e).__name__})",
+                             path=sig) from e
+    files = [f for f in scan_members(cube_dir) if f != SIGNATURE]
+    gone = sorted(set(signed) - set(files))
+    if gone:
+        raise TamperedError(f"cube changed since it was signed: {gone[0]} was removed",
+                            path=cube_dir)
+    for name in files:
+        if name not in signed:
+            raise TamperedError(f"cube changed since it was signed: {name} was added",
+                                path=cube_dir)
+        algorithm, digest = signed[name]
+        if algorithm != "sha256" or sha256_file(cube_dir / name).removeprefix(
+                "sha256:") != digest:
+            raise TamperedError(f"cube changed since it was signed: {name} differs",
+                                path=cube_dir / name)

@@ -67,3 +67,32 @@ def test_memos_cube_member_linked_outside_is_refused(tmp_path: Path, member: str
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     if member == "textual_memory.json":
         refused(r, cube / member, "symbolic link")
+
+
+def test_tampered_cube_is_refused_even_when_its_signer_is_not_trusted(
+        tmp_path: Path, packed_cube: Path) -> None:
+    """A cube signed by a key nobody trusts loads as "untrusted" with --allow-unsigned; the
+    same cube with its manifest edited after signing is tampered and refused (#11, 4)."""
+    import json
+
+    home = {**os.environ, "MEMOS_HOME": str(tmp_path / "home"), "MEMOS_NO_USAGE": "1"}
+
+    def load(cube: Path) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+        return subprocess.run([MEMOS, "load", str(cube), "--vault", str(tmp_path / "v"),
+                               "--allow-unsigned", "--json"], capture_output=True, text=True,
+                              timeout=300, env=home)
+
+    good = tmp_path / "good.memcube"
+    shutil.copytree(packed_cube, good)
+    r = load(good)
+    assert r.returncode == 0 and json.loads(r.stdout)["signer"] == "untrusted", r.stderr
+    bad = tmp_path / "bad.memcube"
+    shutil.copytree(packed_cube, bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["description"] = "edited after signing"
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    before = sorted(p.name for p in (tmp_path / "v").iterdir())
+    r = load(bad)
+    assert r.returncode == 8 and "changed since it was signed" in r.stderr, r.stderr
+    assert "manifest.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == before
