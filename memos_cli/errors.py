@@ -9,6 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: Longest error message shown; a value quoted from hostile input is cut to fit.
+MAX_MESSAGE = 600
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` safe for one terminal line: control characters (newlines, escape sequences)
+    written as ``\\xNN`` / ``\\uNNNN``, and cut to ``limit`` characters with a count of
+    what was left out."""
+    out = "".join(c if c.isprintable() or c == " " else
+                  (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}") for c in text)
+    if len(out) > limit:
+        out = out[:limit] + f"... ({len(out) - limit} more characters)"
+    return out
+
 
 class MemosError(Exception):
     """Root of every error memos raises on purpose.
@@ -20,9 +34,10 @@ class MemosError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
-        self.message = message
+        self.message = one_line(message)
         self.path = None if path is None else str(path)
-        super().__init__(f"{self.path}: {message}" if self.path else message)
+        super().__init__(f"{one_line(self.path)}: {self.message}" if self.path
+                         else self.message)
 
 
 class UsageError(MemosError, ValueError):

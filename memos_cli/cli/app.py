@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 
 from memos_cli import __version__
 from memos_cli.cli.output import err
-from memos_cli.errors import MemosError
+from memos_cli.errors import MemosError, one_line
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
@@ -43,7 +43,7 @@ class _Group(TyperGroup):
         except Exception as e:
             if _state["debug"]:
                 traceback.print_exc()
-            msg = str(e).splitlines()[0] if str(e) else ""
+            msg = one_line(str(e).splitlines()[0]) if str(e) else ""
             err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg)} "
                       "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_INTERNAL) from None

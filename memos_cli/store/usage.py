@@ -255,8 +255,7 @@ def record_quietly(store: UsageStore, op: str, uses: Sequence[Use]) -> None:
     try:
         store.record(op, uses)
     except MemosError as e:
-        where = f"{e.path}: " if getattr(e, "path", None) else ""
-        print(f"warning: usage not recorded: {where}{e}", file=sys.stderr)
+        print(f"warning: usage not recorded: {e}", file=sys.stderr)
 
 
 @contextlib.contextmanager

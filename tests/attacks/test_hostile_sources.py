@@ -96,3 +96,23 @@ def test_tampered_cube_is_refused_even_when_its_signer_is_not_trusted(
     assert r.returncode == 8 and "changed since it was signed" in r.stderr, r.stderr
     assert "manifest.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in (tmp_path / "v").iterdir()) == before
+
+
+def test_error_lines_escape_controls_and_stay_short(tmp_path: Path) -> None:
+    """A source name with a terminal escape and a newline, and a huge quoted value, still give
+    one short error line (#11 items 6 and 9)."""
+    src = tmp_path / "evil\x1b[2J\nname.jsonl"
+    src.write_text('{"content": 1, "pad": "' + "A" * 100_000 + '"}\n')
+    r = memos("pack", src, "-o", tmp_path / "out.memcube")
+    assert r.returncode == 3 and "\x1b" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and len(r.stderr) < 1000
+    assert "\\x1b[2J\\x0aname.jsonl" in r.stderr
+
+
+def test_error_messages_are_one_bounded_line() -> None:
+    from memos_cli.errors import MAX_MESSAGE, SourceError
+
+    e = SourceError("value " + "9" * 15_000_000 + "\nsecond line", path="a\x1bb")
+    text = str(e)
+    assert "\n" not in text and "\x1b" not in text and text.startswith("a\\x1bb: value 999")
+    assert len(text) < MAX_MESSAGE + 100 and text.endswith("more characters)")
