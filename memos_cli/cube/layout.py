@@ -127,6 +127,45 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None
         raise
 
 
+#: A temporary directory without a writer's pid in its name is stale after this long.
+STALE_AFTER_S = 24 * 3600
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clean_stale(dest: Path) -> list[Path]:
+    """Remove the temporary directories that killed writes to ``dest`` left beside it
+    (``.NAME.<pid>.<random>.tmp`` of a process that is gone; older ones without a pid after
+    a day), say so on stderr, and return them."""
+    import glob
+    import sys
+    import time
+
+    gone = []
+    for p in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp"):
+        if p.is_symlink() or not p.is_dir():
+            continue
+        parts = p.name[len(dest.name) + 2:].split(".")
+        pid = int(parts[0]) if len(parts) == 3 and parts[0].isdigit() else None
+        if pid is not None and _alive(pid):
+            continue
+        if pid is None and time.time() - p.stat().st_mtime < STALE_AFTER_S:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        gone.append(p)
+        sys.stderr.write(f"note: removed {p.name}, left by an interrupted write of "
+                         f"{dest.name}\n")
+    return gone
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Path]:
     """Build a directory in a hidden temporary sibling and rename it to ``target`` on success.
@@ -140,7 +179,9 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     if (dest.exists() or dest.is_symlink()) and not force:
         raise CubeExistsError("already exists (use --force to replace it)", path=dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    clean_stale(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp",
+                                dir=dest.parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a cube is shared as usual
         yield tmp

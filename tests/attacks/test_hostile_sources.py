@@ -116,3 +116,19 @@ def test_error_messages_are_one_bounded_line() -> None:
     text = str(e)
     assert "\n" not in text and "\x1b" not in text and text.startswith("a\\x1bb: value 999")
     assert len(text) < MAX_MESSAGE + 100 and text.endswith("more characters)")
+
+
+def test_leftovers_of_killed_writes_are_cleaned(tmp_path: Path) -> None:
+    """The next write to a target removes the temporary directories of dead writers, keeps a
+    live writer's, and says so (#11 item 10)."""
+    dead = tmp_path / ".out.memcube.999999999.abcd1234.tmp"
+    live = tmp_path / f".out.memcube.{os.getpid()}.abcd1234.tmp"
+    for d in (dead, live):
+        d.mkdir()
+        (d / "memories.arrow").write_bytes(b"half written")
+    src = tmp_path / "a.md"
+    src.write_text("# A\n\nA note about the budget.\n")
+    r = memos("pack", src, "-o", tmp_path / "out.memcube")
+    assert r.returncode == 0, r.stderr
+    assert not dead.exists() and live.is_dir() and (tmp_path / "out.memcube").is_dir()
+    assert f"removed {dead.name}" in r.stderr
