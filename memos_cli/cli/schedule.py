@@ -97,17 +97,19 @@ def schedule(
 
         v = Vault(vault)
         memories = v.state(vectors=False).memories
-        usage = UsageStore(v.path / "usage").indicators(half_life=hl)
+        stores = [UsageStore(v.path / "usage")]
+        usage = stores[0].indicators(half_life=hl)
         where = f"vault {v.path}"
     else:
         from memos_cli.cube import open_cube
 
         opened = [open_cube(c) for c in cubes]
         memories, usage = [], {}
-        for c in opened:
+        stores = [cube_store(c.manifest.cube_id) for c in opened]
+        for c, st in zip(opened, stores, strict=True):
             c.require_plaintext()
             memories += c.memories
-            usage.update(cube_store(c.manifest.cube_id).indicators(half_life=hl))
+            usage.update(st.indicators(half_life=hl))
         where = ", ".join(str(c.path) for c in opened)
     usage = {i: u for i, u in usage.items() if i in {m.id for m in memories}}
     if not usage:
@@ -142,6 +144,10 @@ def schedule(
                        prefix_bytes=prefix_bytes, lora_min_uses=lora_min_uses,
                        lora_window=timedelta(days=lora_window_days),
                        cold_after=timedelta(days=cold_days))
+    if not dry_run:
+        for st in stores:  # fold the many small appends into few files (Lance optimize)
+            if st.exists():
+                st.compact()
     if not dry_run and (p.of("promote") or p.of("evict") or s is None):
         with store.lock():
             s = store.create_set(lm.name, digest, prompt.LAYOUT, dtype)

@@ -54,17 +54,17 @@ def search(
         from memos_cli.vault import search as vault_search
 
         v = Vault(vault)
+        store = UsageStore(v.path / "usage").warm()
         hits = vault_search(v, enc, query, k, user=user)
         took = time.perf_counter() - t0
         v.log(user, "search", memory_ids=[h.memory.id for h in hits], detail={"query": query})
-        store = UsageStore(v.path / "usage")
     else:
         c = open_cube(cube)
         where = str(c.path)
+        store = cube_store(c.manifest.cube_id).warm()
         hits = retrieve(c, enc, query, k, user=user if as_user else None)
         took = time.perf_counter() - t0
         audit(user, "search", c.manifest.cube_id, [h.memory.id for h in hits], query)
-        store = cube_store(c.manifest.cube_id)
     with recording(store, "search", uses_of(hits)):
         _show(query, where, vault is None, took, hits, as_json)
 

@@ -170,14 +170,14 @@ class ChunkStore:
 
 
 def write_atomic(target: Path, write: Any) -> int:
-    """Call ``write(tmp_path)`` on a temporary file beside ``target``, fsync it and rename it
-    to ``target``; returns the size in bytes."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``target`` and rename it to
+    ``target``; returns the size in bytes. No fsync: the store is a cache, and a chunk that a
+    crash left short is read as a miss (spec §13.2), so thousands of chunks are not flushed
+    one by one."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -116,6 +116,39 @@ class UsageStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._opener: threading.Thread | None = None
+        self._opened: Any = None
+        self._failed: BaseException | None = None
+
+    def warm(self) -> UsageStore:
+        """Open (or create) the table in a background thread now, so that a later
+        :meth:`record` only appends: a command calls this before its retrieval, which the
+        opening then overlaps. Returns the store."""
+        if os.environ.get("MEMOS_NO_USAGE") == "1" or self._opener is not None:
+            return self
+
+        def run() -> None:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._opened = self._open(create=True)
+            except BaseException as e:  # reported by record()
+                self._failed = e
+
+        self._opener = threading.Thread(target=run, daemon=True)
+        self._opener.start()
+        return self
+
+    def _writable(self) -> Any:
+        if self._opener is not None:
+            self._opener.join()
+            self._opener = None
+            if self._failed is not None:
+                failed, self._failed = self._failed, None
+                raise failed
+        if self._opened is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._opened = self._open(create=True)
+        return self._opened
 
     def exists(self) -> bool:
         return (self.path / f"{TABLE}.lance").is_dir()
@@ -157,8 +190,7 @@ class UsageStore:
         (default now), in one atomic commit."""
         if not uses:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        table = self._open(create=True)
+        table = self._writable()
         when = at or datetime.now(timezone.utc)
         n = len(uses)
         batch = pa.table({

@@ -112,7 +112,7 @@ def build_chunk(chat: ChatModel, prefix: Built | None, memories: Sequence[Memory
 
 
 def build_chunks(chat: ChatModel, prefix: Built, groups: Sequence[Sequence[Memory]],
-                 storage_dtype: str = "float32", batch: int = 16) -> Iterator[tuple[int, Built]]:
+                 storage_dtype: str = "float32", batch: int = 8) -> Iterator[tuple[int, Built]]:
     """:func:`build_chunk` for many groups, ``batch`` per forward pass; yields ``(index in
     groups, Built)`` in order of length. Rows are right-padded: under causal attention a token
     never sees the padding after it, so each chunk equals its own pass up to float rounding
