@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/kv.py
 	$(BIN)/python bench/lora.py
 	$(BIN)/python bench/kv_chunks.py
+	$(BIN)/python bench/scheduler.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache
