@@ -141,7 +141,7 @@ def test_scheduler_and_auto_tier_on_a_real_vault(packed_cube: Path, smol: chat.C
     the stored chunks; fully recomputed it gives the text tier's answer."""
     home = tmp_path / "home"
     home.mkdir()
-    (home / "models").symlink_to(memos_home / "models")  # the converted GGUF, not the store
+    (home / "models").symlink_to(smol.path.parent)  # the converted GGUF, not the store
     monkeypatch.setenv("MEMOS_HOME", str(home))
     vault = tmp_path / "vault"
 

@@ -264,3 +264,16 @@ def test_vault_without_usage_does_nothing(home: Path, cube_copy: Path, tmp_path:
                             tiny_llama, "--json").stdout)
     assert not data["applied"] and "no usage recorded yet" in data["reason"]
     assert not (home / "chunks").exists()
+
+
+def test_run_over_a_vault_takes_the_question_alone(home: Path, cube_copy: Path, tmp_path: Path,
+                                                   tiny_llama: Path) -> None:
+    v = tmp_path / "vault"
+    memos("load", cube_copy, "--vault", v, "--allow-unsigned")
+    out = json.loads(memos("run", Q, "--vault", v, "--model", tiny_llama, "-k", "2",
+                           "--max-new-tokens", "2", "--json").stdout)
+    assert out["tier"] == "auto" and len(out["memories"]) == 2
+    r = memos("run", cube_copy, Q, "--vault", v, "--model", tiny_llama, code=2)
+    assert "--vault takes the question alone" in r.output
+    ls = json.loads(memos("vault", "ls", "--vault", v, "--usage", "--json").stdout)
+    assert ls["cubes"][0]["usage"]["uses"] == 2

@@ -103,7 +103,7 @@ def test_damaged_store_is_refused_and_kept(tmp_path: Path, capsys: pytest.Captur
     before = digest_tree(tmp_path / "u")
     with pytest.raises(FormatError, match="unreadable usage store"):
         s.indicators()
-    record_quietly(s, "search", uses(3))  # a search goes on with a warning
+    record_quietly(UsageStore(tmp_path / "u"), "search", uses(3))  # a search goes on, warned
     assert "usage not recorded" in capsys.readouterr().err
     assert digest_tree(tmp_path / "u") == before
 

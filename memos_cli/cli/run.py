@@ -19,7 +19,7 @@ DEFAULT_TIER = "auto"
 
 
 def run(
-    cubes: list[Path] = typer.Argument(..., metavar="[CUBE...] QUESTION",
+    cubes: list[Path] | None = typer.Argument(None, metavar="[CUBE...] QUESTION",
                                        help="One .memcube directory, or several with --tier kv "
                                             "(none with --vault); then the question."),
     question: str | None = typer.Argument(None, metavar="", help="The question to answer."),
@@ -75,11 +75,13 @@ def run(
     if k < 0 or max_new_tokens < 1 or temperature < 0 or recompute < 0:
         raise UsageError("-k, --recompute must be >= 0, --max-new-tokens >= 1, "
                          "--temperature >= 0")
+    cubes = list(cubes or [])
+    if question is None and len(cubes) == 1 and vault is not None:
+        question = str(cubes.pop())
     if vault is not None:
-        if question is not None or len(cubes) != 1 or tier not in ("text", "auto"):
+        if question is None or cubes or tier not in ("text", "auto"):
             raise UsageError("--vault takes the question alone, with the text or auto tier")
-        question = str(cubes[0])
-    elif question is None:
+    elif question is None or not cubes:
         raise UsageError("give CUBE... QUESTION, or QUESTION --vault DIR")
     if as_user is not None and tier not in ("text", "auto"):
         raise UsageError("--as applies to the text and auto tiers: a KV segment or an adapter "
@@ -88,7 +90,7 @@ def run(
         raise UsageError(f"--tier {tier!r} is not one of {', '.join(TIERS)}")
     if tier != "kv" and (segment or compose != "rerotate" or recompute):
         raise UsageError("--segment, --compose and --recompute apply to --tier kv")
-    if tier != "kv" and len(cubes) != 1:
+    if vault is None and tier != "kv" and len(cubes) != 1:
         raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv")
     opened = [] if vault is not None else [open_cube(c) for c in cubes]
     with status("loading model") as say:
