@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -120,20 +120,12 @@ class Vault:
                      meta.get("embedding"), archived, dict(meta.get("archived", {})))
 
     # -- writing ------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """One writer at a time: hold this around read-change-:meth:`commit` (an exclusive
         ``fcntl`` lock on ``vault/.lock``; a second writer is refused, not queued)."""
-        import fcntl
+        from memos_cli.lockfile import exclusive
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "a+b") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise UsageError("another memos command is changing this vault",
-                                 path=self.path) from e
-            yield
+        return exclusive(self.path, "another memos command is changing this vault")
 
     def commit(self, state: State) -> Path:
         """Write ``state`` as a new generation and make it live (see the module docstring).

@@ -23,14 +23,13 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memos_cli.cube.chunks import PREFIX_FILE, layout_digest, set_id
 from memos_cli.cube.layout import atomic_write_bytes
-from memos_cli.errors import FormatError, UsageError
+from memos_cli.errors import FormatError
 
 FORMAT = "memos-chunk-store"
 VERSION = 1
@@ -153,20 +152,12 @@ class ChunkStore:
                     out.append(s)
         return out
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """One scheduler at a time (an exclusive ``fcntl`` lock on ``.lock``; a second one is
         refused, not queued). Runs read without it."""
-        import fcntl
+        from memos_cli.lockfile import exclusive
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+b") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise UsageError("another memos schedule is changing the chunk store",
-                                 path=self.root) from e
-            yield
+        return exclusive(self.root, "another memos schedule is changing the chunk store")
 
 
 def write_atomic(target: Path, write: Any) -> int:

@@ -38,23 +38,17 @@ DEFAULT_RULE = "deviation"
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def _layers(model: Any, ids: list[int], cache: Any = None) -> KV:
-    """Run the decoder over ``ids`` after ``cache`` (default: nothing) and return the new
-    tokens' keys and values per layer, ``[kv_heads, T, head_dim]``."""
+def _layers(model: Any, ids: list[int]) -> KV:
+    """Run the decoder over ``ids`` alone and return their keys and values per layer,
+    ``[kv_heads, T, head_dim]``."""
     from transformers import DynamicCache
 
     work = DynamicCache()
-    past = 0
-    if cache is not None:
-        for i, (k, v) in enumerate(cache):
-            work.update(k.unsqueeze(0).clone(), v.unsqueeze(0).clone(), i)
-        past = cache[0][0].shape[1]
     with torch.inference_mode():
         model.base_model(input_ids=torch.tensor([ids], device=model.device),
                          past_key_values=work, use_cache=True)
     layers: list[Any] = list(work.layers)
-    return [(layer.keys[0, :, past:].clone(), layer.values[0, :, past:].clone())
-            for layer in layers]
+    return [(layer.keys[0].clone(), layer.values[0].clone()) for layer in layers]
 
 
 def _meta(chat: ChatModel, kind: str, memories: Sequence[Memory], tokens: int, start: int,
@@ -96,19 +90,13 @@ def build_chunk(chat: ChatModel, prefix: Built | None, memories: Sequence[Memory
     tokens), so a chunk in the first slot is exactly what a full prefill computes. With
     ``prefix`` ``None``: alone at ``0..T-1`` (the unconditioned variant the benchmark
     compares)."""
+    if prefix is not None:
+        return next(build_chunks(chat, prefix, [memories], storage_dtype, batch=1))[1]
     ids = prompt.chunk_ids(chat.tokenizer, memories)
     if not ids:
         raise UsageError(f"memory {memories[0].id} renders to no tokens")
-    if prefix is None:
-        return Built(_meta(chat, "chunk", memories, len(ids), 0, storage_dtype),
-                     torch.tensor(ids, dtype=torch.int64), _layers(chat.model, ids))
-    past = [(k.to(chat.model.device), v.to(chat.model.device)) for k, v in prefix.layers]
-    marker = prompt.marker_ids(chat.tokenizer, 1)
-    start = int(prefix.token_ids.shape[0]) + len(marker)
-    layers = _layers(chat.model, marker + ids, past)
-    return Built(_meta(chat, "chunk", memories, len(ids), start, storage_dtype),
-                 torch.tensor(ids, dtype=torch.int64),
-                 [(k[:, len(marker):].cpu(), v[:, len(marker):].cpu()) for k, v in layers])
+    return Built(_meta(chat, "chunk", memories, len(ids), 0, storage_dtype),
+                 torch.tensor(ids, dtype=torch.int64), _layers(chat.model, ids))
 
 
 def build_chunks(chat: ChatModel, prefix: Built, groups: Sequence[Sequence[Memory]],
