@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # torch is imported where tensors are made: importing it costs a second
     import torch
 
+from memos_cli import strictjson
 from memos_cli.digest import canonical_json, sha256_bytes
 from memos_cli.errors import FormatError
 
@@ -102,11 +103,11 @@ class SegmentMeta:
         try:
             fields = {
                 "model": meta["model"],
-                "model_fingerprint": json.loads(meta["model_fingerprint"]),
-                "prompt_template": json.loads(meta["prompt_template"]),
-                "memory_ids": tuple(json.loads(meta["memory_ids"])),
-                "content_hashes": tuple(json.loads(meta["content_hashes"])),
-                "memories": tuple(json.loads(meta["memories"])),
+                "model_fingerprint": strictjson.loads(meta["model_fingerprint"]),
+                "prompt_template": strictjson.loads(meta["prompt_template"]),
+                "memory_ids": tuple(strictjson.loads(meta["memory_ids"])),
+                "content_hashes": tuple(strictjson.loads(meta["content_hashes"])),
+                "memories": tuple(strictjson.loads(meta["memories"])),
                 "storage_dtype": meta["storage_dtype"],
                 "quantization": meta["quantization"],
                 "num_tokens": int(meta["num_tokens"]),

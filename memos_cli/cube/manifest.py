@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 
+from memos_cli import strictjson
 from memos_cli.cube.layout import MANIFEST, atomic_write_bytes
 from memos_cli.errors import FormatError
 
@@ -189,10 +190,12 @@ def read_manifest(cube_dir: Path) -> Manifest:
     except OSError as e:
         raise FormatError(f"cannot read manifest: {e.strerror}", path=path) from e
     try:
-        data = json.loads(text)
+        data = strictjson.loads(text)
     except json.JSONDecodeError as e:
         raise FormatError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
                           path=path) from e
+    except strictjson.StrictJSONError as e:
+        raise FormatError(f"manifest JSON refused: {e}", path=path) from e
     return Manifest.from_dict(data, path=path)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from memos_cli import strictjson
 from memos_cli.errors import FormatError, IntegrityError
 from memos_cli.memory import ORIGINS, SEMANTIC_TYPES, VISIBILITIES, Memory, content_hash
 
@@ -120,7 +121,7 @@ def read_memories(path: Path) -> list[Memory]:
         try:
             for name in _LIST_FIELDS:
                 row[name] = tuple(row[name] or ())
-            extra = json.loads(row["extra"])
+            extra = strictjson.loads(row["extra"])
             if not isinstance(extra, dict):
                 raise ValueError("extra is not a JSON object")
             row["extra"] = extra

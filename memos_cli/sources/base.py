@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from memos_cli import strictjson
 from memos_cli.errors import MemosError, SourceError
 from memos_cli.memory import Memory
 
@@ -109,10 +110,12 @@ def read_text(path: Path) -> str:
 def load_json(path: Path, text: str) -> Any:
     """Parse JSON, naming line and column on error. Raises ``SourceError``."""
     try:
-        return json.loads(text)
+        return strictjson.loads(text)
     except json.JSONDecodeError as e:
         raise SourceError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
                           path=path) from e
+    except strictjson.StrictJSONError as e:
+        raise SourceError(f"JSON refused: {e}", path=path) from e
 
 
 def json_lines(text: str, path: Path, error: type[MemosError] = SourceError
@@ -130,10 +133,12 @@ def json_lines(text: str, path: Path, error: type[MemosError] = SourceError
         if not line.strip():
             continue
         try:
-            yield lineno, json.loads(line)
+            yield lineno, strictjson.loads(line)
         except json.JSONDecodeError as e:
             raise error(f"line {lineno}: malformed JSON at column {e.colno}: {e.msg}",
                         path=path) from e
+        except strictjson.StrictJSONError as e:
+            raise error(f"line {lineno}: JSON refused: {e}", path=path) from e
 
 
 def make_memory(path: Path | str, where: str, content: str, **fields: Any) -> Memory:

@@ -132,3 +132,34 @@ def test_leftovers_of_killed_writes_are_cleaned(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert not dead.exists() and live.is_dir() and (tmp_path / "out.memcube").is_dir()
     assert f"removed {dead.name}" in r.stderr
+
+
+@pytest.mark.parametrize("line, words", [
+    ('{"content": "a", "content": "b"}', "duplicate key 'content'"),
+    ('{"content": "a", "extra": {"x": NaN}}', "NaN is not a JSON number"),
+    ('{"content": "a", "extra": {"x": -Infinity}}', "-Infinity is not a JSON number"),
+    ('{"content": "a", "n": ' + "9" * 5000 + "}", "Exceeds the limit"),
+    ('{"content": "a", "extra": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested too deeply"),
+])
+def test_hostile_json_sources_are_named_refusals(tmp_path: Path, line: str, words: str) -> None:
+    """Duplicate keys, NaN/Infinity, 5,000-digit integers and nesting past the recursion limit
+    are one named line each, never an internal error (#11 items 5 and 8)."""
+    src = tmp_path / "m.jsonl"
+    src.write_text(line + "\n")
+    r = memos("pack", src, "-o", tmp_path / "out.memcube")
+    refused(r, src, words)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda t: t.replace('"name":', '"name": "x", "name":', 1), "duplicate key 'name'"),
+    (lambda t: t[:-2] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "nested too deeply"),
+])
+def test_hostile_manifest_json_is_refused_by_name(packed_cube: Path, tmp_path: Path,
+                                                  edit, words: str) -> None:  # type: ignore[no-untyped-def]
+    cube = tmp_path / "c.memcube"
+    shutil.copytree(packed_cube, cube)
+    m = cube / "manifest.json"
+    m.write_text(edit(m.read_text()))
+    r = memos("inspect", cube)
+    assert r.returncode == 6 and words in r.stderr and "internal error" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
