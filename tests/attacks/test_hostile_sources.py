@@ -163,3 +163,15 @@ def test_hostile_manifest_json_is_refused_by_name(packed_cube: Path, tmp_path: P
     r = memos("inspect", cube)
     assert r.returncode == 6 and words in r.stderr and "internal error" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_huge_embedding_dimension_is_refused(packed_cube: Path, tmp_path: Path) -> None:
+    import json
+
+    cube = tmp_path / "c.memcube"
+    shutil.copytree(packed_cube, cube)
+    m = json.loads((cube / "manifest.json").read_text())
+    m["embedding"]["dimension"] = 2 ** 62
+    (cube / "manifest.json").write_text(json.dumps(m))
+    r = memos("inspect", cube)
+    assert r.returncode == 6 and "dimension" in r.stderr and len(r.stderr.splitlines()) == 1
