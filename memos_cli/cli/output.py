@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,8 +12,22 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class SafeConsole(Console):
+    """A console that writes control characters from the data it shows (a cube's name, a
+    source file's name, a memory's text) as ``\\xNN``, so that no input can move the cursor,
+    clear the screen or retitle the terminal. Newlines and tabs stay; ``--json`` output does
+    not go through it and stays exact."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(_CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text),
+                                  **kwargs)
+
+
+out = SafeConsole(highlight=False, soft_wrap=True)
+err = SafeConsole(stderr=True, highlight=False)
 
 
 def print_json(data: Any) -> None:

@@ -175,3 +175,22 @@ def test_huge_embedding_dimension_is_refused(packed_cube: Path, tmp_path: Path) 
     (cube / "manifest.json").write_text(json.dumps(m))
     r = memos("inspect", cube)
     assert r.returncode == 6 and "dimension" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_terminal_escapes_from_a_cube_are_shown_escaped(packed_cube: Path,
+                                                        tmp_path: Path) -> None:
+    """A manifest name and description holding terminal escapes reach `inspect`'s human output
+    escaped; `--json` keeps them exact (#11 item 6)."""
+    import json
+
+    cube = tmp_path / "c.memcube"
+    shutil.copytree(packed_cube, cube)
+    m = json.loads((cube / "manifest.json").read_text())
+    m["name"], m["description"] = "evil\x1b[2J", "clears\x1b]0;owned\x07 the screen"
+    (cube / "manifest.json").write_text(json.dumps(m))
+    r = memos("inspect", cube)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "evil\\x1b[2J" in r.stdout and "\\x07" in r.stdout
+    exact = json.loads(memos("inspect", cube, "--json").stdout)
+    assert exact["manifest"]["name"] == "evil\x1b[2J"
