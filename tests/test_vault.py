@@ -20,7 +20,8 @@ from memos_cli.cli.app import app
 from memos_cli.errors import SignatureError, UsageError
 from memos_cli.governance import can_read
 from memos_cli.memory import Memory
-from memos_cli.vault import Vault, load, merge, search, trust_add
+from memos_cli.trust import trust_add
+from memos_cli.vault import Vault, load, merge, search
 from tests.conftest import pack_corpus
 
 runner = CliRunner()

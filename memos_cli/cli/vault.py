@@ -226,7 +226,7 @@ def trust_add(key: Path = typer.Argument(..., help="An EC P-256 public key (PEM)
               name: str = typer.Option(..., "--name", help="What to call its owner."),
               as_json: bool = JSON_OPT) -> None:
     """Trust cubes signed with KEY."""
-    from memos_cli.vault import trust_add as add
+    from memos_cli.trust import trust_add as add
 
     info = add(key, name)
     if as_json:
@@ -238,7 +238,7 @@ def trust_add(key: Path = typer.Argument(..., help="An EC P-256 public key (PEM)
 @trust_app.command("ls")
 def trust_ls(as_json: bool = JSON_OPT) -> None:
     """List trusted keys."""
-    from memos_cli.vault import trust_list
+    from memos_cli.trust import trust_list
 
     keys = trust_list()
     if as_json:

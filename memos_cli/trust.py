@@ -1,0 +1,87 @@
+"""The trust store (MemGovernance): the public keys whose signed cubes `memos load` accepts,
+one ``NAME.pub`` (EC P-256 PEM) a signer under ``MEMOS_HOME/trust``, and the trust decision
+for a cube."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from memos_cli.cube.layout import atomic_write_bytes
+from memos_cli.errors import UsageError
+
+
+def trust_dir() -> Path:
+    """``MEMOS_HOME/trust``: one ``NAME.pub`` (EC P-256 PEM) a trusted signer."""
+    from memos_cli.models.chat import memos_home
+
+    return memos_home() / "trust"
+
+
+def trust_add(public_key: str | Path, name: str) -> dict[str, str]:
+    """Trust cubes signed by ``public_key`` under ``name``.
+
+    Raises:
+        KeyFileError: not an EC P-256 public key. UsageError: a bad or taken name.
+    """
+    import re
+
+    from memos_cli.cube.signature import _load_public, key_fingerprint
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    key = Path(public_key)
+    _load_public(key)
+    target = trust_dir() / f"{name}.pub"
+    if target.exists():
+        raise UsageError(f"a trusted key named {name!r} exists already", path=target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, key.read_bytes())
+    return {"name": name, "fingerprint": key_fingerprint(target), "path": str(target)}
+
+
+def trust_list() -> list[dict[str, str]]:
+    """The trusted keys: name, fingerprint and path, by name."""
+    from memos_cli.cube.signature import key_fingerprint
+
+    d = trust_dir()
+    return [{"name": p.stem, "fingerprint": key_fingerprint(p), "path": str(p)}
+            for p in sorted(d.glob("*.pub"))] if d.is_dir() else []
+
+
+def check_trust(cube_path: Path, *, allow_unsigned: bool) -> str:
+    """The name of the trusted key whose signature verifies the cube, ``"unsigned"`` or
+    ``"untrusted"`` (only with ``allow_unsigned``).
+
+    Raises:
+        SignatureError: unsigned or signed by no trusted key (without ``allow_unsigned``), or
+            changed since it was signed (always).
+    """
+    from memos_cli.cube.layout import SIGNATURE
+    from memos_cli.cube.signature import verify_cube
+    from memos_cli.errors import SignatureError, TamperedError
+
+    if not (cube_path / SIGNATURE).is_file():
+        if allow_unsigned:
+            return "unsigned"
+        raise SignatureError("cube is unsigned; load it anyway with --allow-unsigned",
+                             path=cube_path)
+    last: SignatureError | None = None
+    for key in trust_list():
+        try:
+            verify_cube(cube_path, key["path"])
+            return key["name"]
+        except TamperedError:
+            raise
+        except SignatureError as e:
+            last = e
+    from memos_cli.cube.signature import check_payload
+
+    check_payload(cube_path)  # tampering is refused whoever signed
+    if allow_unsigned:
+        return "untrusted"
+    raise SignatureError("cube is signed by no key you trust (add its public key with `memos "
+                         "trust add KEY.pub --name NAME`, or use --allow-unsigned)"
+                         + (f"; last check: {str(last).split(': ', 1)[-1]}" if last else ""),
+                         path=cube_path)
+
+
