@@ -19,6 +19,9 @@ from memos_cli.digest import canonical_json, sha256_bytes
 ORIGINS = ("user_input", "file", "conversation", "inference", "import")
 SEMANTIC_TYPES = ("fact", "preference", "event", "dialog_turn", "task_prompt", "document_chunk")
 VISIBILITIES = ("private", "shared", "public")
+#: Longest memory content, in Unicode code points (spec §4.1): a memory is a fact, a turn or a
+#: paragraph; longer text belongs in several memories.
+MAX_CONTENT_CHARS = 1 << 20
 
 #: Namespace of the UUIDv5 ids memos derives from content hashes (spec §4.2).
 MEMORY_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-5b8e-9a51-6d656d637562")
@@ -109,7 +112,11 @@ class Memory:
             if value is not None:
                 object.__setattr__(self, name, utc(value))
         problems = []
-        if not self.content.strip():
+        if len(self.content) > MAX_CONTENT_CHARS:
+            problems.append(f"content is {len(self.content)} characters, over the "
+                            f"{MAX_CONTENT_CHARS} character limit (split it into several "
+                            "memories)")
+        elif not self.content.strip():
             problems.append("content is empty")
         if self.origin not in ORIGINS:
             problems.append(f"origin {self.origin!r} is not one of {', '.join(ORIGINS)}")

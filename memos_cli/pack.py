@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from memos_cli.cube import Cube, CubeSpec, open_cube, reindex, write_cube
+from memos_cli.cube.index import index_text
 from memos_cli.cube.signature import check_private_key
 from memos_cli.errors import CubeExistsError, EmptyCorpusError, SourceError
 from memos_cli.memory import Memory
@@ -51,11 +52,12 @@ class PackReport:
 
 def embed_memories(embedder: Embedder, memories: list[Memory],
                    progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
-    """Embed ``Memory.render()`` of each memory: ``[n, dim] float32`` unit vectors.
+    """Embed :func:`~memos_cli.cube.index.index_text` of each memory: ``[n, dim] float32``
+    unit vectors.
 
     ``progress("embedding", done, total)`` is called after each batch.
     """
-    texts = [m.render() for m in memories]
+    texts = [index_text(m) for m in memories]
     done = 0
 
     def step(n: int) -> None:

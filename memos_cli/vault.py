@@ -112,7 +112,7 @@ class Vault:
         if meta.get("format") != VAULT_FORMAT or meta.get("version") != VAULT_VERSION:
             raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} state", path=gen / STATE)
         memories = read_memories(gen / "memories.arrow")
-        history = read_memories(gen / HISTORY)
+        history = read_memories(gen / HISTORY, unique_ids=False)
         vecs = (Index(gen / "index").vectors([m.id for m in memories]) if memories and vectors
                 else np.zeros((0, 0), np.float32))
         archived = read_memories(gen / ARCHIVE) if (gen / ARCHIVE).is_file() else []

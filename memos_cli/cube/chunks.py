@@ -182,11 +182,12 @@ def check_sets(root: Path, sets: list[ChunkSet], hashes: dict[str, str] | None) 
 
 
 def check_chunk_header(path: Path, kind: str, storage_dtype: str) -> None:
-    """Read a prefix or chunk file's header (no tensor data) and refuse one of another kind or
-    dtype than its set lists. Raises ``FormatError``."""
-    from memos_cli.cube.kv import read_meta
+    """Check a prefix or chunk file's header and tensor layout (no tensor data, see
+    ``kv.check_segment``) and refuse one of another kind or dtype than its set lists.
+    Raises ``FormatError``."""
+    from memos_cli.cube.kv import check_segment
 
-    meta = read_meta(path)
+    meta = check_segment(path)
     if meta.kind != kind or meta.storage_dtype != storage_dtype:
         raise FormatError(f"KV file is a {meta.storage_dtype} {meta.kind}, the manifest lists a "
                           f"{storage_dtype} {kind}", path=path)

@@ -21,7 +21,7 @@ import numpy as np
 from memos_cli import __version__
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import ChunkSet, check_sets
-from memos_cli.cube.index import TABLE, Index, build_index
+from memos_cli.cube.index import TABLE, Index, build_index, index_text
 from memos_cli.cube.manifest import (
     FORMAT_VERSION,
     FileEntry,
@@ -273,7 +273,7 @@ def write_plaintext(directory: Path, memories: Sequence[Memory], vectors: np.nda
     mem_path = directory / layout.MEMORIES
     write_memories(mem_path, memories)
     build_index(directory / layout.INDEX_DIR, [m.id for m in memories],
-                [m.render() for m in memories], vectors)
+                [index_text(m) for m in memories], vectors)
     return {"files": {"memories": {"path": layout.MEMORIES, "sha256": sha256_file(mem_path),
                                    "size": mem_path.stat().st_size}},
             "index": index_entry()}
@@ -334,7 +334,7 @@ def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
     with rewrite(cube, key=key) as (tmp, raw):
         old = cube.manifest.index["path"] if cube.manifest.index else layout.INDEX_DIR
         shutil.rmtree(tmp / old, ignore_errors=True)
-        build_index(tmp / layout.INDEX_DIR, [m.id for m in mems], [m.render() for m in mems],
+        build_index(tmp / layout.INDEX_DIR, [m.id for m in mems], [index_text(m) for m in mems],
                     vectors)
         raw["index"] = index_entry()
         raw["embedding"] = dict(embedding)

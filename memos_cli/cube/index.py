@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from memos_cli.errors import FormatError
+from memos_cli.memory import Memory
 
 TABLE = "memories"
 RRF_K = 10
@@ -46,12 +47,24 @@ class Hit:
     text_rank: int | None
 
 
+#: The index covers the first this many code points of each memory's rendered text (the
+#: ``text`` column and the full-text index; the vector covers fewer, see the embedder), so
+#: indexing costs a bounded amount of memory per memory (spec §6).
+INDEX_CHARS = 1 << 16
+
+
+def index_text(memory: Memory) -> str:
+    """The text a memory is indexed and embedded by: ``memory.render()`` cut to
+    :data:`INDEX_CHARS` code points."""
+    return memory.render()[:INDEX_CHARS]
+
+
 def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.ndarray) -> None:
     """Create the LanceDB database at ``index_dir`` with table ``memories``.
 
     Args:
         ids: memory ids, one per row.
-        texts: ``Memory.render()`` of each memory, the text the full-text index covers.
+        texts: :func:`index_text` of each memory, the text the full-text index covers.
         vectors: ``[n, dim] float32``, L2-normalised embeddings of ``texts``.
     """
     import lancedb  # deferred: importing LanceDB costs about a second
@@ -86,11 +99,29 @@ class Index:
                               path=index_dir) from e
         self.index_dir = index_dir
 
+    def _arrow(self) -> pa.Table:
+        """The whole table, validated. Raises ``FormatError`` when Lance cannot read it."""
+        try:
+            table = self._tbl.to_arrow()
+            table.validate(full=True)
+        except Exception as e:  # Lance raises OSError/RuntimeError/ValueError on bad files
+            raise FormatError(f"search index is unreadable: {str(e).splitlines()[0]}",
+                              path=self.index_dir) from e
+        return table
+
     def count(self) -> int:
-        return int(self._tbl.count_rows())
+        try:
+            return int(self._tbl.count_rows())
+        except Exception as e:
+            raise FormatError(f"search index is unreadable: {str(e).splitlines()[0]}",
+                              path=self.index_dir) from e
 
     def ids(self) -> list[str]:
-        return [str(x) for x in self._tbl.to_arrow().column("id").to_pylist()]
+        """Every id in the index. Raises ``FormatError`` (unreadable or null ids)."""
+        column = self._arrow().column("id")
+        if column.null_count:
+            raise FormatError("search index holds rows without an id", path=self.index_dir)
+        return [str(x) for x in column.to_pylist()]
 
     def vectors(self, ids: list[str]) -> np.ndarray:
         """The stored vectors of ``ids``, in that order: ``[len(ids), dim] float32``.
@@ -98,7 +129,7 @@ class Index:
         Raises:
             KeyError: an id is not in the index.
         """
-        table = self._tbl.to_arrow()
+        table = self._arrow()
         row = {mid: n for n, mid in enumerate(table.column("id").to_pylist())}
         column = table.column("vector").combine_chunks()
         matrix = column.flatten().to_numpy().reshape(len(column), column.type.list_size)

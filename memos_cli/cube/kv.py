@@ -264,6 +264,49 @@ def read_meta(path: Path) -> SegmentMeta:
         raise FormatError(f"not a readable safetensors file: {e}", path=path) from e
 
 
+def _check_tensors(f: Any, meta: SegmentMeta, path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Check the names, shapes and dtypes in an open safetensors header against ``meta``;
+    return the expected tensors. Raises ``FormatError`` listing the first problems."""
+    want = expected_tensors(meta)
+    have = set(f.keys())
+    problems = [f"missing tensor {n}" for n in sorted(set(want) - have)]
+    problems += [f"unexpected tensor {n}" for n in sorted(have - set(want))]
+    for name in sorted(set(want) & have):
+        sl = f.get_slice(name)
+        shape = tuple(sl.get_shape())
+        dt = str(sl.get_dtype())
+        wshape, wdt = want[name]
+        if shape != wshape or wdt != dt:
+            problems.append(f"tensor {name} is {dt}{list(shape)}, expected {wdt}{list(wshape)}")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise FormatError("KV segment tensors: " + "; ".join(problems[:5]) + more, path=path)
+    return want
+
+
+def check_segment(path: Path) -> SegmentMeta:
+    """Check a KV file without loading a model or any tensor data: the safetensors header
+    (its length, JSON, and that the tensors' byte ranges tile the data exactly, which the
+    safetensors library checks on open), the metadata, and every tensor's name, shape and
+    dtype. Returns the metadata.
+
+    Raises:
+        FormatError: as :func:`read_segment`.
+    """
+    from safetensors import safe_open
+
+    _check_size(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = SegmentMeta.from_metadata(f.metadata(), path)
+            _check_tensors(f, meta, path)
+    except FormatError:
+        raise
+    except Exception as e:
+        raise FormatError(f"not a readable safetensors file: {e}", path=path) from e
+    return meta
+
+
 def read_segment(path: Path, *, dtype: torch.dtype | None = None) -> Segment:
     """Load a segment, checking every tensor's name, shape and dtype against the metadata
     before any tensor is used; tensors are returned in ``dtype`` (default float32), int8
@@ -279,22 +322,7 @@ def read_segment(path: Path, *, dtype: torch.dtype | None = None) -> Segment:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = SegmentMeta.from_metadata(f.metadata(), path)
-            want = expected_tensors(meta)
-            have = set(f.keys())
-            problems = [f"missing tensor {n}" for n in sorted(set(want) - have)]
-            problems += [f"unexpected tensor {n}" for n in sorted(have - set(want))]
-            for name in sorted(set(want) & have):
-                sl = f.get_slice(name)
-                shape = tuple(sl.get_shape())
-                dt = str(sl.get_dtype())
-                wshape, wdt = want[name]
-                if shape != wshape or wdt != dt:
-                    problems.append(f"tensor {name} is {dt}{list(shape)}, expected "
-                                    f"{wdt}{list(wshape)}")
-            if problems:
-                more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-                raise FormatError("KV segment tensors: " + "; ".join(problems[:5]) + more,
-                                  path=path)
+            want = _check_tensors(f, meta, path)
             tensors = {n: f.get_tensor(n) for n in want}
     except FormatError:
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -131,6 +132,13 @@ class Manifest:
             if ("plaintext" in checked["tiers"]) != bool(plain) or (plain and len(plain) != 3):
                 raise FormatError("tiers must list 'plaintext' exactly when files, index and "
                                   "embedding are all present", path=path)
+            listed = [e["path"] for e in checked.get("kv", {}).get("segments", [])]
+            listed += [f["path"] for f in checked.get("lora", {}).get("files", [])]
+            if "files" in checked:
+                listed += [f["path"] for f in checked["files"].values()]
+            twice = sorted(p for p, n in Counter(listed).items() if n > 1)
+            if twice:
+                raise FormatError(f"manifest lists {twice[0]} more than once", path=path)
         if problems:
             text = "; ".join(
                 f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"

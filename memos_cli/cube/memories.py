@@ -83,8 +83,9 @@ def read_table(path: Path) -> pa.Table:
     """Read ``memories.arrow`` and check its schema.
 
     Raises:
-        FormatError: not an Arrow IPC file, truncated, or columns/types differ from
-            :data:`SCHEMA` (extra columns are refused too).
+        FormatError: not an Arrow IPC file, truncated, columns/types differ from
+            :data:`SCHEMA` (extra columns are refused too), buffers that fail Arrow's full
+            validation (offsets, UTF-8), or nulls in a non-nullable column.
     """
     try:
         with pa.memory_map(str(path), "r") as source:
@@ -105,18 +106,31 @@ def read_table(path: Path) -> pa.Table:
             problems = ["columns are not in the order of the spec or nullability differs"]
         raise FormatError("memories table does not match the spec: " + "; ".join(problems),
                           path=path)
+    try:  # offsets, UTF-8 and lengths, before any value reaches Python
+        table.validate(full=True)
+    except (pa.ArrowInvalid, pa.ArrowException) as e:
+        raise FormatError(f"corrupt Arrow data: {str(e).splitlines()[0]}", path=path) from e
+    nulls = [f.name for f in SCHEMA if not f.nullable and table.column(f.name).null_count]
+    if nulls:
+        raise FormatError(f"null values in non-nullable columns: {', '.join(nulls)}", path=path)
     return table
 
 
-def read_memories(path: Path) -> list[Memory]:
-    """Read every memory of ``memories.arrow``, in file order.
+def read_memories(path: Path, *, unique_ids: bool = True) -> list[Memory]:
+    """Read every memory of ``memories.arrow``, in file order. ``unique_ids=False`` allows
+    a repeated id (a vault's history holds several versions of one memory).
 
     Raises:
         FormatError: as :func:`read_table`, or a row breaks the memory schema (names the row).
-        IntegrityError: a row's content does not match its ``content_hash``.
+        IntegrityError: a row's content does not match its ``content_hash``, or an id repeats.
     """
-    rows = read_table(path).to_pylist()
+    table = read_table(path)
+    try:
+        rows = table.to_pylist()
+    except (ValueError, OverflowError, pa.ArrowException) as e:  # e.g. a year past 9999
+        raise FormatError(f"a value cannot be read: {e}", path=path) from e
     out = []
+    seen: dict[str, int] = {}
     for i, row in enumerate(rows):
         try:
             for name in _LIST_FIELDS:
@@ -131,5 +145,9 @@ def read_memories(path: Path) -> list[Memory]:
         if content_hash(m.content, m.speaker, m.event_time) != m.content_hash:
             raise IntegrityError(f"row {i}: memory {m.id} does not match its content_hash",
                                  path=path)
+        if unique_ids and m.id in seen:
+            raise IntegrityError(f"row {i}: memory id {m.id} repeats row {seen[m.id]} (ids "
+                                 "are unique)", path=path)
+        seen[m.id] = i
         out.append(m)
     return out

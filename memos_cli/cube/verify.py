@@ -11,6 +11,7 @@ from typing import Any
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import check_chunk_header, member
 from memos_cli.cube.cube import Cube, open_cube
+from memos_cli.cube.kv import check_segment
 from memos_cli.cube.signature import verify_cube
 from memos_cli.digest import sha256_file
 from memos_cli.errors import IntegrityError
@@ -64,6 +65,10 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         seg = cube.segment_path(entry)
         if sha256_file(seg) != entry["sha256"]:
             raise IntegrityError("file does not match the digest in manifest.json", path=seg)
+        meta = check_segment(seg)
+        if meta.kind != "segment" or list(meta.memory_ids) != list(entry["memory_ids"]):
+            raise IntegrityError(f"KV file is a {meta.kind} of {len(meta.memory_ids)} memories, "
+                                 "not the segment the manifest lists", path=seg)
     for s in cube.chunk_sets:
         for n, f in enumerate(s.files()):
             p = member(cube.path, f, "KV chunk")

@@ -25,6 +25,10 @@ DEFAULT_NAME = "all-MiniLM-L6-v2"
 FINGERPRINT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
                      "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 MAX_TOKENS = 256
+#: Texts are cut to this many characters before tokenizing, so a long memory costs the
+#: tokenizer a bounded amount of memory; 64 characters per token is more than any real
+#: WordPiece text uses (a word over 100 characters is one [UNK] token).
+MAX_CHARS = 64 * MAX_TOKENS
 
 
 def default_embedder_dir() -> Path:
@@ -88,7 +92,8 @@ class Embedder:
                progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed ``texts``; returns ``[len(texts), dimension] float32``, each row unit length.
 
-        Texts are cut at :data:`MAX_TOKENS` tokens. ``progress(n)`` is called after each batch
+        Texts are cut at :data:`MAX_CHARS` characters, then at :data:`MAX_TOKENS` tokens.
+        ``progress(n)`` is called after each batch
         with the number of texts it held.
         """
         torch = self._torch
@@ -97,7 +102,7 @@ class Embedder:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            batch = self._tok([texts[i] for i in idx], padding=True, truncation=True,
+            batch = self._tok([texts[i][:MAX_CHARS] for i in idx], padding=True, truncation=True,
                               max_length=MAX_TOKENS, return_tensors="pt")
             with torch.inference_mode():
                 hidden = self._model(**batch).last_hidden_state

@@ -24,7 +24,7 @@ from memos_cli.sources import (
     memos_cube,
     text,
 )
-from memos_cli.sources.base import Defaults, SourceResult, load_json, read_text
+from memos_cli.sources.base import Defaults, SourceResult, load_json, memory_budget, read_text
 
 __all__ = ["SUFFIXES", "Defaults", "SourceResult", "Sources", "read_source", "read_sources"]
 
@@ -87,6 +87,12 @@ def read_sources(paths: list[str | Path], defaults: Defaults) -> Sources:
         SourceError: a path is missing or is a cube, or any file fails to read.
     """
     out = Sources()
+    with memory_budget():
+        _read_into(out, paths, defaults)
+    return out
+
+
+def _read_into(out: Sources, paths: list[str | Path], defaults: Defaults) -> None:
     for given in paths:
         p = Path(given)
         if not p.exists():
@@ -109,4 +115,3 @@ def read_sources(paths: list[str | Path], defaults: Defaults) -> Sources:
                     out.results.append(read_source(f, f.as_posix(), defaults))
         else:
             out.results.append(read_source(p, p.as_posix(), defaults))
-    return out

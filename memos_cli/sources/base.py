@@ -6,18 +6,41 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from memos_cli import strictjson
 from memos_cli.errors import MemosError, SourceError
 from memos_cli.memory import Memory
 
-#: Files larger than this are refused rather than read into memory.
+#: Largest source streamed line by line (JSONL); larger files are refused.
 MAX_SOURCE_BYTES = 512 << 20
+#: Largest source read whole (JSON documents, Letta agent files, text and Markdown): its parse
+#: tree costs several times its size, so the limit is lower than for streamed sources.
+MAX_DOCUMENT_BYTES = 64 << 20
+#: Longest line of a streamed source.
+MAX_LINE_BYTES = 4 << 20
+#: Most memories one ``read_sources`` call (one pack or import) may hold: each costs about
+#: 9 KiB of memory until the cube is written (README, "Hostile input"), so the count bounds
+#: the peak for inputs of many tiny memories.
+MAX_MEMORIES = 500_000
+
+_COUNT: ContextVar[list[int]] = ContextVar("memos_memory_count")
+
+
+@contextmanager
+def memory_budget(limit: int = MAX_MEMORIES) -> Iterator[None]:
+    """Within this block, :meth:`SourceResult.add` refuses memory number ``limit + 1``."""
+    token = _COUNT.set([0, limit])
+    try:
+        yield
+    finally:
+        _COUNT.reset(token)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,9 +79,21 @@ class SourceResult:
     memories: list[Memory] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def add(self, memory: Memory) -> None:
+        """Append ``memory``. Raises ``SourceError`` (naming this file) when the enclosing
+        :func:`memory_budget` is spent."""
+        count = _COUNT.get(None)
+        if count is not None:
+            count[0] += 1
+            if count[0] > count[1]:
+                raise SourceError(f"more than {count[1]} memories in one pack or import; "
+                                  "split the sources into several cubes", path=self.path)
+        self.memories.append(memory)
 
-def read_bytes(path: Path) -> bytes:
-    """The bytes of a regular file that is not a symbolic link, at most ``MAX_SOURCE_BYTES``.
+
+@contextmanager
+def open_source(path: Path, limit: int = MAX_SOURCE_BYTES) -> Iterator[BinaryIO]:
+    """Open a source for reading: a regular file, not a symbolic link, at most ``limit`` bytes.
 
     The file is opened without following a link and without blocking (a FIFO with no writer
     would otherwise wait forever), then checked with ``fstat`` on the open descriptor, so what
@@ -66,7 +101,7 @@ def read_bytes(path: Path) -> bytes:
 
     Raises:
         SourceError: a symbolic link, anything but a regular file (FIFO, socket, device,
-            directory), a file over the limit, or an unreadable one.
+            directory), a file over ``limit``, or an unreadable one.
     """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -81,20 +116,66 @@ def read_bytes(path: Path) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise SourceError("is not a regular file (a FIFO, socket, device or directory); "
                               "memos reads only regular files", path=path)
-        if st.st_size > MAX_SOURCE_BYTES:
-            raise SourceError(f"file is {st.st_size} bytes, over the {MAX_SOURCE_BYTES} byte "
-                              "limit", path=path)
+        if st.st_size > limit:
+            raise SourceError(f"file is {st.st_size} bytes, over the {limit} byte limit "
+                              "for this kind of source", path=path)
         os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_SOURCE_BYTES + 1)
-    except OSError as e:
-        raise SourceError(f"cannot read: {e.strerror}", path=path) from e
-    finally:
+        f = os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
-    if len(data) > MAX_SOURCE_BYTES:
-        raise SourceError(f"file grew past the {MAX_SOURCE_BYTES} byte limit while read",
-                          path=path)
+        raise
+    with f:
+        try:
+            yield f
+        except OSError as e:
+            raise SourceError(f"cannot read: {e.strerror}", path=path) from e
+
+
+def read_bytes(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The bytes of a source read whole (see :func:`open_source`), at most ``limit``.
+
+    Raises:
+        SourceError: as :func:`open_source`, or the file grew past ``limit`` while read.
+    """
+    with open_source(path, limit) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise SourceError(f"file grew past the {limit} byte limit while read", path=path)
     return data
+
+
+def read_lines(path: Path, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line of a UTF-8 source, streamed: at most one line of
+    at most ``limit`` bytes is held at a time. Lines end at ``\n``; a trailing ``\r`` and a
+    leading BOM are dropped.
+
+    Raises:
+        SourceError: as :func:`open_source` (up to ``MAX_SOURCE_BYTES``), a line over
+            ``limit`` bytes, or a line that is not UTF-8 (naming its number).
+    """
+    with open_source(path) as f:
+        lineno = 0
+        read = 0
+        while True:
+            raw = f.readline(limit + 1)
+            if not raw:
+                return
+            lineno += 1
+            read += len(raw)
+            if read > MAX_SOURCE_BYTES:
+                raise SourceError(f"file grew past the {MAX_SOURCE_BYTES} byte limit while "
+                                  "read", path=path)
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                raise SourceError(f"line {lineno}: longer than the {limit} byte line limit",
+                                  path=path)
+            if lineno == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise SourceError(f"line {lineno}: not UTF-8 text ({e.reason} at byte "
+                                  f"{e.start} of the line)", path=path) from e
+            yield lineno, line.removesuffix("\n").removesuffix("\r")
 
 
 def read_text(path: Path) -> str:
@@ -128,8 +209,19 @@ def json_lines(text: str, path: Path, error: type[MemosError] = SourceError
     Raises:
         ``error`` (default ``SourceError``): naming the line and column of malformed JSON.
     """
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
+    lines = ((n, line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), start=1))
+    return parse_lines(lines, path, error)
+
+
+def parse_lines(lines: Iterable[tuple[int, str]], path: Path,
+                error: type[MemosError] = SourceError) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed object)`` for every non-blank line of ``lines`` (as given by
+    :func:`read_lines`), parsed with :mod:`memos_cli.strictjson`.
+
+    Raises:
+        ``error`` (default ``SourceError``): naming the line and column of malformed JSON.
+    """
+    for lineno, line in lines:
         if not line.strip():
             continue
         try:

@@ -56,7 +56,7 @@ def read(path: Path, shown: str, data: Any, defaults: Defaults) -> SourceResult:
             raise SourceError(f"message {i}: bad timestamp {when!r}", path=path) from e
         extra = {k: v for k, v in msg.items()
                  if k not in ("role", "content", "name", "timestamp", "created_at")}
-        result.memories.append(
+        result.add(
             make_memory(
                 path, f"message {i}", text, now=defaults.now, origin="conversation",
                 semantic_type="task_prompt" if role == "system" else "dialog_turn",

@@ -15,7 +15,7 @@ from typing import Any
 
 from memos_cli.errors import SourceError
 from memos_cli.memory import Memory, parse_time
-from memos_cli.sources.base import Defaults, SourceResult, json_lines, make_memory, read_text
+from memos_cli.sources.base import Defaults, SourceResult, make_memory, parse_lines, read_lines
 
 _CONTENT_KEYS = ("content", "text", "memory")
 _ALIASES = {"type": "semantic_type", "memory_type": "semantic_type", "role": "speaker"}
@@ -96,11 +96,10 @@ def parse_record(obj: Any) -> tuple[str, dict[str, Any]]:
 
 
 def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
-    """Read a JSONL file; errors name the line number."""
-    text = read_text(path)
+    """Read a JSONL file, streamed one line at a time; errors name the line number."""
     result = SourceResult(path=shown, format="jsonl", sha256="", size=0)
-    for lineno, obj in json_lines(text, path):
-        result.memories.append(record_to_memory(obj, path, shown, lineno, defaults))
+    for lineno, obj in parse_lines(read_lines(path), path):
+        result.add(record_to_memory(obj, path, shown, lineno, defaults))
     return result
 
 

@@ -46,7 +46,7 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
             continue
         label = str(block.get("label") or f"block-{i}")
         extra = {k: v for k, v in block.items() if k not in ("value", "label") and v is not None}
-        result.memories.append(make_memory(
+        result.add(make_memory(
             path, f"block {label}", value.strip(), now=defaults.now, origin="import",
             semantic_type="task_prompt" if label == "persona" else "fact", source_file=shown,
             section=label, extra=extra, **defaults.governance()))
@@ -69,7 +69,7 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
             extra = {k: v for k, v in msg.items()
                      if k not in ("content", "role", "created_at") and v is not None}
             extra["agent_name"] = agent.get("name")
-            result.memories.append(make_memory(
+            result.add(make_memory(
                 path, f"agent {a} message {j}", text.strip(), now=defaults.now,
                 origin="conversation", semantic_type="task_prompt" if role == "system"
                 else "dialog_turn", source_file=shown, conversation_id=conv,

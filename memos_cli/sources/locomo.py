@@ -64,7 +64,7 @@ def read(path: Path, shown: str, data: dict[str, Any], defaults: Defaults) -> So
                      if k not in ("speaker", "dia_id", "text")}
             if when is None and raw_date:
                 extra["session_date_time"] = raw_date
-            result.memories.append(
+            result.add(
                 make_memory(
                     path, f"{key} turn {j}", text, now=defaults.now, origin="conversation",
                     semantic_type="dialog_turn", source_file=shown, conversation_id=conv_id,

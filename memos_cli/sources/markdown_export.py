@@ -77,7 +77,7 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
             raise SourceError(f"line {j + 2}: malformed JSON: {e.msg}", path=path) from e
         if not isinstance(meta, dict) or "content" in meta:
             raise SourceError(f"line {j + 2}: not a memory's fields", path=path)
-        result.memories.append(record_to_memory({**meta, "content": content}, path, shown,
+        result.add(record_to_memory({**meta, "content": content}, path, shown,
                                                 start, defaults))
         n = j + 3
     return result

@@ -46,7 +46,7 @@ def read(path: Path, shown: str, data: Any, defaults: Defaults) -> SourceResult:
         extra = {k: v for k, v in item.items()
                  if k not in ("id", "memory", "user_id", "run_id", "created_at", "updated_at",
                               "categories") and v is not None}
-        result.memories.append(make_memory(
+        result.add(make_memory(
             path, f"item {i}", item["memory"], now=defaults.now,
             id=str(item["id"]) if item.get("id") else None, origin="import",
             semantic_type="fact", source_file=shown,

@@ -118,7 +118,7 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
         if owner:
             gov["owner"] = str(owner)
         gov["tags"] = tuple(dict.fromkeys((*gov["tags"], *tags)))
-        result.memories.append(make_memory(
+        result.add(make_memory(
             mem_path, f"memory {i}", text, now=defaults.now, created_at=created,
             updated_at=updated, origin="import", semantic_type=mtype,
             source_file=f"{shown}/{name}", session_id=str(session) if session else None,

@@ -90,7 +90,7 @@ def read(path: Path, shown: str, defaults: Defaults, *, markdown: bool) -> Sourc
     result = SourceResult(path=shown, format="markdown" if markdown else "text", sha256="",
                           size=0)
     for c in chunk(text, markdown=markdown):
-        result.memories.append(
+        result.add(
             make_memory(
                 path, f"lines {c.line_start}-{c.line_end}", c.text,
                 now=defaults.now, origin="file", semantic_type="document_chunk",

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from memos_cli.cube import Cube
-from memos_cli.errors import EmbedderMismatchError
+from memos_cli.errors import EmbedderMismatchError, IntegrityError
 from memos_cli.governance import can_read
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
@@ -68,6 +68,7 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
     Raises:
         EmbedderMismatchError: see :func:`check_embedder`.
         FormatError: the index is missing or unreadable.
+        IntegrityError: the index holds an id that is not a memory of the cube.
     """
     check_embedder(cube, embedder)
     now = now or datetime.now(timezone.utc)
@@ -80,7 +81,11 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
         out = []
         for h in hits:
             m = cube.by_id.get(h.id)
-            if m is None or m.expired(now) or (user is not None and not can_read(m, user,
+            if m is None:
+                raise IntegrityError(f"search index returned id {h.id!r}, which is not a memory "
+                                     "of this cube (an index of another cube? run `memos "
+                                     "reindex`)", path=cube.index_path)
+            if m.expired(now) or (user is not None and not can_read(m, user,
                                                                                   now=now)):
                 continue
             out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
