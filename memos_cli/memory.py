@@ -22,6 +22,7 @@ VISIBILITIES = ("private", "shared", "public")
 #: Longest memory content, in Unicode code points (spec §4.1): a memory is a fact, a turn or a
 #: paragraph; longer text belongs in several memories.
 MAX_CONTENT_CHARS = 1 << 20
+INT32 = 1 << 31
 
 #: Namespace of the UUIDv5 ids memos derives from content hashes (spec §4.2).
 MEMORY_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-5b8e-9a51-6d656d637562")
@@ -128,6 +129,10 @@ class Memory:
             problems.append(
                 f"visibility {self.visibility!r} is not one of {', '.join(VISIBILITIES)}"
             )
+        for name in ("line_start", "line_end", "priority", "version"):
+            value = getattr(self, name)
+            if value is not None and not -INT32 <= value < INT32:
+                problems.append(f"{name} {value} is outside the 32-bit range of its column")
         if self.version < 1:
             problems.append(f"version {self.version} is below 1")
         if (self.line_start is None) != (self.line_end is None) or (

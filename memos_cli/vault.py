@@ -317,9 +317,10 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
             from memos_cli.sources import Defaults
 
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memos-load-")))
-            pack([src], tmp / f"{src.stem}.memcube", embedder=embedder,
+            # a fixed name: the source's own may hold characters LanceDB cannot take
+            pack([src], tmp / "import.memcube", embedder=embedder,
                  defaults=Defaults(now=now or datetime.now(timezone.utc), owner=user))
-            cube, signer = open_cube(tmp / f"{src.stem}.memcube"), "import"
+            cube, signer = open_cube(tmp / "import.memcube"), "import"
         cube.require_plaintext()
         stack.enter_context(vault.lock())
         state = vault.state()

@@ -8,7 +8,7 @@ import typer
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, parse_size
 from memos_cli.cli.output import err, out, print_json, progress_bar, status
-from memos_cli.cube import open_cube
+from memos_cli.cube import open_cube, open_verified
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
 
@@ -92,7 +92,7 @@ def convert(
         return
     if top is not None and top < 1:
         raise UsageError("--top must be at least 1")
-    c = open_cube(cube)
+    c = open_verified(cube)
     enc = load_embedder(embedder) if query else None
     mems = select_memories(c, ids=[i for i in (ids or "").split(",") if i], query=query,
                            top=top, embedder=enc)

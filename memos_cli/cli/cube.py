@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from memos_cli.cli.output import err, out, print_json, progress_bar, status
-from memos_cli.cube import generate_keypair, key_fingerprint, open_cube
+from memos_cli.cube import generate_keypair, key_fingerprint, open_cube, open_verified
 from memos_cli.cube import verify as verify_cube
 from memos_cli.errors import UsageError
 from memos_cli.memory import VISIBILITIES
@@ -161,7 +161,7 @@ def inspect(
     """
     from memos_cli.governance import can_read
 
-    c = open_cube(cube)
+    c = open_verified(cube)
     m = c.manifest
     pool = c.memories if c.has_plaintext else []
     if as_user is not None:

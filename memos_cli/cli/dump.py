@@ -8,7 +8,7 @@ import typer
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, pack_time
 from memos_cli.cli.output import out, print_json, status
-from memos_cli.cube import open_cube
+from memos_cli.cube import open_verified
 from memos_cli.dump import Filter, dump
 from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
@@ -55,7 +55,7 @@ def dump_command(
     v = Vault(vault)  # the default vault holds the access log of cubes too
     enc = load_embedder(embedder) if types and fmt == "memcube" else None
     with status("exporting" + (" and redacting" if types else "")):
-        opened = open_cube(cube) if cube is not None else None
+        opened = open_verified(cube) if cube is not None else None
         src = vault_source(v) if opened is None else cube_source(opened)
         usage = None
         if with_usage:

@@ -8,7 +8,7 @@ import typer
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import out, print_json, progress_bar, status
-from memos_cli.cube import open_cube
+from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
 
@@ -42,7 +42,7 @@ def eval_(
 
     if k < 1 or max_new_tokens < 1:
         raise UsageError("-k and --max-new-tokens must be at least 1")
-    c = open_cube(cube)
+    c = open_verified(cube)
     wanted = [t.strip() for t in tiers.split(",") if t.strip()] if tiers else default_tiers(c)
     if not wanted:
         raise UsageError("--tiers names no tier")

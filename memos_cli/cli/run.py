@@ -9,7 +9,7 @@ import typer
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import err, out, print_json, status
-from memos_cli.cube import open_cube
+from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
 from memos_cli.tiers.plaintext import Answer, answer
@@ -92,7 +92,7 @@ def run(
         raise UsageError("--segment, --compose and --recompute apply to --tier kv")
     if vault is None and tier != "kv" and len(cubes) != 1:
         raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv")
-    opened = [] if vault is not None else [open_cube(c) for c in cubes]
+    opened = [] if vault is not None else [open_verified(c) for c in cubes]
     with status("loading model") as say:
         lm = chat.load(model, status=say, device=device)
     chunked = tier == "kv" and segment is None and len(opened) == 1 and bool(

@@ -101,9 +101,9 @@ def schedule(
         usage = stores[0].indicators(half_life=hl)
         where = f"vault {v.path}"
     else:
-        from memos_cli.cube import open_cube
+        from memos_cli.cube import open_verified
 
-        opened = [open_cube(c) for c in cubes]
+        opened = [open_verified(c) for c in cubes]
         memories, usage = [], {}
         stores = [cube_store(c.manifest.cube_id) for c in opened]
         for c, st in zip(opened, stores, strict=True):

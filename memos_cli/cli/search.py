@@ -11,7 +11,7 @@ from rich.table import Table
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import out, print_json
-from memos_cli.cube import open_cube
+from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.store.usage import UsageStore, cube_store, recording, uses_of
 from memos_cli.tiers.plaintext import retrieve
@@ -59,7 +59,7 @@ def search(
         took = time.perf_counter() - t0
         v.log(user, "search", memory_ids=[h.memory.id for h in hits], detail={"query": query})
     else:
-        c = open_cube(cube)
+        c = open_verified(cube)
         where = str(c.path)
         store = cube_store(c.manifest.cube_id).warm()
         hits = retrieve(c, enc, query, k, user=user if as_user else None)

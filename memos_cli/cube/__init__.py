@@ -4,7 +4,7 @@ from memos_cli.cube.cube import Cube, CubeSpec, open_cube, reindex, write_cube
 from memos_cli.cube.index import Hit, Index
 from memos_cli.cube.manifest import FORMAT_VERSION, Manifest
 from memos_cli.cube.signature import generate_keypair, key_fingerprint, sign_cube, verify_cube
-from memos_cli.cube.verify import VerifyReport, verify
+from memos_cli.cube.verify import VerifyReport, open_verified, verify
 
 __all__ = [
     "FORMAT_VERSION",
@@ -17,6 +17,7 @@ __all__ = [
     "generate_keypair",
     "key_fingerprint",
     "open_cube",
+    "open_verified",
     "reindex",
     "sign_cube",
     "verify",

@@ -81,9 +81,13 @@ def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.n
             "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
         }
     )
-    db = lancedb.connect(str(index_dir))
-    tbl = db.create_table(TABLE, table)
-    tbl.create_index("text", config=FTS(with_position=False))
+    try:
+        db = lancedb.connect(str(index_dir))
+        tbl = db.create_table(TABLE, table)
+        tbl.create_index("text", config=FTS(with_position=False))
+    except (OSError, ValueError, RuntimeError) as e:  # e.g. a path LanceDB cannot parse
+        raise FormatError(f"cannot write the search index: {str(e).splitlines()[0]}",
+                          path=index_dir) from e
 
 
 class Index:

@@ -26,7 +26,8 @@ LORA_DIR = "lora"  # reserved: parameter tier (spec §11)
 SUFFIX = ".memcube"
 
 #: File name endings a cube must never hold: formats that run code when loaded.
-FORBIDDEN_SUFFIXES = (".pickle", ".pkl", ".pt", ".pth", ".bin", ".joblib", ".npy", ".npz")
+FORBIDDEN_SUFFIXES = (".pickle", ".pkl", ".pt", ".pth", ".bin", ".joblib", ".npy", ".npz",
+                      ".ckpt", ".dill", ".h5", ".hdf5", ".keras", ".sav")
 
 
 def _umask() -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from memos_cli import strictjson
 from memos_cli.cube.layout import SIGNATURE, atomic_write_bytes
 from memos_cli.digest import sha256_bytes
 from memos_cli.errors import KeyFileError, SignatureError, TamperedError
@@ -155,7 +156,6 @@ def check_payload(cube_dir: Path) -> None:
     """
     import base64
     import binascii
-    import json
 
     from memos_cli.cube.layout import scan_members
     from memos_cli.digest import sha256_file
@@ -164,11 +164,11 @@ def check_payload(cube_dir: Path) -> None:
     try:
         if sig.is_symlink() or sig.stat().st_size > MAX_BUNDLE_BYTES:
             raise SignatureError("signature bundle is a link or too large", path=sig)
-        bundle = json.loads(sig.read_bytes())
+        bundle = strictjson.loads(sig.read_bytes())
         env = bundle["dsseEnvelope"]
         if env.get("payloadType") != "application/vnd.in-toto+json":
             raise SignatureError("signature bundle holds no in-toto statement", path=sig)
-        statement = json.loads(base64.b64decode(env["payload"], validate=True))
+        statement = strictjson.loads(base64.b64decode(env["payload"], validate=True))
         if statement.get("predicateType") != PREDICATE_TYPE:
             raise SignatureError("signature bundle is not a model-signing statement", path=sig)
         signed = {r["name"]: (r["algorithm"], r["digest"])

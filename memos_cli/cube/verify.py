@@ -12,7 +12,7 @@ from memos_cli.cube import layout
 from memos_cli.cube.chunks import check_chunk_header, member
 from memos_cli.cube.cube import Cube, open_cube
 from memos_cli.cube.kv import check_segment
-from memos_cli.cube.signature import verify_cube
+from memos_cli.cube.signature import check_payload, verify_cube
 from memos_cli.digest import sha256_file
 from memos_cli.errors import IntegrityError
 
@@ -44,8 +44,10 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
 
     Checks: manifest (schema, version, paths), no symlinks or code-running files, the
     memories file digest, every row's schema and content hash (on read), unique ids, the
-    count in the manifest, that the index holds exactly the memory ids, and, with
-    ``public_key``, the signature over every file.
+    count in the manifest, KV segment and chunk headers and tensor layouts, that the index
+    holds exactly the memory ids, and the signature: with ``public_key`` over every file;
+    without it, that the signed statement still lists exactly the cube's files and digests
+    (``signature.check_payload``).
 
     Raises:
         CubeNotFoundError, FormatError, IntegrityError, SignatureError, KeyFileError.
@@ -88,6 +90,20 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         verify_cube(cube.path, public_key)
         status = "verified"
     else:
+        if cube.signed:
+            check_payload(cube.path)  # a bundle that no longer describes the files: tampered
         status = "not checked (no key given)" if cube.signed else "unsigned"
     return VerifyReport(cube=str(cube.path), cube_id=cube.manifest.cube_id, memories=len(ids),
                         files=len(cube.files), signed=cube.signed, signature=status)
+
+
+def open_verified(path: str | Path) -> Cube:
+    """Open a cube and :func:`verify` it (without a key): what every command that reads a
+    cube does first, so each applies the same checks (spec §3).
+
+    Raises:
+        as :func:`verify`.
+    """
+    cube = open_cube(path)
+    verify(cube)
+    return cube

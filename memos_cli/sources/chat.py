@@ -41,6 +41,10 @@ def read(path: Path, shown: str, data: Any, defaults: Defaults) -> SourceResult:
     result = SourceResult(path=shown, format="chat", sha256="", size=0)
     skipped = 0
     for i, msg in enumerate(msgs, start=1):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str) \
+                or "content" not in msg:
+            raise SourceError(f"message {i}: not an object with a string 'role' and a "
+                              "'content'", path=path)
         text = _text(msg["content"])
         if text is None:
             raise SourceError(f"message {i}: content is neither text nor a list of text parts",

@@ -18,6 +18,8 @@ from memos_cli.memory import Memory, parse_time
 from memos_cli.sources.base import Defaults, SourceResult, make_memory, parse_lines, read_lines
 
 _CONTENT_KEYS = ("content", "text", "memory")
+#: Longest ``ttl`` accepted, in seconds (about 3,000 years): longer ones overflow dates.
+MAX_TTL_S = 1e11
 _ALIASES = {"type": "semantic_type", "memory_type": "semantic_type", "role": "speaker"}
 _STR = ("id", "origin", "semantic_type", "source_file", "section", "conversation_id",
         "session_id", "turn_id", "speaker", "owner", "visibility", "parent_id")
@@ -80,6 +82,9 @@ def parse_record(obj: Any) -> tuple[str, dict[str, Any]]:
         elif name == "ttl":
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError("'ttl' is not a positive number of seconds")
+            if value > MAX_TTL_S:
+                raise ValueError(f"'ttl' of {value:.3g} seconds is over the {MAX_TTL_S:.0e} "
+                                 "second limit (about 3,000 years)")
             ttl = timedelta(seconds=value)
         elif name == "extra":
             if not isinstance(value, dict):
@@ -118,7 +123,11 @@ def record_to_memory(obj: Any, path: Path, shown: str, lineno: int, defaults: De
     created = fields.get("created_at") or defaults.now
     merged = {**defaults.governance(created), **fields}
     if ttl is not None:
-        merged["expires_at"] = created + ttl
+        try:
+            merged["expires_at"] = created + ttl
+        except OverflowError as e:
+            raise SourceError(f"line {lineno}: created_at + ttl is past the year 9999",
+                              path=path) from e
     merged.setdefault("origin", "import")
     merged.setdefault("semantic_type", "fact")
     if "source_file" not in fields:

@@ -18,11 +18,11 @@ pickle, so it is refused, never unpickled, and its KV cache is not imported (reb
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from memos_cli import strictjson
 from memos_cli.digest import sha256_file
 from memos_cli.errors import SourceError
 from memos_cli.memory import parse_time
@@ -38,7 +38,7 @@ def looks_like(path: Path) -> bool:
     if not (path.is_dir() and cfg.is_file()):
         return False
     try:
-        data = json.loads(read_text(cfg))
+        data = strictjson.loads(read_text(cfg))
     except (SourceError, ValueError):  # a link, a FIFO, not JSON: read_source names it later
         return False
     return isinstance(data, dict) and "memos" in str(data.get("model_schema", "")).lower()

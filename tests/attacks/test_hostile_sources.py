@@ -188,6 +188,8 @@ def test_terminal_escapes_from_a_cube_are_shown_escaped(packed_cube: Path,
     m = json.loads((cube / "manifest.json").read_text())
     m["name"], m["description"] = "evil\x1b[2J", "clears\x1b]0;owned\x07 the screen"
     (cube / "manifest.json").write_text(json.dumps(m))
+    assert memos("inspect", cube).returncode == 8  # signed, then edited: tampered
+    (cube / "memcube.sig").unlink()  # as an unsigned cube, it is shown
     r = memos("inspect", cube)
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout
