@@ -15,7 +15,7 @@ from tests.test_memory import memories
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(memories(), max_size=6))
+@given(st.lists(memories(), max_size=6, unique_by=lambda m: m.id))
 def test_arrow_round_trip(tmp_path: Path, mems: list[Memory]) -> None:
     p = tmp_path / "m.arrow"
     write_memories(p, mems)
