@@ -22,6 +22,8 @@ from memos_cli import __version__
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import ChunkSet, check_sets
 from memos_cli.cube.index import TABLE, Index, build_index, index_text
+from memos_cli.cube.index import check_files as check_index_files
+from memos_cli.cube.index import list_files as list_index_files
 from memos_cli.cube.manifest import (
     FORMAT_VERSION,
     FileEntry,
@@ -58,6 +60,11 @@ class Cube:
             return  # a KV-only cube: no plaintext tier
         self.memories_path = layout.check_member(self.path, m.memories_file.path, what="file")
         self.index_path = layout.check_member(self.path, m.index["path"], what="index path")
+        if m.index_files is not None:
+            check_index_files(self.path, m.index["path"], m.index_files, digests=False)
+        elif tuple(int(x) for x in m.format_version.split(".")) >= (1, 4):
+            raise FormatError("manifest has no 'index_files' (required from format 1.4)",
+                              path=self.path / layout.MANIFEST)
         if not self.memories_path.is_file():
             raise IntegrityError(f"{m.memories_file.path} is listed in the manifest but missing",
                                  path=self.path)
@@ -243,6 +250,7 @@ def write_cube(
             counts={"memories": len(memories), "sources": len(spec.sources)},
             memories_file=FileEntry(**plain["files"]["memories"]),
             index=plain["index"],
+            index_files=plain["index_files"],
             embedding=dict(spec.embedding),
             provenance={
                 "sources": [dict(s) for s in spec.sources],
@@ -276,7 +284,8 @@ def write_plaintext(directory: Path, memories: Sequence[Memory], vectors: np.nda
                 [index_text(m) for m in memories], vectors)
     return {"files": {"memories": {"path": layout.MEMORIES, "sha256": sha256_file(mem_path),
                                    "size": mem_path.stat().st_size}},
-            "index": index_entry()}
+            "index": index_entry(),
+            "index_files": list_index_files(directory, layout.INDEX_DIR)}
 
 
 def check_writable(cube: Cube) -> None:
@@ -314,6 +323,10 @@ def rewrite(cube: Cube, *, key: str | Path | None = None
         raw = cube.manifest.to_dict()
         raw["format_version"] = CURRENT
         yield tmp, raw
+        if raw.get("index"):  # (re)list the index files: an older cube has no list
+            raw["index_files"] = list_index_files(tmp, raw["index"]["path"])
+        else:
+            raw.pop("index_files", None)
         write_manifest(tmp, Manifest.from_dict(raw))
         if key is not None:
             sign_cube(tmp, key)

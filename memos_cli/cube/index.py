@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from memos_cli.errors import FormatError
+from memos_cli.digest import sha256_file
+from memos_cli.errors import FormatError, IntegrityError
 from memos_cli.memory import Memory
 
 TABLE = "memories"
@@ -88,6 +90,42 @@ def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.n
     except (OSError, ValueError, RuntimeError) as e:  # e.g. a path LanceDB cannot parse
         raise FormatError(f"cannot write the search index: {str(e).splitlines()[0]}",
                           path=index_dir) from e
+
+
+def list_files(cube_dir: Path, index_rel: str) -> list[dict[str, Any]]:
+    """The manifest's ``index.files`` (spec §6, format 1.4): every file under the index
+    directory as ``{"path", "sha256", "size"}``, paths relative to the cube, sorted."""
+    root = cube_dir / index_rel
+    out = []
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        out.append({"path": p.relative_to(cube_dir).as_posix(), "sha256": sha256_file(p),
+                    "size": p.stat().st_size})
+    return out
+
+
+def check_files(cube_dir: Path, index_rel: str, files: list[dict[str, Any]], *,
+                digests: bool) -> None:
+    """Check the index directory against the manifest's ``index.files``: the same files, the
+    same sizes, and with ``digests`` the same SHA-256.
+
+    Raises:
+        IntegrityError: a file missing, added, of another size or (with ``digests``) content.
+    """
+    root = cube_dir / index_rel
+    have = {q.relative_to(cube_dir).as_posix() for q in root.rglob("*") if q.is_file()} \
+        if root.is_dir() else set()
+    want = {f["path"]: f for f in files}
+    if extra := sorted(have - set(want)):
+        raise IntegrityError(f"index file {extra[0]} is not listed in the manifest",
+                             path=cube_dir / extra[0])
+    if gone := sorted(set(want) - have):
+        raise IntegrityError(f"index file {gone[0]} is listed in the manifest but missing",
+                             path=cube_dir)
+    for rel, f in sorted(want.items()):
+        p = cube_dir / rel
+        if p.stat().st_size != f["size"] or (digests and sha256_file(p) != f["sha256"]):
+            raise IntegrityError("index file does not match the digest in manifest.json "
+                                 "(changed or truncated)", path=p)
 
 
 class Index:

@@ -20,7 +20,7 @@ FORMAT = "memcube"
 #: The format version this code writes; it reads every 1.x with x <= 1 fully, and newer 1.x
 #: minor versions by ignoring the top-level keys it does not know. 1.1 added ``kv``, 1.2 ``lora``,
 #: 1.3 ``kv_chunks``.
-FORMAT_VERSION = (1, 3)
+FORMAT_VERSION = (1, 4)
 MAX_MANIFEST_BYTES = 16 << 20
 
 
@@ -64,6 +64,8 @@ class Manifest:
     kv: dict[str, Any] | None = None
     lora: dict[str, Any] | None = None
     kv_chunks: dict[str, Any] | None = None
+    #: every file of the index with its digest (format 1.4; ``None`` in older cubes)
+    index_files: list[dict[str, Any]] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +83,8 @@ class Manifest:
             **({"files": {"memories": self.memories_file.to_dict()},
                 "index": dict(self.index or {}),
                 "embedding": dict(self.embedding or {})} if self.memories_file else {}),
+            **({"index_files": self.index_files} if self.index_files is not None
+               and self.memories_file else {}),
             "provenance": self.provenance,
             **({"kv": self.kv} if self.kv is not None else {}),
             **({"lora": self.lora} if self.lora is not None else {}),
@@ -136,6 +140,7 @@ class Manifest:
             listed += [f["path"] for f in checked.get("lora", {}).get("files", [])]
             if "files" in checked:
                 listed += [f["path"] for f in checked["files"].values()]
+            listed += [f["path"] for f in checked.get("index_files", [])]
             twice = sorted(p for p, n in Counter(listed).items() if n > 1)
             if twice:
                 raise FormatError(f"manifest lists {twice[0]} more than once", path=path)
@@ -163,6 +168,7 @@ class Manifest:
             kv=checked.get("kv"),
             lora=checked.get("lora"),
             kv_chunks=checked.get("kv_chunks"),
+            index_files=checked.get("index_files"),
             raw=data,
         )
 

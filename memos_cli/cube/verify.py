@@ -11,6 +11,7 @@ from typing import Any
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import check_chunk_header, member
 from memos_cli.cube.cube import Cube, open_cube
+from memos_cli.cube.index import check_files as check_index_files
 from memos_cli.cube.kv import check_segment
 from memos_cli.cube.signature import check_payload, verify_cube
 from memos_cli.digest import sha256_file
@@ -83,6 +84,9 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
             if sha256_file(cube.path / f["path"]) != f["sha256"]:
                 raise IntegrityError("file does not match the digest in manifest.json",
                                      path=cube.path / f["path"])
+    if cube.manifest.index is not None and cube.manifest.index_files is not None:
+        check_index_files(cube.path, cube.manifest.index["path"], cube.manifest.index_files,
+                          digests=True)
     if cube.has_plaintext and sorted(cube.index().ids()) != sorted(ids):
         raise IntegrityError("search index does not hold exactly the cube's memories "
                              "(rebuild it with `memos reindex`)", path=cube.index_path)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from memos_cli.cube import open_cube, verify
+from memos_cli.cube.index import list_files
 from memos_cli.errors import (
     CubeExistsError,
     CubeNotFoundError,
@@ -118,5 +119,11 @@ def test_index_out_of_step_is_detected(cube_copy: Path, embedder) -> None:
 
     tbl = lancedb.connect(str(cube_copy / "index")).open_table("memories")
     tbl.delete("true")
+    with pytest.raises(IntegrityError, match="not listed in the manifest"):
+        verify(cube_copy)  # the index files changed: caught by their digests
+    m = json.loads((cube_copy / "manifest.json").read_text())  # forged to match the files
+    m["index_files"] = list_files(cube_copy, "index")
+    (cube_copy / "manifest.json").write_text(json.dumps(m))
+    (cube_copy / "memcube.sig").unlink()
     with pytest.raises(IntegrityError, match="index does not hold exactly"):
         verify(cube_copy)
