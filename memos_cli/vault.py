@@ -38,6 +38,7 @@ from memos_cli.cube.layout import atomic_write_bytes
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.governance import can_read
 from memos_cli.memory import Memory, format_time
+from memos_cli.pausepoints import pause
 
 CURRENT = "CURRENT"
 STATE = "vault.json"
@@ -323,6 +324,7 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
             cube, signer = open_cube(tmp / "import.memcube"), "import"
         cube.require_plaintext()
         stack.enter_context(vault.lock())
+        pause("vault:locked")
         state = vault.state()
         if state.embedding is not None and cube.manifest.embedding is not None and (
                 state.embedding["fingerprint"] != cube.manifest.embedding["fingerprint"]):

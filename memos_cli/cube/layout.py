@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from memos_cli.errors import CubeExistsError, CubeNotFoundError, FormatError, IntegrityError
+from memos_cli.pausepoints import pause
 
 MANIFEST = "manifest.json"
 MEMORIES = "memories.arrow"
@@ -167,12 +168,35 @@ def clean_stale(dest: Path) -> list[Path]:
     return gone
 
 
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux ``renameat2(RENAME_EXCHANGE)``; ``False`` where
+    the system or file system lacks it (the caller then falls back to two renames)."""
+    import ctypes
+    import errno
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Path]:
     """Build a directory in a hidden temporary sibling and rename it to ``target`` on success.
 
-    With ``force``, an existing ``target`` is replaced: it is renamed aside, the new directory
-    renamed in, then the old one removed. Without ``force`` an existing target raises
+    With ``force``, an existing ``target`` is replaced: swapped with the new directory in one
+    atomic ``renameat2(RENAME_EXCHANGE)`` where Linux has it (else renamed aside, the new one
+    renamed in), then the old one removed. Without ``force`` an existing target raises
     ``CubeExistsError`` before any work is done. On any exception, Ctrl-C included, the
     temporary directory is removed and ``target`` is untouched.
     """
@@ -186,9 +210,16 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a cube is shared as usual
         yield tmp
+        pause("write:before-commit")
         if dest.exists() or dest.is_symlink():
             if not force:
                 raise CubeExistsError("appeared while it was being written", path=dest)
+            if dest.is_dir() and not dest.is_symlink() and exchange(tmp, dest):
+                # one atomic step: readers see the old cube or the new one, never neither;
+                # tmp now holds the old cube (a kill here leaves it to clean_stale)
+                pause("write:after-commit")
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
             old = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.old")
             os.rename(dest, old)
             try:
@@ -196,12 +227,14 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
             except BaseException:
                 os.rename(old, dest)
                 raise
+            pause("write:after-commit")
             if old.is_dir() and not old.is_symlink():
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 old.unlink()
         else:
             os.rename(tmp, dest)
+            pause("write:after-commit")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

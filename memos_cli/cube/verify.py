@@ -16,6 +16,7 @@ from memos_cli.cube.kv import check_segment
 from memos_cli.cube.signature import check_payload, verify_cube
 from memos_cli.digest import sha256_file
 from memos_cli.errors import IntegrityError
+from memos_cli.pausepoints import pause
 
 
 @dataclass
@@ -54,6 +55,7 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         CubeNotFoundError, FormatError, IntegrityError, SignatureError, KeyFileError.
     """
     cube = path if isinstance(path, Cube) else open_cube(path)
+    pause("verify:opened")
     if cube.has_plaintext:
         ids = [m.id for m in cube.memories]
         if len(set(ids)) != len(ids):

@@ -1,0 +1,189 @@
+"""Hostile-input benchmark: every case of the corpus (tests/attacks/corpus.py) through every
+command it names, each in its own process with a time limit and its peak RSS measured, plus
+the memory bound of `memos pack` per input byte. Writes docs/hostile.json and prints the
+README table.
+
+    python bench/hostile.py [--workers 2] [--timeout 120] [--only NAME_PREFIX]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.attacks.corpus import (  # noqa: E402
+    Base,
+    Case,
+    Outcome,
+    all_cases,
+    check,
+    commands,
+    tree_digest,
+)
+
+PEAK = ("import resource, subprocess, sys\n"
+        "try:\n"
+        "    r = subprocess.run(sys.argv[2:], capture_output=True, timeout=float(sys.argv[1]))\n"
+        "    code, out, err = r.returncode, r.stdout, r.stderr\n"
+        "except subprocess.TimeoutExpired as e:\n"
+        "    code, out, err = -9, e.stdout or b'', e.stderr or b''\n"
+        "sys.stdout.buffer.write(out); sys.stderr.buffer.write(err)\n"
+        "print('\\n@@', code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+MEMOS = [sys.executable, "-m", "memos_cli"]
+
+
+def run_measured(args: list[str], timeout: float, env: dict[str, str]) -> Outcome:
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", PEAK, str(timeout), *MEMOS, *args],
+                       capture_output=True, timeout=timeout + 60, env=env)
+    out = r.stdout.decode("utf-8", "replace")
+    body, _, tail = out.rpartition("\n@@ ")
+    code, kib = (int(x) for x in tail.split())
+    o = Outcome("", args[0], code, body, r.stderr.decode("utf-8", "replace"),
+                time.perf_counter() - t0, kib, hung=code == -9)
+    return o
+
+
+def make_base(tmp: Path) -> Base:
+    from memos_cli.cube import generate_keypair
+    from memos_cli.models.embedder import Embedder
+    from memos_cli.pack import pack
+    from memos_cli.sources import Defaults
+    from tests.conftest import make_tiny_llama
+
+    priv, pub = generate_keypair(tmp / "key")
+    cube = tmp / "base.memcube"
+    from datetime import datetime, timezone
+    pack([ROOT / "fixtures" / "corpus"], cube, embedder=Embedder(), key=priv,
+         defaults=Defaults(now=datetime(2025, 1, 1, tzinfo=timezone.utc)))
+    model = make_tiny_llama(tmp / "tiny")
+    kv = tmp / "kv.memcube"
+    shutil.copytree(cube, kv)
+    subprocess.run([*MEMOS, "convert", str(kv), "--to", "kv", "--model", str(model)],
+                   check=True, capture_output=True)
+    return Base(cube, kv, model, pub)
+
+
+def run_case(case: Case, base: Base, root: Path, timeout: float, env: dict[str, str]
+             ) -> list[Outcome]:
+    work = root / case.name
+    work.mkdir(parents=True)
+    path = case.build(work, base)
+    outs = []
+    for args in commands(case, path, work, base):
+        before, vault_before = tree_digest(path), tree_digest(work / "vault")
+        o = run_measured(args, timeout, env)
+        o.case = case.name
+        o.problems = check(case, path, o, input_before=before, input_after=tree_digest(path),
+                           vault_before=vault_before, vault_after=tree_digest(work / "vault"),
+                           work=work)
+        outs.append(o)
+    shutil.rmtree(work, ignore_errors=True)
+    return outs
+
+
+def memory_bound(tmp: Path, env: dict[str, str]) -> dict[str, float]:
+    from tests.attacks.test_memory_bound import write_lines
+
+    ref = tmp / "ref.jsonl"
+    write_lines(ref, 64, 2400, emoji=False)
+    rows: dict[str, float] = {}
+    base = run_measured(["pack", str(ref), "-o", str(tmp / "ref.memcube")], 600, env)
+    rows["reference_peak_mib"] = base.peak_kib / 1024
+    for name, n, chars, emoji in (("ascii_48x1MB", 48, 1_000_000, False),
+                                  ("emoji_24x1MB", 24, 1_000_000, True),
+                                  ("tiny_200k_lines", 200_000, 8, False)):
+        src = tmp / f"{name}.jsonl"
+        size = write_lines(src, n, chars, emoji)
+        o = run_measured(["pack", str(src), "-o", str(tmp / f"{name}.memcube")], 600, env)
+        rows[f"{name}_input_mib"] = size / 2**20
+        rows[f"{name}_peak_mib"] = o.peak_kib / 1024
+        rows[f"{name}_per_input_byte"] = (o.peak_kib - base.peak_kib) * 1024 / size
+        rows[f"{name}_exit"] = o.exit_code
+    one = tmp / "one.jsonl"
+    with one.open("w") as f:  # the audit's input: one line of 400 MB
+        f.write('{"content": "' + "word " * (80 << 20) + '"}\n')
+    o = run_measured(["pack", str(one), "-o", str(tmp / "one.memcube")], 600, env)
+    rows.update(one_line_400mb_peak_mib=o.peak_kib / 1024, one_line_400mb_s=o.seconds,
+                one_line_400mb_exit=o.exit_code)
+    one.unlink()
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "hostile.json"))
+    a = ap.parse_args()
+    cases = [c for c in all_cases() if c.name.startswith(a.only)]
+    with tempfile.TemporaryDirectory(prefix="memos-hostile-") as t:
+        tmp = Path(t)
+        env = {**os.environ, "MEMOS_HOME": str(tmp / "home"), "MEMOS_NO_USAGE": "1",
+               "PYTHONPATH": str(ROOT)}
+        base = make_base(tmp)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(a.workers) as pool:
+            results = list(pool.map(lambda c: run_case(c, base, tmp / "cases", a.timeout, env),
+                                    cases))
+        wall = time.perf_counter() - t0
+        bound = memory_bound(tmp, env) if not a.only else {}
+    per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    worst: dict[str, tuple[int, str]] = {}
+    failures = []
+    for outs in results:
+        for o in outs:
+            row = per[o.command]
+            row["tried"] += 1
+            row["refused"] += o.exit_code not in (0, 70) and not o.hung
+            row["accepted"] += o.exit_code == 0
+            row["internal"] += o.exit_code == 70
+            row["hung"] += o.hung
+            row["code_run"] += any("code from the input" in p for p in o.problems)
+            row["state_changed"] += any("changed" in p for p in o.problems)
+            row["other_problems"] += bool(o.problems)
+            if o.peak_kib > worst.get(o.command, (0, ""))[0]:
+                worst[o.command] = (o.peak_kib, o.case)
+            failures += [f"{o.case} / {o.command}: {p}" for p in o.problems]
+    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} "
+                         f"cores, Python {platform.python_version()}",
+              "cases": len(cases), "wall_s": round(wall, 1),
+              "per_command": {k: dict(v) for k, v in sorted(per.items())},
+              "worst_peak": {k: {"mib": round(v[0] / 1024, 1), "case": v[1]}
+                             for k, v in worst.items()},
+              "memory_bound": {k: round(v, 2) for k, v in bound.items()},
+              "problems": failures}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{len(cases)} cases, {sum(r['tried'] for r in per.values())} commands, "
+          f"{wall:.0f} s; {report['machine']}")
+    print("| command | tried | named refusals | accepted | internal errors | hangs | "
+          "code run | state changed | worst peak RSS (case) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for cmd, r in sorted(per.items()):
+        mib, case = worst[cmd]
+        print(f"| `{cmd}` | {r['tried']} | {r['refused']} | {r['accepted']} | {r['internal']} "
+              f"| {r['hung']} | {r['code_run']} | {r['state_changed']} | "
+              f"{mib / 1024:.0f} MiB ({case}) |")
+    print(json.dumps(report["memory_bound"], indent=1))
+    for f in failures:
+        print("PROBLEM", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Overlaps the other tests never produce by chance, forced with pause points
+(``memos_cli.pausepoints``): one process is held at a chosen moment while another runs, or is
+killed there (#11 item 11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.attacks.corpus import tree_digest
+
+MEMOS = [sys.executable, "-m", "memos_cli"]
+
+
+class Held:
+    """A memos command started with ``MEMOS_TEST_PAUSE=point``: wait until it is there, then
+    release it or kill it."""
+
+    def __init__(self, tmp: Path, point: str, *args: object) -> None:
+        self.dir = tmp / f"pause-{point.replace(':', '-')}"
+        self.dir.mkdir()
+        self.tag = point.replace(":", "-")
+        env = {**os.environ, "MEMOS_TEST_PAUSE": point, "MEMOS_TEST_PAUSE_DIR": str(self.dir),
+               "MEMOS_NO_USAGE": "1"}
+        self.proc = subprocess.Popen([*MEMOS, *map(str, args)], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def reached(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while not (self.dir / f"{self.tag}.reached").exists():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ended before the pause: {self.proc.communicate()}")
+            assert time.monotonic() < deadline, "never reached the pause point"
+            time.sleep(0.02)
+
+    def release(self) -> subprocess.CompletedProcess[str]:
+        (self.dir / f"{self.tag}.go").touch()
+        out, err = self.proc.communicate(timeout=300)
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=60)
+
+
+def memos(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MEMOS, *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "MEMOS_NO_USAGE": "1"})
+
+
+def cube_id(cube: Path) -> str:
+    return str(json.loads((cube / "manifest.json").read_text())["cube_id"])
+
+
+def test_two_loads_into_one_vault_overlap_inside_the_lock(packed_cube: Path,
+                                                          tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"content": "the second load"}\n')
+    first = Held(tmp_path, "vault:locked", "load", packed_cube, "--vault", vault,
+                 "--allow-unsigned")
+    first.reached()
+    before = tree_digest(vault)
+    second = memos("load", other, "--vault", vault)  # runs while the first holds the lock
+    assert second.returncode == 2 and "another memos command" in second.stderr
+    assert tree_digest(vault) == before  # the refused load changed nothing
+    assert first.release().returncode == 0
+    assert memos("load", other, "--vault", vault).returncode == 0  # and works after
+    listed = json.loads(memos("vault", "ls", "--vault", vault, "--json").stdout)
+    assert len(listed["cubes"]) == 2
+
+
+@pytest.mark.parametrize("point, want", [("write:before-commit", "old"),
+                                         ("write:after-commit", "new")])
+def test_verify_during_pack_force_sees_one_whole_cube(packed_cube: Path, tmp_path: Path,
+                                                      point: str, want: str) -> None:
+    cube = tmp_path / "team.memcube"
+    shutil.copytree(packed_cube, cube)
+    old = cube_id(cube)
+    src = tmp_path / "new.jsonl"
+    src.write_text('{"content": "a different memory"}\n')
+    writer = Held(tmp_path, point, "pack", src, "-o", cube, "--force")
+    writer.reached()
+    seen = memos("verify", cube, "--json")  # the cube is being replaced right now
+    assert seen.returncode == 0, seen.stderr
+    assert (json.loads(seen.stdout)["cube_id"] == old) == (want == "old")
+    assert writer.release().returncode == 0
+    assert cube_id(cube) != old
+
+
+def test_cube_replaced_under_a_running_verify_is_not_passed(packed_cube: Path,
+                                                            tmp_path: Path) -> None:
+    cube = tmp_path / "team.memcube"
+    shutil.copytree(packed_cube, cube)
+    src = tmp_path / "new.jsonl"
+    src.write_text('{"content": "a different memory"}\n')
+    reader = Held(tmp_path, "verify:opened", "verify", cube)
+    reader.reached()  # the manifest is read; now the cube changes under it
+    assert memos("pack", src, "-o", cube, "--force").returncode == 0
+    done = reader.release()
+    assert done.returncode != 0 and done.returncode != 70, done.stderr
+    assert done.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("point", ["write:before-commit", "write:after-commit"])
+@pytest.mark.parametrize("command", ["reindex", "convert"])
+def test_kill_before_and_after_the_commit_point(packed_cube: Path, tiny_llama: Path,
+                                                tmp_path: Path, point: str,
+                                                command: str) -> None:
+    cube = tmp_path / "team.memcube"
+    shutil.copytree(packed_cube, cube)
+    before = tree_digest(cube)
+    args = ["reindex", cube] if command == "reindex" else \
+        ["convert", cube, "--to", "kv", "--model", tiny_llama]
+    writer = Held(tmp_path, point, *args)
+    writer.reached()
+    writer.kill()
+    assert memos("verify", cube).returncode == 0
+    if point == "write:before-commit":
+        assert tree_digest(cube) == before  # exactly the old cube
+    else:
+        assert tree_digest(cube) != before  # the new one, whole
+        if command == "convert":
+            assert "activation" in json.loads((cube / "manifest.json").read_text())["tiers"]
+        else:
+            assert not (cube / "memcube.sig").exists()  # reindexed without a key: unsigned
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".team.memcube.")]
+    assert leftovers  # what the kill left beside the cube ...
+    assert memos("reindex", cube).returncode == 0  # ... the next write to it removes
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".team.memcube.")]
