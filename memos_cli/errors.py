@@ -106,3 +106,28 @@ class EmbedderMismatchError(MemosError, ValueError):
     """The embedder given is not the one that built the cube's index."""
 
     exit_code = 11
+
+
+class DiskFullError(MemosError, OSError):
+    """A write ran out of space (``ENOSPC``, ``EDQUOT``) or past the file-size limit
+    (``EFBIG``). Every write is atomic, so nothing was changed."""
+
+    exit_code = 12
+
+#: What libraries that wrap the OS error (Arrow, Lance) put in their messages.
+DISK_FULL_WORDS = ("No space left on device", "Disk quota exceeded", "File too large")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is a full disk, by errno or by the OS's words."""
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT,
+                                                         errno.EFBIG):
+            return True
+        if any(w in str(seen) for w in DISK_FULL_WORDS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

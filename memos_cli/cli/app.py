@@ -17,11 +17,19 @@ from typer.core import TyperGroup
 
 from memos_cli import __version__
 from memos_cli.cli.output import err
-from memos_cli.errors import MemosError, one_line
+from memos_cli.errors import DiskFullError, MemosError, disk_full, one_line
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 _state = {"debug": False}
+
+
+def _full(where: str | None) -> None:
+    """Report a full disk as :class:`DiskFullError` and exit with its code."""
+    full = DiskFullError("no space left to write (disk full or over the file-size limit); "
+                         "nothing was changed", path=where or os.getcwd())
+    err.print(f"[red]error:[/red] {escape(str(full))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(full.exit_code)
 
 
 class _Group(TyperGroup):
@@ -35,6 +43,8 @@ class _Group(TyperGroup):
         except MemosError as e:
             if _state["debug"]:
                 traceback.print_exc()
+            if disk_full(e) and not isinstance(e, DiskFullError):
+                _full(e.path)
             err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
@@ -43,6 +53,8 @@ class _Group(TyperGroup):
         except Exception as e:
             if _state["debug"]:
                 traceback.print_exc()
+            if disk_full(e):
+                _full(getattr(e, "filename", None))
             msg = one_line(str(e).splitlines()[0]) if str(e) else ""
             err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg)} "
                       "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
