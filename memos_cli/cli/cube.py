@@ -54,7 +54,11 @@ def parse_ttl(text: str) -> timedelta:
     m = _TTL.match(text.strip())
     if not m or int(m.group(1)) == 0:
         raise UsageError(f"--ttl {text!r} is not a positive duration like 3600, 12h, 30d or 2w")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > 10**11:  # about 3,000 years: further overflows dates (spec, "Edge cases")
+        raise UsageError(f"--ttl {text!r} is over the limit of 1e11 seconds (about 3,000 "
+                         "years)")
+    return timedelta(seconds=seconds)
 
 
 def pack_time() -> datetime:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -59,11 +59,17 @@ class Defaults:
 
     def governance(self, created_at: datetime | None = None) -> dict[str, Any]:
         start = created_at or self.now
+        expires = None
+        if self.ttl is not None:
+            try:
+                expires = start + self.ttl
+            except OverflowError:  # past year 9999: the last representable moment
+                expires = datetime.max.replace(tzinfo=timezone.utc)
         return {
             "owner": self.owner,
             "visibility": self.visibility,
             "readers": self.readers,
-            "expires_at": None if self.ttl is None else start + self.ttl,
+            "expires_at": expires,
             "tags": self.tags,
         }
 

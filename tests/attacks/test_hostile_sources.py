@@ -196,3 +196,16 @@ def test_terminal_escapes_from_a_cube_are_shown_escaped(packed_cube: Path,
     assert "evil\\x1b[2J" in r.stdout and "\\x07" in r.stdout
     exact = json.loads(memos("inspect", cube, "--json").stdout)
     assert exact["manifest"]["name"] == "evil\x1b[2J"
+
+
+def test_ttl_past_year_9999_is_bounded(tmp_path: Path) -> None:
+    """A --ttl too long for dates is a usage error; a source time near year 9999 plus a
+    --ttl is capped at the last representable moment instead of overflowing (#11 item 5)."""
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"content": "late", "created_at": "9999-12-30T00:00:00Z"}\n')
+    r = memos("pack", src, "-o", tmp_path / "a.memcube", "--ttl", "99999999999999d")
+    assert r.returncode == 2 and "over the limit" in r.stderr
+    r = memos("pack", src, "-o", tmp_path / "b.memcube", "--ttl", "30d", "--json")
+    assert r.returncode == 0, r.stderr
+    shown = memos("inspect", tmp_path / "b.memcube", "--json").stdout
+    assert "9999-12-31T23:59:59.999999Z" in shown
