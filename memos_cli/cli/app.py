@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
 from typing import Any
 
@@ -16,11 +17,13 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from memos_cli import __version__
-from memos_cli.cli.output import err
+from memos_cli.cli.help import MemosTyper, hoist_global_flags, tidy
+from memos_cli.cli.output import err, fail
 from memos_cli.errors import DiskFullError, MemosError, disk_full, one_line
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipe's writer
 _state = {"debug": False}
 
 
@@ -28,12 +31,20 @@ def _full(where: str | None) -> None:
     """Report a full disk as :class:`DiskFullError` and exit with its code."""
     full = DiskFullError("no space left to write (disk full or over the file-size limit); "
                          "nothing was changed", path=where or os.getcwd())
-    err.print(f"[red]error:[/red] {escape(str(full))}", highlight=False, soft_wrap=True)
+    fail.print(f"[red]error:[/red] {escape(str(full))}", highlight=False, soft_wrap=True)
     raise typer.Exit(full.exit_code)
 
 
 class _Group(TyperGroup):
-    """Maps errors to exit codes in one place."""
+    """Maps errors to exit codes in one place; takes the global flags anywhere."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(args))
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        tidy(params)
+        return params
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -45,10 +56,14 @@ class _Group(TyperGroup):
                 traceback.print_exc()
             if disk_full(e) and not isinstance(e, DiskFullError):
                 _full(e.path)
-            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+            fail.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
+        except BrokenPipeError:  # `memos ... | head`: the reader left; leave quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except KeyboardInterrupt:
-            err.print("interrupted: nothing was changed", soft_wrap=True)
+            fail.print("interrupted: nothing was changed", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as e:
             if _state["debug"]:
@@ -56,18 +71,28 @@ class _Group(TyperGroup):
             if disk_full(e):
                 _full(getattr(e, "filename", None))
             msg = one_line(str(e).splitlines()[0]) if str(e) else ""
-            err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg)} "
+            fail.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg)} "
                       "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_INTERNAL) from None
 
 
-app = typer.Typer(
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 other error; 2 usage (bad option, busy vault); 3 source unreadable; "
+    "4 no such cube; 5 cube exists (use --force); 6 cube breaks the format; 7 digest mismatch "
+    "or forbidden file; 8 signature missing, invalid or tampered; 9 key file unusable; "
+    "10 model or embedder not available locally; 11 embedder differs from the index's; "
+    "12 disk full (nothing changed); 70 internal error (a bug: rerun with --debug); "
+    "130 interrupted. Environment: MEMOS_HOME (default ~/.memos), MEMOS_USER (default the "
+    "login name), SOURCE_DATE_EPOCH, MEMOS_NO_USAGE=1.")
+
+app = MemosTyper(
     cls=_Group,
     name="memos",
     help="Pack, sign, inspect, search and run portable .memcube memory directories.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
 )
 
@@ -80,13 +105,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors and library "
+                               "logs (anywhere on the command line)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors: "
+                               "no notes, warnings or progress."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the libraries' "
+                                 "own logs and progress (transformers, LanceDB)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
+    if quiet and (verbose or debug):
+        raise typer.BadParameter("--quiet goes with neither --verbose nor --debug")
     _state["debug"] = debug
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not debug:
+    err.quiet = quiet
+    logging.basicConfig(format="%(message)s", level=logging.ERROR if quiet else
+                        logging.INFO if verbose or debug else logging.WARNING)
+    if not (debug or verbose):
         import transformers
 
         transformers.utils.logging.set_verbosity_error()

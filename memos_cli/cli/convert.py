@@ -21,7 +21,7 @@ def convert(
                                              "cube)."),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
-        help="The model the KV cache is for [default: SmolLM2-135M-Instruct]."),
+        help="The model the KV cache is for \\[default: SmolLM2-135M-Instruct]."),
     dtype: str = typer.Option("float32", help="Storage dtype: float32, bfloat16, float16, "
                                               "int8 (KIVI-style, with scales)."),
     ids: str | None = typer.Option(None, help="Comma-separated memory ids, in prefix order."),
@@ -40,7 +40,7 @@ def convert(
     max_bytes: str | None = typer.Option(None, "--max-bytes", metavar="SIZE",
                                          help="--chunks: most bytes for the chunk set, e.g. "
                                               "200MB (chunks in priority order until full) "
-                                              "[default: no limit]."),
+                                              "\\[default: no limit]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     recipe: str = typer.Option("mixed", help="--to lora: training recipe: mixed (sampled "
                                              "and templated questions), selfqa, anchors, or "

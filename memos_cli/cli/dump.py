@@ -23,7 +23,7 @@ def dump_command(
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
                                       help="Export from the cubes installed in this vault."),
     as_user: str | None = typer.Option(None, "--as", help="Export what this user may read "
-                                                         "[default: $MEMOS_USER or login]."),
+                                                         "\\[default: $MEMOS_USER or login]."),
     filter_: str | None = typer.Option(None, "--filter", help="owner=,tag=,type=,since=,until="),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or markdown (both lossless), or "
                                                        "memcube."),

@@ -18,11 +18,11 @@ def eval_(
     questions: Path = typer.Argument(..., metavar="QUESTIONS.jsonl",
                                      help='One {"question": ..., "answers": [...]} a line.'),
     tiers: str | None = typer.Option(None, help="Comma-separated, from none, text, kv, lora "
-                                                "[default: none and every tier the cube "
+                                                "\\[default: none and every tier the cube "
                                                 "holds]."),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
-        help="The model to answer with [default: SmolLM2-135M-Instruct]."),
+        help="The model to answer with \\[default: SmolLM2-135M-Instruct]."),
     k: int = typer.Option(5, "-k", "--top-k", help="text, and kv with chunks: memories "
                                                    "retrieved into the prompt."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),

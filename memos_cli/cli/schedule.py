@@ -44,7 +44,7 @@ def schedule(
                                       help="Schedule the memories installed in this vault."),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
-        help="The model the chunks are for [default: SmolLM2-135M-Instruct]."),
+        help="The model the chunks are for \\[default: SmolLM2-135M-Instruct]."),
     kv_budget: str = typer.Option(..., "--kv-budget", metavar="SIZE|N%",
                                   help="Bytes the activation tier may hold in the chunk "
                                        "store (200MB, 1.5GiB), or a share of the bytes of "
@@ -53,7 +53,7 @@ def schedule(
                                              "lru (last use) or memos (MemOS's rank-based "
                                              "score, for comparison)."),
     half_life: float | None = typer.Option(None, help="Half-life of the decay score, in days "
-                                                      "[default: 7]."),
+                                                      "\\[default: 7]."),
     dtype: str = typer.Option("float16", help="Storage dtype of new chunks: float32, "
                                               "bfloat16, float16 or int8."),
     lora_min_uses: int = typer.Option(5, help="Parameter-tier candidates: used at least this "

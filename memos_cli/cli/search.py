@@ -25,7 +25,7 @@ def search(
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
                                       help="Search the cubes installed in this vault instead."),
     as_user: str | None = typer.Option(None, "--as", metavar="USER",
-                                       help="Only what this user may read [default: "
+                                       help="Only what this user may read \\[default: "
                                             "$MEMOS_USER or the login name]."),
     embedder: Path | None = EMBEDDER_OPT,
     as_json: bool = JSON_OPT,
@@ -45,7 +45,9 @@ def search(
             raise UsageError("give a cube or --vault, not both")
         query, where = cube, str(vault)
     elif query is None:
-        raise UsageError("give CUBE QUERY, or QUERY --vault DIR")
+        raise UsageError("missing CUBE or QUERY: give both (memos search team.memcube "
+                         "\"budget cap\"), or the query with a vault (memos search "
+                         "\"budget cap\" --vault ~/vault)")
     user = as_user or current_user()
     enc = load_embedder(embedder)
     t0 = time.perf_counter()

@@ -8,18 +8,19 @@ import typer
 from rich.table import Table
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.cli.help import MemosTyper
 from memos_cli.cli.output import out, print_json, status
 from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
 
 VAULT_OPT = typer.Option(None, "--vault", metavar="DIR",
-                         help="The vault [default: $MEMOS_HOME/vault].")
+                         help="The vault \\[default: $MEMOS_HOME/vault].")
 AS_OPT = typer.Option(None, "--as", metavar="USER",
-                      help="Act as this user [default: $MEMOS_USER or the login name].")
+                      help="Act as this user \\[default: $MEMOS_USER or the login name].")
 
-vault_app = typer.Typer(help="Installed cubes: list, show, remove, expire, audit log.",
+vault_app = MemosTyper(help="Installed cubes: list, show, remove, expire, audit log.",
                         no_args_is_help=True)
-trust_app = typer.Typer(help="The public keys whose signed cubes `memos load` accepts.",
+trust_app = MemosTyper(help="The public keys whose signed cubes `memos load` accepts.",
                         no_args_is_help=True)
 
 

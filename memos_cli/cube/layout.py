@@ -8,6 +8,7 @@ A failure or Ctrl-C removes the temporary and leaves the target as it was.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -148,7 +149,6 @@ def clean_stale(dest: Path) -> list[Path]:
     (``.NAME.<pid>.<random>.tmp`` of a process that is gone; older ones without a pid after
     a day), say so on stderr, and return them."""
     import glob
-    import sys
     import time
 
     gone = []
@@ -163,8 +163,8 @@ def clean_stale(dest: Path) -> list[Path]:
             continue
         shutil.rmtree(p, ignore_errors=True)
         gone.append(p)
-        sys.stderr.write(f"note: removed {p.name}, left by an interrupted write of "
-                         f"{dest.name}\n")
+        logging.getLogger("memos").warning("note: removed %s, left by an interrupted write of "
+                                           "%s", p.name, dest.name)
     return gone
 
 

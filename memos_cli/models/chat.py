@@ -85,9 +85,12 @@ def resolve(model: str | None) -> ModelRef:
         except (LocalEntryNotFoundError, OSError, ValueError) as e:
             raise ModelNotFoundError(
                 f"model {model!r} is not in the local Hugging Face cache and memos does not "
-                "download; give a local directory or .gguf file") from e
+                f"download; fetch it first (huggingface-cli download {model}) or give a local "
+                "directory or .gguf file with --model PATH") from e
         return ModelRef("dir", Path(str(snap)), model)
-    raise ModelNotFoundError("no such model directory, .gguf file or cached hub id", path=model)
+    raise ModelNotFoundError("no such model directory, .gguf file or cached hub id (a hub id "
+                             "is OWNER/NAME; fetch one with huggingface-cli download "
+                             "OWNER/NAME)", path=model)
 
 
 def _gguf_cache_dir(gguf: Path) -> Path:

@@ -1,0 +1,105 @@
+"""What a new user meets first: help that shows defaults and plain metavars, global flags
+anywhere, completion, exit codes in --help, missing arguments that say what to give (#12)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer._click.core import Context
+from typer.testing import CliRunner
+
+from memos_cli.cli.app import app
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "250", "TERMINAL_WIDTH": "250"}
+
+
+def commands() -> list[list[str]]:
+    """Every command path, sub-groups included: ["search"], ["vault", "ls"], ..."""
+    root = typer.main.get_command(app)
+    out: list[list[str]] = []
+
+    def walk(group: typer.core.TyperGroup, path: list[str]) -> None:
+        ctx = Context(group)
+        for name in group.list_commands(ctx):
+            cmd = group.get_command(ctx, name)
+            if hasattr(cmd, "list_commands"):
+                walk(cmd, [*path, name])
+            else:
+                out.append([*path, name])
+    walk(root, [])  # type: ignore[arg-type]
+    return out
+
+
+def test_every_command_is_listed() -> None:
+    assert {"pack", "search", "run", "load"} <= {c[-1] for c in commands()}
+    assert ["vault", "ls"] in commands()
+
+
+@pytest.mark.parametrize("path", commands(), ids=lambda p: " ".join(p))
+def test_help_shows_defaults_and_plain_metavars(path: list[str]) -> None:
+    r = runner.invoke(app, [*path, "--help"], env=WIDE)
+    assert r.exit_code == 0, r.output
+    text = r.output
+    for ugly in ("<str>", "<bool>", "<int>", "<float>", "<path>", "<list"):
+        assert ugly not in text
+    usage = next(line for line in text.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "[]" not in usage
+    root = typer.main.get_command(app)
+    cmd: typer.core.TyperCommand = root  # type: ignore[assignment]
+    for name in path:
+        cmd = cmd.get_command(Context(cmd), name)  # type: ignore[attr-defined]
+    for p in cmd.params:
+        shown = getattr(p, "show_default", True)
+        if p.param_type_name != "option" or p.default in (None, False, (), [], "") \
+                or shown is False or getattr(p, "is_flag", False):
+            continue
+        assert f"[default: {p.default}]" in " ".join(text.split()), (p.name, p.default)
+    # a default written in a help string reaches the screen (Rich markup used to eat it)
+    for p in cmd.params:
+        if p.help and "[default:" in p.help:
+            words = p.help.split("[default:")[1].split("]")[0].split()[:2]
+            assert "[default: " + " ".join(words) in " ".join(text.split()), p.name
+
+
+def test_root_help_documents_exit_codes_and_environment() -> None:
+    text = " ".join(runner.invoke(app, ["--help"], env=WIDE).output.split())
+    assert "4 no such cube" in text and "12 disk full" in text and "MEMOS_USER" in text
+
+
+def test_debug_quiet_and_verbose_work_after_the_subcommand(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["verify", str(tmp_path / "none.memcube"), "--debug"])
+    assert r.exit_code == 4 and "Traceback" in r.stderr
+    r = runner.invoke(app, ["verify", str(tmp_path / "none.memcube"), "-q"])
+    assert r.exit_code == 4 and r.stderr.startswith("error: ")  # errors survive --quiet
+    assert runner.invoke(app, ["--help", "--verbose"]).exit_code == 0
+
+
+def test_quiet_silences_notes(tmp_path: Path) -> None:
+    src = tmp_path / "notes"
+    src.mkdir()
+    (src / "a.md").write_text("I like tea.\n")
+    (src / "b.exe").write_text("binary")
+    loud = runner.invoke(app, ["pack", str(src), "-o", str(tmp_path / "a.memcube")])
+    assert loud.exit_code == 0 and "skipped 1 files" in loud.stderr
+    quiet = runner.invoke(app, ["pack", str(src), "-o", str(tmp_path / "b.memcube"), "-q"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_shell_completion_is_available() -> None:
+    r = runner.invoke(app, ["--show-completion", "bash"])
+    assert r.exit_code == 0 and "complete" in r.output and "memos" in r.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["search"], "memos search team.memcube"),
+    (["run", "What is Ned?"], "memos run team.memcube"),
+    (["pack"], "memos pack notes/"),
+    (["dump", "x.memcube"], "--output"),
+])
+def test_missing_arguments_say_what_to_give(args: list[str], words: str) -> None:
+    r = runner.invoke(app, args, env=WIDE)
+    assert r.exit_code == 2
+    assert words in " ".join(r.output.split())
