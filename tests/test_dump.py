@@ -137,3 +137,22 @@ def test_cli_dump_errors(governed_cube: Path, tmp_path: Path) -> None:
                               "--as", "nobody", "--filter", "owner=ann,type=event"])
     assert res.exit_code == 2 and "may read none" in res.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.parametrize("name, fmt, code, words", [
+    ("red.memcube", None, 0, "(memcube)"),
+    ("red.md", None, 0, "(markdown)"),
+    ("red.jsonl", None, 0, "(jsonl)"),
+    ("red.memcube", "jsonl", 2, "does not match the output name"),
+    ("red.out", None, 2, "cannot tell the format"),
+    ("red.out", "jsonl", 0, "(jsonl)"),
+])
+def test_dump_format_follows_the_output_name(packed_cube: Path, tmp_path: Path, name: str,
+                                             fmt: str | None, code: int, words: str) -> None:
+    """`-o red.memcube` writes a cube, not JSONL under that name; a clash is refused (#12)."""
+    args = ["dump", str(packed_cube), "-o", str(tmp_path / name), "--as", "tester"]
+    r = runner.invoke(app, args + (["--format", fmt] if fmt else []))
+    assert r.exit_code == code, r.output
+    assert words in " ".join(r.output.split())
+    if code == 0 and name.endswith(".memcube"):
+        verify(tmp_path / name)

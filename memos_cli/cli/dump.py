@@ -25,8 +25,9 @@ def dump_command(
     as_user: str | None = typer.Option(None, "--as", help="Export what this user may read "
                                                          "\\[default: $MEMOS_USER or login]."),
     filter_: str | None = typer.Option(None, "--filter", help="owner=,tag=,type=,since=,until="),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl or markdown (both lossless), or "
-                                                       "memcube."),
+    fmt: str | None = typer.Option(None, "--format", help="jsonl or markdown (both lossless), "
+                                   "or memcube \\[default: from the output's extension: .jsonl, "
+                                   ".md, .memcube]."),
     redact: str | None = typer.Option(None, "--redact", help="Personal data to replace: all, "
                                       "or some of email,phone,credit_card,iban,ip,ssn,url,"
                                       "crypto,person,location (Microsoft Presidio)."),
@@ -50,6 +51,7 @@ def dump_command(
 
     if (cube is None) == (vault is None):
         raise UsageError("give a cube or --vault (one of them)")
+    fmt = output_format(output, fmt)
     types = parse_types(redact) if redact else ()
     user = as_user or current_user()
     v = Vault(vault)  # the default vault holds the access log of cubes too
@@ -81,6 +83,26 @@ def dump_command(
         counts = report.redaction["counts"]
         out.print("redacted: " + (", ".join(f"{n} {t}" for t, n in counts.items()) or
                                   "nothing found"))
+
+
+#: Output extensions and the format each means.
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".md": "markdown", ".markdown": "markdown",
+              ".memcube": "memcube"}
+
+
+def output_format(output: Path, fmt: str | None) -> str:
+    """The export format: ``fmt`` if given, else the output's extension (as pandas and DuckDB
+    infer it). Raises ``UsageError`` when they disagree or neither says."""
+    implied = EXTENSIONS.get(output.suffix.lower())
+    if fmt is None:
+        if implied is None:
+            raise UsageError(f"cannot tell the format from {output.name!r}: name it .jsonl, .md "
+                             "or .memcube, or give --format")
+        return implied
+    if implied is not None and implied != fmt:
+        raise UsageError(f"--format {fmt} does not match the output name {output.name!r} "
+                         f"(which means {implied})")
+    return fmt
 
 
 def register(app: typer.Typer) -> None:
