@@ -66,12 +66,16 @@ def read_source(path: Path, shown: str, defaults: Defaults) -> SourceResult:
             result = chat.read(path, shown, data, defaults)
         elif locomo.looks_like(data):
             result = locomo.read(path, shown, data, defaults)
+        elif memos_cube.looks_like_data(data):
+            result = memos_cube.read_data(path, shown, data, defaults, SourceResult(
+                path=shown, format="memos", sha256="", size=0))
         elif mem0.looks_like(data):
             result = mem0.read(path, shown, data, defaults)
         else:
             raise SourceError(
                 "JSON layout not recognised: expected a chat transcript (a list of "
-                "role/content messages), a LoCoMo conversation or a mem0 export", path=path)
+                "role/content messages), a LoCoMo conversation, MemOS textual memory "
+                "(tree_text nodes or general_text payloads) or a mem0 export", path=path)
     result.sha256 = sha256_file(path)
     result.size = path.stat().st_size
     return result

@@ -28,20 +28,38 @@ from memos_cli.errors import SourceError
 from memos_cli.memory import parse_time
 from memos_cli.sources.base import Defaults, SourceResult, load_json, make_memory, read_text
 
+#: The textual memory file MemOS writes by default.
+DEFAULT_FILE = "textual_memory.json"
 _TYPE_MAP = {"fact": "fact", "opinion": "preference", "preference": "preference",
              "event": "event", "procedure": "task_prompt", "dialog": "dialog_turn"}
 
 
 def looks_like(path: Path) -> bool:
-    """A directory with a MemOS ``config.json`` (``model_schema`` names a MemOS cube)."""
+    """A MemOS cube directory: a ``config.json`` whose ``model_schema`` names MemOS, or, as
+    MemOS's tree-memory dump writes it, a directory holding ``textual_memory.json`` and no
+    ``config.json``."""
     cfg = path / "config.json"
-    if not (path.is_dir() and cfg.is_file()):
+    if not path.is_dir():
         return False
+    if not cfg.exists():
+        return (path / DEFAULT_FILE).is_file() and not (path / "manifest.json").exists()
     try:
         data = strictjson.loads(read_text(cfg))
     except (SourceError, ValueError):  # a link, a FIFO, not JSON: read_source names it later
         return False
     return isinstance(data, dict) and "memos" in str(data.get("model_schema", "")).lower()
+
+
+def looks_like_data(data: Any) -> bool:
+    """MemOS textual memory given as a file: a ``tree_text`` ``{"nodes": [...], "edges"}``
+    object whose nodes hold ``memory``, or a ``general_text`` list of ``{"payload":
+    {"memory"}}`` items."""
+    if isinstance(data, dict) and isinstance(data.get("nodes"), list):
+        return all(isinstance(n, dict) and "memory" in n for n in data["nodes"][:20])
+    if isinstance(data, list) and data:
+        return all(isinstance(i, dict) and isinstance(i.get("payload"), dict)
+                   and "memory" in i["payload"] for i in data[:20])
+    return False
 
 
 def _time(value: Any) -> datetime | None:
@@ -54,28 +72,40 @@ def _time(value: Any) -> datetime | None:
 
 
 def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
-    """Read the textual memory of a MemOS cube directory. Raises ``SourceError``."""
-    config = load_json(path / "config.json", read_text(path / "config.json"))
-    if not isinstance(config, dict):
-        raise SourceError("config.json is not an object", path=path / "config.json")
-    text_cfg = config.get("text_mem") or {}
-    backend = text_cfg.get("backend")
-    name = (text_cfg.get("config") or {}).get("memory_filename") or "textual_memory.json"
-    if "/" in name or "\\" in name or name.startswith("."):
-        raise SourceError(f"memory_filename {name!r} points outside the cube",
-                          path=path / "config.json")
+    """Read the textual memory of a MemOS cube directory (with or without its
+    ``config.json``). Raises ``SourceError``."""
     result = SourceResult(path=shown, format="memos", sha256="", size=0)
+    backend, name = None, DEFAULT_FILE
+    if (path / "config.json").exists():
+        config = load_json(path / "config.json", read_text(path / "config.json"))
+        if not isinstance(config, dict):
+            raise SourceError("config.json is not an object", path=path / "config.json")
+        text_cfg = config.get("text_mem") or {}
+        backend = text_cfg.get("backend")
+        name = (text_cfg.get("config") or {}).get("memory_filename") or DEFAULT_FILE
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise SourceError(f"memory_filename {name!r} points outside the cube",
+                              path=path / "config.json")
+        if (config.get("para_mem") or {}).get("backend"):
+            result.notes.append("skipped the parametric memory (MemOS stores a placeholder)")
+    else:
+        result.notes.append(f"no config.json: read {name} as MemOS's tree-memory dump")
     for pickled in sorted(path.glob("*.pickle")) + sorted(path.glob("*.pkl")):
         result.notes.append(f"refused {pickled.name}: a Python pickle can run code when "
                             "loaded, so memos never unpickles it; its KV cache is not "
                             "imported (rebuild one with `memos convert --to kv`)")
-    if (config.get("para_mem") or {}).get("backend"):
-        result.notes.append("skipped the parametric memory (MemOS stores a placeholder)")
     mem_path = path / name
     if not mem_path.is_file():
         raise SourceError(f"textual memory file {name} is missing", path=path)
     data = load_json(mem_path, read_text(mem_path))
     result.sha256, result.size = sha256_file(mem_path), mem_path.stat().st_size
+    return read_data(mem_path, f"{shown}/{name}", data, defaults, result, backend)
+
+
+def read_data(mem_path: Path, source_file: str, data: Any, defaults: Defaults,
+              result: SourceResult, backend: str | None = None) -> SourceResult:
+    """Map MemOS textual memory ``data`` (read from ``mem_path``) into ``result``.
+    Raises ``SourceError``."""
     edges: list[Any] = []
     if isinstance(data, dict) and isinstance(data.get("nodes"), list):
         items, edges = data["nodes"], list(data.get("edges") or [])
@@ -121,7 +151,7 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
         result.add(make_memory(
             mem_path, f"memory {i}", text, now=defaults.now, created_at=created,
             updated_at=updated, origin="import", semantic_type=mtype,
-            source_file=f"{shown}/{name}", session_id=str(session) if session else None,
+            source_file=source_file, session_id=str(session) if session else None,
             event_time=event_time, extra=extra, **gov))
     if dropped_vectors:
         result.notes.append(f"dropped {dropped_vectors} stored vectors (memos re-embeds)")
