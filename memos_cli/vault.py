@@ -405,9 +405,10 @@ def _drop(state: State, rows: Sequence[int]) -> None:
 
 
 def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
-           now: datetime | None = None) -> list[Any]:
+           now: datetime | None = None, hidden: list[int] | None = None) -> list[Any]:
     """Top-``k`` current memories of the vault for ``query`` that ``user`` may read, best first
-    (hybrid retrieval as for a cube, spec §6). Returns ``plaintext.Retrieved`` items.
+    (hybrid retrieval as for a cube, spec §6). Returns ``plaintext.Retrieved`` items. With
+    ``hidden`` (a list), appends how many closer candidates access control left out.
 
     Raises:
         EmbedderMismatchError: ``embedder`` is not the vault's.
@@ -432,12 +433,18 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     while True:
         hits = index.search(query, vector, pool)
         out: list[Retrieved] = []
+        denied = 0
         for h in hits:
             m = by_id.get(h.id)
-            if m is None or not can_read(m, user, now=now):
+            if m is None or m.expired(now or datetime.now(timezone.utc)):
+                continue
+            if not can_read(m, user, now=now):
+                denied += len(out) < k
                 continue
             out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
         if len(out) >= k or len(hits) < pool:
+            if hidden is not None:
+                hidden.append(denied)
             return out[:k]
         pool *= 4
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
-from memos_cli.cli.output import out, print_json
+from memos_cli.cli.output import err, out, print_json
 from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.store.usage import UsageStore, cube_store, recording, uses_of
@@ -51,32 +51,38 @@ def search(
     user = as_user or current_user()
     enc = load_embedder(embedder)
     t0 = time.perf_counter()
+    hidden: list[int] = []
     if vault is not None:
         from memos_cli.vault import Vault
         from memos_cli.vault import search as vault_search
 
         v = Vault(vault)
         store = UsageStore(v.path / "usage").warm()
-        hits = vault_search(v, enc, query, k, user=user)
+        hits = vault_search(v, enc, query, k, user=user, hidden=hidden)
         took = time.perf_counter() - t0
         v.log(user, "search", memory_ids=[h.memory.id for h in hits], detail={"query": query})
     else:
         c = open_verified(cube)
         where = str(c.path)
         store = cube_store(c.manifest.cube_id).warm()
-        hits = retrieve(c, enc, query, k, user=user if as_user else None)
+        hits = retrieve(c, enc, query, k, user=user if as_user else None, hidden=hidden)
         took = time.perf_counter() - t0
         audit(user, "search", c.manifest.cube_id, [h.memory.id for h in hits], query)
     with recording(store, "search", uses_of(hits)):
-        _show(query, where, vault is None, took, hits, as_json)
+        _show(query, where, vault is None, took, hits, as_json, sum(hidden), user)
 
 
 def _show(query: str, where: str, is_cube: bool, took: float, hits: list[Any],
-          as_json: bool) -> None:
+          as_json: bool, hidden: int, user: str) -> None:
     if as_json:
         print_json({"query": query, "cube" if is_cube else "vault": where,
-                    "search_s": round(took, 4), "results": [h.to_dict() for h in hits]})
+                    "search_s": round(took, 4), "hidden_by_access": hidden,
+                    "results": [h.to_dict() for h in hits]})
         return
+    if hidden:  # how many, never which
+        err.print(f"note: {hidden} of the closest memories are not readable by {user!r} "
+                  "(owner, visibility and readers; a memory is private to its owner unless "
+                  "packed with --visibility shared/public or --reader)", markup=False)
     t = Table(title=f"{len(hits)} memories for {query!r} ({took * 1000:.0f} ms)",
               title_justify="left")
     for col in ("#", "score", "id", "source", "text"):

@@ -61,9 +61,11 @@ def check_embedder(cube: Cube, embedder: Embedder) -> None:
 
 
 def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
-             now: datetime | None = None, user: str | None = None) -> list[Retrieved]:
+             now: datetime | None = None, user: str | None = None,
+             hidden: list[int] | None = None) -> list[Retrieved]:
     """Top-``k`` memories of ``cube`` for ``query``, best first; expired memories are left out,
-    and with ``user`` so is every memory that user may not read (``governance.can_read``).
+    and with ``user`` so is every memory that user may not read (``governance.can_read``);
+    with ``hidden`` (a list), how many of those would have ranked in the top ``k`` is appended.
 
     Raises:
         EmbedderMismatchError: see :func:`check_embedder`.
@@ -79,17 +81,22 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
     while True:
         hits = index.search(query, vector, pool)
         out = []
+        denied = 0
         for h in hits:
             m = cube.by_id.get(h.id)
             if m is None:
                 raise IntegrityError(f"search index returned id {h.id!r}, which is not a memory "
                                      "of this cube (an index of another cube? run `memos "
                                      "reindex`)", path=cube.index_path)
-            if m.expired(now) or (user is not None and not can_read(m, user,
-                                                                                  now=now)):
+            if m.expired(now):
+                continue
+            if user is not None and not can_read(m, user, now=now):
+                denied += len(out) < k
                 continue
             out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
         if len(out) >= k or len(hits) < pool:
+            if hidden is not None:
+                hidden.append(denied)
             return out[:k]
         pool *= 4  # expired memories took places: look further
 
