@@ -11,15 +11,16 @@ A memory without an owner is readable by everyone only when it is public. Expire
 from __future__ import annotations
 
 import getpass
-import os
 from datetime import datetime, timezone
 
 from memos_cli.memory import Memory
 
 
 def current_user() -> str:
-    """``$MEMOS_USER``, else the login name."""
-    return os.environ.get("MEMOS_USER") or getpass.getuser()
+    """``$MEMOS_USER``, else the config file's ``user``, else the login name."""
+    from memos_cli import config
+
+    return config.value("user") or getpass.getuser()
 
 
 def can_read(memory: Memory, user: str, *, now: datetime | None = None) -> bool:

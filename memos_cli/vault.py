@@ -51,10 +51,10 @@ CONFLICT_POLICIES = ("version", "skip", "replace")
 
 
 def default_path() -> Path:
-    """``MEMOS_HOME/vault``."""
-    from memos_cli.models.chat import memos_home
+    """``$MEMOS_VAULT``, else the config file's ``vault``, else ``MEMOS_HOME/vault``."""
+    from memos_cli.config import home, path_value
 
-    return memos_home() / "vault"
+    return path_value("vault") or home() / "vault"
 
 
 @dataclass

@@ -82,8 +82,9 @@ EXIT_CODES = (
     "or forbidden file; 8 signature missing, invalid or tampered; 9 key file unusable; "
     "10 model or embedder not available locally; 11 embedder differs from the index's; "
     "12 disk full (nothing changed); 70 internal error (a bug: rerun with --debug); "
-    "130 interrupted. Environment: MEMOS_HOME (default ~/.memos), MEMOS_USER (default the "
-    "login name), SOURCE_DATE_EPOCH, MEMOS_NO_USAGE=1.")
+    "130 interrupted. Environment: MEMOS_HOME (default ~/.cache/memos), MEMOS_MODEL, "
+    "MEMOS_EMBEDDER, MEMOS_VAULT, MEMOS_KEY, MEMOS_USER (see memos config list), "
+    "SOURCE_DATE_EPOCH, MEMOS_NO_USAGE=1.")
 
 app = MemosTyper(
     cls=_Group,
@@ -130,9 +131,9 @@ def _root(
 
 
 def _register() -> None:
-    from memos_cli.cli import convert, cube, dump, eval, run, schedule, search, vault
+    from memos_cli.cli import config_cmd, convert, cube, dump, eval, run, schedule, search, vault
 
-    for module in (cube, search, run, convert, schedule, eval, dump, vault):
+    for module in (cube, search, run, convert, schedule, eval, dump, vault, config_cmd):
         module.register(app)
 
 

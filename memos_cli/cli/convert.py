@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from memos_cli import config
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, parse_size
 from memos_cli.cli.output import err, out, print_json, progress_bar, status
 from memos_cli.cube import open_cube, open_verified
@@ -71,6 +72,7 @@ def convert(
     --to text rebuilds memories.arrow and the index of a KV-only cube from its token ids.
     Example: [bold]memos convert team.memcube --to kv --dtype bfloat16 --key team.key[/bold]
     """
+    key = config.signing_key(key)
     from memos_cli.convert import convert_to_kv, restore_text, select_memories  # imports torch
 
     if to not in ("kv", "text", "lora"):

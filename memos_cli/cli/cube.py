@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from memos_cli import config
 from memos_cli.cli.output import err, out, print_json, progress_bar, status
 from memos_cli.cube import generate_keypair, key_fingerprint, open_cube, open_verified
 from memos_cli.cube import verify as verify_cube
@@ -133,7 +134,7 @@ def pack(
     enc = load_embedder(embedder)
     with progress_bar() as update:
         report = pack_sources(list(sources), output, embedder=enc, defaults=defaults, name=name,
-                              description=description, key=key, force=force,
+                              description=description, key=config.signing_key(key), force=force,
                               progress=update)
     if as_json:
         print_json(report.to_dict())
@@ -296,7 +297,7 @@ def reindex(
     was_signed = open_cube(cube).signed
     enc = load_embedder(embedder)
     with progress_bar() as update:
-        new = rebuild_index(cube, enc, key=key, progress=update)
+        new = rebuild_index(cube, enc, key=config.signing_key(key), progress=update)
     data = {"path": str(new.path), "memories": len(new.memories), "signed": new.signed,
             "embedding": new.manifest.embedding}
     if as_json:

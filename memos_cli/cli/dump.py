@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from memos_cli import config
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, pack_time
 from memos_cli.cli.output import out, print_json, status
 from memos_cli.cube import open_verified
@@ -66,7 +67,8 @@ def dump_command(
             store = cube_store(opened.manifest.cube_id) if opened is not None else \
                 UsageStore(v.path / "usage")
             usage = {i: u.to_dict() for i, u in store.indicators().items()}
-        report = dump(src, output, user=user, keep=Filter.parse(filter_), fmt=fmt, key=key,
+        report = dump(src, output, user=user, keep=Filter.parse(filter_), fmt=fmt,
+                      key=config.signing_key(key),
                       force=force, now=pack_time(), redact=types, embedder=enc,
                       access_log=v.read_log(), usage=usage)
     if vault is not None or v.path.is_dir():

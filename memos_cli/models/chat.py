@@ -10,7 +10,6 @@ that later loads take a few seconds.
 from __future__ import annotations
 
 import importlib.util
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,9 @@ CACHE_META = "memos-model.json"
 
 def memos_home() -> Path:
     """``$MEMOS_HOME``, default ``~/.cache/memos``."""
-    return Path(os.environ.get("MEMOS_HOME") or Path.home() / ".cache" / "memos")
+    from memos_cli.config import home
+
+    return home()
 
 
 def default_model_path() -> Path:
@@ -62,6 +63,10 @@ def resolve(model: str | None) -> ModelRef:
     Raises:
         ModelNotFoundError: nothing local matches (the message says memos does not download).
     """
+    if model is None:
+        from memos_cli.config import value
+
+        model = value("model")  # MEMOS_MODEL or the config file
     if model is None:
         p = default_model_path()
         return ModelRef("gguf", p, "SmolLM2-135M-Instruct (Q4_1 GGUF)")

