@@ -131,9 +131,21 @@ def _root(
 
 
 def _register() -> None:
-    from memos_cli.cli import config_cmd, convert, cube, dump, eval, run, schedule, search, vault
+    from memos_cli.cli import (
+        config_cmd,
+        convert,
+        cube,
+        dump,
+        eval,
+        run,
+        schedule,
+        search,
+        update_cmd,
+        vault,
+    )
 
-    for module in (cube, search, run, convert, schedule, eval, dump, vault, config_cmd):
+    for module in (cube, update_cmd, search, run, convert, schedule, eval, dump, vault,
+                   config_cmd):
         module.register(app)
 
 

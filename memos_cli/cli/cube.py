@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 from datetime import datetime, timedelta, timezone
@@ -17,6 +16,7 @@ from memos_cli.cli.output import err, out, print_json, progress_bar, status
 from memos_cli.cube import generate_keypair, key_fingerprint, open_cube, open_verified
 from memos_cli.cube import verify as verify_cube
 from memos_cli.errors import UsageError
+from memos_cli.governance import current_user
 from memos_cli.memory import VISIBILITIES
 from memos_cli.models.embedder import Embedder
 from memos_cli.pack import pack as pack_sources
@@ -125,7 +125,7 @@ def pack(
         raise UsageError(f"--output {output} must end in .memcube")
     defaults = Defaults(
         now=pack_time(),
-        owner=owner or os.environ.get("MEMOS_USER") or getpass.getuser(),
+        owner=owner or current_user(),
         visibility=visibility,
         readers=tuple(reader),
         ttl=parse_ttl(ttl) if ttl else None,

@@ -66,6 +66,8 @@ class Manifest:
     kv_chunks: dict[str, Any] | None = None
     #: every file of the index with its digest (format 1.4; ``None`` in older cubes)
     index_files: list[dict[str, Any]] | None = None
+    #: how many times the memories were changed in place (``memos add``/``rm-memories``), 1-based
+    revision: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +91,7 @@ class Manifest:
             **({"kv": self.kv} if self.kv is not None else {}),
             **({"lora": self.lora} if self.lora is not None else {}),
             **({"kv_chunks": self.kv_chunks} if self.kv_chunks is not None else {}),
+            **({"revision": self.revision} if self.revision is not None else {}),
         }
 
     @classmethod
@@ -169,6 +172,7 @@ class Manifest:
             lora=checked.get("lora"),
             kv_chunks=checked.get("kv_chunks"),
             index_files=checked.get("index_files"),
+            revision=checked.get("revision"),
             raw=data,
         )
 

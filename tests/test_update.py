@@ -1,0 +1,77 @@
+"""Keeping a cube up to date: add, rm-memories, diff (#12)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from memos_cli.cli.app import app
+from memos_cli.cube import open_cube, verify
+
+runner = CliRunner()
+
+
+def memos(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code == code, r.output
+    return r
+
+
+def test_add_embeds_only_what_is_new_and_versions_changes(tmp_path: Path,
+                                                          keys: tuple[Path, Path]) -> None:
+    first = tmp_path / "a.jsonl"
+    first.write_text('{"id": "m1", "content": "the budget is 40k"}\n'
+                     '{"id": "m2", "content": "Ann likes tea"}\n')
+    cube = tmp_path / "team.memcube"
+    memos("pack", first, "-o", cube)
+    before = json.loads(memos("diff", cube, cube, "--json").stdout)
+    assert before["equal"] is True
+    old = tmp_path / "old.memcube"
+    import shutil
+    shutil.copytree(cube, old)
+    second = tmp_path / "b.jsonl"
+    second.write_text('{"id": "m1", "content": "the budget is 55k"}\n'   # a new version of m1
+                      '{"content": "Ann likes tea"}\n'                   # already there
+                      '{"content": "Bo joined in May"}\n')               # new
+    rep = json.loads(memos("add", cube, second, "--key", keys[0], "--json").stdout)
+    assert (rep["added"], rep["changed"], rep["duplicates"], rep["embedded"]) == (1, 1, 1, 2)
+    assert rep["revision"] == 2 and rep["signed"] is True
+    verify(cube, keys[1])
+    m1 = open_cube(cube).by_id["m1"]
+    assert m1.content == "the budget is 55k" and m1.version == 2
+    assert m1.extra["supersedes"]["version"] == 1
+    hits = json.loads(memos("search", cube, "budget", "--json").stdout)["results"]
+    assert hits[0]["id"] == "m1"  # the index follows the update
+    d = json.loads(runner.invoke(app, ["diff", str(old), str(cube), "--json"]).stdout)
+    assert len(d["added"]) == 1 and [c["id"] for c in d["changed"]] == ["m1"]
+    assert d["manifest"]["revision"] == [1, 2] and d["signed"] == [False, True]
+    assert runner.invoke(app, ["diff", str(old), str(cube)]).exit_code == 1
+    text = memos("diff", old, cube, code=1).stdout
+    assert "~ m1 content" in text and "manifest revision: 1 -> 2" in text
+
+
+def test_rm_memories_keeps_the_rest(tmp_path: Path) -> None:
+    src = tmp_path / "a.jsonl"
+    src.write_text('{"id": "d1", "content": "draft one", "tags": ["draft"]}\n'
+                   '{"id": "k1", "content": "keep this"}\n')
+    cube = tmp_path / "c.memcube"
+    memos("pack", src, "-o", cube)
+    rep = json.loads(memos("rm-memories", cube, "--filter", "tag=draft", "--json").stdout)
+    assert rep["removed"] == 1 and rep["revision"] == 2
+    assert [m.id for m in open_cube(cube).memories] == ["k1"]
+    verify(cube)
+    r = memos("rm-memories", cube, "--ids", "nope", code=2)
+    assert "no memory matches" in r.stderr
+    r = memos("rm-memories", cube, "--ids", "k1", code=2)
+    assert "every memory" in r.stderr
+
+
+def test_add_refuses_a_cube_with_other_tiers(cube_copy: Path, tiny_llama: Path,
+                                             tmp_path: Path) -> None:
+    memos("convert", cube_copy, "--to", "kv", "--model", tiny_llama)
+    src = tmp_path / "n.jsonl"
+    src.write_text('{"content": "new"}\n')
+    r = memos("add", cube_copy, src, code=2)
+    assert "activation tier" in r.stderr
