@@ -97,6 +97,21 @@ def keygen(
                   f"fingerprint  {data['fingerprint']}")
 
 
+EXTENSIONLESS_OPT = typer.Option(
+    None, "--extensionless", metavar="text|markdown|rst",
+    help="Read files without an extension (METADATA, README) as this kind \\[default: skip "
+         "them].")
+BASE_OPT = typer.Option(None, "--base", metavar="DIR",
+                        help="Record absolute source paths relative to this directory "
+                             "\\[default: the working directory].")
+
+
+def check_extensionless(kind: str | None) -> str | None:
+    if kind is not None and kind not in ("text", "markdown", "rst"):
+        raise UsageError(f"--extensionless {kind!r} is not text, markdown or rst")
+    return kind
+
+
 def pack(
     sources: list[Path] = typer.Argument(..., metavar="SOURCE...",
                                          help="Files or directories: .md .txt .jsonl, chat "
@@ -113,6 +128,8 @@ def pack(
     ttl: str | None = typer.Option(None, help="Lifespan of each memory: 3600, 12h, 30d, 2w."),
     tag: list[str] = typer.Option([], "--tag", help="A tag for every memory (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing cube."),
+    extensionless: str | None = EXTENSIONLESS_OPT,
+    base: Path | None = BASE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Pack sources into a new cube (atomic: all or nothing).
@@ -130,6 +147,8 @@ def pack(
         readers=tuple(reader),
         ttl=parse_ttl(ttl) if ttl else None,
         tags=tuple(tag),
+        extensionless=check_extensionless(extensionless),
+        base=base,
     )
     enc = load_embedder(embedder)
     with progress_bar() as update:
@@ -158,6 +177,8 @@ def inspect(
     usage: bool = typer.Option(False, "--usage", help="Show the memories' recorded use "
                                                       "(retrievals, uses, first and last use, "
                                                       "decay score; MEMOS_HOME/usage)."),
+    wide: bool = typer.Option(False, "--wide", help="Show paths and digests whole (the "
+                              "default when output is not a terminal)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show a cube's manifest, provenance, tiers, signature state and first memories.
@@ -185,6 +206,14 @@ def inspect(
                     "files": len(c.files), "bytes": c.size_bytes(), "memories": first,
                     **({"usage": [u.to_dict() for u in used.values()]} if usage else {})})
         return
+    whole = wide or not out.is_terminal
+    width = 100_000 if whole else None
+    if whole:
+        out.width = width  # tables render their cells whole instead of folding at 80 columns
+
+    def cut(digest: str, n: int) -> str:
+        return digest if whole else digest[:n] + "..."
+
     t = Table(show_header=False, box=None)
     for k, v in [
         ("cube", f"{m.name}  ({m.cube_id})"),
@@ -194,7 +223,7 @@ def inspect(
         ("tiers", ", ".join(m.tiers)),
         ("memories", str(m.counts["memories"])),
         ("embedder", f"{m.embedding['model']} ({m.embedding['dimension']}-d, "
-                     f"{m.embedding['fingerprint'][:23]}...)" if m.embedding else
+                     f"{cut(m.embedding['fingerprint'], 23)})" if m.embedding else
                      "- (no plaintext tier: restore it with memos convert --to text)"),
         ("signature", "signed (check with memos verify --key)" if c.signed else "unsigned"),
         ("size", f"{c.size_bytes():,} bytes in {len(c.files)} files"),
@@ -206,7 +235,7 @@ def inspect(
         src.add_column(col)
     for s in m.provenance["sources"]:
         src.add_row(s["path"], s["format"], str(s["memories"]), str(s["size"]),
-                    s["sha256"][:19] + "...")
+                    cut(s["sha256"], 19))
     out.print(src)
     if c.segments:
         kt = Table(title="activation tier: KV segments", title_justify="left")
@@ -214,7 +243,7 @@ def inspect(
                     "bytes/token"):
             kt.add_column(col)
         for s in c.segments:
-            kt.add_row(s["id"], s["model"], s["model_fingerprint_sha256"][:19] + "...",
+            kt.add_row(s["id"], s["model"], cut(s["model_fingerprint_sha256"], 19),
                        str(len(s["memory_ids"])), str(s["tokens"]), s["storage_dtype"],
                        f"{s['size']:,}", f"{s['size'] / s['tokens']:,.0f}")
         out.print(kt)
@@ -225,7 +254,7 @@ def inspect(
             ct.add_column(col)
         for cs in c.chunk_sets:
             tokens = int(cs.prefix["tokens"]) + sum(ch.tokens for ch in cs.chunks)
-            ct.add_row(cs.id, cs.model, cs.model_fingerprint_sha256[:19] + "...", cs.group,
+            ct.add_row(cs.id, cs.model, cut(cs.model_fingerprint_sha256, 19), cs.group,
                        str(len(cs.chunks)), str(sum(len(ch.memory_ids) for ch in cs.chunks)),
                        f"{tokens:,}", cs.storage_dtype, f"{cs.bytes:,}")
         out.print(ct)
@@ -239,7 +268,7 @@ def inspect(
             lt.add_column(col)
         lm = m.lora or {}
         acc = info["eval"]["accuracy"] if info.get("eval") else None
-        lt.add_row(lm["model"], lm["model_fingerprint_sha256"][:19] + "...", lm["recipe"],
+        lt.add_row(lm["model"], cut(lm["model_fingerprint_sha256"], 19), lm["recipe"],
                    str(info["recipe"].get("rank")), str(len(lm["memory_ids"])),
                    str(info["training"].get("steps")), str(info["training"].get("train_s")),
                    "-" if acc is None else f"{acc:.1%}",

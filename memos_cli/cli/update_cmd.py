@@ -9,7 +9,16 @@ from pathlib import Path
 import typer
 
 from memos_cli import config
-from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, pack_time, parse_ttl
+from memos_cli.cli.cube import (
+    BASE_OPT,
+    EMBEDDER_OPT,
+    EXTENSIONLESS_OPT,
+    JSON_OPT,
+    check_extensionless,
+    load_embedder,
+    pack_time,
+    parse_ttl,
+)
 from memos_cli.cli.output import err, out, print_json
 from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
@@ -29,6 +38,8 @@ def add_command(
     reader: list[str] = typer.Option([], "--reader", help="A user who may read (repeatable)."),
     ttl: str | None = typer.Option(None, help="Lifespan of each new memory: 3600, 12h, 30d."),
     tag: list[str] = typer.Option([], "--tag", help="A tag for every new memory (repeatable)."),
+    extensionless: str | None = EXTENSIONLESS_OPT,
+    base: Path | None = BASE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Add sources to an existing cube in place (atomic): only new memories are embedded, a
@@ -43,7 +54,8 @@ def add_command(
         raise UsageError(f"--visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
     defaults = Defaults(now=pack_time(), owner=owner or current_user(), visibility=visibility,
                         readers=tuple(reader), ttl=parse_ttl(ttl) if ttl else None,
-                        tags=tuple(tag))
+                        tags=tuple(tag), extensionless=check_extensionless(extensionless),
+                        base=base)
     report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,
                  key=config.signing_key(key))
     if as_json:

@@ -22,6 +22,7 @@ from memos_cli.sources import (
     markdown_export,
     mem0,
     memos_cube,
+    rst,
     text,
 )
 from memos_cli.sources.base import Defaults, SourceResult, load_json, memory_budget, read_text
@@ -30,7 +31,8 @@ __all__ = ["SUFFIXES", "Defaults", "SourceResult", "Sources", "read_source", "re
 
 #: File suffixes a directory walk picks up, and the reader for each.
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
-            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".af": "letta"}
+            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".af": "letta",
+            ".rst": "rst", ".rest": "rst"}
 
 
 @dataclass
@@ -48,12 +50,17 @@ def read_source(path: Path, shown: str, defaults: Defaults) -> SourceResult:
         SourceError: unsupported type, unreadable, malformed, or an unrecognised JSON layout.
     """
     kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None and not path.suffix and defaults.extensionless:
+        kind = defaults.extensionless
     if kind is None:
         raise SourceError(
             f"unsupported file type {path.suffix or '(no suffix)'!r}; memos packs "
-            f"{', '.join(sorted(SUFFIXES))}", path=path)
+            f"{', '.join(sorted(SUFFIXES))} (and files without an extension with "
+            "--extensionless)", path=path)
     if kind == "markdown" and markdown_export.looks_like(read_text(path)):
         result = markdown_export.read(path, shown, defaults)
+    elif kind == "rst":
+        result = rst.read(path, shown, defaults)
     elif kind in ("markdown", "text"):
         result = text.read(path, shown, defaults, markdown=kind == "markdown")
     elif kind == "jsonl":
@@ -96,13 +103,29 @@ def read_sources(paths: list[str | Path], defaults: Defaults) -> Sources:
     return out
 
 
+def shown_path(f: Path, given: Path, base: Path | None) -> str:
+    """How a source file is recorded (provenance, ``source_file``): a relative path as given;
+    an absolute one relative to ``base`` (default the working directory) when inside it, else
+    relative to the parent of the path given, so no machine's absolute layout is stored."""
+    if not f.is_absolute():
+        return f.as_posix()
+    full = Path(os.path.abspath(f))
+    for root in (Path(os.path.abspath(base or Path.cwd())), Path(os.path.abspath(given)).parent):
+        try:
+            return full.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return f.as_posix()
+
+
 def _read_into(out: Sources, paths: list[str | Path], defaults: Defaults) -> None:
+    base = defaults.base
     for given in paths:
         p = Path(given)
         if not p.exists():
             raise SourceError("no such file or directory", path=p)
         if p.is_dir() and memos_cube.looks_like(p):
-            out.results.append(memos_cube.read(p, p.as_posix(), defaults))
+            out.results.append(memos_cube.read(p, shown_path(p, p, base), defaults))
         elif p.is_dir():
             if p.suffix == ".memcube" or (p / "manifest.json").is_file():
                 raise SourceError("is a cube, not a source (packing cubes into cubes is not "
@@ -113,9 +136,11 @@ def _read_into(out: Sources, paths: list[str | Path], defaults: Defaults) -> Non
                     f = Path(dirpath) / name
                     if name.startswith("."):
                         continue
-                    if f.suffix.lower() not in SUFFIXES or f.is_symlink():
-                        out.skipped.append(f.as_posix())
+                    known = f.suffix.lower() in SUFFIXES or (
+                        not f.suffix and defaults.extensionless is not None)
+                    if not known or f.is_symlink():
+                        out.skipped.append(shown_path(f, p, base))
                         continue
-                    out.results.append(read_source(f, f.as_posix(), defaults))
+                    out.results.append(read_source(f, shown_path(f, p, base), defaults))
         else:
-            out.results.append(read_source(p, p.as_posix(), defaults))
+            out.results.append(read_source(p, shown_path(p, p, base), defaults))

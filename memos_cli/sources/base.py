@@ -56,6 +56,12 @@ class Defaults:
     readers: tuple[str, ...] = ()
     ttl: timedelta | None = None
     tags: tuple[str, ...] = ()
+    #: read files without an extension as this kind (``text``, ``markdown``, ``rst``); ``None``
+    #: skips them in a directory walk and refuses them named directly
+    extensionless: str | None = None
+    #: absolute source paths are recorded relative to this directory (default: the working
+    #: directory); one outside it, relative to the parent of the path given
+    base: Path | None = None
 
     def governance(self, created_at: datetime | None = None) -> dict[str, Any]:
         start = created_at or self.now

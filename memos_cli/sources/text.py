@@ -8,10 +8,15 @@ paragraphs under it, and a fenced code block is never split. A paragraph longer 
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from memos_cli.errors import SourceError
 from memos_cli.sources.base import Defaults, SourceResult, make_memory, read_text
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
@@ -85,17 +90,96 @@ def _make(lines: list[tuple[int, str]], section: str | None) -> Chunk:
 
 
 def read(path: Path, shown: str, defaults: Defaults, *, markdown: bool) -> SourceResult:
-    """Read a ``.txt`` or ``.md`` file into ``document_chunk`` memories of origin ``file``."""
+    """Read a ``.txt`` or ``.md`` file into ``document_chunk`` memories of origin ``file``.
+    Markdown's YAML front matter is parsed (:func:`front_matter`), not packed as text."""
     text = read_text(path)
     result = SourceResult(path=shown, format="markdown" if markdown else "text", sha256="",
                           size=0)
-    for c in chunk(text, markdown=markdown):
+    fm = FrontMatter()
+    if markdown:
+        fm = front_matter(text, path)
+        if fm.data:
+            result.notes.append("front matter: " + ", ".join(sorted(fm.data)))
+    gov = defaults.governance()
+    if fm.tags:
+        gov["tags"] = tuple(dict.fromkeys((*gov["tags"], *fm.tags)))
+    for c in chunk(fm.body if markdown else text, markdown=markdown):
+        section = " > ".join(s for s in (fm.title, c.section) if s) or None
         result.add(
             make_memory(
-                path, f"lines {c.line_start}-{c.line_end}", c.text,
+                path, f"lines {c.line_start + fm.offset}-{c.line_end + fm.offset}", c.text,
                 now=defaults.now, origin="file", semantic_type="document_chunk",
-                source_file=shown, line_start=c.line_start, line_end=c.line_end,
-                section=c.section, **defaults.governance(),
+                source_file=shown, line_start=c.line_start + fm.offset,
+                line_end=c.line_end + fm.offset, section=section, speaker=fm.author,
+                event_time=fm.date, extra={"front_matter": fm.rest} if fm.rest else {},
+                **gov,
             )
         )
     return result
+
+
+#: Largest front matter read (bytes of YAML).
+MAX_FRONT_MATTER = 64 << 10
+
+
+@dataclass
+class FrontMatter:
+    """Markdown front matter: the known keys mapped, the rest kept (JSON-safe) for ``extra``;
+    ``body`` is the text after it and ``offset`` the lines it took."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    body: str = ""
+    offset: int = 0
+    title: str | None = None
+    author: str | None = None
+    date: datetime | None = None
+    tags: tuple[str, ...] = ()
+    rest: dict[str, Any] = field(default_factory=dict)
+
+
+def front_matter(text: str, path: Path) -> FrontMatter:
+    """Split YAML front matter (``---`` ... ``---`` at the top) off ``text`` and map ``title``
+    (-> the section trail's first part), ``author`` (-> speaker), ``date`` (-> event time) and
+    ``tags`` (-> tags). Parsed by python-frontmatter with PyYAML's safe loader; aliases are
+    refused (they can expand without bound) and so is front matter over 64 KiB.
+
+    Raises:
+        SourceError: front matter that is not YAML, too large, or holds an alias.
+    """
+    import frontmatter
+    import yaml
+
+    if not text.startswith("---"):
+        return FrontMatter(body=text)
+    handler = frontmatter.default_handlers.YAMLHandler()
+    try:
+        raw, body = handler.split(text)
+    except ValueError:
+        return FrontMatter(body=text)  # a rule (---) at the top, not front matter
+    if len(raw.encode()) > MAX_FRONT_MATTER:
+        raise SourceError(f"front matter is over {MAX_FRONT_MATTER} bytes", path=path)
+    try:
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(raw, Loader=yaml.SafeLoader)):
+            raise SourceError("front matter uses YAML aliases; memos refuses them", path=path)
+        data = handler.load(raw)
+    except yaml.YAMLError as e:
+        raise SourceError(f"front matter is not YAML: {str(e).splitlines()[0]}",
+                          path=path) from e
+    if not isinstance(data, dict):
+        return FrontMatter(body=text)
+    fm = FrontMatter(data=data, body=body, offset=text[: len(text) - len(body)].count("\n"))
+    title, author, date, tags = (data.get(k) for k in ("title", "author", "date", "tags"))
+    fm.title = str(title) if title is not None else None
+    fm.author = str(author) if author is not None else None
+    if isinstance(date, datetime):
+        fm.date = date
+    elif isinstance(date, dt.date):
+        fm.date = datetime(date.year, date.month, date.day)
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.split(",") if t.strip()]
+    if isinstance(tags, list):
+        fm.tags = tuple(str(t) for t in tags)
+    fm.rest = json.loads(json.dumps({k: v for k, v in data.items()
+                                     if k not in ("title", "author", "date", "tags")},
+                                    default=str))
+    return fm

@@ -103,3 +103,14 @@ def test_missing_arguments_say_what_to_give(args: list[str], words: str) -> None
     r = runner.invoke(app, args, env=WIDE)
     assert r.exit_code == 2
     assert words in " ".join(r.output.split())
+
+
+def test_inspect_shows_paths_and_digests_whole_off_a_terminal(packed_cube: Path) -> None:
+    """CliRunner output is not a terminal: digests are not cut at 80 columns (#12)."""
+    import json as _json
+
+    m = _json.loads((packed_cube / "manifest.json").read_text())
+    r = runner.invoke(app, ["inspect", str(packed_cube)])
+    assert r.exit_code == 0
+    assert m["provenance"]["sources"][0]["sha256"] in r.output
+    assert m["embedding"]["fingerprint"] in r.output
