@@ -207,9 +207,8 @@ def inspect(
                     **({"usage": [u.to_dict() for u in used.values()]} if usage else {})})
         return
     whole = wide or not out.is_terminal
-    width = 100_000 if whole else None
     if whole:
-        out.width = width  # tables render their cells whole instead of folding at 80 columns
+        out.width = 100_000  # tables render their cells whole instead of folding at 80 columns
 
     def cut(digest: str, n: int) -> str:
         return digest if whole else digest[:n] + "..."

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import err, out, print_json, status
 from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
+from memos_cli.tiers import generation
 from memos_cli.tiers.plaintext import Answer, answer
 
 TIERS = ("auto", "text", "kv", "lora")
@@ -60,6 +63,22 @@ def run(
     k: int = typer.Option(5, "-k", "--top-k", help="How many memories to put in the prompt."),
     max_new_tokens: int = typer.Option(128, help="Most tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 means greedy decoding."),
+    repetition_penalty: float | None = typer.Option(
+        None, "--repetition-penalty", help="Penalty on tokens already in the prompt or answer "
+        f"(1 = off) \\[default: {generation.DEFAULT.repetition_penalty}]."),
+    no_repeat_ngram_size: int | None = typer.Option(
+        None, "--no-repeat-ngram-size", help="Never repeat an n-gram of this many tokens "
+        f"(0 = off) \\[default: {generation.DEFAULT.no_repeat_ngram_size}]."),
+    top_p: float | None = typer.Option(None, "--top-p", help="Nucleus sampling with "
+                                       "--temperature > 0 \\[default: 1]."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for sampling (with "
+                                    "--temperature > 0)."),
+    system: str | None = typer.Option(None, "--system", help="Your own instruction in place of "
+                                      "memos's (the memories follow it; text tier)."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="Do not stop the answer at its "
+                                    "first blank line."),
+    plain: bool = typer.Option(False, "--plain", help="No generation controls at all: the "
+                               "model's own greedy output."),
     embedder: Path | None = EMBEDDER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -90,6 +109,16 @@ def run(
                          "holds every memory it was built from")
     if tier not in TIERS:
         raise UsageError(f"--tier {tier!r} is not one of {', '.join(TIERS)}")
+    opts = generation.with_flags(
+        generation.PLAIN if plain else generation.DEFAULT,
+        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+        top_p=top_p, seed=seed, system=system,
+        stop_at_blank_line=False if keep_going else None).check()
+    if system is not None and tier == "kv":
+        raise UsageError("--system goes with the text and auto tiers: KV caches were computed "
+                         "after memos's own instruction")
+    if system is not None and tier == "auto":
+        tier = "text"  # stored chunks follow memos's instruction, so prefill everything
     if tier != "kv" and (segment or compose != "rerotate" or recompute):
         raise UsageError("--segment, --compose and --recompute apply to --tier kv")
     if vault is None and tier != "kv" and len(cubes) != 1:
@@ -104,6 +133,28 @@ def run(
         raise UsageError("--recompute-ratio and --recompute-rule apply to --tier auto, or to "
                          "--tier kv on one cube with KV chunks; --chunk-set to the latter")
     ratio = chunks_default_ratio() if recompute_ratio is None else recompute_ratio
+    with generation.using(opts):
+        result = _answer(tier, opened, vault, embedder, lm, question, as_user, k, ratio,
+                         recompute_rule, max_new_tokens, temperature, chunked, chunk_set,
+                         segment, compose, recompute)
+    if vault is None:
+        from memos_cli.cli.search import audit
+        from memos_cli.governance import current_user
+
+        for c in opened:
+            audit(as_user or current_user(), "run", c.manifest.cube_id,
+                  [r.memory.id for r in result.memories], question)
+    recording = _record(result, opened, vault)
+    with recording:
+        _show(result, as_json)
+
+
+def _answer(tier: str, opened: list[Any], vault: Path | None, embedder: Path | None, lm: Any,
+            question: str, as_user: str | None, k: int, ratio: float,
+            recompute_rule: str | None, max_new_tokens: int, temperature: float,
+            chunked: bool, chunk_set: str | None, segment: str | None, compose: str,
+            recompute: int) -> Answer:
+    """Answer with the tier asked for (see ``run``)."""
     if tier == "auto":
         enc = load_embedder(embedder)
         with status("thinking"):
@@ -147,23 +198,27 @@ def run(
         with status("thinking"):
             result = answer(opened[0], enc, lm, question, k=k, max_new_tokens=max_new_tokens,
                             temperature=temperature, user=as_user)
-    if vault is None:
-        from memos_cli.cli.search import audit
-        from memos_cli.governance import current_user
+    return result
 
-        for c in opened:
-            audit(as_user or current_user(), "run", c.manifest.cube_id,
-                  [r.memory.id for r in result.memories], question)
-    recording = _record(result, opened, vault)
-    with recording:
-        _show(result, as_json)
+
+def cited(result: Answer) -> list[int]:
+    """The memory numbers (``[n]`` as in the prompt) the answer cites, in order, each once."""
+    if result.tier == "lora":
+        return []
+    seen = [int(n) for n in re.findall(r"\[(\d{1,3})\]", result.answer)]
+    return list(dict.fromkeys(n for n in seen if 1 <= n <= len(result.memories)))
 
 
 def _show(result: Answer, as_json: bool) -> None:
+    refs = cited(result)
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(),
+                    "cited": [result.memories[n - 1].memory.id for n in refs]})
         return
-    out.print(f"[bold]{result.answer}[/bold]\n")
+    out.print(f"[bold]{escape(result.answer)}[/bold]\n")
+    if refs:
+        out.print("cited: " + ", ".join(f"[{n}] {result.memories[n - 1].memory.id[:8]}"
+                                         for n in refs), markup=False)
     if result.tier == "lora":
         out.print("memories used: none in the prompt (the adapter holds them)")
     else:

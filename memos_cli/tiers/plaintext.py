@@ -18,6 +18,7 @@ from memos_cli.governance import can_read
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
+from memos_cli.tiers import generation
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant with a memory. Answer the user's question using the "
@@ -185,8 +186,12 @@ def generate_ids(chat: ChatModel, ids: list[int], *, cache: Any = None,
                               "pad_token_id": tok.pad_token_id or tok.eos_token_id}
     if cache is not None:
         kwargs["past_key_values"] = cache
+    opts = generation.current()
+    kwargs.update(opts.hf_kwargs(tok, len(ids)))
     if temperature > 0:
-        kwargs.update(do_sample=True, temperature=temperature)
+        kwargs.update(do_sample=True, temperature=temperature, top_p=opts.top_p)
+        if opts.seed is not None:
+            torch.manual_seed(opts.seed)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     with torch.inference_mode():
@@ -195,6 +200,8 @@ def generate_ids(chat: ChatModel, ids: list[int], *, cache: Any = None,
     total = time.perf_counter() - t0
     new = out[0, input_ids.shape[1]:]
     text = tok.decode(new, skip_special_tokens=True).strip()
+    if opts.stop_at_blank_line:  # the stop string itself is not part of the answer
+        text = text.split("\n\n", 1)[0].strip()
     ttft = (clock.first - t0) if clock.first is not None else total
     return Generation(text, len(ids), int(new.shape[0]), ttft, total, new.tolist())
 
@@ -203,8 +210,16 @@ def _continue(chat: ChatModel, ids: list[int], cache: Any, logits: Any, max_new_
               temperature: float, t0: float) -> Generation:
     import torch
 
+    opts = generation.current()
     if temperature > 0:
-        first = int(torch.multinomial(torch.softmax(logits.float() / temperature, -1), 1))
+        if opts.seed is not None:
+            torch.manual_seed(opts.seed)
+        probs = torch.softmax(logits.float() / temperature, -1)
+        if opts.top_p < 1.0:  # nucleus: keep the smallest set of tokens holding top_p
+            sorted_p, order = torch.sort(probs, descending=True)
+            drop = torch.cumsum(sorted_p, -1) - sorted_p > opts.top_p
+            probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+        first = int(torch.multinomial(probs / probs.sum(), 1))
     else:
         first = int(torch.argmax(logits))
     ttft = time.perf_counter() - t0

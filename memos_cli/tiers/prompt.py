@@ -63,8 +63,17 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def system_head() -> str:
+    """The system text before the memories: ``--system`` (with the ``Memories:`` heading
+    added), else :data:`SYSTEM_HEAD`."""
+    from memos_cli.tiers.generation import current
+
+    own = current().system
+    return SYSTEM_HEAD if own is None else own.rstrip() + "\n\nMemories:\n"
+
+
 def _render(tokenizer: Any, question: str) -> tuple[str, str]:
-    messages = [{"role": "system", "content": SYSTEM_HEAD + _SENTINEL},
+    messages = [{"role": "system", "content": system_head() + _SENTINEL},
                 {"role": "user", "content": question}]
     try:
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
@@ -89,7 +98,7 @@ def prefix_ids(tokenizer: Any) -> list[int]:
         UsageError: the chat template has no verbatim system turn, or renders it differently
             depending on the question (then no prefix can be shared).
     """
-    key = (id(tokenizer), str(getattr(tokenizer, "chat_template", "")))
+    key = (id(tokenizer), str(getattr(tokenizer, "chat_template", "")) + system_head())
     if key not in _PREFIX:
         _PREFIX[key] = _prefix_ids(tokenizer)
     return list(_PREFIX[key])

@@ -1,0 +1,136 @@
+"""Answers of the default model with and without the generation controls (#12).
+
+For LoCoMo questions (categories 1-4), the text tier retrieves k memories from a cube of the
+conversation and the default model answers greedily. Per generation setting: the share of
+answers that loop (a word bigram, digits and punctuation dropped, occurring 3 or more times),
+the share that echo the question, token F1 against the gold answer (SQuAD normalisation), mean
+answer tokens and seconds per answer. Settings are chosen on one conversation (--tune) and
+reported on another (--eval), untouched while choosing.
+
+    python bench/answers.py --tune 26 --tune-n 40 --eval 41 --eval-n 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import itertools
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.kv_chunks import f1  # noqa: E402
+from bench.retrieval import machine  # noqa: E402
+from memos_cli.cube import open_cube  # noqa: E402
+from memos_cli.models import chat  # noqa: E402
+from memos_cli.models.embedder import Embedder  # noqa: E402
+from memos_cli.pack import pack  # noqa: E402
+from memos_cli.sources import Defaults  # noqa: E402
+from memos_cli.tiers import generation  # noqa: E402
+from memos_cli.tiers.generation import GenerationOptions  # noqa: E402
+from memos_cli.tiers.plaintext import answer_memories, retrieve  # noqa: E402
+
+SETTINGS = {
+    "plain (before)": generation.PLAIN,
+    "stop at blank line": GenerationOptions(stop_at_blank_line=True),
+    "repetition penalty 1.15": GenerationOptions(repetition_penalty=1.15),
+    "stop + penalty 1.15": GenerationOptions(repetition_penalty=1.15, stop_at_blank_line=True),
+    "stop + penalty 1.3": GenerationOptions(repetition_penalty=1.3, stop_at_blank_line=True),
+    "stop + no-repeat 3-gram": GenerationOptions(no_repeat_ngram_size=3,
+                                                 stop_at_blank_line=True),
+}
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^a-z\s]", " ", text.lower()).split()
+
+
+def loops(answer: str) -> bool:
+    w = words(answer)
+    counts = collections.Counter(itertools.pairwise(w))
+    return any(n >= 3 for n in counts.values())
+
+
+def echoes(answer: str, question: str) -> bool:
+    a, q = " ".join(words(answer)), " ".join(words(question))
+    return bool(q) and q in a
+
+
+def questions(conv: Path, n: int) -> list[tuple[str, str]]:
+    data = json.loads(conv.read_text())
+    out = [(q["question"], str(q["answer"])) for q in data["qa"]
+           if q.get("category") in (1, 2, 3, 4) and "answer" in q]
+    return out[:n]
+
+
+def run(cube: Path, lm: chat.ChatModel, enc: Embedder, qs: list[tuple[str, str]],
+        opts: GenerationOptions, k: int, tokens: int) -> dict[str, float]:
+    c = open_cube(cube)
+    rows = []
+    with generation.using(opts):
+        for q, gold in qs:
+            mems = [r.memory for r in retrieve(c, enc, q, k)]
+            t0 = time.perf_counter()
+            g = answer_memories(lm, mems, q, max_new_tokens=tokens)
+            rows.append((g.text, gold, q, time.perf_counter() - t0, g.new_tokens))
+    return {"questions": len(rows),
+            "loop_share": sum(loops(a) for a, *_ in rows) / len(rows),
+            "echo_share": sum(echoes(a, q) for a, _, q, *_ in rows) / len(rows),
+            "token_f1": statistics.mean(f1(a, g) for a, g, *_ in rows),
+            "mean_answer_tokens": statistics.mean(r[4] for r in rows),
+            "median_s_per_answer": statistics.median(r[3] for r in rows),
+            "examples": [{"q": q, "gold": g, "answer": a} for a, g, q, *_ in rows[:5]]}
+
+
+def show(label: str, row: dict[str, object]) -> None:
+    print(label, json.dumps({k: v for k, v in row.items() if k != "examples"}), flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--locomo", default=str(ROOT.parent / "shared" / "datasets" / "locomo"))
+    ap.add_argument("--tune", default="26")
+    ap.add_argument("--tune-n", type=int, default=40)
+    ap.add_argument("--eval", default="41")
+    ap.add_argument("--eval-n", type=int, default=100)
+    ap.add_argument("-k", type=int, default=5)
+    ap.add_argument("--tokens", type=int, default=48)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "answers.json"))
+    a = ap.parse_args()
+    enc, lm = Embedder(), chat.load(None)
+    report: dict[str, object] = {"machine": machine(), "k": a.k, "max_new_tokens": a.tokens,
+                                 "date": datetime.now(timezone.utc).date().isoformat()}
+    with tempfile.TemporaryDirectory() as t:
+        cubes = {}
+        for conv in (a.tune, a.eval):
+            cubes[conv] = Path(t) / f"{conv}.memcube"
+            pack([Path(a.locomo) / f"{conv}.json"], cubes[conv], embedder=enc,
+                 defaults=Defaults(now=datetime(2025, 1, 1, tzinfo=timezone.utc)))
+        tune = {}
+        for name, opts in SETTINGS.items():
+            tune[name] = run(cubes[a.tune], lm, enc, questions(Path(a.locomo) / f"{a.tune}.json",
+                                                               a.tune_n), opts, a.k, a.tokens)
+            show(f"tune {name}", tune[name])
+        report["tune"] = {"conversation": a.tune, "results": tune}
+        final = {}
+        for name, opts in (("plain (before)", generation.PLAIN),
+                           ("default (after)", generation.DEFAULT)):
+            final[name] = run(cubes[a.eval], lm, enc, questions(Path(a.locomo) / f"{a.eval}.json",
+                                                                a.eval_n), opts, a.k, a.tokens)
+            show(f"eval {name}", final[name])
+        report["eval"] = {"conversation": a.eval, "default": repr(generation.DEFAULT),
+                          "results": final}
+    Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
