@@ -41,6 +41,8 @@ def looks_like(path: Path) -> bool:
     cfg = path / "config.json"
     if not path.is_dir():
         return False
+    if cfg.is_symlink():  # read() refuses it by name, rather than a walk skipping it
+        return True
     if not cfg.exists():
         return (path / DEFAULT_FILE).is_file() and not (path / "manifest.json").exists()
     try:
