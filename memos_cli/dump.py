@@ -131,9 +131,31 @@ class DumpReport:
                 "redaction": self.redaction, "access_log_records": self.access_log_records}
 
 
+#: The text fields of a memory that can hold personal data (besides ``extra`` and ``tags``).
+REDACTED_FIELDS = ("content", "speaker", "section", "source_file", "conversation_id",
+                   "session_id")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    return []
+
+
+def learn_memory(m: Memory, redactor: Any) -> None:
+    """Let ``redactor`` learn the personal data in every text field of ``m``."""
+    for text in [*(getattr(m, f) for f in REDACTED_FIELDS), *m.tags, *_strings(m.extra)]:
+        redactor.learn(text)
+
+
 def redact_memory(m: Memory, redactor: Any) -> Memory:
-    """``m`` with personal data replaced in its content, speaker, section and the string
-    values of ``extra``; the content hash is recomputed, the id kept."""
+    """``m`` with personal data replaced in its content, speaker, section, source file,
+    conversation and session ids, tags and the string values of ``extra``; the content hash
+    is recomputed, the id kept."""
 
     def clean(value: Any) -> Any:
         if isinstance(value, str):
@@ -144,10 +166,11 @@ def redact_memory(m: Memory, redactor: Any) -> Memory:
             return {k: clean(v) for k, v in value.items()}
         return value
 
-    content, speaker = redactor(m.content), redactor(m.speaker)
-    return dataclasses.replace(m, content=content, speaker=speaker,
-                               section=redactor(m.section), extra=clean(m.extra),
-                               content_hash=content_hash(content, speaker, m.event_time))
+    new = {f: redactor(getattr(m, f)) for f in REDACTED_FIELDS}
+    return dataclasses.replace(m, **new, tags=tuple(redactor(t) or t for t in m.tags),
+                               extra=clean(m.extra),
+                               content_hash=content_hash(new["content"], new["speaker"],
+                                                         m.event_time))
 
 
 FORMATS = ("jsonl", "markdown", "memcube")
@@ -157,7 +180,8 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
          fmt: str = "jsonl", key: str | Path | None = None, force: bool = False,
          now: datetime, redact: tuple[str, ...] = (), embedder: Any = None,
          access_log: list[dict[str, Any]] | None = None,
-         usage: dict[str, dict[str, Any]] | None = None) -> DumpReport:
+         usage: dict[str, dict[str, Any]] | None = None, keep_terms: tuple[str, ...] = (),
+         redact_terms: tuple[str, ...] = ()) -> DumpReport:
     """Write what ``user`` may read of ``cube`` (a cube or a :class:`Source`) and ``keep``
     selects to ``out``, atomically.
 
@@ -196,7 +220,9 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
 
         if fmt == "memcube" and embedder is None:
             raise UsageError("a redacted memcube export needs the embedder to rebuild its index")
-        redactor = Redactor(tuple(redact))
+        redactor = Redactor(tuple(redact), keep=keep_terms, deny=redact_terms)
+        for m in chosen:  # first learn every value found, then redact it wherever it occurs
+            learn_memory(m, redactor)
         chosen = [redact_memory(m, redactor) for m in chosen]
         redaction = {"types": list(redact), "counts": dict(sorted(redactor.counts.items()))}
     log = exported_log(access_log or [], {m.id for m in chosen}, redacted=bool(redact))

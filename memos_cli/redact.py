@@ -10,12 +10,13 @@ e-mail recognizer consults is the snapshot bundled with ``tldextract``.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from memos_cli.errors import ModelNotFoundError, UsageError
+from memos_cli.errors import MemosError, ModelNotFoundError, UsageError
 
 #: ``--redact`` names and the Presidio entities they stand for.
 TYPES: dict[str, tuple[str, ...]] = {
@@ -59,34 +60,161 @@ def _analyzer() -> Any:
         "nlp_engine_name": "spacy",
         "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
     }).create_engine()
-    return AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
+    engine = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
+    for rec in _recognizers():
+        engine.registry.add_recognizer(rec)
+    return engine
+
+
+#: Capitalised words that start a sentence or a noun phrase without being a name: a run of
+#: capitalised words that begins with one is not taken for "Firstname Lastname".
+NOT_NAMES = frozenset("""
+a an the our your their his her its my this that these those project team mr mrs ms dr
+prof ask call contact reach send pay wire email reply please minutes notes attendees
+agenda meeting monday tuesday wednesday thursday friday saturday sunday january february
+march april may june july august september october november december release version
+visa mastercard amex discover iban uk us eu
+""".split())  # noqa: SIM905
+_WORD = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿĀ-ſ'’]+(?:-[A-Za-zß-öø-ÿĀ-ſ]+)?"
+
+
+def _recognizers() -> list[Any]:
+    """Pattern recognizers memos adds to Presidio's: Ethereum and Monero addresses (Presidio's
+    CRYPTO knows Bitcoin only), and "Firstname Lastname" runs of two or three capitalised words
+    (the small spaCy model misses many names from outside English)."""
+    from presidio_analyzer import Pattern, PatternRecognizer
+
+    crypto = PatternRecognizer(
+        supported_entity="CRYPTO", name="memos-crypto",
+        patterns=[Pattern("ethereum", r"\b0x[0-9a-fA-F]{40}\b", 0.9),
+                  Pattern("monero", r"\b[48][0-9AB][1-9A-HJ-NP-Za-km-z]{93}\b", 0.9)],
+        global_regex_flags=re.MULTILINE)
+    names = PatternRecognizer(
+        supported_entity="PERSON", name="memos-full-names",
+        patterns=[Pattern("full name", rf"\b{_WORD}(?:\s+{_WORD}){{1,3}}\b", 0.6)],
+        global_regex_flags=re.MULTILINE)  # case matters: capitals mark the name
+    return [crypto, names]
+
+
+def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
+    """The finding as kept, or ``None``: nothing that overlaps a ``keep`` term; a capitalised
+    run loses leading words of :data:`NOT_NAMES` ("Call María José García") and needs two
+    words left; a one-word PERSON or LOCATION after "Project", or between "the" and a
+    lowercase word, is a product ("the Kestrel robot", "Project Kudu")."""
+    for term in keep:
+        for m in re.finditer(rf"(?<!\w){re.escape(term)}(?!\w)", text):
+            if m.start() < r.end and r.start < m.end():
+                return None
+    value = text[r.start:r.end]
+    if (r.recognition_metadata or {}).get("recognizer_name") == "memos-full-names":
+        words = value.split()
+        while words and words[0].lower() in NOT_NAMES:
+            r.start = text.index(words[1], r.start + len(words[0])) if len(words) > 1 else r.end
+            words = words[1:]
+        return r if len(words) >= 2 else None
+    if r.entity_type in ("PERSON", "LOCATION") and " " not in value.strip():
+        before = text[:r.start].rstrip().rsplit(None, 1)[-1:] or [""]
+        after = text[r.end:].lstrip().split(None, 1)[:1] or [""]
+        if before[0] == "Project" or (before[0].lower() == "the" and after[0][:1].islower()):
+            return None
+    return r
 
 
 @dataclass
 class Redactor:
-    """Replaces the chosen types of personal data in text; ``counts`` tallies findings per
-    ``--redact`` name (never the values)."""
+    """Replaces the chosen types of personal data in text with ``<TYPE>``; ``counts`` tallies
+    findings per ``--redact`` name (never the values).
+
+    ``keep``: terms never redacted (Presidio's allow list: product and project names the
+    model mistakes for people or places). ``deny``: terms always redacted, as ``<TERM>``.
+    Propagation: :meth:`learn` remembers every value found in a text, and :meth:`__call__`
+    then redacts that value wherever it occurs, also where the model missed it (a name in a
+    list of attendees, found elsewhere as a speaker). A dump learns from every field of every
+    exported memory before it writes any.
+    """
 
     types: tuple[str, ...]
+    keep: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
     counts: Counter[str] = field(default_factory=Counter)
+    known: dict[str, str] = field(default_factory=dict)
+    _seen: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._entities = [e for t in self.types for e in TYPES[t]]
         self._name = {e: t for t in self.types for e in TYPES[t]}
+        self._name[DENY] = "term"
+
+    def _analyze(self, text: str) -> list[Any]:
+        if text not in self._seen:
+            if len(self._seen) > 100_000:
+                self._seen.clear()
+            found = _analyzer().analyze(text=text, language="en", entities=self._entities,
+                                        allow_list=list(self.keep) or None)
+            self._seen[text] = [r for r in (_plausible(text, f, self.keep) for f in found)
+                                if r is not None]
+        return list(self._seen[text])
+
+    def learn(self, text: str | None) -> None:
+        """Remember the personal data found in ``text`` (values longer than 2 characters)."""
+        if not text:
+            return
+        for r in self._analyze(text):
+            value = text[r.start:r.end].strip()
+            if len(value) > 2 and value not in self.keep:
+                self.known.setdefault(value, r.entity_type)
 
     def __call__(self, text: str | None) -> str | None:
-        """``text`` with every finding replaced by ``<TYPE>``; ``None`` stays ``None``."""
+        """``text`` with every finding, every learned value and every deny-list term replaced
+        by ``<TYPE>``; ``None`` stays ``None``."""
         if not text:
             return text
+        from presidio_analyzer import RecognizerResult
         from presidio_anonymizer import AnonymizerEngine
         from presidio_anonymizer.entities import OperatorConfig
 
-        found = _analyzer().analyze(text=text, language="en", entities=self._entities)
+        found = self._analyze(text)
+        for value, entity in [*self.known.items(), *((t, DENY) for t in self.deny)]:
+            for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text,
+                                 flags=re.IGNORECASE if entity == DENY else 0):
+                found.append(RecognizerResult(entity, m.start(), m.end(), 1.0))
         if not found:
             return text
-        for r in found:
+        for r in _outermost(found):
             self.counts[self._name[r.entity_type]] += 1
         ops = {e: OperatorConfig("replace", {"new_value": f"<{self._name[e].upper()}>"})
-               for e in self._entities}
+               for e in {r.entity_type for r in found}}
         return str(AnonymizerEngine().anonymize(text=text, analyzer_results=found,
                                                 operators=ops).text)
+
+
+#: The entity name of ``--redact-terms`` matches.
+DENY = "MEMOS_TERM"
+
+
+def _outermost(found: list[Any]) -> list[Any]:
+    """The findings not inside a longer one (what the anonymizer will replace), for counts."""
+    spans = sorted(found, key=lambda r: (r.start, -(r.end - r.start)))
+    out: list[Any] = []
+    for r in spans:
+        if out and r.start < out[-1].end:
+            continue
+        out.append(r)
+    return out
+
+
+def read_terms(path: str | None) -> tuple[str, ...]:
+    """The terms of a ``--keep-terms`` / ``--redact-terms`` file: one per line, ``#`` starts a
+    comment. Raises ``UsageError`` naming the file."""
+    if path is None:
+        return ()
+    from pathlib import Path
+
+    from memos_cli.sources.base import read_text
+
+    try:
+        text = read_text(Path(path))
+    except MemosError as e:
+        raise UsageError(f"cannot read the terms file: {e.message}", path=path) from e
+    return tuple(dict.fromkeys(t for line in text.splitlines()
+                               if (t := line.split("#", 1)[0].strip())))

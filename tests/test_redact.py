@@ -95,3 +95,38 @@ def test_unknown_type_is_refused(pii_cube: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["dump", str(pii_cube), "-o", str(tmp_path / "x.jsonl"),
                               "--redact", "email,dna"])
     assert res.exit_code == 2 and "--redact 'email,dna'" in res.stderr
+
+
+def test_every_field_is_redacted_and_findings_propagate(tmp_path: Path) -> None:
+    """A name the model finds as a speaker is redacted in an attendee list where it missed
+    it, and in tags and extra; product names in a --keep-terms file stay (#12)."""
+    src = tmp_path / "meeting.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in [
+        {"content": "Attendees: Ilse Varga (lead), Tomasz Nowak.", "visibility": "public",
+         "tags": ["Ilse Varga"], "extra": {"notes": "by Ilse Varga"}},
+        {"content": "We ship the Kestrel robot in May.", "speaker": "Ilse Varga",
+         "visibility": "public"},
+    ]) + "\n")
+    cube = tmp_path / "m.memcube"
+    assert runner.invoke(app, ["pack", str(src), "-o", str(cube)]).exit_code == 0
+    keep = tmp_path / "keep.txt"
+    keep.write_text("Kestrel  # our robot\n")
+    deny = tmp_path / "deny.txt"
+    deny.write_text("robot\n")
+    out = tmp_path / "red.jsonl"
+    r = runner.invoke(app, ["dump", str(cube), "-o", str(out), "--as", "x", "--redact", "all",
+                            "--keep-terms", str(keep), "--redact-terms", str(deny)])
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert "Ilse" not in text and "Varga" not in text and "Nowak" not in text
+    assert "Kestrel" in text and "robot" not in text and "<TERM>" in text
+    lone = runner.invoke(app, ["dump", str(cube), "-o", str(tmp_path / "x.jsonl"),
+                               "--keep-terms", str(keep)])
+    assert lone.exit_code == 2 and "go with --redact" in lone.stderr
+
+
+def test_extra_crypto_and_names_from_many_languages() -> None:
+    red = Redactor(("crypto", "person"))
+    out = red("Pay 0x52908400098527886E0F7030069857D2E4169EE7 to Thandiwe Ndlovu and "
+              "Ayşe Yılmaz.")
+    assert "0x5290" not in out and "Ndlovu" not in out and "Yılmaz" not in out  # type: ignore[operator]

@@ -13,7 +13,7 @@ from memos_cli.cube import open_verified
 from memos_cli.dump import Filter, dump
 from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
-from memos_cli.redact import parse_types
+from memos_cli.redact import parse_types, read_terms
 
 
 def dump_command(
@@ -32,6 +32,10 @@ def dump_command(
     redact: str | None = typer.Option(None, "--redact", help="Personal data to replace: all, "
                                       "or some of email,phone,credit_card,iban,ip,ssn,url,"
                                       "crypto,person,location (Microsoft Presidio)."),
+    keep_terms: Path | None = typer.Option(None, "--keep-terms", metavar="FILE", help="Terms "
+                                           "never redacted, one per line (product names)."),
+    redact_terms: Path | None = typer.Option(None, "--redact-terms", metavar="FILE",
+                                             help="Terms always redacted, one per line."),
     key: Path | None = typer.Option(None, "--key", help="Sign a memcube export."),
     with_usage: bool = typer.Option(False, "--with-usage", help="Also export the memories' "
                                     "usage indicators (OUT.usage.jsonl, or usage.jsonl in a "
@@ -54,6 +58,8 @@ def dump_command(
         raise UsageError("give a cube or --vault (one of them)")
     fmt = output_format(output, fmt)
     types = parse_types(redact) if redact else ()
+    if (keep_terms or redact_terms) and not types:
+        raise UsageError("--keep-terms and --redact-terms go with --redact")
     user = as_user or current_user()
     v = Vault(vault)  # the default vault holds the access log of cubes too
     enc = load_embedder(embedder) if types and fmt == "memcube" else None
@@ -70,7 +76,9 @@ def dump_command(
         report = dump(src, output, user=user, keep=Filter.parse(filter_), fmt=fmt,
                       key=config.signing_key(key),
                       force=force, now=pack_time(), redact=types, embedder=enc,
-                      access_log=v.read_log(), usage=usage)
+                      access_log=v.read_log(), usage=usage,
+                      keep_terms=read_terms(str(keep_terms) if keep_terms else None),
+                      redact_terms=read_terms(str(redact_terms) if redact_terms else None))
     if vault is not None or v.path.is_dir():
         v.log(user, "dump", cube_id=src.parents[0] if vault is None else None,
               memory_ids=report.memory_ids,
