@@ -114,3 +114,21 @@ def test_inspect_shows_paths_and_digests_whole_off_a_terminal(packed_cube: Path)
     assert r.exit_code == 0
     assert m["provenance"]["sources"][0]["sha256"] in r.output
     assert m["embedding"]["fingerprint"] in r.output
+
+
+def test_no_library_progress_bars_off_a_terminal(tmp_path: Path, tiny_llama: Path) -> None:
+    """transformers' and tqdm's bars stay silent unless asked (--verbose) (#12)."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"content": "tea"}\n')
+    env = {**os.environ, "MEMOS_NO_USAGE": "1"}
+    for args in (["pack", str(src), "-o", str(tmp_path / "a.memcube")],
+                 ["run", str(tmp_path / "a.memcube"), "tea?", "--model", str(tiny_llama),
+                  "--tier", "text", "--max-new-tokens", "2"]):
+        r = subprocess.run([sys.executable, "-m", "memos_cli", *args], capture_output=True,
+                           text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert "%|" not in r.stderr and "Loading weights" not in r.stderr, r.stderr
