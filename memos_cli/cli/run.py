@@ -64,7 +64,7 @@ def run(
     max_new_tokens: int = typer.Option(128, help="Most tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 means greedy decoding."),
     repetition_penalty: float | None = typer.Option(
-        None, "--repetition-penalty", help="Penalty on tokens already in the prompt or answer "
+        None, "--repetition-penalty", help="Penalty on tokens already in the answer "
         f"(1 = off) \\[default: {generation.DEFAULT.repetition_penalty}]."),
     no_repeat_ngram_size: int | None = typer.Option(
         None, "--no-repeat-ngram-size", help="Never repeat an n-gram of this many tokens "

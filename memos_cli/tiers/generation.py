@@ -28,7 +28,8 @@ class GenerationOptions:
     """How tokens are chosen.
 
     ``repetition_penalty``: CTRL's penalty (Keskar et al., 2019) on every token already in the
-    prompt or the answer, > 1 discourages repeats (1 = off). ``no_repeat_ngram_size``: no word
+    answer (not the prompt, which holds the memories to copy from), > 1 discourages repeats
+    (1 = off). ``no_repeat_ngram_size``: no word
     piece n-gram of this size occurs twice in the answer (0 = off). ``top_p``: nucleus sampling
     (Holtzman et al., ICLR 2020) when sampling (``temperature`` > 0). ``seed``: seeds torch's
     generator before sampling. ``system``: replaces the system prompt's instruction (the text
@@ -60,8 +61,13 @@ class GenerationOptions:
         """Keyword arguments for ``model.generate`` after a prompt of ``prompt_len`` tokens
         (sampling ones are added by the caller)."""
         out: dict[str, Any] = {}
+        processors = []
         if self.repetition_penalty != 1.0:
-            out["repetition_penalty"] = self.repetition_penalty
+            processors.append(_answer_penalty(self.repetition_penalty, prompt_len))
+        if processors:
+            from transformers import LogitsProcessorList
+
+            out["logits_processor"] = LogitsProcessorList(processors)
         if self.no_repeat_ngram_size:
             out["no_repeat_ngram_size"] = self.no_repeat_ngram_size
         if self.stop_at_blank_line:
@@ -70,6 +76,27 @@ class GenerationOptions:
             out["stopping_criteria"] = StoppingCriteriaList([_blank_line(tokenizer,
                                                                          prompt_len)])
         return out
+
+
+def _answer_penalty(penalty: float, prompt_len: int) -> Any:
+    """A transformers ``LogitsProcessor`` applying CTRL's repetition penalty (Keskar et al.,
+    2019: a logit above 0 divided by ``penalty``, one below multiplied) to the tokens already
+    in the answer only. transformers' own ``repetition_penalty`` also penalises the prompt,
+    which here holds the memories: it kept the model from copying the fact it was asked for
+    ("48,000")."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class AnswerPenalty(LogitsProcessor):
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            done = input_ids[:, prompt_len:]
+            if done.shape[1] == 0:
+                return scores
+            picked = torch.gather(scores, 1, done)
+            picked = torch.where(picked < 0, picked * penalty, picked / penalty)
+            return scores.scatter(1, done, picked)
+
+    return AnswerPenalty()
 
 
 def _blank_line(tokenizer: Any, prompt_len: int) -> Any:
