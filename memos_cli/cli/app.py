@@ -123,10 +123,14 @@ def _root(
     logging.basicConfig(format="%(message)s", level=logging.ERROR if quiet else
                         logging.INFO if verbose or debug else logging.WARNING)
     if not (debug or verbose):
-        import transformers
-
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
+        # read by transformers and huggingface_hub when first imported: commands that never
+        # load a model do not pay the 2 s import just to silence it
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        if "transformers" in sys.modules:  # already imported (in process): tell it directly
+            transformers = sys.modules["transformers"]
+            transformers.utils.logging.set_verbosity_error()
+            transformers.utils.logging.disable_progress_bar()
         logging.getLogger("model_signing").setLevel(logging.ERROR)
 
 
