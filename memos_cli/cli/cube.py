@@ -106,6 +106,25 @@ BASE_OPT = typer.Option(None, "--base", metavar="DIR",
                              "\\[default: the working directory].")
 
 
+OWNER_OPT = typer.Option(None, "--owner", help="Owner of the memories \\[default: $MEMOS_USER "
+                                               "or the login name].")
+VISIBILITY_OPT = typer.Option("private", "--visibility", help="private, shared or public.")
+READER_OPT = typer.Option([], "--reader", help="A user who may read (repeatable).")
+TTL_OPT = typer.Option(None, "--ttl", help="Lifespan of each memory: 3600, 12h, 30d, 2w.")
+TAG_OPT = typer.Option([], "--tag", help="A tag for every memory (repeatable).")
+
+
+def source_defaults(owner: str | None, visibility: str, reader: list[str], ttl: str | None,
+                    tag: list[str], extensionless: str | None, base: Path | None) -> Defaults:
+    """The pack-wide defaults from the source options that pack, import and add share.
+    Raises ``UsageError`` for a bad visibility, TTL or --extensionless kind."""
+    if visibility not in VISIBILITIES:
+        raise UsageError(f"--visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
+    return Defaults(now=pack_time(), owner=owner or current_user(), visibility=visibility,
+                    readers=tuple(reader), ttl=parse_ttl(ttl) if ttl else None, tags=tuple(tag),
+                    extensionless=check_extensionless(extensionless), base=base)
+
+
 def check_extensionless(kind: str | None) -> str | None:
     if kind is not None and kind not in ("text", "markdown", "rst"):
         raise UsageError(f"--extensionless {kind!r} is not text, markdown or rst")
@@ -121,12 +140,11 @@ def pack(
     description: str = typer.Option("", help="A line saying what the cube holds."),
     key: Path | None = typer.Option(None, "--key", help="Sign with this private key (PEM)."),
     embedder: Path | None = EMBEDDER_OPT,
-    owner: str | None = typer.Option(None, help="Owner of the memories \\[default: $MEMOS_USER "
-                                                "or the login name]."),
-    visibility: str = typer.Option("private", help="private, shared or public."),
-    reader: list[str] = typer.Option([], "--reader", help="A user who may read (repeatable)."),
-    ttl: str | None = typer.Option(None, help="Lifespan of each memory: 3600, 12h, 30d, 2w."),
-    tag: list[str] = typer.Option([], "--tag", help="A tag for every memory (repeatable)."),
+    owner: str | None = OWNER_OPT,
+    visibility: str = VISIBILITY_OPT,
+    reader: list[str] = READER_OPT,
+    ttl: str | None = TTL_OPT,
+    tag: list[str] = TAG_OPT,
     force: bool = typer.Option(False, "--force", help="Replace an existing cube."),
     extensionless: str | None = EXTENSIONLESS_OPT,
     base: Path | None = BASE_OPT,
@@ -136,20 +154,9 @@ def pack(
 
     Example: [bold]memos pack notes/ chats.json -o team.memcube --key team.key[/bold]
     """
-    if visibility not in VISIBILITIES:
-        raise UsageError(f"--visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
     if not str(output).endswith(".memcube"):
         raise UsageError(f"--output {output} must end in .memcube")
-    defaults = Defaults(
-        now=pack_time(),
-        owner=owner or current_user(),
-        visibility=visibility,
-        readers=tuple(reader),
-        ttl=parse_ttl(ttl) if ttl else None,
-        tags=tuple(tag),
-        extensionless=check_extensionless(extensionless),
-        base=base,
-    )
+    defaults = source_defaults(owner, visibility, reader, ttl, tag, extensionless, base)
     enc = load_embedder(embedder)
     with progress_bar() as update:
         report = pack_sources(list(sources), output, embedder=enc, defaults=defaults, name=name,

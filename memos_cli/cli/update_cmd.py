@@ -14,15 +14,16 @@ from memos_cli.cli.cube import (
     EMBEDDER_OPT,
     EXTENSIONLESS_OPT,
     JSON_OPT,
-    check_extensionless,
+    OWNER_OPT,
+    READER_OPT,
+    TAG_OPT,
+    TTL_OPT,
+    VISIBILITY_OPT,
     load_embedder,
-    pack_time,
-    parse_ttl,
+    source_defaults,
 )
 from memos_cli.cli.output import err, out, print_json
 from memos_cli.errors import UsageError
-from memos_cli.governance import current_user
-from memos_cli.memory import VISIBILITIES
 
 
 def add_command(
@@ -32,12 +33,11 @@ def add_command(
     key: Path | None = typer.Option(None, "--key", help="Re-sign with this private key "
                                     "(without one the cube is left unsigned)."),
     embedder: Path | None = EMBEDDER_OPT,
-    owner: str | None = typer.Option(None, help="Owner of the new memories \\[default: "
-                                                "$MEMOS_USER or the login name]."),
-    visibility: str = typer.Option("private", help="private, shared or public."),
-    reader: list[str] = typer.Option([], "--reader", help="A user who may read (repeatable)."),
-    ttl: str | None = typer.Option(None, help="Lifespan of each new memory: 3600, 12h, 30d."),
-    tag: list[str] = typer.Option([], "--tag", help="A tag for every new memory (repeatable)."),
+    owner: str | None = OWNER_OPT,
+    visibility: str = VISIBILITY_OPT,
+    reader: list[str] = READER_OPT,
+    ttl: str | None = TTL_OPT,
+    tag: list[str] = TAG_OPT,
     extensionless: str | None = EXTENSIONLESS_OPT,
     base: Path | None = BASE_OPT,
     as_json: bool = JSON_OPT,
@@ -47,15 +47,9 @@ def add_command(
 
     Example: [bold]memos add team.memcube extra.md --key team.key[/bold]
     """
-    from memos_cli.sources import Defaults
     from memos_cli.update import add
 
-    if visibility not in VISIBILITIES:
-        raise UsageError(f"--visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
-    defaults = Defaults(now=pack_time(), owner=owner or current_user(), visibility=visibility,
-                        readers=tuple(reader), ttl=parse_ttl(ttl) if ttl else None,
-                        tags=tuple(tag), extensionless=check_extensionless(extensionless),
-                        base=base)
+    defaults = source_defaults(owner, visibility, reader, ttl, tag, extensionless, base)
     report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,
                  key=config.signing_key(key))
     if as_json:

@@ -30,10 +30,19 @@ def test_seeded_sampling_repeats_and_controls_change_the_answer(packed_cube: Pat
     sampled = ["--temperature", "1.5", "--top-p", "0.9", "--seed", "7"]
     assert run(packed_cube, tiny_llama, *sampled)["answer"] == \
         run(packed_cube, tiny_llama, *sampled)["answer"]
-    plain = run(packed_cube, tiny_llama, "--plain")
-    blocked = run(packed_cube, tiny_llama, "--plain", "--no-repeat-ngram-size", "1")
-    ids = blocked["answer"].split()
-    assert len(ids) == len(set(ids)) or blocked["answer"] != plain["answer"]
+    from memos_cli.cube import open_cube
+    from memos_cli.models import chat
+    from memos_cli.tiers.plaintext import answer_memories
+
+    lm = chat.load(str(tiny_llama))
+    mems = open_cube(packed_cube).memories[:3]
+    with generation.using(GenerationOptions(no_repeat_ngram_size=1)):
+        g = answer_memories(lm, mems, "what does the team drink?", max_new_tokens=24)
+    assert g.new_tokens > 3 and len(g.token_ids) == len(set(g.token_ids))  # no token twice
+    with generation.using(GenerationOptions(repetition_penalty=3.0)):
+        penalised = answer_memories(lm, mems, "what does the team drink?", max_new_tokens=24)
+    plain = answer_memories(lm, mems, "what does the team drink?", max_new_tokens=24)
+    assert len(set(penalised.token_ids)) >= len(set(plain.token_ids))
 
 
 def test_system_prompt_replaces_the_instruction(packed_cube: Path, tiny_llama: Path) -> None:
