@@ -107,6 +107,42 @@ def cube_store(cube_id: str) -> UsageStore:
     return UsageStore(memos_home() / "usage" / cube_id)
 
 
+#: Longest a process waits for another to finish creating the usage table (seconds).
+CREATE_WAIT_S = 30.0
+
+
+@contextlib.contextmanager
+def _creating(path: Path) -> Iterator[None]:
+    """Hold ``path/.create.lock`` while the usage table is created. Two processes creating it
+    at once made Lance commit an Overwrite after the other's first append (an append then
+    failed, and rows could be lost). Waits at most :data:`CREATE_WAIT_S` (nothing blocks
+    forever); the kernel drops the lock if the holder dies.
+
+    Raises:
+        UsageError: another process held the lock for longer than that.
+    """
+    import fcntl
+    import time
+
+    from memos_cli.errors import UsageError
+
+    with open(path / ".create.lock", "a+b") as f:
+        deadline = time.monotonic() + CREATE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UsageError("another memos process is creating the usage store",
+                                     path=path) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class UsageStore:
     """The usage table in directory ``path`` (created on the first :meth:`record`).
 
@@ -158,13 +194,18 @@ class UsageStore:
 
         try:
             db = lancedb.connect(str(self.path))
-            if create and not self.exists():
-                try:
-                    table = db.create_table(TABLE, schema=SCHEMA, exist_ok=True)
-                except (OSError, ValueError, RuntimeError):  # another process created it
-                    table = db.open_table(TABLE)
-            else:
+            try:
                 table = db.open_table(TABLE)
+            except Exception:
+                if not create:
+                    raise
+                # one creator at a time (two would overwrite each other), and a table another
+                # process is still creating is opened once it has finished
+                with _creating(self.path):
+                    try:
+                        table = db.open_table(TABLE)
+                    except Exception:
+                        table = db.create_table(TABLE, schema=SCHEMA)
             schema = table.schema
         except MemosError:
             raise
