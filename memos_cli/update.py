@@ -123,10 +123,10 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
             return report
         raise EmptyCorpusError("no memories found in " + ", ".join(map(str, paths)))
     new_vecs = embed_memories(embedder, fresh)
-    kept_ids = [m.id for m in current if m.id not in {f.id for f in fresh}]
+    fresh_row = {m.id: n for n, m in enumerate(fresh)}
+    kept_ids = [m.id for m in current if m.id not in fresh_row]
     stored = cube.index().vectors(kept_ids) if kept_ids else None
     row = {mid: n for n, mid in enumerate(kept_ids)}
-    fresh_row = {m.id: n for n, m in enumerate(fresh)}
     vectors = np.stack([new_vecs[fresh_row[m.id]] if m.id in fresh_row
                         else stored[row[m.id]] for m in current])  # type: ignore[index]
     report.embedded = len(fresh)
