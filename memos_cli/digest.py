@@ -1,6 +1,9 @@
 """Canonical serialization and digests. Both are part of the format contract (spec/memcube.md §2).
 
-Every digest names its algorithm: ``sha256:<64 lowercase hex digits>``.
+Every digest names its algorithm: ``sha256:<64 lowercase hex digits>``. Canonical JSON is the
+JSON Canonicalization Scheme (RFC 8785, "JCS"), written by the ``rfc8785`` package; cubes of
+format 1.4 and older computed some digests over the *legacy* form (§2.1), which readers still
+accept for those cubes.
 """
 
 from __future__ import annotations
@@ -10,23 +13,57 @@ import json
 from pathlib import Path
 from typing import Any
 
+import rfc8785
+
 _CHUNK = 1 << 20
+#: The first format version whose digests are all over RFC 8785 canonical JSON.
+JCS_SINCE = (1, 5)
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Serialize ``obj`` to the canonical JSON bytes that memos hashes.
+    """Serialize ``obj`` to RFC 8785 canonical JSON (UTF-8 bytes).
 
-    Part of the format contract: keys sorted, no insignificant whitespace, UTF-8 without
-    ``\\u`` escapes for non-ASCII characters, ``NaN``/``Infinity`` refused. Content hashes are
-    taken over these bytes, so changing this function changes every memory's fingerprint.
+    Keys sorted by UTF-16 code units, no insignificant whitespace, strings escaped as
+    ECMAScript's ``JSON.stringify`` does, numbers in ECMAScript's shortest round-trip form
+    (``100000.0`` is written ``100000``, ``1e-05`` is ``0.00001``). Content hashes, segment and
+    set ids and fingerprints are taken over these bytes.
 
     Raises:
-        ValueError: ``obj`` holds a non-finite float.
+        ValueError: ``obj`` holds a non-finite float, or an integer outside ±(2**53 - 1)
+            (which an IEEE double, and so RFC 8785, cannot hold exactly).
         TypeError: ``obj`` holds a value JSON cannot represent.
+    """
+    return rfc8785.dumps(obj)  # its CanonicalizationError is a ValueError
+
+
+def legacy_canonical_json(obj: Any) -> bytes:
+    """The canonical JSON of formats 1.0-1.4 (spec §2.1): Python's ``json.dumps`` with sorted
+    keys, separators ``,``/``:``, non-ASCII unescaped; floats in Python's ``repr``. It equals
+    :func:`canonical_json` for objects of strings, integers, booleans and nulls with ASCII keys.
+
+    Raises:
+        ValueError: a non-finite float.
     """
     return json.dumps(
         obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+def json_sha256(obj: Any, *, legacy: bool = False) -> str:
+    """``sha256:<hex>`` of the canonical JSON of ``obj`` (the legacy form when ``legacy``)."""
+    return sha256_bytes(legacy_canonical_json(obj) if legacy else canonical_json(obj))
+
+
+def accepted_json_sha256(obj: Any, format_version: str | tuple[int, int]) -> set[str]:
+    """The digests of ``obj`` a reader accepts in a cube of ``format_version``: the RFC 8785
+    one, plus the legacy one for cubes older than 1.5 (spec §2.1)."""
+    if isinstance(format_version, str):
+        major, _, minor = format_version.partition(".")
+        format_version = (int(major), int(minor or 0))
+    out = {json_sha256(obj)}
+    if format_version < JCS_SINCE:
+        out.add(json_sha256(obj, legacy=True))
+    return out
 
 
 def sha256_bytes(data: bytes) -> str:

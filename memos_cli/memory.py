@@ -25,6 +25,8 @@ MAX_CONTENT_CHARS = 1 << 20
 INT32 = 1 << 31
 
 #: Namespace of the UUIDv5 ids memos derives from content hashes (spec §4.2).
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
 MEMORY_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-5b8e-9a51-6d656d637562")
 
 
@@ -141,6 +143,11 @@ class Memory:
             and not 1 <= self.line_start <= self.line_end
         ):
             problems.append(f"line range {self.line_start}-{self.line_end} is invalid")
+        try:  # stored as RFC 8785 canonical JSON (spec §4): I-JSON numbers only
+            canonical_json(self.extra)
+        except (ValueError, TypeError) as e:
+            problems.append(f"extra cannot be stored as canonical JSON ({e}; give such "
+                            "numbers as strings)")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -211,8 +218,8 @@ class Memory:
         """
         parts = []
         if self.event_time is not None:
-            et = self.event_time
-            parts.append(f"[{et.day} {et.strftime('%B %Y')}]")
+            et = self.event_time  # UTC; English month names whatever the locale
+            parts.append(f"[{et.day} {MONTHS[et.month - 1]} {et.year}]")
         if self.section:
             parts.append(f"({self.section})")
         if self.speaker:

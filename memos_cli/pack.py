@@ -7,7 +7,6 @@ meets the cube format.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +17,7 @@ import numpy as np
 
 from memos_cli.cube import Cube, CubeSpec, open_cube, reindex, write_cube
 from memos_cli.cube.index import index_text
+from memos_cli.cube.manifest import read_manifest
 from memos_cli.cube.signature import check_private_key
 from memos_cli.errors import CubeExistsError, EmptyCorpusError, SourceError
 from memos_cli.memory import Memory
@@ -160,8 +160,9 @@ def pack(
             "ttl_s": None if defaults.ttl is None else defaults.ttl.total_seconds(),
             "tags": list(defaults.tags),
         },
-        cube_id=cube_id or str(uuid.uuid4()),
+        cube_id=cube_id,  # None: derived from the content (spec §5)
     )
     write_cube(out, kept, vectors, spec, key=key, force=force)
-    return PackReport(str(out), str(spec.cube_id), len(kept), duplicates, provenance,
+    written = read_manifest(out).cube_id
+    return PackReport(str(out), written, len(kept), duplicates, provenance,
                       read.skipped, notes, key is not None, time.perf_counter() - t0, embed_s)

@@ -266,14 +266,13 @@ def cube_chunk(cubes: Sequence[Any], chat: Any, memory: Memory) -> Any:
     """A cube's stored chunk of ``memory`` alone (one-memory chunk sets of this model and
     prompt layout, any dtype) as ``(path, storage_dtype)``, or ``None``."""
     from memos_cli.cube.chunks import layout_digest, member
-    from memos_cli.models.fingerprint import fingerprint_digest
     from memos_cli.tiers import prompt
 
-    fp = fingerprint_digest(chat.fingerprint())
+    fps = chat.fingerprint_digests()
     lay = layout_digest(prompt.LAYOUT)
     for cube in cubes:
         for s in cube.chunk_sets:
-            if (s.group == "memory" and s.model_fingerprint_sha256 == fp
+            if (s.group == "memory" and s.model_fingerprint_sha256 in fps
                     and s.layout_sha256 == lay):
                 entry = s.by_memory().get(memory.id)
                 if entry is not None:

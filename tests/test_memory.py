@@ -87,7 +87,8 @@ def memories(draw: st.DrawFn) -> Memory:
         sensitivity=tuple(draw(st.lists(st.text(max_size=8), max_size=3))),
         tags=tuple(draw(st.lists(st.text(max_size=8), max_size=3))),
         version=draw(st.integers(1, 9)), parent_id=draw(_opt),
-        extra=draw(st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8),
+        extra=draw(st.dictionaries(st.text(max_size=8),  # I-JSON numbers: spec §4
+                                   st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=8),
                                    max_size=3)),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,8 @@ EXTENSIONLESS_OPT = typer.Option(
     help="Read files without an extension (METADATA, README) as this kind \\[default: skip "
          "them].")
 BASE_OPT = typer.Option(None, "--base", metavar="DIR",
-                        help="Record absolute source paths relative to this directory "
-                             "\\[default: the working directory].")
+                        help="Record source paths relative to this directory \\[default: "
+                             "the common parent of the sources given].")
 
 
 OWNER_OPT = typer.Option(None, "--owner", help="Owner of the memories \\[default: $MEMOS_USER "
@@ -148,20 +149,31 @@ def pack(
     force: bool = typer.Option(False, "--force", help="Replace an existing cube."),
     extensionless: str | None = EXTENSIONLESS_OPT,
     base: Path | None = BASE_OPT,
+    cube_id: str | None = typer.Option(
+        None, "--cube-id", metavar="UUID",
+        help="The cube's id \\[default: derived from its memories, so packing the same "
+             "inputs gives the same id]."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Pack sources into a new cube (atomic: all or nothing).
+    """Pack sources into a new cube (atomic: all or nothing). With SOURCE_DATE_EPOCH set, the
+    same sources and options give the same memories.arrow and manifest (apart from the
+    index's file names).
 
     Example: [bold]memos pack notes/ chats.json -o team.memcube --key team.key[/bold]
     """
     if not str(output).endswith(".memcube"):
         raise UsageError(f"--output {output} must end in .memcube")
     defaults = source_defaults(owner, visibility, reader, ttl, tag, extensionless, base)
+    if cube_id is not None:
+        try:
+            cube_id = str(uuid.UUID(cube_id))
+        except ValueError as e:
+            raise UsageError(f"--cube-id {cube_id!r} is not a UUID") from e
     enc = load_embedder(embedder)
     with progress_bar() as update:
         report = pack_sources(list(sources), output, embedder=enc, defaults=defaults, name=name,
                               description=description, key=config.signing_key(key), force=force,
-                              progress=update)
+                              cube_id=cube_id, progress=update)
     if as_json:
         print_json(report.to_dict())
         return
@@ -201,6 +213,11 @@ def inspect(
         pool = [mem for mem in pool if can_read(mem, as_user)]
     listed = pool[:max(memories, 0)]
     first = [mem.to_dict() for mem in listed]
+    digest = m.content_digest
+    if digest is None and c.has_plaintext:  # older formats: computed the same way (spec §5)
+        from memos_cli.cube.memories import content_digest
+
+        digest = content_digest(c.memories)
     used: dict[str, Any] = {}
     if usage:
         from memos_cli.store.usage import cube_store
@@ -209,7 +226,8 @@ def inspect(
         used = {i: u for i, u in store.indicators().items()
                 if i in {mem.id for mem in pool}}
     if as_json:
-        print_json({"path": str(c.path), "manifest": m.raw, "signed": c.signed,
+        print_json({"path": str(c.path), "manifest": m.raw, "content_digest": digest,
+                    "signed": c.signed,
                     "files": len(c.files), "bytes": c.size_bytes(), "memories": first,
                     **({"usage": [u.to_dict() for u in used.values()]} if usage else {})})
         return
@@ -228,6 +246,7 @@ def inspect(
         ("created", f"{m.created_at} by {m.producer['tool']} {m.producer['version']}"),
         ("tiers", ", ".join(m.tiers)),
         ("memories", str(m.counts["memories"])),
+        ("content", cut(digest, 23) if digest else "- (no plaintext tier)"),
         ("embedder", f"{m.embedding['model']} ({m.embedding['dimension']}-d, "
                      f"{cut(m.embedding['fingerprint'], 23)})" if m.embedding else
                      "- (no plaintext tier: restore it with memos convert --to text)"),

@@ -134,7 +134,8 @@ def schedule(
     digest = fingerprint_digest(fp)
     sid = store.set_for(digest, prompt.LAYOUT, dtype)
     scope = _scope(vault, opened)
-    others = [s for s in store.sets() if s.model_fingerprint_sha256 != digest]
+    others = [s for s in store.sets()
+              if s.model_fingerprint_sha256 not in lm.fingerprint_digests()]
     s = store.open_set(sid)
     stored = scheduler.stored_for(s, scope) if s is not None else {}
     if s is not None and s.prefix.is_file():

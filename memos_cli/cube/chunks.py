@@ -23,9 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memos_cli.cube import layout
+
+if TYPE_CHECKING:
+    from memos_cli.cube.kv import SegmentMeta
+
 from memos_cli.digest import canonical_json, sha256_bytes
 from memos_cli.errors import FormatError, IntegrityError
 
@@ -181,16 +185,17 @@ def check_sets(root: Path, sets: list[ChunkSet], hashes: dict[str, str] | None) 
                                      "its memories now have", path=root / c.path)
 
 
-def check_chunk_header(path: Path, kind: str, storage_dtype: str) -> None:
+def check_chunk_header(path: Path, kind: str, storage_dtype: str) -> SegmentMeta:
     """Check a prefix or chunk file's header and tensor layout (no tensor data, see
-    ``kv.check_segment``) and refuse one of another kind or dtype than its set lists.
-    Raises ``FormatError``."""
+    ``kv.check_segment``) and refuse one of another kind or dtype than its set lists; return
+    its metadata. Raises ``FormatError``."""
     from memos_cli.cube.kv import check_segment
 
     meta = check_segment(path)
     if meta.kind != kind or meta.storage_dtype != storage_dtype:
         raise FormatError(f"KV file is a {meta.storage_dtype} {meta.kind}, the manifest lists a "
                           f"{storage_dtype} {kind}", path=path)
+    return meta
 
 
 def member(root: Path, entry: dict[str, Any] | ChunkEntry, what: str) -> Path:

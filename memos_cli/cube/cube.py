@@ -24,6 +24,7 @@ from memos_cli.cube.chunks import ChunkSet, check_sets
 from memos_cli.cube.index import TABLE, Index, build_index, index_text
 from memos_cli.cube.index import check_files as check_index_files
 from memos_cli.cube.index import list_files as list_index_files
+from memos_cli.cube.listing import check_closed, list_attachments
 from memos_cli.cube.manifest import (
     FORMAT_VERSION,
     FileEntry,
@@ -31,7 +32,7 @@ from memos_cli.cube.manifest import (
     read_manifest,
     write_manifest,
 )
-from memos_cli.cube.memories import read_memories, write_memories
+from memos_cli.cube.memories import content_digest, read_memories, write_memories
 from memos_cli.cube.signature import sign_cube
 from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError, IntegrityError, UsageError
@@ -56,15 +57,19 @@ class Cube:
             layout.check_member(self.path, entry["path"], what="KV segment path")
         for f in (m.lora or {}).get("files", []):
             layout.check_member(self.path, f["path"], what="LoRA file path")
-        if m.memories_file is None or m.index is None:
-            return  # a KV-only cube: no plaintext tier
+        if m.memories_file is None or m.index is None:  # a KV-only cube: no plaintext tier
+            if m.version >= (1, 5):
+                check_closed(self.path, self.files, m.listed_files())
+            return
         self.memories_path = layout.check_member(self.path, m.memories_file.path, what="file")
         self.index_path = layout.check_member(self.path, m.index["path"], what="index path")
         if m.index_files is not None:
             check_index_files(self.path, m.index["path"], m.index_files, digests=False)
-        elif tuple(int(x) for x in m.format_version.split(".")) >= (1, 4):
+        elif m.version >= (1, 4):
             raise FormatError("manifest has no 'index_files' (required from format 1.4)",
                               path=self.path / layout.MANIFEST)
+        if m.version >= (1, 5):
+            check_closed(self.path, self.files, m.listed_files())
         if not self.memories_path.is_file():
             raise IntegrityError(f"{m.memories_file.path} is listed in the manifest but missing",
                                  path=self.path)
@@ -239,9 +244,17 @@ def write_cube(
         raise ValueError("one vector per memory is needed")
     with layout.atomic_directory(target, force=force) as tmp:
         plain = write_plaintext(tmp, memories, vectors)
+        attachments = []
+        for name, data in sorted((extra_files or {}).items()):
+            layout.check_member(tmp, name, what="extra file")
+            if "/" in name:
+                raise ValueError(f"attachment {name!r} is not a top-level file")
+            layout.atomic_write_bytes(tmp / name, data)
+            attachments.append({"path": name, "sha256": sha256_file(tmp / name),
+                                "size": len(data)})
         manifest = Manifest(
             format_version=CURRENT,
-            cube_id=spec.cube_id or str(uuid.uuid4()),
+            cube_id=spec.cube_id or content_cube_id(plain["content_digest"]),
             name=spec.name,
             description=spec.description,
             created_at=format_time(spec.created_at) or "",
@@ -251,6 +264,8 @@ def write_cube(
             memories_file=FileEntry(**plain["files"]["memories"]),
             index=plain["index"],
             index_files=plain["index_files"],
+            content_digest=plain["content_digest"],
+            attachments=attachments or None,
             embedding=dict(spec.embedding),
             provenance={
                 "sources": [dict(s) for s in spec.sources],
@@ -260,15 +275,22 @@ def write_cube(
         )
         Manifest.from_dict(manifest.to_dict())  # what we write must pass our own reader
         write_manifest(tmp, manifest)
-        for name, data in (extra_files or {}).items():
-            layout.check_member(tmp, name, what="extra file")
-            layout.atomic_write_bytes(tmp / name, data)
+        layout.normalize_modes(tmp)
         if key is not None:
-            sign_cube(tmp, key)
+            sign_cube(tmp, key, name=Path(target).name)
     return Path(target)
 
 
 CURRENT = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
+#: The UUIDv5 namespace of content-derived cube ids (spec §5).
+CUBE_NAMESPACE = uuid.UUID("b5c0a7e2-6d1f-5c3a-8e47-6d656d637562")
+
+
+def content_cube_id(digest: str) -> str:
+    """The cube id memos gives a cube packed without ``--cube-id``: the UUIDv5 of its
+    ``content_digest`` string in :data:`CUBE_NAMESPACE`, so the same memories give the same
+    id on every machine (spec §5)."""
+    return str(uuid.uuid5(CUBE_NAMESPACE, digest))
 
 
 def write_plaintext(directory: Path, memories: Sequence[Memory], vectors: np.ndarray
@@ -285,7 +307,8 @@ def write_plaintext(directory: Path, memories: Sequence[Memory], vectors: np.nda
     return {"files": {"memories": {"path": layout.MEMORIES, "sha256": sha256_file(mem_path),
                                    "size": mem_path.stat().st_size}},
             "index": index_entry(),
-            "index_files": list_index_files(directory, layout.INDEX_DIR)}
+            "index_files": list_index_files(directory, layout.INDEX_DIR),
+            "content_digest": content_digest(memories)}
 
 
 def check_writable(cube: Cube) -> None:
@@ -325,11 +348,16 @@ def rewrite(cube: Cube, *, key: str | Path | None = None
         yield tmp, raw
         if raw.get("index"):  # (re)list the index files: an older cube has no list
             raw["index_files"] = list_index_files(tmp, raw["index"]["path"])
+            raw["content_digest"] = content_digest(
+                read_memories(tmp / raw["files"]["memories"]["path"]))
         else:
             raw.pop("index_files", None)
+            raw.pop("content_digest", None)
+        list_attachments(tmp, raw)
         write_manifest(tmp, Manifest.from_dict(raw))
+        layout.normalize_modes(tmp)
         if key is not None:
-            sign_cube(tmp, key)
+            sign_cube(tmp, key, name=cube.path.name)
 
 
 def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,

@@ -20,7 +20,6 @@ and the shape numbers. This module never loads a model and never unpickles anyth
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are made: importing it cost
     import torch
 
 from memos_cli import strictjson
-from memos_cli.digest import canonical_json, sha256_bytes
+from memos_cli.digest import canonical_json, json_sha256
 from memos_cli.errors import FormatError
 
 KV_FORMAT = "1"
@@ -43,8 +42,11 @@ MAX_SEGMENT_BYTES = 8 << 30
 #: What a KV file holds: a whole-prefix segment (§10), or a chunk set's prefix or chunk (§12).
 KINDS = ("segment", "prefix", "chunk")
 _META_KEYS = ("memcube.kv", "model", "model_fingerprint", "prompt_template", "memory_ids",
-              "content_hashes", "memories", "storage_dtype", "quantization", "num_tokens",
+              "content_hashes", "storage_dtype", "quantization", "num_tokens",
               "num_layers", "num_kv_heads", "head_dim", "start_position")
+#: Keys every segment memos writes holds, but the first 1.1 writers did not (spec §10): a
+#: segment without ``memories`` is used as a cache but cannot restore the plaintext tier.
+_LATER_KEYS = ("memories",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,9 +79,9 @@ class SegmentMeta:
             "model": self.model,
             "model_fingerprint": canonical_json(self.model_fingerprint).decode(),
             "prompt_template": canonical_json(self.prompt_template).decode(),
-            "memory_ids": json.dumps(list(self.memory_ids)),
-            "content_hashes": json.dumps(list(self.content_hashes)),
-            "memories": json.dumps(list(self.memories), ensure_ascii=False),
+            "memory_ids": canonical_json(list(self.memory_ids)).decode(),
+            "content_hashes": canonical_json(list(self.content_hashes)).decode(),
+            "memories": canonical_json(list(self.memories)).decode(),
             "storage_dtype": self.storage_dtype,
             "quantization": self.quantization,
             "num_tokens": str(self.num_tokens),
@@ -107,7 +109,7 @@ class SegmentMeta:
                 "prompt_template": strictjson.loads(meta["prompt_template"]),
                 "memory_ids": tuple(strictjson.loads(meta["memory_ids"])),
                 "content_hashes": tuple(strictjson.loads(meta["content_hashes"])),
-                "memories": tuple(strictjson.loads(meta["memories"])),
+                "memories": tuple(strictjson.loads(meta.get("memories", "null")) or ()),
                 "storage_dtype": meta["storage_dtype"],
                 "quantization": meta["quantization"],
                 "num_tokens": int(meta["num_tokens"]),
@@ -135,9 +137,9 @@ class SegmentMeta:
         if len(fields["memory_ids"]) != len(fields["content_hashes"]):
             problems.append("memory_ids and content_hashes differ in length")
         recs = fields["memories"]
-        if not all(isinstance(r, dict) for r in recs) or [
+        if "memories" in meta and (not all(isinstance(r, dict) for r in recs) or [
                 (r.get("id"), r.get("content_hash")) for r in recs] != list(
-                zip(fields["memory_ids"], fields["content_hashes"], strict=False)):
+                zip(fields["memory_ids"], fields["content_hashes"], strict=False))):
             problems.append("memories do not match memory_ids and content_hashes")
         for k in ("num_tokens", "num_layers", "num_kv_heads", "head_dim"):
             if not 0 < fields[k] < 1 << 24:
@@ -151,12 +153,14 @@ class SegmentMeta:
         return cls(**fields)
 
 
-def segment_id(meta: SegmentMeta) -> str:
-    """Content-derived id: 16 hex digits of sha256 over fingerprint, template, memories,
-    storage dtype."""
-    digest = sha256_bytes(canonical_json({
+def segment_id(meta: SegmentMeta, *, legacy: bool = False) -> str:
+    """Content-derived id (spec §10): the first 16 hex digits of SHA-256 over the canonical
+    JSON of ``{"dtype": storage dtype string, "fingerprint": the model fingerprint object,
+    "hashes": list of content-hash strings in prefix order, "template": the prompt template
+    object}``; over the legacy canonical JSON (spec §2.1) when ``legacy``."""
+    digest = json_sha256({
         "fingerprint": meta.model_fingerprint, "template": meta.prompt_template,
-        "hashes": list(meta.content_hashes), "dtype": meta.storage_dtype}))
+        "hashes": list(meta.content_hashes), "dtype": meta.storage_dtype}, legacy=legacy)
     return digest[7:23]
 
 

@@ -38,6 +38,19 @@ def _umask() -> int:
     return mask
 
 
+def normalize_modes(root: Path) -> None:
+    """Give every file under ``root`` mode 0666 and every directory 0777, less the umask
+    (spec §3): libraries that write through a private temporary file (safetensors, PEFT)
+    leave 0600."""
+    mask = _umask()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for names, mode in ((dirnames, 0o777), (filenames, 0o666)):
+            for name in names:
+                p = os.path.join(dirpath, name)
+                if not os.path.islink(p):  # a writer's own copy holds none; never follow one
+                    os.chmod(p, mode & ~mask)
+
+
 def check_member(root: Path, rel: str, *, what: str = "path") -> Path:
     """Resolve a manifest path ``rel`` inside cube ``root``, refusing anything that escapes it.
 
@@ -79,13 +92,13 @@ def scan_members(root: Path) -> list[str]:
             rel = p.relative_to(root).as_posix()
             if p.is_symlink():
                 raise IntegrityError(f"cube holds a symbolic link: {rel}", path=root)
+            if name.lower().startswith(".git"):  # files and directories, any case (spec §3)
+                raise IntegrityError(
+                    f"cube holds {rel}, a git file that signatures do not cover", path=root)
             if name in dirnames:
                 continue
             if not p.is_file():
                 raise IntegrityError(f"cube holds a special file: {rel}", path=root)
-            if name.startswith(".git"):
-                raise IntegrityError(
-                    f"cube holds {rel}, a git file that signatures do not cover", path=root)
             if name.lower().endswith(FORBIDDEN_SUFFIXES):
                 raise IntegrityError(
                     f"cube holds {rel}, a format that can run code when loaded (pickle); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -17,10 +18,16 @@ from memos_cli.cube.layout import MANIFEST, atomic_write_bytes
 from memos_cli.errors import FormatError
 
 FORMAT = "memcube"
-#: The format version this code writes; it reads every 1.x with x <= 1 fully, and newer 1.x
-#: minor versions by ignoring the top-level keys it does not know. 1.1 added ``kv``, 1.2 ``lora``,
-#: 1.3 ``kv_chunks``.
-FORMAT_VERSION = (1, 4)
+#: The format version this code writes; it reads every older 1.x fully, and newer 1.x minor
+#: versions by ignoring the top-level keys it does not know. 1.1 added ``kv``, 1.2 ``lora``,
+#: 1.3 ``kv_chunks``, 1.4 ``index_files``, 1.5 RFC 8785 digests, ``content_digest``,
+#: ``attachments`` and the closed layout.
+FORMAT_VERSION = (1, 5)
+#: The format version that added each top-level key (spec §1).
+KEY_SINCE = {"kv": (1, 1), "lora": (1, 2), "kv_chunks": (1, 3), "index_files": (1, 4),
+             "revision": (1, 4), "content_digest": (1, 5), "attachments": (1, 5)}
+#: Tiers in the order a manifest lists them.
+TIER_ORDER = ("plaintext", "activation", "parameter")
 MAX_MANIFEST_BYTES = 16 << 20
 
 
@@ -68,6 +75,10 @@ class Manifest:
     index_files: list[dict[str, Any]] | None = None
     #: how many times the memories were changed in place (``memos add``/``rm-memories``), 1-based
     revision: int | None = None
+    #: ``sha256`` of the RFC 8785 JSON list of the memories' records (format 1.5, §5)
+    content_digest: str | None = None
+    #: further top-level files (a dump's access log and usage), each ``{path, sha256, size}``
+    attachments: list[dict[str, Any]] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,12 +98,27 @@ class Manifest:
                 "embedding": dict(self.embedding or {})} if self.memories_file else {}),
             **({"index_files": self.index_files} if self.index_files is not None
                and self.memories_file else {}),
+            **({"content_digest": self.content_digest} if self.content_digest is not None
+               and self.memories_file else {}),
             "provenance": self.provenance,
             **({"kv": self.kv} if self.kv is not None else {}),
             **({"lora": self.lora} if self.lora is not None else {}),
             **({"kv_chunks": self.kv_chunks} if self.kv_chunks is not None else {}),
             **({"revision": self.revision} if self.revision is not None else {}),
+            **({"attachments": self.attachments} if self.attachments is not None else {}),
         }
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """``format_version`` as ``(major, minor)``."""
+        major, minor = self.format_version.split(".")
+        return int(major), int(minor)
+
+    def listed_files(self) -> list[str]:
+        """Every path the manifest lists (memories, index files, KV segments and chunk files,
+        LoRA files, attachments): with ``manifest.json`` and ``memcube.sig``, the closed
+        list of a 1.5 cube's files (spec §3)."""
+        return listed_paths(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, *, path: str | Path = MANIFEST) -> Manifest:
@@ -122,6 +148,11 @@ class Manifest:
         if minor > FORMAT_VERSION[1]:  # a newer minor only adds keys: ignore those we lack
             known = schema()["properties"]
             checked = {k: v for k, v in data.items() if k in known}
+        early = [k for k, since in KEY_SINCE.items() if k in checked and (major, minor) < since]
+        if early:
+            since = KEY_SINCE[early[0]]
+            raise FormatError(f"manifest has {early[0]!r}, a key of format {since[0]}.{since[1]},"
+                              f" but declares format {version}", path=path)
         problems = sorted(
             jsonschema.Draft202012Validator(schema()).iter_errors(checked),
             key=lambda e: list(map(str, e.absolute_path)),
@@ -139,19 +170,12 @@ class Manifest:
             if ("plaintext" in checked["tiers"]) != bool(plain) or (plain and len(plain) != 3):
                 raise FormatError("tiers must list 'plaintext' exactly when files, index and "
                                   "embedding are all present", path=path)
-            listed = [e["path"] for e in checked.get("kv", {}).get("segments", [])]
-            listed += [f["path"] for f in checked.get("lora", {}).get("files", [])]
-            if "files" in checked:
-                listed += [f["path"] for f in checked["files"].values()]
-            listed += [f["path"] for f in checked.get("index_files", [])]
-            twice = sorted(p for p, n in Counter(listed).items() if n > 1)
+            twice = sorted(p for p, n in Counter(listed_paths(checked)).items() if n > 1)
             if twice:
-                raise FormatError(f"manifest lists {twice[0]} more than once", path=path)
+                raise FormatError(f"{twice[0]} is listed twice in the manifest", path=path)
+            _check_semantics(checked, path)
         if problems:
-            text = "; ".join(
-                f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
-                for e in problems[:10]
-            )
+            text = "; ".join(_describe(e) for e in problems[:10])
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
             raise FormatError(f"invalid manifest: {text}{more}", path=path)
         files = checked["files"]["memories"] if "files" in checked else None
@@ -173,8 +197,47 @@ class Manifest:
             kv_chunks=checked.get("kv_chunks"),
             index_files=checked.get("index_files"),
             revision=checked.get("revision"),
+            content_digest=checked.get("content_digest"),
+            attachments=checked.get("attachments"),
             raw=data,
         )
+
+
+def _describe(e: jsonschema.ValidationError) -> str:
+    """One schema problem in words: where, and what (regular expressions left out)."""
+    where = "/".join(map(str, e.absolute_path)) or "(top)"
+    if e.validator == "pattern" and where.endswith("created_at"):
+        return f"{where}: {e.instance!r} is not a UTC time YYYY-MM-DDTHH:MM:SS[.ffffff]Z"
+    if e.validator == "pattern":
+        return f"{where}: {e.instance!r} does not have the form the spec gives"
+    if e.validator == "not" and isinstance(e.instance, str):
+        return f"{where}: {e.instance!r} is not a plain relative path inside the cube"
+    return f"{where}: {e.message}"
+
+
+def listed_paths(data: dict[str, Any]) -> list[str]:
+    """Every file path a manifest (as a dict) lists, in manifest order, repeats kept."""
+    out = [f["path"] for f in data.get("files", {}).values()]
+    out += [f["path"] for f in data.get("index_files", [])]
+    out += [e["path"] for e in data.get("kv", {}).get("segments", [])]
+    for s in data.get("kv_chunks", {}).get("sets", []):
+        out += [s["prefix"]["path"]] + [c["path"] for c in s["chunks"]]
+    out += [f["path"] for f in data.get("lora", {}).get("files", [])]
+    out += [f["path"] for f in data.get("attachments", [])]
+    return out
+
+
+def _check_semantics(data: dict[str, Any], path: str | Path) -> None:
+    """The rules JSON Schema cannot state: tier order and real calendar times."""
+    tiers = list(data["tiers"])
+    if tiers != [t for t in TIER_ORDER if t in tiers]:
+        raise FormatError(f"tiers {tiers} are not in the order {', '.join(TIER_ORDER)}",
+                          path=path)
+    try:
+        datetime.fromisoformat(data["created_at"].replace("Z", "+00:00"))
+    except ValueError as e:
+        raise FormatError(f"created_at {data['created_at']!r} is not a real time ({e})",
+                          path=path) from e
 
 
 def _parse_version(version: Any, path: str | Path) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from memos_cli import strictjson
+from memos_cli.digest import canonical_json, json_sha256
 from memos_cli.errors import FormatError, IntegrityError
 from memos_cli.memory import ORIGINS, SEMANTIC_TYPES, VISIBILITIES, Memory, content_hash
 
@@ -48,9 +48,8 @@ SCHEMA = pa.schema(
     ],
     metadata={
         b"memcube.schema": b"memories/1",
-        b"memcube.enums": json.dumps(
-            {"origin": ORIGINS, "semantic_type": SEMANTIC_TYPES, "visibility": VISIBILITIES}
-        ).encode(),
+        b"memcube.enums": canonical_json(
+            {"origin": ORIGINS, "semantic_type": SEMANTIC_TYPES, "visibility": VISIBILITIES}),
     },
 )
 
@@ -66,7 +65,7 @@ def to_table(memories: Iterable[Memory]) -> pa.Table:
             if name in _LIST_FIELDS:
                 value = list(value)
             elif name == "extra":
-                value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+                value = canonical_json(value).decode("utf-8")
             values.append(value)
     return pa.table(columns, schema=SCHEMA)
 
@@ -151,3 +150,11 @@ def read_memories(path: Path, *, unique_ids: bool = True) -> list[Memory]:
         seen[m.id] = i
         out.append(m)
     return out
+
+
+def content_digest(memories: Iterable[Memory]) -> str:
+    """The manifest's ``content_digest`` (spec §5): ``sha256`` of the RFC 8785 canonical JSON
+    of the list of the memories' records (§8.6: every column by name, times as
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, lists as arrays, ``extra`` as an object), in cube
+    order. It depends on the memories only, not on how Arrow or Lance laid out the bytes."""
+    return json_sha256([m.to_dict() for m in memories])

@@ -10,7 +10,9 @@ library's own command::
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -83,10 +85,34 @@ def key_fingerprint(public_key: str | Path) -> str:
     return sha256_bytes(der)
 
 
-def sign_cube(cube_dir: Path, private_key: str | Path) -> None:
-    """Sign every file of ``cube_dir`` into ``cube_dir/memcube.sig``.
+@functools.cache
+def _named_hashing_class() -> type:
+    import model_signing
+    from model_signing import manifest
 
-    Call it on a cube that is complete; callers sign a temporary copy and rename it into place.
+    class Named(model_signing.hashing.Config):
+        """model-signing's hashing, with the statement's subject named ``subject`` (the
+        library names it after the directory hashed: a temporary one, when memos signs)."""
+
+        def __init__(self, subject: str) -> None:
+            super().__init__()
+            self.subject = subject
+
+        def hash(self, model_path: Any, *, files_to_hash: Any = None) -> Any:
+            m = super().hash(model_path, files_to_hash=files_to_hash)
+            ser = manifest.SerializationType.from_args(m.serialization_type)
+            return manifest.Manifest(self.subject, [ser.new_item(d.identifier, d.digest)
+                                                    for d in m.resource_descriptors()], ser)
+
+    return Named
+
+
+def sign_cube(cube_dir: Path, private_key: str | Path, *, name: str | None = None) -> None:
+    """Sign every file of ``cube_dir`` into ``cube_dir/memcube.sig`` (spec §7).
+
+    Call it on a cube that is complete; callers sign a temporary copy and rename it into place,
+    passing the final directory ``name`` (default ``cube_dir.name``) that the in-toto
+    statement's subject records.
 
     Raises:
         KeyFileError: the key is missing or is not an EC P-256 private key.
@@ -96,7 +122,8 @@ def sign_cube(cube_dir: Path, private_key: str | Path) -> None:
     check_private_key(Path(private_key))
     sig = cube_dir / SIGNATURE
     sig.unlink(missing_ok=True)
-    hashing = model_signing.hashing.Config().set_ignored_paths(paths=[Path(SIGNATURE)])
+    hashing = _named_hashing_class()(name or cube_dir.name).set_ignored_paths(
+        paths=[Path(SIGNATURE)])
     (
         model_signing.signing.Config()
         .use_elliptic_key_signer(private_key=Path(private_key))

@@ -12,9 +12,13 @@ from memos_cli.cube import layout
 from memos_cli.cube.chunks import check_chunk_header, member
 from memos_cli.cube.cube import Cube, open_cube
 from memos_cli.cube.index import check_files as check_index_files
-from memos_cli.cube.kv import check_segment
+from memos_cli.cube.kv import check_segment, segment_id
+from memos_cli.cube.lora import META as LORA_META
+from memos_cli.cube.lora import check_adapter
+from memos_cli.cube.lora import read_meta as read_lora_meta
+from memos_cli.cube.memories import content_digest
 from memos_cli.cube.signature import check_payload, verify_cube
-from memos_cli.digest import sha256_file
+from memos_cli.digest import accepted_json_sha256, sha256_file
 from memos_cli.errors import IntegrityError
 from memos_cli.pausepoints import pause
 
@@ -66,6 +70,12 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         raise IntegrityError(
             f"manifest counts {cube.manifest.counts['memories']} memories, the cube holds "
             f"{len(ids)}", path=cube.path / layout.MANIFEST)
+    version = cube.manifest.version
+    legacy = version < (1, 5)
+    if cube.has_plaintext and cube.manifest.content_digest is not None and content_digest(
+            cube.memories) != cube.manifest.content_digest:
+        raise IntegrityError("the memories do not match content_digest in manifest.json",
+                             path=cube.path / layout.MANIFEST)
     for entry in cube.segments:
         seg = cube.segment_path(entry)
         if sha256_file(seg) != entry["sha256"]:
@@ -74,18 +84,33 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         if meta.kind != "segment" or list(meta.memory_ids) != list(entry["memory_ids"]):
             raise IntegrityError(f"KV file is a {meta.kind} of {len(meta.memory_ids)} memories, "
                                  "not the segment the manifest lists", path=seg)
+        names = {segment_id(meta)} | ({segment_id(meta, legacy=True)} if legacy else set())
+        if entry["id"] not in names:
+            raise IntegrityError(f"segment id {entry['id']} is not the digest of the segment's "
+                                 f"fingerprint, template, memories and dtype", path=seg)
+        check_fingerprint(entry["model_fingerprint_sha256"], meta.model_fingerprint, version,
+                          seg)
     for s in cube.chunk_sets:
         for n, f in enumerate(s.files()):
             p = member(cube.path, f, "KV chunk")
             if sha256_file(p) != f["sha256"]:
                 raise IntegrityError("file does not match the digest in manifest.json", path=p)
-            check_chunk_header(p, "chunk" if n else "prefix", s.storage_dtype)
+            head = check_chunk_header(p, "chunk" if n else "prefix", s.storage_dtype)
+            check_fingerprint(s.model_fingerprint_sha256, head.model_fingerprint, version, p)
     if cube.has_lora:
         cube.lora_dir  # noqa: B018  (presence and sizes)
         for f in cube.manifest.lora["files"]:  # type: ignore[index]
             if sha256_file(cube.path / f["path"]) != f["sha256"]:
                 raise IntegrityError("file does not match the digest in manifest.json",
                                      path=cube.path / f["path"])
+        check_adapter(cube.lora_dir)  # config and weights header: names, ranks, shapes, dtypes
+        lmeta = read_lora_meta(cube.lora_dir)
+        check_fingerprint(cube.manifest.lora["model_fingerprint_sha256"],  # type: ignore[index]
+                          lmeta["model_fingerprint"], version, cube.lora_dir / LORA_META)
+    for f in cube.manifest.attachments or []:
+        p = layout.check_member(cube.path, f["path"], what="attachment")
+        if not p.is_file() or p.stat().st_size != f["size"] or sha256_file(p) != f["sha256"]:
+            raise IntegrityError("file does not match the digest in manifest.json", path=p)
     if cube.manifest.index is not None and cube.manifest.index_files is not None:
         check_index_files(cube.path, cube.manifest.index["path"], cube.manifest.index_files,
                           digests=True)
@@ -101,6 +126,19 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         status = "not checked (no key given)" if cube.signed else "unsigned"
     return VerifyReport(cube=str(cube.path), cube_id=cube.manifest.cube_id, memories=len(ids),
                         files=len(cube.files), signed=cube.signed, signature=status)
+
+
+def check_fingerprint(recorded: str, fingerprint: Any, version: tuple[int, int],
+                      where: Path) -> None:
+    """``model_fingerprint_sha256`` in the manifest must be the digest of the fingerprint the
+    file holds (spec §10; the legacy digest is accepted in cubes older than 1.5, §2.1).
+
+    Raises:
+        IntegrityError: naming the file.
+    """
+    if recorded not in accepted_json_sha256(fingerprint, version):
+        raise IntegrityError("model_fingerprint_sha256 in manifest.json is not the digest of "
+                             "the file's model fingerprint", path=where)
 
 
 def open_verified(path: str | Path) -> Cube:

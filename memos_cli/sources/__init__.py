@@ -103,12 +103,18 @@ def read_sources(paths: list[str | Path], defaults: Defaults) -> Sources:
     return out
 
 
+def default_base(paths: list[str | Path]) -> Path:
+    """The common parent of the sources given: the deepest directory holding every one of them
+    (for ``pack corpus``, the directory that holds ``corpus``)."""
+    parents = [os.path.dirname(os.path.abspath(p)) for p in paths]
+    return Path(os.path.commonpath(parents)) if parents else Path.cwd()
+
+
 def shown_path(f: Path, given: Path, base: Path | None) -> str:
-    """How a source file is recorded (provenance, ``source_file``): a relative path as given;
-    an absolute one relative to ``base`` (default the working directory) when inside it, else
-    relative to the parent of the path given, so no machine's absolute layout is stored."""
-    if not f.is_absolute():
-        return f.as_posix()
+    """How a source file is recorded (provenance, ``source_file``; spec §5): relative to
+    ``base`` (``--base``, default :func:`default_base` of the sources given) when inside it,
+    else relative to the parent of the path given. Neither the working directory nor the
+    machine's absolute layout is stored, so packing is reproducible (spec §9.2)."""
     full = Path(os.path.abspath(f))
     for root in (Path(os.path.abspath(base or Path.cwd())), Path(os.path.abspath(given)).parent):
         try:
@@ -119,7 +125,7 @@ def shown_path(f: Path, given: Path, base: Path | None) -> str:
 
 
 def _read_into(out: Sources, paths: list[str | Path], defaults: Defaults) -> None:
-    base = defaults.base
+    base = defaults.base or default_base(paths)
     for given in paths:
         p = Path(given)
         if not p.exists():

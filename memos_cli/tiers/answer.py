@@ -22,14 +22,13 @@ def store_sources(chat: ChatModel, store: Any = None) -> list[Source]:
     """The chunk store's sets made by ``chat`` (any storage dtype) as lenient sources: a
     damaged or foreign file there is a miss with a warning, never a failed run."""
     from memos_cli.cube.kv import STORAGE_DTYPES
-    from memos_cli.models.fingerprint import fingerprint_digest
     from memos_cli.store.chunks import ChunkStore
     from memos_cli.tiers import prompt
 
     store = store or ChunkStore()
-    fp = fingerprint_digest(chat.fingerprint())
     out = []
-    for dtype in STORAGE_DTYPES:
+    for fp, dtype in ((f, d) for f in sorted(chat.fingerprint_digests())
+                      for d in STORAGE_DTYPES):
         s = store.open_set(store.set_for(fp, prompt.LAYOUT, dtype))
         if s is None:
             continue

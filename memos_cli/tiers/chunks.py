@@ -26,7 +26,6 @@ from memos_cli.cube.kv import QUANT_INT8, SegmentMeta, read_segment
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
-from memos_cli.models.fingerprint import fingerprint_digest, mismatches
 from memos_cli.tiers import compose as comp
 from memos_cli.tiers import prompt
 from memos_cli.tiers.plaintext import Answer, Retrieved, generate_ids, retrieve
@@ -148,7 +147,7 @@ def check_meta(chat: ChatModel, meta: SegmentMeta, path: Path, kind: str) -> Non
     Raises:
         FormatError: naming the file and every mismatching field.
     """
-    diff = mismatches(meta.model_fingerprint, chat.fingerprint())
+    diff = chat.fingerprint_mismatches(meta.model_fingerprint)
     if meta.prompt_template != prompt.LAYOUT:
         diff.append("prompt layout differs from this memos version's")
     if meta.kind != kind:
@@ -160,22 +159,30 @@ def check_meta(chat: ChatModel, meta: SegmentMeta, path: Path, kind: str) -> Non
 
 def pick_set(cube: Any, chat: ChatModel, set_id: str | None = None) -> ChunkSet | None:
     """The cube's chunk set for ``chat`` (the one with id ``set_id`` when given), or
-    ``None``. A set made by another model is never picked.
+    ``None``. A set made by another model, or for another prompt layout (an older memos's,
+    spec §12.2), is never picked: those memories are prefilled as text.
 
     Raises:
-        UsageError: ``set_id`` names no set; FormatError: it belongs to another model.
+        UsageError: ``set_id`` names no set; FormatError: it belongs to another model or
+        layout.
     """
+    from memos_cli.cube.chunks import layout_digest
+
     sets = cube.chunk_sets
-    want = fingerprint_digest(chat.fingerprint())
+    want = chat.fingerprint_digests()
+    layout = layout_digest(prompt.LAYOUT)
     if set_id is not None:
         chosen = [s for s in sets if s.id == set_id]
         if not chosen:
             raise UsageError(f"no KV chunk set {set_id} in {cube.path}")
-        if chosen[0].model_fingerprint_sha256 != want:
+        if chosen[0].model_fingerprint_sha256 not in want:
             raise FormatError(f"KV chunk set {set_id} was made by {chosen[0].model}, not "
                               f"{chat.name}", path=cube.path)
+        if chosen[0].layout_sha256 != layout:
+            raise FormatError(f"KV chunk set {set_id} was made for another prompt layout "
+                              "than this memos version's", path=cube.path)
         return chosen[0]
-    fits = [s for s in sets if s.model_fingerprint_sha256 == want]
+    fits = [s for s in sets if s.model_fingerprint_sha256 in want and s.layout_sha256 == layout]
     return fits[-1] if fits else None
 
 
@@ -352,7 +359,8 @@ def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, 
     """
     chunk_set = pick_set(cube, chat, set_id)
     if chunk_set is None:
-        raise UsageError("cube has no KV chunks for this model; make them with `memos convert "
+        raise UsageError("cube has no KV chunks for this model and memos version; make them "
+                         "with `memos convert "
                          "CUBE --to kv --chunks`", path=cube.path)
     cube.index()
     t0 = time.perf_counter()

@@ -25,7 +25,6 @@ from memos_cli.cube.kv import QUANT_INT8, Segment, SegmentMeta
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
-from memos_cli.models.fingerprint import fingerprint_digest, mismatches
 from memos_cli.tiers.plaintext import (
     SYSTEM_PROMPT,
     Answer,
@@ -132,6 +131,9 @@ def restore_memories(segment: Segment, tokenizer: Any) -> list[Memory]:
     """
     from memos_cli.memory import content_hash
 
+    if segment.meta.memory_ids and not segment.meta.memories:
+        raise FormatError("KV segment holds no memory records (written by an early 1.1 "
+                          "writer): it cannot restore the plaintext tier")
     decoded = tokenizer.decode(segment.token_ids.tolist())
     out = []
     for rec in segment.meta.memories:
@@ -159,7 +161,7 @@ def check_segment(chat: ChatModel, meta: SegmentMeta, where: str) -> None:
     Raises:
         FormatError: naming every mismatching field.
     """
-    diff = mismatches(meta.model_fingerprint, chat.fingerprint())
+    diff = chat.fingerprint_mismatches(meta.model_fingerprint)
     if meta.prompt_template != PROMPT_TEMPLATE:
         diff.append("prompt template differs from this memos version's")
     if diff:
@@ -252,7 +254,7 @@ def load_segments(cubes: list[Any], chat: ChatModel, segment: str | None = None
     from memos_cli.cube.kv import read_segment
 
     t0 = time.perf_counter()
-    want = fingerprint_digest(chat.fingerprint())
+    want = chat.fingerprint_digests()
     out = []
     for cube in cubes:
         entries = cube.segments
@@ -262,7 +264,7 @@ def load_segments(cubes: list[Any], chat: ChatModel, segment: str | None = None
             raise UsageError(f"{cube.path}: no KV segment{' ' + segment if segment else ''}; "
                              "make one with `memos convert CUBE --to kv`")
         entry = next((e for e in reversed(entries)
-                      if e["model_fingerprint_sha256"] == want), entries[-1])
+                      if e["model_fingerprint_sha256"] in want), entries[-1])
         path = cube.segment_path(entry)
         seg = read_segment(path, dtype=chat.model.dtype)
         if seg.meta.kind != "segment":

@@ -333,9 +333,8 @@ def check_adapter_fits(chat: ChatModel, meta: dict[str, Any], where: str | Path)
         FormatError: the fingerprints differ (the fields of ``models.fingerprint.CHECKED``).
     """
     from memos_cli.errors import FormatError
-    from memos_cli.models.fingerprint import mismatches
 
-    diff = mismatches(meta["model_fingerprint"], chat.fingerprint())
+    diff = chat.fingerprint_mismatches(meta["model_fingerprint"])
     if diff:
         raise FormatError(f"LoRA adapter was trained on {meta['model']} and does not fit "
                           f"{chat.name}: " + "; ".join(diff), path=where)

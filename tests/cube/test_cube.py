@@ -46,8 +46,10 @@ def test_existing_cube_is_not_overwritten(cube_copy: Path, embedder) -> None:
     with pytest.raises(CubeExistsError):
         pack_corpus(cube_copy, embedder)
     assert (cube_copy / "manifest.json").read_bytes() == before
-    report = pack_corpus(cube_copy, embedder, force=True)
-    assert report.cube_id != json.loads(before)["cube_id"]
+    assert (cube_copy / "memcube.sig").is_file()
+    report = pack_corpus(cube_copy, embedder, force=True)  # unsigned this time
+    assert not (cube_copy / "memcube.sig").exists()
+    assert report.cube_id == json.loads(before)["cube_id"]  # derived from the same memories
     assert siblings(cube_copy) == ["team.memcube"]
 
 
@@ -127,3 +129,24 @@ def test_index_out_of_step_is_detected(cube_copy: Path, embedder) -> None:
     (cube_copy / "memcube.sig").unlink()
     with pytest.raises(IntegrityError, match="index does not hold exactly"):
         verify(cube_copy)
+
+
+def test_rewriting_an_older_cube_lists_its_attachments(cube_copy: Path) -> None:
+    """A 1.4 dump kept access_log.jsonl unlisted; rewritten as 1.5 (closed layout) it is
+    listed as an attachment, so the cube stays readable (spec §3, §5)."""
+    from memos_cli.cube import open_cube, verify
+    from memos_cli.cube.cube import rewrite
+
+    m = json.loads((cube_copy / "manifest.json").read_text())
+    m["format_version"] = "1.4"
+    m.pop("content_digest")
+    (cube_copy / "manifest.json").write_text(json.dumps(m))
+    (cube_copy / "memcube.sig").unlink()
+    (cube_copy / "access_log.jsonl").write_text('{"op": "load"}\n')
+    assert verify(cube_copy).ok  # 1.4: a stray top-level file is covered only by a signature
+    with rewrite(open_cube(cube_copy)):
+        pass
+    c = open_cube(cube_copy)
+    assert c.manifest.format_version == "1.5" and c.manifest.content_digest
+    assert [a["path"] for a in c.manifest.attachments or []] == ["access_log.jsonl"]
+    assert verify(c).ok

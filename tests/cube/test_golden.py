@@ -8,16 +8,15 @@ format version (older ones are never rewritten) and memories.json.
 
 import json
 import os
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from memos_cli.cube import FORMAT_VERSION, generate_keypair, open_cube, verify
+from memos_cli.cube import FORMAT_VERSION, open_cube, verify
 from memos_cli.pack import pack
 from memos_cli.sources import Defaults
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 
 GOLDEN = FIXTURES / "golden"
 CUBE = GOLDEN / f"v{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}.memcube"
@@ -44,17 +43,26 @@ def stable(manifest: dict) -> dict:
 
 
 def test_regenerate(update_goldens: bool, embedder, tmp_path: Path) -> None:
+    """The current version's golden holds every tier (tests/golden/make.py); older ones
+    were made by the commit that introduced their version and are never rewritten."""
     if not update_goldens:
         pytest.skip("run with --update-goldens to rewrite fixtures/golden")
-    priv, pub = generate_keypair(tmp_path / "golden")
-    shutil.copy(pub, CUBE.with_suffix(".pub"))
-    pack_golden(CUBE, embedder, key=priv)
+    import subprocess
+    import sys
+
+    if CUBE.exists():
+        pytest.skip(f"{CUBE.name} exists: goldens are never rewritten")
+    subprocess.run([sys.executable, "-m", "tests.golden.make", "--src", str(ROOT),
+                    "--tier", "kv", "--tier", "chunks", "--tier", "lora", "--out", str(CUBE)],
+                   check=True, cwd=ROOT)
     mems = [m.to_dict() for m in open_cube(CUBE).memories]
     (GOLDEN / "memories.json").write_text(json.dumps(mems, indent=2, ensure_ascii=False) + "\n")
 
 
-def test_there_is_a_golden_cube_for_1_0() -> None:
-    assert GOLDEN / "v1.0.memcube" in ALL
+def test_there_is_a_golden_cube_for_every_version() -> None:
+    assert [p.name for p in ALL] == [f"v1.{n}.memcube" for n in range(FORMAT_VERSION[1] + 1)]
+    versions = [json.loads((p / "manifest.json").read_text())["format_version"] for p in ALL]
+    assert versions == [f"1.{n}" for n in range(FORMAT_VERSION[1] + 1)]
 
 
 @pytest.mark.parametrize("cube", ALL, ids=lambda p: p.name)
@@ -63,6 +71,58 @@ def test_golden_cube_reads_and_verifies(cube: Path) -> None:
     assert report.ok and report.signature == "verified" and report.memories == 6
     want = json.loads((GOLDEN / "memories.json").read_text())
     assert [m.to_dict() for m in open_cube(cube).memories] == want
+
+
+@pytest.fixture(scope="module")
+def golden_model(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from memos_cli.models import chat
+    from tests.golden.model import build
+
+    return chat.load(str(build(tmp_path_factory.mktemp("golden-model"))))
+
+
+TIERED = [p for p in ALL if json.loads((p / "manifest.json").read_text())["tiers"] != [
+    "plaintext"]]
+
+
+@pytest.mark.parametrize("cube", TIERED, ids=lambda p: p.name)
+def test_golden_tiers_fit_the_golden_model(cube: Path, golden_model, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Each golden's KV segments, chunk sets and adapter were made by the golden model: the
+    fingerprint recorded then (1.1-1.4 in legacy canonical JSON, spec §2.1) still names it,
+    and each tier still answers."""
+    from memos_cli.digest import json_sha256
+    from memos_cli.tiers import chunks, kv, lora
+    from memos_cli.tiers.plaintext import build_messages, generate
+
+    c = open_cube(cube)
+    legacy = c.manifest.version < (1, 5)
+    recorded = [e["model_fingerprint_sha256"] for e in c.segments]
+    recorded += [s.model_fingerprint_sha256 for s in c.chunk_sets]
+    recorded += [c.manifest.lora["model_fingerprint_sha256"]] if c.manifest.lora else []
+    assert recorded and set(recorded) <= golden_model.fingerprint_digests()
+    current = json_sha256(golden_model.fingerprint())
+    assert all((r == current) != legacy for r in recorded)  # old cubes: the legacy form
+    question = "Where do we store memories?"
+    if c.segments:
+        mems = [c.by_id[i] for i in c.segments[-1]["memory_ids"]]
+        want = generate(golden_model, build_messages(question, mems), max_new_tokens=6)
+        got = kv.answer_kv([c], golden_model, question, max_new_tokens=6)
+        assert got.answer == want.text  # float32 segments: the plaintext tier's greedy output
+    if c.chunk_sets and not legacy:
+        got = chunks.answer_chunked(c, embedder, golden_model, question, k=2, ratio=0.0,
+                                    max_new_tokens=6)
+        assert got.tier == "kv" and got.prompt_tokens > 0
+    if c.manifest.lora:
+        assert lora.answer_lora(c, golden_model, question, max_new_tokens=6).tier == "lora"
+
+
+def test_an_older_chunk_layout_is_never_composed(golden_model) -> None:  # type: ignore[no-untyped-def]
+    """The 1.3 golden's chunks were made for the prompt layout of their day, which has
+    changed since: they are not picked (spec §12.2), the memories are prefilled as text."""
+    from memos_cli.tiers.chunks import pick_set
+
+    c = open_cube(GOLDEN / "v1.3.memcube")
+    assert c.chunk_sets and pick_set(c, golden_model) is None
 
 
 def test_golden_memories_have_every_field() -> None:
@@ -81,6 +141,8 @@ def test_packing_reproduces_the_golden_cube(embedder, tmp_path: Path) -> None:
     want = json.loads((ALL[-1] / "manifest.json").read_text())
     got = json.loads((out / "manifest.json").read_text())
     assert got["format_version"] == f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
-    assert stable(got) == stable(want)
+    # the golden adds the other tiers to the same pack
+    assert stable(got) == {k: want[k] for k in stable(got)} | {"tiers": ["plaintext"]}
+    assert got["content_digest"] == want["content_digest"]
     assert [m.to_dict() for m in open_cube(out).memories] == \
         json.loads((GOLDEN / "memories.json").read_text())

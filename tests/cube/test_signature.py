@@ -98,3 +98,51 @@ def test_bad_key_files(packed_cube: Path, tmp_path: Path, keys: tuple[Path, Path
 def test_key_fingerprint_is_stable(keys: tuple[Path, Path]) -> None:
     fp = key_fingerprint(keys[1])
     assert fp.startswith("sha256:") and fp == key_fingerprint(keys[1])
+
+
+def test_bundle_is_what_the_spec_says(packed_cube: Path, keys: tuple[Path, Path]) -> None:
+    """Spec §7 checked without model-signing, as a second implementation would: resources in
+    path-component order, the subject digest over their raw digests, the cube's own name as
+    the subject, the key hint, and the DSSE signature over PAE with the public key."""
+    import base64
+    import hashlib
+    import json
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    bundle = json.loads((packed_cube / "memcube.sig").read_bytes())
+    assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert bundle["verificationMaterial"]["publicKey"]["hint"] == hashlib.sha256(
+        keys[1].read_bytes()).hexdigest()
+    env = bundle["dsseEnvelope"]
+    body = base64.b64decode(env["payload"])
+    st = json.loads(body)
+    assert st["_type"] == "https://in-toto.io/Statement/v1"
+    assert st["predicateType"] == "https://model_signing/signature/v1.0"
+    files = [f for f in scan_members(packed_cube) if f != "memcube.sig"]
+    names = [r["name"] for r in st["predicate"]["resources"]]
+    assert names == sorted(files, key=lambda p: p.split("/"))
+    for r in st["predicate"]["resources"]:
+        assert r["digest"] == hashlib.sha256((packed_cube / r["name"]).read_bytes()).hexdigest()
+    (subject,) = st["subject"]
+    assert subject["name"] == packed_cube.name
+    assert subject["digest"]["sha256"] == hashlib.sha256(b"".join(
+        bytes.fromhex(r["digest"]) for r in st["predicate"]["resources"])).hexdigest()
+    kind = env["payloadType"].encode()
+    pae = b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(body), body)
+    key = serialization.load_pem_public_key(keys[1].read_bytes())
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    key.verify(base64.b64decode(env["signatures"][0]["sig"]), pae, ec.ECDSA(hashes.SHA256()))
+
+
+def test_git_directories_and_upper_case_suffixes_are_refused(cube_copy: Path) -> None:
+    from memos_cli.cube import open_cube
+
+    (cube_copy / ".github").mkdir()
+    with pytest.raises(IntegrityError, match="git file"):
+        open_cube(cube_copy)
+    (cube_copy / ".github").rmdir()
+    (cube_copy / "w.PT").write_bytes(b"x")
+    with pytest.raises(IntegrityError, match="can run code"):
+        open_cube(cube_copy)

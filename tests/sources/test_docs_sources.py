@@ -103,8 +103,10 @@ def test_absolute_paths_are_recorded_relative(tmp_path: Path,
     assert inside.path == "docs/sub/x.md" and inside.memories[0].source_file == "docs/sub/x.md"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)  # outside the working directory: from the argument's name
+    monkeypatch.chdir(elsewhere)  # the working directory plays no part (spec §5)
     assert read_sources([d.resolve()], Defaults(now=NOW)).results[0].path == "docs/sub/x.md"
+    monkeypatch.chdir(d / "sub")
+    assert read_sources(["."], Defaults(now=NOW)).results[0].path == "sub/x.md"
     based = read_sources([d.resolve()], Defaults(now=NOW, base=d)).results[0]
     assert based.path == "sub/x.md"
     assert not os.path.isabs(based.memories[0].source_file or "")

@@ -119,7 +119,7 @@ def test_convert_keeps_signature_only_with_key(kv_cube: Path, tiny: chat.ChatMod
     report = verify(kv_cube, keys[1])
     assert report.signature == "verified"
     m = json.loads((kv_cube / "manifest.json").read_text())
-    assert m["tiers"] == ["plaintext", "activation"] and m["format_version"] == "1.4"
+    assert m["tiers"] == ["plaintext", "activation"] and m["format_version"] == "1.5"
     convert_to_kv(kv_cube, tiny, select_memories(open_cube(kv_cube), top=3),
                   storage_dtype="int8")
     assert not (kv_cube / "memcube.sig").exists()
@@ -234,3 +234,15 @@ def test_cli_bad_segment_is_one_line_and_changes_nothing(kv_cube: Path, tiny_lla
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and seg.name in lines[0] and "differs from the manifest" in lines[0]
     assert {p: p.read_bytes() for p in kv_cube.rglob("*") if p.is_file()} == before
+
+
+def test_every_file_has_the_usual_mode(kv_cube: Path) -> None:
+    """safetensors writes 0600; a cube's files are 0666 less the umask (spec §3)."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.relative_to(kv_cube).as_posix(): p.stat().st_mode & 0o777
+             for p in kv_cube.rglob("*") if p.is_file()}
+    assert any(k.startswith("kv/") for k in modes)
+    assert set(modes.values()) == {0o666 & ~mask}, modes

@@ -1,0 +1,53 @@
+"""Reproducible packs (spec §9.2): the same sources, options and SOURCE_DATE_EPOCH give the
+same memories.arrow and manifest (apart from the index's file names) from any working
+directory; the cube id and content digest come from the memories."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from memos_cli.cli.app import app
+from tests.conftest import FIXTURES
+
+
+def pack_from(cwd: Path, source: str, out: Path, *extra: str) -> None:
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, ["pack", source, "-o", str(out), "-q", *extra])
+    finally:
+        os.chdir(here)
+    assert result.exit_code == 0, result.output
+
+
+def test_packing_twice_from_two_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    shutil.copytree(FIXTURES / "corpus", tmp_path / "corpus")
+    (tmp_path / "a").mkdir()
+    pack_from(tmp_path / "a", "../corpus", tmp_path / "one.memcube", "--owner", "ci")
+    pack_from(tmp_path, str(tmp_path / "corpus"), tmp_path / "b" / "one.memcube",
+              "--owner", "ci")
+    a, b = tmp_path / "one.memcube", tmp_path / "b" / "one.memcube"
+    assert (a / "memories.arrow").read_bytes() == (b / "memories.arrow").read_bytes()
+    ma, mb = (json.loads((c / "manifest.json").read_text()) for c in (a, b))
+    assert ma.pop("index_files") != mb.pop("index_files")  # LanceDB's random names
+    assert ma == mb
+    assert ma["content_digest"].startswith("sha256:") and ma["cube_id"][14] == "5"  # UUIDv5
+    assert {s["path"] for s in ma["provenance"]["sources"]} >= {"corpus/facts.jsonl"}
+    shown = CliRunner().invoke(app, ["inspect", str(a), "--json"])
+    assert json.loads(shown.output)["content_digest"] == ma["content_digest"]
+
+
+def test_cube_id_can_be_given(tmp_path: Path) -> None:
+    pack_from(tmp_path, str(FIXTURES / "corpus" / "facts.jsonl"), tmp_path / "x.memcube",
+              "--cube-id", "0000000A-0000-4000-8000-000000000001")
+    m = json.loads((tmp_path / "x.memcube" / "manifest.json").read_text())
+    assert m["cube_id"] == "0000000a-0000-4000-8000-000000000001"
+    bad = CliRunner().invoke(app, ["pack", str(FIXTURES / "corpus"), "-o",
+                                   str(tmp_path / "y.memcube"), "--cube-id", "nope"])
+    assert bad.exit_code == 2 and "not a UUID" in bad.output
