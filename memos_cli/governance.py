@@ -1,34 +1,209 @@
-"""Who may read a memory (MemGovernance, MemOS paper §5.4): owner, visibility and readers.
+"""Who may read and change a memory (MemGovernance, MemOS paper §4.2 and §7.2.3; spec §14).
 
-- ``public``: everyone;
-- ``shared``: the owner and the users listed in ``readers``;
-- ``private``: the owner only.
+Principals are written as text:
 
-A memory without an owner is readable by everyone only when it is public. Expired memories
-(``expires_at`` passed) are readable by no one.
+- a user, ``ann``; a user acting under one of their personas, ``ann/manager``;
+- a role, ``role:analysts``, whose members (users, or users under one persona) the vault's
+  role table lists (``memos_cli.roles``).
+
+A request is made by an *identity*: a user, optionally under a persona. A memory has an owner
+(a user or ``user/persona``: what it was written under), a visibility and a list of readers.
+Read access, the first rule that applies deciding:
+
+1. an expired memory (``expires_at`` passed) is readable by no one;
+2. ``public``: everyone;
+3. the owner: owner ``ann`` is readable by ann under any persona (her default stream);
+   owner ``ann/parent`` only by ann acting as ``ann/parent`` (a persona's stream is kept apart
+   from her other personas and from her default identity);
+4. ``private``: nobody else;
+5. ``shared``: a reader ``bob`` grants bob under any persona, ``bob/assistant`` that persona
+   only, ``role:analysts`` every member of the role.
+
+Write access (remove, version, re-share) belongs to the memory's owner user (any persona;
+for a memory without owner, the user who installed it) and to the admins of a role among its
+readers; nobody else.
 """
 
 from __future__ import annotations
 
 import getpass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
+from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
+
+if TYPE_CHECKING:
+    from memos_cli.roles import Roles
+
+#: A user, persona or role name: a letter or digit, then letters, digits, ``.``, ``_``, ``-``
+#: or ``@``; at most 64 characters.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
+ROLE_PREFIX = "role:"
+#: The persona this command acts under (``--persona`` / ``$MEMOS_PERSONA``), set by the CLI
+#: for each command; ``None`` for none.
+PERSONA: list[str | None] = [None]
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` when it is a valid user, persona or role name.
+
+    Raises:
+        UsageError: empty, too long, or holding a path separator, space or control character.
+    """
+    if not NAME.match(name):
+        raise UsageError(f"{what} {name!r} is not a name: use letters, digits, '.', '_', '-' "
+                         "or '@' (at most 64, starting with a letter or digit)")
+    return name
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who makes a request: ``user``, acting under ``persona`` (``None``: no persona)."""
+
+    user: str
+    persona: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, persona: str | None = None) -> Identity:
+        """``ann`` or ``ann/manager`` (``persona`` given separately is the same as the
+        second form). Raises ``UsageError`` for a malformed name or two personas."""
+        user, sep, given = text.partition("/")
+        if sep and persona is not None and persona != given:
+            raise UsageError(f"--as {text} already names persona {given!r}; --persona "
+                             f"{persona!r} contradicts it")
+        p = given if sep else persona
+        return cls(check_name(user, "user"), check_name(p, "persona") if p is not None else None)
+
+    def __str__(self) -> str:
+        return self.user if self.persona is None else f"{self.user}/{self.persona}"
+
+
+def check_principal(text: str) -> str:
+    """A reader or owner entry (``ann``, ``ann/manager`` or ``role:analysts``), checked.
+
+    Raises:
+        UsageError: naming the malformed entry.
+    """
+    if text.startswith(ROLE_PREFIX):
+        check_name(text[len(ROLE_PREFIX):], "role")
+    else:
+        Identity.parse(text)
+    return text
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An access decision and the rule that made it, in words (``vault show --why``)."""
+
+    allowed: bool
+    rule: str
 
 
 def current_user() -> str:
-    """``$MEMOS_USER``, else the config file's ``user``, else the login name."""
+    """``$MEMOS_USER``, else the config file's ``user``, else the login name; under the persona
+    ``$MEMOS_PERSONA`` (``--persona``) when set, as ``user/persona``."""
+
     from memos_cli import config
 
-    return config.value("user") or getpass.getuser()
+    return as_identity(config.value("user") or getpass.getuser(), lenient=True)
 
 
-def can_read(memory: Memory, user: str, *, now: datetime | None = None) -> bool:
-    """True when ``user`` may read ``memory`` now (see the module docstring)."""
+def as_identity(text: str, *, lenient: bool = False) -> str:
+    """The identity a command acts as: ``--as`` text (``ann`` or ``ann/manager``) with the
+    persona of ``--persona`` / ``$MEMOS_PERSONA`` applied, checked, as ``user[/persona]``.
+    ``lenient`` keeps a login name that breaks the name rules as it is.
+
+    Raises:
+        UsageError: a malformed name, or two different personas.
+    """
+    persona = PERSONA[0]
+    if lenient and not NAME.match(text.partition("/")[0]):
+        return text if persona is None else f"{text}/{check_name(persona, 'persona')}"
+    return str(Identity.parse(text, persona))
+
+
+def _who(who: str | Identity) -> Identity:
+    return who if isinstance(who, Identity) else stored(who)
+
+
+def stored(text: str) -> Identity:
+    """A principal as a memory stores it, read leniently: ``user/persona`` when both parts are
+    names, else the whole text as a user (owners imported from other systems, such as
+    ``John Doe``, predate the name rules and are compared as they are)."""
+    user, sep, persona = text.partition("/")
+    if sep and NAME.match(user) and NAME.match(persona):
+        return Identity(user, persona)
+    return Identity(text)
+
+
+def _roles(roles: Roles | None) -> Roles:
+    from memos_cli.roles import active
+
+    return roles if roles is not None else active()
+
+
+def _first_role(memory: Memory, roles: Roles | None,
+                test: Callable[[Roles, str], bool]) -> str | None:
+    """The first role among ``memory``'s readers for which ``test(table, name)`` holds (the
+    role table is read only when the memory names a role)."""
+    names = [r[len(ROLE_PREFIX):] for r in memory.readers if r.startswith(ROLE_PREFIX)]
+    if not names:
+        return None
+    table = _roles(roles)
+    return next((n for n in names if test(table, n)), None)
+
+
+def decide_read(memory: Memory, who: str | Identity, *, now: datetime | None = None,
+                roles: Roles | None = None) -> Decision:
+    """Whether ``who`` may read ``memory`` now, and by which rule (module docstring).
+    ``roles`` defaults to the active role table (``roles.active``)."""
+    me = _who(who)
     if memory.expired(now or datetime.now(timezone.utc)):
-        return False
+        return Decision(False, f"expired at {memory.expires_at:%Y-%m-%d %H:%M} UTC")
     if memory.visibility == "public":
-        return True
-    if memory.owner is not None and memory.owner == user:
-        return True
-    return memory.visibility == "shared" and user in memory.readers
+        return Decision(True, "public")
+    owner = stored(memory.owner) if memory.owner else None
+    if owner is not None and owner.user == me.user:
+        if owner.persona is None or owner.persona == me.persona:
+            return Decision(True, f"owner ({memory.owner})")
+        mine = f"persona {me.persona}" if me.persona else "no persona"
+        stream = f"written under persona {owner.persona}; you act under {mine}"
+    else:
+        stream = f"owned by {memory.owner or 'nobody'}"
+    if memory.visibility == "private":
+        return Decision(False, f"private, {stream}")
+    for reader in memory.readers:
+        r = stored(reader)
+        if not reader.startswith(ROLE_PREFIX) and r.user == me.user and \
+                r.persona in (None, me.persona):
+            return Decision(True, f"shared with {reader}")
+    role = _first_role(memory, roles, lambda t, name: t.is_member(name, me))
+    if role is not None:
+        return Decision(True, f"shared with {ROLE_PREFIX}{role}, of which {me} is a member")
+    listed = ", ".join(memory.readers) or "nobody"
+    return Decision(False, f"shared with {listed}, not with {me}; {stream}")
+
+
+def can_read(memory: Memory, user: str | Identity, *, now: datetime | None = None,
+             roles: Roles | None = None) -> bool:
+    """True when ``user`` (``ann`` or ``ann/persona``) may read ``memory`` now."""
+    return decide_read(memory, user, now=now, roles=roles).allowed
+
+
+def decide_write(memory: Memory, who: str | Identity, *, installed_by: str | None = None,
+                 roles: Roles | None = None) -> Decision:
+    """Whether ``who`` may remove, version or re-share ``memory``: its owner user (any
+    persona; without an owner, ``installed_by``), or an admin of a role among its readers."""
+    me = _who(who)
+    owner = stored(memory.owner).user if memory.owner else installed_by
+    if owner is not None and owner == me.user:
+        return Decision(True, f"owner ({memory.owner or f'installed by {installed_by}'})")
+    role = _first_role(memory, roles, lambda t, name: t.is_admin(name, me))
+    if role is not None:
+        return Decision(True, f"admin of {ROLE_PREFIX}{role}")
+    return Decision(False, f"only its owner ({owner or 'none'}) or an admin of a role it is "
+                           "shared with may change it")

@@ -71,6 +71,27 @@ def derived_id(chash: str) -> str:
     return str(uuid.uuid5(MEMORY_NAMESPACE, chash))
 
 
+def _principal_problems(owner: str | None, readers: tuple[str, ...]) -> list[str]:
+    """Owner and reader entries that break the policy model (spec §14): a ``role:`` or
+    ``user/persona`` entry must be names; no entry may hold control characters. Plain owners
+    imported from other systems (``John Doe``) are kept as they are."""
+    from memos_cli.errors import UsageError
+    from memos_cli.governance import check_principal
+
+    out = []
+    for what, entry in [("owner", owner), *(("reader", r) for r in readers)]:
+        if entry is None:
+            continue
+        if any(ord(c) < 32 or ord(c) == 127 for c in entry):
+            out.append(f"{what} {entry!r} holds a control character")
+        elif "/" in entry or entry.startswith("role:"):
+            try:
+                check_principal(entry)
+            except UsageError as e:
+                out.append(str(e))
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class Memory:
     """One memory. Times are aware UTC datetimes; lists are sorted-free but never ``None``.
@@ -143,6 +164,7 @@ class Memory:
             and not 1 <= self.line_start <= self.line_end
         ):
             problems.append(f"line range {self.line_start}-{self.line_end} is invalid")
+        problems += _principal_problems(self.owner, self.readers)
         try:  # stored as RFC 8785 canonical JSON (spec §4): I-JSON numbers only
             canonical_json(self.extra)
         except (ValueError, TypeError) as e:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from memos_cli.access import check_remove, check_updates
 from memos_cli.cube.layout import atomic_write_bytes
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.governance import can_read
@@ -82,6 +83,9 @@ class Vault:
         self.path = Path(path) if path is not None else default_path()
         if self.path.exists() and not self.path.is_dir():
             raise UsageError("vault path is not a directory", path=self.path)
+        from memos_cli.roles import use_vault
+
+        use_vault(self.path)  # access checks use this vault's roles
 
     # -- reading ------------------------------------------------------------------------------
     def generation(self) -> Path | None:
@@ -207,9 +211,12 @@ class LoadReport:
     skipped_conflict: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    #: ``role:`` readers naming no role of the vault (they grant nothing until defined)
+    dangling: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cube_id": self.cube_id, "name": self.name, "signer": self.signer,
+                "dangling_roles": self.dangling,
                 **{k: len(v) for k, v in (("added", self.added), ("versioned", self.versioned),
                                           ("replaced", self.replaced),
                                           ("skipped_conflict", self.skipped_conflict),
@@ -333,10 +340,15 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
                 f"{state.embedding['model']}; run `memos reindex` on the cube first",
                 path=cube.path)
         mems = cube.memories
+        check_updates(state, mems, user, on_conflict, cube.path)
         vectors = cube.index().vectors([m.id for m in mems])
         cube_id = cube.manifest.cube_id
         new, report = merge(state, cube_id, mems, vectors, on_conflict=on_conflict, now=now)
         report.name, report.signer = cube.manifest.name, signer
+        from memos_cli.roles import Roles
+
+        report.dangling = sorted(set(Roles.load(vault.path).unknown(
+            [r for m in mems for r in m.readers])))
         installed = [*report.added, *report.versioned, *report.replaced]
         prev = new.cubes.get(cube_id, {})
         new.cubes[cube_id] = {
@@ -364,9 +376,7 @@ def remove(vault: Vault, cube_id: str, *, user: str) -> int:
         info = state.cubes.get(cube_id)
         if info is None:
             raise UsageError(f"no cube {cube_id} in the vault", path=vault.path)
-        if info["installed_by"] != user:
-            raise UsageError(f"{user} may not remove cube {cube_id}: it was installed by "
-                             f"{info['installed_by']}", path=vault.path)
+        check_remove(state, cube_id, user, vault.path)
         gone = [i for i, m in enumerate(state.memories) if state.origin.get(m.id) == cube_id]
         ids = [state.memories[i].id for i in gone]
         _drop(state, gone)

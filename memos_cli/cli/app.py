@@ -83,7 +83,7 @@ EXIT_CODES = (
     "10 model or embedder not available locally; 11 embedder differs from the index's; "
     "12 disk full (nothing changed); 70 internal error (a bug: rerun with --debug); "
     "130 interrupted. Environment: MEMOS_HOME (default ~/.cache/memos), MEMOS_MODEL, "
-    "MEMOS_EMBEDDER, MEMOS_VAULT, MEMOS_KEY, MEMOS_USER (see memos config list), "
+    "MEMOS_EMBEDDER, MEMOS_VAULT, MEMOS_KEY, MEMOS_USER, MEMOS_PERSONA (see memos config list), "
     "SOURCE_DATE_EPOCH, MEMOS_NO_USAGE=1.")
 
 app = MemosTyper(
@@ -114,9 +114,16 @@ def _root(
                                  "own logs and progress (transformers, LanceDB)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    persona: str | None = typer.Option(
+        None, "--persona", metavar="NAME", envvar="MEMOS_PERSONA",
+        help="Act under this persona of the user (--as ann --persona manager is --as "
+             "ann/manager): its memories are kept apart (anywhere on the command line)."),
 ) -> None:
     if quiet and (verbose or debug):
         raise typer.BadParameter("--quiet goes with neither --verbose nor --debug")
+    from memos_cli import governance
+
+    governance.PERSONA[0] = governance.check_name(persona, "persona") if persona else None
     _state["debug"] = debug
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     err.quiet = quiet
@@ -141,6 +148,7 @@ def _register() -> None:
         cube,
         dump,
         eval,
+        roles,
         run,
         schedule,
         search,
@@ -148,7 +156,7 @@ def _register() -> None:
         vault,
     )
 
-    for module in (cube, update_cmd, search, run, convert, schedule, eval, dump, vault,
+    for module in (cube, update_cmd, search, run, convert, schedule, eval, dump, vault, roles,
                    config_cmd):
         module.register(app)
 

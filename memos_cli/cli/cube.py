@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from memos_cli import config
-from memos_cli.cli.output import err, out, print_json, progress_bar, status
+from memos_cli.cli.output import check_as, err, out, print_json, progress_bar, status
 from memos_cli.cube import generate_keypair, key_fingerprint, open_cube, open_verified
 from memos_cli.cube import verify as verify_cube
 from memos_cli.errors import UsageError
@@ -191,7 +191,7 @@ def pack(
 def inspect(
     cube: Path = typer.Argument(..., help="The .memcube directory."),
     memories: int = typer.Option(5, "--memories", "-n", help="How many memories to list."),
-    as_user: str | None = typer.Option(None, "--as", metavar="USER",
+    as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
                                        help="List only memories this user may read."),
     usage: bool = typer.Option(False, "--usage", help="Show the memories' recorded use "
                                                       "(retrievals, uses, first and last use, "

@@ -8,7 +8,7 @@ import typer
 
 from memos_cli import config
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, pack_time
-from memos_cli.cli.output import out, print_json, status
+from memos_cli.cli.output import check_as, out, print_json, status
 from memos_cli.cube import open_verified
 from memos_cli.dump import Filter, dump
 from memos_cli.errors import UsageError
@@ -23,7 +23,8 @@ def dump_command(
                                                             "OUT.memcube."),
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
                                       help="Export from the cubes installed in this vault."),
-    as_user: str | None = typer.Option(None, "--as", help="Export what this user may read "
+    as_user: str | None = typer.Option(None, "--as", callback=check_as, metavar="USER[/PERSONA]",
+                                       help="Export what this user may read "
                                                          "\\[default: $MEMOS_USER or login]."),
     filter_: str | None = typer.Option(None, "--filter", help="owner=,tag=,type=,since=,until="),
     fmt: str | None = typer.Option(None, "--format", help="jsonl or markdown (both lossless), "

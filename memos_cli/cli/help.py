@@ -24,11 +24,27 @@ GLOBAL_FLAGS = ("--debug", "--quiet", "-q", "--verbose", "-v")
 _TYPES: dict[Any, str] = {int: "N", float: "X", str: "TEXT", bool: "BOOL"}
 
 
+#: Global options that take a value (``--persona NAME`` or ``--persona=NAME``).
+GLOBAL_VALUED = ("--persona",)
+
+
 def hoist_global_flags(args: list[str]) -> list[str]:
-    """``args`` with the global flags moved to the front (those after ``--`` stay)."""
+    """``args`` with the global flags (and valued global options with their values) moved to
+    the front (those after ``--`` stay)."""
     cut = args.index("--") if "--" in args else len(args)
-    flags = [a for a in args[:cut] if a in GLOBAL_FLAGS]
-    rest = [a for a in args[:cut] if a not in GLOBAL_FLAGS]
+    flags: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < cut:
+        a = args[i]
+        if a in GLOBAL_FLAGS or (a.split("=", 1)[0] in GLOBAL_VALUED and "=" in a):
+            flags.append(a)
+        elif a in GLOBAL_VALUED and i + 1 < cut:
+            flags += [a, args[i + 1]]
+            i += 1
+        else:
+            rest.append(a)
+        i += 1
     return flags + rest + args[cut:]
 
 

@@ -59,3 +59,14 @@ def status(text: str) -> Iterator[Callable[[str], None]]:
     """A Rich spinner on stderr; yields ``say(text)`` to change its text."""
     with err.status(text) as st:
         yield lambda t: st.update(t)
+
+
+def check_as(value: str | None) -> str | None:
+    """``--as`` callback: ``USER`` or ``USER/PERSONA`` with ``--persona`` applied, checked
+    (``governance.as_identity``). Without ``--as``, ``--persona`` alone means the current user
+    under that persona (so access is checked); with neither, ``None``."""
+    from memos_cli.governance import PERSONA, as_identity, current_user
+
+    if value is None:
+        return current_user() if PERSONA[0] else None
+    return as_identity(value)

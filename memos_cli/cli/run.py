@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
-from memos_cli.cli.output import err, out, print_json, status
+from memos_cli.cli.output import check_as, err, out, print_json, status
 from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
@@ -29,7 +29,7 @@ def run(
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
                                       help="Answer from the cubes installed in this vault "
                                            "(text tier)."),
-    as_user: str | None = typer.Option(None, "--as", metavar="USER",
+    as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
                                        help="Text tier: only memories this user may read "
                                             "[default with --vault: $MEMOS_USER or the login "
                                             "name; without: every memory]."),

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
-from memos_cli.cli.output import err, out, print_json
+from memos_cli.cli.output import check_as, err, out, print_json
 from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.store.usage import UsageStore, cube_store, recording, uses_of
@@ -24,7 +24,7 @@ def search(
     k: int = typer.Option(5, "-k", "--top-k", help="How many memories to return."),
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
                                       help="Search the cubes installed in this vault instead."),
-    as_user: str | None = typer.Option(None, "--as", metavar="USER",
+    as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
                                        help="Only what this user may read \\[default: "
                                             "$MEMOS_USER or the login name]."),
     embedder: Path | None = EMBEDDER_OPT,

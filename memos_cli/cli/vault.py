@@ -9,14 +9,15 @@ from rich.table import Table
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.help import MemosTyper
-from memos_cli.cli.output import out, print_json, status
+from memos_cli.cli.output import check_as, err, out, print_json, status
 from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
 
 VAULT_OPT = typer.Option(None, "--vault", metavar="DIR",
                          help="The vault \\[default: $MEMOS_HOME/vault].")
-AS_OPT = typer.Option(None, "--as", metavar="USER",
-                      help="Act as this user \\[default: $MEMOS_USER or the login name].")
+AS_OPT = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
+                      help="Act as this user, under a persona after '/' \\[default: "
+                           "$MEMOS_USER or the login name].")
 
 vault_app = MemosTyper(help="Installed cubes: list, show, remove, expire, audit log.",
                         no_args_is_help=True)
@@ -67,6 +68,9 @@ def load_command(
               f"{d['added']} added, {d['versioned']} new versions, {d['replaced']} replaced, "
               f"{d['duplicates']} duplicates and {d['expired']} expired left out, "
               f"{d['skipped_conflict']} clashes skipped")
+    if report.dangling:
+        err.print(f"note: {', '.join(report.dangling)} name no role of this vault: they grant "
+                  "nothing until defined (memos role add)", markup=False)
 
 
 @vault_app.command("ls")
@@ -111,17 +115,29 @@ def vault_ls(vault: Path | None = VAULT_OPT,
 
 
 @vault_app.command("show")
-def vault_show(cube_id: str = typer.Argument(..., help="An installed cube's id."),
+def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
+                                             help="An installed cube's id, or a memory's."),
                vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+               why: bool = typer.Option(False, "--why", help="For a memory: say which rule "
+                                        "lets the user read and change it, or not."),
                as_json: bool = JSON_OPT) -> None:
-    """Show an installed cube and the memories of it the user may read."""
+    """Show an installed cube and the memories of it the user may read, or, for a memory id
+    with --why, the access decision and its rule.
+
+    Example: [bold]memos vault show 3f2a... --as bob/assistant --why[/bold]
+    """
     from memos_cli.governance import can_read
 
     v = _vault(vault)
     state = v.state(vectors=False)
-    if cube_id not in state.cubes:
-        raise UsageError(f"no cube {cube_id} in the vault", path=v.path)
     user = as_user or current_user()
+    if cube_id not in state.cubes and any(m.id == cube_id for m in state.memories):
+        _explain(v, state, cube_id, user, as_json)
+        return
+    if cube_id not in state.cubes:
+        raise UsageError(f"no cube or memory {cube_id} in the vault", path=v.path)
+    if why:
+        raise UsageError("--why takes a memory id (memos vault show MEMORY_ID --why)")
     mems = [m for m in state.memories if state.origin.get(m.id) == cube_id]
     readable = [m for m in mems if can_read(m, user)]
     history = [m for m in state.history if m.id in {x.id for x in mems}]
@@ -140,11 +156,55 @@ def vault_show(cube_id: str = typer.Argument(..., help="An installed cube's id."
         out.print(f"  {m.id[:8]} v{m.version} [{m.visibility}] {m.render()}", markup=False)
 
 
+def _explain(v, state, memory_id: str, user: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    from memos_cli.access import explain
+
+    e = explain(state, memory_id, user)
+    v.log(user, "show", memory_ids=[memory_id] if e["read"] else [],
+          detail={"why": True, "read": e["read"]})
+    if as_json:
+        print_json(e)
+        return
+    out.print(f"{memory_id}: owner {e['owner'] or '-'}, {e['visibility']}, readers "
+              f"{', '.join(e['readers']) or '-'}", markup=False)
+    out.print(f"  read:   {'allowed' if e['read'] else 'denied'} for {user}: {e['read_rule']}",
+              markup=False)
+    out.print(f"  change: {'allowed' if e['write'] else 'denied'}: {e['write_rule']}",
+              markup=False)
+
+
+@vault_app.command("share")
+def vault_share(memory_id: str = typer.Argument(..., help="An installed memory's id."),
+                reader: list[str] = typer.Option([], "--reader", metavar="USER|role:NAME",
+                                                 help="Add a reader (repeatable)."),
+                unshare: list[str] = typer.Option([], "--remove", metavar="USER|role:NAME",
+                                                  help="Remove a reader (repeatable)."),
+                visibility: str | None = typer.Option(None, "--visibility",
+                                                      help="private, shared or public."),
+                vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+                as_json: bool = JSON_OPT) -> None:
+    """Change who may read an installed memory (its owner or an admin of a role it is
+    shared with may).
+
+    Example: [bold]memos vault share 3f2a... --reader role:analysts --visibility shared[/bold]
+    """
+    from memos_cli.access import share
+
+    m = share(_vault(vault), memory_id, user=as_user or current_user(), readers=reader,
+              remove=unshare, visibility=visibility)
+    if as_json:
+        print_json(m.to_dict())
+    else:
+        out.print(f"{memory_id}: {m.visibility}, readers {', '.join(m.readers) or '-'}",
+                  markup=False)
+
+
 @vault_app.command("rm")
 def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
              vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
              as_json: bool = JSON_OPT) -> None:
-    """Remove an installed cube and its memories (only the user who installed it may)."""
+    """Remove an installed cube and its memories (only a user who may change every one of
+    them may: their owner, or an admin of a role they are shared with)."""
     from memos_cli.vault import remove
 
     n = remove(_vault(vault), cube_id, user=as_user or current_user())

@@ -257,7 +257,7 @@ VECTORS: list[tuple[str, str, Callable[[Path], None] | None, str, str, str]] = [
      "not listed in the manifest"),
     ("stray-index-file", "plain", add_file("index/memories.lance/extra.lance"), "invalid",
      "§3/§6 closed layout", "not listed in the manifest"),
-    ("git-directory", "plain", add_file(".git/config"), "invalid", "§3 .git names",
+    ("git-directory", "plain", add_file(".github/notes"), "invalid", "§3 .git* names",
      "git file"),
     ("forbidden-suffix-case", "plain", add_file("w.PT"), "invalid",
      "§3 code-running suffixes, any case", "can run code"),

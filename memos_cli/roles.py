@@ -1,0 +1,178 @@
+"""Roles of a vault (MemGovernance, spec §14): named groups of users that memories can be
+shared with (a reader ``role:NAME``), with admins who may change the role and the memories
+shared with it.
+
+The table is ``VAULT/roles.json``, replaced atomically under the vault's lock; every change is
+recorded in the vault's access log (``op`` = ``role``). Roles hold users (``ann``) or users
+under one persona (``ann/manager``), never other roles, so a role definition cannot be
+circular. A role named by a memory but not defined grants nothing until it is defined (a
+*dangling* reader): a change to the table takes effect on the next command, for memories
+already installed too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memos_cli.errors import FormatError, UsageError
+from memos_cli.governance import ROLE_PREFIX, Identity, check_name
+
+ROLES_FILE = "roles.json"
+FORMAT = "memos-roles"
+VERSION = 1
+
+
+@dataclass
+class Role:
+    """``members`` and ``admins``: ``user`` or ``user/persona`` entries; admins are members."""
+
+    name: str
+    members: list[str] = field(default_factory=list)
+    admins: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"members": sorted(set(self.members)), "admins": sorted(set(self.admins))}
+
+
+def _matches(entries: list[str], who: Identity) -> bool:
+    return who.user in entries or (who.persona is not None and str(who) in entries)
+
+
+def check_member(entry: str) -> str:
+    """A member or admin entry: a user or ``user/persona``; a role is refused (roles hold
+    users only, so no definition can be circular).
+
+    Raises:
+        UsageError: naming the entry.
+    """
+    if entry.startswith(ROLE_PREFIX):
+        raise UsageError(f"{entry}: a role holds users (ann, or ann/persona), not other roles")
+    return str(Identity.parse(entry))
+
+
+class Roles:
+    """The role table of one vault (empty when it has none)."""
+
+    def __init__(self, roles: dict[str, Role] | None = None, path: Path | None = None) -> None:
+        self.roles = roles or {}
+        self.path = path
+
+    @classmethod
+    def load(cls, vault_dir: Path) -> Roles:
+        """Read ``VAULT/roles.json``; a vault without one has no roles.
+
+        Raises:
+            FormatError: unreadable, another format or a newer version, malformed entries.
+        """
+        from memos_cli import strictjson
+
+        path = vault_dir / ROLES_FILE
+        if not path.is_file():
+            return cls({}, path)
+        try:
+            data = strictjson.loads(path.read_text("utf-8"))
+            if data.get("format") != FORMAT or data.get("version") != VERSION:
+                raise FormatError(f"not a {FORMAT} {VERSION} table", path=path)
+            roles = {check_name(n, "role"): Role(n, [check_member(m) for m in r["members"]],
+                                                 [check_member(a) for a in r["admins"]])
+                     for n, r in data["roles"].items()}
+        except FormatError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise FormatError(f"unreadable role table: {e}", path=path) from e
+        return cls(roles, path)
+
+    def save(self) -> None:
+        """Write the table atomically (call under the vault's lock)."""
+        from memos_cli.cube.layout import atomic_write_bytes
+
+        assert self.path is not None
+        data = {"format": FORMAT, "version": VERSION,
+                "roles": {n: r.to_dict() for n, r in sorted(self.roles.items())}}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
+
+    def is_member(self, role: str, who: Identity) -> bool:
+        r = self.roles.get(role)
+        return r is not None and (_matches(r.members, who) or _matches(r.admins, who))
+
+    def is_admin(self, role: str, who: Identity) -> bool:
+        r = self.roles.get(role)
+        return r is not None and _matches(r.admins, who)
+
+    def unknown(self, readers: list[str]) -> list[str]:
+        """The ``role:`` readers among ``readers`` that name no role of this table."""
+        return [r for r in readers if r.startswith(ROLE_PREFIX)
+                and r[len(ROLE_PREFIX):] not in self.roles]
+
+
+_active: dict[str, Any] = {}
+
+
+def use_vault(vault_dir: Path) -> None:
+    """Make ``vault_dir``'s role table the one access checks use in this process (each
+    ``Vault`` a command opens does this: a command works on one vault)."""
+    if _active.get("path") != vault_dir:
+        _active.clear()
+        _active["path"] = vault_dir
+
+
+def active() -> Roles:
+    """The role table access checks use: that of the vault :func:`use_vault` named, else the
+    default vault's (``$MEMOS_VAULT`` or ``MEMOS_HOME/vault``), read once per command."""
+    if "roles" not in _active:
+        from memos_cli.vault import default_path
+
+        _active["roles"] = Roles.load(_active.get("path") or default_path())
+    roles: Roles = _active["roles"]
+    return roles
+
+
+def change(vault_dir: Path, name: str, *, by: str, add_members: Sequence[str] = (),
+           add_admins: Sequence[str] = (), remove: Sequence[str] = (),
+           drop: bool = False) -> Role | None:
+    """Create or change role ``name`` in the vault at ``vault_dir``, under its lock, and log
+    it. Anyone may create a role (becoming its admin when no admin is given); only its admins
+    change or drop it. Returns the role after the change (``None`` when dropped).
+
+    Raises:
+        UsageError: a malformed name or entry, no such role (for removals), or ``by`` is not
+            an admin of an existing role.
+    """
+    from memos_cli.vault import Vault
+
+    check_name(name, "role")
+    members = [check_member(m) for m in add_members]
+    admins = [check_member(a) for a in add_admins]
+    gone = [check_member(m) for m in remove]
+    who = Identity.parse(by) if "/" in by else Identity(by)
+    vault = Vault(vault_dir)
+    vault.path.mkdir(parents=True, exist_ok=True)
+    with vault.lock():
+        table = Roles.load(vault.path)
+        role = table.roles.get(name)
+        if role is None:
+            if drop or gone:
+                raise UsageError(f"no role {name} in the vault", path=vault.path)
+            role = table.roles[name] = Role(name, [], admins or [who.user])
+        elif not table.is_admin(name, who):
+            raise UsageError(f"{by} may not change role {name}: its admins are "
+                             f"{', '.join(role.admins) or 'nobody'}", path=vault.path)
+        else:
+            role.admins += admins
+        if drop:
+            del table.roles[name]
+        else:
+            role.members = [m for m in dict.fromkeys(role.members + members) if m not in gone]
+            role.admins = [a for a in dict.fromkeys(role.admins) if a not in gone]
+            if not role.admins:
+                raise UsageError(f"role {name} would have no admin left", path=vault.path)
+        table.save()
+    vault.log(by, "role", detail={"role": name, "dropped": drop, "added": members,
+                                  "admins_added": admins, "removed": gone})
+    _active.pop("roles", None)  # the next check reads the changed table
+    return None if drop else role
