@@ -200,21 +200,30 @@ def test_letta_agent_file_loads_directly(shared_datasets: Path, tmp_path: Path,
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(st.sampled_from(["ann", "bob", None]),
+@given(rows=st.lists(st.tuples(st.sampled_from(["ann", "bob", "ann/parent", None]),
                                st.sampled_from(["private", "shared", "public"]),
-                               st.lists(st.sampled_from(["ann", "bob", "cy"]), max_size=2)),
+                               st.lists(st.sampled_from(["ann", "bob/x", "cy", "role:team",
+                                                         "role:ghost"]), max_size=2)),
                      min_size=1, max_size=8),
-       user=st.sampled_from(["ann", "bob", "cy"]))
-def test_vault_search_never_returns_unreadable(tmp_path_factory, embedder, rows, user) -> None:  # type: ignore[no-untyped-def]
+       members=st.lists(st.sampled_from(["ann", "bob", "cy/x"]), max_size=2),
+       user=st.sampled_from(["ann", "bob", "cy", "ann/parent", "bob/x", "cy/x"]))
+def test_vault_search_never_returns_unreadable(tmp_path_factory, embedder, rows, members,  # type: ignore[no-untyped-def]
+                                               user) -> None:
+    """Through the vault's search, with personas and roles (the rules themselves are checked
+    on 10,000 random policies in tests/test_roles.py)."""
+    from memos_cli.roles import Roles, change
+
     d = tmp_path_factory.mktemp("v")
     src = write_jsonl(d / "m.jsonl", [
         {"content": f"note {i} about the budget", "owner": o, "visibility": vis,
          "readers": rd} for i, (o, vis, rd) in enumerate(rows)])
     v = Vault(d / "vault")
+    change(v.path, "team", by="dan", add_members=members)
     load(v, src, user="ann", embedder=embedder)
+    roles = Roles.load(v.path)
     hits = search(v, embedder, "budget", 10, user=user)
-    assert all(can_read(h.memory, user) for h in hits)
-    assert len(hits) == sum(can_read(m, user) for m in v.state().memories)
+    assert all(can_read(h.memory, user, roles=roles) for h in hits)
+    assert len(hits) == sum(can_read(m, user, roles=roles) for m in v.state().memories)
 
 
 def test_killed_load_leaves_vault_before_or_after(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
