@@ -83,6 +83,10 @@ class TierResult:
     bytes: int
     by_kind: dict[str, dict[str, float]] = field(default_factory=dict)
     answers: list[dict[str, Any]] = field(default_factory=list)
+    #: tier lora: what the adapter does to general questions and prompts (``forgetting``):
+    #: ``questions``, ``correct``, ``base_correct``, ``accuracy``, ``base_accuracy``,
+    #: ``kept`` (accuracy / base accuracy), ``kl`` (nats per token), ``kl_prompts``
+    general: dict[str, Any] | None = None
 
     @property
     def accuracy(self) -> float:
@@ -93,6 +97,8 @@ class TierResult:
              "questions": self.questions, "by_kind": self.by_kind,
              "ttft_s": round(self.ttft_s, 4), "tokens_per_s": round(self.tokens_per_s, 2),
              "prompt_tokens": self.prompt_tokens, "bytes": self.bytes}
+        if self.general is not None:
+            d["general"] = self.general
         if answers:
             d["answers"] = self.answers
         return d
@@ -167,8 +173,13 @@ def run_tier(tier: str, ask: Callable[[str], Any], questions: Sequence[Question]
 
 def evaluate(cube: Any, chat: ChatModel, questions: Sequence[Question], tiers: Sequence[str], *,
              embedder: Any = None, k: int = 5, max_new_tokens: int = 48,
+             general: Sequence[Question] = (), kl_prompts: Sequence[str] = (),
              progress: Callable[[str, int, int], None] | None = None) -> list[TierResult]:
     """Answer ``questions`` with each tier in ``tiers`` (greedy decoding) and score them.
+
+    For tier ``lora``, ``general`` questions are also answered with and without the adapter,
+    and the mean KL from the base model is measured over its continuations of
+    ``kl_prompts`` (``forgetting``); both go in the row's ``general``.
 
     ``ttft_s`` counts from the question to the first token, retrieval (text, kv chunks),
     chunk or segment load and composition (kv) included; the model load and the adapter
@@ -207,11 +218,37 @@ def evaluate(cube: Any, chat: ChatModel, questions: Sequence[Question], tiers: S
         else:
             tuned = lora.attach(chat, cube)
             try:
-                results.append(run_tier(tier, bare_ask(tuned, tier, max_new_tokens), questions,
-                                        tier_bytes(cube, tier), progress))
+                row = run_tier(tier, bare_ask(tuned, tier, max_new_tokens), questions,
+                               tier_bytes(cube, tier), progress)
+                after = run_tier("general", bare_ask(tuned, tier, max_new_tokens), general, 0,
+                                 progress) if general else None
             finally:
                 chat.model = lora.detach(tuned.model)
+            if after is not None:
+                row.general = general_row(cube, chat, general, after, kl_prompts,
+                                          max_new_tokens, progress)
+            results.append(row)
     return results
+
+
+def general_row(cube: Any, chat: ChatModel, general: Sequence[Question], after: TierResult,
+                kl_prompts: Sequence[str], max_new_tokens: int,
+                progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+    """The ``general`` entry of a lora row: accuracy with and without the adapter, and the
+    mean KL from the base model (``forgetting``)."""
+    from memos_cli import forgetting
+
+    before = run_tier("general (base)", bare_ask(chat, "none", max_new_tokens), general, 0,
+                      progress)
+    kl = forgetting.adapter_kl(chat, cube, forgetting.continuations(chat, kl_prompts)) \
+        if kl_prompts else None
+    return {"questions": len(general), "correct": after.correct,
+            "base_correct": before.correct, "accuracy": round(after.accuracy, 4),
+            "base_accuracy": round(before.accuracy, 4),
+            "kept": round(after.correct / before.correct, 4) if before.correct else None,
+            "kl": None if kl is None else round(kl, 6), "kl_prompts": len(kl_prompts),
+            "lost": [r["question"] for r, b in zip(after.answers, before.answers, strict=True)
+                     if b["correct"] and not r["correct"]]}
 
 
 def bare_ask(chat: ChatModel, tier: str, max_new_tokens: int = 48) -> Callable[[str], Any]:

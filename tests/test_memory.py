@@ -64,6 +64,14 @@ def test_render_includes_date_section_and_speaker() -> None:
 
 _text = st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != "")
 _opt = st.none() | st.text(max_size=20)
+_name = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,10}", fullmatch=True)
+#: owners and readers (spec §14): plain names as other systems give them (no control
+#: characters, no "/"), users under a persona, roles
+_principal = (st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs"),
+                                             blacklist_characters="/"), max_size=20)
+              .filter(lambda s: not s.startswith("role:"))
+              | st.builds(lambda u, p: f"{u}/{p}", _name, _name)
+              | st.builds(lambda r: f"role:{r}", _name))
 _time = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1),
                      timezones=st.just(timezone.utc))
 
@@ -81,8 +89,8 @@ def memories(draw: st.DrawFn) -> Memory:
         line_start=start if has_lines else None,
         line_end=start + draw(st.integers(0, 50)) if has_lines else None,
         event_time=draw(st.none() | _time),
-        owner=draw(_opt), visibility=draw(st.sampled_from(VISIBILITIES)),
-        readers=tuple(draw(st.lists(st.text(max_size=8), max_size=3))),
+        owner=draw(st.none() | _principal), visibility=draw(st.sampled_from(VISIBILITIES)),
+        readers=tuple(draw(st.lists(_principal, max_size=3))),
         expires_at=draw(st.none() | _time), priority=draw(st.integers(-5, 5)),
         sensitivity=tuple(draw(st.lists(st.text(max_size=8), max_size=3))),
         tags=tuple(draw(st.lists(st.text(max_size=8), max_size=3))),

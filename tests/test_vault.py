@@ -151,13 +151,17 @@ def test_expired_memories_are_not_installed_and_gc(tmp_path: Path, embedder) -> 
     assert [len(r["memory_ids"]) for r in v.read_log(op="gc")] == [0, 1]
 
 
-def test_rm_needs_the_installer(packed_cube: Path, tmp_path: Path, trusted: str) -> None:
+def test_rm_needs_write_scope(packed_cube: Path, tmp_path: Path, trusted: str) -> None:
+    """Removing a cube changes its memories: only their owner (here tester, who packed
+    them) or an admin of a role they are shared with may; installing them is not enough
+    (spec §14)."""
     v = Vault(tmp_path / "vault")
     cube_id = load(v, packed_cube, user="ann").cube_id
     before = snapshot(v)
-    res = cli("vault", "rm", cube_id, "--vault", v.path, "--as", "bob", code=2)
-    assert "installed by ann" in res.output and snapshot(v) == before
-    out = json.loads(cli("vault", "rm", cube_id, "--vault", v.path, "--as", "ann",
+    for user in ("bob", "ann"):
+        res = cli("vault", "rm", cube_id, "--vault", v.path, "--as", user, code=2)
+        assert "only its owner (tester)" in res.output and snapshot(v) == before
+    out = json.loads(cli("vault", "rm", cube_id, "--vault", v.path, "--as", "tester",
                          "--json").stdout)
     assert out["removed"] == 18 and v.state().memories == []
     assert [r["op"] for r in v.read_log(cube_id=cube_id)] == ["load", "rm"]

@@ -28,6 +28,12 @@ def eval_(
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     max_new_tokens: int = typer.Option(48, help="Most tokens per answer."),
     answers: bool = typer.Option(False, "--answers", help="With --json: every answer too."),
+    general: Path | None = typer.Option(
+        None, "--general", metavar="QUESTIONS.jsonl",
+        help="lora: general questions answered with and without the adapter \\[default: the "
+             "210 packaged ones]; the mean KL from the base model is measured too."),
+    no_general: bool = typer.Option(False, "--no-general", help="lora: skip the general "
+                                    "questions and the KL (they take minutes on a CPU)."),
     embedder: Path | None = EMBEDDER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -48,13 +54,19 @@ def eval_(
         raise UsageError("--tiers names no tier")
     check_tiers(c, wanted)
     qs = load_questions(questions)
+    gen_qs, kl_prompts = [], []
+    if "lora" in wanted and not no_general:
+        from memos_cli import forgetting
+
+        gen_qs = load_questions(general or forgetting.packaged("questions.jsonl"))
+        kl_prompts = forgetting.load_prompts(forgetting.packaged("prompts.jsonl"))
     enc = load_embedder(embedder) if "text" in wanted or (
         "kv" in wanted and c.chunk_sets) else None
     with status("loading model") as say:
         lm = chat.load(model, status=say, device=device)
     with progress_bar() as update:
         rows = evaluate(c, lm, qs, wanted, embedder=enc, k=k, max_new_tokens=max_new_tokens,
-                        progress=update)
+                        general=gen_qs, kl_prompts=kl_prompts, progress=update)
     if as_json:
         print_json([r.to_dict(answers=answers) for r in rows])
         return
@@ -71,6 +83,14 @@ def eval_(
                       f"{r.ttft_s:.3f}", f"{r.tokens_per_s:.1f}", f"{r.prompt_tokens:.0f}",
                       f"{r.bytes:,}")
     out.print(table)
+    for r in rows:
+        g = r.general
+        if g is not None:
+            kept = f"{g['kept']:.1%} kept" if g["kept"] is not None else "base answers none"
+            out.print(f"{r.tier}: general questions {g['correct']}/{g['questions']} with the "
+                      f"adapter, {g['base_correct']}/{g['questions']} without ({kept}); mean "
+                      f"KL from the base model {g['kl']} nats/token over {g['kl_prompts']} "
+                      "prompts", markup=False)
 
 
 def register(app: typer.Typer) -> None:

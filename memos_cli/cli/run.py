@@ -42,6 +42,9 @@ def run(
                                                  "the prompt but the question)."),
     compose: str = typer.Option("rerotate", help="kv with several cubes: rerotate (RoPE "
                                                  "positions moved to each offset) or naive."),
+    combine: str = typer.Option("cat", help="lora with several cubes: cat (the adapters' "
+                                            "updates summed exactly) or linear (averaged "
+                                            "factors, equal ranks only)."),
     recompute: int = typer.Option(0, help="kv with several cubes: recompute the first N tokens "
                                           "of each later segment (CacheBlend-style)."),
     recompute_ratio: float | None = typer.Option(
@@ -121,8 +124,11 @@ def run(
         tier = "text"  # stored chunks follow memos's instruction, so prefill everything
     if tier != "kv" and (segment or compose != "rerotate" or recompute):
         raise UsageError("--segment, --compose and --recompute apply to --tier kv")
-    if vault is None and tier != "kv" and len(cubes) != 1:
-        raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv")
+    if vault is None and tier not in ("kv", "lora") and len(cubes) != 1:
+        raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv "
+                         "or --tier lora")
+    if combine != "cat" and (tier != "lora" or len(cubes) < 2):
+        raise UsageError("--combine applies to --tier lora with several cubes")
     opened = [] if vault is not None else [open_verified(c) for c in cubes]
     with status("loading model") as say:
         lm = chat.load(model, status=say, device=device)
@@ -136,7 +142,7 @@ def run(
     with generation.using(opts):
         result = _answer(tier, opened, vault, embedder, lm, question, as_user, k, ratio,
                          recompute_rule, max_new_tokens, temperature, chunked, chunk_set,
-                         segment, compose, recompute)
+                         segment, compose, recompute, combine)
     if vault is None:
         from memos_cli.cli.search import audit
         from memos_cli.governance import current_user
@@ -153,7 +159,7 @@ def _answer(tier: str, opened: list[Any], vault: Path | None, embedder: Path | N
             question: str, as_user: str | None, k: int, ratio: float,
             recompute_rule: str | None, max_new_tokens: int, temperature: float,
             chunked: bool, chunk_set: str | None, segment: str | None, compose: str,
-            recompute: int) -> Answer:
+            recompute: int, combine: str = "cat") -> Answer:
     """Answer with the tier asked for (see ``run``)."""
     if tier == "auto":
         enc = load_embedder(embedder)
@@ -191,8 +197,8 @@ def _answer(tier: str, opened: list[Any], vault: Path | None, embedder: Path | N
         from memos_cli.tiers.lora import answer_lora  # deferred: imports torch and PEFT
 
         with status("thinking"):
-            result = answer_lora(opened[0], lm, question, max_new_tokens=max_new_tokens,
-                                 temperature=temperature)
+            result = answer_lora(opened, lm, question, max_new_tokens=max_new_tokens,
+                                 temperature=temperature, combine=combine)
     else:
         enc = load_embedder(embedder)
         with status("thinking"):

@@ -240,6 +240,67 @@ def attach(chat: ChatModel, cube: Any, *, merge: bool = True) -> ChatModel:
                      chat._fingerprint)
 
 
+#: How :func:`attach_many` combines adapters (PEFT ``add_weighted_adapter``): ``cat`` stacks
+#: their low-rank factors, so the update is exactly the sum of the adapters' updates (ranks
+#: add up); ``linear`` averages the factors (equal ranks only; cheaper, approximate).
+COMBINE = ("cat", "linear")
+
+
+def attach_many(chat: ChatModel, cubes: Sequence[Any], *, combine: str = "cat",
+                merge: bool = True) -> ChatModel:
+    """``chat`` with the adapters of several cubes, built independently on the same base
+    model, combined into one (PEFT multi-adapter, ``add_weighted_adapter``, weight 1 each).
+    One cube: :func:`attach`. Each adapter is checked as :func:`attach` checks it.
+
+    Raises:
+        UsageError: an unknown ``combine``, or ``linear`` over adapters of other ranks.
+        FormatError: an adapter of another base model, or adapters of other target modules.
+    """
+    import json
+
+    from peft import PeftModel
+
+    from memos_cli.cube.lora import check_adapter, read_meta
+    from memos_cli.errors import FormatError
+
+    if combine not in COMBINE:
+        raise UsageError(f"--combine {combine!r} is not one of {', '.join(COMBINE)}")
+    if len(cubes) == 1:
+        return attach(chat, cubes[0], merge=merge)
+    configs = []
+    for cube in cubes:
+        directory = cube.lora_dir
+        check_adapter_fits(chat, read_meta(directory), directory)
+        check_adapter(directory)
+        configs.append(json.loads((directory / "adapter_config.json").read_text("utf-8")))
+    targets = [sorted(c["target_modules"]) for c in configs]
+    if any(t != targets[0] for t in targets):
+        raise FormatError(f"adapters of {cubes[0].path.name} and {cubes[1].path.name} "
+                          f"adapt other modules ({', '.join(targets[0])} vs "
+                          f"{', '.join(next(t for t in targets if t != targets[0]))}): "
+                          "they cannot be combined", path=cubes[0].path)
+    ranks = [int(c["r"]) for c in configs]
+    if combine == "linear" and len(set(ranks)) > 1:
+        raise UsageError(f"--combine linear needs adapters of one rank (here "
+                         f"{', '.join(map(str, ranks))}); use --combine cat")
+    chat.fingerprint()  # of the base, before PEFT renames its modules
+    names = [f"cube{i}" for i in range(len(cubes))]
+    with warnings.catch_warnings():  # PEFT calls a transformers API deprecated for v6
+        warnings.simplefilter("ignore", FutureWarning)
+        model = PeftModel.from_pretrained(chat.model, str(cubes[0].lora_dir),
+                                          adapter_name=names[0], is_trainable=False)
+        for name, cube in zip(names[1:], cubes[1:], strict=True):
+            model.load_adapter(str(cube.lora_dir), adapter_name=name, is_trainable=False)
+        model.add_weighted_adapter(names, [1.0] * len(names), adapter_name="combined",
+                                   combination_type=combine)
+    model.set_adapter("combined")
+    model.eval()
+    if merge:
+        model.base_model.merge_adapter()  # type: ignore[operator]
+    return ChatModel(chat.name, chat.path, model, chat.tokenizer, chat.load_s,
+                     chat._fingerprint)
+
+
 def detach(model: Any) -> Any:
     """The base model under a PEFT model (from :func:`attach` or :func:`train`), with the
     adapter layers removed and a merged update subtracted again (the base weights come back
@@ -250,9 +311,10 @@ def detach(model: Any) -> Any:
 
 
 def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: int = 128,
-                temperature: float = 0.0) -> Any:
-    """Answer ``question`` with the cube's adapter and nothing else in the prompt; ``chat`` is
-    left without the adapter afterwards.
+                temperature: float = 0.0, combine: str = "cat") -> Any:
+    """Answer ``question`` with the cube's adapter (or the adapters of a list of cubes,
+    combined by :func:`attach_many`) and nothing else in the prompt; ``chat`` is left without
+    the adapter afterwards.
 
     Returns a ``plaintext.Answer`` with ``tier="lora"``, no memories, and ``timings``
     (``model_load_s``, ``adapter_load_s``, ``ttft_s``, ``generate_s``, ``tokens_per_s``).
@@ -260,7 +322,8 @@ def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: in
     from memos_cli.tiers.plaintext import Answer, generate_ids
 
     t0 = time.perf_counter()
-    tuned = attach(chat, cube)
+    tuned = attach_many(chat, cube, combine=combine) if isinstance(cube, (list, tuple)) \
+        else attach(chat, cube)
     adapter_load_s = time.perf_counter() - t0
     try:
         gen = generate_ids(tuned, prompt_ids(chat.tokenizer, question),
