@@ -4,12 +4,13 @@ model (SmolLM2-135M-Instruct) and this machine's CPU.
 Packs fixtures/quillfeather/facts.jsonl (44 invented facts), builds a float32 KV segment, and
 for every recipe in --recipes trains a LoRA adapter (wall time measured, question sampling
 included) and answers fixtures/quillfeather/questions.jsonl (88 questions: 44 in the facts' own
-words, 44 paraphrased) with it. Tiers none, text and kv answer the same questions once. The
-adapter of every recipe is also scored on fixtures/quillfeather/general.jsonl (general
-questions) against the base model, to see whether it damages what the model knew. Greedy
-decoding throughout.
+words, 44 paraphrased) with it. Tiers none, text and kv answer the same questions once. What
+every adapter makes the model forget is measured as `memos eval` measures it
+(memos_cli/forgetting.py): the 210 packaged general questions answered with and without the
+adapter, and the mean KL from the base model over its continuations of 315 general prompts.
+Greedy decoding throughout.
 
-Usage: python bench/lora.py [--recipes mixed,anchors,selfqa,text] [--epochs N] [--out bench/out]
+Usage: python bench/lora.py [--recipes mixed,distill] [--epochs N] [--out bench/out]
 Writes bench/out/lora.json and bench/out/lora.md.
 """
 
@@ -28,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.retrieval import machine  # noqa: E402
+from memos_cli import forgetting  # noqa: E402
 from memos_cli.convert import convert_to_kv, convert_to_lora, select_memories  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
-from memos_cli.evaluate import bare_ask, evaluate, load_questions, run_tier  # noqa: E402
+from memos_cli.evaluate import evaluate, load_questions  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.pack import pack  # noqa: E402
@@ -46,7 +48,7 @@ def row(r) -> dict:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipes", default="mixed,anchors,selfqa,text")
+    ap.add_argument("--recipes", default="mixed,distill")
     ap.add_argument("--epochs", type=int, default=None, help="default: the recipe default")
     ap.add_argument("--rank", type=int, default=None, help="default: the recipe default")
     ap.add_argument("--targets", default=None, help="comma-separated modules [default: all "
@@ -56,7 +58,9 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     questions = load_questions(FIXTURE / "questions.jsonl")
-    general = load_questions(FIXTURE / "general.jsonl")
+    general = load_questions(forgetting.packaged("questions.jsonl"))
+    kl_prompts = forgetting.load_prompts(forgetting.packaged("prompts.jsonl"))
+    cache: dict = {}
     embedder = Embedder(None)
     lm = chat.load(None)
     now = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -72,7 +76,6 @@ def main() -> None:
                         embedder=embedder)
         result["tiers"] = [row(r) for r in rows]
         print(json.dumps([r.to_dict() for r in rows]), flush=True)
-        result["general_base"] = row(run_tier("none", bare_ask(lm, "none"), general, 0))
         for name in args.recipes.split(","):
             opts: dict = {"epochs": args.epochs, "rank": args.rank,
                           "alpha": 2 * args.rank if args.rank else None,
@@ -84,13 +87,13 @@ def main() -> None:
             t0 = time.perf_counter()
             report = convert_to_lora(cube, lm, mems, recipe)
             wall = time.perf_counter() - t0
-            (lora_row,) = evaluate(open_cube(cube), lm, questions, ["lora"])
+            t0 = time.perf_counter()
+            (lora_row,) = evaluate(open_cube(cube), lm, questions, ["lora"], general=general,
+                                   kl_prompts=kl_prompts, cache=cache)
             entry = {"recipe": recipe.to_dict(), "convert_wall_s": round(wall, 1),
                      "train_s": report["train_s"], "examples": report["examples"],
-                     "steps": report["steps"], "lora": row(lora_row)}
-            tuned = lora.attach(lm, open_cube(cube))
-            entry["general"] = row(run_tier("lora", bare_ask(tuned, "lora"), general, 0))
-            lm.model = lora.detach(tuned.model)
+                     "steps": report["steps"], "eval_s": round(time.perf_counter() - t0, 1),
+                     "lora": row(lora_row), "general": lora_row.general}
             result["recipes"].append(entry)
             print(json.dumps({k: v for k, v in entry.items() if k != "lora"} |
                              {"lora": lora_row.to_dict()}), flush=True)
@@ -118,13 +121,13 @@ def report_md(r: dict) -> str:
     for e in r["recipes"]:
         lines.append(f"| {e['recipe']['name']} | {e['examples']} | {e['steps']} | "
                      f"{e['recipe']['epochs']} | {e['convert_wall_s']} | {e['train_s']} |")
-    g = r["general_base"]
-    base_ok = {a["question"] for a in g["answers"] if a["correct"]}
-    lines += ["", f"General questions answered correctly by the base model: {len(base_ok)} of "
-                  f"{g['questions']}. Still correct with the adapter:"]
+    lines += ["", "| recipe | general accuracy (adapter / base) | kept | base answers lost "
+                  "| mean KL from base (nats/token) | adapter bytes |", "|---|---|---|---|---|---|"]
     for e in r["recipes"]:
-        kept = sum(a["correct"] for a in e["general"]["answers"] if a["question"] in base_ok)
-        lines.append(f"- {e['recipe']['name']}: {kept} of {len(base_ok)}")
+        g = e["general"]
+        lines.append(f"| {e['recipe']['name']} | {g['accuracy']:.1%} / {g['base_accuracy']:.1%} "
+                     f"({g['correct']} / {g['base_correct']} of {g['questions']}) | "
+                     f"{g['kept']:.1%} | {len(g['lost'])} | {g['kl']} | {e['lora']['bytes']:,} |")
     return "\n".join(lines) + "\n"
 
 

@@ -174,12 +174,15 @@ def run_tier(tier: str, ask: Callable[[str], Any], questions: Sequence[Question]
 def evaluate(cube: Any, chat: ChatModel, questions: Sequence[Question], tiers: Sequence[str], *,
              embedder: Any = None, k: int = 5, max_new_tokens: int = 48,
              general: Sequence[Question] = (), kl_prompts: Sequence[str] = (),
+             cache: dict[str, Any] | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> list[TierResult]:
     """Answer ``questions`` with each tier in ``tiers`` (greedy decoding) and score them.
 
     For tier ``lora``, ``general`` questions are also answered with and without the adapter,
     and the mean KL from the base model is measured over its continuations of
-    ``kl_prompts`` (``forgetting``); both go in the row's ``general``.
+    ``kl_prompts`` (``forgetting``); both go in the row's ``general``. General answers are
+    cut at :data:`GENERAL_TOKENS` tokens. ``cache`` (a dict kept between calls with the same
+    model and general set) keeps the base model's general answers and continuations.
 
     ``ttft_s`` counts from the question to the first token, retrieval (text, kv chunks),
     chunk or segment load and composition (kv) included; the model load and the adapter
@@ -220,28 +223,36 @@ def evaluate(cube: Any, chat: ChatModel, questions: Sequence[Question], tiers: S
             try:
                 row = run_tier(tier, bare_ask(tuned, tier, max_new_tokens), questions,
                                tier_bytes(cube, tier), progress)
-                after = run_tier("general", bare_ask(tuned, tier, max_new_tokens), general, 0,
+                after = run_tier("general", bare_ask(tuned, tier, GENERAL_TOKENS), general, 0,
                                  progress) if general else None
             finally:
                 chat.model = lora.detach(tuned.model)
             if after is not None:
                 row.general = general_row(cube, chat, general, after, kl_prompts,
-                                          max_new_tokens, progress)
+                                          {} if cache is None else cache, progress)
             results.append(row)
     return results
 
 
+#: Most tokens of an answer to a general question (they are short answers).
+GENERAL_TOKENS = 24
+
+
 def general_row(cube: Any, chat: ChatModel, general: Sequence[Question], after: TierResult,
-                kl_prompts: Sequence[str], max_new_tokens: int,
+                kl_prompts: Sequence[str], cache: dict[str, Any],
                 progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
     """The ``general`` entry of a lora row: accuracy with and without the adapter, and the
-    mean KL from the base model (``forgetting``)."""
+    mean KL from the base model (``forgetting``); the base model's part comes from ``cache``
+    when it holds it."""
     from memos_cli import forgetting
 
-    before = run_tier("general (base)", bare_ask(chat, "none", max_new_tokens), general, 0,
-                      progress)
-    kl = forgetting.adapter_kl(chat, cube, forgetting.continuations(chat, kl_prompts)) \
-        if kl_prompts else None
+    if "base" not in cache:
+        cache["base"] = run_tier("general (base)", bare_ask(chat, "none", GENERAL_TOKENS),
+                                 general, 0, progress)
+    before = cache["base"]
+    if kl_prompts and "pairs" not in cache:
+        cache["pairs"] = forgetting.continuations(chat, kl_prompts)
+    kl = forgetting.adapter_kl(chat, cube, cache["pairs"]) if kl_prompts else None
     return {"questions": len(general), "correct": after.correct,
             "base_correct": before.correct, "accuracy": round(after.accuracy, 4),
             "base_accuracy": round(before.accuracy, 4),
