@@ -39,8 +39,6 @@ from memos_cli.pack import pack  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import lora  # noqa: E402
 
-FIXTURE = ROOT / "fixtures" / "quillfeather"
-
 
 def row(r) -> dict:  # type: ignore[no-untyped-def]
     return r.to_dict(answers=True)
@@ -49,6 +47,10 @@ def row(r) -> dict:  # type: ignore[no-untyped-def]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipes", default="mixed,distill")
+    ap.add_argument("--fixture", default="quillfeather",
+                    help="quillfeather (44 facts) or brackenfold (30 facts, held apart from "
+                         "any tuning): a directory of fixtures/ with facts.jsonl and "
+                         "questions.jsonl")
     ap.add_argument("--epochs", type=int, default=None, help="default: the recipe default")
     ap.add_argument("--rank", type=int, default=None, help="default: the recipe default")
     ap.add_argument("--targets", default=None, help="comma-separated modules [default: all "
@@ -57,7 +59,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    questions = load_questions(FIXTURE / "questions.jsonl")
+    fixture = ROOT / "fixtures" / args.fixture
+    questions = load_questions(fixture / "questions.jsonl")
     general = load_questions(forgetting.packaged("questions.jsonl"))
     kl_prompts = forgetting.load_prompts(forgetting.packaged("prompts.jsonl"))
     cache: dict = {}
@@ -67,8 +70,8 @@ def main() -> None:
     result: dict = {"machine": machine(), "model": lm.name, "questions": len(questions),
                     "tiers": [], "recipes": []}
     with tempfile.TemporaryDirectory() as tmp:
-        base_cube = Path(tmp) / "quillfeather.memcube"
-        pack([FIXTURE / "facts.jsonl"], base_cube, embedder=embedder,
+        base_cube = Path(tmp) / f"{args.fixture}.memcube"
+        pack([fixture / "facts.jsonl"], base_cube, embedder=embedder,
              defaults=Defaults(now=now, owner="bench"), created_at=now)
         mems = select_memories(open_cube(base_cube))
         convert_to_kv(base_cube, lm, mems)
@@ -97,8 +100,9 @@ def main() -> None:
             result["recipes"].append(entry)
             print(json.dumps({k: v for k, v in entry.items() if k != "lora"} |
                              {"lora": lora_row.to_dict()}), flush=True)
-    (args.out / "lora.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "lora.md").write_text(report_md(result))
+    name = "lora" if args.fixture == "quillfeather" else f"lora-{args.fixture}"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(report_md(result))
     print(report_md(result))
 
 
