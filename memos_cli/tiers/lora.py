@@ -40,7 +40,7 @@ from memos_cli.tiers.lora_data import (  # noqa: F401  (re-exported: the recipes
     spacy_anchors,
 )
 
-RECIPES = ("selfqa", "anchors", "mixed", "text", "distill")
+RECIPES = ("selfqa", "anchors", "mixed", "text", "distill", "mixed-kl")
 #: The projections of a Llama-style block; an adapter targets those the model has.
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -135,6 +135,20 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
 
         def loss_of(model: Any, batch: list[Any]) -> Any:
             return distill.batch_loss(model, batch, pad)
+    elif recipe.name == "mixed-kl":  # mixed's questions; the general prompts distilled
+        from memos_cli.tiers import distill
+
+        items = [("ce", encode(chat.tokenizer, ex, recipe.max_tokens)) for ex in examples
+                 if ex.memory_id]
+        items += [("kl", t) for t in distill.targets(
+            chat, [ex for ex in examples if not ex.memory_id], {}, recipe)]
+
+        def loss_of(model: Any, batch: list[Any]) -> Any:
+            ce = [x for kind, x in batch if kind == "ce"]
+            kl = [x for kind, x in batch if kind == "kl"]
+            parts = [len(ce) * _ce_loss(model, ce, pad)] if ce else []
+            parts += [len(kl) * distill.batch_loss(model, kl, pad)] if kl else []
+            return sum(parts) / len(batch)
     else:
         items = [encode(chat.tokenizer, ex, recipe.max_tokens) for ex in examples]
 

@@ -138,7 +138,7 @@ def build_examples(chat: ChatModel | None, memories: Sequence[Memory], recipe: R
     """
     examples = [Example(None, m.content, m.id) for m in memories]
     t0 = time.perf_counter()
-    if recipe.name in ("selfqa", "mixed", "distill"):
+    if recipe.name in ("selfqa", "mixed", "distill", "mixed-kl"):
         if chat is None:
             raise ValueError("recipe selfqa needs the chat model")
         qs = sample_questions(chat, memories, recipe.questions_per_memory,
@@ -149,7 +149,7 @@ def build_examples(chat: ChatModel | None, memories: Sequence[Memory], recipe: R
         examples += [Example(q, a, "") for q, a in zip(prompts, base_answers(chat, prompts),
                                                         strict=True) if a]
     qgen_s = time.perf_counter() - t0
-    if recipe.name in ("anchors", "mixed", "distill"):
+    if recipe.name in ("anchors", "mixed", "distill", "mixed-kl"):
         anchors = spacy_anchors()
         for m in memories:
             for i, a in enumerate(anchors(m.content)[:4]):

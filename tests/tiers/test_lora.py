@@ -320,3 +320,25 @@ def test_distill_lowers_the_kl_to_the_teacher(tiny: chat.ChatModel, packed_cube:
     assert after < 0.2 * before, (before, after)
     assert drift < before, drift
     assert result.examples == len(examples) and result.losses[-1] < result.losses[0]
+
+
+def test_mixed_kl_keeps_general_prompts_near_the_base(tiny: chat.ChatModel,
+                                                      packed_cube: Path) -> None:
+    """Recipe mixed-kl: cross-entropy on the memories' questions (as mixed), KL toward the
+    base model on the general prompts (as distill): the KL term holds the general prompts
+    near the base model (weighted 5 against switched off)."""
+    from memos_cli.tiers import distill
+
+    mems = select_memories(open_cube(packed_cube))[:4]
+    drift = {}
+    for weight in (0.0, 5.0):
+        recipe = lora.Recipe(name="mixed-kl", epochs=6, rank=8, alpha=16, batch_size=4,
+                             lr=1e-2, questions_per_memory=2, replay=8, general_weight=weight)
+        examples, _ = lora.build_examples(tiny, mems, recipe)
+        general = distill.targets(tiny, [e for e in examples if not e.memory_id], {}, recipe)
+        result = lora.train(tiny, mems, recipe)
+        try:
+            drift[weight] = distill.mean_kl(tiny, result.model, general)
+        finally:
+            tiny.model = lora.detach(result.model)
+    assert drift[5.0] < drift[0.0], drift
