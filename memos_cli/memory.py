@@ -164,12 +164,6 @@ class Memory:
             and not 1 <= self.line_start <= self.line_end
         ):
             problems.append(f"line range {self.line_start}-{self.line_end} is invalid")
-        problems += _principal_problems(self.owner, self.readers)
-        try:  # stored as RFC 8785 canonical JSON (spec §4): I-JSON numbers only
-            canonical_json(self.extra)
-        except (ValueError, TypeError) as e:
-            problems.append(f"extra cannot be stored as canonical JSON ({e}; give such "
-                            "numbers as strings)")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -189,6 +183,15 @@ class Memory:
         Raises:
             ValueError: a field breaks the schema (empty content, unknown enum value ...).
         """
+        # what a writer must refuse (spec §2, §14); a cube already written is read as it is
+        problems = _principal_problems(fields.get("owner"), tuple(fields.get("readers", ())))
+        try:  # stored as RFC 8785 canonical JSON (spec §4): I-JSON numbers only
+            canonical_json(fields.get("extra", {}))
+        except (ValueError, TypeError) as e:
+            problems.append(f"extra cannot be stored as canonical JSON ({e}; give such "
+                            "numbers as strings)")
+        if problems:
+            raise ValueError("; ".join(problems))
         chash = content_hash(content, fields.get("speaker"), fields.get("event_time"))
         created = utc(created_at or now)
         return cls(
