@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,7 +36,6 @@ import numpy as np
 from memos_cli.access import check_remove, check_updates
 from memos_cli.cube.layout import atomic_write_bytes
 from memos_cli.errors import FormatError, UsageError
-from memos_cli.governance import can_read
 from memos_cli.memory import Memory, format_time
 from memos_cli.pausepoints import pause
 
@@ -414,65 +412,5 @@ def _drop(state: State, rows: Sequence[int]) -> None:
     state.memories = [state.memories[i] for i in keep]
 
 
-def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
-           now: datetime | None = None, hidden: list[int] | None = None) -> list[Any]:
-    """Top-``k`` current memories of the vault for ``query`` that ``user`` may read, best first
-    (hybrid retrieval as for a cube, spec §6). Returns ``plaintext.Retrieved`` items. With
-    ``hidden`` (a list), appends how many closer candidates access control left out.
-
-    Raises:
-        EmbedderMismatchError: ``embedder`` is not the vault's.
-    """
-    from memos_cli.cube.index import Index
-    from memos_cli.errors import EmbedderMismatchError
-    from memos_cli.tiers.plaintext import Retrieved
-
-    gen = vault.generation()
-    if gen is None:
-        return []
-    state = vault.state(vectors=False)
-    if state.embedding and state.embedding["fingerprint"] != embedder.fingerprint:
-        raise EmbedderMismatchError(f"vault was indexed with {state.embedding['model']}, not "
-                                    f"{embedder.name}", path=vault.path)
-    if not state.memories:
-        return []
-    by_id = {m.id: m for m in state.memories}
-    index = Index(gen / "index")
-    vector = embedder.encode([query])[0]
-    pool = k
-    while True:
-        hits = index.search(query, vector, pool)
-        out: list[Retrieved] = []
-        denied = 0
-        for h in hits:
-            m = by_id.get(h.id)
-            if m is None or m.expired(now or datetime.now(timezone.utc)):
-                continue
-            if not can_read(m, user, now=now):
-                denied += len(out) < k
-                continue
-            out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
-        if len(out) >= k or len(hits) < pool:
-            if hidden is not None:
-                hidden.append(denied)
-            return out[:k]
-        pool *= 4
-
-
-def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, k: int = 5,
-           max_new_tokens: int = 128, temperature: float = 0.0) -> Any:
-    """The plaintext tier over the vault: the top-``k`` memories ``user`` may read, in the
-    prompt (``plaintext.answer_memories``). Returns a ``plaintext.Answer``; logged as ``run``."""
-    from memos_cli.tiers.plaintext import Answer, answer_memories
-
-    t0 = time.perf_counter()
-    found = search(vault, embedder, question, k, user=user)
-    retrieval_s = time.perf_counter() - t0
-    gen = answer_memories(chat, [r.memory for r in found], question,
-                          max_new_tokens=max_new_tokens, temperature=temperature)
-    vault.log(user, "run", memory_ids=[r.memory.id for r in found],
-              detail={"question": question})
-    return Answer(question, gen.text, found, chat.name,
-                  {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
-                   "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
-                   "tokens_per_s": gen.tokens_per_s}, gen.prompt_tokens, gen.new_tokens)
+# retrieval over the vault lives in its own module; imported here for callers of vault.search
+from memos_cli.vault_search import answer, search  # noqa: E402, F401

@@ -1,0 +1,77 @@
+"""Reading the vault (MemVault, MemOS paper §5.4): hybrid retrieval over the current memories
+that a user may read (spec §6, §14), and the plaintext tier over them."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from memos_cli.governance import can_read
+
+if TYPE_CHECKING:
+    from memos_cli.vault import Vault
+
+
+def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
+           now: datetime | None = None, hidden: list[int] | None = None) -> list[Any]:
+    """Top-``k`` current memories of the vault for ``query`` that ``user`` may read, best first
+    (hybrid retrieval as for a cube, spec §6). Returns ``plaintext.Retrieved`` items. With
+    ``hidden`` (a list), appends how many closer candidates access control left out.
+
+    Raises:
+        EmbedderMismatchError: ``embedder`` is not the vault's.
+    """
+    from memos_cli.cube.index import Index
+    from memos_cli.errors import EmbedderMismatchError
+    from memos_cli.tiers.plaintext import Retrieved
+
+    gen = vault.generation()
+    if gen is None:
+        return []
+    state = vault.state(vectors=False)
+    if state.embedding and state.embedding["fingerprint"] != embedder.fingerprint:
+        raise EmbedderMismatchError(f"vault was indexed with {state.embedding['model']}, not "
+                                    f"{embedder.name}", path=vault.path)
+    if not state.memories:
+        return []
+    by_id = {m.id: m for m in state.memories}
+    index = Index(gen / "index")
+    vector = embedder.encode([query])[0]
+    pool = k
+    while True:
+        hits = index.search(query, vector, pool)
+        out: list[Retrieved] = []
+        denied = 0
+        for h in hits:
+            m = by_id.get(h.id)
+            if m is None or m.expired(now or datetime.now(timezone.utc)):
+                continue
+            if not can_read(m, user, now=now):
+                denied += len(out) < k
+                continue
+            out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
+        if len(out) >= k or len(hits) < pool:
+            if hidden is not None:
+                hidden.append(denied)
+            return out[:k]
+        pool *= 4
+
+
+def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, k: int = 5,
+           max_new_tokens: int = 128, temperature: float = 0.0) -> Any:
+    """The plaintext tier over the vault: the top-``k`` memories ``user`` may read, in the
+    prompt (``plaintext.answer_memories``). Returns a ``plaintext.Answer``; logged as ``run``."""
+    from memos_cli.tiers.plaintext import Answer, answer_memories
+
+    t0 = time.perf_counter()
+    found = search(vault, embedder, question, k, user=user)
+    retrieval_s = time.perf_counter() - t0
+    gen = answer_memories(chat, [r.memory for r in found], question,
+                          max_new_tokens=max_new_tokens, temperature=temperature)
+    vault.log(user, "run", memory_ids=[r.memory.id for r in found],
+              detail={"question": question})
+    return Answer(question, gen.text, found, chat.name,
+                  {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
+                   "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
+                   "tokens_per_s": gen.tokens_per_s}, gen.prompt_tokens, gen.new_tokens)
