@@ -22,7 +22,7 @@ from memos_cli.cube.layout import atomic_write_bytes
 from memos_cli.digest import sha256_file
 from memos_cli.errors import CubeExistsError, UsageError
 from memos_cli.governance import can_read
-from memos_cli.memory import Memory, content_hash, parse_time
+from memos_cli.memory import Memory, content_hash, derived_reader, orphaned_derived, parse_time
 
 FILTER_KEYS = ("owner", "tag", "type", "since", "until")
 
@@ -181,7 +181,7 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
          now: datetime, redact: tuple[str, ...] = (), embedder: Any = None,
          access_log: list[dict[str, Any]] | None = None,
          usage: dict[str, dict[str, Any]] | None = None, keep_terms: tuple[str, ...] = (),
-         redact_terms: tuple[str, ...] = ()) -> DumpReport:
+         redact_terms: tuple[str, ...] = (), derived: bool = True) -> DumpReport:
     """Write what ``user`` may read of ``cube`` (a cube or a :class:`Source`) and ``keep``
     selects to ``out``, atomically.
 
@@ -195,6 +195,9 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
     memory are written beside the export (``access_log.jsonl`` inside a memcube,
     ``OUT.access.jsonl`` beside a file), reduced to the exported ids. Redacted exports keep
     only time, user, operation and ids.
+    ``derived``: also export derived memories (spec §4.5, marked by ``origin = inference``
+    and ``extra.reader``); one whose source is not exported is left out either way. A
+    memcube export's index has no MemReader rows (``memos reindex --reader`` adds them).
     ``usage``: memory id -> usage indicators (``Indicators.to_dict()``, spec §13.1); those of
     exported memories are written as ``usage.jsonl`` inside a memcube or ``OUT.usage.jsonl``
     beside a file, one object a line.
@@ -210,6 +213,10 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
     if target.exists() and not force:
         raise CubeExistsError("already exists (use --force to replace it)", path=target)
     chosen = select(src, user, keep or Filter())
+    if not derived:  # --no-derived: the user's own memories only
+        chosen = [m for m in chosen if derived_reader(m) is None]
+    stale = orphaned_derived(chosen)  # derived from a memory left out: it would leak it
+    chosen = [m for m in chosen if m.id not in stale]
     withheld = len(src.memories) - len(chosen)
     if not chosen:
         raise UsageError(f"user {user!r} may read none of the selected memories",

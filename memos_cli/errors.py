@@ -102,6 +102,12 @@ class ModelNotFoundError(MemosError, FileNotFoundError):
     exit_code = 10
 
 
+class ReaderError(MemosError, RuntimeError):
+    """A MemReader cannot run (e.g. its model cannot generate)."""
+
+    exit_code = 13
+
+
 class EmbedderMismatchError(MemosError, ValueError):
     """The embedder given is not the one that built the cube's index."""
 

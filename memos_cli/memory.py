@@ -66,6 +66,35 @@ def content_hash(content: str, speaker: str | None, event_time: datetime | None)
     )
 
 
+def derived_from(memory: Memory) -> tuple[str, ...]:
+    """The ids of the memories a MemReader derived ``memory`` from (spec §4.5): its
+    ``extra["derived_from"]`` when ``origin`` is ``inference`` and ``extra["reader"]`` names
+    the reader; ``()`` for every other memory."""
+    if derived_reader(memory) is None:
+        return ()
+    ids = memory.extra.get("derived_from")
+    return tuple(str(i) for i in ids) if isinstance(ids, list) else ()
+
+
+def derived_reader(memory: Memory) -> str | None:
+    """The name of the MemReader that wrote ``memory`` (``extra["reader"]`` of an
+    ``inference`` memory with a ``derived_from`` list), or ``None`` for a memory of the
+    user's own."""
+    if memory.origin != "inference" or not isinstance(memory.extra.get("derived_from"), list):
+        return None
+    name = memory.extra.get("reader")
+    return name if isinstance(name, str) else None
+
+
+def orphaned_derived(memories: list[Memory], changed: set[str] = frozenset()  # type: ignore[assignment]
+                     ) -> set[str]:
+    """Ids of derived memories whose sources are not all in ``memories`` or are in
+    ``changed``: what they say came from text that is gone (a removal, a filtered export)."""
+    ids = {m.id for m in memories}
+    return {m.id for m in memories if (src := derived_from(m))
+            and any(s not in ids or s in changed for s in src)}
+
+
 def derived_id(chash: str) -> str:
     """The UUIDv5 id memos gives a memory that has none: ``uuid5(MEMORY_NAMESPACE, chash)``."""
     return str(uuid.uuid5(MEMORY_NAMESPACE, chash))

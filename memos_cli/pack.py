@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from memos_cli.cube import Cube, CubeSpec, open_cube, reindex, write_cube
-from memos_cli.cube.index import index_text
+from memos_cli.cube.index import ReaderRows, index_text
 from memos_cli.cube.manifest import read_manifest
 from memos_cli.cube.signature import check_private_key
 from memos_cli.errors import CubeExistsError, EmptyCorpusError, SourceError
-from memos_cli.memory import Memory
+from memos_cli.memory import Memory, derived_reader
 from memos_cli.models.embedder import Embedder
 from memos_cli.sources import Defaults, read_sources
 from memos_cli.sources.text import MAX_CHARS
@@ -41,13 +41,18 @@ class PackReport:
     seconds: float
     embed_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the manifest records of the MemReaders run (spec §6.1)
+    readers: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "cube_id": self.cube_id, "memories": self.memories,
                 "duplicates_dropped": self.duplicates, "sources": self.sources,
                 "skipped_files": self.skipped, "notes": self.notes, "signed": self.signed,
                 "seconds": round(self.seconds, 3), "embed_s": round(self.embed_s, 3),
-                "memories_per_s": round(self.memories / self.seconds, 1) if self.seconds else 0}
+                "memories_per_s": round(self.memories / self.seconds, 1) if self.seconds else 0,
+                **({"readers": [{k: v for k, v in r.items() if k != "model"}
+                                | {"model": (r["model"] or {}).get("name")}
+                                for r in self.readers]} if self.readers else {})}
 
 
 def embed_memories(embedder: Embedder, memories: list[Memory],
@@ -69,18 +74,71 @@ def embed_memories(embedder: Embedder, memories: list[Memory],
     return embedder.encode(texts, progress=step)
 
 
+def embed_rows(embedder: Embedder, rows: ReaderRows,
+               progress: Callable[[str, int, int], None] | None = None) -> ReaderRows:
+    """Embed the texts of reader rows (``rows.vectors`` set; returned)."""
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress("embedding reader rows", done, len(rows))
+
+    rows.vectors = embedder.encode(rows.texts, progress=step) if len(rows) else \
+        np.zeros((0, embedder.dimension), np.float32)
+    return rows
+
+
+@dataclass
+class ReaderPlan:
+    """Which MemReaders a pack or reindex runs (``memos_cli.readers``): their ``names``, the
+    chat ``model`` to load (``None``: the default) or an already loaded ``chat``, the
+    ``budget`` (``readers.Budget``) and per-reader ``options``."""
+
+    names: list[str]
+    model: str | None = None
+    chat: Any = None
+    budget: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, memories: list[Memory],
+            progress: Callable[[str, int, int], None] | None = None) -> Any:
+        from memos_cli.readers import run_readers
+
+        return run_readers(self.names, memories, model=self.model, chat=self.chat,
+                           budget=self.budget, progress=progress, options=self.options)
+
+
 def rebuild_index(path: str | Path, embedder: Embedder, *, key: str | Path | None = None,
-                  progress: Callable[[str, int, int], None] | None = None) -> Cube:
+                  progress: Callable[[str, int, int], None] | None = None,
+                  readers: ReaderPlan | None = None) -> Cube:
     """Re-embed a cube's memories with ``embedder`` and rebuild its index in place, atomically.
 
-    Without ``key`` an existing signature is removed (the cube shows as unsigned); with it the
-    cube is re-signed. Returns the reopened cube.
+    With ``readers``, those MemReaders run over the cube's own memories first: their rows
+    replace the index rows of earlier reader runs, and a ``facts`` run replaces the derived
+    memories of an earlier one. Without, the rows of earlier runs are dropped and derived
+    memories kept. Without ``key`` an existing signature is removed (the cube shows as
+    unsigned); with it the cube is re-signed. Returns the reopened cube.
     """
     if key is not None:
         check_private_key(Path(key))
     cube = open_cube(path)
-    vectors = embed_memories(embedder, cube.memories, progress)
-    return reindex(cube.path, vectors, embedder.describe(), key=key)
+    if readers is None or not readers.names:
+        vectors = embed_memories(embedder, cube.memories, progress)
+        return reindex(cube.path, vectors, embedder.describe(), key=key)
+    from memos_cli.readers import parse_names
+
+    names = parse_names(readers.names)
+    own = [m for m in cube.memories if derived_reader(m) is None]
+    run = readers.run(own, progress)
+    old = [m for m in cube.memories if derived_reader(m) is not None
+           and not (derived_reader(m) == "facts" and "facts" in names)]
+    mems = own + old + run.memories
+    vectors = embed_memories(embedder, mems, progress)
+    rows = embed_rows(embedder, run.rows(), progress)
+    return reindex(cube.path, vectors, embedder.describe(), key=key, reader_rows=rows,
+                   readers=run.records(), memories=mems)
 
 
 def pack(
@@ -96,16 +154,20 @@ def pack(
     cube_id: str | None = None,
     created_at: datetime | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    readers: ReaderPlan | None = None,
 ) -> PackReport:
     """Read ``paths``, deduplicate by content hash, embed, and write the cube at ``output``.
 
-    ``progress(stage, done, total)`` is called while embedding. ``created_at`` defaults to
-    ``defaults.now``. Nothing is written unless every step succeeds.
+    ``progress(stage, done, total)`` is called while reading and embedding. ``created_at``
+    defaults to ``defaults.now``. ``readers`` run over the memories before they are indexed
+    (``memos_cli.readers``). Nothing is written unless every step succeeds.
 
     Raises:
         SourceError, EmptyCorpusError: bad or empty input (names the file).
         CubeExistsError: ``output`` exists and ``force`` is false (checked first).
         KeyFileError: the signing key is unusable (checked before embedding).
+        UsageError: an unknown reader (checked before reading the sources).
+        ModelNotFoundError, ReaderError: a model reader's model cannot load or generate.
     """
     t0 = time.perf_counter()
     out = Path(output)
@@ -113,6 +175,10 @@ def pack(
         raise CubeExistsError("already exists (use --force to replace it)", path=out)
     if key is not None:
         check_private_key(Path(key))
+    if readers is not None:
+        from memos_cli.readers import parse_names
+
+        readers.names = parse_names(readers.names)
     read = read_sources(list(paths), defaults)
     kept: list[Memory] = []
     seen_hash: set[str] = set()
@@ -141,8 +207,14 @@ def pack(
         raise EmptyCorpusError(f"no memories found in {where}"
                                + (f" ({len(read.skipped)} files of other types skipped)"
                                   if read.skipped else ""))
+    run = readers.run(kept, progress) if readers is not None and readers.names else None
+    rows = None
+    if run is not None:
+        kept += run.memories
     t_embed = time.perf_counter()
     vectors = embed_memories(embedder, kept, progress)
+    if run is not None:
+        rows = embed_rows(embedder, run.rows(), progress)
     embed_s = time.perf_counter() - t_embed
     spec = CubeSpec(
         name=name or out.name.removesuffix(".memcube"),
@@ -161,8 +233,11 @@ def pack(
             "tags": list(defaults.tags),
         },
         cube_id=cube_id,  # None: derived from the content (spec §5)
+        readers=run.records() if run is not None else (),
+        reader_rows=rows,
     )
     write_cube(out, kept, vectors, spec, key=key, force=force)
     written = read_manifest(out).cube_id
     return PackReport(str(out), written, len(kept), duplicates, provenance,
-                      read.skipped, notes, key is not None, time.perf_counter() - t0, embed_s)
+                      read.skipped, notes, key is not None, time.perf_counter() - t0, embed_s,
+                      readers=run.records() if run is not None else [])

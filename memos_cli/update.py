@@ -23,7 +23,7 @@ import numpy as np
 from memos_cli.cube.cube import Cube, check_writable, rewrite, write_plaintext
 from memos_cli.cube.verify import open_verified
 from memos_cli.errors import EmptyCorpusError, UsageError
-from memos_cli.memory import Memory
+from memos_cli.memory import Memory, orphaned_derived
 
 
 @dataclass
@@ -56,7 +56,9 @@ def _updatable(cube: Cube) -> None:
 
 def _write(cube: Cube, memories: list[Memory], vectors: np.ndarray, key: str | Path | None,
            sources: list[dict[str, Any]] | None = None) -> int:
-    """Rewrite the plaintext tier with ``memories``; returns the new revision."""
+    """Rewrite the plaintext tier with ``memories``; returns the new revision. MemReader
+    index rows are not carried over (the manifest's ``readers`` is recounted, spec §6.1):
+    a context row holds its neighbours' text, which may have changed or gone."""
     with rewrite(cube, key=key) as (tmp, raw):
         shutil.rmtree(tmp / raw["index"]["path"], ignore_errors=True)
         (tmp / raw["files"]["memories"]["path"]).unlink(missing_ok=True)
@@ -93,6 +95,7 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
     report = UpdateReport(str(cube.path))
     current = list(old)
     fresh: list[Memory] = []
+    changed_ids: set[str] = set()
     provenance = []
     for res in read.results:
         kept = 0
@@ -108,6 +111,7 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
                     **m.extra, "supersedes": {"content_hash": prev.content_hash,
                                               "version": prev.version}})
                 current[by_id[m.id]] = m
+                changed_ids.add(m.id)
                 report.changed += 1
             else:
                 by_id[m.id] = len(current)
@@ -122,6 +126,10 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
             report.notes.append("nothing new: every memory is already in the cube")
             return report
         raise EmptyCorpusError("no memories found in " + ", ".join(map(str, paths)))
+    stale = orphaned_derived(current, changed_ids)
+    if stale:
+        current = [m for m in current if m.id not in stale]
+        report.notes.append(f"{len(stale)} derived memories of changed memories removed")
     new_vecs = embed_memories(embedder, fresh)
     fresh_row = {m.id: n for n, m in enumerate(fresh)}
     kept_ids = [m.id for m in current if m.id not in fresh_row]
@@ -145,6 +153,8 @@ def remove(path: str | Path, keep: Callable[[Memory], bool], *,
     cube = open_verified(path)
     _updatable(cube)
     stay = [m for m in cube.memories if keep(m)]
+    stale = orphaned_derived(stay, set())  # derived from a removed memory: goes with it
+    stay = [m for m in stay if m.id not in stale]
     gone = len(cube.memories) - len(stay)
     if gone == 0:
         raise UsageError("no memory matches; nothing removed", path=cube.path)

@@ -81,7 +81,8 @@ EXIT_CODES = (
     "4 no such cube; 5 cube exists (use --force); 6 cube breaks the format; 7 digest mismatch "
     "or forbidden file; 8 signature missing, invalid or tampered; 9 key file unusable; "
     "10 model or embedder not available locally; 11 embedder differs from the index's; "
-    "12 disk full (nothing changed); 70 internal error (a bug: rerun with --debug); "
+    "12 disk full (nothing changed); 13 a reader's model cannot generate; "
+    "70 internal error (a bug: rerun with --debug); "
     "130 interrupted. Environment: MEMOS_HOME (default ~/.cache/memos), MEMOS_MODEL, "
     "MEMOS_EMBEDDER, MEMOS_VAULT, MEMOS_KEY, MEMOS_USER, MEMOS_PERSONA (see memos config list), "
     "SOURCE_DATE_EPOCH, MEMOS_NO_USAGE=1.")

@@ -110,7 +110,45 @@ BASE_OPT = typer.Option(None, "--base", metavar="DIR",
 OWNER_OPT = typer.Option(None, "--owner", help="Owner of the memories \\[default: $MEMOS_USER "
                                                "or the login name].")
 VISIBILITY_OPT = typer.Option("private", "--visibility", help="private, shared or public.")
-READER_OPT = typer.Option([], "--reader", help="A user who may read (repeatable).")
+SHARE_OPT = typer.Option([], "--share-with", metavar="USER|role:NAME",
+                         help="A user or role who may read the memories (repeatable; was "
+                              "--reader before 0.9).")
+MEMREADER_OPT = typer.Option(
+    [], "--reader", metavar="NAME",
+    help="Run a MemReader before indexing (repeatable or comma-separated): context "
+         "(neighbouring turns), questions (doc2query with the local model), facts (derived "
+         "fact memories).")
+READER_MODEL_OPT = typer.Option(None, "--model", metavar="MODEL",
+                                help=r"Chat model of the questions and facts readers \[default: "
+                                     "$MEMOS_MODEL or SmolLM2-135M-Instruct].")
+READER_BUDGET_OPT = typer.Option(
+    None, "--reader-budget", metavar="SECONDS|Ntok",
+    help="Stop the model readers after this long (600, 10m) or this many tokens (200000tok); "
+         r"memories not reached get no rows, counted in the report \[default: no limit].")
+
+
+def reader_plan(names: list[str], model: str | None, budget: str | None) -> Any:
+    """The :class:`~memos_cli.pack.ReaderPlan` of the reader options, or ``None``.
+
+    Raises:
+        UsageError: an unknown reader name (a user's name gets a hint: ``--share-with``), a
+            bad budget, or a budget or model without a reader.
+    """
+    from memos_cli.pack import ReaderPlan
+    from memos_cli.readers import READERS, Budget, parse_names
+
+    if not names:
+        if budget is not None or model is not None:
+            raise UsageError("--reader-budget and --model need a --reader")
+        return None
+    for item in names:
+        for n in item.split(","):
+            if n.strip() and n.strip() not in READERS:
+                raise UsageError(f"--reader {n.strip()!r} is not a MemReader (one of "
+                                 f"{', '.join(READERS)}); to let a user read the memories, "
+                                 f"use --share-with {n.strip()}")
+    return ReaderPlan(parse_names(names), model=model,
+                      budget=Budget.parse(budget))
 TTL_OPT = typer.Option(None, "--ttl", help="Lifespan of each memory: 3600, 12h, 30d, 2w.")
 TAG_OPT = typer.Option([], "--tag", help="A tag for every memory (repeatable).")
 
@@ -143,9 +181,12 @@ def pack(
     embedder: Path | None = EMBEDDER_OPT,
     owner: str | None = OWNER_OPT,
     visibility: str = VISIBILITY_OPT,
-    reader: list[str] = READER_OPT,
+    share_with: list[str] = SHARE_OPT,
     ttl: str | None = TTL_OPT,
     tag: list[str] = TAG_OPT,
+    memreader: list[str] = MEMREADER_OPT,
+    model: str | None = READER_MODEL_OPT,
+    reader_budget: str | None = READER_BUDGET_OPT,
     force: bool = typer.Option(False, "--force", help="Replace an existing cube."),
     extensionless: str | None = EXTENSIONLESS_OPT,
     base: Path | None = BASE_OPT,
@@ -159,11 +200,13 @@ def pack(
     same sources and options give the same memories.arrow and manifest (apart from the
     index's file names).
 
-    Example: [bold]memos pack notes/ chats.json -o team.memcube --key team.key[/bold]
+    Example: [bold]memos pack notes/ chats.json -o team.memcube --key team.key[/bold];
+    [bold]memos pack talk.json -o talk.memcube --reader context,questions[/bold]
     """
     if not str(output).endswith(".memcube"):
         raise UsageError(f"--output {output} must end in .memcube")
-    defaults = source_defaults(owner, visibility, reader, ttl, tag, extensionless, base)
+    plan = reader_plan(memreader, model, reader_budget)
+    defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base)
     if cube_id is not None:
         try:
             cube_id = str(uuid.UUID(cube_id))
@@ -173,10 +216,11 @@ def pack(
     with progress_bar() as update:
         report = pack_sources(list(sources), output, embedder=enc, defaults=defaults, name=name,
                               description=description, key=config.signing_key(key), force=force,
-                              cube_id=cube_id, progress=update)
+                              cube_id=cube_id, progress=update, readers=plan)
     if as_json:
         print_json(report.to_dict())
         return
+    show_readers(report.readers)
     for note in report.notes:
         err.print(f"note: {note}", soft_wrap=True)
     if report.skipped:
@@ -337,26 +381,48 @@ def verify(
               f"files, signature {report.signature}")
 
 
+def show_readers(records: list[dict[str, Any]]) -> None:
+    """One line per MemReader run: what it made, what it could not parse or reach."""
+    for r in records:
+        made = (f"{r['index_rows']} index rows" if r["name"] != "facts"
+                else f"{r['derived_memories']} derived memories")
+        left = (f", {r['unparsed']} outputs unparsed" if r["unparsed"] else "") + (
+            f", {r['not_reached']} not reached (budget)" if r["not_reached"] else "")
+        model = f" with {r['model']['name']}" if r.get("model") else ""
+        err.print(f"reader {r['name']}{model}: {made}{left} in {r['seconds']:.1f} s",
+                  markup=False)
+
+
 def reindex(
     cube: Path = typer.Argument(..., help="The .memcube directory."),
     embedder: Path | None = EMBEDDER_OPT,
+    memreader: list[str] = MEMREADER_OPT,
+    model: str | None = READER_MODEL_OPT,
+    reader_budget: str | None = READER_BUDGET_OPT,
     key: Path | None = typer.Option(None, "--key", help="Re-sign with this private key; "
                                                         "without it the cube becomes unsigned."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Rebuild the cube's search index from memories.arrow (atomic).
+    """Rebuild the cube's search index from memories.arrow (atomic). With --reader, those
+    MemReaders run first and replace the rows (and, for facts, the derived memories) of
+    earlier runs; without, reader rows are dropped and derived memories kept.
 
-    Example: [bold]memos reindex team.memcube --key team.key[/bold]
+    Example: [bold]memos reindex team.memcube --key team.key[/bold];
+    [bold]memos reindex talk.memcube --reader context[/bold]
     """
+    plan = reader_plan(memreader, model, reader_budget)
     was_signed = open_cube(cube).signed
     enc = load_embedder(embedder)
     with progress_bar() as update:
-        new = rebuild_index(cube, enc, key=config.signing_key(key), progress=update)
+        new = rebuild_index(cube, enc, key=config.signing_key(key), progress=update,
+                            readers=plan)
     data = {"path": str(new.path), "memories": len(new.memories), "signed": new.signed,
-            "embedding": new.manifest.embedding}
+            "embedding": new.manifest.embedding, "readers": new.manifest.readers or []}
     if as_json:
         print_json(data)
         return
+    if plan is not None:
+        show_readers(new.manifest.readers or [])
     out.print(f"reindexed {len(new.memories)} memories of {new.path} with {enc.name}")
     if was_signed and not new.signed:
         err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key PRIVATE_KEY")

@@ -42,6 +42,9 @@ def dump_command(
                                     "usage indicators (OUT.usage.jsonl, or usage.jsonl in a "
                                     "memcube)."),
     embedder: Path | None = EMBEDDER_OPT,
+    no_derived: bool = typer.Option(False, "--no-derived",
+                                    help="Leave out memories a MemReader derived (facts); "
+                                         "they are exported marked as derived otherwise."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -77,7 +80,7 @@ def dump_command(
         report = dump(src, output, user=user, keep=Filter.parse(filter_), fmt=fmt,
                       key=config.signing_key(key),
                       force=force, now=pack_time(), redact=types, embedder=enc,
-                      access_log=v.read_log(), usage=usage,
+                      access_log=v.read_log(), usage=usage, derived=not no_derived,
                       keep_terms=read_terms(str(keep_terms) if keep_terms else None),
                       redact_terms=read_terms(str(redact_terms) if redact_terms else None))
     if vault is not None or v.path.is_dir():

@@ -15,7 +15,7 @@ from memos_cli.cli.cube import (
     EXTENSIONLESS_OPT,
     JSON_OPT,
     OWNER_OPT,
-    READER_OPT,
+    SHARE_OPT,
     TAG_OPT,
     TTL_OPT,
     VISIBILITY_OPT,
@@ -35,7 +35,7 @@ def add_command(
     embedder: Path | None = EMBEDDER_OPT,
     owner: str | None = OWNER_OPT,
     visibility: str = VISIBILITY_OPT,
-    reader: list[str] = READER_OPT,
+    share_with: list[str] = SHARE_OPT,
     ttl: str | None = TTL_OPT,
     tag: list[str] = TAG_OPT,
     extensionless: str | None = EXTENSIONLESS_OPT,
@@ -49,7 +49,7 @@ def add_command(
     """
     from memos_cli.update import add
 
-    defaults = source_defaults(owner, visibility, reader, ttl, tag, extensionless, base)
+    defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base)
     report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,
                  key=config.signing_key(key))
     if as_json:

@@ -21,7 +21,7 @@ import numpy as np
 from memos_cli import __version__
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import ChunkSet, check_sets
-from memos_cli.cube.index import TABLE, Index, build_index, index_text
+from memos_cli.cube.index import TABLE, Index, ReaderRows, build_index, index_text
 from memos_cli.cube.index import check_files as check_index_files
 from memos_cli.cube.index import list_files as list_index_files
 from memos_cli.cube.listing import check_closed, list_attachments
@@ -213,6 +213,9 @@ class CubeSpec:
     pack_options: dict[str, Any] = field(default_factory=dict)
     parents: Sequence[str] = ()
     cube_id: str | None = None
+    #: the MemReaders' records for the manifest (spec §6.1) and the index rows they made
+    readers: Sequence[dict[str, Any]] = ()
+    reader_rows: ReaderRows | None = None
 
 
 def write_cube(
@@ -243,7 +246,7 @@ def write_cube(
     if vectors.shape[0] != len(memories):
         raise ValueError("one vector per memory is needed")
     with layout.atomic_directory(target, force=force) as tmp:
-        plain = write_plaintext(tmp, memories, vectors)
+        plain = write_plaintext(tmp, memories, vectors, spec.reader_rows)
         attachments = []
         for name, data in sorted((extra_files or {}).items()):
             layout.check_member(tmp, name, what="extra file")
@@ -266,6 +269,7 @@ def write_cube(
             index_files=plain["index_files"],
             content_digest=plain["content_digest"],
             attachments=attachments or None,
+            readers=[dict(r) for r in spec.readers] or None,
             embedding=dict(spec.embedding),
             provenance={
                 "sources": [dict(s) for s in spec.sources],
@@ -293,17 +297,17 @@ def content_cube_id(digest: str) -> str:
     return str(uuid.uuid5(CUBE_NAMESPACE, digest))
 
 
-def write_plaintext(directory: Path, memories: Sequence[Memory], vectors: np.ndarray
-                    ) -> dict[str, Any]:
+def write_plaintext(directory: Path, memories: Sequence[Memory], vectors: np.ndarray,
+                    reader_rows: ReaderRows | None = None) -> dict[str, Any]:
     """Write the plaintext tier (``memories.arrow`` and the index) into ``directory``.
 
     Returns the manifest's ``files`` and ``index`` entries for it. ``vectors`` as in
-    :func:`write_cube`.
+    :func:`write_cube`; ``reader_rows`` (embedded) are added to the index.
     """
     mem_path = directory / layout.MEMORIES
     write_memories(mem_path, memories)
     build_index(directory / layout.INDEX_DIR, [m.id for m in memories],
-                [index_text(m) for m in memories], vectors)
+                [index_text(m) for m in memories], vectors, reader_rows)
     return {"files": {"memories": {"path": layout.MEMORIES, "sha256": sha256_file(mem_path),
                                    "size": mem_path.stat().st_size}},
             "index": index_entry(),
@@ -353,6 +357,7 @@ def rewrite(cube: Cube, *, key: str | Path | None = None
         else:
             raw.pop("index_files", None)
             raw.pop("content_digest", None)
+        recount_readers(tmp, raw)
         list_attachments(tmp, raw)
         write_manifest(tmp, Manifest.from_dict(raw))
         layout.normalize_modes(tmp)
@@ -360,23 +365,68 @@ def rewrite(cube: Cube, *, key: str | Path | None = None
             sign_cube(tmp, key, name=cube.path.name)
 
 
+def recount_readers(directory: Path, raw: dict[str, Any]) -> None:
+    """Bring the manifest's ``readers`` in line with a rewritten cube (spec §6.1): a reader
+    whose index rows or derived memories are all gone is dropped, the others recounted."""
+    if not raw.get("readers"):
+        raw.pop("readers", None)
+        return
+    from memos_cli.memory import derived_reader
+
+    rows = Index(directory / raw["index"]["path"]).reader_rows() if raw.get("index") else {}
+    mems = read_memories(directory / raw["files"]["memories"]["path"]) if raw.get("files") \
+        else []
+    derived: dict[str, int] = {}
+    for m in mems:
+        if (name := derived_reader(m)) is not None:
+            derived[name] = derived.get(name, 0) + 1
+    kept = []
+    for r in raw["readers"]:
+        r = {**r, "index_rows": rows.get(r["name"], 0),
+             "derived_memories": derived.get(r["name"], 0)}
+        if r["index_rows"] or r["derived_memories"]:
+            kept.append(r)
+    if kept:
+        raw["readers"] = kept
+    else:
+        raw.pop("readers", None)
+
+
 def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
-            key: str | Path | None = None) -> Cube:
+            key: str | Path | None = None, reader_rows: ReaderRows | None = None,
+            readers: Sequence[dict[str, Any]] | None = None,
+            memories: Sequence[Memory] | None = None) -> Cube:
     """Rebuild the search index of the cube at ``path`` from its memories, in place, atomically.
 
     Args:
         vectors: ``[n, dim] float32`` embeddings of ``m.render()`` for the cube's memories in
             file order, made by the embedder that ``embedding`` describes.
+        reader_rows, readers: rows of the MemReaders run now (embedded by the same embedder)
+            and their manifest records; without them, reader rows of earlier runs are dropped
+            (the manifest's ``readers`` is recounted).
+        memories: the memories to store instead of the cube's (a facts reader adds derived
+            ones); ``vectors`` then follows their order.
         key: re-sign with this private key; without it an existing signature is removed, so the
             cube shows as unsigned rather than carrying a stale signature.
     """
     cube = open_cube(path)
-    mems = cube.memories
+    mems = list(cube.memories if memories is None else memories)
     with rewrite(cube, key=key) as (tmp, raw):
         old = cube.manifest.index["path"] if cube.manifest.index else layout.INDEX_DIR
         shutil.rmtree(tmp / old, ignore_errors=True)
+        if memories is not None:
+            write_memories(tmp / raw["files"]["memories"]["path"], mems)
+            raw["files"]["memories"] = {
+                "path": raw["files"]["memories"]["path"],
+                "sha256": sha256_file(tmp / raw["files"]["memories"]["path"]),
+                "size": (tmp / raw["files"]["memories"]["path"]).stat().st_size}
+            raw["counts"]["memories"] = len(mems)
         build_index(tmp / layout.INDEX_DIR, [m.id for m in mems], [index_text(m) for m in mems],
-                    vectors)
+                    vectors, reader_rows)
         raw["index"] = index_entry()
         raw["embedding"] = dict(embedding)
+        if readers is not None:  # the readers of this run replace those of earlier runs
+            facts = [r for r in raw.get("readers", []) if r["name"] == "facts"
+                     and not any(n["name"] == "facts" for n in readers)]
+            raw["readers"] = facts + [dict(r) for r in readers]
     return open_cube(cube.path)

@@ -28,6 +28,10 @@ from memos_cli.errors import FormatError, IntegrityError
 from memos_cli.memory import Memory
 
 TABLE = "memories"
+#: ``kind`` of the row that indexes a memory's own text; reader rows (spec §6.1, format 1.6)
+#: carry the reader's name (``context``, ``questions``) and find the memory in ``id``.
+MEMORY_KIND = "memory"
+ROW_KINDS = (MEMORY_KIND, "context", "questions")
 RRF_K = 10
 VECTOR_WEIGHT = 1.0
 TEXT_WEIGHT = 1.5
@@ -41,12 +45,17 @@ os.environ.setdefault("LANCE_LOG", "error")
 @dataclass(frozen=True)
 class Hit:
     """One search result: memory ``id``, fused RRF ``score`` (higher is better), and the
-    1-based rank it had in the vector and full-text lists (``None`` if absent there)."""
+    1-based rank it had in the vector and full-text lists (``None`` if absent there).
+
+    ``via`` is the kind of the row that gave the memory its best rank (``memory`` for its own
+    text, else the reader's name) and ``matched`` that row's text when it is a reader's."""
 
     id: str
     score: float
     vector_rank: int | None
     text_rank: int | None
+    via: str = MEMORY_KIND
+    matched: str | None = None
 
 
 #: The index covers the first this many code points of each memory's rendered text (the
@@ -61,13 +70,31 @@ def index_text(memory: Memory) -> str:
     return memory.render()[:INDEX_CHARS]
 
 
-def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.ndarray) -> None:
+@dataclass
+class ReaderRows:
+    """Rows a MemReader adds to the index (spec §6.1): ``ids[i]`` is the memory that
+    ``texts[i]`` finds, ``kinds[i]`` the reader's name; ``vectors`` is ``[n, dim] float32``
+    or ``None`` until embedded."""
+
+    ids: list[str]
+    kinds: list[str]
+    texts: list[str]
+    vectors: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.ndarray,
+                extra: ReaderRows | None = None) -> None:
     """Create the LanceDB database at ``index_dir`` with table ``memories``.
 
     Args:
         ids: memory ids, one per row.
         texts: :func:`index_text` of each memory, the text the full-text index covers.
         vectors: ``[n, dim] float32``, L2-normalised embeddings of ``texts``.
+        extra: reader rows (embedded); when given and not empty, the table gets a ``kind``
+            column (``memory`` for the rows above) and these rows after them.
     """
     import lancedb  # deferred: importing LanceDB costs about a second
     from lancedb.index import FTS
@@ -75,11 +102,17 @@ def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.n
     n, dim = vectors.shape
     if not (len(ids) == len(texts) == n):
         raise ValueError("ids, texts and vectors differ in length")
+    columns: dict[str, Any] = {"id": list(ids), "text": list(texts)}
+    if extra is not None and len(extra):
+        if extra.vectors is None or extra.vectors.shape != (len(extra), dim):
+            raise ValueError("reader rows are not embedded with the index's dimension")
+        columns = {"id": [*ids, *extra.ids], "text": [*texts, *extra.texts],
+                   "kind": [MEMORY_KIND] * n + list(extra.kinds)}
+        vectors = np.concatenate([vectors, extra.vectors])
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
     table = pa.table(
         {
-            "id": pa.array(ids, pa.string()),
-            "text": pa.array(texts, pa.string()),
+            **{name: pa.array(values, pa.string()) for name, values in columns.items()},
             "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
         }
     )
@@ -140,6 +173,7 @@ class Index:
             raise FormatError(f"cannot open the search index table {table!r}: {e}",
                               path=index_dir) from e
         self.index_dir = index_dir
+        self.has_kinds = "kind" in self._tbl.schema.names
 
     def _arrow(self) -> pa.Table:
         """The whole table, validated. Raises ``FormatError`` when Lance cannot read it."""
@@ -151,6 +185,41 @@ class Index:
                               path=self.index_dir) from e
         return table
 
+    def _memory_rows(self) -> pa.Table:
+        """The rows that index memories' own text (all rows of an index without readers)."""
+        table = self._arrow()
+        if not self.has_kinds:
+            return table
+        import pyarrow.compute as pc
+
+        return table.filter(pc.equal(table.column("kind"), MEMORY_KIND))
+
+    def reader_rows(self) -> dict[str, int]:
+        """How many rows each reader added: ``{kind: count}`` (empty without readers).
+
+        Raises:
+            FormatError: unreadable, or a row of a kind this version does not know.
+        """
+        if not self.has_kinds:
+            return {}
+        counts: dict[str, int] = {}
+        for kind in self._arrow().column("kind").to_pylist():
+            if kind not in ROW_KINDS:
+                raise FormatError(f"search index holds a row of unknown kind {kind!r}",
+                                  path=self.index_dir)
+            if kind != MEMORY_KIND:
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    def reader_ids(self) -> set[str]:
+        """The memory ids reader rows point to."""
+        if not self.has_kinds:
+            return set()
+        table = self._arrow()
+        return {str(i) for i, k in zip(table.column("id").to_pylist(),
+                                       table.column("kind").to_pylist(), strict=True)
+                if k != MEMORY_KIND}
+
     def count(self) -> int:
         try:
             return int(self._tbl.count_rows())
@@ -159,8 +228,9 @@ class Index:
                               path=self.index_dir) from e
 
     def ids(self) -> list[str]:
-        """Every id in the index. Raises ``FormatError`` (unreadable or null ids)."""
-        column = self._arrow().column("id")
+        """The id of every memory row (reader rows left out). Raises ``FormatError``
+        (unreadable or null ids)."""
+        column = self._memory_rows().column("id")
         if column.null_count:
             raise FormatError("search index holds rows without an id", path=self.index_dir)
         return [str(x) for x in column.to_pylist()]
@@ -171,11 +241,26 @@ class Index:
         Raises:
             KeyError: an id is not in the index.
         """
-        table = self._arrow()
+        table = self._memory_rows()
         row = {mid: n for n, mid in enumerate(table.column("id").to_pylist())}
         column = table.column("vector").combine_chunks()
         matrix = column.flatten().to_numpy().reshape(len(column), column.type.list_size)
         return np.stack([matrix[row[i]] for i in ids]).astype(np.float32)
+
+    def _rows_per_memory(self) -> int:
+        """Rows per memory row, rounded up (1 without readers): how many more rows to fetch so
+        that ``candidates`` distinct memories remain after collapsing."""
+        if not self.has_kinds:
+            return 1
+        if not hasattr(self, "_per_memory"):
+            try:
+                total = int(self._tbl.count_rows())
+                own = int(self._tbl.count_rows(f"kind = '{MEMORY_KIND}'"))
+            except Exception as e:
+                raise FormatError(f"search index is unreadable: {str(e).splitlines()[0]}",
+                                  path=self.index_dir) from e
+            self._per_memory = max(1, min(16, -(-total // max(own, 1))))
+        return self._per_memory
 
     def search(self, query: str, vector: np.ndarray, k: int, *,
                candidates: int = CANDIDATES, rrf_k: int = RRF_K,
@@ -183,32 +268,61 @@ class Index:
                text_weight: float = TEXT_WEIGHT) -> list[Hit]:
         """Hybrid search. ``vector`` is the ``[dim] float32`` embedding of ``query``.
 
+        Each retriever ranks rows; a memory takes the rank of its best row in each list (rows
+        of one memory collapse into one entry, spec §6.1), and the two lists are fused.
         Returns at most ``k`` hits, best first, ties broken by id. The fusion parameters are
         exposed for benchmarks; the defaults are the spec's.
         """
         from lancedb.query import MatchQuery
 
         pool = max(k, candidates)
+        rows = pool * self._rows_per_memory()
+        cols = ["id", "kind", "text"] if self.has_kinds else ["id"]
         try:
             vec_rows = (
                 self._tbl.search(vector.astype(np.float32), query_type="vector")
                 .metric("cosine")  # type: ignore[attr-defined]
-                .limit(pool).select(["id", "_distance"]).to_list()
+                .limit(rows).select([*cols, "_distance"]).to_list()
             )
             txt_rows = []
             if query.strip():
                 txt_rows = (
                     self._tbl.search(MatchQuery(query, "text"),  # type: ignore[call-arg]
                                      query_type="fts")
-                    .limit(pool).select(["id", "_score"]).to_list()
+                    .limit(rows).select([*cols, "_score"]).to_list()
                 )
         except Exception as e:
             raise FormatError(f"search index is unreadable: {e}", path=self.index_dir) from e
-        vrank = {r["id"]: i + 1 for i, r in enumerate(vec_rows)}
-        trank = {r["id"]: i + 1 for i, r in enumerate(txt_rows)}
+        vrank, vrow = _collapse(vec_rows, pool)
+        trank, trow = _collapse(txt_rows, pool)
         scores: dict[str, float] = {}
         for ranks, weight in ((vrank, vector_weight), (trank, text_weight)):
             for mid, rank in ranks.items():
                 scores[mid] = scores.get(mid, 0.0) + weight / (rrf_k + rank)
         best = sorted(scores, key=lambda m: (-scores[m], m))[:k]
-        return [Hit(m, scores[m], vrank.get(m), trank.get(m)) for m in best]
+        out = []
+        for m in best:
+            # the row that contributed most: the better-weighted of the two first rows
+            v = vector_weight / (rrf_k + vrank[m]) if m in vrank else -1.0
+            t = text_weight / (rrf_k + trank[m]) if m in trank else -1.0
+            row = vrow[m] if v >= t else trow[m]
+            kind = row.get("kind") or MEMORY_KIND
+            out.append(Hit(m, scores[m], vrank.get(m), trank.get(m), kind,
+                           None if kind == MEMORY_KIND else row.get("text")))
+        return out
+
+
+def _collapse(rows: list[dict[str, Any]], pool: int
+              ) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """Ranks of distinct memories in a ranked row list (a memory's first row gives its rank),
+    at most ``pool`` of them, and that first row of each."""
+    rank: dict[str, int] = {}
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        mid = r["id"]
+        if mid not in rank:
+            if len(rank) == pool:
+                break
+            rank[mid] = len(rank) + 1
+            first[mid] = r
+    return rank, first

@@ -22,10 +22,11 @@ FORMAT = "memcube"
 #: versions by ignoring the top-level keys it does not know. 1.1 added ``kv``, 1.2 ``lora``,
 #: 1.3 ``kv_chunks``, 1.4 ``index_files``, 1.5 RFC 8785 digests, ``content_digest``,
 #: ``attachments`` and the closed layout.
-FORMAT_VERSION = (1, 5)
+FORMAT_VERSION = (1, 6)
 #: The format version that added each top-level key (spec §1).
 KEY_SINCE = {"kv": (1, 1), "lora": (1, 2), "kv_chunks": (1, 3), "index_files": (1, 4),
-             "revision": (1, 4), "content_digest": (1, 5), "attachments": (1, 5)}
+             "revision": (1, 4), "content_digest": (1, 5), "attachments": (1, 5),
+             "readers": (1, 6)}
 #: Tiers in the order a manifest lists them.
 TIER_ORDER = ("plaintext", "activation", "parameter")
 MAX_MANIFEST_BYTES = 16 << 20
@@ -79,6 +80,8 @@ class Manifest:
     content_digest: str | None = None
     #: further top-level files (a dump's access log and usage), each ``{path, sha256, size}``
     attachments: list[dict[str, Any]] | None = None
+    #: the MemReaders run over the memories (format 1.6, §6.1), each with its options and model
+    readers: list[dict[str, Any]] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +109,7 @@ class Manifest:
             **({"kv_chunks": self.kv_chunks} if self.kv_chunks is not None else {}),
             **({"revision": self.revision} if self.revision is not None else {}),
             **({"attachments": self.attachments} if self.attachments is not None else {}),
+            **({"readers": self.readers} if self.readers is not None else {}),
         }
 
     @property
@@ -199,6 +203,7 @@ class Manifest:
             revision=checked.get("revision"),
             content_digest=checked.get("content_digest"),
             attachments=checked.get("attachments"),
+            readers=checked.get("readers"),
             raw=data,
         )
 

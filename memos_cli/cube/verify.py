@@ -117,6 +117,8 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
     if cube.has_plaintext and sorted(cube.index().ids()) != sorted(ids):
         raise IntegrityError("search index does not hold exactly the cube's memories "
                              "(rebuild it with `memos reindex`)", path=cube.index_path)
+    if cube.has_plaintext:
+        check_readers(cube, set(ids))
     if public_key is not None:
         verify_cube(cube.path, public_key)
         status = "verified"
@@ -126,6 +128,39 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         status = "not checked (no key given)" if cube.signed else "unsigned"
     return VerifyReport(cube=str(cube.path), cube_id=cube.manifest.cube_id, memories=len(ids),
                         files=len(cube.files), signed=cube.signed, signature=status)
+
+
+def check_readers(cube: Any, ids: set[str]) -> None:
+    """MemReader data (spec §4.5, §6.1): reader rows of known kinds that find memories of the
+    cube, derived memories whose sources are in the cube, and counts that match the
+    manifest's ``readers``.
+
+    Raises:
+        IntegrityError, FormatError: naming the index or the memories file.
+    """
+    from memos_cli.memory import derived_from, derived_reader
+
+    index = cube.index()
+    rows = index.reader_rows()
+    if stray := sorted(index.reader_ids() - ids):
+        raise IntegrityError(f"a reader row of the search index finds memory {stray[0]}, which "
+                             "is not in the cube", path=cube.index_path)
+    derived: dict[str, int] = {}
+    for m in cube.memories:
+        if (name := derived_reader(m)) is not None:
+            derived[name] = derived.get(name, 0) + 1
+            if gone := [i for i in derived_from(m) if i not in ids]:
+                raise IntegrityError(f"derived memory {m.id} names source {gone[0]}, which is "
+                                     "not in the cube", path=cube.path / layout.MEMORIES)
+    records = {r["name"]: r for r in cube.manifest.readers or []}
+    for name in set(rows) | set(records) | set(derived):
+        r = records.get(name, {})
+        if (r.get("index_rows", 0), r.get("derived_memories", 0)) != \
+                (rows.get(name, 0), derived.get(name, 0)):
+            raise IntegrityError(f"manifest.json's readers entry for {name!r} does not match "
+                                 f"the cube ({rows.get(name, 0)} index rows, "
+                                 f"{derived.get(name, 0)} derived memories)",
+                                 path=cube.path / layout.MANIFEST)
 
 
 def check_fingerprint(recorded: str, fingerprint: Any, version: tuple[int, int],

@@ -31,6 +31,8 @@ def to_markdown(memories: Sequence[Memory], *, title: str) -> bytes:
         runs = [len(r) for r in re.findall(r"`+", m.content)]
         fence = "`" * max(3, max(runs, default=0) + 1)
         heading = " ".join(m.content.split())[:60]
+        if m.origin == "inference" and isinstance(m.extra.get("derived_from"), list):
+            heading = f"(derived by memos reader {m.extra.get('reader')}) {heading}"
         meta = {k: v for k, v in m.to_dict().items() if k != "content"}
         parts += [f"## {i}. {heading}", "", f"{fence}memory", m.content, fence, "",
                   "```json", json.dumps(meta, ensure_ascii=True), "```", ""]

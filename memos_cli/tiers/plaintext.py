@@ -15,7 +15,7 @@ from typing import Any
 from memos_cli.cube import Cube
 from memos_cli.errors import EmbedderMismatchError, IntegrityError
 from memos_cli.governance import can_read
-from memos_cli.memory import Memory
+from memos_cli.memory import Memory, derived_from
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
 from memos_cli.tiers import generation
@@ -29,20 +29,29 @@ SYSTEM_PROMPT = (
 
 @dataclass(frozen=True)
 class Retrieved:
-    """A memory found for a query, with its fused ``score`` and 1-based ``rank``."""
+    """A memory found for a query, with its fused ``score`` and 1-based ``rank``.
+
+    ``via`` says what matched: ``memory`` (its own text), ``context`` or ``questions`` (a
+    reader's row for it, text in ``matched``) or ``facts`` (a derived memory resolved to this
+    source; its text in ``matched``, its id in ``derived_id``). A context row's text holds
+    neighbouring memories, so it is never shown: ``matched`` is ``None`` for ``context``."""
 
     memory: Memory
     score: float
     rank: int
     vector_rank: int | None
     text_rank: int | None
+    via: str = "memory"
+    matched: str | None = None
+    derived_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "id": self.memory.id, "score": round(self.score, 6),
                 "vector_rank": self.vector_rank, "text_rank": self.text_rank,
                 "text": self.memory.render(), "source_file": self.memory.source_file,
                 "line_start": self.memory.line_start, "line_end": self.memory.line_end,
-                "turn_id": self.memory.turn_id}
+                "turn_id": self.memory.turn_id, "via": self.via, "matched": self.matched,
+                **({"derived_id": self.derived_id} if self.derived_id else {})}
 
 
 def check_embedder(cube: Cube, embedder: Embedder) -> None:
@@ -64,7 +73,8 @@ def check_embedder(cube: Cube, embedder: Embedder) -> None:
 def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
              now: datetime | None = None, user: str | None = None,
              hidden: list[int] | None = None) -> list[Retrieved]:
-    """Top-``k`` memories of ``cube`` for ``query``, best first; expired memories are left out,
+    """Top-``k`` memories of ``cube`` for ``query``, best first; a derived memory (spec §4.5)
+    is replaced by its sources, each memory appears once; expired memories are left out,
     and with ``user`` so is every memory that user may not read (``governance.can_read``);
     with ``hidden`` (a list), how many of those would have ranked in the top ``k`` is appended.
 
@@ -83,18 +93,30 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
         hits = index.search(query, vector, pool)
         out = []
         denied = 0
+        seen: set[str] = set()
         for h in hits:
             m = cube.by_id.get(h.id)
             if m is None:
                 raise IntegrityError(f"search index returned id {h.id!r}, which is not a memory "
                                      "of this cube (an index of another cube? run `memos "
                                      "reindex`)", path=cube.index_path)
-            if m.expired(now):
-                continue
-            if user is not None and not can_read(m, user, now=now):
-                denied += len(out) < k
-                continue
-            out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
+            found: list[tuple[Memory, str, str | None, str | None]] = [
+                (m, h.via, None if h.via == "context" else h.matched, None)]
+            if sources := derived_from(m):  # a derived memory: its sources stand for it
+                if user is not None and not can_read(m, user, now=now):
+                    denied += len(out) < k
+                    continue
+                found = [(s, "facts", m.content, m.id) for i in sources
+                         if (s := cube.by_id.get(i)) is not None]
+            for mem, via, matched, did in found:
+                if mem.id in seen or mem.expired(now):
+                    continue
+                if user is not None and not can_read(mem, user, now=now):
+                    denied += len(out) < k
+                    continue
+                seen.add(mem.id)
+                out.append(Retrieved(mem, h.score, len(out) + 1, h.vector_rank, h.text_rank,
+                                     via, matched, did))
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)

@@ -68,7 +68,7 @@ def test_search_json_finds_budget(cli_cube: tuple[Path, Path]) -> None:
 def test_pack_options_reach_memories(tmp_path: Path) -> None:
     cube = tmp_path / "g.memcube"
     memos("pack", CORPUS / "facts.jsonl", "-o", cube, "--owner", "ann", "--visibility",
-          "shared", "--reader", "bob", "--ttl", "30d")
+          "shared", "--share-with", "bob", "--ttl", "30d")
     mem = as_json("inspect", cube, "-n", "1")["memories"][0]
     assert (mem["owner"], mem["visibility"], mem["readers"]) == ("ann", "shared", ["bob"])
     assert mem["expires_at"] is not None

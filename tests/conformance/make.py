@@ -7,6 +7,7 @@ match, so that the rule under test is the one that fails). memos's own message f
 checked here, when the vectors are written, and by ``tests/conformance/test_conformance.py``.
 
     python -m tests.conformance.make      # rewrites spec/conformance/cubes and vectors.json
+    python -m tests.conformance.make --add NAME...   # writes only these vectors, keeps the rest
 """
 
 from __future__ import annotations
@@ -63,7 +64,29 @@ def bases(work: Path) -> dict[str, Path]:
     memos("convert", str(pack("kv-only")), "--to", "kv", "--model", model, "--drop-text",
           env=env)
     memos("convert", str(pack("lora-only")), *lora, "--drop-text", env=env)
+    pack("context", "--reader", "context")
+    out["derived"] = derived_base(pack("derived"))
     return out
+
+
+def derived_base(c: Path) -> Path:
+    """The ``derived`` base (spec §4.5): the corpus with one fact derived from its first
+    dialog turn, as the facts reader would write it (the golden model is random, so the fact
+    is written here rather than generated)."""
+    from memos_cli.cube import open_cube, reindex
+    from memos_cli.models.embedder import Embedder
+    from memos_cli.pack import embed_memories
+    from memos_cli.readers import ReaderResult
+    from memos_cli.readers.facts import derive
+
+    cube = open_cube(c)
+    turn = next(m for m in cube.memories if m.semantic_type == "dialog_turn")
+    fact = derive("The user asked whether the memcube format is versioned.", [turn])
+    mems = [*cube.memories, fact]
+    enc = Embedder()
+    record = ReaderResult("facts", {"window": 4}, memories=[fact]).record()
+    reindex(c, embed_memories(enc, mems), enc.describe(), memories=mems, readers=[record])
+    return c
 
 
 # ---- changing a cube ------------------------------------------------------------------------
@@ -201,6 +224,42 @@ def _lora_weights(m: dict[str, Any]) -> str:
     return "lora/adapter_model.safetensors"
 
 
+def lance_edit(sql: str, values: dict[str, str]) -> Callable[[Path], None]:
+    """Update rows of the index table with LanceDB (a new Lance version), then list the
+    index files again and forge the digests."""
+    def run(c: Path) -> None:
+        import lancedb
+
+        from memos_cli.cube.index import list_files
+
+        lancedb.connect(str(c / "index")).open_table("memories").update(where=sql,
+                                                                        values=values)
+        m = manifest(c)
+        m["index_files"] = list_files(c, "index")
+        put(c, redigest(c, m))
+    return run
+
+
+def _derived_source_gone(c: Path) -> None:
+    """Point the derived memory at a memory that is not in the cube, and forge the content
+    digest so that only §4.5 fails."""
+    from memos_cli.cube.memories import content_digest, read_memories
+
+    def change(t: pa.Table) -> pa.Table:
+        extra = t.column("extra").to_pylist()
+        extra = [x.replace('"derived_from":["', '"derived_from":["00000000-dead-') for x in extra]
+        return t.set_column(t.schema.get_field_index("extra"), t.schema.field("extra"),
+                            pa.array(extra, pa.string()))
+    arrow(change)(c)
+    m = manifest(c)
+    m["content_digest"] = content_digest(read_memories(c / "memories.arrow"))
+    put(c, m)
+
+
+def _reader_rows_plus_one(m: dict[str, Any]) -> None:
+    m["readers"][0]["index_rows"] += 1
+
+
 def _newer_minor(m: dict[str, Any]) -> None:
     m["format_version"] = "1.9"
     m["future_key"] = {"added": "by a newer minor"}
@@ -290,6 +349,20 @@ VECTORS: list[tuple[str, str, Callable[[Path], None] | None, str, str, str]] = [
      "§5 model_fingerprint_sha256", "model_fingerprint_sha256"),
     ("lora-extra-tensor", "lora", safetensors_edit(_lora_weights, _extra_tensor), "invalid",
      "§11 only lora_A/lora_B tensors", "extra.weight"),
+    ("context", "context", None, "valid", "§6.1 reader rows", ""),
+    ("derived", "derived", None, "valid", "§4.5 derived memories", ""),
+    ("reader-row-unknown-kind", "context",
+     lance_edit("kind = 'context'", {"kind": "summaries"}), "invalid", "§6.1 known kinds",
+     "unknown kind 'summaries'"),
+    ("reader-row-stray-id", "context",
+     lance_edit("kind = 'context'", {"id": "00000000-0000-4000-8000-0000000000ff"}),
+     "invalid", "§6.1 reader rows find memories of the cube", "is not in the cube"),
+    ("reader-count", "context", edit(_reader_rows_plus_one), "invalid",
+     "§6.1 readers counts", "readers entry for 'context'"),
+    ("readers-in-1.5", "context", edit(lambda m: m.update(format_version="1.5")), "invalid",
+     "§1 readers is a key of 1.6", "a key of format 1.6"),
+    ("derived-source-gone", "derived", _derived_source_gone, "invalid",
+     "§4.5 sources in the cube", "not in the cube"),
     ("signed-then-changed", "signed",
      lambda c: (c / "manifest.json").write_bytes(
          (c / "manifest.json").read_bytes().replace(b'"name": "signed"', b'"name": "forged"')),
@@ -300,18 +373,37 @@ KEYS = {"signed": "conf.pub", "signed-then-changed": "conf.pub"}
 
 
 def main() -> None:
+    import argparse
+
     from memos_cli.cube import verify
     from memos_cli.errors import MemosError
 
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--add", nargs="+", metavar="NAME",
+                    help="write only these vectors (the others and the key stay as they are)")
+    args = ap.parse_args()
+    only = set(args.add or ())
+    if unknown := only - {v[0] for v in VECTORS}:
+        raise SystemExit(f"no such vector: {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = bases(work)
-        shutil.rmtree(CUBES, ignore_errors=True)
-        CUBES.mkdir(parents=True)
-        (OUT / "keys").mkdir(exist_ok=True)
-        shutil.copy(work / "conf.pub", OUT / "keys" / "conf.pub")
+        old = {r["cube"]: r for r in json.loads((OUT / "vectors.json").read_text())} \
+            if only else {}
+        if not only:
+            shutil.rmtree(CUBES, ignore_errors=True)
+            CUBES.mkdir(parents=True)
+            (OUT / "keys").mkdir(exist_ok=True)
+            shutil.copy(work / "conf.pub", OUT / "keys" / "conf.pub")
         rows = []
         for name, src, change, verdict, rule, reason in VECTORS:
+            if only and name not in only:
+                if f"cubes/{name}.memcube" in old:
+                    rows.append(old[f"cubes/{name}.memcube"])
+                continue
+            if only and KEYS.get(name):
+                raise SystemExit(f"{name}: a signed vector needs the whole set rewritten")
+            shutil.rmtree(CUBES / f"{name}.memcube", ignore_errors=True)
             c = CUBES / f"{name}.memcube"
             shutil.copytree(base[src], c)
             if change is not None:

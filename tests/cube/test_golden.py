@@ -53,7 +53,8 @@ def test_regenerate(update_goldens: bool, embedder, tmp_path: Path) -> None:
     if CUBE.exists():
         pytest.skip(f"{CUBE.name} exists: goldens are never rewritten")
     subprocess.run([sys.executable, "-m", "tests.golden.make", "--src", str(ROOT),
-                    "--tier", "kv", "--tier", "chunks", "--tier", "lora", "--out", str(CUBE)],
+                    "--tier", "kv", "--tier", "chunks", "--tier", "lora", "--tier", "context",
+                    "--out", str(CUBE)],
                    check=True, cwd=ROOT)
     mems = [m.to_dict() for m in open_cube(CUBE).memories]
     (GOLDEN / "memories.json").write_text(json.dumps(mems, indent=2, ensure_ascii=False) + "\n")

@@ -44,8 +44,10 @@ pack(["corpus"], out, embedder=Embedder(), key=None, force=True,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--src", type=Path, required=True, help="a memos source tree")
-    ap.add_argument("--tier", choices=("text", "kv", "chunks", "lora"), action="append",
-                    help="tiers to add, in order (repeatable; default text)")
+    ap.add_argument("--tier", choices=("text", "kv", "chunks", "lora", "context"),
+                    action="append",
+                    help="tiers to add, in order (repeatable; default text); context re-indexes "
+                         "with the context MemReader (1.6)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     from tests.golden.model import build
@@ -74,9 +76,10 @@ def main() -> None:
 
 def add_tier(memos: list[str], tier: str, cube: Path, model: Path, key: Path,
              env: dict[str, str], src: Path) -> None:
-    if tier == "text":
-        subprocess.run([*memos, "reindex", str(cube), "--key", str(key)], env=env, check=True,
-                       cwd=src)
+    if tier in ("text", "context"):
+        extra = ["--reader", "context"] if tier == "context" else []
+        subprocess.run([*memos, "reindex", str(cube), *extra, "--key", str(key)], env=env,
+                       check=True, cwd=src)
     elif tier in ("kv", "chunks"):
         extra = ["--chunks"] if tier == "chunks" else []
         subprocess.run([*memos, "convert", str(cube), "--to", "kv", "--model", str(model),
