@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memos_cli.errors import ReaderError
+from memos_cli.pausepoints import pause
 from memos_cli.readers import Budget, Progress
 
 BATCH = 16
@@ -79,6 +80,7 @@ def generate(chat: Any, prefix: str, suffixes: Sequence[str], *, max_new_tokens:
             done += n
             if progress:
                 progress(stage, done, len(suffixes))
+            pause("reader:batch")
     except (RuntimeError, ValueError, TypeError, IndexError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ReaderError(f"model {chat.name} cannot generate: {first}") from e

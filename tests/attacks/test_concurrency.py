@@ -136,3 +136,25 @@ def test_kill_before_and_after_the_commit_point(packed_cube: Path, tiny_llama: P
     assert leftovers  # what the kill left beside the cube ...
     assert memos("reindex", cube).returncode == 0  # ... the next write to it removes
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".team.memcube.")]
+
+
+@pytest.mark.parametrize("command", ["pack", "reindex"])
+def test_a_reader_killed_halfway_writes_nothing(tiny_llama: Path, tmp_path: Path,
+                                                shared_datasets: Path, command: str) -> None:
+    """A MemReader killed after its first batch (#15): pack leaves no cube, reindex leaves
+    the cube exactly as it was."""
+    src = shared_datasets / "locomo" / "26.json"
+    cube = tmp_path / "talk.memcube"
+    before = None
+    if command == "reindex":
+        assert memos("pack", src, "-o", cube).returncode == 0
+        before = tree_digest(cube)
+    args = ["pack", src, "-o", cube] if command == "pack" else ["reindex", cube]
+    writer = Held(tmp_path, "reader:batch", *args, "--reader", "context,questions",
+                  "--model", tiny_llama)
+    writer.reached()
+    writer.kill()
+    if command == "pack":
+        assert not cube.exists()
+    else:
+        assert tree_digest(cube) == before and memos("verify", cube).returncode == 0
