@@ -28,12 +28,13 @@ NO_REPEAT_NGRAM = 4
 
 def generate(chat: Any, prefix: str, suffixes: Sequence[str], *, max_new_tokens: int,
              budget: Budget, progress: Progress | None = None, stage: str = "reading",
-             batch: int = BATCH) -> list[str | None]:
+             batch: int = BATCH, stop: str | None = "\n\n") -> list[str | None]:
     """Continue ``prefix + s`` for each ``s`` in ``suffixes``; ``None`` for those the budget
     did not reach. Prompts run shortest first in batches of ``batch``.
 
     ``budget`` is charged the prompt and generated tokens of each batch and checked before
-    each; ``progress(stage, done, total)`` is called after each batch.
+    each; ``progress(stage, done, total)`` is called after each batch. A batch stops early
+    once every row has produced ``stop`` (the few-shot separator) or its end token.
 
     Raises:
         ReaderError: the model cannot generate (names the model and the first error line).
@@ -45,6 +46,14 @@ def generate(chat: Any, prefix: str, suffixes: Sequence[str], *, max_new_tokens:
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     device = next(lm.parameters()).device
     out: list[str | None] = [None] * len(suffixes)
+    stopping = None
+    if stop:
+        from transformers import StoppingCriteriaList, StopStringCriteria
+
+        try:
+            stopping = StoppingCriteriaList([StopStringCriteria(tok, [stop])])
+        except ValueError:  # a tokenizer that cannot spell the stop string: run to the limit
+            stopping = None
     try:
         prefix_ids = tok(prefix, return_tensors="pt").input_ids.to(device)
         encoded = [tok(s, add_special_tokens=False).input_ids for s in suffixes]
@@ -71,7 +80,8 @@ def generate(chat: Any, prefix: str, suffixes: Sequence[str], *, max_new_tokens:
                 gen = lm.generate(input_ids=ids, attention_mask=mask, past_key_values=shared,
                                   max_new_tokens=max_new_tokens, do_sample=False,
                                   repetition_penalty=REPETITION_PENALTY,
-                                  no_repeat_ngram_size=NO_REPEAT_NGRAM, pad_token_id=pad)
+                                  no_repeat_ngram_size=NO_REPEAT_NGRAM, pad_token_id=pad,
+                                  stopping_criteria=stopping)
             new = gen[:, ids.shape[1]:]
             budget.spend(int(sum(sum(m) for m in masks)) + int((new != pad).sum()))
             for i, text in zip(chunk, tok.batch_decode(new, skip_special_tokens=True),
