@@ -232,6 +232,9 @@ def _show(result: Answer, as_json: bool) -> None:
     for r in result.memories:
         text = " ".join(r.memory.render().split())
         out.print(f"  [{r.rank}] {r.memory.id}  {text}", markup=False)
+        if getattr(r, "via", "memory") != "memory":  # found through a MemReader's text
+            note = f": {' '.join(r.matched.split())}" if r.matched else ""
+            out.print(f"       matched {r.via}{note}", markup=False)
     t = result.timings
     d = result.details
     for w in d.get("warnings", []):
