@@ -7,8 +7,6 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from memos_cli.governance import can_read
-
 if TYPE_CHECKING:
     from memos_cli.vault import Vault
 
@@ -16,7 +14,8 @@ if TYPE_CHECKING:
 def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
            now: datetime | None = None, hidden: list[int] | None = None) -> list[Any]:
     """Top-``k`` current memories of the vault for ``query`` that ``user`` may read, best first
-    (hybrid retrieval as for a cube, spec §6). Returns ``plaintext.Retrieved`` items. With
+    (hybrid retrieval as for a cube, spec §6; a derived memory gives way to its sources, §4.5).
+    Returns ``plaintext.Retrieved`` items. With
     ``hidden`` (a list), appends how many closer candidates access control left out.
 
     Raises:
@@ -24,7 +23,7 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     """
     from memos_cli.cube.index import Index
     from memos_cli.errors import EmbedderMismatchError
-    from memos_cli.tiers.plaintext import Retrieved
+    from memos_cli.tiers.plaintext import resolve_hits
 
     gen = vault.generation()
     if gen is None:
@@ -41,16 +40,8 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     pool = k
     while True:
         hits = index.search(query, vector, pool)
-        out: list[Retrieved] = []
-        denied = 0
-        for h in hits:
-            m = by_id.get(h.id)
-            if m is None or m.expired(now or datetime.now(timezone.utc)):
-                continue
-            if not can_read(m, user, now=now):
-                denied += len(out) < k
-                continue
-            out.append(Retrieved(m, h.score, len(out) + 1, h.vector_rank, h.text_rank))
+        out, denied = resolve_hits(hits, by_id, k, now=now or datetime.now(timezone.utc),
+                                   user=user)
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)

@@ -91,37 +91,50 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
     pool = k
     while True:
         hits = index.search(query, vector, pool)
-        out = []
-        denied = 0
-        seen: set[str] = set()
         for h in hits:
-            m = cube.by_id.get(h.id)
-            if m is None:
+            if h.id not in cube.by_id:
                 raise IntegrityError(f"search index returned id {h.id!r}, which is not a memory "
                                      "of this cube (an index of another cube? run `memos "
                                      "reindex`)", path=cube.index_path)
-            found: list[tuple[Memory, str, str | None, str | None]] = [
-                (m, h.via, None if h.via == "context" else h.matched, None)]
-            if sources := derived_from(m):  # a derived memory: its sources stand for it
-                if user is not None and not can_read(m, user, now=now):
-                    denied += len(out) < k
-                    continue
-                found = [(s, "facts", m.content, m.id) for i in sources
-                         if (s := cube.by_id.get(i)) is not None]
-            for mem, via, matched, did in found:
-                if mem.id in seen or mem.expired(now):
-                    continue
-                if user is not None and not can_read(mem, user, now=now):
-                    denied += len(out) < k
-                    continue
-                seen.add(mem.id)
-                out.append(Retrieved(mem, h.score, len(out) + 1, h.vector_rank, h.text_rank,
-                                     via, matched, did))
+        out, denied = resolve_hits(hits, cube.by_id, k, now=now, user=user)
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)
             return out[:k]
-        pool *= 4  # expired memories took places: look further
+        pool *= 4  # expired or unreadable memories took places: look further
+
+
+def resolve_hits(hits: list[Any], by_id: dict[str, Memory], k: int, *, now: datetime,
+                 user: str | None) -> tuple[list[Retrieved], int]:
+    """Index hits (``cube.index.Hit``) as ranked memories: a derived memory (spec §4.5) gives
+    way to its sources, each memory appears once, ids not in ``by_id`` and expired memories
+    are skipped, and with ``user`` so is what that user may not read. Returns the memories
+    and how many unreadable ones would have ranked in the top ``k``."""
+    out: list[Retrieved] = []
+    denied = 0
+    seen: set[str] = set()
+    for h in hits:
+        m = by_id.get(h.id)
+        if m is None:
+            continue
+        found: list[tuple[Memory, str, str | None, str | None]] = [
+            (m, h.via, None if h.via == "context" else h.matched, None)]
+        if sources := derived_from(m):  # a derived memory: its sources stand for it
+            if user is not None and not can_read(m, user, now=now):
+                denied += len(out) < k
+                continue
+            found = [(s, "facts", m.content, m.id) for i in sources
+                     if (s := by_id.get(i)) is not None]
+        for mem, via, matched, did in found:
+            if mem.id in seen or mem.expired(now):
+                continue
+            if user is not None and not can_read(mem, user, now=now):
+                denied += len(out) < k
+                continue
+            seen.add(mem.id)
+            out.append(Retrieved(mem, h.score, len(out) + 1, h.vector_rank, h.text_rank,
+                                 via, matched, did))
+    return out, denied
 
 
 def build_messages(question: str, memories: list[Memory]) -> list[dict[str, str]]:

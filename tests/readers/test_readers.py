@@ -237,3 +237,17 @@ def test_run_readers_without_a_model_reader_loads_no_model(tmp_path: Path, embed
     assert rows.vectors is not None and rows.vectors.shape == (6, embedder.dimension)
     assert np.allclose(np.linalg.norm(rows.vectors, axis=1), 1, atol=1e-5)
     assert run.records()[0]["model"] is None
+
+
+def test_a_vault_resolves_derived_memories_too(tmp_path: Path, embedder) -> None:
+    from memos_cli.vault import Vault, load
+    from memos_cli.vault import search as vault_search
+
+    path, fact, turns = _cube_with_fact(tmp_path, embedder)
+    v = Vault(tmp_path / "vault")
+    load(v, path, user="ana", embedder=embedder, allow_unsigned=True, now=NOW)
+    hits = vault_search(v, embedder, "what colour are the kitchen walls, sage?", 3, user="ana",
+                        now=NOW)
+    assert fact.id not in [h.memory.id for h in hits]
+    assert (hits[0].memory.id, hits[0].via, hits[0].matched) == (turns[0].id, "facts",
+                                                                 fact.content)
