@@ -294,6 +294,10 @@ def inspect(
         ("embedder", f"{m.embedding['model']} ({m.embedding['dimension']}-d, "
                      f"{cut(m.embedding['fingerprint'], 23)})" if m.embedding else
                      "- (no plaintext tier: restore it with memos convert --to text)"),
+        ("readers", "; ".join(
+            f"{r['name']}" + (f" ({r['model']['name']})" if r["model"] else "")
+            + f": {r['index_rows']} rows, {r['derived_memories']} derived"
+            for r in m.readers) if m.readers else "-"),
         ("signature", "signed (check with memos verify --key)" if c.signed else "unsigned"),
         ("size", f"{c.size_bytes():,} bytes in {len(c.files)} files"),
     ]:

@@ -97,3 +97,8 @@ def test_reindex_with_and_without_reader(read_cube: Path, tmp_path: Path) -> Non
     data = as_json("reindex", cube, "--reader", "context")
     assert data["readers"][0]["index_rows"] == 6
     assert as_json("verify", cube)["memories"] == 6
+
+
+def test_inspect_lists_the_readers(read_cube: Path) -> None:
+    text = memos("inspect", read_cube).stdout
+    assert "context: 6 rows, 0 derived" in text
