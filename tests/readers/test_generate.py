@@ -52,3 +52,22 @@ def test_a_model_that_cannot_generate_is_one_error(tmp_path: Path) -> None:
     chat = load(str(path))
     with pytest.raises(ReaderError, match="cannot generate"):
         generate(chat, PREFIX * 4, SUFFIXES, max_new_tokens=4, budget=Budget())
+
+
+def test_unparseable_outputs_are_counted_never_a_crash(tiny_llama: Path) -> None:
+    """A random model writes no question and no grounded fact: every memory is counted as
+    unparsed, nothing is derived, and nothing raises."""
+    from datetime import datetime, timezone
+
+    from memos_cli.memory import Memory
+    from memos_cli.readers import facts, questions
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    mems = [Memory.create(t, now=now, speaker="ann", semantic_type="dialog_turn",
+                          session_id="s1", origin="conversation")
+            for t in ("the budget is 48,000 euros", "we picked the sensor", "memory answer")]
+    chat = load(str(tiny_llama))
+    q = questions.read(mems, chat, Budget(), max_new_tokens=8)
+    assert (len(q.rows), q.unparsed, q.not_reached) == (0, 3, 0)
+    f = facts.read(mems, chat, Budget(), window=2, max_new_tokens=8)
+    assert (len(f.memories), f.unparsed, f.not_reached) == (0, 2, 0)
