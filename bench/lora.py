@@ -55,6 +55,12 @@ def main() -> None:
     ap.add_argument("--rank", type=int, default=None, help="default: the recipe default")
     ap.add_argument("--targets", default=None, help="comma-separated modules [default: all "
                                                     "seven projections]")
+    ap.add_argument("--lr", type=float, default=None, help="default: the recipe default")
+    ap.add_argument("--alpha", type=int, default=None, help="default: 2 x rank (Biderman "
+                                                            "et al. 2024) or the recipe's")
+    ap.add_argument("--general-weight", type=float, default=None)
+    ap.add_argument("--replay", type=int, default=None)
+    ap.add_argument("--tag", default=None, help="suffix of the output file names")
     ap.add_argument("--tiers", default="none,text,kv", help="the reference tiers to run")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = ap.parse_args()
@@ -80,8 +86,9 @@ def main() -> None:
         result["tiers"] = [row(r) for r in rows]
         print(json.dumps([r.to_dict() for r in rows]), flush=True)
         for name in args.recipes.split(","):
-            opts: dict = {"epochs": args.epochs, "rank": args.rank,
-                          "alpha": 2 * args.rank if args.rank else None,
+            opts: dict = {"epochs": args.epochs, "rank": args.rank, "lr": args.lr,
+                          "general_weight": args.general_weight, "replay": args.replay,
+                          "alpha": args.alpha or (2 * args.rank if args.rank else None),
                           "target_modules": tuple(args.targets.split(",")) if args.targets
                           else None}
             recipe = lora.Recipe(name=name, **{k: v for k, v in opts.items() if v is not None})
@@ -101,6 +108,7 @@ def main() -> None:
             print(json.dumps({k: v for k, v in entry.items() if k != "lora"} |
                              {"lora": lora_row.to_dict()}), flush=True)
     name = "lora" if args.fixture == "quillfeather" else f"lora-{args.fixture}"
+    name += f"-{args.tag}" if args.tag else ""
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(report_md(result))
     print(report_md(result))
@@ -120,11 +128,13 @@ def report_md(r: dict) -> str:
         lines.append(f"| {d['tier']} | {d['accuracy']:.1%} | {kind(d, 'direct')} | "
                      f"{kind(d, 'paraphrased')} | {d['ttft_s']:.3f} | {d['tokens_per_s']:.1f} "
                      f"| {d['prompt_tokens']:.0f} | {d['bytes']:,} |")
-    lines += ["", "| recipe | examples | steps | epochs | convert wall (s) | train (s) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| recipe | rank / alpha | lr | examples | steps | epochs | convert wall (s) "
+              "| train (s) |", "|---|---|---|---|---|---|---|---|"]
     for e in r["recipes"]:
-        lines.append(f"| {e['recipe']['name']} | {e['examples']} | {e['steps']} | "
-                     f"{e['recipe']['epochs']} | {e['convert_wall_s']} | {e['train_s']} |")
+        rc = e["recipe"]
+        lines.append(f"| {rc['name']} | {rc['rank']} / {rc['alpha']} | {rc['lr']} | "
+                     f"{e['examples']} | {e['steps']} | {rc['epochs']} | {e['convert_wall_s']} "
+                     f"| {e['train_s']} |")
     lines += ["", "| recipe | general accuracy (adapter / base) | kept | base answers lost "
                   "| mean KL from base (nats/token) | adapter bytes |", "|---|---|---|---|---|---|"]
     for e in r["recipes"]:

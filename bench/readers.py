@@ -48,6 +48,33 @@ TUNE = ("26", "30", "41")
 CATEGORIES = (1, 2, 3, 4)
 
 
+def cache_generations(path: Path) -> None:
+    """Wrap ``readers.generate.generate`` so that each (prefix, suffix, max_new_tokens) is
+    generated once and kept in ``path``."""
+    import hashlib
+
+    from memos_cli.readers import facts, generate, questions
+
+    store: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    real = generate.generate
+
+    def cached(chat, prefix, suffixes, *, max_new_tokens, **kw):  # type: ignore[no-untyped-def]
+        keys = [hashlib.sha256(f"{max_new_tokens}\0{prefix}\0{s}".encode()).hexdigest()
+                for s in suffixes]
+        todo = [i for i, k in enumerate(keys) if k not in store]
+        if todo:
+            got = real(chat, prefix, [suffixes[i] for i in todo],
+                       max_new_tokens=max_new_tokens, **kw)
+            for i, text in zip(todo, got, strict=True):
+                if text is not None:
+                    store[keys[i]] = text
+            path.write_text(json.dumps(store))
+        return [store.get(k) for k in keys]
+
+    questions.generate = cached  # type: ignore[assignment]
+    facts.generate = cached  # type: ignore[assignment]
+
+
 def combos(names: list[str]) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = [()]
     for n in range(1, len(names) + 1):
@@ -63,10 +90,17 @@ def main() -> None:
     ap.add_argument("--context-before", type=int, default=None)
     ap.add_argument("--context-after", type=int, default=None)
     ap.add_argument("--context-chars", type=int, default=None)
+    ap.add_argument("--min-relevance", type=float, default=None)
     ap.add_argument("--model", default=None)
     ap.add_argument("--only", default=None, help="comma-separated conversation ids")
     ap.add_argument("--tag", default="readers")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="keep the model readers' raw generations in this JSON file and reuse "
+                         "them (for trying parsers and filters; reader times then mean "
+                         "nothing)")
     args = ap.parse_args()
+    if args.cache is not None:
+        cache_generations(args.cache)
     files = sorted(args.locomo.glob("*.json"))
     if args.only:
         files = [f for f in files if f.stem in args.only.split(",")]
@@ -74,7 +108,9 @@ def main() -> None:
     options = {"context": {k: v for k, v in (("before", args.context_before),
                                               ("after", args.context_after),
                                               ("neighbour_chars", args.context_chars))
-                            if v is not None}}
+                            if v is not None},
+               "questions": {} if args.min_relevance is None else
+               {"min_relevance": args.min_relevance}}
     embedder = Embedder()
     chat = None
     if set(names) & {"questions", "facts"}:
@@ -101,7 +137,8 @@ def main() -> None:
             runs = {}
             for n in names:
                 t0 = time.perf_counter()
-                run = run_readers([n], own, chat=chat, budget=Budget(), options=options)
+                run = run_readers([n], own, chat=chat, budget=Budget(), options=options,
+                                  embedder=embedder)
                 rows = embed_rows(embedder, run.rows())
                 derived_vecs = embed_memories(embedder, run.memories) if run.memories else None
                 reader_s[n].append((time.perf_counter() - t0) / len(own) * 1000)

@@ -102,12 +102,13 @@ class ReaderPlan:
     budget: Any = None
     options: dict[str, Any] = field(default_factory=dict)
 
-    def run(self, memories: list[Memory],
+    def run(self, memories: list[Memory], embedder: Embedder | None = None,
             progress: Callable[[str, int, int], None] | None = None) -> Any:
         from memos_cli.readers import run_readers
 
         return run_readers(self.names, memories, model=self.model, chat=self.chat,
-                           budget=self.budget, progress=progress, options=self.options)
+                           budget=self.budget, progress=progress, options=self.options,
+                           embedder=embedder)
 
 
 def rebuild_index(path: str | Path, embedder: Embedder, *, key: str | Path | None = None,
@@ -131,7 +132,7 @@ def rebuild_index(path: str | Path, embedder: Embedder, *, key: str | Path | Non
 
     names = parse_names(readers.names)
     own = [m for m in cube.memories if derived_reader(m) is None]
-    run = readers.run(own, progress)
+    run = readers.run(own, embedder, progress)
     old = [m for m in cube.memories if derived_reader(m) is not None
            and not (derived_reader(m) == "facts" and "facts" in names)]
     mems = own + old + run.memories
@@ -207,7 +208,8 @@ def pack(
         raise EmptyCorpusError(f"no memories found in {where}"
                                + (f" ({len(read.skipped)} files of other types skipped)"
                                   if read.skipped else ""))
-    run = readers.run(kept, progress) if readers is not None and readers.names else None
+    run = readers.run(kept, embedder, progress) if readers is not None and readers.names \
+        else None
     rows = None
     if run is not None:
         kept += run.memories

@@ -150,12 +150,13 @@ def model_record(chat: Any) -> dict[str, Any]:
 
 def run_readers(names: Sequence[str], memories: Sequence[Memory], *, model: str | None = None,
                 chat: Any = None, budget: Budget | None = None,
-                progress: Progress | None = None, options: dict[str, Any] | None = None
-                ) -> ReaderRun:
+                progress: Progress | None = None, options: dict[str, Any] | None = None,
+                embedder: Any = None) -> ReaderRun:
     """Run the readers ``names`` over ``memories`` (a cube's own; derived memories of an
     earlier run are skipped). ``chat`` is a loaded :class:`~memos_cli.models.chat.ChatModel`,
     else ``model`` is loaded when a model reader runs. ``progress(stage, done, total)``
     reports each batch. ``options`` overrides reader options (``{"context": {"before": 2}}``).
+    ``embedder`` (the cube's) lets the questions reader drop irrelevant questions.
 
     Raises:
         UsageError: an unknown reader name.
@@ -179,7 +180,7 @@ def run_readers(names: Sequence[str], memories: Sequence[Memory], *, model: str 
         if name == "context":
             result = context.read(own, **opts)
         elif name == "questions":
-            result = questions.read(own, chat, budget, progress, **opts)
+            result = questions.read(own, chat, budget, progress, embedder=embedder, **opts)
         else:
             result = facts.read(own, chat, budget, progress, **opts)
         result.seconds = time.perf_counter() - t0

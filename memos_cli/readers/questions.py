@@ -7,6 +7,13 @@ search. Where the original appends the predicted queries to the document, memos 
 a row of their own, so the memory's own row ranks as before and a question can only add a
 route to it. A few-shot completion prompt (see :mod:`memos_cli.readers.generate`); an output
 with no question in it counts as ``unparsed`` and the memory gets no row.
+
+A small model writes many questions its memory does not answer ("How many people attended?"),
+and such questions match any query of their shape. As in Doc2Query-- (Gospodinov, MacAvaney
+and Macdonald, ECIR 2023, "Doc2Query--: When Less is More"), each question is kept only when
+a relevance model scores it against its memory at least ``min_relevance``; here the relevance
+model is the cube's own embedder (cosine of the two embeddings) rather than a cross-encoder.
+A memory whose questions are all dropped counts as ``unparsed`` too.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ Questions: What does Anna want to study? When will Anna start studying?
 PER_MEMORY = 3
 MEMORY_CHARS = 600
 MAX_NEW_TOKENS = 40
+#: Chosen on LoCoMo conversations 26, 30 and 41 (bench/readers.py; README).
+MIN_RELEVANCE = 0.5
 _QUESTION = re.compile(r"[^?\n]{6,200}\?")
 
 
@@ -53,26 +62,50 @@ def parse(output: str, limit: int = PER_MEMORY) -> list[str]:
     return out[:limit]
 
 
+def relevant(embedder: Any, memories: Sequence[Memory], found: list[list[str]],
+             min_relevance: float) -> list[list[str]]:
+    """``found[i]`` without the questions whose embedding's cosine with ``memories[i]``'s
+    rendered text is below ``min_relevance`` (Doc2Query--)."""
+    flat = [(i, q) for i, qs in enumerate(found) for q in qs]
+    if not flat or min_relevance <= -1:
+        return found
+    import numpy as np
+
+    q_vecs = embedder.encode([q for _, q in flat])
+    owners = sorted({i for i, _ in flat})
+    m_vecs = dict(zip(owners, embedder.encode([memories[i].render() for i in owners]),
+                      strict=True))
+    kept: list[list[str]] = [[] for _ in found]
+    for (i, q), v in zip(flat, q_vecs, strict=True):
+        if float(np.dot(v, m_vecs[i])) >= min_relevance:
+            kept[i].append(q)
+    return kept
+
+
 def read(memories: Sequence[Memory], chat: Any, budget: Budget,
          progress: Progress | None = None, *, per_memory: int = PER_MEMORY,
-         max_new_tokens: int = MAX_NEW_TOKENS) -> ReaderResult:
-    """One ``questions`` row per memory the model wrote a question for.
+         max_new_tokens: int = MAX_NEW_TOKENS, embedder: Any = None,
+         min_relevance: float = MIN_RELEVANCE) -> ReaderResult:
+    """One ``questions`` row per memory the model wrote a relevant question for (relevance
+    is checked with ``embedder`` when one is given; the options record whether it was).
 
     Raises:
         ReaderError: the model cannot generate.
     """
-    result = ReaderResult("questions", {"per_memory": per_memory,
-                                        "max_new_tokens": max_new_tokens, "prompt": "few-shot-1"})
+    result = ReaderResult("questions", {
+        "per_memory": per_memory, "max_new_tokens": max_new_tokens, "prompt": "few-shot-1",
+        "min_relevance": min_relevance if embedder is not None else None})
     outputs = generate(chat, PREFIX, [suffix(m) for m in memories],
                        max_new_tokens=max_new_tokens, budget=budget, progress=progress,
                        stage="questions")
-    for m, text in zip(memories, outputs, strict=True):
+    found = [parse(text, per_memory) if text is not None else [] for text in outputs]
+    if embedder is not None:
+        found = relevant(embedder, memories, found, min_relevance)
+    for m, text, qs in zip(memories, outputs, found, strict=True):
         if text is None:
             result.not_reached += 1
-            continue
-        found = parse(text, per_memory)
-        if found:
-            result.rows.append((m.id, " ".join(found)))
+        elif qs:
+            result.rows.append((m.id, " ".join(qs)))
         else:
             result.unparsed += 1
     return result

@@ -251,3 +251,13 @@ def test_a_vault_resolves_derived_memories_too(tmp_path: Path, embedder) -> None
     assert fact.id not in [h.memory.id for h in hits]
     assert (hits[0].memory.id, hits[0].via, hits[0].matched) == (turns[0].id, "facts",
                                                                  fact.content)
+
+
+def test_questions_a_memory_does_not_answer_are_dropped(embedder) -> None:
+    m = _turn("I am repainting the kitchen in a pale green.", "Ana", 1)
+    other = _turn("We sold the old boat last summer.", "Ana", 2)
+    found = [["What colour is Ana painting her kitchen?", "How many people attended the event?"],
+             ["What did Ana sell?"]]
+    kept = questions.relevant(embedder, [m, other], found, 0.4)
+    assert kept == [["What colour is Ana painting her kitchen?"], ["What did Ana sell?"]]
+    assert questions.relevant(embedder, [m, other], found, -1) == found
