@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from memos_cli.vault import Vault
+    from memos_cli.vault.store import Vault
 
 
 def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,

@@ -1,0 +1,142 @@
+"""MemLoader and MemGovernance on the vault: install a cube (``load``), remove one
+(``remove``), drop expired memories (``gc``); each is one atomic commit and one access-log
+record."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memos_cli.access import check_remove, check_updates
+from memos_cli.errors import UsageError
+from memos_cli.memory import format_time
+from memos_cli.pausepoints import pause
+from memos_cli.vault.merge import LoadReport, merge
+from memos_cli.vault.store import State, Vault
+
+
+def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
+         on_conflict: str = "version", allow_unsigned: bool = False,
+         now: datetime | None = None) -> LoadReport:
+    """Install a cube, or a file of another memory system (imported on the way), into the vault.
+
+    A cube is verified first (manifest, digests, index) and its signature checked against the
+    trust store (:func:`memos_cli.trust.check_trust`); files from other systems carry no
+    signature and are recorded as ``import``. The cube's embedder must be the vault's. Then
+    :func:`merge`, one atomic commit and one access-log record.
+
+    Raises:
+        CubeNotFoundError, SourceError, FormatError, IntegrityError, SignatureError,
+        EmbedderMismatchError, UsageError (no plaintext tier, bad policy).
+    """
+    from memos_cli.cube import open_cube, verify
+    from memos_cli.errors import EmbedderMismatchError
+    from memos_cli.trust import check_trust
+
+    src = Path(source)
+    with contextlib.ExitStack() as stack:
+        if (src / "manifest.json").is_file():
+            cube = open_cube(src)
+            verify(cube)
+            signer = check_trust(src, allow_unsigned=allow_unsigned)
+        else:
+            if embedder is None:
+                raise UsageError("importing a file of another memory system needs the embedder")
+            from memos_cli.pack import pack
+            from memos_cli.sources import Defaults
+
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memos-load-")))
+            # a fixed name: the source's own may hold characters LanceDB cannot take
+            pack([src], tmp / "import.memcube", embedder=embedder,
+                 defaults=Defaults(now=now or datetime.now(timezone.utc), owner=user))
+            cube, signer = open_cube(tmp / "import.memcube"), "import"
+        cube.require_plaintext()
+        stack.enter_context(vault.lock())
+        pause("vault:locked")
+        state = vault.state()
+        if state.embedding is not None and cube.manifest.embedding is not None and (
+                state.embedding["fingerprint"] != cube.manifest.embedding["fingerprint"]):
+            raise EmbedderMismatchError(
+                f"cube was indexed with {cube.manifest.embedding['model']}, the vault with "
+                f"{state.embedding['model']}; run `memos reindex` on the cube first",
+                path=cube.path)
+        mems = cube.memories
+        check_updates(state, mems, user, on_conflict, cube.path)
+        vectors = cube.index().vectors([m.id for m in mems])
+        cube_id = cube.manifest.cube_id
+        new, report = merge(state, cube_id, mems, vectors, on_conflict=on_conflict, now=now)
+        report.name, report.signer = cube.manifest.name, signer
+        from memos_cli.roles import Roles
+
+        report.dangling = sorted(set(Roles.load(vault.path).unknown(
+            [r for m in mems for r in m.readers])))
+        installed = [*report.added, *report.versioned, *report.replaced]
+        prev = new.cubes.get(cube_id, {})
+        new.cubes[cube_id] = {
+            "name": cube.manifest.name, "description": cube.manifest.description,
+            "installed_at": format_time(now or datetime.now(timezone.utc)),
+            "installed_by": user, "signer": signer, "source": str(src.resolve()),
+            "format_version": cube.manifest.format_version,
+            "loads": int(prev.get("loads", 0)) + 1}
+        new.embedding = new.embedding or cube.manifest.embedding
+        vault.commit(new)
+    vault.log(user, "load", cube_id=cube_id, memory_ids=installed,
+              detail={"signer": signer, **report.to_dict()})
+    return report
+
+
+def remove(vault: Vault, cube_id: str, *, user: str) -> int:
+    """Remove an installed cube and its current memories (their history stays); the number of
+    memories removed.
+
+    Raises:
+        UsageError: no such cube, or ``user`` did not install it.
+    """
+    with vault.lock():
+        state = vault.state()
+        info = state.cubes.get(cube_id)
+        if info is None:
+            raise UsageError(f"no cube {cube_id} in the vault", path=vault.path)
+        check_remove(state, cube_id, user, vault.path)
+        gone = [i for i, m in enumerate(state.memories) if state.origin.get(m.id) == cube_id]
+        ids = [state.memories[i].id for i in gone]
+        _drop(state, gone)
+        del state.cubes[cube_id]
+        state.archived = [m for m in state.archived
+                          if state.archived_origin.get(m.id) != cube_id]
+        state.archived_origin = {i: c for i, c in state.archived_origin.items() if c != cube_id}
+        vault.commit(state)
+    vault.log(user, "rm", cube_id=cube_id, memory_ids=ids)
+    return len(ids)
+
+
+def gc(vault: Vault, *, user: str, now: datetime | None = None) -> int:
+    """Remove expired memories (current and history); how many were removed."""
+    now = now or datetime.now(timezone.utc)
+    with vault.lock():
+        state = vault.state()
+        gone = [i for i, m in enumerate(state.memories) if m.expired(now)]
+        ids = [state.memories[i].id for i in gone]
+        before = len(state.history)
+        state.history = [m for m in state.history if not m.expired(now)]
+        if gone or before != len(state.history):
+            _drop(state, gone)
+            vault.commit(state)
+    vault.log(user, "gc", memory_ids=ids, detail={"history_removed": before - len(state.history)})
+    return len(ids) + before - len(state.history)
+
+
+def _drop(state: State, rows: Sequence[int]) -> None:
+    drop = set(rows)
+    keep = [i for i in range(len(state.memories)) if i not in drop]
+    for i in drop:
+        state.origin.pop(state.memories[i].id, None)
+    state.vectors = state.vectors[keep] if keep else np.zeros((0, 0), np.float32)
+    state.memories = [state.memories[i] for i in keep]
+
