@@ -40,7 +40,7 @@ PER_MEMORY = 3
 MEMORY_CHARS = 600
 MAX_NEW_TOKENS = 40
 #: Chosen on LoCoMo conversations 26, 30 and 41 (bench/readers.py; README).
-MIN_RELEVANCE = 0.5
+MIN_RELEVANCE = 0.6
 _QUESTION = re.compile(r"[^?\n]{6,200}\?")
 
 
