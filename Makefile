@@ -37,6 +37,7 @@ test: lint
 bench: install
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/readers.py
 	$(BIN)/python bench/kv.py
 	$(BIN)/python bench/lora.py
 	$(BIN)/python bench/kv_chunks.py
