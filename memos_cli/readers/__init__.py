@@ -95,8 +95,8 @@ class Budget:
 @dataclass
 class ReaderResult:
     """What one reader made: index ``rows`` (memory id, text), derived ``memories``, and
-    counts: ``unparsed`` (model outputs that gave nothing usable), ``not_reached`` (memories
-    or windows left when the budget ran out)."""
+    counts: ``unparsed`` (model outputs that gave nothing usable, parsed or kept),
+    ``not_reached`` (memories or windows left when the budget ran out)."""
 
     name: str
     options: dict[str, Any]
