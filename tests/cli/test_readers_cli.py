@@ -102,3 +102,15 @@ def test_reindex_with_and_without_reader(read_cube: Path, tmp_path: Path) -> Non
 def test_inspect_lists_the_readers(read_cube: Path) -> None:
     text = memos("inspect", read_cube).stdout
     assert "context: 6 rows, 0 derived" in text
+
+
+def test_context_reader_on_the_demo_corpus(tmp_path: Path) -> None:
+    """Documents are read by file and line, the chat by conversation, facts get no row."""
+    from tests.conftest import CORPUS
+
+    cube = tmp_path / "demo.memcube"
+    data = as_json("pack", CORPUS, "-o", cube, "--reader", "context")
+    assert data["readers"][0]["index_rows"] == 15 and data["memories"] == 18
+    hit = as_json("search", cube, "What budget did we agree on?", "-k", "1")["results"][0]
+    assert "48,000 euros" in hit["text"]
+    assert as_json("verify", cube)["memories"] == 18
