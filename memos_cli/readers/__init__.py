@@ -55,7 +55,8 @@ def parse_names(names: Sequence[str]) -> list[str]:
 @dataclass
 class Budget:
     """A pack-time budget for the model readers: ``seconds`` of wall time and/or ``tokens``
-    (prompt plus generated), shared by every reader of one run. ``None`` is unlimited."""
+    (prompt plus generated), shared by every reader of one run. ``None`` is unlimited. The
+    clock starts when the readers start (:func:`run_readers`), after the model is loaded."""
 
     seconds: float | None = None
     tokens: int | None = None
@@ -173,6 +174,7 @@ def run_readers(names: Sequence[str], memories: Sequence[Memory], *, model: str 
         from memos_cli.models.chat import load
 
         chat = load(model)
+    budget.started = time.perf_counter()
     out = []
     for name in chosen:
         t0 = time.perf_counter()
