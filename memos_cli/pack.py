@@ -55,38 +55,34 @@ class PackReport:
                                 for r in self.readers]} if self.readers else {})}
 
 
-def embed_memories(embedder: Embedder, memories: list[Memory],
-                   progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
-    """Embed :func:`~memos_cli.cube.index.index_text` of each memory: ``[n, dim] float32``
-    unit vectors.
-
-    ``progress("embedding", done, total)`` is called after each batch.
-    """
-    texts = [index_text(m) for m in memories]
+def embed_texts(embedder: Embedder, texts: list[str], stage: str,
+                progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
+    """Embed ``texts``: ``[n, dim] float32`` unit vectors (``[0, dim]`` for none);
+    ``progress(stage, done, total)`` after each batch."""
+    if not texts:
+        return np.zeros((0, embedder.dimension), np.float32)
     done = 0
 
     def step(n: int) -> None:
         nonlocal done
         done += n
         if progress:
-            progress("embedding", done, len(texts))
+            progress(stage, done, len(texts))
 
     return embedder.encode(texts, progress=step)
+
+
+def embed_memories(embedder: Embedder, memories: list[Memory],
+                   progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
+    """Embed :func:`~memos_cli.cube.index.index_text` of each memory: ``[n, dim] float32``
+    unit vectors. ``progress("embedding", done, total)`` is called after each batch."""
+    return embed_texts(embedder, [index_text(m) for m in memories], "embedding", progress)
 
 
 def embed_rows(embedder: Embedder, rows: ReaderRows,
                progress: Callable[[str, int, int], None] | None = None) -> ReaderRows:
     """Embed the texts of reader rows (``rows.vectors`` set; returned)."""
-    done = 0
-
-    def step(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress("embedding reader rows", done, len(rows))
-
-    rows.vectors = embedder.encode(rows.texts, progress=step) if len(rows) else \
-        np.zeros((0, embedder.dimension), np.float32)
+    rows.vectors = embed_texts(embedder, rows.texts, "embedding reader rows", progress)
     return rows
 
 

@@ -14,6 +14,13 @@ from rich.table import Table
 
 from memos_cli import config
 from memos_cli.cli.output import check_as, err, out, print_json, progress_bar, status
+from memos_cli.cli.reader_opts import (
+    MEMREADER_OPT,
+    READER_BUDGET_OPT,
+    READER_MODEL_OPT,
+    reader_plan,
+    show_readers,
+)
 from memos_cli.cube import generate_keypair, key_fingerprint, open_cube, open_verified
 from memos_cli.cube import verify as verify_cube
 from memos_cli.errors import UsageError
@@ -111,44 +118,8 @@ OWNER_OPT = typer.Option(None, "--owner", help="Owner of the memories \\[default
                                                "or the login name].")
 VISIBILITY_OPT = typer.Option("private", "--visibility", help="private, shared or public.")
 SHARE_OPT = typer.Option([], "--share-with", metavar="USER|role:NAME",
-                         help="A user or role who may read the memories (repeatable; was "
-                              "--reader before 0.9).")
-MEMREADER_OPT = typer.Option(
-    [], "--reader", metavar="NAME",
-    help="Run a MemReader before indexing (repeatable or comma-separated): context "
-         "(neighbouring turns), questions (doc2query with the local model), facts (derived "
-         "fact memories).")
-READER_MODEL_OPT = typer.Option(None, "--model", metavar="MODEL",
-                                help=r"Chat model of the questions and facts readers \[default: "
-                                     "$MEMOS_MODEL or SmolLM2-135M-Instruct].")
-READER_BUDGET_OPT = typer.Option(
-    None, "--reader-budget", metavar="SECONDS|Ntok",
-    help="Stop the model readers after this long (600, 10m) or this many tokens (200000tok); "
-         r"memories not reached get no rows, counted in the report \[default: no limit].")
-
-
-def reader_plan(names: list[str], model: str | None, budget: str | None) -> Any:
-    """The :class:`~memos_cli.pack.ReaderPlan` of the reader options, or ``None``.
-
-    Raises:
-        UsageError: an unknown reader name (a user's name gets a hint: ``--share-with``), a
-            bad budget, or a budget or model without a reader.
-    """
-    from memos_cli.pack import ReaderPlan
-    from memos_cli.readers import READERS, Budget, parse_names
-
-    if not names:
-        if budget is not None or model is not None:
-            raise UsageError("--reader-budget and --model need a --reader")
-        return None
-    for item in names:
-        for n in item.split(","):
-            if n.strip() and n.strip() not in READERS:
-                raise UsageError(f"--reader {n.strip()!r} is not a MemReader (one of "
-                                 f"{', '.join(READERS)}); to let a user read the memories, "
-                                 f"use --share-with {n.strip()}")
-    return ReaderPlan(parse_names(names), model=model,
-                      budget=Budget.parse(budget))
+                         help="A user or role who may read the memories (repeatable; it was "
+                              "--reader).")
 TTL_OPT = typer.Option(None, "--ttl", help="Lifespan of each memory: 3600, 12h, 30d, 2w.")
 TAG_OPT = typer.Option([], "--tag", help="A tag for every memory (repeatable).")
 
@@ -383,18 +354,6 @@ def verify(
         return
     out.print(f"[green]ok[/green] {report.cube}: {report.memories} memories, {report.files} "
               f"files, signature {report.signature}")
-
-
-def show_readers(records: list[dict[str, Any]]) -> None:
-    """One line per MemReader run: what it made, what it could not parse or reach."""
-    for r in records:
-        made = (f"{r['index_rows']} index rows" if r["name"] != "facts"
-                else f"{r['derived_memories']} derived memories")
-        left = (f", {r['unparsed']} outputs unparsed" if r["unparsed"] else "") + (
-            f", {r['not_reached']} not reached (budget)" if r["not_reached"] else "")
-        model = f" with {r['model']['name']}" if r.get("model") else ""
-        err.print(f"reader {r['name']}{model}: {made}{left} in {r['seconds']:.1f} s",
-                  markup=False)
 
 
 def reindex(

@@ -357,39 +357,14 @@ def rewrite(cube: Cube, *, key: str | Path | None = None
         else:
             raw.pop("index_files", None)
             raw.pop("content_digest", None)
+        from memos_cli.cube.readers import recount_readers
+
         recount_readers(tmp, raw)
         list_attachments(tmp, raw)
         write_manifest(tmp, Manifest.from_dict(raw))
         layout.normalize_modes(tmp)
         if key is not None:
             sign_cube(tmp, key, name=cube.path.name)
-
-
-def recount_readers(directory: Path, raw: dict[str, Any]) -> None:
-    """Bring the manifest's ``readers`` in line with a rewritten cube (spec §6.1): a reader
-    whose index rows or derived memories are all gone is dropped, the others recounted."""
-    if not raw.get("readers"):
-        raw.pop("readers", None)
-        return
-    from memos_cli.memory import derived_reader
-
-    rows = Index(directory / raw["index"]["path"]).reader_rows() if raw.get("index") else {}
-    mems = read_memories(directory / raw["files"]["memories"]["path"]) if raw.get("files") \
-        else []
-    derived: dict[str, int] = {}
-    for m in mems:
-        if (name := derived_reader(m)) is not None:
-            derived[name] = derived.get(name, 0) + 1
-    kept = []
-    for r in raw["readers"]:
-        r = {**r, "index_rows": rows.get(r["name"], 0),
-             "derived_memories": derived.get(r["name"], 0)}
-        if r["index_rows"] or r["derived_memories"]:
-            kept.append(r)
-    if kept:
-        raw["readers"] = kept
-    else:
-        raw.pop("readers", None)
 
 
 def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,

@@ -17,6 +17,7 @@ from memos_cli.cube.lora import META as LORA_META
 from memos_cli.cube.lora import check_adapter
 from memos_cli.cube.lora import read_meta as read_lora_meta
 from memos_cli.cube.memories import content_digest
+from memos_cli.cube.readers import check_readers
 from memos_cli.cube.signature import check_payload, verify_cube
 from memos_cli.digest import accepted_json_sha256, sha256_file
 from memos_cli.errors import IntegrityError
@@ -128,39 +129,6 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         status = "not checked (no key given)" if cube.signed else "unsigned"
     return VerifyReport(cube=str(cube.path), cube_id=cube.manifest.cube_id, memories=len(ids),
                         files=len(cube.files), signed=cube.signed, signature=status)
-
-
-def check_readers(cube: Any, ids: set[str]) -> None:
-    """MemReader data (spec §4.5, §6.1): reader rows of known kinds that find memories of the
-    cube, derived memories whose sources are in the cube, and counts that match the
-    manifest's ``readers``.
-
-    Raises:
-        IntegrityError, FormatError: naming the index or the memories file.
-    """
-    from memos_cli.memory import derived_from, derived_reader
-
-    index = cube.index()
-    rows = index.reader_rows()
-    if stray := sorted(index.reader_ids() - ids):
-        raise IntegrityError(f"a reader row of the search index finds memory {stray[0]}, which "
-                             "is not in the cube", path=cube.index_path)
-    derived: dict[str, int] = {}
-    for m in cube.memories:
-        if (name := derived_reader(m)) is not None:
-            derived[name] = derived.get(name, 0) + 1
-            if gone := [i for i in derived_from(m) if i not in ids]:
-                raise IntegrityError(f"derived memory {m.id} names source {gone[0]}, which is "
-                                     "not in the cube", path=cube.path / layout.MEMORIES)
-    records = {r["name"]: r for r in cube.manifest.readers or []}
-    for name in set(rows) | set(records) | set(derived):
-        r = records.get(name, {})
-        if (r.get("index_rows", 0), r.get("derived_memories", 0)) != \
-                (rows.get(name, 0), derived.get(name, 0)):
-            raise IntegrityError(f"manifest.json's readers entry for {name!r} does not match "
-                                 f"the cube ({rows.get(name, 0)} index rows, "
-                                 f"{derived.get(name, 0)} derived memories)",
-                                 path=cube.path / layout.MANIFEST)
 
 
 def check_fingerprint(recorded: str, fingerprint: Any, version: tuple[int, int],
