@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -86,8 +87,7 @@ def derived_reader(memory: Memory) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def orphaned_derived(memories: list[Memory], changed: set[str] = frozenset()  # type: ignore[assignment]
-                     ) -> set[str]:
+def orphaned_derived(memories: list[Memory], changed: Collection[str] = ()) -> set[str]:
     """Ids of derived memories whose sources are not all in ``memories`` or are in
     ``changed``: what they say came from text that is gone (a removal, a filtered export)."""
     ids = {m.id for m in memories}

@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from memos_cli import config
-from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, pack_time
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import check_as, out, print_json, status
+from memos_cli.cli.source_opts import pack_time
 from memos_cli.cube import open_verified
 from memos_cli.dump import Filter, dump
 from memos_cli.errors import UsageError

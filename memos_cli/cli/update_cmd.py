@@ -9,20 +9,18 @@ from pathlib import Path
 import typer
 
 from memos_cli import config
-from memos_cli.cli.cube import (
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.cli.output import err, out, print_json
+from memos_cli.cli.source_opts import (
     BASE_OPT,
-    EMBEDDER_OPT,
     EXTENSIONLESS_OPT,
-    JSON_OPT,
     OWNER_OPT,
     SHARE_OPT,
     TAG_OPT,
     TTL_OPT,
     VISIBILITY_OPT,
-    load_embedder,
     source_defaults,
 )
-from memos_cli.cli.output import err, out, print_json
 from memos_cli.errors import UsageError
 
 

@@ -194,31 +194,27 @@ class Index:
 
         return table.filter(pc.equal(table.column("kind"), MEMORY_KIND))
 
-    def reader_rows(self) -> dict[str, int]:
-        """How many rows each reader added: ``{kind: count}`` (empty without readers).
+    def reader_rows(self) -> tuple[dict[str, int], set[str]]:
+        """How many rows each reader added (``{kind: count}``) and the memory ids they point
+        to, in one read of the table; both empty without readers.
 
         Raises:
             FormatError: unreadable, or a row of a kind this version does not know.
         """
         if not self.has_kinds:
-            return {}
+            return {}, set()
+        table = self._arrow()
         counts: dict[str, int] = {}
-        for kind in self._arrow().column("kind").to_pylist():
+        ids: set[str] = set()
+        for mid, kind in zip(table.column("id").to_pylist(), table.column("kind").to_pylist(),
+                             strict=True):
             if kind not in ROW_KINDS:
                 raise FormatError(f"search index holds a row of unknown kind {kind!r}",
                                   path=self.index_dir)
             if kind != MEMORY_KIND:
                 counts[kind] = counts.get(kind, 0) + 1
-        return counts
-
-    def reader_ids(self) -> set[str]:
-        """The memory ids reader rows point to."""
-        if not self.has_kinds:
-            return set()
-        table = self._arrow()
-        return {str(i) for i, k in zip(table.column("id").to_pylist(),
-                                       table.column("kind").to_pylist(), strict=True)
-                if k != MEMORY_KIND}
+                ids.add(str(mid))
+        return counts, ids
 
     def count(self) -> int:
         try:

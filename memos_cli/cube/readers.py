@@ -20,7 +20,7 @@ def recount_readers(directory: Path, raw: dict[str, Any]) -> None:
         return
     from memos_cli.memory import derived_reader
 
-    rows = Index(directory / raw["index"]["path"]).reader_rows() if raw.get("index") else {}
+    rows = Index(directory / raw["index"]["path"]).reader_rows()[0] if raw.get("index") else {}
     mems = read_memories(directory / raw["files"]["memories"]["path"]) if raw.get("files") \
         else []
     derived: dict[str, int] = {}
@@ -50,8 +50,8 @@ def check_readers(cube: Any, ids: set[str]) -> None:
     from memos_cli.memory import derived_from, derived_reader
 
     index = cube.index()
-    rows = index.reader_rows()
-    if stray := sorted(index.reader_ids() - ids):
+    rows, found = index.reader_rows()
+    if stray := sorted(found - ids):
         raise IntegrityError(f"a reader row of the search index finds memory {stray[0]}, which "
                              "is not in the cube", path=cube.index_path)
     derived: dict[str, int] = {}

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memos_cli.errors import SourceError
-from memos_cli.memory import Memory
+from memos_cli.memory import Memory, derived_reader
 from memos_cli.sources.base import Defaults, SourceResult, read_text
 
 MARKER = "<!-- memos export: markdown 1 -->"
@@ -31,8 +31,8 @@ def to_markdown(memories: Sequence[Memory], *, title: str) -> bytes:
         runs = [len(r) for r in re.findall(r"`+", m.content)]
         fence = "`" * max(3, max(runs, default=0) + 1)
         heading = " ".join(m.content.split())[:60]
-        if m.origin == "inference" and isinstance(m.extra.get("derived_from"), list):
-            heading = f"(derived by memos reader {m.extra.get('reader')}) {heading}"
+        if (reader := derived_reader(m)) is not None:
+            heading = f"(derived by memos reader {reader}) {heading}"
         meta = {k: v for k, v in m.to_dict().items() if k != "content"}
         parts += [f"## {i}. {heading}", "", f"{fence}memory", m.content, fence, "",
                   "```json", json.dumps(meta, ensure_ascii=True), "```", ""]

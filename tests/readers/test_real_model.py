@@ -43,7 +43,7 @@ def test_questions_and_facts_on_the_default_model(session: Path, tmp_path: Path)
         assert m.origin == "inference" and m.speaker is None
         assert all(c.by_id[i].semantic_type == "dialog_turn" for i in derived_from(m))
     assert verify(cube).memories == report["memories"]
-    assert c.index().reader_rows().get("questions", 0) == q["index_rows"]
+    assert c.index().reader_rows()[0].get("questions", 0) == q["index_rows"]
 
 
 def test_a_token_budget_stops_the_readers_and_counts_the_rest(session: Path,
