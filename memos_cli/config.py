@@ -31,6 +31,8 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
     "key": ("MEMOS_KEY", "private key (PEM) that pack, dump, convert and reindex sign with",
             "none (unsigned)"),
     "user": ("MEMOS_USER", "the user commands act as", "the login name"),
+    "remote_timeout": ("MEMOS_REMOTE_TIMEOUT", "seconds a registry has to connect and to "
+                       "answer each request (push, pull, ls, outdated)", "30"),
 }
 #: Largest config file read (bytes).
 MAX_CONFIG_BYTES = 1 << 20

@@ -114,6 +114,13 @@ class EmbedderMismatchError(MemosError, ValueError):
     exit_code = 11
 
 
+class RemoteError(MemosError, OSError):
+    """A registry or bucket that cannot be reached in time, refuses the request, or lacks
+    the tag, digest or repository asked for (MemStore, spec §15)."""
+
+    exit_code = 14
+
+
 class DiskFullError(MemosError, OSError):
     """A write ran out of space (``ENOSPC``, ``EDQUOT``) or past the file-size limit
     (``EFBIG``). Every write is atomic, so nothing was changed."""

@@ -82,6 +82,7 @@ EXIT_CODES = (
     "or forbidden file; 8 signature missing, invalid or tampered; 9 key file unusable; "
     "10 model or embedder not available locally; 11 embedder differs from the index's; "
     "12 disk full (nothing changed); 13 a reader's model cannot generate; "
+    "14 registry unreachable, refusing, or without the tag asked for; "
     "70 internal error (a bug: rerun with --debug); "
     "130 interrupted. Environment: MEMOS_HOME (default ~/.cache/memos), MEMOS_MODEL, "
     "MEMOS_EMBEDDER, MEMOS_VAULT, MEMOS_KEY, MEMOS_USER, MEMOS_PERSONA (see memos config list), "
@@ -149,6 +150,7 @@ def _register() -> None:
         cube,
         dump,
         eval,
+        memstore,
         roles,
         run,
         schedule,
@@ -157,8 +159,8 @@ def _register() -> None:
         vault,
     )
 
-    for module in (cube, update_cmd, search, run, convert, schedule, eval, dump, vault, roles,
-                   config_cmd):
+    for module in (cube, update_cmd, search, run, convert, schedule, eval, dump, vault,
+                   memstore, roles, config_cmd):
         module.register(app)
 
 

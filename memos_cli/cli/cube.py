@@ -180,6 +180,9 @@ def inspect(
         from memos_cli.cube.memories import content_digest
 
         digest = content_digest(c.memories)
+    from memos_cli.memstore.pull import origin_of
+
+    pulled = origin_of(c.path)
     used: dict[str, Any] = {}
     if usage:
         from memos_cli.store.usage import cube_store
@@ -191,6 +194,7 @@ def inspect(
         print_json({"path": str(c.path), "manifest": m.raw, "content_digest": digest,
                     "signed": c.signed,
                     "files": len(c.files), "bytes": c.size_bytes(), "memories": first,
+                    "pulled_from": pulled,
                     **({"usage": [u.to_dict() for u in used.values()]} if usage else {})})
         return
     whole = wide or not out.is_terminal
@@ -218,6 +222,10 @@ def inspect(
             for r in m.readers) if m.readers else "-"),
         ("signature", "signed (check with memos verify --key)" if c.signed else "unsigned"),
         ("size", f"{c.size_bytes():,} bytes in {len(c.files)} files"),
+        *([("pulled", (f"from {pulled.get('ref')}" if pulled["here"] else
+                       f"the same files as {pulled.get('ref')}, pulled to {pulled.get('path')}")
+            + f" at {pulled.get('pulled_at')} (signer: {pulled.get('signer')}; recorded on "
+              "this machine)")] if pulled else []),
     ]:
         t.add_row(f"[bold]{k}[/bold]", v)
     out.print(t)

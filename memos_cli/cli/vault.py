@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
@@ -32,9 +33,10 @@ def _vault(path: Path | None):  # type: ignore[no-untyped-def]
 
 
 def load_command(
-    source: Path = typer.Argument(..., help="A .memcube directory, or a file or directory of "
-                                            "another memory system (MemOS, Letta .af, mem0, "
-                                            "JSONL, LoCoMo), imported on the way."),
+    source: str = typer.Argument(..., help="A .memcube directory, an oci:// reference "
+                                           "(pulled and verified first), or a file or "
+                                           "directory of another memory system (MemOS, Letta "
+                                           ".af, mem0, JSONL, LoCoMo), imported on the way."),
     vault: Path | None = VAULT_OPT,
     as_user: str | None = AS_OPT,
     on_conflict: str = typer.Option("version", help="A memory with an installed id: version "
@@ -44,22 +46,34 @@ def load_command(
                                         help="Accept an unsigned cube or one signed by a key "
                                              "you do not trust (never a tampered one)."),
     embedder: Path | None = EMBEDDER_OPT,
+    plain_http: bool = typer.Option(False, "--plain-http", help="Speak HTTP to an oci:// "
+                                    "registry (implied for localhost and 127.0.0.1)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Verify a cube and install its memories into the vault (MemLoader), atomically.
 
     Expired memories are not installed, identical ones (content hash) not duplicated; a memory
     that updates an installed one extends its version chain.
+    A cube from a registry is recorded with its reference and digest (see memos outdated).
     Example: [bold]memos load team.memcube --as ann[/bold]
     """
+    from memos_cli.memstore.ref import is_remote
     from memos_cli.vault import load
 
     user = as_user or current_user()
-    is_cube = (source / "manifest.json").is_file()
-    enc = None if is_cube else load_embedder(embedder)
-    with status("verifying and loading"):
-        report = load(_vault(vault), source, user=user, embedder=enc, on_conflict=on_conflict,
-                      allow_unsigned=allow_unsigned)
+    if is_remote(source):
+        from memos_cli.memstore.pull import fetched
+
+        with status(f"pulling {source}"), fetched(source, plain_http=plain_http) as (
+                path, origin):
+            report = load(_vault(vault), path, user=user, on_conflict=on_conflict,
+                          allow_unsigned=allow_unsigned, origin=origin)
+    else:
+        is_cube = (Path(source) / "manifest.json").is_file()
+        enc = None if is_cube else load_embedder(embedder)
+        with status("verifying and loading"):
+            report = load(_vault(vault), Path(source), user=user, embedder=enc,
+                          on_conflict=on_conflict, allow_unsigned=allow_unsigned)
     if as_json:
         print_json(report.to_dict())
         return
@@ -151,7 +165,8 @@ def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
     info = state.cubes[cube_id]
     out.print(f"[bold]{info['name']}[/bold] {cube_id}: {len(mems)} memories "
               f"({len(mems) - len(readable)} not readable by {user}), signer {info['signer']}, "
-              f"installed by {info['installed_by']} at {info['installed_at']}")
+              f"installed by {info['installed_by']} at {info['installed_at']} from "
+              f"{escape(str(info.get('source', '-')))}")
     for m in readable:
         out.print(f"  {m.id[:8]} v{m.version} [{m.visibility}] {m.render()}", markup=False)
 

@@ -51,6 +51,13 @@ def normalize_modes(root: Path) -> None:
                     os.chmod(p, mode & ~mask)
 
 
+def plain_relative(rel: str) -> bool:
+    """Whether ``rel`` is a relative POSIX path without empty, ``.`` or ``..`` parts or
+    backslashes: one that cannot leave the directory it is joined to."""
+    return bool(rel) and not PurePosixPath(rel).is_absolute() and "\\" not in rel and not any(
+        part in ("", ".", "..") for part in rel.split("/"))
+
+
 def check_member(root: Path, rel: str, *, what: str = "path") -> Path:
     """Resolve a manifest path ``rel`` inside cube ``root``, refusing anything that escapes it.
 
@@ -60,15 +67,10 @@ def check_member(root: Path, rel: str, *, what: str = "path") -> Path:
     Raises:
         FormatError: the path is absolute, escapes the cube, or passes through a symlink.
     """
-    pure = PurePosixPath(rel)
-    if (
-        not rel
-        or pure.is_absolute()
-        or "\\" in rel
-        or any(part in ("", ".", "..") for part in rel.split("/"))
-    ):
+    if not plain_relative(rel):
         raise FormatError(f"{what} {rel!r} is not a plain relative path inside the cube",
                           path=root / MANIFEST)
+    pure = PurePosixPath(rel)
     current = root
     for part in pure.parts:
         current = current / part

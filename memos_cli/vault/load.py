@@ -23,12 +23,14 @@ from memos_cli.vault.store import State, Vault
 
 def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
          on_conflict: str = "version", allow_unsigned: bool = False,
-         now: datetime | None = None) -> LoadReport:
+         now: datetime | None = None, origin: dict[str, Any] | None = None) -> LoadReport:
     """Install a cube, or a file of another memory system (imported on the way), into the vault.
 
     A cube is verified first (manifest, digests, index) and its signature checked against the
     trust store (:func:`memos_cli.trust.check_trust`); files from other systems carry no
-    signature and are recorded as ``import``. The cube's embedder must be the vault's. Then
+    signature and are recorded as ``import``. ``origin`` (a cube pulled from a registry,
+    :func:`memos_cli.memstore.pull.fetched`) is recorded as its source, for ``memos outdated``.
+    The cube's embedder must be the vault's. Then
     :func:`merge`, one atomic commit and one access-log record.
 
     Raises:
@@ -81,7 +83,9 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
         new.cubes[cube_id] = {
             "name": cube.manifest.name, "description": cube.manifest.description,
             "installed_at": format_time(now or datetime.now(timezone.utc)),
-            "installed_by": user, "signer": signer, "source": str(src.resolve()),
+            "installed_by": user, "signer": signer,
+            "source": origin["ref"] if origin else str(src.resolve()),
+            **({"origin": origin} if origin else {}),
             "format_version": cube.manifest.format_version,
             "loads": int(prev.get("loads", 0)) + 1}
         new.embedding = new.embedding or cube.manifest.embedding

@@ -1,0 +1,161 @@
+"""``memos pull`` and ``memos load oci://...``: fetch a cube artifact, verify it, and only
+then place it (spec/memcube.md §15.3).
+
+A pull checks the image manifest before it downloads a byte (a MemCube config, layer titles
+that stay inside the target, sha256 digests and sizes), streams every blob into a hidden
+temporary directory beside the target while hashing it, runs ``verify`` and the trust check on
+the result, and renames it into place. A failure or a kill at any point leaves no target.
+Where a cube came from is recorded on this machine, under ``MEMOS_HOME/pulled/``, keyed by the
+digest of its ``manifest.json``; the cube's own files are never changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from memos_cli import strictjson
+from memos_cli.cube import layout
+from memos_cli.digest import sha256_file
+from memos_cli.memory import format_time
+from memos_cli.memstore import artifact
+from memos_cli.memstore.ref import OciRef, parse_ref
+from memos_cli.memstore.registry import Registry
+from memos_cli.pausepoints import pause
+
+
+@dataclass
+class PullReport:
+    ref: str
+    digest: str
+    path: str
+    files: int
+    bytes: int
+    signer: str
+    cube_id: str
+    name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _fetch(registry: Registry, ref: OciRef, into: Path) -> tuple[dict[str, Any], str, int]:
+    """Download the cube ``ref`` names into the empty directory ``into``; ``(origin record,
+    manifest digest, bytes)``."""
+    manifest, digest, _ = registry.manifest(ref)
+    files = artifact.check(manifest, str(ref))
+    total = 0
+    for rel, d in sorted(files):
+        dest = into / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        registry.download(ref, d, dest)
+        total += d["size"]
+        pause("pull:blob")
+    shown = artifact.summary(str(ref), manifest, digest)
+    origin = {"ref": str(ref.with_tag(ref.tag, digest)), "registry": ref.registry,
+              "repository": ref.repository, "tag": ref.tag, "digest": digest,
+              "created": shown["created"], "revision": shown["revision"] or 1,
+              "pulled_at": format_time(datetime.now(timezone.utc))}
+    return origin, digest, total
+
+
+def _check(path: Path, ref: OciRef, allow_unsigned: bool) -> tuple[Any, str]:
+    """Verify the downloaded cube and check its signer; errors name the reference and the
+    file in the cube rather than the temporary directory."""
+    from memos_cli.cube import open_cube, verify
+    from memos_cli.errors import MemosError
+    from memos_cli.trust import check_trust
+
+    try:
+        cube = open_cube(path)
+        verify(cube)
+        return cube, check_trust(path, allow_unsigned=allow_unsigned)
+    except MemosError as e:
+        inner = Path(e.path).relative_to(path).as_posix() if e.path and Path(
+            e.path).is_relative_to(path) and Path(e.path) != path else None
+        raise type(e)(f"{inner}: {e.message}" if inner else e.message, path=str(ref)) from e
+
+
+def pull(source: str, out: str | Path, *, force: bool = False, allow_unsigned: bool = False,
+         plain_http: bool = False) -> PullReport:
+    """Fetch the cube ``source`` (``oci://REGISTRY/REPO:TAG`` or ``@sha256:...``) to ``out``.
+
+    Raises:
+        UsageError: not an ``oci://`` reference.
+        CubeExistsError: ``out`` exists and not ``force``.
+        RemoteError: registry unreachable, tag or blob missing, access refused.
+        FormatError: not a cube artifact, a title escaping ``out``, a cube breaking the format.
+        IntegrityError: a blob or the pinned manifest not matching its digest; ``verify``.
+        SignatureError: unsigned or untrusted without ``allow_unsigned``; tampered always.
+    """
+    ref = parse_ref(source)
+    registry = Registry(ref, plain_http=plain_http)
+    dest = Path(out)
+    with layout.atomic_directory(dest, force=force) as tmp:
+        origin, digest, total = _fetch(registry, ref, tmp)
+        cube, signer = _check(tmp, ref, allow_unsigned)
+        layout.normalize_modes(tmp)
+        files = len(cube.files)
+    origin["signer"] = signer
+    record_origin(dest, origin)
+    return PullReport(ref=origin["ref"], digest=digest, path=str(dest), files=files,
+                      bytes=total, signer=signer, cube_id=cube.manifest.cube_id,
+                      name=cube.manifest.name)
+
+
+@contextlib.contextmanager
+def fetched(source: str, *, plain_http: bool = False) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Download the cube ``source`` into a temporary directory and yield ``(path, origin)``;
+    the directory is removed afterwards. The caller verifies (``vault.load`` does)."""
+    ref = parse_ref(source)
+    registry = Registry(ref, plain_http=plain_http)
+    with tempfile.TemporaryDirectory(prefix="memos-pull-") as tmp:
+        path = Path(tmp) / "pulled.memcube"
+        path.mkdir()
+        origin, _, _ = _fetch(registry, ref, path)
+        yield path, origin
+
+
+# --- where pulled cubes came from ------------------------------------------------------------
+def _records() -> Path:
+    from memos_cli.config import home
+
+    return home() / "pulled"
+
+
+def record_origin(cube_path: Path, origin: dict[str, Any]) -> None:
+    """Remember where the cube at ``cube_path`` was pulled from (atomic write)."""
+    d = _records()
+    d.mkdir(parents=True, exist_ok=True)
+    key = sha256_file(cube_path / layout.MANIFEST).removeprefix("sha256:")
+    layout.atomic_write_bytes(d / f"{key}.json", strictjson_dumps(
+        {**origin, "path": str(cube_path.resolve())}))
+
+
+def origin_of(cube_path: Path) -> dict[str, Any] | None:
+    """Where a cube with these exact ``manifest.json`` bytes (so the same files) was pulled
+    from on this machine, with ``here``: whether it was pulled to ``cube_path`` itself (false
+    for a copy, a move, or the cube that was pushed); ``None`` when none was, or the record is
+    unreadable."""
+    key = sha256_file(cube_path / layout.MANIFEST).removeprefix("sha256:")
+    p = _records() / f"{key}.json"
+    try:
+        if p.is_symlink() or not p.is_file() or p.stat().st_size > 1 << 16:
+            return None
+        data = strictjson.loads(p.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {**data, "here": data.get("path") == str(cube_path.resolve())}
+
+
+def strictjson_dumps(obj: Any) -> bytes:
+    import json
+
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
