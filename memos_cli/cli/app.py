@@ -47,8 +47,11 @@ class _Group(TyperGroup):
         return params
 
     def invoke(self, ctx: Any) -> Any:
+        from memos_cli.cli.cube_args import command_scope
+
         try:
-            return super().invoke(ctx)
+            with command_scope():
+                return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except MemosError as e:

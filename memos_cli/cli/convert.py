@@ -8,6 +8,7 @@ import typer
 
 from memos_cli import config
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, parse_size
+from memos_cli.cli.cube_args import changed_cube
 from memos_cli.cli.output import err, out, print_json, progress_bar, status
 from memos_cli.cube import open_cube, open_verified
 from memos_cli.errors import UsageError
@@ -15,7 +16,8 @@ from memos_cli.models import chat
 
 
 def convert(
-    cube: Path = typer.Argument(..., help="The .memcube directory."),
+    cube: str = typer.Argument(..., help="The .memcube directory, or a cube in a bucket "
+                               "(s3://, gs://, az://, file://), replaced there when done."),
     to: str = typer.Option(..., "--to", help="The tier to build: kv (activation tier), lora "
                                              "(parameter tier), or text (restore the "
                                              "plaintext tier of a KV-only or LoRA-only "
@@ -73,6 +75,16 @@ def convert(
     --to text rebuilds memories.arrow and the index of a KV-only cube from its token ids.
     Example: [bold]memos convert team.memcube --to kv --dtype bfloat16 --key team.key[/bold]
     """
+    options = dict(locals())  # the parameters, passed on as they are
+    with changed_cube(cube) as local:
+        _convert(**{**options, "cube": local})
+
+
+def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None,
+             query: str | None, top: int | None, drop_text: bool, chunks: bool, group: str,
+             max_bytes: str | None, device: str, recipe: str, epochs: int, rank: int, lr: float,
+             seed: int, replay: int, budget: int, eval_file: Path | None, key: Path | None,
+             embedder: Path | None, as_json: bool) -> None:
     key = config.signing_key(key)
     from memos_cli.convert import convert_to_kv, restore_text, select_memories  # imports torch
 

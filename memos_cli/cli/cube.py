@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from memos_cli import config
+from memos_cli.cli.cube_args import local_cube, naming, open_arg, output_cube, shown
 from memos_cli.cli.output import check_as, err, out, print_json, progress_bar, status
 from memos_cli.cli.reader_opts import (
     MEMREADER_OPT,
@@ -29,13 +30,15 @@ from memos_cli.cli.source_opts import (
     VISIBILITY_OPT,
     source_defaults,
 )
-from memos_cli.cube import generate_keypair, key_fingerprint, open_cube, open_verified
+from memos_cli.cube import generate_keypair, key_fingerprint, open_cube
 from memos_cli.cube import verify as verify_cube
 from memos_cli.errors import UsageError
 from memos_cli.models.embedder import Embedder
 from memos_cli.pack import pack as pack_sources
 from memos_cli.pack import rebuild_index
 
+REMOTE_CUBE_HELP = ("The .memcube directory, or a remote cube (oci://REGISTRY/REPO:TAG, "
+                    "s3://BUCKET/PREFIX/NAME.memcube, gs://, az://, file://).")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for pipelines instead of tables.")
 EMBEDDER_OPT = typer.Option(None, "--embedder", metavar="DIR",
                             help="Local Hugging Face encoder directory "
@@ -92,7 +95,8 @@ def pack(
     sources: list[Path] = typer.Argument(..., metavar="SOURCE...",
                                          help="Files or directories: .md .txt .jsonl, chat "
                                               "transcripts and LoCoMo conversations (.json)."),
-    output: Path = typer.Option(..., "--output", "-o", help="The cube to write, NAME.memcube."),
+    output: str = typer.Option(..., "--output", "-o", help="The cube to write, NAME.memcube; "
+                               "or s3://BUCKET/PREFIX/NAME.memcube (gs://, az://, file://)."),
     name: str | None = typer.Option(None, help="Cube name \\[default: output file name]."),
     description: str = typer.Option("", help="A line saying what the cube holds."),
     key: Path | None = typer.Option(None, "--key", help="Sign with this private key (PEM)."),
@@ -131,10 +135,11 @@ def pack(
         except ValueError as e:
             raise UsageError(f"--cube-id {cube_id!r} is not a UUID") from e
     enc = load_embedder(embedder)
-    with progress_bar() as update:
-        report = pack_sources(list(sources), output, embedder=enc, defaults=defaults, name=name,
-                              description=description, key=config.signing_key(key), force=force,
-                              cube_id=cube_id, progress=update, readers=plan)
+    with output_cube(output, force=force) as target, progress_bar() as update:
+        report = pack_sources(list(sources), target, embedder=enc, defaults=defaults,
+                              name=name, description=description, key=config.signing_key(key),
+                              force=force, cube_id=cube_id, progress=update, readers=plan)
+    report.path = output
     if as_json:
         print_json(report.to_dict())
         return
@@ -151,7 +156,7 @@ def pack(
 
 
 def inspect(
-    cube: Path = typer.Argument(..., help="The .memcube directory."),
+    cube: str = typer.Argument(..., help=REMOTE_CUBE_HELP),
     memories: int = typer.Option(5, "--memories", "-n", help="How many memories to list."),
     as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
                                        help="List only memories this user may read."),
@@ -168,7 +173,7 @@ def inspect(
     """
     from memos_cli.governance import can_read
 
-    c = open_verified(cube)
+    c = open_arg(cube)
     m = c.manifest
     pool = c.memories if c.has_plaintext else []
     if as_user is not None:
@@ -294,7 +299,7 @@ def inspect(
 
 
 def verify(
-    cube: Path = typer.Argument(..., help="The .memcube directory."),
+    cube: str = typer.Argument(..., help=REMOTE_CUBE_HELP),
     key: Path | None = typer.Option(None, "--key", help="Public key (PEM) to check the "
                                                         "signature with."),
     as_json: bool = JSON_OPT,
@@ -303,7 +308,10 @@ def verify(
 
     Exits non-zero on any problem. Example: [bold]memos verify team.memcube --key team.pub[/bold]
     """
-    report = verify_cube(cube, key)
+    local = local_cube(cube)
+    with naming(local, cube):
+        report = verify_cube(local, key)
+    report.cube = shown(local)
     if as_json:
         print_json(report.to_dict())
         return

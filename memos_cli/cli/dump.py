@@ -8,9 +8,9 @@ import typer
 
 from memos_cli import config
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, out, print_json, status
 from memos_cli.cli.source_opts import pack_time
-from memos_cli.cube import open_verified
 from memos_cli.dump import Filter, dump
 from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
@@ -18,7 +18,7 @@ from memos_cli.redact import parse_types, read_terms
 
 
 def dump_command(
-    cube: Path | None = typer.Argument(None, help="The .memcube directory to export from "
+    cube: str | None = typer.Argument(None, help="The .memcube directory to export from "
                                                   "(left out with --vault)."),
     output: Path = typer.Option(..., "--output", "-o", help="OUT.jsonl, OUT.md or "
                                                             "OUT.memcube."),
@@ -69,7 +69,7 @@ def dump_command(
     v = Vault(vault)  # the default vault holds the access log of cubes too
     enc = load_embedder(embedder) if types and fmt == "memcube" else None
     with status("exporting" + (" and redacting" if types else "")):
-        opened = open_verified(cube) if cube is not None else None
+        opened = open_arg(cube) if cube is not None else None
         src = vault_source(v) if opened is None else cube_source(opened)
         usage = None
         if with_usage:

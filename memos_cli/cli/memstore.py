@@ -14,29 +14,35 @@ from memos_cli.cli.output import out, print_json, status
 PLAIN_HTTP_OPT = typer.Option(False, "--plain-http", help="Speak HTTP, not HTTPS, to the "
                               "registry (implied for localhost and 127.0.0.1).")
 REF_HELP = ("oci://REGISTRY/REPOSITORY:TAG, or @sha256:DIGEST instead of the tag to pin "
-            "exactly one artifact.")
+            "exactly one artifact; or a cube in a bucket, s3://BUCKET/PREFIX/NAME.memcube.")
 
 
 def push(
     cube: Path = typer.Argument(..., help="The .memcube directory to publish."),
     target: str = typer.Argument(..., metavar="REF", help="oci://REGISTRY/REPOSITORY:TAG "
-                                 "(tag latest when none is given)."),
+                                 "(tag latest when none is given), or a bucket: "
+                                 "s3://BUCKET/PREFIX/ (gs://, az://, file:// too)."),
     key: Path | None = typer.Option(None, "--key", metavar="PUB", help="Public key the "
                                     "signature must verify with; its fingerprint is "
                                     "published \\[default: the first trusted key that "
                                     "verifies it]."),
+    force: bool = typer.Option(False, "--force", help="Replace a cube at a bucket path "
+                               "(a registry tag always moves)."),
     plain_http: bool = PLAIN_HTTP_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Publish a verified cube to an OCI registry: one blob per file, a manifest whose
     annotations say what it holds, then the tag. Blobs the repository holds are not sent again.
+    To a bucket: the cube's files, manifest.json last, so readers never take a half-written
+    cube. Credentials and endpoint from AWS_* variables (AWS_ENDPOINT_URL for MinIO and the
+    like).
 
     Example: [bold]memos push team.memcube oci://registry.example/team/kestrel:1.2[/bold]
     """
     from memos_cli.memstore.push import push as do_push
 
     with status(f"pushing {cube.name}"):
-        report = do_push(cube, target, public_key=key, plain_http=plain_http)
+        report = do_push(cube, target, public_key=key, plain_http=plain_http, force=force)
     if as_json:
         print_json(report.to_dict())
         return
@@ -75,7 +81,8 @@ def pull(
 
 def ls(
     remote: str = typer.Argument(..., metavar="REMOTE", help="oci://REGISTRY/REPOSITORY, or "
-                                 "a prefix ending in / (oci://REGISTRY/ for all)."),
+                                 "a prefix ending in / (oci://REGISTRY/ for all); or a "
+                                 "bucket prefix, s3://BUCKET/PREFIX/."),
     match: str | None = typer.Option(None, "--match", metavar="TEXT", help="Only cubes "
                                      "whose repository, tag, name, description or id "
                                      "contains TEXT (case ignored)."),

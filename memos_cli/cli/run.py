@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, err, out, print_json, status
-from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
 from memos_cli.tiers import generation
@@ -22,7 +22,7 @@ DEFAULT_TIER = "auto"
 
 
 def run(
-    cubes: list[Path] | None = typer.Argument(None, metavar="[CUBE...] QUESTION",
+    cubes: list[str] | None = typer.Argument(None, metavar="[CUBE...] QUESTION",
                                        help="One .memcube directory, or several with --tier kv "
                                             "(none with --vault); then the question."),
     question: str | None = typer.Argument(None, metavar="", help="The question to answer."),
@@ -129,7 +129,7 @@ def run(
                          "or --tier lora")
     if combine != "cat" and (tier != "lora" or len(cubes) < 2):
         raise UsageError("--combine applies to --tier lora with several cubes")
-    opened = [] if vault is not None else [open_verified(c) for c in cubes]
+    opened = [] if vault is not None else [open_arg(c) for c in cubes]
     with status("loading model") as say:
         lm = chat.load(model, status=say, device=device)
     chunked = tier == "kv" and segment is None and len(opened) == 1 and bool(

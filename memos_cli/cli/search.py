@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.cli.cube_args import open_arg, shown
 from memos_cli.cli.output import check_as, err, out, print_json
-from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.store.usage import UsageStore, cube_store, recording, uses_of
 from memos_cli.tiers.plaintext import retrieve
@@ -78,8 +78,8 @@ def search(
         took = time.perf_counter() - t0
         v.log(user, "search", memory_ids=[h.memory.id for h in hits], detail={"query": query})
     else:
-        c = open_verified(cube)
-        where = str(c.path)
+        c = open_arg(cube)
+        where = shown(c.path)
         store = cube_store(c.manifest.cube_id).warm()
         hits = retrieve(c, enc, query, k, user=user if as_user else None, hidden=hidden)
         took = time.perf_counter() - t0
@@ -133,7 +133,7 @@ def _batch(cube: str | None, vault: Path | None, items: list[tuple[Any, str, int
             return vault_search(v, enc, q, kk, user=user, hidden=hidden)
         where = {"vault": str(vault)}
     else:
-        c = open_verified(cube or "")
+        c = open_arg(cube or "")
         store = cube_store(c.manifest.cube_id).warm()
 
         def one(q: str, kk: int, hidden: list[int]) -> list[Any]:

@@ -36,6 +36,12 @@ def ls(remote: str, *, match: str | None = None, plain_http: bool = False
         UsageError: a bad reference. RemoteError: unreachable, refused, or (for a prefix) a
         registry that does not offer ``/v2/_catalog``.
     """
+    from memos_cli.objstore.uri import is_store_uri
+
+    if is_store_uri(remote):
+        from memos_cli.objstore.cubes import list_cubes
+
+        return list_cubes(remote, match=match), 0
     ref = parse_ref(remote, listing=True)
     registry = Registry(ref, plain_http=plain_http)
     repos: list[str]
@@ -86,15 +92,20 @@ def outdated(vault: Any, *, plain_http: bool = False) -> list[dict[str, Any]]:
     rows = []
     for cube_id, info in sorted(vault.state(vectors=False).cubes.items()):
         origin = info.get("origin")
-        if not isinstance(origin, dict) or "registry" not in origin:
+        if not isinstance(origin, dict) or not ("registry" in origin or "store" in origin):
             continue
         row: dict[str, Any] = {"cube_id": cube_id, "name": info.get("name", ""),
                                "installed": origin.get("ref", ""),
                                "installed_created": origin.get("created", ""),
                                "latest": None, "latest_created": None}
         try:
-            repo = parse_ref(f"oci://{origin['registry']}/{origin['repository']}")
-            offered, _ = _tagged(Registry(repo, plain_http=plain_http), repo)
+            if "store" in origin:  # a bucket: the cube now at the same URI
+                from memos_cli.objstore.cubes import current
+
+                offered = [current(origin["ref"])]
+            else:
+                repo = parse_ref(f"oci://{origin['registry']}/{origin['repository']}")
+                offered, _ = _tagged(Registry(repo, plain_http=plain_http), repo)
             best = newer({"digest": origin.get("digest"), "created": origin.get("created"),
                           "revision": origin.get("revision")}, offered)
             row["status"] = "outdated" if best else "current"

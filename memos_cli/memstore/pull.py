@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,9 +64,9 @@ def _fetch(registry: Registry, ref: OciRef, into: Path) -> tuple[dict[str, Any],
     return origin, digest, total
 
 
-def _check(path: Path, ref: OciRef, allow_unsigned: bool) -> tuple[Any, str]:
-    """Verify the downloaded cube and check its signer; errors name the reference and the
-    file in the cube rather than the temporary directory."""
+def _check(path: Path, where: str, allow_unsigned: bool) -> tuple[Any, str]:
+    """Verify the downloaded cube and check its signer; errors name ``where`` (the remote
+    reference) and the file in the cube rather than the temporary directory."""
     from memos_cli.cube import open_cube, verify
     from memos_cli.errors import MemosError
     from memos_cli.trust import check_trust
@@ -78,27 +78,18 @@ def _check(path: Path, ref: OciRef, allow_unsigned: bool) -> tuple[Any, str]:
     except MemosError as e:
         inner = Path(e.path).relative_to(path).as_posix() if e.path and Path(
             e.path).is_relative_to(path) and Path(e.path) != path else None
-        raise type(e)(f"{inner}: {e.message}" if inner else e.message, path=str(ref)) from e
+        raise type(e)(f"{inner}: {e.message}" if inner else e.message, path=where) from e
 
 
-def pull(source: str, out: str | Path, *, force: bool = False, allow_unsigned: bool = False,
-         plain_http: bool = False) -> PullReport:
-    """Fetch the cube ``source`` (``oci://REGISTRY/REPO:TAG`` or ``@sha256:...``) to ``out``.
-
-    Raises:
-        UsageError: not an ``oci://`` reference.
-        CubeExistsError: ``out`` exists and not ``force``.
-        RemoteError: registry unreachable, tag or blob missing, access refused.
-        FormatError: not a cube artifact, a title escaping ``out``, a cube breaking the format.
-        IntegrityError: a blob or the pinned manifest not matching its digest; ``verify``.
-        SignatureError: unsigned or untrusted without ``allow_unsigned``; tampered always.
-    """
-    ref = parse_ref(source)
-    registry = Registry(ref, plain_http=plain_http)
+def place(where: str, out: str | Path, fill: Callable[[Path], tuple[dict[str, Any], str, int]],
+          *, force: bool, allow_unsigned: bool) -> PullReport:
+    """Fill a hidden temporary directory beside ``out`` with ``fill(tmp)`` (which returns the
+    origin record, the artifact's digest and the bytes fetched), verify it and check its signer,
+    rename it to ``out``, and record where it came from. Any failure leaves no ``out``."""
     dest = Path(out)
     with layout.atomic_directory(dest, force=force) as tmp:
-        origin, digest, total = _fetch(registry, ref, tmp)
-        cube, signer = _check(tmp, ref, allow_unsigned)
+        origin, digest, total = fill(tmp)
+        cube, signer = _check(tmp, where, allow_unsigned)
         layout.normalize_modes(tmp)
         files = len(cube.files)
     origin["signer"] = signer
@@ -108,16 +99,50 @@ def pull(source: str, out: str | Path, *, force: bool = False, allow_unsigned: b
                       name=cube.manifest.name)
 
 
+def pull(source: str, out: str | Path, *, force: bool = False, allow_unsigned: bool = False,
+         plain_http: bool = False) -> PullReport:
+    """Fetch the cube ``source`` to ``out``: an ``oci://REGISTRY/REPO:TAG`` (or
+    ``@sha256:...``) reference, or an object-storage URI (``s3://``, ``gs://``, ``az://``,
+    ``file://``; :mod:`memos_cli.objstore.cubes`).
+
+    Raises:
+        UsageError: neither kind of reference.
+        CubeExistsError: ``out`` exists and not ``force``.
+        RemoteError: registry or store unreachable, tag, blob or object missing, access refused.
+        FormatError: not a cube artifact, a title escaping ``out``, a cube breaking the format,
+            an incomplete cube in a bucket.
+        IntegrityError: a blob or the pinned manifest not matching its digest; ``verify``.
+        SignatureError: unsigned or untrusted without ``allow_unsigned``; tampered always.
+    """
+    from memos_cli.objstore.uri import is_store_uri
+
+    if is_store_uri(source):
+        from memos_cli.objstore.cubes import download
+
+        return place(source, out, lambda tmp: download(source, tmp), force=force,
+                     allow_unsigned=allow_unsigned)
+    ref = parse_ref(source)
+    registry = Registry(ref, plain_http=plain_http)
+    return place(str(ref), out, lambda tmp: _fetch(registry, ref, tmp), force=force,
+                 allow_unsigned=allow_unsigned)
+
+
 @contextlib.contextmanager
 def fetched(source: str, *, plain_http: bool = False) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Download the cube ``source`` into a temporary directory and yield ``(path, origin)``;
     the directory is removed afterwards. The caller verifies (``vault.load`` does)."""
-    ref = parse_ref(source)
-    registry = Registry(ref, plain_http=plain_http)
+    from memos_cli.objstore.uri import is_store_uri
+
     with tempfile.TemporaryDirectory(prefix="memos-pull-") as tmp:
         path = Path(tmp) / "pulled.memcube"
         path.mkdir()
-        origin, _, _ = _fetch(registry, ref, path)
+        if is_store_uri(source):
+            from memos_cli.objstore.cubes import download
+
+            origin = download(source, path)[0]
+        else:
+            ref = parse_ref(source)
+            origin = _fetch(Registry(ref, plain_http=plain_http), ref, path)[0]
         yield path, origin
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from memos_cli.errors import UsageError
 from memos_cli.memstore import artifact
-from memos_cli.memstore.ref import OciRef, parse_ref
+from memos_cli.memstore.ref import parse_ref
 from memos_cli.memstore.registry import Registry
 
 
@@ -54,19 +54,32 @@ def signer_of(cube: Any, public_key: str | Path | None) -> str:
 
 
 def push(cube_path: str | Path, target: str, *, public_key: str | Path | None = None,
-         plain_http: bool = False) -> PushReport:
+         plain_http: bool = False, force: bool = False) -> PushReport:
     """Verify the cube, upload each of its files as a blob (skipping those the repository
     holds), then put the image manifest under the tag: readers of the tag see the old artifact
-    or the new one, never a part.
+    or the new one, never a part. An object-storage ``target`` (``s3://``, ``gs://``,
+    ``az://``, ``file://``; ending in ``/`` for ``target/NAME.memcube``) gets the cube's files
+    with ``manifest.json`` last (:func:`memos_cli.objstore.cubes.upload`); replacing a cube
+    there needs ``force``.
 
     Raises:
-        UsageError: ``target`` is not an ``oci://`` reference with a tag (or has a digest).
+        UsageError: ``target`` is neither an ``oci://`` reference with a tag (not a digest)
+            nor an object-storage URI.
+        CubeExistsError: a cube is at the object-storage target and not ``force``.
         CubeNotFoundError, FormatError, IntegrityError, SignatureError: the cube fails
             ``verify``.
         RemoteError: the registry is unreachable or refuses.
     """
     from memos_cli.cube import open_cube, verify
+    from memos_cli.objstore.uri import is_store_uri
 
+    if is_store_uri(target):
+        from memos_cli.objstore.cubes import upload
+
+        signer = signer_of(open_cube(cube_path), public_key)
+        done = upload(cube_path, target, force=force)
+        return PushReport(ref=done["ref"], digest=done["digest"], files=done["files"],
+                          bytes=done["bytes"], uploaded=done["files"], signer=signer)
     ref = parse_ref(target)
     if ref.digest:
         raise UsageError(f"{target!r}: push to a tag; a digest is what the registry gives back")
@@ -78,10 +91,6 @@ def push(cube_path: str | Path, target: str, *, public_key: str | Path | None = 
     layers, manifest = artifact.build(cube, signer)
     registry = Registry(ref, plain_http=plain_http)
     sent = sum(registry.upload(ref, path, d) for path, d in layers)
-    digest = registry.put_manifest(_tagged(ref), manifest)
+    digest = registry.put_manifest(ref, manifest)
     return PushReport(ref=str(ref), digest=digest, files=len(layers),
                       bytes=sum(d["size"] for _, d in layers), uploaded=sent, signer=signer)
-
-
-def _tagged(ref: OciRef) -> OciRef:
-    return ref if ref.tag else ref.with_tag("latest")

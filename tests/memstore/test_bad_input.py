@@ -57,7 +57,7 @@ def craft(registry: LocalRegistry, cube: Path, ref: str, change: Any) -> None:
     reg.put_manifest(parsed, manifest)
 
 
-@pytest.mark.parametrize("ref", ["ftp://example.org/x", "s3://bucket/team.memcube",
+@pytest.mark.parametrize("ref", ["ftp://example.org/x", "hdfs://namenode/team.memcube",
                                  "team/kestrel:1", "oci://127.0.0.1:1/Upper/case:1",
                                  "oci://127.0.0.1:1/team/x:bad/tag", "oci://127.0.0.1:1/t@sha256:12"])
 def test_bad_references_are_usage_errors(ref: str, tmp_path: Path) -> None:

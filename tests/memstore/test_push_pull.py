@@ -70,6 +70,10 @@ def test_push_ls_pull_round_trip(registry: LocalRegistry, packed_cube: Path, tmp
     golden = Path(__file__).parents[2] / "fixtures/golden/v1.6.memcube"
     assert js("inspect", golden)["pulled_from"] is None  # never pulled here: nothing claimed
 
+    checked = js("verify", ref, "--key", keys[1])  # read commands take a reference too
+    assert checked["cube"] == ref and checked["signature"] == "verified"
+    assert js("search", ref, "budget")["results"]
+
     again = js("push", packed_cube, registry.ref("team/roundtrip:again"))
     assert again["uploaded"] == 0 and again["digest"] == pushed["digest"]  # blobs reused
 
