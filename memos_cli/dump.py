@@ -94,18 +94,19 @@ def cube_source(cube: Cube) -> Source:
 
 
 def vault_source(vault: Any) -> Source:
-    """The current memories of every cube installed in ``vault`` (``memos_cli.vault.Vault``)."""
+    """The current memories of every cube installed in ``vault`` (``memos_cli.vault.Vault``),
+    at the version read; provenance names that version and the memories' content digest."""
+    from memos_cli.digest import canonical_json, sha256_bytes
+
     state = vault.state()
     if not state.memories:
         raise UsageError("the vault holds no memories", path=vault.path)
     rows = {m.id: i for i, m in enumerate(state.memories)}
-    gen = vault.generation()
-    assert gen is not None  # the vault holds memories
-    arrow = gen / "memories.arrow"
+    records = canonical_json([m.to_dict() for m in state.memories])  # the content digest's
     return Source(f"vault {vault.path.name}", sorted(state.cubes), state.memories,
                   dict(state.embedding or {}), lambda ids: state.vectors[[rows[i] for i in ids]],
-                  {"path": f"{vault.path}/{gen.name}", "sha256": sha256_file(arrow),
-                   "size": arrow.stat().st_size, "format": "vault"})
+                  {"path": f"{vault.path}@{vault.version}", "sha256": sha256_bytes(records),
+                   "size": len(records), "format": "vault"})
 
 
 def to_jsonl(memories: list[Memory]) -> bytes:

@@ -135,11 +135,11 @@ def test_membership_change_takes_effect_on_the_next_command(team_vault: Vault, e
 
 
 def test_write_scope_in_the_vault(team_vault: Vault, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    before = team_vault.generation()
+    before = Vault(team_vault.path).version
     update = write_jsonl(tmp_path / "u.jsonl", [{"id": "dan", "content": "Rewritten by eve."}])
     with pytest.raises(UsageError, match="eve may not update memory dan"):
         load(team_vault, update, user="eve", embedder=embedder)
-    assert team_vault.generation() == before  # nothing changed
+    assert Vault(team_vault.path).version == before  # nothing changed
     cube_id = next(iter(team_vault.state().cubes))
     with pytest.raises(UsageError, match="may not remove cube"):
         remove(team_vault, cube_id, user="eve")

@@ -4,6 +4,7 @@ systems' files, and atomicity under SIGKILL."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,17 +12,19 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
-from memos_cli.errors import SignatureError, UsageError
+from memos_cli.errors import FormatError, SignatureError, UsageError
 from memos_cli.governance import can_read
 from memos_cli.memory import Memory
 from memos_cli.trust import trust_add
 from memos_cli.vault import Vault, load, merge, search
+from tests.attacks.test_concurrency import Held
 from tests.conftest import pack_corpus
 
 runner = CliRunner()
@@ -34,9 +37,9 @@ def cli(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
     return result
 
 
-def snapshot(v: Vault) -> tuple[str | None, list[str]]:
-    gen = v.generation()
-    return (gen.name if gen else None, sorted(m.id for m in v.state().memories))
+def snapshot(v: Vault) -> tuple[int | None, list[str]]:
+    fresh = Vault(v.path)  # what another process sees now
+    return (fresh.version, sorted(m.id for m in fresh.state().memories))
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +79,7 @@ def test_signature_policy(packed_cube: Path, tmp_path: Path, embedder, other_key
     pack_corpus(unsigned, embedder)
     with pytest.raises(SignatureError, match="unsigned"):
         load(v, unsigned, user="ann")
-    assert v.generation() is None  # nothing was written
+    assert v.version is None  # nothing was written
     assert load(v, unsigned, user="ann", allow_unsigned=True).signer == "unsigned"
     assert load(v, packed_cube, user="ann", allow_unsigned=True).signer == "untrusted"
 
@@ -100,32 +103,51 @@ def mem(content: str, **kw) -> Memory:  # type: ignore[no-untyped-def]
     return Memory.create(content, now=NOW, **kw)
 
 
-def test_version_chains_and_conflict_policies() -> None:
-    import numpy as np
+def install(v: Vault, cube: str, mems: list[Memory], policy: str = "version"):  # type: ignore[no-untyped-def]
+    """merge() on the part of ``v`` the memories touch, applied as one commit; the vault's
+    state after it and the report."""
+    part = v.part([m.id for m in mems] + [m.parent_id for m in mems if m.parent_id],
+                  [m.content_hash for m in mems])
+    delta, r = merge(part, cube, mems, np.ones((len(mems), 4), np.float32), on_conflict=policy,
+                     now=NOW)
+    delta.cubes[cube] = {"name": cube, "installed_by": "ann", "installed_at": "2026-11-01"}
+    v.apply(delta, dim=4)
+    return v.state(), r
 
-    from memos_cli.vault import State
 
+def test_version_chains_and_conflict_policies(tmp_path: Path) -> None:
     a = mem("budget is 40k", id="m1")
-    state, r = merge(State(), "c1", [a], np.ones((1, 4), np.float32), now=NOW)
-    assert r.added == ["m1"]
     b = mem("budget is 48k", id="m1")
-    v2, r = merge(state, "c2", [b], np.ones((1, 4), np.float32), now=NOW)
+
+    def base(name: str) -> Vault:
+        v = Vault(tmp_path / name)
+        _, r = install(v, "c1", [a])
+        assert r.added == ["m1"]
+        return v
+
+    v2, r = install(base("v2"), "c2", [b])
     assert r.versioned == ["m1"] and [m.content for m in v2.history] == ["budget is 40k"]
     assert v2.memories[0].version == a.version + 1 and v2.memories[0].content == "budget is 48k"
-    skip, r = merge(state, "c2", [b], np.ones((1, 4), np.float32), on_conflict="skip", now=NOW)
+    assert v2.origin == {"m1": "c2"}
+    skip, r = install(base("skip"), "c2", [b], "skip")
     assert r.skipped_conflict == ["m1"] and skip.memories == [a]
-    rep, r = merge(state, "c2", [b], np.ones((1, 4), np.float32), on_conflict="replace",
-                   now=NOW)
+    rep, r = install(base("rep"), "c2", [b], "replace")
     assert r.replaced == ["m1"] and not rep.history and rep.memories[0].content == b.content
+    v = base("chain")
+    install(v, "c2", [b])
     child = mem("budget is 50k", id="m2", parent_id="m1")
-    v3, r = merge(v2, "c3", [child], np.ones((1, 4), np.float32), now=NOW)
+    v3, r = install(v, "c3", [child])
     assert r.versioned == ["m2"] and [m.id for m in v3.memories] == ["m2"]
     assert [m.content for m in v3.history] == ["budget is 40k", "budget is 48k"]
-    dup, r = merge(v3, "c4", [mem("budget is 50k", id="m9")], np.ones((1, 4), np.float32),
-                   now=NOW)
+    dup, r = install(v, "c4", [mem("budget is 50k", id="m9")])
     assert r.duplicates == ["m9"] and dup.memories == v3.memories
     with pytest.raises(UsageError):
-        merge(state, "c2", [b], np.ones((1, 4), np.float32), on_conflict="merge")
+        merge(v.state(), "c2", [b], np.ones((1, 4), np.float32), on_conflict="merge")
+    # one load that adds a memory and supersedes it by parent_id in the same cube
+    both, r = install(base("same-load"), "c5", [mem("draft", id="d1"),
+                                                mem("final", id="d2", parent_id="d1")])
+    assert [m.id for m in both.memories] == ["m1", "d2"] and r.added == ["d1"]
+    assert [m.content for m in both.history] == ["draft"]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -265,9 +287,20 @@ def test_killed_load_leaves_vault_before_or_after(tmp_path: Path, embedder) -> N
         now = snapshot(v)
         assert now == before or now[1] == after_ids, frac
         outcomes.add("before" if now == before else "after")
-        load(v, small, user="ann", embedder=embedder)  # still usable; leftovers cleaned
-        assert not [p for p in v.path.iterdir() if p.name.startswith(".gen-")]
+        load(v, small, user="ann", embedder=embedder)  # still usable
     assert "before" in outcomes  # the kills did land during the load
+    # and exactly at Lance's commit point: just before it, and just after it
+    for point, expect in (("vault:before-commit", "before"), ("vault:after-commit", "after")):
+        v = Vault(tmp_path / point.replace(":", "-"))
+        load(v, small, user="ann", embedder=embedder)
+        before = snapshot(v)
+        held = Held(tmp_path, point, "load", big, "--allow-unsigned", "--as", "ann", "--vault",
+                    v.path)
+        held.reached()
+        held.kill()
+        now = snapshot(v)
+        assert now == before if expect == "before" else (
+            now[1] == after_ids and now[0] == before[0] + 1), point  # type: ignore[operator]
 
 
 def test_dump_from_vault_with_access_log(packed_cube: Path, tmp_path: Path, trusted: str,
@@ -333,17 +366,72 @@ def res_code(attack: str) -> int:
             "unknown_format": 3}[attack]
 
 
-def test_generation_left_by_a_kill_is_replaced(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    """A kill after the new generation was renamed in but before CURRENT changed."""
+def test_migrate_a_vault_of_the_generation_layout(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """fixtures/vault-v1 was written by memos before the Lance vault (tests/golden/
+    make_vault_v1.py): everything in it survives `memos vault migrate`, once."""
+    v1 = Path(__file__).parent.parent / "fixtures/vault-v1"
+    vdir = tmp_path / "vault"
+    shutil.copytree(v1, vdir)
+    with pytest.raises(FormatError, match="memos vault migrate"):
+        Vault(vdir).state()
+    from memos_cli.vault.migrate import read_legacy
+
+    old = read_legacy(vdir)
+    counts = json.loads(cli("vault", "migrate", "--vault", vdir, "--json").stdout)
+    assert (counts["memories"], counts["history"], counts["archived"], counts["cubes"]) == (
+        3, 1, 1, 2)
+    new = Vault(vdir).state()
+    assert new.memories == old.memories and new.history == old.history
+    assert new.archived == old.archived and new.cubes == old.cubes
+    assert new.origin == old.origin and new.embedding == old.embedding
+    assert np.array_equal(new.vectors, old.vectors)
+    assert not (vdir / "CURRENT").exists() and not list(vdir.glob("gen-*"))
+    assert [r["op"] for r in Vault(vdir).read_log()][-1] == "migrate"  # the old log is kept
+    assert len(Vault(vdir).read_log()) > 1
+    cli("vault", "migrate", "--vault", vdir, code=2)  # once
+    hits = search(Vault(vdir), embedder, "When does Kestrel launch?", 2, user="bob")
+    assert hits[0].memory.content == "Kestrel launches in May."
+
+
+def test_a_migration_killed_before_its_rename_changes_nothing(tmp_path: Path) -> None:
+    vdir = tmp_path / "vault"
+    shutil.copytree(Path(__file__).parent.parent / "fixtures/vault-v1", vdir)
+    from tests.attacks.corpus import tree_digest
+
+    before = tree_digest(vdir)
+    held = Held(tmp_path, "migrate:before-rename", "vault", "migrate", "--vault", vdir)
+    held.reached()
+    held.kill()
+    left = sorted(p.name for p in vdir.iterdir())
+    assert ".lance-migrate.tmp" in left  # the half-built table, never used
+    shutil.rmtree(vdir / ".lance-migrate.tmp")
+    (vdir / ".lock").unlink(missing_ok=True)
+    assert tree_digest(vdir) == before
+    cli("vault", "migrate", "--vault", vdir)
+    assert len(Vault(vdir).state().memories) == 3
+
+
+def test_versions_checkout_and_compact(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     v = Vault(tmp_path / "vault")
     load(v, write_jsonl(tmp_path / "a.jsonl", [{"content": "alpha"}]), user="ann",
          embedder=embedder)
-    live = v.generation()
-    assert live is not None and live.name == "gen-000001"
-    (v.path / "gen-000002").mkdir()
-    (v.path / "gen-000002" / "junk").write_text("half-written")
-    assert v.generation() == live  # still the old state
+    first = Vault(v.path).version
     load(v, write_jsonl(tmp_path / "b.jsonl", [{"content": "beta"}]), user="ann",
          embedder=embedder)
-    assert sorted(m.content for m in v.state().memories) == ["alpha", "beta"]
-    assert sorted(p.name for p in v.path.iterdir() if "gen" in p.name) == ["gen-000002"]
+    assert first is not None and Vault(v.path).version == first + 1
+    versions = json.loads(cli("vault", "versions", "--vault", v.path, "--json").stdout)
+    assert [r["op"] for r in versions["versions"]][-2:] == ["load by ann", "load by ann"]
+    old = json.loads(cli("vault", "ls", "--vault", v.path, "--at", first, "--json").stdout)
+    assert len(old["cubes"]) == 1 and old["version"] == first
+    cli("vault", "checkout", first, "--vault", v.path)
+    assert [m.content for m in Vault(v.path).state().memories] == ["alpha"]
+    res = cli("load", tmp_path / "b.jsonl", "--vault", v.path, code=2)
+    assert "checked out" in res.output
+    cli("vault", "checkout", "latest", "--vault", v.path)
+    assert len(Vault(v.path).state().memories) == 2
+    log = Vault(v.path).read_log(at=first)
+    assert [r["op"] for r in log] == ["load"]
+    before = json.loads(cli("vault", "compact", "--vault", v.path, "--keep", "0",
+                            "--json").stdout)
+    assert before["versions_after"] < before["versions_before"]
+    assert sorted(m.content for m in Vault(v.path).state().memories) == ["alpha", "beta"]

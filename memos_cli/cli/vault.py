@@ -26,10 +26,14 @@ trust_app = MemosTyper(help="The public keys whose signed cubes `memos load` acc
                         no_args_is_help=True)
 
 
-def _vault(path: Path | None):  # type: ignore[no-untyped-def]
+AT_OPT = typer.Option(None, "--at", metavar="VERSION", help="Read the vault as it was at this "
+                      "version (memos vault versions).")
+
+
+def _vault(path: Path | None, at: int | None = None):  # type: ignore[no-untyped-def]
     from memos_cli.vault import Vault
 
-    return Vault(path)
+    return Vault(path, version=at)
 
 
 def load_command(
@@ -88,13 +92,13 @@ def load_command(
 
 
 @vault_app.command("ls")
-def vault_ls(vault: Path | None = VAULT_OPT,
+def vault_ls(vault: Path | None = VAULT_OPT, at: int | None = AT_OPT,
              usage: bool = typer.Option(False, "--usage", help="Add each cube's recorded use "
                                                                "(retrievals, uses, memories "
                                                                "used, last use)."),
              as_json: bool = JSON_OPT) -> None:
-    """List installed cubes."""
-    v = _vault(vault)
+    """List installed cubes (as they were at a version, with --at)."""
+    v = _vault(vault, at)
     state = v.state(vectors=False)
     counts: dict[str, int] = {}
     for cube_id in state.origin.values():
@@ -109,9 +113,11 @@ def vault_ls(vault: Path | None = VAULT_OPT,
         for r in rows:
             r["usage"] = totals(ind, {i for i, c in state.origin.items() if c == r["cube_id"]})
     if as_json:
-        print_json({"vault": str(v.path), "cubes": rows})
+        print_json({"vault": str(v.path), "version": v.version, "cubes": rows})
         return
-    t = Table(title=f"{len(rows)} cubes in {v.path}", title_justify="left")
+    t = Table(title=f"{len(rows)} cubes in {v.path}" + (
+        f" at version {v.version}" + (" (checked out, read-only)" if v.pinned else "")
+        if v.version is not None else ""), title_justify="left")
     cols = ["cube id", "name", "memories", "signer", "installed by", "installed at"]
     if usage:
         cols += ["retrieved", "used", "memories used", "last use"]
@@ -131,7 +137,8 @@ def vault_ls(vault: Path | None = VAULT_OPT,
 @vault_app.command("show")
 def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
                                              help="An installed cube's id, or a memory's."),
-               vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+               vault: Path | None = VAULT_OPT, at: int | None = AT_OPT,
+               as_user: str | None = AS_OPT,
                why: bool = typer.Option(False, "--why", help="For a memory: say which rule "
                                         "lets the user read and change it, or not."),
                as_json: bool = JSON_OPT) -> None:
@@ -142,7 +149,7 @@ def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
     """
     from memos_cli.governance import can_read
 
-    v = _vault(vault)
+    v = _vault(vault, at)
     state = v.state(vectors=False)
     user = as_user or current_user()
     if cube_id not in state.cubes and any(m.id == cube_id for m in state.memories):
@@ -282,18 +289,20 @@ def vault_log(vault: Path | None = VAULT_OPT,
               cube_id: str | None = typer.Option(None, "--cube", help="Only this cube's."),
               memory: str | None = typer.Option(None, "--memory", help="Only records naming "
                                                                        "this memory id."),
+              at: int | None = typer.Option(None, "--at", metavar="VERSION", help="Only "
+                                            "records up to this vault version."),
               as_json: bool = JSON_OPT) -> None:
-    """Show the access log (who read or changed which memories, when)."""
-    recs = _vault(vault).read_log(user=user, op=op, cube_id=cube_id, memory_id=memory)
+    """Show the access log (who read or changed which memories, when, at which version)."""
+    recs = _vault(vault).read_log(user=user, op=op, cube_id=cube_id, memory_id=memory, at=at)
     if as_json:
         print_json(recs)
         return
     t = Table(title=f"{len(recs)} access-log records", title_justify="left")
-    for col in ("time", "user", "op", "cube", "memories"):
+    for col in ("time", "version", "user", "op", "cube", "memories"):
         t.add_column(col, overflow="fold")
     for r in recs:
-        t.add_row(r["time"], r["user"], r["op"], (r.get("cube_id") or "-")[:8],
-                  str(len(r.get("memory_ids", []))))
+        t.add_row(r["time"], str(r.get("version", "-")), r["user"], r["op"],
+                  (r.get("cube_id") or "-")[:8], str(len(r.get("memory_ids", []))))
     out.print(t)
 
 
@@ -327,6 +336,9 @@ def trust_ls(as_json: bool = JSON_OPT) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from memos_cli.cli import vault_versions
+
+    vault_versions.register(vault_app)
     app.command("load")(load_command)
     app.add_typer(vault_app, name="vault")
     app.add_typer(trust_app, name="trust")

@@ -37,6 +37,9 @@ VECTOR_WEIGHT = 1.0
 TEXT_WEIGHT = 1.5
 #: How many candidates each retriever contributes before fusion.
 CANDIDATES = 50
+#: With an approximate vector index: partitions probed, and candidates re-ranked exactly per
+#: result wanted (ignored by an exact scan). Chosen on bench/scale.py for recall@10 >= 0.95.
+NPROBES, REFINE_FACTOR = 32, 10
 
 # LanceDB's Rust core logs deprecation notices to stderr; they are not for our users.
 os.environ.setdefault("LANCE_LOG", "error")
@@ -174,6 +177,17 @@ class Index:
                               path=index_dir) from e
         self.index_dir = index_dir
         self.has_kinds = "kind" in self._tbl.schema.names
+        self.where: str | None = None
+
+    @classmethod
+    def of_table(cls, tbl: Any, where_path: Path, *, where: str) -> Index:
+        """Search an open LanceDB table (the vault's) restricted to the rows ``where`` selects,
+        which must be one row per memory."""
+        index = cls.__new__(cls)
+        index._tbl, index.index_dir, index.has_kinds = tbl, where_path, True
+        index.where = where
+        index._per_memory = 1
+        return index
 
     def _arrow(self) -> pa.Table:
         """The whole table, validated. Raises ``FormatError`` when Lance cannot read it."""
@@ -275,18 +289,19 @@ class Index:
         rows = pool * self._rows_per_memory()
         cols = ["id", "kind", "text"] if self.has_kinds else ["id"]
         try:
-            vec_rows = (
-                self._tbl.search(vector.astype(np.float32), query_type="vector")
-                .metric("cosine")  # type: ignore[attr-defined]
-                .limit(rows).select([*cols, "_distance"]).to_list()
-            )
+            vq = self._tbl.search(vector.astype(np.float32), query_type="vector")
+            vq = vq.metric("cosine")  # type: ignore[attr-defined]
+            if self.where:  # the vault: an IVF-PQ index past 100k memories (Vault.compact)
+                vq = vq.where(self.where, prefilter=True).nprobes(NPROBES).refine_factor(
+                    REFINE_FACTOR)
+            vec_rows = vq.limit(rows).select([*cols, "_distance"]).to_list()
             txt_rows = []
             if query.strip():
-                txt_rows = (
-                    self._tbl.search(MatchQuery(query, "text"),  # type: ignore[call-arg]
-                                     query_type="fts")
-                    .limit(rows).select([*cols, "_score"]).to_list()
-                )
+                tq = self._tbl.search(MatchQuery(query, "text"),  # type: ignore[call-arg]
+                                      query_type="fts")
+                if self.where:
+                    tq = tq.where(self.where, prefilter=True)
+                txt_rows = tq.limit(rows).select([*cols, "_score"]).to_list()
         except Exception as e:
             raise FormatError(f"search index is unreadable: {e}", path=self.index_dir) from e
         vrank, vrow = _collapse(vec_rows, pool)

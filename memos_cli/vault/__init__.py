@@ -3,30 +3,29 @@
 Layout (``MEMOS_HOME/vault`` by default)::
 
     vault/
-      CURRENT          name of the live generation, replaced atomically
-      gen-000007/      one generation: the whole state after one change
-        memories.arrow current version of every installed memory (spec §4 schema)
-        history.arrow  superseded versions (version chains), same schema
-        archive.arrow  cold memories archived by ``vault gc --cold`` (kept, not searched)
-        index/         LanceDB table over the current memories (spec §6)
-        vault.json     installed cubes, which cube each memory came from, the embedder
-      audit.jsonl      append-only access log: time, user, operation, cube id, memory ids
+      lance/           a LanceDB database with one table, ``vault`` (see ``rows``): the
+                       current memories with their vectors, superseded versions, archived
+                       memories, installed cubes and the vault's settings, one row each
+      audit.jsonl      append-only access log: time, user, operation, cube id, memory ids,
+                       and the table version each change made or each read saw
+      usage/           usage indicators (``memos_cli.store.usage``)
+      roles.json       roles (spec §14)
+      CHECKOUT         present while ``memos vault checkout VERSION`` pins reads (read-only)
 
-A change (load, rm, gc) builds a new generation in a temporary directory, renames it into
-place, then replaces ``CURRENT``. A process killed at any point leaves ``CURRENT`` naming
-either the old or the new generation, so the vault is exactly as before or exactly as after;
-stale generations are removed by the next change.
+Every change (load, rm, gc, share, archive, restore) is one Lance commit: a ``merge_insert``
+on the row key that inserts, replaces and deletes only the rows the change touches. Lance
+commits are atomic and versioned, so a process killed at any point leaves the table at the
+version before the change or the one after, and earlier versions stay readable until
+``memos vault compact`` prunes them. A vault of the older generation layout is converted once
+by ``memos vault migrate`` (``memos_cli.vault.migrate``).
 """
 
 from memos_cli.vault.load import _drop, gc, load, remove
 from memos_cli.vault.merge import CONFLICT_POLICIES, LoadReport, merge
 from memos_cli.vault.search import answer, search
 from memos_cli.vault.store import (
-    ARCHIVE,
     AUDIT,
-    CURRENT,
-    HISTORY,
-    STATE,
+    DB_DIR,
     VAULT_FORMAT,
     VAULT_VERSION,
     State,
@@ -34,6 +33,6 @@ from memos_cli.vault.store import (
     default_path,
 )
 
-__all__ = ["ARCHIVE", "AUDIT", "CONFLICT_POLICIES", "CURRENT", "HISTORY", "STATE",
-           "VAULT_FORMAT", "VAULT_VERSION", "LoadReport", "State", "Vault", "_drop", "answer",
-           "default_path", "gc", "load", "merge", "remove", "search"]
+__all__ = ["AUDIT", "CONFLICT_POLICIES", "DB_DIR", "VAULT_FORMAT", "VAULT_VERSION",
+           "LoadReport", "State", "Vault", "_drop", "answer", "default_path", "gc", "load",
+           "merge", "remove", "search"]

@@ -61,26 +61,27 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
         cube.require_plaintext()
         stack.enter_context(vault.lock())
         pause("vault:locked")
-        state = vault.state()
+        mems = cube.memories
+        state = vault.part([m.id for m in mems] + [m.parent_id for m in mems if m.parent_id],
+                           [m.content_hash for m in mems])
         if state.embedding is not None and cube.manifest.embedding is not None and (
                 state.embedding["fingerprint"] != cube.manifest.embedding["fingerprint"]):
             raise EmbedderMismatchError(
                 f"cube was indexed with {cube.manifest.embedding['model']}, the vault with "
                 f"{state.embedding['model']}; run `memos reindex` on the cube first",
                 path=cube.path)
-        mems = cube.memories
         check_updates(state, mems, user, on_conflict, cube.path)
         vectors = cube.index().vectors([m.id for m in mems])
         cube_id = cube.manifest.cube_id
-        new, report = merge(state, cube_id, mems, vectors, on_conflict=on_conflict, now=now)
+        delta, report = merge(state, cube_id, mems, vectors, on_conflict=on_conflict, now=now)
         report.name, report.signer = cube.manifest.name, signer
         from memos_cli.roles import Roles
 
         report.dangling = sorted(set(Roles.load(vault.path).unknown(
             [r for m in mems for r in m.readers])))
         installed = [*report.added, *report.versioned, *report.replaced]
-        prev = new.cubes.get(cube_id, {})
-        new.cubes[cube_id] = {
+        prev = state.cubes.get(cube_id, {})
+        delta.cubes[cube_id] = {
             "name": cube.manifest.name, "description": cube.manifest.description,
             "installed_at": format_time(now or datetime.now(timezone.utc)),
             "installed_by": user, "signer": signer,
@@ -88,8 +89,9 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
             **({"origin": origin} if origin else {}),
             "format_version": cube.manifest.format_version,
             "loads": int(prev.get("loads", 0)) + 1}
-        new.embedding = new.embedding or cube.manifest.embedding
-        vault.commit(new)
+        if state.embedding is None:
+            delta.meta["embedding"] = cube.manifest.embedding
+        vault.apply(delta, dim=int(vectors.shape[1]) if vectors.size else None)
     vault.log(user, "load", cube_id=cube_id, memory_ids=installed,
               detail={"signer": signer, **report.to_dict()})
     return report

@@ -1,5 +1,6 @@
-"""MemLoader's merge: the vault state after installing a cube's memories (version chains,
-duplicates, conflicts), computed in memory; :mod:`memos_cli.vault.load` commits it."""
+"""MemLoader's merge: what installing a cube's memories changes in the vault (version chains,
+duplicates, conflicts), decided from the part of the vault they touch, as a
+:class:`~memos_cli.vault.rows.Delta` that :mod:`memos_cli.vault.load` commits."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
+from memos_cli.vault.rows import Delta, memory_key
 from memos_cli.vault.store import State
 
 CONFLICT_POLICIES = ("version", "skip", "replace")
@@ -45,8 +47,10 @@ class LoadReport:
 
 
 def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.ndarray, *,
-          on_conflict: str = "version", now: datetime | None = None) -> tuple[State, LoadReport]:
-    """The state after installing ``memories`` (with their ``vectors``) from cube ``cube_id``.
+          on_conflict: str = "version", now: datetime | None = None) -> tuple[Delta, LoadReport]:
+    """What installing ``memories`` (with their ``vectors``) from cube ``cube_id`` changes,
+    given ``state``: the vault, or the part of it these memories touch (``Vault.part``: the
+    current memories with their ids, parents' ids or content hashes).
 
     Expired memories are not installed. A memory whose content hash is already installed is a
     duplicate and skipped. A memory that updates an installed one extends its version chain:
@@ -61,13 +65,10 @@ def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.nd
 
     now = now or datetime.now(timezone.utc)
     report = LoadReport(cube_id, "", "")
-    current = {m.id: i for i, m in enumerate(state.memories)}
+    current = {m.id: m for m in state.memories}
     hashes = {m.content_hash for m in state.memories}
-    mems = list(state.memories)
-    vecs = [v for v in state.vectors] if len(state.memories) else []
-    history = list(state.history)
-    origin = dict(state.origin)
-    drop: set[int] = set()
+    delta = Delta()
+    written: dict[str, int] = {}  # memory id -> its entry in delta.memories
     for m, v in zip(memories, vectors, strict=True):
         if m.expired(now):
             report.expired.append(m.id)
@@ -75,39 +76,32 @@ def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.nd
         if m.content_hash in hashes:
             report.duplicates.append(m.id)
             continue
-        if m.id in current and current[m.id] not in drop:
-            i = current[m.id]
-            old = mems[i]
+        if m.id in current:
+            old = current[m.id]
             if on_conflict == "skip":
                 report.skipped_conflict.append(m.id)
                 continue
             if on_conflict == "version":
-                history.append(old)
+                delta.history.append(old)
                 m = dataclasses.replace(m, version=max(m.version, old.version + 1))
                 report.versioned.append(m.id)
             else:
                 report.replaced.append(m.id)
-            mems[i], vecs[i] = m, v
+        elif m.parent_id is not None and m.parent_id in current:
+            parent = current.pop(m.parent_id)
+            delta.history.append(parent)
+            delta.delete.add(memory_key(parent.id))
+            if parent.id in written:  # installed by this load, superseded in it too
+                delta.memories[written.pop(parent.id)] = None  # type: ignore[call-overload]
+            report.versioned.append(m.id)
         else:
-            if m.parent_id is not None and m.parent_id in current and \
-                    current[m.parent_id] not in drop:
-                parent = current[m.parent_id]
-                history.append(mems[parent])
-                drop.add(parent)
-                report.versioned.append(m.id)
-            else:
-                report.added.append(m.id)
-            current[m.id] = len(mems)
-            mems.append(m)
-            vecs.append(v)
+            report.added.append(m.id)
+        if m.id in written:
+            delta.memories[written[m.id]] = (m, v, cube_id)
+        else:
+            written[m.id] = len(delta.memories)
+            delta.memories.append((m, v, cube_id))
+        current[m.id] = m
         hashes.add(m.content_hash)
-        origin[m.id] = cube_id
-    keep = [i for i in range(len(mems)) if i not in drop]
-    for i in drop:
-        origin.pop(mems[i].id, None)
-    out = State([mems[i] for i in keep], history,
-                np.stack([vecs[i] for i in keep]).astype(np.float32) if keep
-                else np.zeros((0, 0), np.float32),
-                dict(state.cubes), origin, state.embedding)
-    return out, report
-
+    delta.memories = [x for x in delta.memories if x is not None]
+    return delta, report

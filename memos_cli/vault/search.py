@@ -24,29 +24,52 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     from memos_cli.cube.index import Index
     from memos_cli.errors import EmbedderMismatchError
     from memos_cli.tiers.plaintext import resolve_hits
+    from memos_cli.vault.rows import MEMORY
 
-    gen = vault.generation()
-    if gen is None:
+    tbl = vault.table()
+    if tbl is None:
         return []
-    state = vault.state(vectors=False)
-    if state.embedding and state.embedding["fingerprint"] != embedder.fingerprint:
-        raise EmbedderMismatchError(f"vault was indexed with {state.embedding['model']}, not "
+    embedding = vault.meta().get("embedding")
+    if embedding and embedding["fingerprint"] != embedder.fingerprint:
+        raise EmbedderMismatchError(f"vault was indexed with {embedding['model']}, not "
                                     f"{embedder.name}", path=vault.path)
-    if not state.memories:
-        return []
-    by_id = {m.id: m for m in state.memories}
-    index = Index(gen / "index")
+    index = Index.of_table(tbl, vault.path, where=f"kind = '{MEMORY}'")
     vector = embedder.encode([query])[0]
     pool = k
     while True:
         hits = index.search(query, vector, pool)
-        out, denied = resolve_hits(hits, by_id, k, now=now or datetime.now(timezone.utc),
-                                   user=user)
+        by_id = vault.memories([h.id for h in hits])
+        out, denied = resolve_hits(hits, _Lookup(vault, by_id), k,
+                                   now=now or datetime.now(timezone.utc), user=user)
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)
             return out[:k]
         pool *= 4
+
+
+class _Lookup(dict[str, Any]):
+    """Memories by id, fetched from the vault on first use (a derived memory's sources)."""
+
+    def __init__(self, vault: Vault, found: dict[str, Any]) -> None:
+        super().__init__(found)
+        self.vault = vault
+
+    def __missing__(self, key: str) -> Any:
+        got = self.vault.memories([key])
+        if key not in got:
+            raise KeyError(key)
+        self[key] = got[key]
+        return got[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
 
 
 def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, k: int = 5,

@@ -1,14 +1,13 @@
-"""The vault's store: its layout on disk, one generation read into memory (``State``), and the
-atomic commit of a new generation (``Vault``). See :mod:`memos_cli.vault` for the layout."""
+"""The vault's store: one Lance table (:mod:`memos_cli.vault.rows`) whose every change is one
+atomic, versioned Lance commit, read whole (``State``) or in part, as it is now or as it was
+at an earlier version. See :mod:`memos_cli.vault` for the layout."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,17 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from memos_cli.cube.layout import atomic_write_bytes
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.memory import Memory, format_time
+from memos_cli.pausepoints import pause
+from memos_cli.vault import rows as R
 
-CURRENT = "CURRENT"
-STATE = "vault.json"
-HISTORY = "history.arrow"
-ARCHIVE = "archive.arrow"
+DB_DIR = "lance"
+TABLE = "vault"
+CHECKOUT = "CHECKOUT"
 AUDIT = "audit.jsonl"
 VAULT_FORMAT = "memos-vault"
-VAULT_VERSION = 1
+VAULT_VERSION = 2  # 1: generation directories (``memos vault migrate``)
+#: A filter or ``IN`` list names at most this many keys at a time.
+_BATCH = 2000
 
 
 def default_path() -> Path:
@@ -38,7 +39,7 @@ def default_path() -> Path:
 
 @dataclass
 class State:
-    """One generation of the vault, read into memory."""
+    """The vault (or part of it) read into memory."""
 
     memories: list[Memory] = field(default_factory=list)
     history: list[Memory] = field(default_factory=list)
@@ -51,117 +52,286 @@ class State:
 
 
 class Vault:
-    """A vault directory. Reading never changes it; changes go through :meth:`commit`.
+    """A vault directory. Reading never changes it; changes go through :meth:`apply` (one
+    Lance commit each). ``version`` reads the vault as it was at that Lance version; so does a
+    ``memos vault checkout`` pin, and either refuses changes.
 
     Raises (from the methods):
-        FormatError: a generation that is missing or unreadable.
+        FormatError: a table that is missing columns or unreadable; a layout of an older memos
+            (run ``memos vault migrate``).
+        UsageError: a change to a vault read at an earlier version.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, version: int | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
         if self.path.exists() and not self.path.is_dir():
             raise UsageError("vault path is not a directory", path=self.path)
         from memos_cli.roles import use_vault
 
         use_vault(self.path)  # access checks use this vault's roles
+        pinned = self.path / CHECKOUT
+        self.pinned = version is not None or pinned.is_file()
+        self.at = version if version is not None else (
+            int(pinned.read_text().strip()) if pinned.is_file() else None)
+        self._tbl: Any = None
+
+    # -- the table ----------------------------------------------------------------------------
+    def legacy(self) -> bool:
+        """Whether this is a vault of the generation layout (``CURRENT``), not migrated. The
+        old layout's files left by a migration killed after its rename are removed here."""
+        if not (self.path / "CURRENT").is_file():
+            return False
+        if (self.path / DB_DIR).is_dir():
+            from memos_cli.vault.migrate import remove_legacy
+
+            remove_legacy(self.path)
+            return False
+        return True
+
+    def table(self) -> Any | None:
+        """The Lance table at the version read, else at its latest version, which another
+        process may have made since the last call (``None`` for a new vault)."""
+        if self._tbl is not None:
+            if self.at is None:
+                try:
+                    self._tbl.checkout_latest()
+                except Exception as e:
+                    raise FormatError(f"cannot read the vault table: "
+                                      f"{str(e).splitlines()[0]}", path=self.path / DB_DIR) from e
+            return self._tbl
+        if self.legacy():
+            raise FormatError("vault has the layout of an older memos; run `memos vault "
+                              "migrate` once (it keeps everything)", path=self.path)
+        if not (self.path / DB_DIR).is_dir():
+            return None
+        import lancedb
+
+        try:
+            tbl = lancedb.connect(str(self.path / DB_DIR)).open_table(TABLE)
+            if self.at is not None:
+                tbl.checkout(self.at)
+        except Exception as e:  # lancedb raises bare ValueError/RuntimeError/OSError
+            raise FormatError(f"cannot open the vault table: {str(e).splitlines()[0]}",
+                              path=self.path / DB_DIR) from e
+        self._tbl = tbl
+        return tbl
+
+    @property
+    def version(self) -> int | None:
+        """The Lance version read (``None`` for a new vault)."""
+        tbl = self.table()
+        return None if tbl is None else int(tbl.version)
+
+    def _rows(self, where: str | None, columns: Sequence[str]) -> Any:
+        tbl = self.table()
+        if tbl is None:
+            return None
+        try:
+            q = tbl.search().select(list(columns))
+            if where is not None:
+                q = q.where(where)
+            return q.limit(None).to_arrow()
+        except Exception as e:
+            raise FormatError(f"vault table is unreadable: {str(e).splitlines()[0]}",
+                              path=self.path / DB_DIR) from e
+
+    def meta(self) -> dict[str, Any]:
+        """The vault entry (format, embedding, next_seq); empty for a new vault."""
+        t = self._rows(f"key = '{R.META_KEY}'", ["record"])
+        if t is None or t.num_rows == 0:
+            return {}
+        data = json.loads(t.column("record")[0].as_py())
+        if data.get("format") != VAULT_FORMAT or data.get("version") != VAULT_VERSION:
+            raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} table",
+                              path=self.path / DB_DIR)
+        return dict(data)
 
     # -- reading ------------------------------------------------------------------------------
-    def generation(self) -> Path | None:
-        """The live generation directory, or ``None`` for an empty (new) vault."""
-        cur = self.path / CURRENT
-        if not cur.is_file():
-            return None
-        name = cur.read_text("utf-8").strip()
-        gen = self.path / name
-        if not name.startswith("gen-") or "/" in name or not (gen / STATE).is_file():
-            raise FormatError(f"CURRENT names {name!r}, which is not a generation of this "
-                              "vault", path=cur)
-        return gen
-
     def state(self, *, vectors: bool = True) -> State:
-        """Everything in the live generation (an empty state for a new vault). Without
-        ``vectors`` the index is not read (``State.vectors`` stays empty): for readers that
-        only list or search."""
-        from memos_cli.cube.index import Index
-        from memos_cli.cube.memories import read_memories
+        """Everything, in install order (an empty state for a new vault). Without ``vectors``
+        the embeddings are not read (``State.vectors`` stays empty)."""
+        cols = ["key", "kind", "id", "cube_id", "seq", "record"] + (["vector"] if vectors else [])
+        return self._state(self._rows(None, cols), vectors)
 
-        gen = self.generation()
-        if gen is None:
-            return State()
-        try:
-            meta = json.loads((gen / STATE).read_text("utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise FormatError(f"unreadable vault state: {e}", path=gen / STATE) from e
-        if meta.get("format") != VAULT_FORMAT or meta.get("version") != VAULT_VERSION:
-            raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} state", path=gen / STATE)
-        memories = read_memories(gen / "memories.arrow")
-        history = read_memories(gen / HISTORY, unique_ids=False)
-        vecs = (Index(gen / "index").vectors([m.id for m in memories]) if memories and vectors
-                else np.zeros((0, 0), np.float32))
-        archived = read_memories(gen / ARCHIVE) if (gen / ARCHIVE).is_file() else []
-        return State(memories, history, vecs, meta["cubes"], meta["origin"],
-                     meta.get("embedding"), archived, dict(meta.get("archived", {})))
+    def part(self, ids: Sequence[str], hashes: Sequence[str]) -> State:
+        """The current memories whose id is in ``ids`` or whose content hash is in ``hashes``,
+        with every installed cube and the embedding: what a load needs to decide, read by
+        key and hash (the table's scalar indexes), not by scanning the vault."""
+        cols = ["key", "kind", "id", "cube_id", "seq", "record"]
+        found = []
+        keys = [R.memory_key(i) for i in dict.fromkeys(ids)]
+        for n in range(0, len(keys), _BATCH):
+            found.append(self._rows(f"key IN ({R.quoted(keys[n:n + _BATCH])})", cols))
+        hs = list(dict.fromkeys(hashes))
+        for n in range(0, len(hs), _BATCH):
+            found.append(self._rows(f"kind = '{R.MEMORY}' AND content_hash IN "
+                                    f"({R.quoted(hs[n:n + _BATCH])})", cols))
+        found.append(self._rows(f"kind IN ('{R.CUBE}', '{R.META}')", cols))
+        import pyarrow as pa
+
+        parts = [t for t in found if t is not None]
+        table = pa.concat_tables(parts) if parts else None
+        state = self._state(table, False)
+        unique: dict[str, Memory] = {}
+        for m in state.memories:
+            unique.setdefault(m.id, m)
+        state.memories = list(unique.values())
+        return state
+
+    def memories(self, ids: Sequence[str]) -> dict[str, Memory]:
+        """The current memories of ``ids`` that exist, by id."""
+        out: dict[str, Memory] = {}
+        keys = [R.memory_key(i) for i in dict.fromkeys(ids)]
+        for n in range(0, len(keys), _BATCH):
+            t = self._rows(f"key IN ({R.quoted(keys[n:n + _BATCH])})", ["record"])
+            for rec in ([] if t is None else t.column("record").to_pylist()):
+                m = R.memory_of(rec)
+                out[m.id] = m
+        return out
+
+    def _state(self, table: Any, vectors: bool) -> State:
+        state = State()
+        if table is None or table.num_rows == 0:
+            return state
+        order = np.argsort(np.asarray(table.column("seq").to_numpy()), kind="stable")
+        kinds = table.column("kind").to_pylist()
+        records = table.column("record").to_pylist()
+        cubes = table.column("cube_id").to_pylist()
+        vec_rows: list[int] = []
+        for i in order.tolist():
+            kind = kinds[i]
+            if kind == R.META:
+                meta = json.loads(records[i])
+                if meta.get("format") != VAULT_FORMAT or meta.get("version") != VAULT_VERSION:
+                    raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} table",
+                                      path=self.path / DB_DIR)
+                state.embedding = meta.get("embedding")
+            elif kind == R.CUBE:
+                state.cubes[cubes[i]] = json.loads(records[i])
+            elif kind == R.MEMORY:
+                m = R.memory_of(records[i])
+                state.memories.append(m)
+                state.origin[m.id] = cubes[i]
+                vec_rows.append(i)
+            elif kind == R.HISTORY:
+                state.history.append(R.memory_of(records[i]))
+            elif kind == R.ARCHIVED:
+                m = R.memory_of(records[i])
+                state.archived.append(m)
+                state.archived_origin[m.id] = cubes[i]
+            else:
+                raise FormatError(f"vault table holds a row of unknown kind {kind!r}",
+                                  path=self.path / DB_DIR)
+        if vectors and vec_rows:
+            col = table.column("vector").combine_chunks()
+            matrix = col.flatten().to_numpy().reshape(len(col), col.type.list_size)
+            state.vectors = matrix[vec_rows].astype(np.float32)
+        return state
 
     # -- writing ------------------------------------------------------------------------------
     def lock(self) -> contextlib.AbstractContextManager[None]:
-        """One writer at a time: hold this around read-change-:meth:`commit` (an exclusive
-        ``fcntl`` lock on ``vault/.lock``; a second writer is refused, not queued)."""
+        """One writer at a time on this machine: hold this around read-decide-:meth:`apply`
+        (an exclusive ``fcntl`` lock on ``vault/.lock``; a second writer is refused, not
+        queued)."""
         from memos_cli.lockfile import exclusive
 
+        if self.pinned:
+            raise UsageError(f"the vault is checked out at version {self.at} (read-only); "
+                             "`memos vault checkout latest` to change it", path=self.path)
         return exclusive(self.path, "another memos command is changing this vault")
 
-    def commit(self, state: State) -> Path:
-        """Write ``state`` as a new generation and make it live (see the module docstring).
-        Call it under :meth:`lock`, with a state read under the same lock."""
-        from memos_cli.cube.cube import write_plaintext
-        from memos_cli.cube.memories import write_memories
+    def apply(self, delta: Delta_, *, dim: int | None = None) -> int:
+        """Write ``delta`` as one Lance commit (a ``merge_insert`` on ``key``: rows inserted or
+        replaced, deleted keys removed in the same commit); the new version. A process killed
+        before the commit leaves the vault as it was, after it as changed; a table that does
+        not exist yet is created by this commit."""
+        import lancedb
 
-        old = self.generation()
-        number = int(old.name.split("-")[1]) + 1 if old is not None else 1
-        name = f"gen-{number:06d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.path))
-        try:
-            if state.memories:
-                write_plaintext(tmp, state.memories, state.vectors)
-            else:  # an index needs a vector dimension: an empty vault has none
-                write_memories(tmp / "memories.arrow", [])
-            write_memories(tmp / HISTORY, state.history)
-            meta = {"format": VAULT_FORMAT, "version": VAULT_VERSION,
-                    "embedding": state.embedding, "cubes": state.cubes,
-                    "origin": state.origin}
-            if state.archived:
-                write_memories(tmp / ARCHIVE, state.archived)
-                meta["archived"] = state.archived_origin
-            atomic_write_bytes(tmp / STATE, (json.dumps(meta, indent=1, sort_keys=True)
-                                             + "\n").encode("utf-8"))
-            shutil.rmtree(self.path / name, ignore_errors=True)  # left by a killed change
-            os.rename(tmp, self.path / name)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        atomic_write_bytes(self.path / CURRENT, (name + "\n").encode("utf-8"))
-        for stale in self.path.iterdir():  # older generations and leftovers of kills
-            if stale.name != name and (stale.name.startswith("gen-") or
-                                       stale.name.startswith(".gen-")):
-                shutil.rmtree(stale, ignore_errors=True)
-        return self.path / name
+        tbl = self.table()
+        meta = self.meta() if tbl is not None else {}
+        meta = {**meta, "format": VAULT_FORMAT, "version": VAULT_VERSION, **delta.meta}
+        if tbl is None:
+            if dim is None:
+                raise UsageError("a new vault needs the vector dimension of its embedder")
+            # the first commit creates the table: built with its indexes in a hidden
+            # temporary directory and renamed into place, so it appears whole or not at all
+            import shutil
+
+            from lancedb.index import BTree
+
+            rows, _ = R.build(delta, dim, {}, 1, meta)
+            self.path.mkdir(parents=True, exist_ok=True)
+            tmp = self.path / f".{DB_DIR}-new.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)  # left by a killed first load
+            try:
+                tbl = lancedb.connect(str(tmp)).create_table(TABLE, rows)
+                for col in ("key", "content_hash", "kind"):
+                    tbl.create_index(col, config=BTree())
+                self._create_fts(tbl)
+                pause("vault:before-commit")
+                os.rename(tmp, self.path / DB_DIR)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            width = tbl.schema.field("vector").type.list_size
+            written = [R.memory_key(m.id) for m, _, _ in delta.memories] + \
+                [R.history_key(m) for m in delta.history] + \
+                [R.archived_key(m.id) for m, _ in delta.archived] + \
+                [R.cube_key(c) for c in delta.cubes] + [R.META_KEY]
+            seqs: dict[str, int] = {}
+            for n in range(0, len(written), _BATCH):
+                t = self._rows(f"key IN ({R.quoted(written[n:n + _BATCH])})", ["key", "seq"])
+                seqs.update(zip(t.column("key").to_pylist(), t.column("seq").to_pylist(),
+                                strict=True))
+            rows, _ = R.build(delta, width, seqs, int(meta.get("next_seq", 1)), meta)
+            gone = sorted(delta.delete - set(written))
+            q = tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
+            if gone:
+                q = q.when_not_matched_by_source_delete(f"key IN ({R.quoted(gone)})")
+            pause("vault:before-commit")
+            q.execute(rows)
+        pause("vault:after-commit")
+        self._tbl = None
+        return int(self.version or 0)
+
+    @staticmethod
+    def _create_fts(tbl: Any) -> None:
+        from lancedb.index import FTS
+
+        tbl.create_index("text", config=FTS(with_position=False))
+
+    def commit(self, state: State) -> int:
+        """Make the vault hold exactly ``state`` (read under the same :meth:`lock`), writing
+        only the rows that differ: one :meth:`apply`. Returns the new version."""
+        now = self.state(vectors=False)
+        delta = diff(now, state)
+        if not delta:
+            v = self.version
+            return 0 if v is None else v
+        dim = state.vectors.shape[1] if state.vectors.size else None
+        return self.apply(delta, dim=dim)
 
     # -- audit --------------------------------------------------------------------------------
     def log(self, user: str, op: str, *, cube_id: str | None = None,
             memory_ids: Sequence[str] = (), detail: dict[str, Any] | None = None) -> None:
-        """Append one access-log record (one JSON object a line, flushed and fsynced)."""
+        """Append one access-log record (one JSON object a line, flushed and fsynced), with the
+        vault version it saw or made."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self._tbl = None if not self.pinned else self._tbl
         rec = {"time": format_time(datetime.now(timezone.utc)), "user": user, "op": op,
-               "cube_id": cube_id, "memory_ids": list(memory_ids), **(detail or {})}
+               "cube_id": cube_id, "memory_ids": list(memory_ids),
+               **({"version": self.version} if self.version is not None else {}),
+               **(detail or {})}
         with open(self.path / AUDIT, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
     def read_log(self, *, user: str | None = None, op: str | None = None,
-                 cube_id: str | None = None, memory_id: str | None = None
-                 ) -> list[dict[str, Any]]:
-        """Access-log records matching every given filter, oldest first."""
+                 cube_id: str | None = None, memory_id: str | None = None,
+                 at: int | None = None) -> list[dict[str, Any]]:
+        """Access-log records matching every given filter, oldest first; with ``at``, those
+        written up to that vault version."""
         path = self.path / AUDIT
         if not path.is_file():
             return []
@@ -171,7 +341,54 @@ class Vault:
         for _, rec in json_lines(path.read_text("utf-8"), path, FormatError):
             if ((user is None or rec.get("user") == user) and (op is None or rec.get("op") == op)
                     and (cube_id is None or rec.get("cube_id") == cube_id)
-                    and (memory_id is None or memory_id in rec.get("memory_ids", []))):
+                    and (memory_id is None or memory_id in rec.get("memory_ids", []))
+                    and (at is None or int(rec.get("version") or 0) <= at)):
                 out.append(rec)
         return out
 
+    def versions(self) -> list[dict[str, Any]]:
+        """Every version Lance keeps: ``{version, time, rows}``, oldest first."""
+        tbl = self.table()
+        if tbl is None:
+            return []
+        return [{"version": int(v["version"]), "time": format_time(v["timestamp"].replace(
+                    tzinfo=timezone.utc)) if isinstance(v["timestamp"], datetime)
+                 else str(v["timestamp"]),
+                 "rows": int(v.get("metadata", {}).get("total_rows", 0))}
+                for v in tbl.list_versions()]
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Re-read the table on the next call (after another process changed it)."""
+        self._tbl = None
+        yield
+
+
+Delta_ = R.Delta
+
+
+def diff(old: State, new: State) -> R.Delta:
+    """What turns ``old`` into ``new``: changed or new rows, and keys that went away. Memories
+    are compared by their record and origin; a memory only in ``new`` needs its vector in
+    ``new.vectors``."""
+    delta = R.Delta()
+    old_mem = {m.id: (m, old.origin.get(m.id, "")) for m in old.memories}
+    new_index = {m.id: i for i, m in enumerate(new.memories)}
+    for m in new.memories:
+        prev = old_mem.get(m.id)
+        if prev is None or prev[0] != m or prev[1] != new.origin.get(m.id, ""):
+            delta.memories.append((m, new.vectors[new_index[m.id]], new.origin.get(m.id, "")))
+    delta.delete |= {R.memory_key(i) for i in set(old_mem) - set(new_index)}
+    old_hist = {R.history_key(m) for m in old.history}
+    new_hist = {R.history_key(m): m for m in new.history}
+    delta.history = [m for k, m in new_hist.items() if k not in old_hist]
+    delta.delete |= old_hist - set(new_hist)
+    old_arch = {m.id: (m, old.archived_origin.get(m.id, "")) for m in old.archived}
+    new_arch = {m.id: (m, new.archived_origin.get(m.id, "")) for m in new.archived}
+    delta.archived = [v for i, v in new_arch.items() if old_arch.get(i) != v]
+    delta.delete |= {R.archived_key(i) for i in set(old_arch) - set(new_arch)}
+    delta.cubes = {c: info for c, info in new.cubes.items() if old.cubes.get(c) != info}
+    delta.delete |= {R.cube_key(c) for c in set(old.cubes) - set(new.cubes)}
+    if new.embedding != old.embedding:
+        delta.meta["embedding"] = new.embedding
+    return delta

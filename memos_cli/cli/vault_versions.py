@@ -1,0 +1,131 @@
+"""``memos vault versions``, ``checkout``, ``compact`` and ``migrate``: the vault's Lance
+versions, read as they were, pruned, and the one-time move from the generation layout."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from memos_cli.cli.cube import JSON_OPT
+from memos_cli.cli.output import out, print_json, status
+from memos_cli.cli.source_opts import parse_ttl
+from memos_cli.errors import UsageError
+from memos_cli.governance import current_user
+
+VAULT_OPT = typer.Option(None, "--vault", metavar="DIR",
+                         help="The vault \\[default: $MEMOS_HOME/vault].")
+
+
+def _open(path: Path | None, version: int | None = None):  # type: ignore[no-untyped-def]
+    from memos_cli.vault import Vault
+
+    return Vault(path, version=version)
+
+
+def versions(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
+    """List the vault's versions (one per change) with the operation that made each.
+
+    Example: [bold]memos vault versions[/bold], then [bold]memos vault ls --at 3[/bold]
+    """
+    v = _open(vault)
+    rows = v.versions()
+    made: dict[Any, dict[str, Any]] = {}
+    for rec in v.read_log():
+        if rec["op"] in ("load", "rm", "gc", "share", "archive", "restore", "migrate"):
+            made.setdefault(rec.get("version"), rec)
+    for r in rows:
+        rec = made.get(r["version"])
+        r["op"] = f"{rec['op']} by {rec['user']}" if rec else "-"
+    if as_json:
+        print_json({"vault": str(v.path), "checked_out": v.at if v.pinned else None,
+                    "versions": rows})
+        return
+    t = Table(title=f"{len(rows)} versions of {v.path}" + (
+        f" (checked out at {v.at}, read-only)" if v.pinned else ""), title_justify="left")
+    for col in ("version", "time", "rows", "made by"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r["version"]), r["time"], str(r["rows"]), r["op"])
+    out.print(t)
+
+
+def checkout(version: str = typer.Argument(..., metavar="VERSION|latest",
+                                           help="A version from memos vault versions, or "
+                                                "latest to end the checkout."),
+             vault: Path | None = VAULT_OPT) -> None:
+    """Read the vault as it was at VERSION (ls, show, search, run, dump, log) until
+    `memos vault checkout latest`; changes are refused meanwhile.
+
+    Example: [bold]memos vault checkout 4[/bold]
+    """
+    from memos_cli.cube.layout import atomic_write_bytes
+    from memos_cli.vault.store import CHECKOUT
+
+    v = _open(vault)
+    pin = v.path / CHECKOUT
+    if version == "latest":
+        pin.unlink(missing_ok=True)
+        out.print(f"{v.path}: reading the latest version again")
+        return
+    if not version.isdigit():
+        raise UsageError(f"VERSION {version!r} is a number from memos vault versions, or latest")
+    known = [r["version"] for r in v.versions()]
+    if int(version) not in known:
+        raise UsageError(f"the vault has no version {version} (it keeps "
+                         f"{', '.join(map(str, known[-5:])) or 'none'}...)", path=v.path)
+    atomic_write_bytes(pin, f"{int(version)}\n".encode())
+    out.print(f"{v.path}: reading version {version} (read-only) until memos vault checkout "
+              "latest")
+
+
+def compact(vault: Path | None = VAULT_OPT,
+            keep: str = typer.Option("7d", "--keep", metavar="AGE", help="Keep versions "
+                                     "younger than this for checkout (30m, 12h, 7d; 0 keeps "
+                                     "only the latest, and a search running meanwhile may "
+                                     "fail)."),
+            as_json: bool = JSON_OPT) -> None:
+    """Merge the table's small files and prune versions older than --keep (Lance's optimize);
+    the space they held is given back.
+
+    Example: [bold]memos vault compact --keep 1d[/bold]
+    """
+    v = _open(vault)
+    older = timedelta(0) if keep.strip() == "0" else parse_ttl(keep)
+    from memos_cli.vault.compact import compact as do_compact
+
+    with v.lock(), status("compacting"):  # refused while checked out or busy
+        data = {"vault": str(v.path), **do_compact(v, older)}
+    v.log(current_user(), "compact", detail=data)
+    if as_json:
+        print_json(data)
+    else:
+        out.print(f"compacted {v.path}: {data['bytes_before']:,} -> {data['bytes_after']:,} "
+                  f"bytes, {data['versions_before']} -> {data['versions_after']} versions"
+                  + ("; built the approximate vector index" if data["ann_index_built"] else ""))
+
+
+def migrate(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
+    """Convert a vault written by an older memos (generation directories) to the Lance table,
+    once and atomically; nothing is lost.
+
+    Example: [bold]memos vault migrate[/bold]
+    """
+    from memos_cli.vault.migrate import migrate as do_migrate
+
+    with status("migrating"):
+        counts = do_migrate(_open(vault), user=current_user())
+    if as_json:
+        print_json(counts)
+    else:
+        out.print(f"migrated: {counts['memories']} memories, {counts['history']} earlier "
+                  f"versions, {counts['archived']} archived, {counts['cubes']} cubes; now at "
+                  f"version {counts['version']}")
+
+
+def register(vault_app: typer.Typer) -> None:
+    for fn in (versions, checkout, compact, migrate):
+        vault_app.command(fn.__name__)(fn)

@@ -1,0 +1,136 @@
+"""The vault's one Lance table, row by row: how a memory, a superseded version, an archived
+memory, an installed cube and the vault's own settings are stored, and what one change writes
+(:class:`Delta`).
+
+Every row has a ``key`` that names it, unique in the table:
+
+==========  ====================================  ============================================
+kind        key                                   what
+==========  ====================================  ============================================
+memory      ``m/<memory id>``                     the current version, with its vector
+history     ``h/<id>/<version>/<content hash>``   a superseded version (version chains)
+archived    ``a/<memory id>``                     a cold memory, kept but not searched
+cube        ``c/<cube id>``                       an installed cube (name, signer, source...)
+vault       ``v``                                 format, embedder, the next ``seq``
+==========  ====================================  ============================================
+
+``record`` holds the JSON of the memory (``Memory.to_dict``) or of the cube or vault entry;
+``seq`` keeps the order memories were installed in; ``text`` is what full-text search reads
+(current memories only); ``vector`` is the embedding (zeros on other rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from memos_cli.memory import Memory
+
+MEMORY, HISTORY, ARCHIVED, CUBE, META = "memory", "history", "archived", "cube", "vault"
+META_KEY = "v"
+
+
+def memory_key(memory_id: str) -> str:
+    return f"m/{memory_id}"
+
+
+def history_key(m: Memory) -> str:
+    return f"h/{m.id}/{m.version}/{m.content_hash}"
+
+
+def archived_key(memory_id: str) -> str:
+    return f"a/{memory_id}"
+
+
+def cube_key(cube_id: str) -> str:
+    return f"c/{cube_id}"
+
+
+def schema(dim: int) -> pa.Schema:
+    return pa.schema([
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("cube_id", pa.string(), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("record", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+    ])
+
+
+@dataclass
+class Delta:
+    """One change of the vault: rows to write (insert or replace, by key) and keys to delete.
+    Applied as one Lance commit (``Vault.apply``)."""
+
+    memories: list[tuple[Memory, np.ndarray, str]] = field(default_factory=list)
+    history: list[Memory] = field(default_factory=list)
+    archived: list[tuple[Memory, str]] = field(default_factory=list)
+    cubes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    delete: set[str] = field(default_factory=set)
+    #: the vault entry's fields to set (``embedding``)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.memories or self.history or self.archived or self.cubes
+                    or self.delete or self.meta)
+
+
+def _record(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def build(delta: Delta, dim: int, seqs: dict[str, int], next_seq: int,
+          meta: dict[str, Any]) -> tuple[pa.Table, int]:
+    """The Arrow rows ``delta`` writes, with the vault entry; ``seqs`` gives the ``seq`` of
+    keys already in the table (kept on replace); new keys take ``next_seq`` on. Returns the
+    rows and the next free ``seq``."""
+    from memos_cli.cube.index import index_text
+
+    zero = np.zeros(dim, np.float32)
+    rows: dict[str, list[Any]] = {n: [] for n in schema(dim).names}
+
+    def add(key: str, kind: str, ident: str, cube: str, chash: str, record: str, text: str,
+            vec: np.ndarray) -> None:
+        nonlocal next_seq
+        seq = seqs.get(key)
+        if seq is None:
+            seq, next_seq = next_seq, next_seq + 1
+        for name, value in (("key", key), ("kind", kind), ("id", ident), ("cube_id", cube),
+                            ("content_hash", chash), ("seq", seq), ("record", record),
+                            ("text", text), ("vector", vec)):
+            rows[name].append(value)
+
+    for m, v, cube in delta.memories:
+        add(memory_key(m.id), MEMORY, m.id, cube, m.content_hash, _record(m.to_dict()),
+            index_text(m), np.asarray(v, np.float32))
+    for m in delta.history:
+        add(history_key(m), HISTORY, m.id, "", m.content_hash, _record(m.to_dict()), "", zero)
+    for m, cube in delta.archived:
+        add(archived_key(m.id), ARCHIVED, m.id, cube, m.content_hash, _record(m.to_dict()), "",
+            zero)
+    for cube_id, info in delta.cubes.items():
+        add(cube_key(cube_id), CUBE, cube_id, cube_id, "", _record(info), "", zero)
+    add(META_KEY, META, "", "", "", _record({**meta, "next_seq": next_seq + 1}), "", zero)
+    vectors = np.stack(rows.pop("vector")).astype(np.float32).reshape(-1)
+    arrays = {n: pa.array(v, schema(dim).field(n).type) for n, v in rows.items()}
+    arrays["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dim)
+    return pa.table(arrays, schema=schema(dim)), next_seq
+
+
+def memory_of(record: str) -> Memory:
+    from memos_cli import strictjson
+
+    return Memory.from_dict(strictjson.loads(record))
+
+
+def quoted(values: Sequence[str]) -> str:
+    """A SQL list of string literals for a Lance filter (``'a','b'``)."""
+    return ",".join("'" + v.replace("'", "''") + "'" for v in values)
