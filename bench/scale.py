@@ -119,8 +119,8 @@ def cube_of(path: Path, seed: int, turns: list[str], base: np.ndarray,
 def measure(size: int, work: Path, enc: Embedder, turns: list[str], base: np.ndarray,
             questions: list[str]) -> dict:
     vdir = work / f"vault-{size}"
-    built = build(vdir, size, turns, base, enc.embedding)
-    cubes = [cube_of(work / f"load{i}.memcube", i, turns, base, enc.embedding)
+    built = build(vdir, size, turns, base, enc.describe())
+    cubes = [cube_of(work / f"load{i}.memcube", i, turns, base, enc.describe())
              for i in range(3)]
     loads = []
     for c in cubes:

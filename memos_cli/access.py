@@ -94,8 +94,9 @@ def share(vault: Vault, memory_id: str, *, user: str, readers: Sequence[str] = (
                                   visibility=visibility or old.visibility,
                                   updated_at=datetime.now(timezone.utc))
         state.memories[i] = new
-        vault.commit(state)
+        made = vault.commit(state)
     vault.log(user, "share", cube_id=state.origin.get(memory_id), memory_ids=[memory_id],
+              version=made,
               detail={"visibility": new.visibility, "readers": list(new.readers),
                       "rule": d.rule})
     return new

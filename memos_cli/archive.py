@@ -50,8 +50,8 @@ def archive_cold(vault: Vault, *, user: str, after: timedelta,
             state.archived_origin[m.id] = state.origin.get(m.id, "")
         state.archived += moved
         _drop(state, rows)
-        vault.commit(state)
-    vault.log(user, "archive", memory_ids=[m.id for m in moved],
+        made = vault.commit(state)
+    vault.log(user, "archive", memory_ids=[m.id for m in moved], version=made,
               detail={"cold_after_days": after.total_seconds() / 86400})
     return [m.id for m in moved]
 
@@ -82,6 +82,6 @@ def restore(vault: Vault, ids: Sequence[str], *, user: str, embedder: Any) -> in
         for m in back:
             state.origin[m.id] = state.archived_origin.pop(m.id, "")
         state.archived = [m for m in state.archived if m.id not in set(ids)]
-        vault.commit(state)
-    vault.log(user, "restore", memory_ids=list(ids))
+        made = vault.commit(state)
+    vault.log(user, "restore", memory_ids=list(ids), version=made)
     return len(ids)

@@ -418,9 +418,11 @@ def test_versions_checkout_and_compact(tmp_path: Path, embedder) -> None:  # typ
     first = Vault(v.path).version
     load(v, write_jsonl(tmp_path / "b.jsonl", [{"content": "beta"}]), user="ann",
          embedder=embedder)
-    assert first is not None and Vault(v.path).version == first + 1
+    second = Vault(v.path).version
+    assert first is not None and second is not None and second > first
     versions = json.loads(cli("vault", "versions", "--vault", v.path, "--json").stdout)
-    assert [r["op"] for r in versions["versions"]][-2:] == ["load by ann", "load by ann"]
+    made = [r["op"] for r in versions["versions"] if r["op"] != "indexes and files (optimize)"]
+    assert made == ["load by ann", "load by ann"]
     old = json.loads(cli("vault", "ls", "--vault", v.path, "--at", first, "--json").stdout)
     assert len(old["cubes"]) == 1 and old["version"] == first
     cli("vault", "checkout", first, "--vault", v.path)

@@ -35,11 +35,12 @@ def versions(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
     rows = v.versions()
     made: dict[Any, dict[str, Any]] = {}
     for rec in v.read_log():
-        if rec["op"] in ("load", "rm", "gc", "share", "archive", "restore", "migrate"):
+        if rec["op"] in ("load", "rm", "gc", "share", "archive", "restore", "migrate",
+                         "compact"):
             made.setdefault(rec.get("version"), rec)
     for r in rows:
         rec = made.get(r["version"])
-        r["op"] = f"{rec['op']} by {rec['user']}" if rec else "-"
+        r["op"] = f"{rec['op']} by {rec['user']}" if rec else "indexes and files (optimize)"
     if as_json:
         print_json({"vault": str(v.path), "checked_out": v.at if v.pinned else None,
                     "versions": rows})

@@ -91,8 +91,8 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
             "loads": int(prev.get("loads", 0)) + 1}
         if state.embedding is None:
             delta.meta["embedding"] = cube.manifest.embedding
-        vault.apply(delta, dim=int(vectors.shape[1]) if vectors.size else None)
-    vault.log(user, "load", cube_id=cube_id, memory_ids=installed,
+        made = vault.apply(delta, dim=int(vectors.shape[1]) if vectors.size else None)
+    vault.log(user, "load", cube_id=cube_id, memory_ids=installed, version=made,
               detail={"signer": signer, **report.to_dict()})
     return report
 
@@ -117,14 +117,15 @@ def remove(vault: Vault, cube_id: str, *, user: str) -> int:
         state.archived = [m for m in state.archived
                           if state.archived_origin.get(m.id) != cube_id]
         state.archived_origin = {i: c for i, c in state.archived_origin.items() if c != cube_id}
-        vault.commit(state)
-    vault.log(user, "rm", cube_id=cube_id, memory_ids=ids)
+        made = vault.commit(state)
+    vault.log(user, "rm", cube_id=cube_id, memory_ids=ids, version=made)
     return len(ids)
 
 
 def gc(vault: Vault, *, user: str, now: datetime | None = None) -> int:
     """Remove expired memories (current and history); how many were removed."""
     now = now or datetime.now(timezone.utc)
+    made = None
     with vault.lock():
         state = vault.state()
         gone = [i for i, m in enumerate(state.memories) if m.expired(now)]
@@ -133,8 +134,9 @@ def gc(vault: Vault, *, user: str, now: datetime | None = None) -> int:
         state.history = [m for m in state.history if not m.expired(now)]
         if gone or before != len(state.history):
             _drop(state, gone)
-            vault.commit(state)
-    vault.log(user, "gc", memory_ids=ids, detail={"history_removed": before - len(state.history)})
+            made = vault.commit(state)
+    vault.log(user, "gc", memory_ids=ids, detail={"history_removed": before - len(state.history)},
+              version=made)
     return len(ids) + before - len(state.history)
 
 

@@ -86,7 +86,7 @@ def migrate(vault: Vault, *, user: str) -> dict[str, Any]:
             staging.path, staging.pinned, staging.at, staging._tbl = tmp, False, None, None
             delta = diff(State(), state)
             dim = int(state.vectors.shape[1]) if state.vectors.size else 384
-            staging.apply(delta, dim=dim)
+            made = staging.apply(delta, dim=dim)
             pause("migrate:before-rename")
             os.rename(tmp / DB_DIR, vault.path / DB_DIR)
         finally:
@@ -96,5 +96,5 @@ def migrate(vault: Vault, *, user: str) -> dict[str, Any]:
     counts = {"memories": len(state.memories), "history": len(state.history),
               "archived": len(state.archived), "cubes": len(state.cubes),
               "version": vault.version}
-    vault.log(user, "migrate", detail=counts)
+    vault.log(user, "migrate", detail=counts, version=made)
     return counts

@@ -292,7 +292,26 @@ class Vault:
             q.execute(rows)
         pause("vault:after-commit")
         self._tbl = None
-        return int(self.version or 0)
+        version = int(self.version or 0)
+        self._refresh_indexes()
+        return version
+
+    def _refresh_indexes(self) -> None:
+        """Add the rows of the last change to the table's indexes (Lance's ``optimize``,
+        keeping every version): otherwise full-text and vector search scan them one by one.
+        The change is committed already; a failure here only leaves that for ``memos vault
+        compact``, and says so."""
+        import logging
+        from datetime import timedelta
+
+        tbl = self.table()
+        try:
+            if tbl is not None:
+                tbl.optimize(cleanup_older_than=timedelta(days=365 * 100))
+        except Exception as e:  # the commit stands; only the indexes lag
+            logging.getLogger("memos").warning(
+                "note: the vault's indexes were not brought up to date (%s); searches stay "
+                "correct but slower until `memos vault compact`", str(e).splitlines()[0][:200])
 
     @staticmethod
     def _create_fts(tbl: Any) -> None:
@@ -313,15 +332,15 @@ class Vault:
 
     # -- audit --------------------------------------------------------------------------------
     def log(self, user: str, op: str, *, cube_id: str | None = None,
-            memory_ids: Sequence[str] = (), detail: dict[str, Any] | None = None) -> None:
+            memory_ids: Sequence[str] = (), detail: dict[str, Any] | None = None,
+            version: int | None = None) -> None:
         """Append one access-log record (one JSON object a line, flushed and fsynced), with the
-        vault version it saw or made."""
+        vault version it made (``version``, from :meth:`apply`) or, for a read, saw."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self._tbl = None if not self.pinned else self._tbl
+        seen = version if version is not None else self.version
         rec = {"time": format_time(datetime.now(timezone.utc)), "user": user, "op": op,
                "cube_id": cube_id, "memory_ids": list(memory_ids),
-               **({"version": self.version} if self.version is not None else {}),
-               **(detail or {})}
+               **({"version": seen} if seen is not None else {}), **(detail or {})}
         with open(self.path / AUDIT, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
             f.flush()
