@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/lora.py
 	$(BIN)/python bench/kv_chunks.py
 	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

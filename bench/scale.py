@@ -39,10 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.retrieval import machine  # noqa: E402
 from memos_cli.cube.cube import CubeSpec, write_cube  # noqa: E402
+from memos_cli.cube.index import NPROBES, REFINE_FACTOR  # noqa: E402
 from memos_cli.memory import Memory  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.vault import Vault, load, search  # noqa: E402
-from memos_cli.vault.rows import MEMORY, Delta  # noqa: E402
+from memos_cli.vault.rows import Delta  # noqa: E402
 
 LOCOMO = ROOT.parent / "shared" / "datasets" / "locomo"
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -141,9 +142,9 @@ def measure(size: int, work: Path, enc: Embedder, turns: list[str], base: np.nda
         vec = enc.encode([q])[0]
 
         def top(exact: bool, vec: np.ndarray = vec) -> set[str]:
-            s = tbl.search(vec, query_type="vector").metric("cosine").where(
-                f"kind = '{MEMORY}'", prefilter=True)
-            s = s.bypass_vector_index() if exact else s.nprobes(32).refine_factor(10)
+            s = tbl.search(vec, query_type="vector").metric("cosine")
+            s = s.bypass_vector_index() if exact else s.nprobes(NPROBES).refine_factor(
+                REFINE_FACTOR)
             return {r["id"] for r in s.limit(10).select(["id", "_distance"]).to_list()}
 
         recall.append(len(top(False) & top(True)) / 10)
@@ -161,6 +162,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--dir", default="/tmp/memos-scale")
     ap.add_argument("--questions", type=int, default=60)
+    ap.add_argument("--keep", action="store_true", help="keep the vaults (for profiling)")
     args = ap.parse_args()
     work = Path(args.dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,8 @@ def main() -> None:
     for size in (int(x) for x in args.sizes.split(",")):
         rows.append(measure(size, work, enc, turns, base, questions[:args.questions]))
         print(json.dumps(rows[-1]), flush=True)
-        shutil.rmtree(work / f"vault-{size}", ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work / f"vault-{size}", ignore_errors=True)
     result = {"machine": machine(), "turns": len(turns), "rows": rows}
     OUT.mkdir(exist_ok=True)
     (OUT / "scale.json").write_text(json.dumps(result, indent=2) + "\n")

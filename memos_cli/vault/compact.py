@@ -39,7 +39,7 @@ def compact(vault: Vault, keep: timedelta) -> dict[str, int]:
 def ensure_ann(vault: Vault) -> bool:
     """Build the IVF-PQ vector index (cosine distance; ``sqrt(n)`` partitions; 48 sub-vectors
     for 384 dimensions) once the vault holds :data:`ANN_MIN_ROWS` current memories; whether
-    one was built. Searches then probe 32 partitions and re-rank 10 candidates per result
+    one was built. Searches then probe 32 partitions and re-rank 50 candidates per result
     exactly (``cube.index.NPROBES``, ``REFINE_FACTOR``)."""
     from lancedb.index import IvfPq
 

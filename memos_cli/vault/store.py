@@ -297,17 +297,17 @@ class Vault:
         return version
 
     def _refresh_indexes(self) -> None:
-        """Add the rows of the last change to the table's indexes (Lance's ``optimize``,
-        keeping every version): otherwise full-text and vector search scan them one by one.
-        The change is committed already; a failure here only leaves that for ``memos vault
-        compact``, and says so."""
+        """Add the rows of the last change to the table's indexes as new index segments
+        (pylance's ``optimize_indices`` with ``num_indices_to_merge=0``: work in proportion to
+        the rows added, not to the vault), so that search does not scan them one by one.
+        ``memos vault compact`` merges the segments. The change is committed already; a
+        failure here only leaves that to ``compact``, and says so."""
         import logging
-        from datetime import timedelta
 
         tbl = self.table()
         try:
             if tbl is not None:
-                tbl.optimize(cleanup_older_than=timedelta(days=365 * 100))
+                tbl.to_lance().optimize.optimize_indices(num_indices_to_merge=0)
         except Exception as e:  # the commit stands; only the indexes lag
             logging.getLogger("memos").warning(
                 "note: the vault's indexes were not brought up to date (%s); searches stay "
