@@ -20,7 +20,8 @@ import numpy as np
 
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.pausepoints import pause
-from memos_cli.vault.store import DB_DIR, State, Vault, diff
+from memos_cli.vault.rows import diff
+from memos_cli.vault.store import DB_DIR, State, Vault
 
 LEGACY_CURRENT = "CURRENT"
 LEGACY_STATE = "vault.json"

@@ -24,12 +24,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from memos_cli.memory import Memory
+
+if TYPE_CHECKING:
+    from memos_cli.vault.store import State
 
 MEMORY, HISTORY, ARCHIVED, CUBE, META = "memory", "history", "archived", "cube", "vault"
 META_KEY = "v"
@@ -134,3 +137,30 @@ def memory_of(record: str) -> Memory:
 def quoted(values: Sequence[str]) -> str:
     """A SQL list of string literals for a Lance filter (``'a','b'``)."""
     return ",".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def diff(old: State, new: State) -> Delta:
+    """What turns ``old`` into ``new``: changed or new rows, and keys that went away. Memories
+    are compared by their record and origin; a memory only in ``new`` needs its vector in
+    ``new.vectors``."""
+    delta = Delta()
+    old_mem = {m.id: (m, old.origin.get(m.id, "")) for m in old.memories}
+    new_index = {m.id: i for i, m in enumerate(new.memories)}
+    for m in new.memories:
+        prev = old_mem.get(m.id)
+        if prev is None or prev[0] != m or prev[1] != new.origin.get(m.id, ""):
+            delta.memories.append((m, new.vectors[new_index[m.id]], new.origin.get(m.id, "")))
+    delta.delete |= {memory_key(i) for i in set(old_mem) - set(new_index)}
+    old_hist = {history_key(m) for m in old.history}
+    new_hist = {history_key(m): m for m in new.history}
+    delta.history = [m for k, m in new_hist.items() if k not in old_hist]
+    delta.delete |= old_hist - set(new_hist)
+    old_arch = {m.id: (m, old.archived_origin.get(m.id, "")) for m in old.archived}
+    new_arch = {m.id: (m, new.archived_origin.get(m.id, "")) for m in new.archived}
+    delta.archived = [v for i, v in new_arch.items() if old_arch.get(i) != v]
+    delta.delete |= {archived_key(i) for i in set(old_arch) - set(new_arch)}
+    delta.cubes = {c: info for c, info in new.cubes.items() if old.cubes.get(c) != info}
+    delta.delete |= {cube_key(c) for c in set(old.cubes) - set(new.cubes)}
+    if new.embedding != old.embedding:
+        delta.meta["embedding"] = new.embedding
+    return delta

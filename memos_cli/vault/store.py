@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -240,7 +240,7 @@ class Vault:
                              "`memos vault checkout latest` to change it", path=self.path)
         return exclusive(self.path, "another memos command is changing this vault")
 
-    def apply(self, delta: Delta_, *, dim: int | None = None) -> int:
+    def apply(self, delta: R.Delta, *, dim: int | None = None) -> int:
         """Write ``delta`` as one Lance commit (a ``merge_insert`` on ``key``: rows inserted or
         replaced, deleted keys removed in the same commit); the new version. A process killed
         before the commit leaves the vault as it was, after it as changed; a table that does
@@ -323,7 +323,7 @@ class Vault:
         """Make the vault hold exactly ``state`` (read under the same :meth:`lock`), writing
         only the rows that differ: one :meth:`apply`. Returns the new version."""
         now = self.state(vectors=False)
-        delta = diff(now, state)
+        delta = R.diff(now, state)
         if not delta:
             v = self.version
             return 0 if v is None else v
@@ -375,39 +375,3 @@ class Vault:
                  else str(v["timestamp"]),
                  "rows": int(v.get("metadata", {}).get("total_rows", 0))}
                 for v in tbl.list_versions()]
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
-        """Re-read the table on the next call (after another process changed it)."""
-        self._tbl = None
-        yield
-
-
-Delta_ = R.Delta
-
-
-def diff(old: State, new: State) -> R.Delta:
-    """What turns ``old`` into ``new``: changed or new rows, and keys that went away. Memories
-    are compared by their record and origin; a memory only in ``new`` needs its vector in
-    ``new.vectors``."""
-    delta = R.Delta()
-    old_mem = {m.id: (m, old.origin.get(m.id, "")) for m in old.memories}
-    new_index = {m.id: i for i, m in enumerate(new.memories)}
-    for m in new.memories:
-        prev = old_mem.get(m.id)
-        if prev is None or prev[0] != m or prev[1] != new.origin.get(m.id, ""):
-            delta.memories.append((m, new.vectors[new_index[m.id]], new.origin.get(m.id, "")))
-    delta.delete |= {R.memory_key(i) for i in set(old_mem) - set(new_index)}
-    old_hist = {R.history_key(m) for m in old.history}
-    new_hist = {R.history_key(m): m for m in new.history}
-    delta.history = [m for k, m in new_hist.items() if k not in old_hist]
-    delta.delete |= old_hist - set(new_hist)
-    old_arch = {m.id: (m, old.archived_origin.get(m.id, "")) for m in old.archived}
-    new_arch = {m.id: (m, new.archived_origin.get(m.id, "")) for m in new.archived}
-    delta.archived = [v for i, v in new_arch.items() if old_arch.get(i) != v]
-    delta.delete |= {R.archived_key(i) for i in set(old_arch) - set(new_arch)}
-    delta.cubes = {c: info for c, info in new.cubes.items() if old.cubes.get(c) != info}
-    delta.delete |= {R.cube_key(c) for c in set(old.cubes) - set(new.cubes)}
-    if new.embedding != old.embedding:
-        delta.meta["embedding"] = new.embedding
-    return delta

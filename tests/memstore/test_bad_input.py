@@ -19,17 +19,6 @@ from tests.attacks.test_concurrency import Held
 from tests.memstore.conftest import LocalRegistry, free_port
 from tests.memstore.test_push_pull import cli, files_of, js
 
-pytestmark = pytest.mark.usefixtures("own_home")
-
-
-@pytest.fixture
-def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: tuple[Path, Path]) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("MEMOS_HOME", str(home))
-    monkeypatch.setenv("MEMOS_NO_USAGE", "1")
-    cli("trust", "add", keys[1], "--name", "team")
-    return home
-
 
 def one_line_error(result: Any) -> str:
     lines = [x for x in result.output.splitlines() if x.strip()]

@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
@@ -25,16 +24,6 @@ def cli(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
 
 def js(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
     return json.loads(cli(*args, "--json", code=code).stdout)
-
-
-@pytest.fixture(autouse=True)
-def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: tuple[Path, Path]) -> Path:
-    """A MEMOS_HOME of the test's own (trust store, pull records), trusting the team key."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("MEMOS_HOME", str(home))
-    monkeypatch.setenv("MEMOS_NO_USAGE", "1")
-    cli("trust", "add", keys[1], "--name", "team")
-    return home
 
 
 def files_of(cube: Path) -> dict[str, bytes]:

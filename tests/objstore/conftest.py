@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.memstore.conftest import own_home  # noqa: F401  (autouse here too)
+
 _buckets = itertools.count()
 
 

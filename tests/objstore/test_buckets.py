@@ -20,15 +20,6 @@ from tests.memstore.test_bad_input import nothing_beside, one_line_error
 from tests.memstore.test_push_pull import cli, files_of, js
 
 
-@pytest.fixture(autouse=True)
-def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: tuple[Path, Path]) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("MEMOS_HOME", str(home))
-    monkeypatch.setenv("MEMOS_NO_USAGE", "1")
-    cli("trust", "add", keys[1], "--name", "team")
-    return home
-
-
 def s3(bucket: str, key: str = "") -> str:
     return f"s3://{bucket}/{key}"
 
