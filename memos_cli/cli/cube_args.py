@@ -16,27 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from memos_cli.errors import MemosError, UsageError
+from memos_cli.errors import UsageError
+from memos_cli.memstore.pull import naming
 from memos_cli.memstore.ref import is_remote
-
-
-def _renamed(e: MemosError, root: Path, where: str) -> MemosError:
-    inner = None
-    if e.path and Path(e.path).is_relative_to(root) and Path(e.path) != root:
-        inner = Path(e.path).relative_to(root).as_posix()
-    return type(e)(f"{inner}: {e.message}" if inner else e.message, path=where)
-
-
-@contextlib.contextmanager
-def naming(root: Path, where: str) -> Iterator[None]:
-    """Re-raise memos errors about files under ``root`` as errors about ``where``."""
-    try:
-        yield
-    except MemosError as e:
-        if e.path and Path(e.path).is_relative_to(root):
-            raise _renamed(e, root, where) from e
-        raise
-
 
 _SCOPES: list[tuple[contextlib.ExitStack, dict[str, str]]] = []
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.output import out, print_json, status
+from memos_cli.cli.vault import VAULT_OPT
 
 PLAIN_HTTP_OPT = typer.Option(False, "--plain-http", help="Speak HTTP, not HTTPS, to the "
                               "registry (implied for localhost and 127.0.0.1).")
@@ -116,8 +117,7 @@ def ls(
 
 
 def outdated(
-    vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
-                                      help="The vault \\[default: $MEMOS_HOME/vault]."),
+    vault: Path | None = VAULT_OPT,
     plain_http: bool = PLAIN_HTTP_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:

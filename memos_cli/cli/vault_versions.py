@@ -13,17 +13,10 @@ from rich.table import Table
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.output import out, print_json, status
 from memos_cli.cli.source_opts import parse_ttl
+from memos_cli.cli.vault import VAULT_OPT
+from memos_cli.cli.vault import _vault as _open
 from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
-
-VAULT_OPT = typer.Option(None, "--vault", metavar="DIR",
-                         help="The vault \\[default: $MEMOS_HOME/vault].")
-
-
-def _open(path: Path | None, version: int | None = None):  # type: ignore[no-untyped-def]
-    from memos_cli.vault import Vault
-
-    return Vault(path, version=version)
 
 
 def versions(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:

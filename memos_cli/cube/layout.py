@@ -79,6 +79,19 @@ def check_member(root: Path, rel: str, *, what: str = "path") -> Path:
     return current
 
 
+def refused_member(rel: str, *, directory: bool = False) -> str | None:
+    """Why a cube may not hold the file (or, with ``directory``, the directory) at ``rel``, or
+    ``None``: a git file, at any depth and in any case, which signatures do not cover, or a
+    format that can run code when loaded (``FORBIDDEN_SUFFIXES``). Spec §3; pulls apply it to
+    remote file names before anything is written."""
+    parts = rel.split("/")
+    if any(p.lower().startswith(".git") for p in parts):
+        return "a git file that signatures do not cover"
+    if not directory and parts[-1].lower().endswith(FORBIDDEN_SUFFIXES):
+        return "a format that can run code when loaded (pickle); memos never loads such files"
+    return None
+
+
 def scan_members(root: Path) -> list[str]:
     """All regular files under ``root`` as sorted POSIX relative paths.
 
@@ -94,20 +107,14 @@ def scan_members(root: Path) -> list[str]:
             rel = p.relative_to(root).as_posix()
             if p.is_symlink():
                 raise IntegrityError(f"cube holds a symbolic link: {rel}", path=root)
-            if name.lower().startswith(".git"):  # files and directories, any case (spec §3)
-                raise IntegrityError(
-                    f"cube holds {rel}, a git file that signatures do not cover", path=root)
-            if name in dirnames:
-                continue
-            if not p.is_file():
+            is_dir = name in dirnames
+            if not is_dir and not p.is_file():
                 raise IntegrityError(f"cube holds a special file: {rel}", path=root)
-            if name.lower().endswith(FORBIDDEN_SUFFIXES):
-                raise IntegrityError(
-                    f"cube holds {rel}, a format that can run code when loaded (pickle); "
-                    "memos never loads such files",
-                    path=root,
-                )
-            found.append(rel)
+            why = refused_member(rel, directory=is_dir)
+            if why:
+                raise IntegrityError(f"cube holds {rel}, {why}", path=root)
+            if not is_dir:
+                found.append(rel)
     return sorted(found)
 
 

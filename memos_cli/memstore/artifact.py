@@ -119,10 +119,9 @@ def check(manifest: dict[str, Any], where: str) -> list[tuple[str, dict[str, Any
             raise FormatError(f"layer {i - 1} title {title!r} is not a plain relative path "
                               "inside the cube (it would escape the target directory)",
                               path=where)
-        name = title.rsplit("/", 1)[-1].lower()
-        if any(p.lower().startswith(".git") for p in title.split("/")) or \
-                name.endswith(layout.FORBIDDEN_SUFFIXES):
-            raise FormatError(f"layer {i - 1} is {title!r}, a file a cube may not hold",
+        why = layout.refused_member(title)
+        if why:
+            raise FormatError(f"layer {i - 1} is {title!r}, a file a cube may not hold: {why}",
                               path=where)
         if title.casefold() in seen:
             raise FormatError(f"layer title {title!r} appears twice", path=where)

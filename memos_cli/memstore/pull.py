@@ -12,6 +12,7 @@ digest of its ``manifest.json``; the cube's own files are never changed.
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -64,21 +65,30 @@ def _fetch(registry: Registry, ref: OciRef, into: Path) -> tuple[dict[str, Any],
     return origin, digest, total
 
 
-def _check(path: Path, where: str, allow_unsigned: bool) -> tuple[Any, str]:
-    """Verify the downloaded cube and check its signer; errors name ``where`` (the remote
-    reference) and the file in the cube rather than the temporary directory."""
-    from memos_cli.cube import open_cube, verify
+@contextlib.contextmanager
+def naming(root: Path, where: str) -> Iterator[None]:
+    """Re-raise memos errors about files under ``root`` (a temporary copy) as errors about
+    ``where`` (the remote reference), naming the file inside the cube."""
     from memos_cli.errors import MemosError
-    from memos_cli.trust import check_trust
 
     try:
+        yield
+    except MemosError as e:
+        if not (e.path and Path(e.path).is_relative_to(root)):
+            raise
+        inner = Path(e.path).relative_to(root).as_posix() if Path(e.path) != root else None
+        raise type(e)(f"{inner}: {e.message}" if inner else e.message, path=where) from e
+
+
+def _check(path: Path, where: str, allow_unsigned: bool) -> tuple[Any, str]:
+    """Verify the downloaded cube and check its signer, naming ``where`` in errors."""
+    from memos_cli.cube import open_cube, verify
+    from memos_cli.trust import check_trust
+
+    with naming(path, where):
         cube = open_cube(path)
         verify(cube)
         return cube, check_trust(path, allow_unsigned=allow_unsigned)
-    except MemosError as e:
-        inner = Path(e.path).relative_to(path).as_posix() if e.path and Path(
-            e.path).is_relative_to(path) and Path(e.path) != path else None
-        raise type(e)(f"{inner}: {e.message}" if inner else e.message, path=where) from e
 
 
 def place(where: str, out: str | Path, fill: Callable[[Path], tuple[dict[str, Any], str, int]],
@@ -158,8 +168,9 @@ def record_origin(cube_path: Path, origin: dict[str, Any]) -> None:
     d = _records()
     d.mkdir(parents=True, exist_ok=True)
     key = sha256_file(cube_path / layout.MANIFEST).removeprefix("sha256:")
-    layout.atomic_write_bytes(d / f"{key}.json", strictjson_dumps(
-        {**origin, "path": str(cube_path.resolve())}))
+    record = {**origin, "path": str(cube_path.resolve())}
+    layout.atomic_write_bytes(d / f"{key}.json",
+                              (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 
 def origin_of(cube_path: Path) -> dict[str, Any] | None:
@@ -178,9 +189,3 @@ def origin_of(cube_path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         return None
     return {**data, "here": data.get("path") == str(cube_path.resolve())}
-
-
-def strictjson_dumps(obj: Any) -> bytes:
-    import json
-
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()

@@ -23,6 +23,7 @@ from memos_cli.cube import layout
 from memos_cli.errors import CubeExistsError, CubeNotFoundError, FormatError
 from memos_cli.memory import format_time
 from memos_cli.objstore.uri import StoreURI, filesystem, parse, remote_errors
+from memos_cli.pausepoints import pause
 
 #: A reader lists at most this many objects under one cube (a cube has a few dozen files).
 MAX_OBJECTS = 100_000
@@ -103,8 +104,6 @@ def upload(cube_path: str | Path, target: str, *, force: bool = False) -> dict[s
                 fs.create_dir(uri.child(rel).rsplit("/", 1)[0], recursive=True)
             with open(cube.path / rel, "rb") as f, fs.open_output_stream(uri.child(rel)) as o:
                 total += _copy(f, o)
-            from memos_cli.pausepoints import pause
-
             pause("bucket:object")
     return {"ref": uri.uri, "files": len(files), "bytes": total, "signed": cube.signed,
             "digest": _manifest_digest(cube.path / layout.MANIFEST)}
@@ -156,10 +155,10 @@ def download(source: str, into: Path) -> tuple[dict[str, Any], str, int]:
         objects = _objects(fs, uri)
         total = 0
         for rel in sorted(objects):
-            name = rel.rsplit("/", 1)[-1].lower()
-            if name.endswith(layout.FORBIDDEN_SUFFIXES) or any(
-                    p.lower().startswith(".git") for p in rel.split("/")):
-                raise FormatError(f"holds {rel}, a file a cube may not hold", path=uri.uri)
+            why = layout.refused_member(rel)
+            if why:
+                raise FormatError(f"holds {rel}, a file a cube may not hold: {why}",
+                                  path=uri.uri)
             dest = into / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             if rel == layout.MANIFEST:  # the bytes checked above, not a second read
