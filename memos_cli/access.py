@@ -79,7 +79,8 @@ def share(vault: Vault, memory_id: str, *, user: str, readers: Sequence[str] = (
         check_principal(r)
     if visibility is not None and visibility not in VISIBILITIES:
         raise UsageError(f"--visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
-    with vault.lock():
+
+    def reshare() -> tuple[State, Memory, str, int]:
         state = vault.state()
         i = next((n for n, m in enumerate(state.memories) if m.id == memory_id), None)
         if i is None:
@@ -94,11 +95,13 @@ def share(vault: Vault, memory_id: str, *, user: str, readers: Sequence[str] = (
                                   visibility=visibility or old.visibility,
                                   updated_at=datetime.now(timezone.utc))
         state.memories[i] = new
-        made = vault.commit(state)
+        return state, new, d.rule, vault.commit(state)
+
+    state, new, rule, made = vault.change(reshare, what="share")
     vault.log(user, "share", cube_id=state.origin.get(memory_id), memory_ids=[memory_id],
               version=made,
               detail={"visibility": new.visibility, "readers": list(new.readers),
-                      "rule": d.rule})
+                      "rule": rule})
     return new
 
 

@@ -2,8 +2,8 @@
 (``memos vault restore``): the demotion end of MemScheduler (MemOS paper §4.2).
 
 An archived memory leaves the current memories and the index (so search and run no longer see
-it) and is kept whole in the generation's ``archive.arrow``; restoring embeds it again with
-the vault's embedder and puts it back. Both are ordinary vault changes: one new generation,
+it) and is kept whole in an archived row of the vault's table; restoring embeds it again
+with the vault's embedder and puts it back. Both are ordinary vault changes: one Lance commit,
 atomic, logged.
 """
 
@@ -25,7 +25,7 @@ def cold_ids(vault: Vault, *, after: timedelta, now: datetime | None = None) -> 
     from memos_cli.store.usage import UsageStore
 
     now = now or datetime.now(timezone.utc)
-    usage = UsageStore(vault.path / "usage").indicators(now=now)
+    usage = UsageStore(vault.place.usage_dir()).indicators(now=now)
     out = []
     for m in vault.state(vectors=False).memories:
         u = usage.get(m.id)
@@ -42,7 +42,8 @@ def archive_cold(vault: Vault, *, user: str, after: timedelta,
     if not ids:
         vault.log(user, "archive", memory_ids=[])
         return []
-    with vault.lock():
+
+    def move() -> tuple[list[Any], int]:
         state = vault.state()
         rows = [i for i, m in enumerate(state.memories) if m.id in ids]
         moved = [state.memories[i] for i in rows]
@@ -50,7 +51,9 @@ def archive_cold(vault: Vault, *, user: str, after: timedelta,
             state.archived_origin[m.id] = state.origin.get(m.id, "")
         state.archived += moved
         _drop(state, rows)
-        made = vault.commit(state)
+        return moved, vault.commit(state)
+
+    moved, made = vault.change(move, what="archive")
     vault.log(user, "archive", memory_ids=[m.id for m in moved], version=made,
               detail={"cold_after_days": after.total_seconds() / 86400})
     return [m.id for m in moved]
@@ -65,7 +68,7 @@ def restore(vault: Vault, ids: Sequence[str], *, user: str, embedder: Any) -> in
     """
     from memos_cli.pack import embed_memories
 
-    with vault.lock():
+    def put_back() -> int:
         state = vault.state()
         by_id = {m.id: m for m in state.archived}
         missing = [i for i in ids if i not in by_id]
@@ -82,6 +85,8 @@ def restore(vault: Vault, ids: Sequence[str], *, user: str, embedder: Any) -> in
         for m in back:
             state.origin[m.id] = state.archived_origin.pop(m.id, "")
         state.archived = [m for m in state.archived if m.id not in set(ids)]
-        made = vault.commit(state)
+        return vault.commit(state)
+
+    made = vault.change(put_back, what="restore")
     vault.log(user, "restore", memory_ids=list(ids), version=made)
     return len(ids)

@@ -103,7 +103,8 @@ def vault_source(vault: Any) -> Source:
         raise UsageError("the vault holds no memories", path=vault.path)
     rows = {m.id: i for i, m in enumerate(state.memories)}
     records = canonical_json([m.to_dict() for m in state.memories])  # the content digest's
-    return Source(f"vault {vault.path.name}", sorted(state.cubes), state.memories,
+    name = str(vault.path).rstrip("/").rsplit("/", 1)[-1]
+    return Source(f"vault {name}", sorted(state.cubes), state.memories,
                   dict(state.embedding or {}), lambda ids: state.vectors[[rows[i] for i in ids]],
                   {"path": f"{vault.path}@{vault.version}", "sha256": sha256_bytes(records),
                    "size": len(records), "format": "vault"})

@@ -1,9 +1,10 @@
 """Pause points that let tests force two processes to overlap at a chosen moment (#11).
 
 A writer or reader calls :func:`pause` at named moments (``write:before-commit``,
-``write:after-commit``, ``vault:locked``, ``verify:opened``, ``reader:batch``). Unless the
-environment variable ``MEMOS_TEST_PAUSE`` lists that name (comma-separated), the call does
-nothing. When it does, the process creates ``$MEMOS_TEST_PAUSE_DIR/<name>.reached`` and waits until
+``write:after-commit``, ``vault:read``, ``vault:before-commit``, ``verify:opened``,
+``reader:batch``). Unless the environment variable ``MEMOS_TEST_PAUSE`` lists that name
+(comma-separated), the call does nothing. When it does, the process creates
+``$MEMOS_TEST_PAUSE_DIR/<name>.reached`` and waits until
 ``<name>.go`` appears there, for at most :data:`MAX_WAIT_S` seconds (nothing blocks forever),
 so a test can run another command, or send a signal, at exactly that moment.
 """

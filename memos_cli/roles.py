@@ -16,10 +16,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.governance import ROLE_PREFIX, Identity, check_name
+
+if TYPE_CHECKING:
+    from memos_cli.vault.place import Place
 
 ROLES_FILE = "roles.json"
 FORMAT = "memos-roles"
@@ -57,24 +60,29 @@ def check_member(entry: str) -> str:
 class Roles:
     """The role table of one vault (empty when it has none)."""
 
-    def __init__(self, roles: dict[str, Role] | None = None, path: Path | None = None) -> None:
+    def __init__(self, roles: dict[str, Role] | None = None,
+                 place: Place | None = None) -> None:
         self.roles = roles or {}
-        self.path = path
+        self.place = place
 
     @classmethod
-    def load(cls, vault_dir: Path) -> Roles:
-        """Read ``VAULT/roles.json``; a vault without one has no roles.
+    def load(cls, vault: Place | Path | str) -> Roles:
+        """Read ``VAULT/roles.json`` (``vault`` a directory, a URI or a
+        :class:`~memos_cli.vault.place.Place`); a vault without one has no roles.
 
         Raises:
             FormatError: unreadable, another format or a newer version, malformed entries.
         """
         from memos_cli import strictjson
+        from memos_cli.vault.place import Place
 
-        path = vault_dir / ROLES_FILE
-        if not path.is_file():
-            return cls({}, path)
+        place = vault if isinstance(vault, Place) else Place(vault)
+        path = f"{place}/{ROLES_FILE}"
         try:
-            data = strictjson.loads(path.read_text("utf-8"))
+            text = place.read_text(ROLES_FILE)
+            if text is None:
+                return cls({}, place)
+            data = strictjson.loads(text)
             if data.get("format") != FORMAT or data.get("version") != VERSION:
                 raise FormatError(f"not a {FORMAT} {VERSION} table", path=path)
             roles = {check_name(n, "role"): Role(n, [check_member(m) for m in r["members"]],
@@ -84,17 +92,14 @@ class Roles:
             raise
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise FormatError(f"unreadable role table: {e}", path=path) from e
-        return cls(roles, path)
+        return cls(roles, place)
 
     def save(self) -> None:
-        """Write the table atomically (call under the vault's lock)."""
-        from memos_cli.cube.layout import atomic_write_bytes
-
-        assert self.path is not None
+        """Replace the table at once (a rename locally, one PUT in a bucket)."""
+        assert self.place is not None
         data = {"format": FORMAT, "version": VERSION,
                 "roles": {n: r.to_dict() for n, r in sorted(self.roles.items())}}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
+        self.place.write_text(ROLES_FILE, json.dumps(data, indent=1) + "\n")
 
     def is_member(self, role: str, who: Identity) -> bool:
         r = self.roles.get(role)
@@ -113,12 +118,12 @@ class Roles:
 _active: dict[str, Any] = {}
 
 
-def use_vault(vault_dir: Path) -> None:
-    """Make ``vault_dir``'s role table the one access checks use in this process (each
-    ``Vault`` a command opens does this: a command works on one vault)."""
-    if _active.get("path") != vault_dir:
+def use_vault(place: Place) -> None:
+    """Make the role table of the vault at ``place`` the one access checks use in this
+    process (each ``Vault`` a command opens does this: a command works on one vault)."""
+    if _active.get("key") != place.key:
         _active.clear()
-        _active["path"] = vault_dir
+        _active["key"], _active["path"] = place.key, place
 
 
 def active() -> Roles:
@@ -132,11 +137,12 @@ def active() -> Roles:
     return roles
 
 
-def change(vault_dir: Path, name: str, *, by: str, add_members: Sequence[str] = (),
+def change(vault_dir: Path | str | None, name: str, *, by: str, add_members: Sequence[str] = (),
            add_admins: Sequence[str] = (), remove: Sequence[str] = (),
            drop: bool = False) -> Role | None:
-    """Create or change role ``name`` in the vault at ``vault_dir``, under its lock, and log
-    it. Anyone may create a role (becoming its admin when no admin is given); only its admins
+    """Create or change role ``name`` in the vault at ``vault_dir`` (read, changed, replaced
+    at once: of two admins changing roles at the same moment, the later replace wins), and
+    log it. Anyone may create a role (becoming its admin when no admin is given); only its admins
     change or drop it. Returns the role after the change (``None`` when dropped).
 
     Raises:
@@ -151,27 +157,28 @@ def change(vault_dir: Path, name: str, *, by: str, add_members: Sequence[str] = 
     gone = [check_member(m) for m in remove]
     who = Identity.parse(by) if "/" in by else Identity(by)
     vault = Vault(vault_dir)
-    vault.path.mkdir(parents=True, exist_ok=True)
-    with vault.lock():
-        table = Roles.load(vault.path)
-        role = table.roles.get(name)
-        if role is None:
-            if drop or gone:
-                raise UsageError(f"no role {name} in the vault", path=vault.path)
-            role = table.roles[name] = Role(name, [], admins or [who.user])
-        elif not table.is_admin(name, who):
-            raise UsageError(f"{by} may not change role {name}: its admins are "
-                             f"{', '.join(role.admins) or 'nobody'}", path=vault.path)
-        else:
-            role.admins += admins
-        if drop:
-            del table.roles[name]
-        else:
-            role.members = [m for m in dict.fromkeys(role.members + members) if m not in gone]
-            role.admins = [a for a in dict.fromkeys(role.admins) if a not in gone]
-            if not role.admins:
-                raise UsageError(f"role {name} would have no admin left", path=vault.path)
-        table.save()
+    if vault.pinned:
+        raise UsageError(f"the vault is checked out at version {vault.at} (read-only)",
+                         path=vault.path)
+    table = Roles.load(vault.place)
+    role = table.roles.get(name)
+    if role is None:
+        if drop or gone:
+            raise UsageError(f"no role {name} in the vault", path=vault.path)
+        role = table.roles[name] = Role(name, [], admins or [who.user])
+    elif not table.is_admin(name, who):
+        raise UsageError(f"{by} may not change role {name}: its admins are "
+                         f"{', '.join(role.admins) or 'nobody'}", path=vault.path)
+    else:
+        role.admins += admins
+    if drop:
+        del table.roles[name]
+    else:
+        role.members = [m for m in dict.fromkeys(role.members + members) if m not in gone]
+        role.admins = [a for a in dict.fromkeys(role.admins) if a not in gone]
+        if not role.admins:
+            raise UsageError(f"role {name} would have no admin left", path=vault.path)
+    table.save()
     vault.log(by, "role", detail={"role": name, "dropped": drop, "added": members,
                                   "admins_added": admins, "removed": gone})
     _active.pop("roles", None)  # the next check reads the changed table

@@ -22,7 +22,7 @@ def dump_command(
                                                   "(left out with --vault)."),
     output: Path = typer.Option(..., "--output", "-o", help="OUT.jsonl, OUT.md or "
                                                             "OUT.memcube."),
-    vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
+    vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
                                       help="Export from the cubes installed in this vault."),
     as_user: str | None = typer.Option(None, "--as", callback=check_as, metavar="USER[/PERSONA]",
                                        help="Export what this user may read "
@@ -76,7 +76,7 @@ def dump_command(
             from memos_cli.store.usage import UsageStore, cube_store
 
             store = cube_store(opened.manifest.cube_id) if opened is not None else \
-                UsageStore(v.path / "usage")
+                UsageStore(v.place.usage_dir())
             usage = {i: u.to_dict() for i, u in store.indicators().items()}
         report = dump(src, output, user=user, keep=Filter.parse(filter_), fmt=fmt,
                       key=config.signing_key(key),
@@ -84,7 +84,7 @@ def dump_command(
                       access_log=v.read_log(), usage=usage, derived=not no_derived,
                       keep_terms=read_terms(str(keep_terms) if keep_terms else None),
                       redact_terms=read_terms(str(redact_terms) if redact_terms else None))
-    if vault is not None or v.path.is_dir():
+    if vault is not None or v.exists():
         v.log(user, "dump", cube_id=src.parents[0] if vault is None else None,
               memory_ids=report.memory_ids,
               detail={"output": str(output), "format": fmt, "memories": report.memories,

@@ -117,7 +117,7 @@ def ls(
 
 
 def outdated(
-    vault: Path | None = VAULT_OPT,
+    vault: str | None = VAULT_OPT,
     plain_http: bool = PLAIN_HTTP_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:

@@ -18,7 +18,7 @@ role_app = MemosTyper(help="Roles of the vault: groups that memories are shared 
                       no_args_is_help=True)
 
 
-def _dir(vault: Path | None) -> Path:
+def _dir(vault: str | None) -> Path | str:
     from memos_cli.vault import Vault
 
     return Vault(vault).path
@@ -31,7 +31,7 @@ def role_add(name: str = typer.Argument(..., help="The role's name (letters, dig
              admin: list[str] = typer.Option([], "--admin", metavar="USER[/PERSONA]",
                                              help="Add an admin (repeatable) \\[default for a "
                                                   "new role: the user creating it]."),
-             vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+             vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
              as_json: bool = JSON_OPT) -> None:
     """Create a role, or add members and admins to one (its admins may). Logged.
 
@@ -54,7 +54,7 @@ def role_rm(name: str = typer.Argument(..., help="The role."),
             member: list[str] = typer.Option([], "--member", metavar="USER[/PERSONA]",
                                              help="Remove this member or admin (repeatable); "
                                                   "without it, the whole role."),
-            vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+            vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
             as_json: bool = JSON_OPT) -> None:
     """Remove members from a role, or the role (its admins may). Memories shared with a
     removed role are readable by no member of it from the next command. Logged."""
@@ -70,7 +70,7 @@ def role_rm(name: str = typer.Argument(..., help="The role."),
 
 
 @role_app.command("ls")
-def role_ls(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
+def role_ls(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
     """List the vault's roles with their members and admins."""
     from memos_cli.roles import Roles
 

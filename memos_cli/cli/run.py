@@ -26,7 +26,7 @@ def run(
                                        help="One .memcube directory, or several with --tier kv "
                                             "(none with --vault); then the question."),
     question: str | None = typer.Argument(None, metavar="", help="The question to answer."),
-    vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
+    vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
                                       help="Answer from the cubes installed in this vault "
                                            "(text tier)."),
     as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
@@ -155,7 +155,7 @@ def run(
         _show(result, as_json)
 
 
-def _answer(tier: str, opened: list[Any], vault: Path | None, embedder: Path | None, lm: Any,
+def _answer(tier: str, opened: list[Any], vault: str | None, embedder: Path | None, lm: Any,
             question: str, as_user: str | None, k: int, ratio: float,
             recompute_rule: str | None, max_new_tokens: int, temperature: float,
             chunked: bool, chunk_set: str | None, segment: str | None, compose: str,
@@ -267,7 +267,7 @@ def chunks_default_ratio() -> float:
     return DEFAULT_RATIO
 
 
-def _auto(opened: list[Any], vault: Path | None, enc: Any, lm: Any, question: str,
+def _auto(opened: list[Any], vault: str | None, enc: Any, lm: Any, question: str,
           as_user: str | None, k: int, ratio: float, rule: str | None, max_new_tokens: int,
           temperature: float) -> Answer:
     """--tier auto over one cube or a vault."""
@@ -300,7 +300,7 @@ def _auto(opened: list[Any], vault: Path | None, enc: Any, lm: Any, question: st
     return result
 
 
-def _record(result: Answer, opened: list[Any], vault: Path | None) -> Any:
+def _record(result: Answer, opened: list[Any], vault: str | None) -> Any:
     """Start recording the run's usage in the background (joined when the block ends)."""
     import contextlib
 
@@ -312,7 +312,9 @@ def _record(result: Answer, opened: list[Any], vault: Path | None) -> Any:
     retrieved = [r for r in result.memories
                  if r.vector_rank is not None or r.text_rank is not None or r.score]
     uses = uses_of(retrieved, [r.memory for r in result.memories])
-    store = UsageStore(Path(vault) / "usage") if vault is not None else \
+    from memos_cli.vault.place import Place
+
+    store = UsageStore(Place(vault).usage_dir()) if vault is not None else \
         cube_store(opened[0].manifest.cube_id)
     return recording(store, "run", uses)
 

@@ -28,9 +28,10 @@ def parse_budget(text: str) -> tuple[int | None, float | None]:
     return parse_size(t, "--kv-budget"), None
 
 
-def _scope(vault: Path | None, cubes: list[Any]) -> str:
+def _scope(vault: str | None, cubes: list[Any]) -> str:
     if vault is not None:
-        return "vault-" + hashlib.sha256(str(vault.resolve()).encode()).hexdigest()[:16]
+        where = vault if "://" in vault else str(Path(vault).resolve())
+        return "vault-" + hashlib.sha256(where.encode()).hexdigest()[:16]
     ids = sorted(c.manifest.cube_id for c in cubes)
     if len(ids) == 1:
         return f"cube-{ids[0]}"
@@ -40,7 +41,7 @@ def _scope(vault: Path | None, cubes: list[Any]) -> str:
 def schedule(
     cubes: list[Path] = typer.Argument(None, metavar="[CUBE...]",
                                        help="Cubes used outside a vault (or --vault)."),
-    vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
+    vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
                                       help="Schedule the memories installed in this vault."),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
@@ -97,7 +98,7 @@ def schedule(
 
         v = Vault(vault)
         memories = v.state(vectors=False).memories
-        stores = [UsageStore(v.path / "usage")]
+        stores = [UsageStore(v.place.usage_dir())]
         usage = stores[0].indicators(half_life=hl)
         where = f"vault {v.path}"
     else:

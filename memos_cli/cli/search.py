@@ -27,7 +27,7 @@ def search(
         help="Answer many queries in one process: one JSON object a line, {\"query\": ..., "
              "\"id\": ..., \"k\": ...} (id and k optional); one result line each."),
     k: int = typer.Option(5, "-k", "--top-k", help="How many memories to return."),
-    vault: Path | None = typer.Option(None, "--vault", metavar="DIR",
+    vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
                                       help="Search the cubes installed in this vault instead."),
     as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
                                        help="Only what this user may read \\[default: "
@@ -73,7 +73,7 @@ def search(
         from memos_cli.vault import search as vault_search
 
         v = Vault(vault)
-        store = UsageStore(v.path / "usage").warm()
+        store = UsageStore(v.place.usage_dir()).warm()
         hits = vault_search(v, enc, query, k, user=user, hidden=hidden)
         took = time.perf_counter() - t0
         v.log(user, "search", memory_ids=[h.memory.id for h in hits], detail={"query": query})
@@ -115,7 +115,7 @@ def read_queries(path: Path, k: int) -> list[tuple[Any, str, int]]:
     return items
 
 
-def _batch(cube: str | None, vault: Path | None, items: list[tuple[Any, str, int]],
+def _batch(cube: str | None, vault: str | None, items: list[tuple[Any, str, int]],
            as_user: str | None, embedder: Path | None, as_json: bool) -> None:
     """Search each query of a queries file in this one process; JSON lines with --json."""
     from memos_cli.governance import current_user
@@ -127,7 +127,7 @@ def _batch(cube: str | None, vault: Path | None, items: list[tuple[Any, str, int
         from memos_cli.vault import search as vault_search
 
         v = Vault(vault)
-        store = UsageStore(v.path / "usage").warm()
+        store = UsageStore(v.place.usage_dir()).warm()
 
         def one(q: str, kk: int, hidden: list[int]) -> list[Any]:
             return vault_search(v, enc, q, kk, user=user, hidden=hidden)
@@ -190,7 +190,7 @@ def audit(user: str, op: str, cube_id: str, ids: list[str], text: str) -> None:
     from memos_cli.vault import Vault
 
     v = Vault(None)
-    if v.path.is_dir():
+    if v.exists():
         v.log(user, op, cube_id=cube_id, memory_ids=ids, detail={"query": text})
 
 

@@ -14,8 +14,9 @@ from memos_cli.cli.output import check_as, err, out, print_json, status
 from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
 
-VAULT_OPT = typer.Option(None, "--vault", metavar="DIR",
-                         help="The vault \\[default: $MEMOS_HOME/vault].")
+VAULT_OPT = typer.Option(None, "--vault", metavar="DIR|URI",
+                         help="The vault: a directory, or s3://, gs://, az:// or file:// "
+                              "in object storage \\[default: $MEMOS_HOME/vault].")
 AS_OPT = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
                       help="Act as this user, under a persona after '/' \\[default: "
                            "$MEMOS_USER or the login name].")
@@ -30,7 +31,7 @@ AT_OPT = typer.Option(None, "--at", metavar="VERSION", help="Read the vault as i
                       "version (memos vault versions).")
 
 
-def _vault(path: Path | None, at: int | None = None):  # type: ignore[no-untyped-def]
+def _vault(path: str | None, at: int | None = None):  # type: ignore[no-untyped-def]
     from memos_cli.vault import Vault
 
     return Vault(path, version=at)
@@ -41,7 +42,7 @@ def load_command(
                                            "(pulled and verified first), or a file or "
                                            "directory of another memory system (MemOS, Letta "
                                            ".af, mem0, JSONL, LoCoMo), imported on the way."),
-    vault: Path | None = VAULT_OPT,
+    vault: str | None = VAULT_OPT,
     as_user: str | None = AS_OPT,
     on_conflict: str = typer.Option("version", help="A memory with an installed id: version "
                                                     "(keep both, as a version chain), skip, "
@@ -92,7 +93,7 @@ def load_command(
 
 
 @vault_app.command("ls")
-def vault_ls(vault: Path | None = VAULT_OPT, at: int | None = AT_OPT,
+def vault_ls(vault: str | None = VAULT_OPT, at: int | None = AT_OPT,
              usage: bool = typer.Option(False, "--usage", help="Add each cube's recorded use "
                                                                "(retrievals, uses, memories "
                                                                "used, last use)."),
@@ -109,7 +110,7 @@ def vault_ls(vault: Path | None = VAULT_OPT, at: int | None = AT_OPT,
         from memos_cli.cli.usage_view import totals
         from memos_cli.store.usage import UsageStore
 
-        ind = UsageStore(v.path / "usage").indicators()
+        ind = UsageStore(v.place.usage_dir()).indicators()
         for r in rows:
             r["usage"] = totals(ind, {i for i, c in state.origin.items() if c == r["cube_id"]})
     if as_json:
@@ -137,7 +138,7 @@ def vault_ls(vault: Path | None = VAULT_OPT, at: int | None = AT_OPT,
 @vault_app.command("show")
 def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
                                              help="An installed cube's id, or a memory's."),
-               vault: Path | None = VAULT_OPT, at: int | None = AT_OPT,
+               vault: str | None = VAULT_OPT, at: int | None = AT_OPT,
                as_user: str | None = AS_OPT,
                why: bool = typer.Option(False, "--why", help="For a memory: say which rule "
                                         "lets the user read and change it, or not."),
@@ -203,7 +204,7 @@ def vault_share(memory_id: str = typer.Argument(..., help="An installed memory's
                                                   help="Remove a reader (repeatable)."),
                 visibility: str | None = typer.Option(None, "--visibility",
                                                       help="private, shared or public."),
-                vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+                vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
                 as_json: bool = JSON_OPT) -> None:
     """Change who may read an installed memory (its owner or an admin of a role it is
     shared with may).
@@ -223,7 +224,7 @@ def vault_share(memory_id: str = typer.Argument(..., help="An installed memory's
 
 @vault_app.command("rm")
 def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
-             vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+             vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
              as_json: bool = JSON_OPT) -> None:
     """Remove an installed cube and its memories (only a user who may change every one of
     them may: their owner, or an admin of a role they are shared with)."""
@@ -237,7 +238,7 @@ def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
 
 
 @vault_app.command("gc")
-def vault_gc(vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+def vault_gc(vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
              cold: bool = typer.Option(False, "--cold", help="Also archive cold memories: "
                                                              "unused for --cold-days (never "
                                                              "used: created that long ago)."),
@@ -268,7 +269,7 @@ def vault_gc(vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
 
 @vault_app.command("restore")
 def vault_restore(ids: list[str] = typer.Argument(..., help="Archived memory ids."),
-                  vault: Path | None = VAULT_OPT, as_user: str | None = AS_OPT,
+                  vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
                   embedder: Path | None = EMBEDDER_OPT, as_json: bool = JSON_OPT) -> None:
     """Bring archived memories back into search (their vectors are computed again)."""
     from memos_cli.archive import restore
@@ -282,7 +283,7 @@ def vault_restore(ids: list[str] = typer.Argument(..., help="Archived memory ids
 
 
 @vault_app.command("log")
-def vault_log(vault: Path | None = VAULT_OPT,
+def vault_log(vault: str | None = VAULT_OPT,
               user: str | None = typer.Option(None, "--user", help="Only this user's."),
               op: str | None = typer.Option(None, "--op", help="load, search, run, show, dump, "
                                                                "rm or gc."),

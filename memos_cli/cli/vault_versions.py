@@ -4,7 +4,6 @@ versions, read as they were, pruned, and the one-time move from the generation l
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -19,7 +18,7 @@ from memos_cli.errors import UsageError
 from memos_cli.governance import current_user
 
 
-def versions(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
+def versions(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
     """List the vault's versions (one per change) with the operation that made each.
 
     Example: [bold]memos vault versions[/bold], then [bold]memos vault ls --at 3[/bold]
@@ -50,19 +49,17 @@ def versions(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
 def checkout(version: str = typer.Argument(..., metavar="VERSION|latest",
                                            help="A version from memos vault versions, or "
                                                 "latest to end the checkout."),
-             vault: Path | None = VAULT_OPT) -> None:
+             vault: str | None = VAULT_OPT) -> None:
     """Read the vault as it was at VERSION (ls, show, search, run, dump, log) until
     `memos vault checkout latest`; changes are refused meanwhile.
 
     Example: [bold]memos vault checkout 4[/bold]
     """
-    from memos_cli.cube.layout import atomic_write_bytes
     from memos_cli.vault.store import CHECKOUT
 
     v = _open(vault)
-    pin = v.path / CHECKOUT
     if version == "latest":
-        pin.unlink(missing_ok=True)
+        v.place.remove(CHECKOUT)
         out.print(f"{v.path}: reading the latest version again")
         return
     if not version.isdigit():
@@ -71,12 +68,12 @@ def checkout(version: str = typer.Argument(..., metavar="VERSION|latest",
     if int(version) not in known:
         raise UsageError(f"the vault has no version {version} (it keeps "
                          f"{', '.join(map(str, known[-5:])) or 'none'}...)", path=v.path)
-    atomic_write_bytes(pin, f"{int(version)}\n".encode())
+    v.place.write_text(CHECKOUT, f"{int(version)}\n")
     out.print(f"{v.path}: reading version {version} (read-only) until memos vault checkout "
               "latest")
 
 
-def compact(vault: Path | None = VAULT_OPT,
+def compact(vault: str | None = VAULT_OPT,
             keep: str = typer.Option("7d", "--keep", metavar="AGE", help="Keep versions "
                                      "younger than this for checkout (30m, 12h, 7d; 0 keeps "
                                      "only the latest, and a search running meanwhile may "
@@ -91,7 +88,10 @@ def compact(vault: Path | None = VAULT_OPT,
     older = timedelta(0) if keep.strip() == "0" else parse_ttl(keep)
     from memos_cli.vault.compact import compact as do_compact
 
-    with v.lock(), status("compacting"):  # refused while checked out or busy
+    if v.pinned:
+        raise UsageError(f"the vault is checked out at version {v.at} (read-only); "
+                         "`memos vault checkout latest` first", path=v.path)
+    with status("compacting"):  # Lance's optimize commits like any writer: no lock
         data = {"vault": str(v.path), **do_compact(v, older)}
     v.log(current_user(), "compact", detail=data)
     if as_json:
@@ -102,7 +102,7 @@ def compact(vault: Path | None = VAULT_OPT,
                   + ("; built the approximate vector index" if data["ann_index_built"] else ""))
 
 
-def migrate(vault: Path | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
+def migrate(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
     """Convert a vault written by an older memos (generation directories) to the Lance table,
     once and atomically; nothing is lost.
 

@@ -176,13 +176,13 @@ class Index:
         except Exception as e:  # lancedb raises bare ValueError/RuntimeError/OSError
             raise FormatError(f"cannot open the search index table {table!r}: {e}",
                               path=index_dir) from e
-        self.index_dir = index_dir
+        self.index_dir: Path | str = index_dir
         self.has_kinds = "kind" in self._tbl.schema.names
         self.where: str | None = None
         self.approximate = False  # a cube's index has no vector index: nothing to tune
 
     @classmethod
-    def of_table(cls, tbl: Any, where_path: Path, *, where: str | None) -> Index:
+    def of_table(cls, tbl: Any, where_path: Path | str, *, where: str | None) -> Index:
         """Search an open LanceDB table (the vault's), with one row per memory among the rows
         searches can match; ``where`` restricts them further (a Lance prefilter)."""
         index = cls.__new__(cls)

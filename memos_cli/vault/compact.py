@@ -17,7 +17,8 @@ ANN_MIN_ROWS = 100_000
 def compact(vault: Vault, keep: timedelta) -> dict[str, int]:
     """Merge small files, bring the indexes up to date, prune versions older than ``keep``;
     then, past :data:`ANN_MIN_ROWS` current memories, build the approximate vector index if
-    there is none. Byte and version counts before and after. Call it under ``vault.lock()``.
+    there is none. Byte and version counts before and after. Lance checks it against
+    concurrent writers itself.
 
     Raises:
         UsageError: the vault is empty.
@@ -27,7 +28,7 @@ def compact(vault: Vault, keep: timedelta) -> dict[str, int]:
         raise UsageError("the vault is empty", path=vault.path)
 
     def size() -> int:
-        return sum(p.stat().st_size for p in (vault.path / DB_DIR).rglob("*") if p.is_file())
+        return vault.place.size(DB_DIR)
 
     before, n = size(), len(vault.versions())
     tbl.optimize(cleanup_older_than=keep, delete_unverified=keep == timedelta(0))

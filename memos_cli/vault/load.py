@@ -16,7 +16,6 @@ import numpy as np
 from memos_cli.access import check_remove, check_updates
 from memos_cli.errors import UsageError
 from memos_cli.memory import format_time
-from memos_cli.pausepoints import pause
 from memos_cli.vault.merge import LoadReport, merge
 from memos_cli.vault.store import State, Vault
 
@@ -59,41 +58,46 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
                  defaults=Defaults(now=now or datetime.now(timezone.utc), owner=user))
             cube, signer = open_cube(tmp / "import.memcube"), "import"
         cube.require_plaintext()
-        stack.enter_context(vault.lock())
-        pause("vault:locked")
         mems = cube.memories
-        state = vault.part([m.id for m in mems] + [m.parent_id for m in mems if m.parent_id],
-                           [m.content_hash for m in mems])
-        if state.embedding is not None and cube.manifest.embedding is not None and (
-                state.embedding["fingerprint"] != cube.manifest.embedding["fingerprint"]):
-            raise EmbedderMismatchError(
-                f"cube was indexed with {cube.manifest.embedding['model']}, the vault with "
-                f"{state.embedding['model']}; run `memos reindex` on the cube first",
-                path=cube.path)
-        check_updates(state, mems, user, on_conflict, cube.path)
         vectors = cube.index().vectors([m.id for m in mems])
         cube_id = cube.manifest.cube_id
-        delta, report = merge(state, cube_id, mems, vectors, on_conflict=on_conflict, now=now)
-        report.name, report.signer = cube.manifest.name, signer
         from memos_cli.roles import Roles
 
-        report.dangling = sorted(set(Roles.load(vault.path).unknown(
-            [r for m in mems for r in m.readers])))
+        def install() -> tuple[LoadReport, int]:
+            state = vault.part([m.id for m in mems] + [m.parent_id for m in mems
+                                                         if m.parent_id],
+                               [m.content_hash for m in mems])
+            if state.embedding is not None and cube.manifest.embedding is not None and (
+                    state.embedding["fingerprint"] != cube.manifest.embedding["fingerprint"]):
+                raise EmbedderMismatchError(
+                    f"cube was indexed with {cube.manifest.embedding['model']}, the vault "
+                    f"with {state.embedding['model']}; run `memos reindex` on the cube "
+                    "first", path=cube.path)
+            check_updates(state, mems, user, on_conflict, cube.path)
+            delta, report = merge(state, cube_id, mems, vectors, on_conflict=on_conflict,
+                                  now=now)
+            report.name, report.signer = cube.manifest.name, signer
+            report.dangling = sorted(set(Roles.load(vault.place).unknown(
+                [r for m in mems for r in m.readers])))
+            prev = state.cubes.get(cube_id, {})
+            delta.cubes[cube_id] = {
+                "name": cube.manifest.name, "description": cube.manifest.description,
+                "installed_at": format_time(now or datetime.now(timezone.utc)),
+                "installed_by": user, "signer": signer,
+                "source": origin["ref"] if origin else str(src.resolve()),
+                **({"origin": origin} if origin else {}),
+                "format_version": cube.manifest.format_version,
+                "loads": int(prev.get("loads", 0)) + 1}
+            if state.embedding is None:
+                delta.meta["embedding"] = cube.manifest.embedding
+            dim = int(vectors.shape[1]) if vectors.size else None
+            return report, vault.apply(delta, dim=dim)
+
+        report, made = vault.change(install, what="load")
         installed = [*report.added, *report.versioned, *report.replaced]
-        prev = state.cubes.get(cube_id, {})
-        delta.cubes[cube_id] = {
-            "name": cube.manifest.name, "description": cube.manifest.description,
-            "installed_at": format_time(now or datetime.now(timezone.utc)),
-            "installed_by": user, "signer": signer,
-            "source": origin["ref"] if origin else str(src.resolve()),
-            **({"origin": origin} if origin else {}),
-            "format_version": cube.manifest.format_version,
-            "loads": int(prev.get("loads", 0)) + 1}
-        if state.embedding is None:
-            delta.meta["embedding"] = cube.manifest.embedding
-        made = vault.apply(delta, dim=int(vectors.shape[1]) if vectors.size else None)
     vault.log(user, "load", cube_id=cube_id, memory_ids=installed, version=made,
-              detail={"signer": signer, **report.to_dict()})
+              detail={"signer": signer, **report.to_dict(),
+                      **({"attempts": vault.attempts} if vault.attempts > 1 else {})})
     return report
 
 
@@ -104,7 +108,7 @@ def remove(vault: Vault, cube_id: str, *, user: str) -> int:
     Raises:
         UsageError: no such cube, or ``user`` did not install it.
     """
-    with vault.lock():
+    def drop_cube() -> tuple[list[str], int]:
         state = vault.state()
         info = state.cubes.get(cube_id)
         if info is None:
@@ -117,7 +121,9 @@ def remove(vault: Vault, cube_id: str, *, user: str) -> int:
         state.archived = [m for m in state.archived
                           if state.archived_origin.get(m.id) != cube_id]
         state.archived_origin = {i: c for i, c in state.archived_origin.items() if c != cube_id}
-        made = vault.commit(state)
+        return ids, vault.commit(state)
+
+    ids, made = vault.change(drop_cube, what="rm")
     vault.log(user, "rm", cube_id=cube_id, memory_ids=ids, version=made)
     return len(ids)
 
@@ -125,19 +131,23 @@ def remove(vault: Vault, cube_id: str, *, user: str) -> int:
 def gc(vault: Vault, *, user: str, now: datetime | None = None) -> int:
     """Remove expired memories (current and history); how many were removed."""
     now = now or datetime.now(timezone.utc)
-    made = None
-    with vault.lock():
+
+    def expire() -> tuple[list[str], int, int | None]:
         state = vault.state()
         gone = [i for i, m in enumerate(state.memories) if m.expired(now)]
         ids = [state.memories[i].id for i in gone]
         before = len(state.history)
         state.history = [m for m in state.history if not m.expired(now)]
-        if gone or before != len(state.history):
-            _drop(state, gone)
-            made = vault.commit(state)
-    vault.log(user, "gc", memory_ids=ids, detail={"history_removed": before - len(state.history)},
+        dropped = before - len(state.history)
+        if not gone and not dropped:
+            return ids, 0, None
+        _drop(state, gone)
+        return ids, dropped, vault.commit(state)
+
+    ids, history_removed, made = vault.change(expire, what="gc")
+    vault.log(user, "gc", memory_ids=ids, detail={"history_removed": history_removed},
               version=made)
-    return len(ids) + before - len(state.history)
+    return len(ids) + history_removed
 
 
 def _drop(state: State, rows: Sequence[int]) -> None:

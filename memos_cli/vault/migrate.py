@@ -77,22 +77,26 @@ def migrate(vault: Vault, *, user: str) -> dict[str, Any]:
     if not vault.legacy():
         raise UsageError("this vault needs no migration (it is a Lance table already, or "
                          "empty)", path=vault.path)
-    with vault.lock():
-        state = read_legacy(vault.path)
-        tmp = vault.path / _TMP
+    from memos_cli.lockfile import exclusive
+
+    path = vault.place.local
+    assert path is not None  # legacy() is true of local directories only
+    # the generation layout's own writer lock: an older memos on the same vault waits out
+    with exclusive(path, "another memos command is changing this vault"):
+        state = read_legacy(path)
+        tmp = path / _TMP
         shutil.rmtree(tmp, ignore_errors=True)  # left by a killed attempt
         tmp.mkdir()
         try:
-            staging = Vault.__new__(Vault)
-            staging.path, staging.pinned, staging.at, staging._tbl = tmp, False, None, None
+            staging = Vault.staging(tmp)
             delta = diff(State(), state)
             dim = int(state.vectors.shape[1]) if state.vectors.size else 384
             made = staging.apply(delta, dim=dim)
             pause("migrate:before-rename")
-            os.rename(tmp / DB_DIR, vault.path / DB_DIR)
+            os.rename(tmp / DB_DIR, path / DB_DIR)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        remove_legacy(vault.path)
+        remove_legacy(path)
         vault._tbl = None
     counts = {"memories": len(state.memories), "history": len(state.history),
               "archived": len(state.archived), "cubes": len(state.cubes),

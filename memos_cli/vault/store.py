@@ -4,14 +4,15 @@ at an earlier version. See :mod:`memos_cli.vault` for the layout."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Sequence
+import random
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -19,22 +20,36 @@ from memos_cli.errors import FormatError, UsageError
 from memos_cli.memory import Memory, format_time
 from memos_cli.pausepoints import pause
 from memos_cli.vault import rows as R
+from memos_cli.vault.audit import AUDIT as AUDIT
+from memos_cli.vault.place import Place
+
+T = TypeVar("T")
 
 DB_DIR = "lance"
 TABLE = "vault"
 CHECKOUT = "CHECKOUT"
-AUDIT = "audit.jsonl"
 VAULT_FORMAT = "memos-vault"
 VAULT_VERSION = 2  # 1: generation directories (``memos vault migrate``)
 #: A filter or ``IN`` list names at most this many keys at a time.
 _BATCH = 2000
+#: A change that finds the vault changed under it is decided again this many times at most.
+ATTEMPTS = 8
 
 
-def default_path() -> Path:
-    """``$MEMOS_VAULT``, else the config file's ``vault``, else ``MEMOS_HOME/vault``."""
-    from memos_cli.config import home, path_value
+class Conflict(Exception):
+    """Another writer committed since this change read the vault (Lance refused the commit
+    made on the stale version); :meth:`Vault.change` decides the change again."""
 
-    return path_value("vault") or home() / "vault"
+
+def default_path() -> str | Path:
+    """``$MEMOS_VAULT``, else the config file's ``vault``, else ``MEMOS_HOME/vault`` (a path,
+    or an object-storage URI as given)."""
+    from memos_cli.config import home, value
+
+    v = value("vault")
+    if v and "://" in str(v):
+        return str(v)
+    return Path(str(v)).expanduser() if v else home() / "vault"
 
 
 @dataclass
@@ -63,28 +78,39 @@ class Vault:
     """
 
     def __init__(self, path: str | Path | None = None, *, version: int | None = None) -> None:
-        self.path = Path(path) if path is not None else default_path()
-        if self.path.exists() and not self.path.is_dir():
-            raise UsageError("vault path is not a directory", path=self.path)
+        self.place = Place(path if path is not None else default_path())
+        #: the directory, or the URI of a vault in object storage (messages name it)
+        self.path: Path | str = self.place.local if self.place.local is not None \
+            else self.place.key
         from memos_cli.roles import use_vault
 
-        use_vault(self.path)  # access checks use this vault's roles
-        pinned = self.path / CHECKOUT
-        self.pinned = version is not None or pinned.is_file()
-        self.at = version if version is not None else (
-            int(pinned.read_text().strip()) if pinned.is_file() else None)
+        use_vault(self.place)  # access checks use this vault's roles
+        pin = None if version is not None else self.place.read_text(CHECKOUT)
+        self.pinned = version is not None or pin is not None
+        self.at = version if version is not None else (int(pin.strip()) if pin else None)
         self._tbl: Any = None
+        self._frozen = False  # inside change(): every read sees the version first read
+        self.attempts = 0  # how many times the last change() ran its body
+
+    @classmethod
+    def staging(cls, directory: Path) -> Vault:
+        """A vault in ``directory`` that is being built to replace another (a migration):
+        access checks keep using the vault being replaced."""
+        v = cls.__new__(cls)
+        v.place, v.path, v.pinned, v.at = Place(directory), directory, False, None
+        v._tbl, v._frozen, v.attempts = None, False, 0
+        return v
 
     # -- the table ----------------------------------------------------------------------------
     def legacy(self) -> bool:
         """Whether this is a vault of the generation layout (``CURRENT``), not migrated. The
         old layout's files left by a migration killed after its rename are removed here."""
-        if not (self.path / "CURRENT").is_file():
+        if self.place.local is None or not (self.place.local / "CURRENT").is_file():
             return False
-        if (self.path / DB_DIR).is_dir():
+        if (self.place.local / DB_DIR).is_dir():
             from memos_cli.vault.migrate import remove_legacy
 
-            remove_legacy(self.path)
+            remove_legacy(self.place.local)
             return False
         return True
 
@@ -92,29 +118,46 @@ class Vault:
         """The Lance table at the version read, else at its latest version, which another
         process may have made since the last call (``None`` for a new vault)."""
         if self._tbl is not None:
-            if self.at is None:
+            if self.at is None and not self._frozen:
                 try:
                     self._tbl.checkout_latest()
                 except Exception as e:
                     raise FormatError(f"cannot read the vault table: "
-                                      f"{str(e).splitlines()[0]}", path=self.path / DB_DIR) from e
+                                      f"{str(e).splitlines()[0]}", path=self._db) from e
             return self._tbl
         if self.legacy():
             raise FormatError("vault has the layout of an older memos; run `memos vault "
                               "migrate` once (it keeps everything)", path=self.path)
-        if not (self.path / DB_DIR).is_dir():
+        if self.place.local is not None and not (self.place.local / DB_DIR).is_dir():
             return None
-        import lancedb
-
         try:
-            tbl = lancedb.connect(str(self.path / DB_DIR)).open_table(TABLE)
+            db = self.place.connect(DB_DIR)
+            if self.place.remote and TABLE not in db.table_names():
+                return None
+            tbl = db.open_table(TABLE)
             if self.at is not None:
                 tbl.checkout(self.at)
         except Exception as e:  # lancedb raises bare ValueError/RuntimeError/OSError
+            if self.place.remote:
+                from memos_cli.errors import RemoteError
+
+                raise RemoteError(f"store not reachable or refusing while opening the vault "
+                                  f"({str(e).strip().splitlines()[0][:300]})",
+                                  path=self._db) from e
             raise FormatError(f"cannot open the vault table: {str(e).splitlines()[0]}",
-                              path=self.path / DB_DIR) from e
+                              path=self._db) from e
         self._tbl = tbl
         return tbl
+
+    def exists(self) -> bool:
+        """Whether there is a vault here (its directory, or in a bucket its table or log)."""
+        if self.place.local is not None:
+            return self.place.local.is_dir()
+        return self.place.exists(DB_DIR) or self.place.exists("audit")
+
+    @property
+    def _db(self) -> str:
+        return self.place.db(DB_DIR)
 
     @property
     def version(self) -> int | None:
@@ -133,7 +176,7 @@ class Vault:
             return q.limit(None).to_arrow()
         except Exception as e:
             raise FormatError(f"vault table is unreadable: {str(e).splitlines()[0]}",
-                              path=self.path / DB_DIR) from e
+                              path=self._db) from e
 
     def meta(self) -> dict[str, Any]:
         """The vault entry (format, embedding, next_seq); empty for a new vault."""
@@ -143,7 +186,7 @@ class Vault:
         data = json.loads(t.column("record")[0].as_py())
         if data.get("format") != VAULT_FORMAT or data.get("version") != VAULT_VERSION:
             raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} table",
-                              path=self.path / DB_DIR)
+                              path=self._db)
         return dict(data)
 
     # -- reading ------------------------------------------------------------------------------
@@ -204,7 +247,7 @@ class Vault:
                 meta = json.loads(records[i])
                 if meta.get("format") != VAULT_FORMAT or meta.get("version") != VAULT_VERSION:
                     raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} table",
-                                      path=self.path / DB_DIR)
+                                      path=self._db)
                 state.embedding = meta.get("embedding")
             elif kind == R.CUBE:
                 state.cubes[cubes[i]] = json.loads(records[i])
@@ -221,7 +264,7 @@ class Vault:
                 state.archived_origin[m.id] = cubes[i]
             else:
                 raise FormatError(f"vault table holds a row of unknown kind {kind!r}",
-                                  path=self.path / DB_DIR)
+                                  path=self._db)
         if vectors and vec_rows:
             col = table.column("vector").combine_chunks()
             matrix = col.flatten().to_numpy().reshape(len(col), col.type.list_size)
@@ -229,49 +272,53 @@ class Vault:
         return state
 
     # -- writing ------------------------------------------------------------------------------
-    def lock(self) -> contextlib.AbstractContextManager[None]:
-        """One writer at a time on this machine: hold this around read-decide-:meth:`apply`
-        (an exclusive ``fcntl`` lock on ``vault/.lock``; a second writer is refused, not
-        queued)."""
-        from memos_cli.lockfile import exclusive
+    def change(self, body: Callable[[], T], *, what: str = "change") -> T:
+        """Run ``body`` (read the vault, decide, :meth:`apply`) as one optimistic transaction:
+        every read in it sees the version first read, and the commit is made on that version.
+        When another writer committed in between, Lance refuses the commit (every change
+        rewrites the vault's settings row, so any two changes conflict) and ``body`` runs
+        again on the new version, up to :data:`ATTEMPTS` times with a random back-off of at
+        most a second. No lock: writers on other machines and on object storage take part
+        the same way. Returns what ``body`` returned.
 
+        Raises:
+            UsageError: the vault is checked out (read-only), or it kept changing for
+                :data:`ATTEMPTS` attempts (busy).
+        """
         if self.pinned:
             raise UsageError(f"the vault is checked out at version {self.at} (read-only); "
                              "`memos vault checkout latest` to change it", path=self.path)
-        return exclusive(self.path, "another memos command is changing this vault")
+        for attempt in range(ATTEMPTS):
+            self._tbl, self._frozen, self.attempts = None, True, attempt + 1
+            try:
+                pause("vault:read")
+                return body()
+            except Conflict:
+                time.sleep(random.uniform(0.02, min(1.0, 0.05 * 2 ** attempt)))
+            finally:
+                self._frozen = False
+                self._tbl = None
+        raise UsageError(f"the vault kept changing under this {what} ({ATTEMPTS} attempts); "
+                         "try again", path=self.path)
 
     def apply(self, delta: R.Delta, *, dim: int | None = None) -> int:
-        """Write ``delta`` as one Lance commit (a ``merge_insert`` on ``key``: rows inserted or
-        replaced, deleted keys removed in the same commit); the new version. A process killed
-        before the commit leaves the vault as it was, after it as changed; a table that does
-        not exist yet is created by this commit."""
-        import lancedb
+        """Write ``delta`` as one Lance commit on the version read (a ``merge_insert`` on
+        ``key``: rows inserted or replaced, deleted keys removed in the same commit); the new
+        version. A process killed before the commit leaves the vault as it was, after it as
+        changed; a table that does not exist yet is created by this commit.
 
+        Raises:
+            Conflict: another writer committed since the version read (inside
+                :meth:`change`, which then decides again).
+        """
         tbl = self.table()
         meta = self.meta() if tbl is not None else {}
         meta = {**meta, "format": VAULT_FORMAT, "version": VAULT_VERSION, **delta.meta}
         if tbl is None:
             if dim is None:
                 raise UsageError("a new vault needs the vector dimension of its embedder")
-            # the first commit creates the table: built with its indexes in a hidden
-            # temporary directory and renamed into place, so it appears whole or not at all
-            import shutil
-
-            from lancedb.index import BTree
-
             rows, _ = R.build(delta, dim, {}, 1, meta)
-            self.path.mkdir(parents=True, exist_ok=True)
-            tmp = self.path / f".{DB_DIR}-new.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)  # left by a killed first load
-            try:
-                tbl = lancedb.connect(str(tmp)).create_table(TABLE, rows)
-                for col in ("key", "content_hash", "kind"):
-                    tbl.create_index(col, config=BTree())
-                self._create_fts(tbl)
-                pause("vault:before-commit")
-                os.rename(tmp, self.path / DB_DIR)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            self._create(rows)
         else:
             width = tbl.schema.field("vector").type.list_size
             written = [R.memory_key(m.id) for m, _, _ in delta.memories] + \
@@ -285,16 +332,69 @@ class Vault:
                                 strict=True))
             rows, _ = R.build(delta, width, seqs, int(meta.get("next_seq", 1)), meta)
             gone = sorted(delta.delete - set(written))
-            q = tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
+            ds = tbl.to_lance()  # at the version read: Lance checks what was committed since
+            q = ds.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
             if gone:
                 q = q.when_not_matched_by_source_delete(f"key IN ({R.quoted(gone)})")
             pause("vault:before-commit")
-            q.execute(rows)
+            try:
+                q.conflict_retries(0).execute(rows)
+            except OSError as e:
+                if "concurrent writer" in str(e).lower() or "conflict" in str(e).lower():
+                    raise Conflict(str(e).splitlines()[0]) from e
+                raise
+            made = int(ds.version)
         pause("vault:after-commit")
         self._tbl = None
-        version = int(self.version or 0)
+        version = made if tbl is not None else int(self.version or 0)
         self._refresh_indexes()
         return version
+
+    def _create(self, rows: Any) -> None:
+        """The first commit: the table with its indexes. Locally it is built in a hidden
+        directory of its own and renamed into place, so it appears whole or not at all (a
+        second writer's rename then fails: :class:`Conflict`). In a bucket, where nothing
+        renames, LanceDB creates it (``mode="create"``: refused when another writer did
+        first) and the indexes follow as later commits."""
+        import shutil
+        import uuid
+
+        from lancedb.index import BTree
+
+        def indexes(tbl: Any) -> None:
+            for col in ("key", "content_hash", "kind"):
+                tbl.create_index(col, config=BTree())
+            self._create_fts(tbl)
+
+        local = self.place.local
+        if local is None:
+            try:
+                pause("vault:before-commit")
+                tbl = self.place.connect(DB_DIR).create_table(TABLE, rows, mode="create")
+            except (OSError, ValueError) as e:
+                if "already exists" in str(e).lower():
+                    raise Conflict(str(e).splitlines()[0]) from e
+                raise
+            indexes(tbl)
+            return
+        local.mkdir(parents=True, exist_ok=True)
+        for old in local.glob(f".{DB_DIR}-new-*.tmp"):  # left by killed first loads
+            if time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        tmp = local / f".{DB_DIR}-new-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            import lancedb
+
+            indexes(lancedb.connect(str(tmp)).create_table(TABLE, rows))
+            pause("vault:before-commit")
+            try:
+                os.rename(tmp, local / DB_DIR)
+            except OSError as e:  # another first load renamed its table in first
+                if (local / DB_DIR).is_dir():
+                    raise Conflict("the vault was created meanwhile") from e
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _refresh_indexes(self) -> None:
         """Add the rows of the last change to the table's indexes as new index segments
@@ -320,7 +420,7 @@ class Vault:
         tbl.create_index("text", config=FTS(with_position=False))
 
     def commit(self, state: State) -> int:
-        """Make the vault hold exactly ``state`` (read under the same :meth:`lock`), writing
+        """Make the vault hold exactly ``state`` (read in the same :meth:`change`), writing
         only the rows that differ: one :meth:`apply`. Returns the new version."""
         now = self.state(vectors=False)
         delta = R.diff(now, state)
@@ -330,40 +430,21 @@ class Vault:
         dim = state.vectors.shape[1] if state.vectors.size else None
         return self.apply(delta, dim=dim)
 
-    # -- audit --------------------------------------------------------------------------------
+    # -- audit (memos_cli.vault.audit) ---------------------------------------------------------
     def log(self, user: str, op: str, *, cube_id: str | None = None,
             memory_ids: Sequence[str] = (), detail: dict[str, Any] | None = None,
             version: int | None = None) -> None:
-        """Append one access-log record (one JSON object a line, flushed and fsynced), with the
-        vault version it made (``version``, from :meth:`apply`) or, for a read, saw."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        seen = version if version is not None else self.version
-        rec = {"time": format_time(datetime.now(timezone.utc)), "user": user, "op": op,
-               "cube_id": cube_id, "memory_ids": list(memory_ids),
-               **({"version": seen} if seen is not None else {}), **(detail or {})}
-        with open(self.path / AUDIT, "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        """Append one access-log record: :func:`memos_cli.vault.audit.append`."""
+        from memos_cli.vault import audit
 
-    def read_log(self, *, user: str | None = None, op: str | None = None,
-                 cube_id: str | None = None, memory_id: str | None = None,
-                 at: int | None = None) -> list[dict[str, Any]]:
-        """Access-log records matching every given filter, oldest first; with ``at``, those
-        written up to that vault version."""
-        path = self.path / AUDIT
-        if not path.is_file():
-            return []
-        from memos_cli.sources.base import json_lines
+        audit.append(self, user, op, cube_id=cube_id, memory_ids=memory_ids, detail=detail,
+                     version=version)
 
-        out = []
-        for _, rec in json_lines(path.read_text("utf-8"), path, FormatError):
-            if ((user is None or rec.get("user") == user) and (op is None or rec.get("op") == op)
-                    and (cube_id is None or rec.get("cube_id") == cube_id)
-                    and (memory_id is None or memory_id in rec.get("memory_ids", []))
-                    and (at is None or int(rec.get("version") or 0) <= at)):
-                out.append(rec)
-        return out
+    def read_log(self, **filters: Any) -> list[dict[str, Any]]:
+        """Access-log records: :func:`memos_cli.vault.audit.read` (same filters)."""
+        from memos_cli.vault import audit
+
+        return audit.read(self, **filters)
 
     def versions(self) -> list[dict[str, Any]]:
         """Every version Lance keeps: ``{version, time, rows}``, oldest first."""
