@@ -152,8 +152,13 @@ def pack(
     created_at: datetime | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     readers: ReaderPlan | None = None,
+    encode: Callable[[list[str]], np.ndarray] | None = None,
 ) -> PackReport:
     """Read ``paths``, deduplicate by content hash, embed, and write the cube at ``output``.
+
+    ``encode`` embeds the memories' index texts instead of ``embedder`` (``memos pack
+    --ray``: :func:`memos_cli.batch.embed.embed_on_ray`); it must be the same model, as the
+    manifest describes ``embedder``.
 
     ``progress(stage, done, total)`` is called while reading and embedding. ``created_at``
     defaults to ``defaults.now``. ``readers`` run over the memories before they are indexed
@@ -210,7 +215,8 @@ def pack(
     if run is not None:
         kept += run.memories
     t_embed = time.perf_counter()
-    vectors = embed_memories(embedder, kept, progress)
+    vectors = embed_memories(embedder, kept, progress) if encode is None else \
+        np.asarray(encode([index_text(m) for m in kept]), np.float32)
     if run is not None:
         rows = embed_rows(embedder, run.rows(), progress)
     embed_s = time.perf_counter() - t_embed

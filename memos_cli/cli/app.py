@@ -148,6 +148,7 @@ def _root(
 
 def _register() -> None:
     from memos_cli.cli import (
+        batch,
         config_cmd,
         convert,
         cube,
@@ -163,7 +164,7 @@ def _register() -> None:
     )
 
     for module in (cube, update_cmd, search, run, convert, schedule, eval, dump, vault,
-                   memstore, roles, config_cmd):
+                   memstore, roles, batch, config_cmd):
         module.register(app)
 
 

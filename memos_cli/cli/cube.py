@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from pathlib import Path
@@ -116,6 +117,12 @@ def pack(
         None, "--cube-id", metavar="UUID",
         help="The cube's id \\[default: derived from its memories, so packing the same "
              "inputs gives the same id]."),
+    ray_address: str | None = typer.Option(
+        None, "--ray", metavar="ADDRESS",
+        help="Embed on a Ray cluster: local (start one on this machine), auto, HOST:PORT or "
+             "ray://HOST:PORT; the cube is the same as one packed in process."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="--ray: encoder actors "
+                                       "\\[default: the cluster's CPUs, or GPUs]."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Pack sources into a new cube (atomic: all or nothing). With SOURCE_DATE_EPOCH set, the
@@ -134,11 +141,29 @@ def pack(
             cube_id = str(uuid.UUID(cube_id))
         except ValueError as e:
             raise UsageError(f"--cube-id {cube_id!r} is not a UUID") from e
+    if ray_address is not None:
+        from memos_cli.batch.cluster import check_address
+
+        check_address(ray_address)
+    elif workers is not None:
+        raise UsageError("--workers is for --ray")
     enc = load_embedder(embedder)
-    with output_cube(output, force=force) as target, progress_bar() as update:
+    with contextlib.ExitStack() as stack:
+        encode, update = None, None
+        if ray_address is not None:  # joined before the progress bar draws anything
+            from memos_cli.batch.cluster import joined
+            from memos_cli.batch.embed import ray_encoder
+
+            ray = stack.enter_context(joined(ray_address))
+            update = stack.enter_context(progress_bar())
+            encode = ray_encoder(ray, enc, workers, update)
+        else:
+            update = stack.enter_context(progress_bar())
+        target = stack.enter_context(output_cube(output, force=force))
         report = pack_sources(list(sources), target, embedder=enc, defaults=defaults,
                               name=name, description=description, key=config.signing_key(key),
-                              force=force, cube_id=cube_id, progress=update, readers=plan)
+                              force=force, cube_id=cube_id, progress=update, readers=plan,
+                              encode=encode)
     report.path = output
     if as_json:
         print_json(report.to_dict())

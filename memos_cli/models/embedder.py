@@ -82,6 +82,14 @@ class Embedder:
                                      path=self.dir) from e
         self._torch = torch
         self.dimension = int(self._model.config.hidden_size)
+        self.device = "cpu"
+
+    def to(self, device: str) -> Embedder:
+        """Run on ``device`` (``cpu``, ``cuda``...) from now on; the vectors come back as
+        float32 on the CPU either way."""
+        self._model.to(device)
+        self.device = device
+        return self
 
     @cached_property
     def fingerprint(self) -> str:
@@ -108,12 +116,14 @@ class Embedder:
             idx = order[start:start + batch_size]
             batch = self._tok([texts[i][:MAX_CHARS] for i in idx], padding=True, truncation=True,
                               max_length=MAX_TOKENS, return_tensors="pt")
+            if self.device != "cpu":
+                batch = batch.to(self.device)
             with torch.inference_mode():
                 hidden = self._model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out[idx] = pooled.float().numpy()
+            out[idx] = pooled.float().cpu().numpy()
             if progress is not None:
                 progress(len(idx))
         return out
