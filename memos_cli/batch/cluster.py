@@ -59,6 +59,11 @@ def joined(address: str) -> Iterator[Any]:
     """
     check_address(address)
     ray = _ray()
+    import logging
+
+    if not logging.getLogger("memos").isEnabledFor(logging.INFO):  # --verbose shows them
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     if ray.is_initialized():
         yield ray
         return

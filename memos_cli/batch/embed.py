@@ -64,7 +64,8 @@ def embed_on_ray(ray: Any, model_dir: str, texts: list[str], dim: int, *, worker
     ds = ray.data.from_arrow([table.slice(n, size) for n in range(0, len(texts), size)])
     use_gpu = gpus(ray) > 0
     ds = ds.map_batches(_Encoder, fn_constructor_args=(model_dir,), batch_size=BATCH_ROWS,
-                        batch_format="numpy", concurrency=workers,
+                        batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=workers),
                         num_gpus=1 if use_gpu else 0, num_cpus=0 if use_gpu else 1)
     done = 0
     try:

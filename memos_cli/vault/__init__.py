@@ -1,4 +1,5 @@
-"""The vault (MemVault, MemOS paper §5.4): a local store of installed cubes and their memories.
+"""The vault (MemVault, MemOS paper §5.4): the store of installed cubes and their memories, in
+a directory or in object storage (``memos_cli.vault.place``); spec §16.
 
 Layout (``MEMOS_HOME/vault`` by default)::
 
@@ -7,7 +8,8 @@ Layout (``MEMOS_HOME/vault`` by default)::
                        current memories with their vectors, superseded versions, archived
                        memories, installed cubes and the vault's settings, one row each
       audit.jsonl      append-only access log: time, user, operation, cube id, memory ids,
-                       and the table version each change made or each read saw
+                       and the table version each change made or each read saw (in a
+                       bucket: ``audit/``, one object per record; ``memos_cli.vault.audit``)
       usage/           usage indicators (``memos_cli.store.usage``)
       roles.json       roles (spec §14)
       CHECKOUT         present while ``memos vault checkout VERSION`` pins reads (read-only)
@@ -16,8 +18,10 @@ Every change (load, rm, gc, share, archive, restore) is one Lance commit: a ``me
 on the row key that inserts, replaces and deletes only the rows the change touches. Lance
 commits are atomic and versioned, so a process killed at any point leaves the table at the
 version before the change or the one after, and earlier versions stay readable until
-``memos vault compact`` prunes them. A vault of the older generation layout is converted once
-by ``memos vault migrate`` (``memos_cli.vault.migrate``).
+``memos vault compact`` prunes them. Writers take no lock: a change is decided and committed
+on the version it read, and decided again when Lance refuses the commit because another
+writer committed first (``Vault.change``). A vault of the older generation layout is converted
+once by ``memos vault migrate`` (``memos_cli.vault.migrate``).
 """
 
 from memos_cli.vault.load import _drop, gc, load, remove

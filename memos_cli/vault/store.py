@@ -5,9 +5,6 @@ at an earlier version. See :mod:`memos_cli.vault` for the layout."""
 from __future__ import annotations
 
 import json
-import os
-import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,9 +13,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from memos_cli.errors import FormatError, UsageError
+from memos_cli.errors import FormatError
 from memos_cli.memory import Memory, format_time
-from memos_cli.pausepoints import pause
 from memos_cli.vault import rows as R
 from memos_cli.vault.audit import AUDIT as AUDIT
 from memos_cli.vault.place import Place
@@ -32,13 +28,6 @@ VAULT_FORMAT = "memos-vault"
 VAULT_VERSION = 2  # 1: generation directories (``memos vault migrate``)
 #: A filter or ``IN`` list names at most this many keys at a time.
 _BATCH = 2000
-#: A change that finds the vault changed under it is decided again this many times at most.
-ATTEMPTS = 8
-
-
-class Conflict(Exception):
-    """Another writer committed since this change read the vault (Lance refused the commit
-    made on the stale version); :meth:`Vault.change` decides the change again."""
 
 
 def default_path() -> str | Path:
@@ -67,14 +56,17 @@ class State:
 
 
 class Vault:
-    """A vault directory. Reading never changes it; changes go through :meth:`apply` (one
-    Lance commit each). ``version`` reads the vault as it was at that Lance version; so does a
-    ``memos vault checkout`` pin, and either refuses changes.
+    """A vault, in a directory or in object storage (``path`` a URI). Reading never changes
+    it; changes go through :func:`change` and :func:`apply` (one Lance commit each).
+    ``version`` reads the vault as it was at that Lance version; so does a ``memos vault
+    checkout`` pin, and either refuses changes.
 
     Raises (from the methods):
         FormatError: a table that is missing columns or unreadable; a layout of an older memos
-            (run ``memos vault migrate``).
-        UsageError: a change to a vault read at an earlier version.
+            (run ``memos vault migrate``); an unreadable ``CHECKOUT``.
+        UsageError: a change to a vault read at an earlier version, or one that kept meeting
+            other writers' commits.
+        RemoteError: a vault in object storage that cannot be reached or refuses.
     """
 
     def __init__(self, path: str | Path | None = None, *, version: int | None = None) -> None:
@@ -87,6 +79,9 @@ class Vault:
         use_vault(self.place)  # access checks use this vault's roles
         pin = None if version is not None else self.place.read_text(CHECKOUT)
         self.pinned = version is not None or pin is not None
+        if version is None and pin is not None and not pin.strip().isdigit():
+            raise FormatError("CHECKOUT holds no version number; `memos vault checkout "
+                              "latest` removes it", path=f"{self.path}/{CHECKOUT}")
         self.at = version if version is not None else (int(pin.strip()) if pin else None)
         self._tbl: Any = None
         self._frozen = False  # inside change(): every read sees the version first read
@@ -271,157 +266,24 @@ class Vault:
             state.vectors = matrix[vec_rows].astype(np.float32)
         return state
 
-    # -- writing ------------------------------------------------------------------------------
+    # -- writing (memos_cli.vault.commit) -------------------------------------------------------
     def change(self, body: Callable[[], T], *, what: str = "change") -> T:
-        """Run ``body`` (read the vault, decide, :meth:`apply`) as one optimistic transaction:
-        every read in it sees the version first read, and the commit is made on that version.
-        When another writer committed in between, Lance refuses the commit (every change
-        rewrites the vault's settings row, so any two changes conflict) and ``body`` runs
-        again on the new version, up to :data:`ATTEMPTS` times with a random back-off of at
-        most a second. No lock: writers on other machines and on object storage take part
-        the same way. Returns what ``body`` returned.
+        """Run ``body`` (read, decide, :func:`apply`) as one optimistic transaction:
+        :func:`memos_cli.vault.commit.change`."""
+        from memos_cli.vault import commit
 
-        Raises:
-            UsageError: the vault is checked out (read-only), or it kept changing for
-                :data:`ATTEMPTS` attempts (busy).
-        """
-        if self.pinned:
-            raise UsageError(f"the vault is checked out at version {self.at} (read-only); "
-                             "`memos vault checkout latest` to change it", path=self.path)
-        for attempt in range(ATTEMPTS):
-            self._tbl, self._frozen, self.attempts = None, True, attempt + 1
-            try:
-                pause("vault:read")
-                return body()
-            except Conflict:
-                time.sleep(random.uniform(0.02, min(1.0, 0.05 * 2 ** attempt)))
-            finally:
-                self._frozen = False
-                self._tbl = None
-        raise UsageError(f"the vault kept changing under this {what} ({ATTEMPTS} attempts); "
-                         "try again", path=self.path)
+        return commit.change(self, body, what=what)
 
     def apply(self, delta: R.Delta, *, dim: int | None = None) -> int:
-        """Write ``delta`` as one Lance commit on the version read (a ``merge_insert`` on
-        ``key``: rows inserted or replaced, deleted keys removed in the same commit); the new
-        version. A process killed before the commit leaves the vault as it was, after it as
-        changed; a table that does not exist yet is created by this commit.
+        """Write ``delta`` as one Lance commit on the version read; the new version:
+        :func:`memos_cli.vault.commit.apply`."""
+        from memos_cli.vault import commit
 
-        Raises:
-            Conflict: another writer committed since the version read (inside
-                :meth:`change`, which then decides again).
-        """
-        tbl = self.table()
-        meta = self.meta() if tbl is not None else {}
-        meta = {**meta, "format": VAULT_FORMAT, "version": VAULT_VERSION, **delta.meta}
-        if tbl is None:
-            if dim is None:
-                raise UsageError("a new vault needs the vector dimension of its embedder")
-            rows, _ = R.build(delta, dim, {}, 1, meta)
-            self._create(rows)
-        else:
-            width = tbl.schema.field("vector").type.list_size
-            written = [R.memory_key(m.id) for m, _, _ in delta.memories] + \
-                [R.history_key(m) for m in delta.history] + \
-                [R.archived_key(m.id) for m, _ in delta.archived] + \
-                [R.cube_key(c) for c in delta.cubes] + [R.META_KEY]
-            seqs: dict[str, int] = {}
-            for n in range(0, len(written), _BATCH):
-                t = self._rows(f"key IN ({R.quoted(written[n:n + _BATCH])})", ["key", "seq"])
-                seqs.update(zip(t.column("key").to_pylist(), t.column("seq").to_pylist(),
-                                strict=True))
-            rows, _ = R.build(delta, width, seqs, int(meta.get("next_seq", 1)), meta)
-            gone = sorted(delta.delete - set(written))
-            ds = tbl.to_lance()  # at the version read: Lance checks what was committed since
-            q = ds.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
-            if gone:
-                q = q.when_not_matched_by_source_delete(f"key IN ({R.quoted(gone)})")
-            pause("vault:before-commit")
-            try:
-                q.conflict_retries(0).execute(rows)
-            except OSError as e:
-                if "concurrent writer" in str(e).lower() or "conflict" in str(e).lower():
-                    raise Conflict(str(e).splitlines()[0]) from e
-                raise
-            made = int(ds.version)
-        pause("vault:after-commit")
-        self._tbl = None
-        version = made if tbl is not None else int(self.version or 0)
-        self._refresh_indexes()
-        return version
-
-    def _create(self, rows: Any) -> None:
-        """The first commit: the table with its indexes. Locally it is built in a hidden
-        directory of its own and renamed into place, so it appears whole or not at all (a
-        second writer's rename then fails: :class:`Conflict`). In a bucket, where nothing
-        renames, LanceDB creates it (``mode="create"``: refused when another writer did
-        first) and the indexes follow as later commits."""
-        import shutil
-        import uuid
-
-        from lancedb.index import BTree
-
-        def indexes(tbl: Any) -> None:
-            for col in ("key", "content_hash", "kind"):
-                tbl.create_index(col, config=BTree())
-            self._create_fts(tbl)
-
-        local = self.place.local
-        if local is None:
-            try:
-                pause("vault:before-commit")
-                tbl = self.place.connect(DB_DIR).create_table(TABLE, rows, mode="create")
-            except (OSError, ValueError) as e:
-                if "already exists" in str(e).lower():
-                    raise Conflict(str(e).splitlines()[0]) from e
-                raise
-            indexes(tbl)
-            return
-        local.mkdir(parents=True, exist_ok=True)
-        for old in local.glob(f".{DB_DIR}-new-*.tmp"):  # left by killed first loads
-            if time.time() - old.stat().st_mtime > 3600:
-                shutil.rmtree(old, ignore_errors=True)
-        tmp = local / f".{DB_DIR}-new-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            import lancedb
-
-            indexes(lancedb.connect(str(tmp)).create_table(TABLE, rows))
-            pause("vault:before-commit")
-            try:
-                os.rename(tmp, local / DB_DIR)
-            except OSError as e:  # another first load renamed its table in first
-                if (local / DB_DIR).is_dir():
-                    raise Conflict("the vault was created meanwhile") from e
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _refresh_indexes(self) -> None:
-        """Add the rows of the last change to the table's indexes as new index segments
-        (pylance's ``optimize_indices`` with ``num_indices_to_merge=0``: work in proportion to
-        the rows added, not to the vault), so that search does not scan them one by one.
-        ``memos vault compact`` merges the segments. The change is committed already; a
-        failure here only leaves that to ``compact``, and says so."""
-        import logging
-
-        tbl = self.table()
-        try:
-            if tbl is not None:
-                tbl.to_lance().optimize.optimize_indices(num_indices_to_merge=0)
-        except Exception as e:  # the commit stands; only the indexes lag
-            logging.getLogger("memos").warning(
-                "note: the vault's indexes were not brought up to date (%s); searches stay "
-                "correct but slower until `memos vault compact`", str(e).splitlines()[0][:200])
-
-    @staticmethod
-    def _create_fts(tbl: Any) -> None:
-        from lancedb.index import FTS
-
-        tbl.create_index("text", config=FTS(with_position=False))
+        return commit.apply(self, delta, dim=dim)
 
     def commit(self, state: State) -> int:
-        """Make the vault hold exactly ``state`` (read in the same :meth:`change`), writing
-        only the rows that differ: one :meth:`apply`. Returns the new version."""
+        """Make the vault hold exactly ``state`` (read in the same :func:`change`), writing
+        only the rows that differ: one :func:`apply`. Returns the new version."""
         now = self.state(vectors=False)
         delta = R.diff(now, state)
         if not delta:

@@ -158,6 +158,8 @@ def test_refused_credentials(packed_cube: Path, tmp_path: Path,
         out = tmp_path / "x.memcube"
         one_line_error(cli("pull", "s3://b/team.memcube", "-o", out, code=14))
         nothing_beside(out)
+        vault = one_line_error(cli("load", packed_cube, "--vault", "s3://b/vault", code=14))
+        assert "access denied" in vault or "refusing" in vault
     finally:
         proc.terminate()
         proc.wait(timeout=30)
