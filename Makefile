@@ -43,6 +43,8 @@ bench: install
 	$(BIN)/python bench/kv_chunks.py
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/batch.py --memories 10000
+	$(BIN)/python bench/remote.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache
