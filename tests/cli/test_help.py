@@ -90,7 +90,8 @@ def test_quiet_silences_notes(tmp_path: Path) -> None:
 
 def test_shell_completion_is_available() -> None:
     r = runner.invoke(app, ["--show-completion", "bash"])
-    assert r.exit_code == 0 and "complete" in r.output and "memos" in r.output
+    assert r.exit_code == 0 and "complete" in r.output and "memos" in r.output, (
+        r.exit_code, r.output[-500:], r.exception)
 
 
 @pytest.mark.parametrize("args, words", [
