@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import open_arg, shown
 from memos_cli.cli.output import check_as, err, out, print_json
 from memos_cli.errors import UsageError
@@ -65,7 +65,7 @@ def search(
                          "\"budget cap\"), or the query with a vault (memos search "
                          "\"budget cap\" --vault ~/vault)")
     user = as_user or current_user()
-    enc = load_embedder(embedder)
+    enc = query_embedder(embedder)
     t0 = time.perf_counter()
     hidden: list[int] = []
     if vault is not None:
@@ -121,7 +121,7 @@ def _batch(cube: str | None, vault: str | None, items: list[tuple[Any, str, int]
     from memos_cli.governance import current_user
 
     user = as_user or current_user()
-    enc = load_embedder(embedder)
+    enc = query_embedder(embedder)
     if vault is not None:
         from memos_cli.vault import Vault
         from memos_cli.vault import search as vault_search
@@ -192,6 +192,16 @@ def audit(user: str, op: str, cube_id: str, ids: list[str], text: str) -> None:
     v = Vault(None)
     if v.exists():
         v.log(user, op, cube_id=cube_id, memory_ids=ids, detail={"query": text})
+
+
+def query_embedder(path: Path | None) -> Any:
+    """The query encoder: its ONNX export when there is one (no torch import; made by the
+    first search), else the torch encoder (:mod:`memos_cli.models.onnx_embedder`)."""
+    from memos_cli.cli.output import status
+    from memos_cli.models.onnx_embedder import query_embedder as pick
+
+    with status("loading embedder"):
+        return pick(path)
 
 
 def register(app: typer.Typer) -> None:

@@ -166,15 +166,21 @@ def check_files(cube_dir: Path, index_rel: str, files: list[dict[str, Any]], *,
 
 
 class Index:
-    """An opened cube index. Opening reads; searching never writes to the cube."""
+    """An opened cube index, read through Lance's own Python API (pylance; importing it costs
+    a third of importing LanceDB, which only writes indexes). Opening reads; searching never
+    writes to the cube."""
 
     def __init__(self, index_dir: Path, table: str = TABLE) -> None:
-        import lancedb
+        import lance
 
+        path = Path(index_dir) / f"{table}.lance"  # LanceDB's layout of a table
         try:
-            self._tbl = lancedb.connect(str(index_dir)).open_table(table)
-        except Exception as e:  # lancedb raises bare ValueError/RuntimeError/OSError
-            raise FormatError(f"cannot open the search index table {table!r}: {e}",
+            if not path.is_dir():
+                raise FileNotFoundError(f"Table '{table}' was not found")
+            self._tbl = lance.dataset(str(path))
+        except Exception as e:  # Lance raises bare ValueError/RuntimeError/OSError
+            raise FormatError(f"cannot open the search index table {table!r}: "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
                               path=index_dir) from e
         self.index_dir: Path | str = index_dir
         self.has_kinds = "kind" in self._tbl.schema.names
@@ -183,10 +189,11 @@ class Index:
 
     @classmethod
     def of_table(cls, tbl: Any, where_path: Path | str, *, where: str | None) -> Index:
-        """Search an open LanceDB table (the vault's), with one row per memory among the rows
-        searches can match; ``where`` restricts them further (a Lance prefilter)."""
+        """Search an open LanceDB table (the vault's, at the version it was read), with one row
+        per memory among the rows searches can match; ``where`` restricts them further (a
+        Lance prefilter)."""
         index = cls.__new__(cls)
-        index._tbl, index.index_dir, index.has_kinds = tbl, where_path, True
+        index._tbl, index.index_dir, index.has_kinds = tbl.to_lance(), where_path, True
         index.where = where
         index.approximate = True
         index._per_memory = 1
@@ -195,7 +202,7 @@ class Index:
     def _arrow(self) -> pa.Table:
         """The whole table, validated. Raises ``FormatError`` when Lance cannot read it."""
         try:
-            table = self._tbl.to_arrow()
+            table = self._tbl.to_table()
             table.validate(full=True)
         except Exception as e:  # Lance raises OSError/RuntimeError/ValueError on bad files
             raise FormatError(f"search index is unreadable: {str(e).splitlines()[0]}",
@@ -268,7 +275,7 @@ class Index:
         if not hasattr(self, "_per_memory"):
             try:
                 total = int(self._tbl.count_rows())
-                own = int(self._tbl.count_rows(f"kind = '{MEMORY_KIND}'"))
+                own = int(self._tbl.count_rows(filter=f"kind = '{MEMORY_KIND}'"))
             except Exception as e:
                 raise FormatError(f"search index is unreadable: {str(e).splitlines()[0]}",
                                   path=self.index_dir) from e
@@ -286,26 +293,26 @@ class Index:
         Returns at most ``k`` hits, best first, ties broken by id. The fusion parameters are
         exposed for benchmarks; the defaults are the spec's.
         """
-        from lancedb.query import MatchQuery
+        from lance.query import MatchQuery
 
         pool = max(k, candidates)
         rows = pool * self._rows_per_memory()
         cols = ["id", "kind", "text"] if self.has_kinds else ["id"]
+        where: dict[str, Any] = {"filter": self.where, "prefilter": True} if self.where \
+            else {}
         try:
-            vq = self._tbl.search(vector.astype(np.float32), query_type="vector")
-            vq = vq.metric("cosine")  # type: ignore[attr-defined]
+            nearest: dict[str, Any] = {"column": "vector", "q": vector.astype(np.float32),
+                                       "k": rows, "metric": "cosine"}
             if self.approximate:  # the vault: an IVF-PQ index past 100k memories (compact)
-                vq = vq.nprobes(NPROBES).refine_factor(REFINE_FACTOR)
-            if self.where:
-                vq = vq.where(self.where, prefilter=True)
-            vec_rows = vq.limit(rows).select([*cols, "_distance"]).to_list()
+                nearest |= {"minimum_nprobes": NPROBES, "maximum_nprobes": NPROBES,
+                            "refine_factor": REFINE_FACTOR}
+            vec_rows = self._tbl.to_table(columns=[*cols, "_distance"], nearest=nearest,
+                                          **where).to_pylist()
             txt_rows = []
             if query.strip():
-                tq = self._tbl.search(MatchQuery(query, "text"),  # type: ignore[call-arg]
-                                      query_type="fts")
-                if self.where:
-                    tq = tq.where(self.where, prefilter=True)
-                txt_rows = tq.limit(rows).select([*cols, "_score"]).to_list()
+                txt_rows = self._tbl.to_table(columns=[*cols, "_score"],
+                                              full_text_query=MatchQuery(query, "text"),
+                                              limit=rows, **where).to_pylist()
         except Exception as e:
             raise FormatError(f"search index is unreadable: {e}", path=self.index_dir) from e
         vrank, vrow = _collapse(vec_rows, pool)

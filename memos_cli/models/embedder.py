@@ -51,6 +51,28 @@ def fingerprint(model_dir: Path) -> str:
     return sha256_bytes(canonical_json(files))
 
 
+def resolve_dir(model_dir: str | Path | None) -> tuple[Path, str]:
+    """The encoder directory ``--embedder`` (or ``MEMOS_EMBEDDER``, the config file, the
+    default package) names, and the model's name.
+
+    Raises:
+        ModelNotFoundError: the default package is not installed.
+    """
+    if model_dir is None:
+        from memos_cli.config import path_value
+
+        model_dir = path_value("embedder")
+    if model_dir is None:
+        return default_embedder_dir(), DEFAULT_NAME
+    return Path(model_dir), Path(model_dir).name
+
+
+def describe(name: str, dimension: int, fp: str) -> dict[str, Any]:
+    """The manifest's ``embedding`` object for an encoder (spec §6.2)."""
+    return {"model": name, "dimension": dimension, "fingerprint": fp,
+            "pooling": "mean", "normalized": True, "max_tokens": MAX_TOKENS}
+
+
 class Embedder:
     """A loaded encoder. ``encode`` returns ``[n, dim] float32`` unit vectors.
 
@@ -59,18 +81,10 @@ class Embedder:
     """
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
-        if model_dir is None:
-            from memos_cli.config import path_value
-
-            model_dir = path_value("embedder")  # MEMOS_EMBEDDER or the config file
-        self.dir = Path(model_dir) if model_dir is not None else default_embedder_dir()
+        self.dir, self.name = resolve_dir(model_dir)
         if not (self.dir / "config.json").is_file():
             raise ModelNotFoundError("not a Hugging Face model directory (no config.json)",
                                      path=self.dir)
-        if model_dir is None:
-            self.name = DEFAULT_NAME
-        else:
-            self.name = self.dir.name
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -97,8 +111,7 @@ class Embedder:
 
     def describe(self) -> dict[str, Any]:
         """The manifest's ``embedding`` object for this encoder."""
-        return {"model": self.name, "dimension": self.dimension, "fingerprint": self.fingerprint,
-                "pooling": "mean", "normalized": True, "max_tokens": MAX_TOKENS}
+        return describe(self.name, self.dimension, self.fingerprint)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64,
                progress: Callable[[int], None] | None = None) -> np.ndarray:

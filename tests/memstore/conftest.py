@@ -92,5 +92,6 @@ def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: tuple[Path, 
     home = tmp_path / "home"
     monkeypatch.setenv("MEMOS_HOME", str(home))
     monkeypatch.setenv("MEMOS_NO_USAGE", "1")
+    monkeypatch.setenv("MEMOS_NO_ONNX", "1")  # no ONNX export of the embedder per test
     trust_add(keys[1], "team")
     return home
