@@ -99,8 +99,10 @@ def _recognizers() -> list[Any]:
 def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
     """The finding as kept, or ``None``: nothing that overlaps a ``keep`` term; a capitalised
     run loses leading words of :data:`NOT_NAMES` ("Call María José García") and needs two
-    words left; a one-word PERSON or LOCATION after "Project", or between "the" and a
-    lowercase word, is a product ("the Kestrel robot", "Project Kudu")."""
+    words left; a PERSON or LOCATION of "Project" and one word is a project ("Project
+    Kudu"); a one-word PERSON or LOCATION after "Project", or between "the" and a lowercase
+    word or a model code (a word with a digit: "the Aurelia T4 sensor"), is a product ("the
+    Kestrel robot")."""
     for term in keep:
         for m in re.finditer(rf"(?<!\w){re.escape(term)}(?!\w)", text):
             if m.start() < r.end and r.start < m.end():
@@ -112,10 +114,14 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
             r.start = text.index(words[1], r.start + len(words[0])) if len(words) > 1 else r.end
             words = words[1:]
         return r if len(words) >= 2 else None
+    words = value.split()
+    if r.entity_type in ("PERSON", "LOCATION") and len(words) == 2 and words[0] == "Project":
+        return None
     if r.entity_type in ("PERSON", "LOCATION") and " " not in value.strip():
         before = text[:r.start].rstrip().rsplit(None, 1)[-1:] or [""]
         after = text[r.end:].lstrip().split(None, 1)[:1] or [""]
-        if before[0] == "Project" or (before[0].lower() == "the" and after[0][:1].islower()):
+        noun_follows = after[0][:1].islower() or any(c.isdigit() for c in after[0])
+        if before[0] == "Project" or (before[0].lower() == "the" and noun_follows):
             return None
     return r
 

@@ -130,3 +130,13 @@ def test_extra_crypto_and_names_from_many_languages() -> None:
     out = red("Pay 0x52908400098527886E0F7030069857D2E4169EE7 to Thandiwe Ndlovu and "
               "Ayşe Yılmaz.")
     assert "0x5290" not in out and "Ndlovu" not in out and "Yılmaz" not in out  # type: ignore[operator]
+
+
+def test_project_names_and_model_codes_are_products_not_people() -> None:
+    red = Redactor(("person", "location"))
+    out = red("Zanele Khumalo signed off on Project Kudu; Ilse Varga said the Kestrel robot "
+              "needs the Aurelia T4 tactile sensor.") or ""
+    assert "Project Kudu" in out and "Kestrel" in out and "Aurelia T4" in out
+    assert "Khumalo" not in out and "Varga" not in out
+    # "Project" before a longer run is not a project name: the person is still found
+    assert "Lee" not in (red("Project Manager Ann Lee approved it.") or "")
