@@ -437,3 +437,25 @@ def test_versions_checkout_and_compact(tmp_path: Path, embedder) -> None:  # typ
                             "--json").stdout)
     assert before["versions_after"] < before["versions_before"]
     assert sorted(m.content for m in Vault(v.path).state().memories) == ["alpha", "beta"]
+
+
+def test_a_change_of_60000_memories_fits_lances_merge_join(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lance's merge join hashes every written row in memory and cannot spill; with its
+    default pool (150 MB a CPU) a change of about 40,000 384-dimension memories was refused
+    ("Resources exhausted ... HashJoinInput"). The commit sizes the pool to the change."""
+    from memos_cli.vault.rows import Delta
+
+    monkeypatch.delenv("LANCE_MEM_POOL_SIZE", raising=False)
+    monkeypatch.delenv("MEMOS_SET_LANCE_POOL", raising=False)
+    v = Vault(tmp_path / "vault")
+    first = Delta(memories=[(mem("seed"), np.ones(384, np.float32), "c")])
+    first.cubes["c"] = {"name": "c", "installed_by": "ann", "installed_at": "2026-11-01"}
+    v.apply(first, dim=384)  # creates the table; the next change goes through the join
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(60_000, 384)).astype(np.float32)
+    big = Delta(memories=[(Memory.create(f"memory number {i}", now=NOW), vecs[i], "c")
+                          for i in range(60_000)])
+    v.apply(big, dim=384)
+    assert int(v.table().count_rows("kind = 'memory'")) == 60_001
+    assert int(os.environ["LANCE_MEM_POOL_SIZE"]) >= 2**30

@@ -89,6 +89,7 @@ def apply(vault: Vault, delta: R.Delta, *, dim: int | None = None) -> int:
                             strict=True))
         rows, _ = R.build(delta, width, seqs, int(meta.get("next_seq", 1)), meta)
         gone = sorted(delta.delete - set(written))
+        _join_memory(rows)
         ds = tbl.to_lance()  # at the version read: Lance checks what was committed since
         q = ds.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
         if gone:
@@ -106,6 +107,23 @@ def apply(vault: Vault, delta: R.Delta, *, dim: int | None = None) -> int:
     version = made if tbl is not None else int(vault.version or 0)
     _refresh_indexes(vault)
     return version
+
+
+#: The most memory Lance's merge join may take, whatever the change's size (bytes).
+JOIN_MEMORY_CAP = 8 * 2**30
+
+
+def _join_memory(rows: Any) -> None:
+    """Let Lance's merge join hold the change: it hashes every written row in memory and
+    cannot spill, and its default pool (150 MB per CPU) refuses a load of about 40,000
+    memories. ``LANCE_MEM_POOL_SIZE`` (read by Lance for each operation) is raised to sixteen
+    times the rows' size, at least 1 GiB and at most :data:`JOIN_MEMORY_CAP`; a value the
+    user set is left alone."""
+    if "LANCE_MEM_POOL_SIZE" in os.environ and not os.environ.get("MEMOS_SET_LANCE_POOL"):
+        return
+    want = min(JOIN_MEMORY_CAP, max(2**30, 16 * int(rows.nbytes)))
+    os.environ["LANCE_MEM_POOL_SIZE"] = str(want)
+    os.environ["MEMOS_SET_LANCE_POOL"] = "1"
 
 
 def _create(vault: Vault, rows: Any) -> None:
