@@ -188,12 +188,12 @@ class Index:
         self.approximate = False  # a cube's index has no vector index: nothing to tune
 
     @classmethod
-    def of_table(cls, tbl: Any, where_path: Path | str, *, where: str | None) -> Index:
-        """Search an open LanceDB table (the vault's, at the version it was read), with one row
-        per memory among the rows searches can match; ``where`` restricts them further (a
-        Lance prefilter)."""
+    def of_table(cls, ds: Any, where_path: Path | str, *, where: str | None) -> Index:
+        """Search an open Lance dataset (the vault's, :meth:`Vault.dataset`), with one row per
+        memory among the rows searches can match; ``where`` restricts them further (a Lance
+        prefilter)."""
         index = cls.__new__(cls)
-        index._tbl, index.index_dir, index.has_kinds = tbl.to_lance(), where_path, True
+        index._tbl, index.index_dir, index.has_kinds = ds, where_path, True
         index.where = where
         index.approximate = True
         index._per_memory = 1

@@ -36,7 +36,7 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     # empty text, which full-text search never returns, and a zero vector, which has no cosine
     # distance and which Lance leaves out of vector results. No row filter is needed, and
     # none is paid for (a prefilter costs 20-25 ms a query at 1M rows; bench/scale.py).
-    index = Index.of_table(tbl, vault.path, where=None)
+    index = Index.of_table(vault.dataset(), vault.path, where=None)
     vector = embedder.encode([query])[0]
     pool = k
     while True:

@@ -84,6 +84,7 @@ class Vault:
                               "latest` removes it", path=f"{self.path}/{CHECKOUT}")
         self.at = version if version is not None else (int(pin.strip()) if pin else None)
         self._tbl: Any = None
+        self._ds: Any = None
         self._frozen = False  # inside change(): every read sees the version first read
         self.attempts = 0  # how many times the last change() ran its body
 
@@ -93,7 +94,7 @@ class Vault:
         access checks keep using the vault being replaced."""
         v = cls.__new__(cls)
         v.place, v.path, v.pinned, v.at = Place(directory), directory, False, None
-        v._tbl, v._frozen, v.attempts = None, False, 0
+        v._tbl, v._ds, v._frozen, v.attempts = None, None, False, 0
         return v
 
     # -- the table ----------------------------------------------------------------------------
@@ -153,6 +154,17 @@ class Vault:
     @property
     def _db(self) -> str:
         return self.place.db(DB_DIR)
+
+    def dataset(self) -> Any:
+        """The table as a pylance dataset at the version :meth:`table` reads, kept between
+        calls while the version stays (its index caches go with it: a dataset opened per
+        search read the vector index from disk each time)."""
+        tbl = self.table()
+        if tbl is None:
+            return None
+        if self._ds is None or self._ds.version != tbl.version:
+            self._ds = tbl.to_lance()
+        return self._ds
 
     @property
     def version(self) -> int | None:
