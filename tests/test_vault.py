@@ -447,7 +447,9 @@ def test_a_change_of_60000_memories_fits_lances_merge_join(
     from memos_cli.vault.rows import Delta
 
     monkeypatch.delenv("LANCE_MEM_POOL_SIZE", raising=False)
-    monkeypatch.delenv("MEMOS_SET_LANCE_POOL", raising=False)
+    from memos_cli.vault import commit
+
+    monkeypatch.setattr(commit, "_USER_POOL", None)
     v = Vault(tmp_path / "vault")
     first = Delta(memories=[(mem("seed"), np.ones(384, np.float32), "c")])
     first.cubes["c"] = {"name": "c", "installed_by": "ann", "installed_at": "2026-11-01"}

@@ -6,11 +6,12 @@ and run with ONNX Runtime, its text split by the ``tokenizers`` library from the
 The export is made by :func:`export` the first time a search needs it (torch is loaded for
 that search anyway), into ``MEMOS_HOME/onnx/<16 hex of the fingerprint>/``: ``model.onnx``
 (torch's ONNX exporter, opset 17, the last hidden state; pooling stays in numpy) and
-``meta.json`` (the embedder's fingerprint, the size and modification time of each of its
-files, and the largest difference measured against the torch encoder). It is used only when
+``meta.json`` (the embedder's fingerprint and the largest difference measured against the
+torch encoder, or the exporter's error); ``index.json`` beside them maps each model directory
+to its export with the size and modification time of its files. An export is used only when
 that difference is at most :data:`TOLERANCE` on the check texts, and only while the model's
-files keep their size and time; otherwise the torch encoder is used, and a failed check is
-remembered so that it is not tried again.
+files keep their size and time; otherwise the torch encoder is used, and a failed export or
+check is remembered so that it is not tried again.
 """
 
 from __future__ import annotations
@@ -25,14 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from memos_cli.models.embedder import (
-    DEFAULT_NAME,
-    FINGERPRINT_FILES,
-    MAX_CHARS,
-    MAX_TOKENS,
-    default_embedder_dir,
-    fingerprint,
-)
+from memos_cli.models.embedder import FINGERPRINT_FILES, MAX_CHARS, MAX_TOKENS
 
 #: Largest difference of any vector component allowed between ONNX and torch vectors.
 TOLERANCE = 1e-5
@@ -150,9 +144,9 @@ class OnnxEmbedder:
 def export(embedder: Any) -> bool:
     """Export the loaded torch ``embedder`` (:class:`~memos_cli.models.embedder.Embedder`) to
     ONNX, check it against the torch vectors on :data:`CHECK_TEXTS`, and keep it (atomically)
-    with the outcome; whether it may be used. Never raises: without the ``onnx`` and
-    ``onnxruntime`` packages, or when the exporter fails, the outcome is kept as not usable
-    (or, for missing packages, nothing is kept) and searches go on with torch."""
+    with the outcome; whether it may be used. Never raises: when the exporter or the check
+    fails the outcome is kept as not usable (so later searches do not try again), and without
+    the ``onnx`` and ``onnxruntime`` packages nothing is kept; searches go on with torch."""
     import importlib.util
 
     if importlib.util.find_spec("onnx") is None or \
@@ -169,17 +163,20 @@ def export(embedder: Any) -> bool:
                             "dimension": embedder.dimension, "ok": False}
     try:
         tmp.mkdir(parents=True)
-        _export_model(embedder, tmp / "model.onnx")
-        final_meta = _check(embedder, tmp, meta)
-        (tmp / "meta.json").write_text(json.dumps(final_meta, indent=1) + "\n")
+        try:
+            _export_model(embedder, tmp / "model.onnx")
+            meta = _check(embedder, tmp, meta)
+        except Exception as e:  # the exporter raises many kinds; torch is still there
+            import logging
+
+            logging.getLogger("memos").info("ONNX export of the embedder failed: %s", e)
+            meta["error"] = str(e).strip().splitlines()[0][:300] if str(e) else type(e).__name__
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
         _remember(model_dir, final)
-        return bool(final_meta["ok"])
-    except Exception as e:  # the exporter raises many kinds; torch is still there
-        import logging
-
-        logging.getLogger("memos").info("ONNX export of the embedder failed: %s", e)
+        return bool(meta["ok"])
+    except OSError:  # a cache that cannot be written: nothing kept, torch goes on
         return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -221,7 +218,7 @@ def _check(embedder: Any, where: Path, meta: dict[str, Any]) -> dict[str, Any]:
     probe = OnnxEmbedder(model_dir, embedder.name, where, meta["fingerprint"],
                          embedder.dimension)
     diff = float(np.abs(probe.encode(CHECK_TEXTS) - embedder.encode(CHECK_TEXTS)).max())
-    return {**meta, "max_abs_diff": diff, "ok": diff <= TOLERANCE, "stat": _stat(model_dir)}
+    return {**meta, "max_abs_diff": diff, "ok": diff <= TOLERANCE}
 
 
 def query_embedder(model_dir: Path | None) -> Any:
@@ -246,6 +243,3 @@ def query_embedder(model_dir: Path | None) -> Any:
         export(enc)
     return enc
 
-
-__all__ = ["DEFAULT_NAME", "OnnxEmbedder", "default_embedder_dir", "export", "fingerprint",
-           "query_embedder"]

@@ -111,6 +111,8 @@ def apply(vault: Vault, delta: R.Delta, *, dim: int | None = None) -> int:
 
 #: The most memory Lance's merge join may take, whatever the change's size (bytes).
 JOIN_MEMORY_CAP = 8 * 2**30
+#: The pool size the user gave Lance, if any (left alone).
+_USER_POOL = os.environ.get("LANCE_MEM_POOL_SIZE")
 
 
 def _join_memory(rows: Any) -> None:
@@ -119,11 +121,10 @@ def _join_memory(rows: Any) -> None:
     memories. ``LANCE_MEM_POOL_SIZE`` (read by Lance for each operation) is raised to sixteen
     times the rows' size, at least 1 GiB and at most :data:`JOIN_MEMORY_CAP`; a value the
     user set is left alone."""
-    if "LANCE_MEM_POOL_SIZE" in os.environ and not os.environ.get("MEMOS_SET_LANCE_POOL"):
+    if _USER_POOL is not None:
         return
-    want = min(JOIN_MEMORY_CAP, max(2**30, 16 * int(rows.nbytes)))
-    os.environ["LANCE_MEM_POOL_SIZE"] = str(want)
-    os.environ["MEMOS_SET_LANCE_POOL"] = "1"
+    os.environ["LANCE_MEM_POOL_SIZE"] = str(min(JOIN_MEMORY_CAP,
+                                                max(2**30, 16 * int(rows.nbytes))))
 
 
 def _create(vault: Vault, rows: Any) -> None:

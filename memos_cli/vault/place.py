@@ -25,6 +25,9 @@ from memos_cli.errors import UsageError
 from memos_cli.objstore import uri as U
 
 AUDIT_DIR = "audit"
+#: The most bytes one small file or audit record in a bucket is read to (a larger one is
+#: refused, not read into memory).
+MAX_SMALL_FILE = 16 * 2**20
 
 
 def storage_options(uri: U.StoreURI) -> dict[str, str]:
@@ -132,9 +135,26 @@ class Place:
         assert self.uri is not None
         if not self.exists(name):
             return None
-        with U.remote_errors(self.uri, f"reading {name}"), \
-                self._remote_fs().open_input_stream(self.uri.child(name)) as f:
-            return bytes(f.read()).decode("utf-8")
+        return self._read_small(self.uri.child(name), name)
+
+    def _read_small(self, key: str, what: str) -> str:
+        """One object's text, refused past :data:`MAX_SMALL_FILE` bytes.
+
+        Raises:
+            FormatError: larger, or not UTF-8. RemoteError: as :func:`remote_errors`.
+        """
+        from memos_cli.errors import FormatError
+
+        assert self.uri is not None
+        with U.remote_errors(self.uri, f"reading {what}"), \
+                self._remote_fs().open_input_stream(key) as f:
+            data = bytes(f.read(MAX_SMALL_FILE + 1))
+        if len(data) > MAX_SMALL_FILE:
+            raise FormatError(f"{what} is over {MAX_SMALL_FILE} bytes", path=f"{self}/{what}")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise FormatError(f"{what} is not UTF-8 text", path=f"{self}/{what}") from e
 
     def write_text(self, name: str, text: str) -> None:
         """Replace the file at once (a rename locally, one PUT in a bucket)."""
@@ -184,9 +204,7 @@ class Place:
         out = []
         for info in sorted((i for i in infos if i.type == pafs.FileType.File),
                            key=lambda i: i.base_name):
-            with U.remote_errors(self.uri, "reading the audit log"), \
-                    fs.open_input_stream(info.path) as f:
-                out.append(bytes(f.read()).decode("utf-8"))
+            out.append(self._read_small(info.path, f"{AUDIT_DIR}/{info.base_name}"))
         return "".join(out)
 
     def size(self, name: str) -> int:

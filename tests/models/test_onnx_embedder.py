@@ -85,3 +85,23 @@ def test_a_failed_check_is_kept_and_not_used(fresh_home: Path, tmp_path: Path,
         ox.OnnxEmbedder.open(default_embedder_dir(), "x")
     assert isinstance(ox.query_embedder(None), Embedder)  # and no new export is tried
     assert ox.cache_dir(default_embedder_dir()) == where
+
+
+def test_a_failed_export_is_kept_and_not_tried_again(fresh_home: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from memos_cli.models.embedder import Embedder, default_embedder_dir
+
+    calls = []
+
+    def broken(embedder, path):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        raise RuntimeError("the exporter cannot trace this model")
+
+    monkeypatch.setattr(ox, "_export_model", broken)
+    assert isinstance(ox.query_embedder(None), Embedder)  # tried once, failed
+    where = ox.cache_dir(default_embedder_dir())
+    assert where is not None
+    meta = json.loads((where / "meta.json").read_text())
+    assert not meta["ok"] and "cannot trace" in meta["error"]
+    assert isinstance(ox.query_embedder(None), Embedder)
+    assert len(calls) == 1  # the second search did not pay for another attempt

@@ -100,3 +100,15 @@ def test_a_bucket_vault_that_does_not_answer(tmp_path: Path,
     assert time.monotonic() - started < 30
     assert "unknown scheme" in one_line_error(cli("vault", "ls", "--vault", "ftp://h/v",
                                                   code=2))
+
+
+def test_an_oversized_small_file_in_a_bucket_vault_is_refused(bucket: str) -> None:
+    """A CHECKOUT (or roles.json, or audit record) past 16 MiB is refused, not read whole."""
+    import boto3
+
+    from memos_cli.vault.place import MAX_SMALL_FILE
+
+    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).put_object(
+        Bucket=bucket, Key="big/vault/CHECKOUT", Body=b"1" * (MAX_SMALL_FILE + 1))
+    line = one_line_error(cli("vault", "ls", "--vault", f"s3://{bucket}/big/vault", code=6))
+    assert "CHECKOUT" in line and "over" in line
