@@ -46,7 +46,7 @@ def row(r) -> dict:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipes", default="mixed,distill")
+    ap.add_argument("--recipes", default="guarded,mixed")
     ap.add_argument("--fixture", default="quillfeather",
                     help="quillfeather (44 facts) or brackenfold (30 facts, held apart from "
                          "any tuning): a directory of fixtures/ with facts.jsonl and "
@@ -63,6 +63,9 @@ def main() -> None:
     ap.add_argument("--tag", default=None, help="suffix of the output file names")
     ap.add_argument("--tiers", default="none,text,kv", help="the reference tiers to run")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="copy each recipe's cube here as FIXTURE-RECIPE.memcube (for "
+                         "bench/lora_combine.py)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     fixture = ROOT / "fixtures" / args.fixture
@@ -91,7 +94,7 @@ def main() -> None:
                           "alpha": args.alpha or (2 * args.rank if args.rank else None),
                           "target_modules": tuple(args.targets.split(",")) if args.targets
                           else None}
-            recipe = lora.Recipe(name=name, **{k: v for k, v in opts.items() if v is not None})
+            recipe = lora.Recipe.named(name, **opts)
             cube = Path(tmp) / f"{name}.memcube"
             shutil.copytree(base_cube, cube)  # a fresh copy per recipe
             t0 = time.perf_counter()
@@ -100,6 +103,10 @@ def main() -> None:
             t0 = time.perf_counter()
             (lora_row,) = evaluate(open_cube(cube), lm, questions, ["lora"], general=general,
                                    kl_prompts=kl_prompts, cache=cache)
+            if args.keep:
+                kept = args.keep / f"{args.fixture}-{name}.memcube"
+                shutil.rmtree(kept, ignore_errors=True)
+                shutil.copytree(cube, kept)
             entry = {"recipe": recipe.to_dict(), "convert_wall_s": round(wall, 1),
                      "train_s": report["train_s"], "examples": report["examples"],
                      "steps": report["steps"], "eval_s": round(time.perf_counter() - t0, 1),

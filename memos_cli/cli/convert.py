@@ -45,18 +45,24 @@ def convert(
                                               "200MB (chunks in priority order until full) "
                                               "\\[default: no limit]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
-    recipe: str = typer.Option("mixed", help="--to lora: training recipe: mixed (sampled "
+    recipe: str = typer.Option("guarded", help="--to lora: training recipe: mixed (sampled "
                                              "and templated questions), selfqa, anchors, "
-                                             "text (next-token on the memory text), or "
-                                             "distill (the text tier as teacher, KL loss)."),
-    epochs: int = typer.Option(3, help="--to lora: passes over the training examples."),
+                                             "text (next-token on the memory text), "
+                                             "distill (the text tier as teacher, KL loss), "
+                                             "mixed-kl, or guarded (mixed, held to the base "
+                                             "model on 380 general prompts)."),
+    epochs: int | None = typer.Option(None, help="--to lora: passes over the training "
+                                                 "examples \\[default: the recipe's: 2 for "
+                                                 "guarded, 3 for the others]."),
     rank: int = typer.Option(16, help="--to lora: LoRA rank (alpha is twice the rank)."),
-    lr: float = typer.Option(1e-3, help="--to lora: learning rate."),
+    lr: float | None = typer.Option(None, help="--to lora: learning rate \\[default: the "
+                                              "recipe's: 0.0015 for guarded, 0.001 for the "
+                                              "others]."),
     seed: int = typer.Option(0, help="--to lora: random seed (same seed and versions, same "
                                      "adapter)."),
     replay: int = typer.Option(32, help="--to lora: general prompts answered by the base "
                                         "model and trained on as they are, against forgetting "
-                                        "(0 to 32)."),
+                                        "(0 to 32; guarded: 0 turns its 380 off)."),
     budget: int = typer.Option(64, help="--to lora: most memories to train on."),
     eval_file: Path | None = typer.Option(
         None, "--eval", metavar="QUESTIONS.jsonl",
@@ -82,7 +88,8 @@ def convert(
 
 def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None,
              query: str | None, top: int | None, drop_text: bool, chunks: bool, group: str,
-             max_bytes: str | None, device: str, recipe: str, epochs: int, rank: int, lr: float,
+             max_bytes: str | None, device: str, recipe: str, epochs: int | None, rank: int,
+             lr: float | None,
              seed: int, replay: int, budget: int, eval_file: Path | None, key: Path | None,
              embedder: Path | None, as_json: bool) -> None:
     key = config.signing_key(key)
@@ -174,13 +181,16 @@ def _to_lora(cube: Path, lm: chat.ChatModel, mems: list, *, key: Path | None,
 
     if options["recipe"] not in RECIPES:
         raise UsageError(f"--recipe {options['recipe']!r} is not one of {', '.join(RECIPES)}")
-    if options["epochs"] < 1 or options["rank"] < 1 or options["lr"] <= 0 or \
+    epochs = options["epochs"]
+    lr = options["lr"]
+    if (epochs is not None and epochs < 1) or options["rank"] < 1 or \
+            (lr is not None and lr <= 0) or \
             options["budget"] < 1 or not 0 <= options["replay"] <= len(REPLAY_PROMPTS):
         raise UsageError("--epochs, --rank and --budget must be at least 1, --lr above 0, "
                          f"--replay 0 to {len(REPLAY_PROMPTS)}")
-    recipe = Recipe(name=options["recipe"], epochs=options["epochs"], rank=options["rank"],
-                    alpha=2 * options["rank"], lr=options["lr"], seed=options["seed"],
-                    replay=options["replay"])
+    recipe = Recipe.named(options["recipe"], epochs=options["epochs"], rank=options["rank"],
+                          alpha=2 * options["rank"], lr=options["lr"], seed=options["seed"],
+                          replay=options["replay"])
     evaluate = None
     if options["eval"] is not None:
         from memos_cli.evaluate import bare_ask, load_questions, run_tier

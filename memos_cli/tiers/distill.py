@@ -100,7 +100,8 @@ def with_rest(logp: torch.Tensor) -> torch.Tensor:
 
 def batch_loss(model: Any, batch: Sequence[Target], pad: int) -> torch.Tensor:
     """Mean over the batch of each example's mean per-token ``KL(teacher || student)`` over
-    its answer tokens (on the teacher's top-k tokens and the rest), times its weight."""
+    its answer tokens (on the teacher's top-k tokens and the rest), times its weight. The
+    language-model head runs only from the first answer position of the batch on."""
     import torch
 
     width = max(len(t.ids) for t in batch)
@@ -109,11 +110,14 @@ def batch_loss(model: Any, batch: Sequence[Target], pad: int) -> torch.Tensor:
     for r, t in enumerate(batch):
         ids[r, :len(t.ids)] = torch.tensor(t.ids)
         mask[r, :len(t.ids)] = 1
-    logits = model(input_ids=ids, attention_mask=mask).logits.float()
+    first = min(t.start for t in batch) - 1  # no logits are needed before it
+    logits = model(input_ids=ids, attention_mask=mask,
+                   logits_to_keep=width - first).logits.float()
     losses = []
     for r, t in enumerate(batch):
         a = t.index.shape[0]
-        student = torch.log_softmax(logits[r, t.start - 1:t.start - 1 + a], -1)
+        at = t.start - 1 - first
+        student = torch.log_softmax(logits[r, at:at + a], -1)
         s = with_rest(student.gather(-1, t.index))
         p = t.logp.exp()
         losses.append(t.weight * (p * (t.logp - s)).sum(-1).mean())
@@ -129,3 +133,48 @@ def mean_kl(chat: ChatModel, model: Any, batch: Sequence[Target]) -> float:
     with torch.inference_mode():
         return float(batch_loss(model, [Target(t.ids, t.start, t.index, t.logp, 1.0)
                                         for t in batch], pad))
+
+
+def base_targets(chat: ChatModel, prompts: Sequence[str], recipe: Recipe, *,
+                 max_new_tokens: int, batch: int = 16) -> list[Target]:
+    """General prompts distilled from the base model itself (recipe ``guarded``): the base
+    model's greedy continuation of each prompt (chat template, question alone; at most
+    ``max_new_tokens``, through the end-of-turn token) and, taken from the same ``generate``
+    call (``output_logits``), its top ``kl_top_k`` next-token distribution at every
+    continuation token, so no second teacher pass is needed. ``batch`` prompts per call,
+    left-padded; the logits of one call (``batch × max_new_tokens × vocabulary`` float32, about
+    100 MB for the default model) are kept only until their top-k is taken. Prompts the model
+    answers with nothing are left out. Run before the adapter is injected."""
+    import torch
+
+    from memos_cli.tiers.lora import prompt_ids
+
+    tok = chat.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    out = []
+    for b in range(0, len(prompts), batch):
+        rows = [prompt_ids(tok, p) for p in prompts[b:b + batch]]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        with torch.inference_mode():
+            gen = chat.model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=False, temperature=None,
+                top_p=None, top_k=None, max_new_tokens=max_new_tokens, pad_token_id=pad,
+                output_logits=True, return_dict_in_generate=True)
+        top = [torch.log_softmax(step.float(), -1).topk(recipe.kl_top_k, dim=-1)
+               for step in gen.logits]  # per new token: [batch, k]
+        for r, (prompt, row) in enumerate(zip(rows, gen.sequences[:, width:].tolist(),
+                                              strict=True)):
+            cont = []
+            for t in row:
+                cont.append(t)
+                if t in (tok.eos_token_id, pad):
+                    break
+            if cont[0] in (tok.eos_token_id, pad):
+                continue
+            index = torch.stack([t.indices[r] for t in top[:len(cont)]])
+            logp = torch.stack([t.values[r] for t in top[:len(cont)]])
+            out.append(Target(prompt + cont, len(prompt), index, with_rest(logp),
+                              recipe.general_weight, True))
+    return out

@@ -15,7 +15,6 @@ token equals the base model's (tier ``none``).
 
 from __future__ import annotations
 
-import math
 import random
 import time
 import warnings
@@ -29,18 +28,20 @@ from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 from memos_cli.tiers.lora_data import (  # noqa: F401  (re-exported: the recipes' data)
     ANCHOR_TEMPLATES,
+    GUARD_TOKENS,
     QGEN_PROMPT,
     REPLAY_PROMPTS,
     Example,
     base_answers,
     build_examples,
     encode,
+    general_prompts,
     prompt_ids,
     sample_questions,
     spacy_anchors,
 )
 
-RECIPES = ("selfqa", "anchors", "mixed", "text", "distill", "mixed-kl")
+RECIPES = ("selfqa", "anchors", "mixed", "text", "distill", "mixed-kl", "guarded")
 #: The projections of a Llama-style block; an adapter targets those the model has.
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -75,11 +76,28 @@ class Recipe:
     #: prompts' KL toward the base model against the memories' (``tiers.distill``)
     kl_top_k: int = 32
     general_weight: float = 1.0
+    #: recipe ``guarded``: general prompts in every batch of ``batch_size`` (the rest are the
+    #: memories' questions), drawn in turn from the packaged training set
+    general_per_batch: int = 2
+
+    @classmethod
+    def named(cls, name: str, **overrides: Any) -> Recipe:
+        """Recipe ``name`` with its own defaults (:data:`RECIPE_DEFAULTS`), then ``overrides``
+        (``None`` values are left at the default)."""
+        return cls(name=name, **(RECIPE_DEFAULTS.get(name, {}) |
+                                 {k: v for k, v in overrides.items() if v is not None}))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         return d
+
+
+#: Defaults that differ from :class:`Recipe`'s for one recipe (chosen on half of the
+#: measurement, README "Parameter tier").
+RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "guarded": {"epochs": 2, "lr": 1.5e-3, "general_per_batch": 3, "general_weight": 2.0},
+}
 
 
 @dataclass
@@ -126,6 +144,7 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
     torch.manual_seed(recipe.seed)
     examples, qgen_s = build_examples(chat, memories, recipe)
     t0 = time.perf_counter()
+    extra = 0
     pad = chat.tokenizer.pad_token_id or chat.tokenizer.eos_token_id
     items: list[Any]
     if recipe.name == "distill":  # the teacher is the base model: before the adapter exists
@@ -135,13 +154,22 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
 
         def loss_of(model: Any, batch: list[Any]) -> Any:
             return distill.batch_loss(model, batch, pad)
-    elif recipe.name == "mixed-kl":  # mixed's questions; the general prompts distilled
+    elif recipe.name in ("mixed-kl", "guarded"):  # mixed's questions; general prompts distilled
         from memos_cli.tiers import distill
 
         items = [("ce", encode(chat.tokenizer, ex, recipe.max_tokens)) for ex in examples
                  if ex.memory_id]
-        items += [("kl", t) for t in distill.targets(
-            chat, [ex for ex in examples if not ex.memory_id], {}, recipe)]
+        if recipe.name == "guarded":  # the base model's answers and distributions at once
+            t1 = time.perf_counter()
+            general = distill.base_targets(chat, general_prompts(recipe), recipe,
+                                           max_new_tokens=GUARD_TOKENS)
+            qgen_s += time.perf_counter() - t1  # generating, as the replay answers are
+            t0 += time.perf_counter() - t1
+            extra = len(general)  # examples made here, not by build_examples
+        else:
+            general = distill.targets(chat, [ex for ex in examples if not ex.memory_id], {},
+                                      recipe)
+        items += [("kl", t) for t in general]
 
         def loss_of(model: Any, batch: list[Any]) -> Any:
             ce = [x for kind, x in batch if kind == "ce"]
@@ -161,8 +189,8 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
         warnings.simplefilter("ignore", FutureWarning)
         peft_model = get_peft_model(chat.model, config)
     rng = random.Random(recipe.seed)
-    per_epoch = math.ceil(len(items) / recipe.batch_size)
-    total = per_epoch * recipe.epochs
+    plan = batches(items, recipe, rng)
+    total = len(plan)
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.0)
     warm = max(1, total // 20)
@@ -172,30 +200,64 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
     peft_model.train()
     step = 0
     try:
-        for _ in range(recipe.epochs):
-            order = list(range(len(items)))
-            rng.shuffle(order)
-            for b in range(0, len(order), recipe.batch_size):
-                loss = loss_of(peft_model, [items[i] for i in order[b:b + recipe.batch_size]])
-                loss.backward()
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                losses.append(float(loss.detach()))
-                if progress:
-                    progress(step, total, losses[-1])
+        for batch in plan:
+            loss = loss_of(peft_model, [items[i] for i in batch])
+            loss.backward()
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            losses.append(float(loss.detach()))
+            if progress:
+                progress(step, total, losses[-1])
     except BaseException:
         peft_model.unload()
         raise
     finally:
         peft_model.eval()
-    return TrainResult(peft_model, len(examples), step, time.perf_counter() - t0, qgen_s,
+    return TrainResult(peft_model, len(examples) + extra, step, time.perf_counter() - t0, qgen_s,
                        losses)
 
 
+def batches(items: Sequence[Any], recipe: Recipe, rng: random.Random) -> list[list[int]]:
+    """The indices into ``items`` of every training step, all epochs.
+
+    Each epoch shuffles the items into batches of ``recipe.batch_size``. Recipe ``guarded``
+    shuffles only the memories' examples, into batches of ``batch_size - general_per_batch``,
+    and fills each batch with ``general_per_batch`` general prompts taken in turn from a
+    shuffled order of them (reshuffled when used up): every step holds the model to the base
+    on a few general prompts, and the pool is seen once before any repeats.
+    """
+    if recipe.name != "guarded":
+        out = []
+        for _ in range(recipe.epochs):
+            order = list(range(len(items)))
+            rng.shuffle(order)
+            out += [order[b:b + recipe.batch_size]
+                    for b in range(0, len(order), recipe.batch_size)]
+        return out
+    facts = [i for i, (kind, _) in enumerate(items) if kind == "ce"]
+    general = [i for i, (kind, _) in enumerate(items) if kind == "kl"]
+    g = min(recipe.general_per_batch, recipe.batch_size - 1) if general else 0
+    size = recipe.batch_size - g
+    queue: list[int] = []
+    out = []
+    for _ in range(recipe.epochs):
+        rng.shuffle(facts)
+        for b in range(0, len(facts), size):
+            while len(queue) < g:
+                more = list(general)
+                rng.shuffle(more)
+                queue += more
+            out.append(facts[b:b + size] + queue[:g])
+            del queue[:g]
+    return out
+
+
 def _ce_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int) -> Any:
-    """Cross-entropy on the answer tokens of a batch of :func:`encode` pairs (right-padded)."""
+    """Mean cross-entropy over the answer tokens of a batch of :func:`encode` pairs
+    (right-padded). The language-model head runs only from the first answer token of the batch
+    on (transformers' ``logits_to_keep``): the prompt positions need no logits."""
     import torch
 
     width = max(len(ids) for ids, _ in batch)
@@ -206,7 +268,12 @@ def _ce_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int) -> 
         ids[r, :len(x)] = torch.tensor(x)
         labels[r, :len(y)] = torch.tensor(y)
         mask[r, :len(x)] = 1
-    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    first = max(1, min(next((i for i, t in enumerate(y) if t != -100), len(y))
+                       for _, y in batch))
+    logits = model(input_ids=ids, attention_mask=mask,
+                   logits_to_keep=width - first + 1).logits[:, :-1]  # predict first..width-1
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                             labels[:, first:].reshape(-1), ignore_index=-100)
 
 
 def check_adapter_fits(chat: ChatModel, meta: dict[str, Any], where: str | Path) -> None:
@@ -254,67 +321,6 @@ def attach(chat: ChatModel, cube: Any, *, merge: bool = True) -> ChatModel:
                      chat._fingerprint)
 
 
-#: How :func:`attach_many` combines adapters (PEFT ``add_weighted_adapter``): ``cat`` stacks
-#: their low-rank factors, so the update is exactly the sum of the adapters' updates (ranks
-#: add up); ``linear`` averages the factors (equal ranks only; cheaper, approximate).
-COMBINE = ("cat", "linear")
-
-
-def attach_many(chat: ChatModel, cubes: Sequence[Any], *, combine: str = "cat",
-                merge: bool = True) -> ChatModel:
-    """``chat`` with the adapters of several cubes, built independently on the same base
-    model, combined into one (PEFT multi-adapter, ``add_weighted_adapter``, weight 1 each).
-    One cube: :func:`attach`. Each adapter is checked as :func:`attach` checks it.
-
-    Raises:
-        UsageError: an unknown ``combine``, or ``linear`` over adapters of other ranks.
-        FormatError: an adapter of another base model, or adapters of other target modules.
-    """
-    import json
-
-    from peft import PeftModel
-
-    from memos_cli.cube.lora import check_adapter, read_meta
-    from memos_cli.errors import FormatError
-
-    if combine not in COMBINE:
-        raise UsageError(f"--combine {combine!r} is not one of {', '.join(COMBINE)}")
-    if len(cubes) == 1:
-        return attach(chat, cubes[0], merge=merge)
-    configs = []
-    for cube in cubes:
-        directory = cube.lora_dir
-        check_adapter_fits(chat, read_meta(directory), directory)
-        check_adapter(directory)
-        configs.append(json.loads((directory / "adapter_config.json").read_text("utf-8")))
-    targets = [sorted(c["target_modules"]) for c in configs]
-    if any(t != targets[0] for t in targets):
-        raise FormatError(f"adapters of {cubes[0].path.name} and {cubes[1].path.name} "
-                          f"adapt other modules ({', '.join(targets[0])} vs "
-                          f"{', '.join(next(t for t in targets if t != targets[0]))}): "
-                          "they cannot be combined", path=cubes[0].path)
-    ranks = [int(c["r"]) for c in configs]
-    if combine == "linear" and len(set(ranks)) > 1:
-        raise UsageError(f"--combine linear needs adapters of one rank (here "
-                         f"{', '.join(map(str, ranks))}); use --combine cat")
-    chat.fingerprint()  # of the base, before PEFT renames its modules
-    names = [f"cube{i}" for i in range(len(cubes))]
-    with warnings.catch_warnings():  # PEFT calls a transformers API deprecated for v6
-        warnings.simplefilter("ignore", FutureWarning)
-        model = PeftModel.from_pretrained(chat.model, str(cubes[0].lora_dir),
-                                          adapter_name=names[0], is_trainable=False)
-        for name, cube in zip(names[1:], cubes[1:], strict=True):
-            model.load_adapter(str(cube.lora_dir), adapter_name=name, is_trainable=False)
-        model.add_weighted_adapter(names, [1.0] * len(names), adapter_name="combined",
-                                   combination_type=combine)
-    model.set_adapter("combined")
-    model.eval()
-    if merge:
-        model.base_model.merge_adapter()  # type: ignore[operator]
-    return ChatModel(chat.name, chat.path, model, chat.tokenizer, chat.load_s,
-                     chat._fingerprint)
-
-
 def detach(model: Any) -> Any:
     """The base model under a PEFT model (from :func:`attach` or :func:`train`), with the
     adapter layers removed and a merged update subtracted again (the base weights come back
@@ -327,12 +333,13 @@ def detach(model: Any) -> Any:
 def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: int = 128,
                 temperature: float = 0.0, combine: str = "cat") -> Any:
     """Answer ``question`` with the cube's adapter (or the adapters of a list of cubes,
-    combined by :func:`attach_many`) and nothing else in the prompt; ``chat`` is left without
-    the adapter afterwards.
+    combined by :func:`memos_cli.tiers.combine.attach_many`) and nothing else in the prompt;
+    ``chat`` is left without the adapter afterwards.
 
     Returns a ``plaintext.Answer`` with ``tier="lora"``, no memories, and ``timings``
     (``model_load_s``, ``adapter_load_s``, ``ttft_s``, ``generate_s``, ``tokens_per_s``).
     """
+    from memos_cli.tiers.combine import attach_many
     from memos_cli.tiers.plaintext import Answer, generate_ids
 
     t0 = time.perf_counter()

@@ -43,6 +43,11 @@ REPLAY_PROMPTS = (
     "What is the plural of mouse?", "Which organ pumps blood through the body?",
 )
 
+#: Most tokens of the base model's answer to each general prompt of recipe ``guarded`` (its
+#: answers to the 380 prompts average about 21 tokens when cut at 24).
+GUARD_TOKENS = 32
+
+
 @dataclass(frozen=True)
 class Example:
     """One training example: chat ``messages`` and the ``answer`` the model should give."""
@@ -82,49 +87,72 @@ def spacy_anchors() -> Callable[[str], list[str]]:
 
 
 def sample_questions(chat: ChatModel, memories: Sequence[Memory], n: int, temperature: float,
-                     seed: int) -> dict[str, list[str]]:
+                     seed: int, batch: int = 8) -> dict[str, list[str]]:
     """``n`` questions per memory sampled from the base model (:data:`QGEN_PROMPT`), kept when
-    they end in ``?``, differ from the memory text and from each other. Seeded."""
-    import torch
-
-    tok = chat.tokenizer
-    out: dict[str, list[str]] = {}
-    torch.manual_seed(seed)
-    for m in memories:
-        msgs = [{"role": "user", "content": QGEN_PROMPT.format(fact=m.content)}]
-        ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True,
-                                      return_dict=True)["input_ids"]
-        x = torch.tensor([list(ids)], dtype=torch.long)
-        with torch.inference_mode():
-            gen = chat.model.generate(
-                input_ids=x, attention_mask=torch.ones_like(x), do_sample=True,
-                temperature=temperature, top_p=0.95, top_k=None, max_new_tokens=32,
-                num_return_sequences=n * 2, pad_token_id=tok.pad_token_id or tok.eos_token_id)
-        seen: dict[str, None] = {}
-        for row in gen[:, x.shape[1]:]:
-            q = tok.decode(row, skip_special_tokens=True).strip().split("\n")[0].strip()
-            if q.endswith("?") and 8 <= len(q) <= 200 and q.lower() not in m.content.lower():
-                seen.setdefault(q, None)
-        out[m.id] = list(seen)[:n]
-    return out
-
-
-def base_answers(chat: ChatModel, prompts: Sequence[str], max_new_tokens: int = 48
-                 ) -> list[str]:
-    """The base model's greedy answers to ``prompts`` (one batch, left-padded)."""
+    they end in ``?``, differ from the memory text and from each other. Seeded; ``batch``
+    memories are sampled in one ``generate`` call (left-padded), ``2 n`` samples each."""
     import torch
 
     tok = chat.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    rows = [prompt_ids(tok, p) for p in prompts]
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
-    with torch.inference_mode():
-        out = chat.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                  temperature=None, top_p=None, top_k=None,
-                                  max_new_tokens=max_new_tokens, pad_token_id=pad)
-    return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+    out: dict[str, list[str]] = {}
+    torch.manual_seed(seed)
+    for b in range(0, len(memories), batch):
+        group = memories[b:b + batch]
+        rows = [list(tok.apply_chat_template(
+            [{"role": "user", "content": QGEN_PROMPT.format(fact=m.content)}],
+            add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+            for m in group]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        with torch.inference_mode():
+            gen = chat.model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature,
+                top_p=0.95, top_k=None, max_new_tokens=32, num_return_sequences=n * 2,
+                pad_token_id=pad)
+        for i, m in enumerate(group):  # generate repeats each input row 2n times in place
+            seen: dict[str, None] = {}
+            for row in gen[i * n * 2:(i + 1) * n * 2, width:]:
+                q = tok.decode(row, skip_special_tokens=True).strip().split("\n")[0].strip()
+                if q.endswith("?") and 8 <= len(q) <= 200 and q.lower() not in m.content.lower():
+                    seen.setdefault(q, None)
+            out[m.id] = list(seen)[:n]
+    return out
+
+
+def base_answers(chat: ChatModel, prompts: Sequence[str], max_new_tokens: int = 48,
+                 batch: int = 64) -> list[str]:
+    """The base model's greedy answers to ``prompts`` (in batches of ``batch``, left-padded)."""
+    import torch
+
+    tok = chat.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    answers = []
+    for b in range(0, len(prompts), batch):
+        rows = [prompt_ids(tok, p) for p in prompts[b:b + batch]]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows],
+                            dtype=torch.long)
+        with torch.inference_mode():
+            out = chat.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                      temperature=None, top_p=None, top_k=None,
+                                      max_new_tokens=max_new_tokens, pad_token_id=pad)
+        answers += [tok.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+    return answers
+
+
+def general_prompts(recipe: Recipe) -> list[str]:
+    """The general prompts ``recipe`` trains on against forgetting: for ``guarded`` every
+    prompt of the packaged training set (``memos_cli/data/general/train.jsonl``, 380 prompts,
+    none of them among those that measure forgetting), for the others the first
+    ``recipe.replay`` of :data:`REPLAY_PROMPTS`."""
+    if recipe.name == "guarded":
+        from memos_cli.forgetting import load_prompts, packaged
+
+        return load_prompts(packaged("train.jsonl")) if recipe.replay else []
+    return list(REPLAY_PROMPTS[:recipe.replay])
 
 
 def build_examples(chat: ChatModel | None, memories: Sequence[Memory], recipe: Recipe
@@ -138,18 +166,18 @@ def build_examples(chat: ChatModel | None, memories: Sequence[Memory], recipe: R
     """
     examples = [Example(None, m.content, m.id) for m in memories]
     t0 = time.perf_counter()
-    if recipe.name in ("selfqa", "mixed", "distill", "mixed-kl"):
+    if recipe.name in ("selfqa", "mixed", "distill", "mixed-kl", "guarded"):
         if chat is None:
             raise ValueError("recipe selfqa needs the chat model")
         qs = sample_questions(chat, memories, recipe.questions_per_memory,
                               recipe.qgen_temperature, recipe.seed)
         examples += [Example(q, m.content, m.id) for m in memories for q in qs[m.id]]
-    if recipe.replay and chat is not None:
-        prompts = REPLAY_PROMPTS[:recipe.replay]
+    prompts = general_prompts(recipe) if recipe.name != "guarded" else []  # see tiers.lora
+    if prompts and chat is not None:
         examples += [Example(q, a, "") for q, a in zip(prompts, base_answers(chat, prompts),
                                                         strict=True) if a]
     qgen_s = time.perf_counter() - t0
-    if recipe.name in ("anchors", "mixed", "distill", "mixed-kl"):
+    if recipe.name in ("anchors", "mixed", "distill", "mixed-kl", "guarded"):
         anchors = spacy_anchors()
         for m in memories:
             for i, a in enumerate(anchors(m.content)[:4]):

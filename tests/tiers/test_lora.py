@@ -342,3 +342,123 @@ def test_mixed_kl_keeps_general_prompts_near_the_base(tiny: chat.ChatModel,
         finally:
             tiny.model = lora.detach(result.model)
     assert drift[5.0] < drift[0.0], drift
+
+
+def test_guarded_training_prompts_are_not_the_measured_ones() -> None:
+    """The general prompts recipe guarded trains on (memos_cli/data/general/train.jsonl) are
+    never among those that measure forgetting (questions.jsonl, prompts.jsonl)."""
+    from memos_cli import forgetting
+    from memos_cli.evaluate import load_questions, normalize
+
+    pool = [normalize(p) for p in lora.general_prompts(lora.Recipe(name="guarded"))]
+    measured = {normalize(p) for p in forgetting.load_prompts(forgetting.packaged("prompts.jsonl"))}
+    measured |= {normalize(q.question) for q in load_questions(
+        forgetting.packaged("questions.jsonl"))}
+    assert len(pool) == len(set(pool)) >= 300
+    assert not set(pool) & measured
+    assert lora.general_prompts(lora.Recipe(name="guarded", replay=0)) == []
+    assert lora.general_prompts(lora.Recipe(name="mixed", replay=3)) == \
+        list(lora.REPLAY_PROMPTS[:3])
+
+
+def test_guarded_batches_hold_general_prompts_in_turn() -> None:
+    """Every guarded batch holds general_per_batch general prompts, taken in turn so the pool
+    is seen once before any repeats, and every memory example once per epoch."""
+    import random
+
+    items = [("ce", i) for i in range(20)] + [("kl", i) for i in range(7)]
+    recipe = lora.Recipe(name="guarded", epochs=2, batch_size=6, general_per_batch=2)
+    plan = lora.batches(items, recipe, random.Random(0))
+    assert len(plan) == 2 * 5  # 20 memory examples, 4 a batch, two epochs
+    general = [i for b in plan for i in b if items[i][0] == "kl"]
+    assert all(sum(items[i][0] == "kl" for i in b) == 2 for b in plan)
+    assert sorted(general[:7]) == list(range(20, 27))  # the whole pool before a repeat
+    facts = [i for b in plan[:5] for i in b if items[i][0] == "ce"]
+    assert sorted(facts) == list(range(20))
+    mixed = lora.batches(items, lora.Recipe(name="mixed", epochs=2, batch_size=6),
+                         random.Random(0))
+    assert sorted(i for b in mixed for i in b) == sorted(2 * list(range(27)))
+
+
+def test_guarded_general_targets_are_the_base_models_own(tiny: chat.ChatModel) -> None:
+    """Recipe guarded takes the base model's distributions over its own continuation from the
+    generate call that makes it: they equal a teacher pass over prompt + continuation (KL to
+    the base model ~0, positions aligned)."""
+    from memos_cli.tiers import distill
+
+    recipe = lora.Recipe(name="guarded", kl_top_k=8)
+    prompts = lora.general_prompts(recipe)[:6]
+    targets = distill.base_targets(tiny, prompts, recipe, max_new_tokens=6, batch=4)
+    assert targets and all(t.general and t.weight == recipe.general_weight for t in targets)
+    assert all(t.index.shape == (len(t.ids) - t.start, 8) and 1 <= len(t.ids) - t.start <= 6
+               for t in targets)
+    assert distill.mean_kl(tiny, tiny.model, targets) < 1e-4
+
+
+def test_guarded_keeps_general_prompts_near_the_base(tiny: chat.ChatModel,
+                                                     packed_cube: Path) -> None:
+    """Recipe guarded: the general prompts in every batch hold them near the base model
+    (weighted 5 against switched off), while the memories' loss still falls."""
+    from memos_cli.tiers import distill
+
+    mems = select_memories(open_cube(packed_cube))[:4]
+    drift = {}
+    for weight in (0.0, 5.0):
+        recipe = lora.Recipe(name="guarded", epochs=4, rank=8, alpha=16, batch_size=4,
+                             lr=1e-2, questions_per_memory=2, general_weight=weight,
+                             general_per_batch=2)
+        probe = distill.base_targets(tiny, lora.general_prompts(recipe)[:40], recipe,
+                                     max_new_tokens=8)
+        result = lora.train(tiny, mems, recipe)
+        try:
+            drift[weight] = distill.mean_kl(tiny, result.model, probe)
+        finally:
+            tiny.model = lora.detach(result.model)
+        assert result.examples > 380 and result.losses[-1] < result.losses[0]
+    assert drift[5.0] < drift[0.0], drift
+
+
+def test_cli_default_recipe_is_guarded(cube_copy: Path, tiny_llama: Path) -> None:
+    """`convert --to lora` without --recipe trains recipe guarded with its own defaults
+    (lora.RECIPE_DEFAULTS), an option given on the command line winning."""
+    data = json.loads(cli("convert", cube_copy, "--to", "lora", "--model", tiny_llama,
+                          "--epochs", "1", "--rank", "4", "--top", "3", "--json").stdout)
+    recipe = read_meta(cube_copy / "lora")["recipe"]
+    assert recipe["name"] == "guarded" and recipe["epochs"] == 1 and recipe["rank"] == 4
+    assert recipe["general_per_batch"] == lora.RECIPE_DEFAULTS["guarded"]["general_per_batch"]
+    assert data["memories"] == 3 and data["examples"] > 300  # the general prompts count
+
+
+def test_answer_only_logits_give_the_same_losses(tiny: chat.ChatModel) -> None:
+    """The losses run the language-model head only over the answer positions
+    (``logits_to_keep``): the cross-entropy equals transformers' own over every position, and
+    the KL equals one computed from full logits."""
+    import torch
+
+    from memos_cli.tiers import distill
+
+    tok = tiny.tokenizer
+    pad = tok.pad_token_id or tok.eos_token_id
+    batch = [lora.encode(tok, lora.Example("Who owns the vision stack?", "Ilse does.", "m1"), 64),
+             lora.encode(tok, lora.Example(None, "Ilse owns the vision stack.", "m1"), 64),
+             lora.encode(tok, lora.Example("Hi?", "A longer answer than the first.", "m2"), 64)]
+    width = max(len(x) for x, _ in batch)
+    ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in batch])
+    labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
+    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
+    with torch.inference_mode():
+        ours = float(lora._ce_loss(tiny.model, batch, pad))
+        theirs = float(tiny.model(input_ids=ids, attention_mask=mask, labels=labels).loss)
+    assert abs(ours - theirs) < 1e-5, (ours, theirs)
+    recipe = lora.Recipe(name="guarded", kl_top_k=8)
+    targets = distill.base_targets(tiny, ["What is 2 plus 2?", "Name a color."], recipe,
+                                   max_new_tokens=5)
+    expected = []
+    for t in targets:  # of other lengths: the batch keeps logits from the earlier start
+        with torch.inference_mode():
+            full = tiny.model(input_ids=torch.tensor([t.ids])).logits[0].float()
+        student = torch.log_softmax(full[t.start - 1:len(t.ids) - 1], -1)
+        s = distill.with_rest(student.gather(-1, t.index))
+        expected.append(float((t.logp.exp() * (t.logp - s)).sum(-1).mean()))
+    assert len(targets) == 2 and targets[0].start != targets[1].start
+    assert abs(distill.mean_kl(tiny, tiny.model, targets) - sum(expected) / 2) < 1e-5

@@ -16,7 +16,7 @@ from memos_cli.cube import open_cube
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.evaluate import Question, evaluate, load_questions, normalize
 from memos_cli.models import chat
-from memos_cli.tiers import lora
+from memos_cli.tiers import combine, lora
 from tests.conftest import make_tiny_llama
 
 
@@ -52,7 +52,7 @@ def test_cat_combination_adds_the_updates_exactly(tiny: chat.ChatModel, two_cube
         tuned = lora.attach(tiny, open_cube(c))
         merged.append(weights(tuned.model))
         tiny.model = lora.detach(tuned.model)
-    both = lora.attach_many(tiny, [open_cube(c) for c in two_cubes], combine="cat")
+    both = combine.attach_many(tiny, [open_cube(c) for c in two_cubes], combine="cat")
     combined = weights(both.model)
     tiny.model = lora.detach(both.model)
     changed = 0
@@ -68,19 +68,19 @@ def test_cat_combination_adds_the_updates_exactly(tiny: chat.ChatModel, two_cube
 def test_combination_refusals(tiny: chat.ChatModel, two_cubes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cubes = [open_cube(c) for c in two_cubes]
     with pytest.raises(UsageError, match="one rank"):
-        lora.attach_many(tiny, cubes, combine="linear")  # ranks 4 and 2
+        combine.attach_many(tiny, cubes, combine="linear")  # ranks 4 and 2
     with pytest.raises(UsageError, match="not one of"):
-        lora.attach_many(tiny, cubes, combine="svd-magic")
+        combine.attach_many(tiny, cubes, combine="svd-magic")
     other = chat.load(str(make_tiny_llama(tmp_path / "other", seed=1)))
     with pytest.raises(FormatError, match="does not fit"):
-        lora.attach_many(other, cubes)
+        combine.attach_many(other, cubes)
     narrow = tmp_path / "narrow.memcube"  # an adapter of the attention only
     shutil.copytree(two_cubes[0], narrow)
     recipe = lora.Recipe(name="text", epochs=1, rank=4, alpha=8, replay=0,
                          target_modules=("q_proj", "v_proj"))
     convert_to_lora(narrow, tiny, select_memories(open_cube(narrow))[:2], recipe)
     with pytest.raises(FormatError, match="cannot be combined"):
-        lora.attach_many(tiny, [cubes[0], open_cube(narrow)])
+        combine.attach_many(tiny, [cubes[0], open_cube(narrow)])
     assert not any("lora_" in n for n, _ in tiny.model.named_modules())
 
 
