@@ -10,7 +10,8 @@ every adapter makes the model forget is measured as `memos eval` measures it
 adapter, and the mean KL from the base model over its continuations of 315 general prompts.
 Greedy decoding throughout.
 
-Usage: python bench/lora.py [--recipes mixed,distill] [--epochs N] [--out bench/out]
+Usage: python bench/lora.py [--recipes guarded,mixed] [--fixture brackenfold] [--epochs N]
+[--keep DIR] [--out bench/out]
 Writes bench/out/lora.json and bench/out/lora.md.
 """
 

@@ -6,8 +6,8 @@ The cubes are those ``bench/lora.py --keep DIR`` leaves (one adapter per fixture
 independently on the same base model), by default ``bench/out/cubes/quillfeather-guarded``
 and ``brackenfold-guarded``; each is answered with the questions of its fixture.
 
-Usage: python bench/lora_combine.py [--cubes DIR] [--recipe guarded] [--combine cat,linear]
-Writes bench/out/lora-combine.json and .md.
+Usage: python bench/lora_combine.py [--cubes DIR] [--recipe guarded] [--combine cat,linear,route]
+[--tag T]. Writes bench/out/lora-combine[-T].json and .md.
 """
 
 from __future__ import annotations
@@ -25,16 +25,27 @@ from memos_cli import forgetting  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.evaluate import bare_ask, load_questions, run_tier  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
+from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.tiers import lora  # noqa: E402
-from memos_cli.tiers.combine import attach_many  # noqa: E402
+from memos_cli.tiers.combine import attach_many, route  # noqa: E402
 
 FIXTURES = ("quillfeather", "brackenfold")
 
 
 def score(lm: chat.ChatModel, cubes: list, combine: str | None, questions: list,
-          max_new_tokens: int = 48) -> dict:
+          max_new_tokens: int = 48, embedder: Embedder | None = None) -> dict:
     """Accuracy on ``questions`` with the adapters of ``cubes`` attached (combined by
-    ``combine`` when several)."""
+    ``combine`` when several; ``route``: each question answered by the adapter
+    ``combine.route`` picks, the questions of one adapter in one go)."""
+    if combine == "route":
+        picks = [route(cubes, embedder, q.question)[0] for q in questions]
+        rows = [dict(score(lm, [c], None, [q for q, p in zip(questions, picks, strict=True)
+                                           if p == i], max_new_tokens), routed=picks.count(i))
+                for i, c in enumerate(cubes) if i in picks]
+        correct = sum(r["correct"] for r in rows)
+        return {"accuracy": round(correct / len(questions), 4), "correct": correct,
+                "questions": len(questions), "routed": [picks.count(i)
+                                                        for i in range(len(cubes))]}
     tuned = attach_many(lm, cubes, combine=combine or "cat")
     try:
         row = run_tier("lora", bare_ask(tuned, "lora", max_new_tokens), questions, 0)
@@ -49,10 +60,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cubes", type=Path, default=ROOT / "bench" / "out" / "cubes")
     ap.add_argument("--recipe", default="guarded")
-    ap.add_argument("--combine", default="cat,linear")
+    ap.add_argument("--combine", default="cat,linear,route")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--tag", default=None, help="suffix of the output file names")
     args = ap.parse_args()
     lm = chat.load(None)
+    embedder = Embedder(None) if "route" in args.combine.split(",") else None
     cubes = [open_cube(args.cubes / f"{f}-{args.recipe}.memcube") for f in FIXTURES]
     sets = {f: load_questions(ROOT / "fixtures" / f / "questions.jsonl") for f in FIXTURES}
     general = load_questions(forgetting.packaged("questions.jsonl"))
@@ -61,7 +74,7 @@ def main() -> None:
         alone = score(lm, [cube], None, sets[f])
         entry = {"fixture": f, "alone": alone}
         for how in args.combine.split(","):
-            both = score(lm, cubes, how, sets[f])
+            both = score(lm, cubes, how, sets[f], embedder=embedder)
             entry[how] = both | {"of_alone": round(both["accuracy"] / alone["accuracy"], 4)
                                  if alone["accuracy"] else None}
         result["rows"].append(entry)
@@ -69,10 +82,11 @@ def main() -> None:
     base = run_tier("none", bare_ask(lm, "none", 24), general, 0)
     result["general"] = {"base": base.correct, "questions": base.questions}
     for how in args.combine.split(","):
-        result["general"][how] = score(lm, cubes, how, general, 24)["correct"]
+        result["general"][how] = score(lm, cubes, how, general, 24, embedder)["correct"]
     print(json.dumps(result["general"]), flush=True)
-    (args.out / "lora-combine.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "lora-combine.md").write_text(report_md(result))
+    name = "lora-combine" + (f"-{args.tag}" if args.tag else "")
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(report_md(result))
     print(report_md(result))
 
 

@@ -141,7 +141,7 @@ def restore_text(path: str | Path, chat: ChatModel | None, embedder: Embedder, *
     if cube.has_plaintext:
         raise UsageError("cube already has a plaintext tier", path=cube.path)
     if cube.has_lora:
-        memories, source = _lora_memories(cube), "the LoRA tier's memories"
+        memories, source = lora_memories(cube), "the LoRA tier's memories"
     elif cube.segments:
         if chat is None:
             raise UsageError("restoring from KV segments needs the model", path=cube.path)
@@ -177,7 +177,7 @@ def _segment_memories(cube: Cube, chat: ChatModel) -> list[Memory]:
     return list(restored.values())
 
 
-def _lora_memories(cube: Cube) -> list[Memory]:
+def lora_memories(cube: Cube) -> list[Memory]:
     """The memories kept beside the adapter, checked against the metadata's ids and hashes."""
     from memos_cli.cube.lora import MEMORIES as LORA_MEMORIES
     from memos_cli.cube.lora import read_meta as read_lora_meta

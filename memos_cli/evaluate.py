@@ -259,7 +259,9 @@ def general_row(cube: Any, chat: ChatModel, general: Sequence[Question], after: 
             "kept": round(after.correct / before.correct, 4) if before.correct else None,
             "kl": None if kl is None else round(kl, 6), "kl_prompts": len(kl_prompts),
             "lost": [r["question"] for r, b in zip(after.answers, before.answers, strict=True)
-                     if b["correct"] and not r["correct"]]}
+                     if b["correct"] and not r["correct"]],
+            "gained": [r["question"] for r, b in zip(after.answers, before.answers, strict=True)
+                       if r["correct"] and not b["correct"]]}
 
 
 def bare_ask(chat: ChatModel, tier: str, max_new_tokens: int = 48) -> Callable[[str], Any]:

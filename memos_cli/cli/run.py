@@ -42,9 +42,10 @@ def run(
                                                  "the prompt but the question)."),
     compose: str = typer.Option("rerotate", help="kv with several cubes: rerotate (RoPE "
                                                  "positions moved to each offset) or naive."),
-    combine: str = typer.Option("cat", help="lora with several cubes: cat (the adapters' "
-                                            "updates summed exactly) or linear (averaged "
-                                            "factors, equal ranks only)."),
+    combine: str = typer.Option("route", help="lora with several cubes: route (per question "
+                                              "the adapter whose memories are nearest), cat "
+                                              "(the adapters' updates summed exactly) or "
+                                              "linear (averaged factors, equal ranks only)."),
     recompute: int = typer.Option(0, help="kv with several cubes: recompute the first N tokens "
                                           "of each later segment (CacheBlend-style)."),
     recompute_ratio: float | None = typer.Option(
@@ -127,7 +128,7 @@ def run(
     if vault is None and tier not in ("kv", "lora") and len(cubes) != 1:
         raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv "
                          "or --tier lora")
-    if combine != "cat" and (tier != "lora" or len(cubes) < 2):
+    if combine != "route" and (tier != "lora" or len(cubes) < 2):
         raise UsageError("--combine applies to --tier lora with several cubes")
     opened = [] if vault is not None else [open_arg(c) for c in cubes]
     with status("loading model") as say:
@@ -159,7 +160,7 @@ def _answer(tier: str, opened: list[Any], vault: str | None, embedder: Path | No
             question: str, as_user: str | None, k: int, ratio: float,
             recompute_rule: str | None, max_new_tokens: int, temperature: float,
             chunked: bool, chunk_set: str | None, segment: str | None, compose: str,
-            recompute: int, combine: str = "cat") -> Answer:
+            recompute: int, combine: str = "route") -> Answer:
     """Answer with the tier asked for (see ``run``)."""
     if tier == "auto":
         enc = load_embedder(embedder)
@@ -196,9 +197,10 @@ def _answer(tier: str, opened: list[Any], vault: str | None, embedder: Path | No
     elif tier == "lora":
         from memos_cli.tiers.lora import answer_lora  # deferred: imports torch and PEFT
 
+        router = load_embedder(embedder) if combine == "route" else None
         with status("thinking"):
             result = answer_lora(opened, lm, question, max_new_tokens=max_new_tokens,
-                                 temperature=temperature, combine=combine)
+                                 temperature=temperature, combine=combine, embedder=router)
     else:
         enc = load_embedder(embedder)
         with status("thinking"):

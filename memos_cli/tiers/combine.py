@@ -14,10 +14,48 @@ from memos_cli.errors import UsageError
 from memos_cli.models.chat import ChatModel
 from memos_cli.tiers.lora import attach, check_adapter_fits
 
-#: How :func:`attach_many` combines adapters (PEFT ``add_weighted_adapter``): ``cat`` stacks
-#: their low-rank factors, so the update is exactly the sum of the adapters' updates (ranks
-#: add up); ``linear`` averages the factors (equal ranks only; cheaper, approximate).
-COMBINE = ("cat", "linear")
+#: How several adapters answer together. ``cat`` and ``linear`` merge them into one (PEFT
+#: ``add_weighted_adapter``, :func:`attach_many`): ``cat`` stacks their low-rank factors, so the
+#: update is exactly the sum of the adapters' updates (ranks add up); ``linear`` averages the
+#: factors (equal ranks only; cheaper, approximate). ``route`` attaches one adapter per
+#: question, the one whose memories are nearest to it (:func:`route`).
+COMBINE = ("cat", "linear", "route")
+
+
+def route(cubes: Sequence[Any], embedder: Any, question: str) -> tuple[int, list[float]]:
+    """The index in ``cubes`` of the adapter to answer ``question`` with, and every cube's
+    score: the highest cosine similarity between the question and a memory the cube's adapter
+    was trained on (``lora/memories.arrow``, embedded by ``embedder`` into ``[n, d]`` float32
+    unit rows). Choosing the adapter by the input's similarity to the data each adapter was
+    trained on, instead of summing adapters, follows LoraRetriever (Zhao et al., "Input-Aware
+    LoRA Retrieval and Composition for Mixed Tasks in the Wild", Findings of ACL 2024).
+
+    Raises:
+        IntegrityError: a cube's memories do not match what its adapter was trained on.
+    """
+    from memos_cli.convert import lora_memories
+
+    q = embedder.encode([question])[0]
+    scores = []
+    for cube in cubes:
+        vectors = embedder.encode([m.content for m in lora_memories(cube)])
+        scores.append(float((vectors @ q).max()) if len(vectors) else -1.0)
+    return max(range(len(cubes)), key=lambda i: scores[i]), scores
+
+
+def check_all(chat: ChatModel, cubes: Sequence[Any]) -> None:
+    """Check every cube's adapter as :func:`memos_cli.tiers.lora.attach` does, before any is
+    attached.
+
+    Raises:
+        FormatError: an adapter of another base model, or a malformed adapter.
+        IntegrityError: a file missing or resized.
+    """
+    from memos_cli.cube.lora import check_adapter, read_meta
+
+    for cube in cubes:
+        check_adapter_fits(chat, read_meta(cube.lora_dir), cube.lora_dir)
+        check_adapter(cube.lora_dir)
 
 
 def attach_many(chat: ChatModel, cubes: Sequence[Any], *, combine: str = "cat",
@@ -34,19 +72,18 @@ def attach_many(chat: ChatModel, cubes: Sequence[Any], *, combine: str = "cat",
 
     from peft import PeftModel
 
-    from memos_cli.cube.lora import check_adapter, read_meta
     from memos_cli.errors import FormatError
 
     if combine not in COMBINE:
         raise UsageError(f"--combine {combine!r} is not one of {', '.join(COMBINE)}")
+    if combine == "route":
+        raise UsageError("--combine route attaches one adapter per question (route, then "
+                         "lora.attach); it does not merge them")
     if len(cubes) == 1:
         return attach(chat, cubes[0], merge=merge)
-    configs = []
-    for cube in cubes:
-        directory = cube.lora_dir
-        check_adapter_fits(chat, read_meta(directory), directory)
-        check_adapter(directory)
-        configs.append(json.loads((directory / "adapter_config.json").read_text("utf-8")))
+    check_all(chat, cubes)
+    configs = [json.loads((cube.lora_dir / "adapter_config.json").read_text("utf-8"))
+               for cube in cubes]
     targets = [sorted(c["target_modules"]) for c in configs]
     if any(t != targets[0] for t in targets):
         raise FormatError(f"adapters of {cubes[0].path.name} and {cubes[1].path.name} "

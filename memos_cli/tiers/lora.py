@@ -5,9 +5,13 @@ Retrieval?", 2023): a fact sticks in the weights when the model sees it as the a
 differently worded questions, not when it reads it once. The questions come from the base model
 itself (sampled, ``recipe="selfqa"``), from templates over the memory's noun phrases and named
 entities (spaCy, ``recipe="anchors"``), or both (``"mixed"``); ``recipe="text"`` is plain
-next-token training on the memory text, kept as the baseline. The measurement that chose the
-default is in the README ("Parameter tier"). The adapter is a LoRA (Hu et al., ICLR 2022) made
-with PEFT, trained on the CPU in float32 with AdamW, loss on the answer tokens only.
+next-token training on the memory text, kept as the baseline. Against forgetting, the default
+``"guarded"`` trains on ``mixed``'s questions while every batch also holds a few general prompts
+whose base-model continuations are distilled into the adapter (KL toward the base model: the
+self-distillation regulariser of context distillation, Snell et al. 2022; replay of general
+data, Biderman et al. 2024); ``"distill"`` and ``"mixed-kl"`` are in ``tiers.distill``. The
+measurement that chose the default is in the README ("Parameter tier"). The adapter is a LoRA
+(Hu et al., ICLR 2022) made with PEFT, trained on the CPU in float32 with AdamW.
 
 At run time the question is the only prompt (the chat template's user turn), so the time to first
 token equals the base model's (tier ``none``).
@@ -56,7 +60,8 @@ class Recipe:
     ``replay``: how many of :data:`REPLAY_PROMPTS` are answered by the base model (greedy, 48
     tokens at most) and trained on as they are, against forgetting;
     ``rank``/``alpha``/``dropout`` of the LoRA; ``max_tokens``: examples are cut to this many
-    tokens.
+    tokens. The dataclass defaults are those of ``mixed``; :meth:`named` applies a recipe's
+    own (:data:`RECIPE_DEFAULTS`).
     """
 
     name: str = "mixed"
@@ -331,17 +336,33 @@ def detach(model: Any) -> Any:
 
 
 def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: int = 128,
-                temperature: float = 0.0, combine: str = "cat") -> Any:
-    """Answer ``question`` with the cube's adapter (or the adapters of a list of cubes,
-    combined by :func:`memos_cli.tiers.combine.attach_many`) and nothing else in the prompt;
-    ``chat`` is left without the adapter afterwards.
+                temperature: float = 0.0, combine: str = "cat", embedder: Any = None) -> Any:
+    """Answer ``question`` with the cube's adapter (or the adapters of a list of cubes, merged
+    by :func:`memos_cli.tiers.combine.attach_many`, or with ``combine="route"`` the one
+    :func:`memos_cli.tiers.combine.route` picks with ``embedder``) and nothing else in the
+    prompt; ``chat`` is left without the adapter afterwards.
 
     Returns a ``plaintext.Answer`` with ``tier="lora"``, no memories, and ``timings``
-    (``model_load_s``, ``adapter_load_s``, ``ttft_s``, ``generate_s``, ``tokens_per_s``).
+    (``model_load_s``, ``adapter_load_s``, ``ttft_s``, ``generate_s``, ``tokens_per_s``; with
+    routing also ``route_s``, and ``details`` with the chosen ``cube`` and every ``scores``).
+
+    Raises:
+        UsageError: ``route`` without an embedder.
     """
-    from memos_cli.tiers.combine import attach_many
+    from memos_cli.tiers.combine import attach_many, check_all, route
     from memos_cli.tiers.plaintext import Answer, generate_ids
 
+    timings: dict[str, float] = {}
+    details: dict[str, Any] = {}
+    if isinstance(cube, (list, tuple)) and combine == "route":
+        if embedder is None:
+            raise UsageError("--combine route needs the embedder")
+        check_all(chat, cube)  # every adapter, not only the one chosen
+        t0 = time.perf_counter()
+        pick, scores = route(cube, embedder, question)
+        timings["route_s"] = time.perf_counter() - t0
+        details = {"cube": cube[pick].manifest.cube_id, "scores": [round(x, 4) for x in scores]}
+        cube = cube[pick]
     t0 = time.perf_counter()
     tuned = attach_many(chat, cube, combine=combine) if isinstance(cube, (list, tuple)) \
         else attach(chat, cube)
@@ -354,5 +375,5 @@ def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: in
     return Answer(question, gen.text, [], chat.name,
                   {"model_load_s": chat.load_s, "adapter_load_s": adapter_load_s,
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
-                   "tokens_per_s": gen.tokens_per_s},
-                  gen.prompt_tokens, gen.new_tokens, tier="lora")
+                   "tokens_per_s": gen.tokens_per_s, **timings},
+                  gen.prompt_tokens, gen.new_tokens, tier="lora", details=details)

@@ -161,8 +161,10 @@ def build_examples(chat: ChatModel | None, memories: Sequence[Memory], recipe: R
     model (sampled questions and replay answers).
 
     Every recipe includes each memory once as plain text (next-token training); ``selfqa``,
-    ``anchors`` and ``mixed`` add questions whose answer is the memory text; every recipe adds
-    ``replay`` general prompts with the base model's own answers (``memory_id`` empty).
+    ``anchors``, ``mixed`` and the recipes built on it add questions whose answer is the memory
+    text; every recipe but ``guarded`` adds ``replay`` general prompts with the base model's
+    own answers (``memory_id`` empty); ``guarded``'s general prompts are made in
+    ``tiers.lora.train`` (``distill.base_targets``).
     """
     examples = [Example(None, m.content, m.id) for m in memories]
     t0 = time.perf_counter()

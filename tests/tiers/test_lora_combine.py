@@ -89,10 +89,48 @@ def test_cli_runs_two_adapters(tiny_llama: Path, two_cubes) -> None:  # type: ig
                                  "--tier", "lora", "--model", str(tiny_llama),
                                  "--max-new-tokens", "4", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["tier"] == "lora"
+    assert json.loads(r.stdout)["tier"] == "lora" and "cube" in json.loads(r.stdout)["details"]
+    r = CliRunner().invoke(app, ["run", *map(str, two_cubes), "Who owns the vision stack?",
+                                 "--tier", "lora", "--combine", "cat", "--model",
+                                 str(tiny_llama), "--max-new-tokens", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "details" not in json.loads(r.stdout)  # merged: no adapter chosen
     r = CliRunner().invoke(app, ["run", *map(str, two_cubes), "q?", "--tier", "lora",
                                  "--combine", "linear", "--model", str(tiny_llama)])
     assert r.exit_code == 2 and "one rank" in r.output
+
+
+def test_route_answers_with_the_adapter_of_the_nearest_memories(tiny: chat.ChatModel,
+                                                                 two_cubes, embedder) -> None:  # type: ignore[no-untyped-def]
+    """--combine route: a question about a memory of the second cube's adapter is answered by
+    that adapter alone (the same answer as that cube alone), and the model is left bare."""
+    cubes = [open_cube(c) for c in two_cubes]
+    mems = select_memories(cubes[0])
+    for want, memory in ((0, mems[1]), (1, mems[4])):
+        pick, scores = combine.route(cubes, embedder, memory.content)
+        assert pick == want and scores[want] == pytest.approx(1.0, abs=1e-4), scores
+        routed = lora.answer_lora(cubes, tiny, memory.content, max_new_tokens=5,
+                                  combine="route", embedder=embedder)
+        alone = lora.answer_lora(cubes[want], tiny, memory.content, max_new_tokens=5)
+        assert routed.answer == alone.answer
+        assert routed.details["cube"] == cubes[want].manifest.cube_id
+        assert "route_s" in routed.timings
+    assert not any("lora_" in n for n, _ in tiny.model.named_modules())
+    with pytest.raises(UsageError, match="embedder"):
+        lora.answer_lora(cubes, tiny, "q?", combine="route")
+    with pytest.raises(UsageError, match="per question"):
+        combine.attach_many(tiny, cubes, combine="route")
+
+
+def test_cli_routes_two_adapters(tiny_llama: Path, two_cubes) -> None:  # type: ignore[no-untyped-def]
+    """Routing is the default of run with several adapters."""
+    cubes = [open_cube(c) for c in two_cubes]
+    question = select_memories(cubes[0])[4].content
+    r = CliRunner().invoke(app, ["run", *map(str, two_cubes), question, "--tier", "lora",
+                                 "--model", str(tiny_llama),
+                                 "--max-new-tokens", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["details"]["cube"] == cubes[1].manifest.cube_id
 
 
 def test_general_set_is_large_and_apart_from_training() -> None:
@@ -116,7 +154,9 @@ def test_forgetting_measures(tiny: chat.ChatModel, two_cubes) -> None:  # type: 
                       general=general, kl_prompts=["Describe the ocean."])
     g = row.general
     assert g is not None and g["questions"] == 2 and g["kl"] > 0 and g["kl_prompts"] == 1
-    assert set(g) >= {"correct", "base_correct", "accuracy", "base_accuracy", "kept", "lost"}
+    assert set(g) >= {"correct", "base_correct", "accuracy", "base_accuracy", "kept", "lost",
+                      "gained"}
+    assert g["correct"] - g["base_correct"] == len(g["gained"]) - len(g["lost"])
     assert not any("lora_" in n for n, _ in tiny.model.named_modules())
 
 
