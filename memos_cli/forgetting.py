@@ -59,30 +59,12 @@ def continuations(chat: ChatModel, prompts: Sequence[str], *,
                   ) -> list[tuple[list[int], list[int]]]:
     """``(prompt ids, continuation ids)`` of the base model's greedy continuation of each
     prompt (chat template, question alone), in batches of ``batch`` (left-padded)."""
-    import torch
+    from memos_cli.tiers.lora_data import greedy, until_end
 
-    from memos_cli.tiers.lora_data import prompt_ids
-
-    tok = chat.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    out = []
-    for b in range(0, len(prompts), batch):
-        rows = [prompt_ids(tok, p) for p in prompts[b:b + batch]]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-        with torch.inference_mode():
-            gen = chat.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                      temperature=None, top_p=None, top_k=None,
-                                      max_new_tokens=max_new_tokens, pad_token_id=pad)
-        for r, row in zip(rows, gen[:, width:].tolist(), strict=True):
-            cont = []
-            for t in row:
-                cont.append(t)
-                if t in (tok.eos_token_id, pad):
-                    break
-            out.append((r, cont))
-    return out
+    return [(r, until_end(row, chat.tokenizer))
+            for rows, gen, width in greedy(chat, prompts, max_new_tokens=max_new_tokens,
+                                           batch=batch)
+            for r, row in zip(rows, gen[:, width:].tolist(), strict=True)]
 
 
 def mean_kl(base: Any, adapted: Any, pairs: Sequence[tuple[list[int], list[int]]]) -> float:

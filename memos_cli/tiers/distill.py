@@ -147,31 +147,18 @@ def base_targets(chat: ChatModel, prompts: Sequence[str], recipe: Recipe, *,
     answers with nothing are left out. Run before the adapter is injected."""
     import torch
 
-    from memos_cli.tiers.lora import prompt_ids
+    from memos_cli.tiers.lora_data import greedy, until_end
 
     tok = chat.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     out = []
-    for b in range(0, len(prompts), batch):
-        rows = [prompt_ids(tok, p) for p in prompts[b:b + batch]]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-        with torch.inference_mode():
-            gen = chat.model.generate(
-                input_ids=ids, attention_mask=mask, do_sample=False, temperature=None,
-                top_p=None, top_k=None, max_new_tokens=max_new_tokens, pad_token_id=pad,
-                output_logits=True, return_dict_in_generate=True)
+    for rows, gen, width in greedy(chat, prompts, max_new_tokens=max_new_tokens, batch=batch,
+                                   output_logits=True, return_dict_in_generate=True):
         top = [torch.log_softmax(step.float(), -1).topk(recipe.kl_top_k, dim=-1)
                for step in gen.logits]  # per new token: [batch, k]
         for r, (prompt, row) in enumerate(zip(rows, gen.sequences[:, width:].tolist(),
                                               strict=True)):
-            cont = []
-            for t in row:
-                cont.append(t)
-                if t in (tok.eos_token_id, pad):
-                    break
-            if cont[0] in (tok.eos_token_id, pad):
+            cont = until_end(row, tok)
+            if cont[0] in (tok.eos_token_id, tok.pad_token_id):
                 continue
             index = torch.stack([t.indices[r] for t in top[:len(cont)]])
             logp = torch.stack([t.values[r] for t in top[:len(cont)]])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +86,17 @@ def spacy_anchors() -> Callable[[str], list[str]]:
     return anchors
 
 
+def left_padded(rows: Sequence[list[int]], pad: int) -> tuple[Any, Any]:
+    """Token rows padded on the left with ``pad`` for a batched ``generate``: ``input_ids``
+    and ``attention_mask``, both ``[len(rows), longest] int64``."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+    return ids, mask
+
+
 def sample_questions(chat: ChatModel, memories: Sequence[Memory], n: int, temperature: float,
                      seed: int, batch: int = 8) -> dict[str, list[str]]:
     """``n`` questions per memory sampled from the base model (:data:`QGEN_PROMPT`), kept when
@@ -103,9 +114,8 @@ def sample_questions(chat: ChatModel, memories: Sequence[Memory], n: int, temper
             [{"role": "user", "content": QGEN_PROMPT.format(fact=m.content)}],
             add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
             for m in group]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        ids, mask = left_padded(rows, pad)
+        width = ids.shape[1]
         with torch.inference_mode():
             gen = chat.model.generate(
                 input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature,
@@ -121,26 +131,45 @@ def sample_questions(chat: ChatModel, memories: Sequence[Memory], n: int, temper
     return out
 
 
-def base_answers(chat: ChatModel, prompts: Sequence[str], max_new_tokens: int = 48,
-                 batch: int = 64) -> list[str]:
-    """The base model's greedy answers to ``prompts`` (in batches of ``batch``, left-padded)."""
+def greedy(chat: ChatModel, prompts: Sequence[str], *, max_new_tokens: int, batch: int,
+           **generate: Any) -> Iterator[tuple[list[list[int]], Any, int]]:
+    """The base model's greedy continuations of ``prompts`` (chat template, question alone),
+    ``batch`` prompts per ``generate`` call, left-padded: for each call its prompts' token
+    rows, ``generate``'s output (``generate`` holds more keyword arguments for it) and the
+    padded prompt width, where the new tokens start."""
     import torch
 
     tok = chat.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    answers = []
     for b in range(0, len(prompts), batch):
         rows = [prompt_ids(tok, p) for p in prompts[b:b + batch]]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows],
-                            dtype=torch.long)
+        ids, mask = left_padded(rows, pad)
         with torch.inference_mode():
             out = chat.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                                       temperature=None, top_p=None, top_k=None,
-                                      max_new_tokens=max_new_tokens, pad_token_id=pad)
-        answers += [tok.decode(row[width:], skip_special_tokens=True).strip() for row in out]
-    return answers
+                                      max_new_tokens=max_new_tokens, pad_token_id=pad,
+                                      **generate)
+        yield rows, out, ids.shape[1]
+
+
+def until_end(tokens: Sequence[int], tok: Any) -> list[int]:
+    """``tokens`` up to and including the first end-of-turn or padding token."""
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    out = []
+    for t in tokens:
+        out.append(t)
+        if t in (tok.eos_token_id, pad):
+            break
+    return out
+
+
+def base_answers(chat: ChatModel, prompts: Sequence[str], max_new_tokens: int = 48,
+                 batch: int = 64) -> list[str]:
+    """The base model's greedy answers to ``prompts`` (in batches of ``batch``, left-padded)."""
+    return [chat.tokenizer.decode(row[width:], skip_special_tokens=True).strip()
+            for _, out, width in greedy(chat, prompts, max_new_tokens=max_new_tokens,
+                                        batch=batch)
+            for row in out]
 
 
 def general_prompts(recipe: Recipe) -> list[str]:
