@@ -148,8 +148,15 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
     random.seed(recipe.seed)
     torch.manual_seed(recipe.seed)
     examples, qgen_s = build_examples(chat, memories, recipe)
+    guard: list[Any] = []
+    if recipe.name == "guarded":  # the base model's answers and distributions at once
+        from memos_cli.tiers import distill
+
+        t1 = time.perf_counter()
+        guard = distill.base_targets(chat, general_prompts(recipe), recipe,
+                                     max_new_tokens=GUARD_TOKENS)
+        qgen_s += time.perf_counter() - t1  # generating, as the replay answers are
     t0 = time.perf_counter()
-    extra = 0
     pad = chat.tokenizer.pad_token_id or chat.tokenizer.eos_token_id
     items: list[Any]
     if recipe.name == "distill":  # the teacher is the base model: before the adapter exists
@@ -164,17 +171,8 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
 
         items = [("ce", encode(chat.tokenizer, ex, recipe.max_tokens)) for ex in examples
                  if ex.memory_id]
-        if recipe.name == "guarded":  # the base model's answers and distributions at once
-            t1 = time.perf_counter()
-            general = distill.base_targets(chat, general_prompts(recipe), recipe,
-                                           max_new_tokens=GUARD_TOKENS)
-            qgen_s += time.perf_counter() - t1  # generating, as the replay answers are
-            t0 += time.perf_counter() - t1
-            extra = len(general)  # examples made here, not by build_examples
-        else:
-            general = distill.targets(chat, [ex for ex in examples if not ex.memory_id], {},
-                                      recipe)
-        items += [("kl", t) for t in general]
+        items += [("kl", t) for t in (guard if recipe.name == "guarded" else distill.targets(
+            chat, [ex for ex in examples if not ex.memory_id], {}, recipe))]
 
         def loss_of(model: Any, batch: list[Any]) -> Any:
             ce = [x for kind, x in batch if kind == "ce"]
@@ -220,8 +218,8 @@ def train(chat: ChatModel, memories: Sequence[Memory], recipe: Recipe, *,
         raise
     finally:
         peft_model.eval()
-    return TrainResult(peft_model, len(examples) + extra, step, time.perf_counter() - t0, qgen_s,
-                       losses)
+    return TrainResult(peft_model, len(examples) + len(guard), step, time.perf_counter() - t0,
+                       qgen_s, losses)
 
 
 def batches(items: Sequence[Any], recipe: Recipe, rng: random.Random) -> list[list[int]]:
