@@ -53,9 +53,11 @@ def push(
 
 def pull(
     source: str = typer.Argument(..., metavar="REF", help=REF_HELP),
-    output: Path = typer.Option(..., "--output", "-o", metavar="DIR",
-                                help="Where to place the cube (NAME.memcube)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing cube."),
+    output: Path = typer.Option(..., "--output", "-o", metavar="PATH",
+                                help="Where to place the cube: NAME.memcube, or an existing "
+                                "directory to place REPOSITORY.memcube in."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing cube (never a "
+                               "file or another directory)."),
     allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help="Accept an unsigned "
                                         "cube or one signed by a key you do not trust (never "
                                         "a tampered one)."),

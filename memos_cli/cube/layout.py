@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from memos_cli.errors import CubeExistsError, CubeNotFoundError, FormatError, IntegrityError
@@ -132,6 +132,12 @@ def require_cube_dir(path: str | Path) -> Path:
     return p
 
 
+def is_cube_dir(path: Path) -> bool:
+    """Whether ``path`` is a real directory (not a symbolic link) holding a ``manifest.json``:
+    the only thing ``--force`` may replace (spec §3)."""
+    return path.is_dir() and not path.is_symlink() and (path / MANIFEST).is_file()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically (temp file beside it, fsync, rename).
 
@@ -212,19 +218,37 @@ def exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def _check_replace(dest: Path, force: bool, replaceable: Callable[[Path], bool]) -> None:
+    if not (dest.exists() or dest.is_symlink()):
+        return
+    if not force:
+        raise CubeExistsError("already exists (use --force to replace it)", path=dest)
+    if not replaceable(dest):
+        what = ("a symbolic link" if dest.is_symlink() else
+                "a directory that is not a cube" if dest.is_dir() else "a file")
+        raise CubeExistsError(f"exists and is {what}; --force replaces only a cube, never "
+                              "anything else: choose another path or remove it yourself",
+                              path=dest)
+
+
 @contextlib.contextmanager
-def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Path]:
+def atomic_directory(target: str | Path, *, force: bool = False,
+                     replaceable: Callable[[Path], bool] = is_cube_dir) -> Iterator[Path]:
     """Build a directory in a hidden temporary sibling and rename it to ``target`` on success.
 
-    With ``force``, an existing ``target`` is replaced: swapped with the new directory in one
-    atomic ``renameat2(RENAME_EXCHANGE)`` where Linux has it (else renamed aside, the new one
-    renamed in), then the old one removed. Without ``force`` an existing target raises
-    ``CubeExistsError`` before any work is done. On any exception, Ctrl-C included, the
-    temporary directory is removed and ``target`` is untouched.
+    With ``force``, an existing ``target`` is replaced, but only when ``replaceable(target)``
+    says it is what the command makes (by default a cube directory, ``is_cube_dir``); a file,
+    a symbolic link or any other directory is never replaced. The swap is one atomic
+    ``renameat2(RENAME_EXCHANGE)`` where Linux has it (else renamed aside, the new one renamed
+    in), then the old one removed. On any exception, Ctrl-C included, the temporary directory
+    is removed and ``target`` is untouched.
+
+    Raises:
+        CubeExistsError: ``target`` exists and ``force`` is false, or it is not replaceable
+            (checked before any work is done, and again just before the rename).
     """
     dest = Path(target)
-    if (dest.exists() or dest.is_symlink()) and not force:
-        raise CubeExistsError("already exists (use --force to replace it)", path=dest)
+    _check_replace(dest, force, replaceable)
     dest.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(dest)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp",
@@ -236,6 +260,7 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
         if dest.exists() or dest.is_symlink():
             if not force:
                 raise CubeExistsError("appeared while it was being written", path=dest)
+            _check_replace(dest, force, replaceable)
             if dest.is_dir() and not dest.is_symlink() and exchange(tmp, dest):
                 # one atomic step: readers see the old cube or the new one, never neither;
                 # tmp now holds the old cube (a kill here leaves it to clean_stale)

@@ -116,8 +116,9 @@ def pull(source: str, out: str | Path, *, force: bool = False, allow_unsigned: b
     ``file://``; :mod:`memos_cli.objstore.cubes`).
 
     Raises:
-        UsageError: neither kind of reference.
-        CubeExistsError: ``out`` exists and not ``force``.
+        UsageError: neither kind of reference; ``out`` not usable (``target_path``).
+        CubeExistsError: the target exists and not ``force``, or it is not a cube (``force``
+            replaces a cube, never a file or another directory).
         RemoteError: registry or store unreachable, tag, blob or object missing, access refused.
         FormatError: not a cube artifact, a title escaping ``out``, a cube breaking the format,
             an incomplete cube in a bucket.
@@ -129,12 +130,35 @@ def pull(source: str, out: str | Path, *, force: bool = False, allow_unsigned: b
     if is_store_uri(source):
         from memos_cli.objstore.cubes import download
 
-        return place(source, out, lambda tmp: download(source, tmp), force=force,
-                     allow_unsigned=allow_unsigned)
+        name = source.rstrip("/").rsplit("/", 1)[-1]
+        return place(source, target_path(out, name), lambda tmp: download(source, tmp),
+                     force=force, allow_unsigned=allow_unsigned)
     ref = parse_ref(source)
     registry = Registry(ref, plain_http=plain_http)
-    return place(str(ref), out, lambda tmp: _fetch(registry, ref, tmp), force=force,
+    return place(str(ref), target_path(out, ref.repository.rsplit("/", 1)[-1]),
+                 lambda tmp: _fetch(registry, ref, tmp), force=force,
                  allow_unsigned=allow_unsigned)
+
+
+def target_path(out: str | Path, name: str) -> Path:
+    """Where a pull to ``out`` places the cube named ``name`` (the last part of the reference):
+    inside ``out`` when it is an existing directory that is not a cube, as ``cp``, ``git
+    clone`` and ``oras pull -o`` do (``out/NAME.memcube``); else ``out`` itself, which must
+    then end in ``.memcube`` like ``pack -o``.
+
+    Raises:
+        UsageError: ``out`` is neither an existing directory nor a ``NAME.memcube`` path.
+    """
+    from memos_cli.errors import UsageError
+
+    dest = Path(out)
+    if dest.is_dir() and not dest.is_symlink() and not layout.is_cube_dir(dest):
+        stem = name.removesuffix(layout.SUFFIX) or "cube"
+        return dest / f"{stem}{layout.SUFFIX}"
+    if not dest.name.endswith(layout.SUFFIX):
+        raise UsageError(f"--output {out} must end in {layout.SUFFIX}, or be an existing "
+                         "directory to place the cube in")
+    return dest
 
 
 @contextlib.contextmanager

@@ -126,7 +126,10 @@ def gguf_to_dir(gguf: Path, status: Callable[[str], None] | None = None) -> Path
     except (OSError, ValueError, KeyError) as e:
         raise ModelNotFoundError(f"cannot read GGUF model: {str(e).splitlines()[0]}",
                                  path=gguf) from e
-    with atomic_directory(cache, force=True) as tmp:
+    # the cache entry is memos' own directory under MEMOS_HOME: one left without its meta
+    # file (by an older memos) is replaced
+    with atomic_directory(cache, force=True,
+                          replaceable=lambda p: p.is_dir() and not p.is_symlink()) as tmp:
         model.config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         tok.save_pretrained(tmp)

@@ -150,3 +150,45 @@ def test_rewriting_an_older_cube_lists_its_attachments(cube_copy: Path) -> None:
     assert c.manifest.format_version == "1.6" and c.manifest.content_digest
     assert [a["path"] for a in c.manifest.attachments or []] == ["access_log.jsonl"]
     assert verify(c).ok
+
+
+def test_force_replaces_only_a_cube(tmp_path: Path) -> None:
+    """#28 bug 1 at its root: ``atomic_directory(force=True)`` (pack, dump, convert, pull)
+    replaces a cube directory, never a file, a symbolic link or another directory."""
+    from memos_cli.cube.layout import atomic_directory
+    from memos_cli.errors import CubeExistsError
+
+    folder = tmp_path / "folder.memcube"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("keep")
+    plain = tmp_path / "plain.memcube"
+    plain.write_text("keep")
+    link = tmp_path / "link.memcube"
+    link.symlink_to(folder)
+    for target in (folder, plain, link):
+        with pytest.raises(CubeExistsError, match="replaces only a cube"), \
+                atomic_directory(target, force=True) as tmp:
+            (tmp / "manifest.json").write_text("{}")
+    assert (folder / "precious.txt").read_text() == "keep" and plain.read_text() == "keep"
+    assert link.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "folder.memcube", "link.memcube", "plain.memcube"]  # no temporary left beside them
+
+    cube = tmp_path / "a.memcube"
+    cube.mkdir()
+    (cube / "manifest.json").write_text("{}")
+    with atomic_directory(cube, force=True) as tmp:
+        (tmp / "manifest.json").write_text('{"new": 1}')
+    assert (cube / "manifest.json").read_text() == '{"new": 1}'
+
+
+def test_force_never_replaces_a_folder_that_appeared_meanwhile(tmp_path: Path) -> None:
+    from memos_cli.cube.layout import atomic_directory
+    from memos_cli.errors import CubeExistsError
+
+    target = tmp_path / "x.memcube"
+    with pytest.raises(CubeExistsError, match="not a cube"), \
+            atomic_directory(target, force=True) as tmp:
+        (tmp / "manifest.json").write_text("{}")
+        target.mkdir()
+        (target / "precious.txt").write_text("keep")
+    assert [p.name for p in target.iterdir()] == ["precious.txt"]

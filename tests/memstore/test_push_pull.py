@@ -145,3 +145,48 @@ def test_oras_py_pulls_a_directory_memos_verifies(registry: LocalRegistry, packe
     client.pull(target=f"{registry.host}/team/interop:1", outdir=str(out))
     assert files_of(out) == files_of(packed_cube)
     cli("verify", out, "--key", keys[1])
+
+
+def test_pull_into_a_folder_never_replaces_it(registry: LocalRegistry, packed_cube: Path,
+                                              tmp_path: Path) -> None:
+    """#28 bug 1: ``pull -o scratch/ --force`` replaced an ordinary folder with the cube. A
+    directory that is not a cube receives the cube inside it; --force replaces only a cube."""
+    ref = registry.ref("team/intofolder:1")
+    cli("push", packed_cube, ref)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "precious.txt").write_text("keep me")
+    pulled = js("pull", ref, "-o", scratch, "--force", "--allow-unsigned")
+    assert pulled["path"] == str(scratch / "intofolder.memcube")
+    assert (scratch / "precious.txt").read_text() == "keep me"
+    assert files_of(scratch / "intofolder.memcube") == files_of(packed_cube)
+    # again: the cube inside is a cube, so --force replaces it (and only it)
+    cli("pull", ref, "-o", scratch, "--force", "--allow-unsigned")
+    assert sorted(p.name for p in scratch.iterdir()) == ["intofolder.memcube", "precious.txt"]
+    cli("pull", ref, "-o", scratch, "--allow-unsigned", code=5)  # no --force: refused
+
+    # a folder named like a cube that is not one is a folder: the cube goes inside it
+    fake = tmp_path / "fake.memcube"
+    fake.mkdir()
+    (fake / "precious.txt").write_text("keep me too")
+    cli("pull", ref, "-o", fake, "--force", "--allow-unsigned")
+    assert sorted(p.name for p in fake.iterdir()) == ["intofolder.memcube", "precious.txt"]
+    # and where the cube would go stands a folder that is not a cube: never replaced
+    other = tmp_path / "other"
+    (other / "intofolder.memcube").mkdir(parents=True)
+    (other / "intofolder.memcube" / "precious.txt").write_text("keep")
+    line = cli("pull", ref, "-o", other, "--force", "--allow-unsigned", code=5).output
+    assert "replaces only a cube" in line and "Traceback" not in line
+    assert [p.name for p in (other / "intofolder.memcube").iterdir()] == ["precious.txt"]
+    assert [p.name for p in other.iterdir()] == ["intofolder.memcube"]  # no temporary left
+
+    # nor a file
+    plain = tmp_path / "notes.memcube"
+    plain.write_text("a file")
+    cli("pull", ref, "-o", plain, "--force", "--allow-unsigned", code=5)
+    assert plain.read_text() == "a file"
+
+    # a path that is neither an existing folder nor NAME.memcube: refused like pack -o
+    line = cli("pull", ref, "-o", tmp_path / "newname", "--allow-unsigned", code=2).output
+    assert "must end in .memcube" in line
+    assert not (tmp_path / "newname").exists()

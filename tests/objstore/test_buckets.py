@@ -194,3 +194,16 @@ def test_commands_take_bucket_uris(bucket: str, tmp_path: Path, tiny_llama: Path
     assert answer["memories"]
     assert "registry" not in one_line_error(cli("verify", s3(bucket, "made/absent.memcube"),
                                                 code=4))
+
+
+def test_pull_from_a_bucket_into_a_folder_keeps_the_folder(packed_cube: Path,
+                                                           tmp_path: Path) -> None:
+    """#28 bug 1, the bucket path: a folder given as -o receives NAME.memcube inside it."""
+    cli("push", packed_cube, f"file://{tmp_path}/shelf/")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "precious.txt").write_text("keep me")
+    cli("pull", f"file://{tmp_path}/shelf/team.memcube", "-o", scratch, "--force",
+        "--allow-unsigned")
+    assert (scratch / "precious.txt").read_text() == "keep me"
+    assert files_of(scratch / "team.memcube") == files_of(packed_cube)
