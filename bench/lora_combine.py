@@ -27,7 +27,7 @@ from memos_cli.evaluate import bare_ask, load_questions, run_tier  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.tiers import lora  # noqa: E402
-from memos_cli.tiers.combine import attach_many, route  # noqa: E402
+from memos_cli.tiers.lora.combine import attach_many, route  # noqa: E402
 
 FIXTURES = ("quillfeather", "brackenfold")
 

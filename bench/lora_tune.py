@@ -35,7 +35,8 @@ from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.pack import pack  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
-from memos_cli.tiers import lora, lora_data  # noqa: E402
+from memos_cli.tiers import lora  # noqa: E402
+from memos_cli.tiers.lora import data as lora_data  # noqa: E402
 
 
 def variant(spec: str) -> lora.Recipe:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.retrieval import machine  # noqa: E402
-from memos_cli.redact import TYPES, Redactor  # noqa: E402
+from memos_cli.governance.redact import TYPES, Redactor  # noqa: E402
 
 
 def leaked(value: str, out: str) -> bool:

@@ -9,10 +9,9 @@ The CLI is a thin shell over the library; a pipeline can use it directly::
     from memos_cli.tiers.kv import answer_kv
 """
 
-__version__ = "0.1.0"
-
 from memos_cli.cube import Cube, open_cube, reindex, verify
 from memos_cli.errors import MemosError
 from memos_cli.memory import Memory
+from memos_cli.version import __version__
 
 __all__ = ["Cube", "Memory", "MemosError", "__version__", "open_cube", "reindex", "verify"]

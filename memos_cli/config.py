@@ -43,6 +43,15 @@ def home() -> Path:
     return Path(os.environ.get("MEMOS_HOME") or Path.home() / ".cache" / "memos")
 
 
+def default_vault() -> str | Path:
+    """``$MEMOS_VAULT``, else the config file's ``vault``, else ``MEMOS_HOME/vault`` (a path,
+    or an object-storage URI as given)."""
+    v = value("vault")
+    if v and "://" in str(v):
+        return str(v)
+    return Path(str(v)).expanduser() if v else home() / "vault"
+
+
 def config_path() -> Path:
     return home() / "config.toml"
 

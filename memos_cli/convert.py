@@ -14,6 +14,7 @@ from memos_cli.cube import Cube, layout, open_cube
 from memos_cli.cube.cube import check_writable, rewrite, write_plaintext
 from memos_cli.cube.kv import STORAGE_DTYPES, SegmentMeta, read_meta, segment_id, write_segment
 from memos_cli.cube.lora import FILES as LORA_FILES
+from memos_cli.cube.lora import lora_memories
 from memos_cli.cube.signature import check_private_key
 from memos_cli.digest import sha256_file
 from memos_cli.errors import UsageError
@@ -177,22 +178,6 @@ def _segment_memories(cube: Cube, chat: ChatModel) -> list[Memory]:
     return list(restored.values())
 
 
-def lora_memories(cube: Cube) -> list[Memory]:
-    """The memories kept beside the adapter, checked against the metadata's ids and hashes."""
-    from memos_cli.cube.lora import MEMORIES as LORA_MEMORIES
-    from memos_cli.cube.lora import read_meta as read_lora_meta
-    from memos_cli.cube.memories import read_memories
-    from memos_cli.errors import IntegrityError
-
-    directory = cube.lora_dir
-    memories = read_memories(directory / LORA_MEMORIES)  # checks every content hash
-    recorded = [(r["id"], r["content_hash"]) for r in read_lora_meta(directory)["memories"]]
-    if [(m.id, m.content_hash) for m in memories] != recorded:
-        raise IntegrityError("memories do not match the ids and hashes the adapter was "
-                             "trained on", path=directory / LORA_MEMORIES)
-    return memories
-
-
 def drop_plaintext(tmp: Path, raw: dict[str, Any], cube: Cube) -> None:
     """Remove the plaintext tier (memories.arrow, the index, their manifest keys) from the
     private copy ``tmp`` of ``cube`` being rewritten."""
@@ -262,11 +247,11 @@ def _write_lora(cube: Cube, chat: ChatModel, memories: list[Memory], recipe: Any
     import torch
     import transformers
 
-    from memos_cli import __version__
     from memos_cli.cube.lora import MEMORIES as LORA_MEMORIES
     from memos_cli.cube.lora import META_VERSION, check_adapter, file_entries, write_meta
     from memos_cli.cube.lora import read_meta as read_lora_meta
     from memos_cli.cube.memories import write_memories
+    from memos_cli.version import __version__
 
     tuned = ChatModel(chat.name, chat.path, result.model, chat.tokenizer, chat.load_s,
                       fingerprint)

@@ -21,7 +21,7 @@ from memos_cli.cube import Cube, CubeSpec, write_cube
 from memos_cli.cube.layout import atomic_write_bytes
 from memos_cli.digest import sha256_file
 from memos_cli.errors import CubeExistsError, UsageError
-from memos_cli.governance import can_read
+from memos_cli.governance.policy import can_read
 from memos_cli.memory import Memory, content_hash, derived_reader, orphaned_derived, parse_time
 
 FILTER_KEYS = ("owner", "tag", "type", "since", "until")
@@ -190,9 +190,9 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
     ``fmt``: ``jsonl`` (one file), ``markdown`` (one file, :mod:`memos_cli.sources.markdown_export`;
     both lossless) or ``memcube`` (a new cube whose provenance names the source cube as
     parent, with the source's index vectors reused; signed with ``key``).
-    ``redact``: ``--redact`` type names (``memos_cli.redact.TYPES``); the memcube's index is
-    then rebuilt from the redacted text with ``embedder``, and its provenance records the
-    types and counts (never the values).
+    ``redact``: ``--redact`` type names (``memos_cli.governance.redact.TYPES``); the
+    memcube's index is then rebuilt from the redacted text with ``embedder``, and its
+    provenance records the types and counts (never the values).
     ``access_log``: access-log records (vault ``audit.jsonl``); those naming an exported
     memory are written beside the export (``access_log.jsonl`` inside a memcube,
     ``OUT.access.jsonl`` beside a file), reduced to the exported ids. Redacted exports keep
@@ -225,7 +225,7 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
                          path=src.record["path"])
     redaction: dict[str, Any] | None = None
     if redact:
-        from memos_cli.redact import Redactor
+        from memos_cli.governance.redact import Redactor
 
         if fmt == "memcube" and embedder is None:
             raise UsageError("a redacted memcube export needs the embedder to rebuild its index")

@@ -16,42 +16,16 @@ None of these prompts is among those the recipes train on (``lora_data.REPLAY_PR
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from memos_cli.errors import SourceError
 from memos_cli.models.chat import ChatModel
+from memos_cli.tiers.lora.data import load_prompts, packaged
+
+__all__ = ["CONTINUATION_TOKENS", "adapter_kl", "continuations", "load_prompts", "mean_kl",
+           "packaged"]
 
 #: Greedy continuation tokens per prompt for the KL measure.
 CONTINUATION_TOKENS = 24
-
-
-def packaged(name: str) -> Path:
-    """A file of the packaged general set (``questions.jsonl`` or ``prompts.jsonl``)."""
-    return Path(str(resources.files("memos_cli").joinpath("data", "general", name)))
-
-
-def load_prompts(path: str | Path) -> list[str]:
-    """Prompts, one JSON object a line with ``prompt`` (or ``question``).
-
-    Raises:
-        SourceError: unreadable, a malformed line (named), or no prompt.
-    """
-    from memos_cli.sources.base import json_lines, read_text
-
-    p = Path(path)
-    if not p.is_file():
-        raise SourceError("no such prompt file", path=p)
-    out = []
-    for n, obj in json_lines(read_text(p), p):
-        text = obj.get("prompt", obj.get("question")) if isinstance(obj, dict) else None
-        if not isinstance(text, str) or not text.strip():
-            raise SourceError(f"line {n}: needs \"prompt\" (text)", path=p)
-        out.append(text)
-    if not out:
-        raise SourceError("prompt file holds no prompt", path=p)
-    return out
 
 
 def continuations(chat: ChatModel, prompts: Sequence[str], *,
@@ -59,7 +33,7 @@ def continuations(chat: ChatModel, prompts: Sequence[str], *,
                   ) -> list[tuple[list[int], list[int]]]:
     """``(prompt ids, continuation ids)`` of the base model's greedy continuation of each
     prompt (chat template, question alone), in batches of ``batch`` (left-padded)."""
-    from memos_cli.tiers.lora_data import greedy, until_end
+    from memos_cli.tiers.lora.data import greedy, until_end
 
     return [(r, until_end(row, chat.tokenizer))
             for rows, gen, width in greedy(chat, prompts, max_new_tokens=max_new_tokens,

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from memos_cli.digest import canonical_json, sha256_bytes
+from memos_cli.errors import UsageError
+from memos_cli.principal import check_principal
 
 ORIGINS = ("user_input", "file", "conversation", "inference", "import")
 SEMANTIC_TYPES = ("fact", "preference", "event", "dialog_turn", "task_prompt", "document_chunk")
@@ -104,9 +106,6 @@ def _principal_problems(owner: str | None, readers: tuple[str, ...]) -> list[str
     """Owner and reader entries that break the policy model (spec §14): a ``role:`` or
     ``user/persona`` entry must be names; no entry may hold control characters. Plain owners
     imported from other systems (``John Doe``) are kept as they are."""
-    from memos_cli.errors import UsageError
-    from memos_cli.governance import check_principal
-
     out = []
     for what, entry in [("owner", owner), *(("reader", r) for r in readers)]:
         if entry is None:

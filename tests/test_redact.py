@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
 from memos_cli.cube import open_cube
-from memos_cli.redact import Redactor, parse_types
+from memos_cli.governance.redact import Redactor, parse_types
 
 runner = CliRunner()
 PII = {

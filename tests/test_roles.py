@@ -10,13 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from memos_cli.access import share
 from memos_cli.cli.app import app
 from memos_cli.errors import UsageError
-from memos_cli.governance import Identity, can_read, decide_read, decide_write
+from memos_cli.governance.access import share
+from memos_cli.governance.policy import can_read, decide_read, decide_write
+from memos_cli.governance.roles import Role, Roles
 from memos_cli.memory import Memory
-from memos_cli.roles import Role, Roles, change
+from memos_cli.principal import Identity
 from memos_cli.vault import Vault, load, remove, search
+from memos_cli.vault.roles import change
 from tests.test_vault import write_jsonl
 
 NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)

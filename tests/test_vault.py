@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
 from memos_cli.errors import FormatError, SignatureError, UsageError
-from memos_cli.governance import can_read
+from memos_cli.governance.policy import can_read
+from memos_cli.governance.trust import trust_add
 from memos_cli.memory import Memory
-from memos_cli.trust import trust_add
 from memos_cli.vault import Vault, load, merge, search
 from tests.attacks.test_concurrency import Held
 from tests.conftest import pack_corpus
@@ -237,7 +237,8 @@ def test_vault_search_never_returns_unreadable(tmp_path_factory, embedder, rows,
                                                user) -> None:
     """Through the vault's search, with personas and roles (the rules themselves are checked
     on 10,000 random policies in tests/test_roles.py)."""
-    from memos_cli.roles import Roles, change
+    from memos_cli.governance.roles import Roles
+    from memos_cli.vault.roles import change
 
     d = tmp_path_factory.mktemp("v")
     src = write_jsonl(d / "m.jsonl", [

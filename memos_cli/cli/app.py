@@ -16,10 +16,10 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from memos_cli import __version__
 from memos_cli.cli.help import MemosTyper, hoist_global_flags, tidy
 from memos_cli.cli.output import err, fail
 from memos_cli.errors import DiskFullError, MemosError, disk_full, one_line
+from memos_cli.version import __version__
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
@@ -126,9 +126,10 @@ def _root(
 ) -> None:
     if quiet and (verbose or debug):
         raise typer.BadParameter("--quiet goes with neither --verbose nor --debug")
-    from memos_cli import governance
+    from memos_cli.governance import policy
+    from memos_cli.principal import check_name
 
-    governance.PERSONA[0] = governance.check_name(persona, "persona") if persona else None
+    policy.PERSONA[0] = check_name(persona, "persona") if persona else None
     _state["debug"] = debug
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     err.quiet = quiet

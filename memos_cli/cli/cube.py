@@ -196,7 +196,7 @@ def inspect(
 
     Example: [bold]memos inspect team.memcube --json[/bold]
     """
-    from memos_cli.governance import can_read
+    from memos_cli.governance.policy import can_read
 
     c = open_arg(cube)
     m = c.manifest

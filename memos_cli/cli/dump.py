@@ -13,8 +13,8 @@ from memos_cli.cli.output import check_as, out, print_json, status
 from memos_cli.cli.source_opts import pack_time
 from memos_cli.dump import Filter, dump
 from memos_cli.errors import UsageError
-from memos_cli.governance import current_user
-from memos_cli.redact import parse_types, read_terms
+from memos_cli.governance.policy import current_user
+from memos_cli.governance.redact import parse_types, read_terms
 
 
 def dump_command(

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.output import out, print_json, status
-from memos_cli.cli.vault import VAULT_OPT
+from memos_cli.cli.vault_opts import VAULT_OPT
 
 PLAIN_HTTP_OPT = typer.Option(False, "--plain-http", help="Speak HTTP, not HTTPS, to the "
                               "registry (implied for localhost and 127.0.0.1).")

@@ -65,7 +65,7 @@ def check_as(value: str | None) -> str | None:
     """``--as`` callback: ``USER`` or ``USER/PERSONA`` with ``--persona`` applied, checked
     (``governance.as_identity``). Without ``--as``, ``--persona`` alone means the current user
     under that persona (so access is checked); with neither, ``None``."""
-    from memos_cli.governance import PERSONA, as_identity, current_user
+    from memos_cli.governance.policy import PERSONA, as_identity, current_user
 
     if value is None:
         return current_user() if PERSONA[0] else None

@@ -11,8 +11,8 @@ from rich.table import Table
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.help import MemosTyper
 from memos_cli.cli.output import out, print_json
-from memos_cli.cli.vault import AS_OPT, VAULT_OPT
-from memos_cli.governance import current_user
+from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT
+from memos_cli.governance.policy import current_user
 
 role_app = MemosTyper(help="Roles of the vault: groups that memories are shared with.",
                       no_args_is_help=True)
@@ -37,7 +37,7 @@ def role_add(name: str = typer.Argument(..., help="The role's name (letters, dig
 
     Example: [bold]memos role add analysts --member ann --member bob[/bold]
     """
-    from memos_cli.roles import change
+    from memos_cli.vault.roles import change
 
     role = change(_dir(vault), name, by=as_user or current_user(), add_members=member,
                   add_admins=admin)
@@ -58,7 +58,7 @@ def role_rm(name: str = typer.Argument(..., help="The role."),
             as_json: bool = JSON_OPT) -> None:
     """Remove members from a role, or the role (its admins may). Memories shared with a
     removed role are readable by no member of it from the next command. Logged."""
-    from memos_cli.roles import change
+    from memos_cli.vault.roles import change
 
     role = change(_dir(vault), name, by=as_user or current_user(), remove=member,
                   drop=not member)
@@ -72,7 +72,7 @@ def role_rm(name: str = typer.Argument(..., help="The role."),
 @role_app.command("ls")
 def role_ls(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
     """List the vault's roles with their members and admins."""
-    from memos_cli.roles import Roles
+    from memos_cli.governance.roles import Roles
 
     table = Roles.load(_dir(vault))
     if as_json:

@@ -146,7 +146,7 @@ def run(
                          segment, compose, recompute, combine)
     if vault is None:
         from memos_cli.cli.search import audit
-        from memos_cli.governance import current_user
+        from memos_cli.governance.policy import current_user
 
         for c in opened:
             audit(as_user or current_user(), "run", c.manifest.cube_id,
@@ -168,7 +168,7 @@ def _answer(tier: str, opened: list[Any], vault: str | None, embedder: Path | No
             result = _auto(opened, vault, enc, lm, question, as_user, k, ratio,
                            recompute_rule, max_new_tokens, temperature)
     elif vault is not None:
-        from memos_cli.governance import current_user
+        from memos_cli.governance.policy import current_user
         from memos_cli.vault import Vault
         from memos_cli.vault import answer as vault_answer
 
@@ -281,7 +281,7 @@ def _auto(opened: list[Any], vault: str | None, enc: Any, lm: Any, question: str
 
     t0 = time.perf_counter()
     if vault is not None:
-        from memos_cli.governance import current_user
+        from memos_cli.governance.policy import current_user
         from memos_cli.vault import Vault
         from memos_cli.vault import search as vault_search
 

@@ -42,7 +42,7 @@ def search(
     [bold]memos search "budget cap" --vault ~/vault --as ann[/bold];
     [bold]memos search team.memcube --queries eval.jsonl --json[/bold]
     """
-    from memos_cli.governance import current_user
+    from memos_cli.governance.policy import current_user
 
     if k < 1:
         raise UsageError("-k must be at least 1")
@@ -118,7 +118,7 @@ def read_queries(path: Path, k: int) -> list[tuple[Any, str, int]]:
 def _batch(cube: str | None, vault: str | None, items: list[tuple[Any, str, int]],
            as_user: str | None, embedder: Path | None, as_json: bool) -> None:
     """Search each query of a queries file in this one process; JSON lines with --json."""
-    from memos_cli.governance import current_user
+    from memos_cli.governance.policy import current_user
 
     user = as_user or current_user()
     enc = query_embedder(embedder)

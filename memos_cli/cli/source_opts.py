@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from memos_cli.errors import UsageError
-from memos_cli.governance import current_user
+from memos_cli.governance.policy import current_user
 from memos_cli.memory import VISIBILITIES
 from memos_cli.sources import Defaults
 

@@ -10,16 +10,10 @@ from rich.table import Table
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.help import MemosTyper
-from memos_cli.cli.output import check_as, err, out, print_json, status
+from memos_cli.cli.output import err, out, print_json, status
+from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT, open_vault
 from memos_cli.errors import UsageError
-from memos_cli.governance import current_user
-
-VAULT_OPT = typer.Option(None, "--vault", metavar="DIR|URI",
-                         help="The vault: a directory, or s3://, gs://, az:// or file:// "
-                              "in object storage \\[default: $MEMOS_HOME/vault].")
-AS_OPT = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
-                      help="Act as this user, under a persona after '/' \\[default: "
-                           "$MEMOS_USER or the login name].")
+from memos_cli.governance.policy import current_user
 
 vault_app = MemosTyper(help="Installed cubes: list, show, remove, expire, audit log.",
                         no_args_is_help=True)
@@ -29,12 +23,6 @@ trust_app = MemosTyper(help="The public keys whose signed cubes `memos load` acc
 
 AT_OPT = typer.Option(None, "--at", metavar="VERSION", help="Read the vault as it was at this "
                       "version (memos vault versions).")
-
-
-def _vault(path: str | None, at: int | None = None):  # type: ignore[no-untyped-def]
-    from memos_cli.vault import Vault
-
-    return Vault(path, version=at)
 
 
 def load_command(
@@ -71,13 +59,13 @@ def load_command(
 
         with status(f"pulling {source}"), fetched(source, plain_http=plain_http) as (
                 path, origin):
-            report = load(_vault(vault), path, user=user, on_conflict=on_conflict,
+            report = load(open_vault(vault), path, user=user, on_conflict=on_conflict,
                           allow_unsigned=allow_unsigned, origin=origin)
     else:
         is_cube = (Path(source) / "manifest.json").is_file()
         enc = None if is_cube else load_embedder(embedder)
         with status("verifying and loading"):
-            report = load(_vault(vault), Path(source), user=user, embedder=enc,
+            report = load(open_vault(vault), Path(source), user=user, embedder=enc,
                           on_conflict=on_conflict, allow_unsigned=allow_unsigned)
     if as_json:
         print_json(report.to_dict())
@@ -99,7 +87,7 @@ def vault_ls(vault: str | None = VAULT_OPT, at: int | None = AT_OPT,
                                                                "used, last use)."),
              as_json: bool = JSON_OPT) -> None:
     """List installed cubes (as they were at a version, with --at)."""
-    v = _vault(vault, at)
+    v = open_vault(vault, at)
     state = v.state(vectors=False)
     counts: dict[str, int] = {}
     for cube_id in state.origin.values():
@@ -148,9 +136,9 @@ def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
 
     Example: [bold]memos vault show 3f2a... --as bob/assistant --why[/bold]
     """
-    from memos_cli.governance import can_read
+    from memos_cli.governance.policy import can_read
 
-    v = _vault(vault, at)
+    v = open_vault(vault, at)
     state = v.state(vectors=False)
     user = as_user or current_user()
     if cube_id not in state.cubes and any(m.id == cube_id for m in state.memories):
@@ -180,7 +168,7 @@ def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
 
 
 def _explain(v, state, memory_id: str, user: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    from memos_cli.access import explain
+    from memos_cli.governance.access import explain
 
     e = explain(state, memory_id, user)
     v.log(user, "show", memory_ids=[memory_id] if e["read"] else [],
@@ -211,9 +199,9 @@ def vault_share(memory_id: str = typer.Argument(..., help="An installed memory's
 
     Example: [bold]memos vault share 3f2a... --reader role:analysts --visibility shared[/bold]
     """
-    from memos_cli.access import share
+    from memos_cli.governance.access import share
 
-    m = share(_vault(vault), memory_id, user=as_user or current_user(), readers=reader,
+    m = share(open_vault(vault), memory_id, user=as_user or current_user(), readers=reader,
               remove=unshare, visibility=visibility)
     if as_json:
         print_json(m.to_dict())
@@ -230,7 +218,7 @@ def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
     them may: their owner, or an admin of a role they are shared with)."""
     from memos_cli.vault import remove
 
-    n = remove(_vault(vault), cube_id, user=as_user or current_user())
+    n = remove(open_vault(vault), cube_id, user=as_user or current_user())
     if as_json:
         print_json({"cube_id": cube_id, "removed": n})
     else:
@@ -250,7 +238,7 @@ def vault_gc(vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
 
     if cold_days <= 0:
         raise UsageError("--cold-days must be above 0")
-    v = _vault(vault)
+    v = open_vault(vault)
     user = as_user or current_user()
     n = gc(v, user=user)
     archived: list[str] = []
@@ -274,7 +262,7 @@ def vault_restore(ids: list[str] = typer.Argument(..., help="Archived memory ids
     """Bring archived memories back into search (their vectors are computed again)."""
     from memos_cli.archive import restore
 
-    n = restore(_vault(vault), ids, user=as_user or current_user(),
+    n = restore(open_vault(vault), ids, user=as_user or current_user(),
                 embedder=load_embedder(embedder))
     if as_json:
         print_json({"restored": n})
@@ -294,7 +282,7 @@ def vault_log(vault: str | None = VAULT_OPT,
                                             "records up to this vault version."),
               as_json: bool = JSON_OPT) -> None:
     """Show the access log (who read or changed which memories, when, at which version)."""
-    recs = _vault(vault).read_log(user=user, op=op, cube_id=cube_id, memory_id=memory, at=at)
+    recs = open_vault(vault).read_log(user=user, op=op, cube_id=cube_id, memory_id=memory, at=at)
     if as_json:
         print_json(recs)
         return
@@ -312,7 +300,7 @@ def trust_add(key: Path = typer.Argument(..., help="An EC P-256 public key (PEM)
               name: str = typer.Option(..., "--name", help="What to call its owner."),
               as_json: bool = JSON_OPT) -> None:
     """Trust cubes signed with KEY."""
-    from memos_cli.trust import trust_add as add
+    from memos_cli.governance.trust import trust_add as add
 
     info = add(key, name)
     if as_json:
@@ -324,7 +312,7 @@ def trust_add(key: Path = typer.Argument(..., help="An EC P-256 public key (PEM)
 @trust_app.command("ls")
 def trust_ls(as_json: bool = JSON_OPT) -> None:
     """List trusted keys."""
-    from memos_cli.trust import trust_list
+    from memos_cli.governance.trust import trust_list
 
     keys = trust_list()
     if as_json:

@@ -12,10 +12,10 @@ from rich.table import Table
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.output import out, print_json, status
 from memos_cli.cli.source_opts import parse_ttl
-from memos_cli.cli.vault import VAULT_OPT
-from memos_cli.cli.vault import _vault as _open
+from memos_cli.cli.vault_opts import VAULT_OPT
+from memos_cli.cli.vault_opts import open_vault as _open
 from memos_cli.errors import UsageError
-from memos_cli.governance import current_user
+from memos_cli.governance.policy import current_user
 
 
 def versions(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
@@ -31,8 +31,8 @@ def versions(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
                          "compact"):
             made.setdefault(rec.get("version"), rec)
     for r in rows:
-        rec = made.get(r["version"])
-        r["op"] = f"{rec['op']} by {rec['user']}" if rec else "indexes and files (optimize)"
+        by = made.get(r["version"])
+        r["op"] = f"{by['op']} by {by['user']}" if by else "indexes and files (optimize)"
     if as_json:
         print_json({"vault": str(v.path), "checked_out": v.at if v.pinned else None,
                     "versions": rows})
@@ -55,7 +55,7 @@ def checkout(version: str = typer.Argument(..., metavar="VERSION|latest",
 
     Example: [bold]memos vault checkout 4[/bold]
     """
-    from memos_cli.vault.store import CHECKOUT
+    from memos_cli.vault.layout import CHECKOUT
 
     v = _open(vault)
     if version == "latest":

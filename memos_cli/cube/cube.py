@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from memos_cli import __version__
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import ChunkSet, check_sets
 from memos_cli.cube.index import TABLE, Index, ReaderRows, build_index, index_text
@@ -37,6 +36,7 @@ from memos_cli.cube.signature import sign_cube
 from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError, IntegrityError, UsageError
 from memos_cli.memory import Memory, format_time
+from memos_cli.version import __version__
 
 
 class Cube:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memos_cli.cube.layout import atomic_write_bytes
+from memos_cli.cube.memories import read_memories
 from memos_cli.digest import sha256_file
-from memos_cli.errors import FormatError
+from memos_cli.errors import FormatError, IntegrityError
+
+if TYPE_CHECKING:
+    from memos_cli.cube.cube import Cube
+    from memos_cli.memory import Memory
 
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
@@ -116,3 +121,14 @@ def file_entries(cube_dir: Path, rel_dir: str) -> list[dict[str, Any]]:
     """The manifest's ``lora.files``: path, digest and size of each file of the tier."""
     return [{"path": f"{rel_dir}/{name}", "sha256": sha256_file(cube_dir / rel_dir / name),
              "size": (cube_dir / rel_dir / name).stat().st_size} for name in FILES]
+
+
+def lora_memories(cube: Cube) -> list[Memory]:
+    """The memories kept beside the adapter, checked against the metadata's ids and hashes."""
+    directory = cube.lora_dir
+    memories = read_memories(directory / MEMORIES)  # checks every content hash
+    recorded = [(r["id"], r["content_hash"]) for r in read_meta(directory)["memories"]]
+    if [(m.id, m.content_hash) for m in memories] != recorded:
+        raise IntegrityError("memories do not match the ids and hashes the adapter was "
+                             "trained on", path=directory / MEMORIES)
+    return memories

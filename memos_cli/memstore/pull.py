@@ -83,7 +83,7 @@ def naming(root: Path, where: str) -> Iterator[None]:
 def _check(path: Path, where: str, allow_unsigned: bool) -> tuple[Any, str]:
     """Verify the downloaded cube and check its signer, naming ``where`` in errors."""
     from memos_cli.cube import open_cube, verify
-    from memos_cli.trust import check_trust
+    from memos_cli.governance.trust import check_trust
 
     with naming(path, where):
         cube = open_cube(path)

@@ -35,7 +35,7 @@ def signer_of(cube: Any, public_key: str | Path | None) -> str:
     """
     from memos_cli.cube.signature import key_fingerprint, verify_cube
     from memos_cli.errors import SignatureError, TamperedError
-    from memos_cli.trust import trust_list
+    from memos_cli.governance.trust import trust_list
 
     if not cube.signed:
         return "unsigned"

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from memos_cli.cube.index import INDEX_CHARS
 from memos_cli.memory import MONTHS, Memory
-from memos_cli.readers import ReaderResult
+from memos_cli.readers.base import ReaderResult
 
 #: Defaults chosen on LoCoMo conversations 26, 30 and 41 (bench/retrieval.py; README).
 BEFORE = 2

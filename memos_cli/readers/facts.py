@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memos_cli.memory import Memory
-from memos_cli.readers import Budget, Progress, ReaderResult
+from memos_cli.readers.base import Budget, Progress, ReaderResult
 from memos_cli.readers.context import neighbourhoods
 from memos_cli.readers.generate import generate
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from memos_cli.errors import ReaderError
 from memos_cli.pausepoints import pause
-from memos_cli.readers import Budget, Progress
+from memos_cli.readers.base import Budget, Progress
 
 BATCH = 16
 REPETITION_PENALTY = 1.2

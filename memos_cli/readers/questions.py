@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memos_cli.memory import Memory
-from memos_cli.readers import Budget, Progress, ReaderResult
+from memos_cli.readers.base import Budget, Progress, ReaderResult
 from memos_cli.readers.generate import generate
 
 PREFIX = """Message: Melanie: I ran a charity race for mental health last Saturday.

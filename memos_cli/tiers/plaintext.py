@@ -14,7 +14,7 @@ from typing import Any
 
 from memos_cli.cube import Cube
 from memos_cli.errors import EmbedderMismatchError, IntegrityError
-from memos_cli.governance import can_read
+from memos_cli.governance.policy import can_read
 from memos_cli.memory import Memory, derived_from
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder

@@ -9,12 +9,15 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from memos_cli.errors import UsageError
 from memos_cli.pausepoints import pause
 from memos_cli.vault import rows as R
-from memos_cli.vault.store import DB_DIR, TABLE, VAULT_FORMAT, VAULT_VERSION, Vault
+from memos_cli.vault.layout import DB_DIR, TABLE, VAULT_FORMAT, VAULT_VERSION
+
+if TYPE_CHECKING:
+    from memos_cli.vault.store import Vault
 
 T = TypeVar("T")
 #: A change that finds the vault changed under it is decided again this many times at most.

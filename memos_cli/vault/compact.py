@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from memos_cli.errors import UsageError
 from memos_cli.vault import rows as R
-from memos_cli.vault.store import DB_DIR, Vault
+from memos_cli.vault.layout import DB_DIR
+from memos_cli.vault.store import Vault
 
 #: From this many current memories, ``compact`` builds an approximate vector index; below it,
 #: search is exact.

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from memos_cli.access import check_remove, check_updates
 from memos_cli.errors import UsageError
+from memos_cli.governance.access import check_remove, check_updates
 from memos_cli.memory import format_time
 from memos_cli.vault.merge import LoadReport, merge
 from memos_cli.vault.store import State, Vault
@@ -26,7 +26,7 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
     """Install a cube, or a file of another memory system (imported on the way), into the vault.
 
     A cube is verified first (manifest, digests, index) and its signature checked against the
-    trust store (:func:`memos_cli.trust.check_trust`); files from other systems carry no
+    trust store (:func:`memos_cli.governance.trust.check_trust`); files from other systems carry no
     signature and are recorded as ``import``. ``origin`` (a cube pulled from a registry,
     :func:`memos_cli.memstore.pull.fetched`) is recorded as its source, for ``memos outdated``.
     The cube's embedder must be the vault's. Then
@@ -38,7 +38,7 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
     """
     from memos_cli.cube import open_cube, verify
     from memos_cli.errors import EmbedderMismatchError
-    from memos_cli.trust import check_trust
+    from memos_cli.governance.trust import check_trust
 
     src = Path(source)
     with contextlib.ExitStack() as stack:
@@ -61,7 +61,7 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
         mems = cube.memories
         vectors = cube.index().vectors([m.id for m in mems])
         cube_id = cube.manifest.cube_id
-        from memos_cli.roles import Roles
+        from memos_cli.governance.roles import Roles
 
         def install() -> tuple[LoadReport, int]:
             state = vault.part([m.id for m in mems] + [m.parent_id for m in mems

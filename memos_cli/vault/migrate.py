@@ -20,10 +20,10 @@ import numpy as np
 
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.pausepoints import pause
+from memos_cli.vault.layout import DB_DIR, LEGACY_CURRENT, remove_legacy
 from memos_cli.vault.rows import diff
-from memos_cli.vault.store import DB_DIR, State, Vault
+from memos_cli.vault.store import State, Vault
 
-LEGACY_CURRENT = "CURRENT"
 LEGACY_STATE = "vault.json"
 _TMP = ".lance-migrate.tmp"
 
@@ -57,14 +57,6 @@ def read_legacy(path: Path) -> State:
         else []
     return State(memories, history, vectors, meta["cubes"], meta["origin"],
                  meta.get("embedding"), archived, dict(meta.get("archived", {})))
-
-
-def remove_legacy(path: Path) -> None:
-    """Remove the generation layout's files once the table is in place."""
-    for p in path.iterdir():
-        if p.name.startswith(("gen-", ".gen-")) and p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-    (path / LEGACY_CURRENT).unlink(missing_ok=True)
 
 
 def migrate(vault: Vault, *, user: str) -> dict[str, Any]:

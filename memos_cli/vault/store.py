@@ -17,28 +17,28 @@ from memos_cli.errors import FormatError
 from memos_cli.memory import Memory, format_time
 from memos_cli.vault import rows as R
 from memos_cli.vault.audit import AUDIT as AUDIT
+from memos_cli.vault.layout import (
+    CHECKOUT,
+    DB_DIR,
+    TABLE,
+    VAULT_FORMAT,
+    VAULT_VERSION,
+    remove_legacy,
+)
 from memos_cli.vault.place import Place
 
 T = TypeVar("T")
 
-DB_DIR = "lance"
-TABLE = "vault"
-CHECKOUT = "CHECKOUT"
-VAULT_FORMAT = "memos-vault"
-VAULT_VERSION = 2  # 1: generation directories (``memos vault migrate``)
 #: A filter or ``IN`` list names at most this many keys at a time.
 _BATCH = 2000
 
 
 def default_path() -> str | Path:
     """``$MEMOS_VAULT``, else the config file's ``vault``, else ``MEMOS_HOME/vault`` (a path,
-    or an object-storage URI as given)."""
-    from memos_cli.config import home, value
+    or an object-storage URI as given): :func:`memos_cli.config.default_vault`."""
+    from memos_cli.config import default_vault
 
-    v = value("vault")
-    if v and "://" in str(v):
-        return str(v)
-    return Path(str(v)).expanduser() if v else home() / "vault"
+    return default_vault()
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Vault:
         #: the directory, or the URI of a vault in object storage (messages name it)
         self.path: Path | str = self.place.local if self.place.local is not None \
             else self.place.key
-        from memos_cli.roles import use_vault
+        from memos_cli.governance.roles import use_vault
 
         use_vault(self.place)  # access checks use this vault's roles
         pin = None if version is not None else self.place.read_text(CHECKOUT)
@@ -104,8 +104,6 @@ class Vault:
         if self.place.local is None or not (self.place.local / "CURRENT").is_file():
             return False
         if (self.place.local / DB_DIR).is_dir():
-            from memos_cli.vault.migrate import remove_legacy
-
             remove_legacy(self.place.local)
             return False
         return True

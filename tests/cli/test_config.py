@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from memos_cli import config
 from memos_cli.cli.app import app
-from memos_cli.governance import current_user
+from memos_cli.governance.policy import current_user
 from memos_cli.vault import default_path
 
 runner = CliRunner()

@@ -31,7 +31,7 @@ NOW = datetime(2026, 3, 14, 12, 0, tzinfo=timezone.utc)
 def main(out: Path) -> None:
     os.environ["MEMOS_HOME"] = "/tmp/mkvault-home"
     os.environ["MEMOS_NO_USAGE"] = "1"
-    from memos_cli.access import share
+    from memos_cli.governance.access import share
     from memos_cli.models.embedder import Embedder
     from memos_cli.vault import Vault, _drop, load
 

@@ -87,7 +87,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
 @pytest.fixture(autouse=True)
 def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: tuple[Path, Path]) -> Path:
     """A MEMOS_HOME of the test's own (trust store, pull records), trusting the team key."""
-    from memos_cli.trust import trust_add
+    from memos_cli.governance.trust import trust_add
 
     home = tmp_path / "home"
     monkeypatch.setenv("MEMOS_HOME", str(home))

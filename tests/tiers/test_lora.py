@@ -297,7 +297,7 @@ def test_distill_lowers_the_kl_to_the_teacher(tiny: chat.ChatModel, packed_cube:
     prompts (KL to the base model itself, 0 before training) it stays close. A random 2-layer
     model barely reacts to its context, so the KL to the teacher starts small (~5e-4 nats a
     token); training divides it by about 100."""
-    from memos_cli.tiers import distill
+    from memos_cli.tiers.lora import distill
 
     mems = select_memories(open_cube(packed_cube))[:4]
     recipe = lora.Recipe(name="distill", epochs=30, rank=8, alpha=16, batch_size=4, lr=1e-2,
@@ -327,7 +327,7 @@ def test_mixed_kl_keeps_general_prompts_near_the_base(tiny: chat.ChatModel,
     """Recipe mixed-kl: cross-entropy on the memories' questions (as mixed), KL toward the
     base model on the general prompts (as distill): the KL term holds the general prompts
     near the base model (weighted 5 against switched off)."""
-    from memos_cli.tiers import distill
+    from memos_cli.tiers.lora import distill
 
     mems = select_memories(open_cube(packed_cube))[:4]
     drift = {}
@@ -384,7 +384,7 @@ def test_guarded_general_targets_are_the_base_models_own(tiny: chat.ChatModel) -
     """Recipe guarded takes the base model's distributions over its own continuation from the
     generate call that makes it: they equal a teacher pass over prompt + continuation (KL to
     the base model ~0, positions aligned)."""
-    from memos_cli.tiers import distill
+    from memos_cli.tiers.lora import distill
 
     recipe = lora.Recipe(name="guarded", kl_top_k=8)
     prompts = lora.general_prompts(recipe)[:6]
@@ -399,7 +399,7 @@ def test_guarded_keeps_general_prompts_near_the_base(tiny: chat.ChatModel,
                                                      packed_cube: Path) -> None:
     """Recipe guarded: the general prompts in every batch hold them near the base model
     (weighted 5 against switched off), while the memories' loss still falls."""
-    from memos_cli.tiers import distill
+    from memos_cli.tiers.lora import distill
 
     mems = select_memories(open_cube(packed_cube))[:4]
     drift = {}
@@ -435,7 +435,8 @@ def test_answer_only_logits_give_the_same_losses(tiny: chat.ChatModel) -> None:
     the KL equals one computed from full logits."""
     import torch
 
-    from memos_cli.tiers import distill
+    from memos_cli.tiers.lora import distill
+    from memos_cli.tiers.lora import train as lora_train
 
     tok = tiny.tokenizer
     pad = tok.pad_token_id or tok.eos_token_id
@@ -447,7 +448,7 @@ def test_answer_only_logits_give_the_same_losses(tiny: chat.ChatModel) -> None:
     labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
     mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
     with torch.inference_mode():
-        ours = float(lora._ce_loss(tiny.model, batch, pad))
+        ours = float(lora_train._ce_loss(tiny.model, batch, pad))
         theirs = float(tiny.model(input_ids=ids, attention_mask=mask, labels=labels).loss)
     assert abs(ours - theirs) < 1e-5, (ours, theirs)
     recipe = lora.Recipe(name="guarded", kl_top_k=8)

@@ -16,7 +16,8 @@ from memos_cli.cube import open_cube
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.evaluate import Question, evaluate, load_questions, normalize
 from memos_cli.models import chat
-from memos_cli.tiers import combine, lora
+from memos_cli.tiers import lora
+from memos_cli.tiers.lora import combine
 from tests.conftest import make_tiny_llama
 
 

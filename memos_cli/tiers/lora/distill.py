@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
     from memos_cli.memory import Memory
     from memos_cli.models.chat import ChatModel
-    from memos_cli.tiers.lora import Example, Recipe
+    from memos_cli.tiers.lora.data import Example
+    from memos_cli.tiers.lora.recipe import Recipe
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Target:
 def teacher_prompt(chat: ChatModel, question: str, memory: Memory | None) -> list[int]:
     """The teacher's prompt: the text tier's messages with ``memory`` listed (the base model's
     own prompt for a general example, ``memory`` ``None``)."""
-    from memos_cli.tiers.lora import prompt_ids
+    from memos_cli.tiers.lora.data import prompt_ids
     from memos_cli.tiers.plaintext import build_messages
 
     if memory is None:
@@ -69,7 +70,7 @@ def targets(chat: ChatModel, examples: Sequence[Example], memories: dict[str, Me
     without a question, are left out). Run before the adapter is injected."""
     import torch
 
-    from memos_cli.tiers.lora import prompt_ids
+    from memos_cli.tiers.lora.data import prompt_ids
 
     tok = chat.tokenizer
     out = []
@@ -147,7 +148,7 @@ def base_targets(chat: ChatModel, prompts: Sequence[str], recipe: Recipe, *,
     answers with nothing are left out. Run before the adapter is injected."""
     import torch
 
-    from memos_cli.tiers.lora_data import greedy, until_end
+    from memos_cli.tiers.lora.data import greedy, until_end
 
     tok = chat.tokenizer
     out = []

@@ -12,7 +12,7 @@ from typing import Any
 
 from memos_cli.errors import UsageError
 from memos_cli.models.chat import ChatModel
-from memos_cli.tiers.lora import attach, check_adapter_fits
+from memos_cli.tiers.lora.adapter import attach, check_adapter_fits
 
 #: How several adapters answer together. ``cat`` and ``linear`` merge them into one (PEFT
 #: ``add_weighted_adapter``, :func:`attach_many`): ``cat`` stacks their low-rank factors, so the
@@ -33,7 +33,7 @@ def route(cubes: Sequence[Any], embedder: Any, question: str) -> tuple[int, list
     Raises:
         IntegrityError: a cube's memories do not match what its adapter was trained on.
     """
-    from memos_cli.convert import lora_memories
+    from memos_cli.cube.lora import lora_memories
 
     q = embedder.encode([question])[0]
     scores = []

@@ -4,7 +4,7 @@ Principals are written as text:
 
 - a user, ``ann``; a user acting under one of their personas, ``ann/manager``;
 - a role, ``role:analysts``, whose members (users, or users under one persona) the vault's
-  role table lists (``memos_cli.roles``).
+  role table lists (``memos_cli.governance.roles``).
 
 A request is made by an *identity*: a user, optionally under a persona. A memory has an owner
 (a user or ``user/persona``: what it was written under), a visibility and a list of readers.
@@ -27,72 +27,20 @@ readers; nobody else.
 from __future__ import annotations
 
 import getpass
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
+from memos_cli.principal import NAME, ROLE_PREFIX, Identity, check_name, stored
 
 if TYPE_CHECKING:
-    from memos_cli.roles import Roles
+    from memos_cli.governance.roles import Roles
 
-#: A user, persona or role name: a letter or digit, then letters, digits, ``.``, ``_``, ``-``
-#: or ``@``; at most 64 characters.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
-ROLE_PREFIX = "role:"
 #: The persona this command acts under (``--persona`` / ``$MEMOS_PERSONA``), set by the CLI
 #: for each command; ``None`` for none.
 PERSONA: list[str | None] = [None]
-
-
-def check_name(name: str, what: str) -> str:
-    """``name`` when it is a valid user, persona or role name.
-
-    Raises:
-        UsageError: empty, too long, or holding a path separator, space or control character.
-    """
-    if not NAME.match(name):
-        raise UsageError(f"{what} {name!r} is not a name: use letters, digits, '.', '_', '-' "
-                         "or '@' (at most 64, starting with a letter or digit)")
-    return name
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who makes a request: ``user``, acting under ``persona`` (``None``: no persona)."""
-
-    user: str
-    persona: str | None = None
-
-    @classmethod
-    def parse(cls, text: str, persona: str | None = None) -> Identity:
-        """``ann`` or ``ann/manager`` (``persona`` given separately is the same as the
-        second form). Raises ``UsageError`` for a malformed name or two personas."""
-        user, sep, given = text.partition("/")
-        if sep and persona is not None and persona != given:
-            raise UsageError(f"--as {text} already names persona {given!r}; --persona "
-                             f"{persona!r} contradicts it")
-        p = given if sep else persona
-        return cls(check_name(user, "user"), check_name(p, "persona") if p is not None else None)
-
-    def __str__(self) -> str:
-        return self.user if self.persona is None else f"{self.user}/{self.persona}"
-
-
-def check_principal(text: str) -> str:
-    """A reader or owner entry (``ann``, ``ann/manager`` or ``role:analysts``), checked.
-
-    Raises:
-        UsageError: naming the malformed entry.
-    """
-    if text.startswith(ROLE_PREFIX):
-        check_name(text[len(ROLE_PREFIX):], "role")
-    else:
-        Identity.parse(text)
-    return text
 
 
 @dataclass(frozen=True)
@@ -130,18 +78,8 @@ def _who(who: str | Identity) -> Identity:
     return who if isinstance(who, Identity) else stored(who)
 
 
-def stored(text: str) -> Identity:
-    """A principal as a memory stores it, read leniently: ``user/persona`` when both parts are
-    names, else the whole text as a user (owners imported from other systems, such as
-    ``John Doe``, predate the name rules and are compared as they are)."""
-    user, sep, persona = text.partition("/")
-    if sep and NAME.match(user) and NAME.match(persona):
-        return Identity(user, persona)
-    return Identity(text)
-
-
 def _roles(roles: Roles | None) -> Roles:
-    from memos_cli.roles import active
+    from memos_cli.governance.roles import active
 
     return roles if roles is not None else active()
 

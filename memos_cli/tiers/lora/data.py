@@ -8,14 +8,16 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memos_cli.errors import UsageError
+from memos_cli.errors import SourceError, UsageError
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 
 if TYPE_CHECKING:
-    from memos_cli.tiers.lora import Recipe
+    from memos_cli.tiers.lora.recipe import Recipe
 
 #: Prompt that asks the base model for a question a memory answers (recipe ``selfqa``).
 QGEN_PROMPT = "Write a question that is answered by this sentence.\nSentence: {fact}\nQuestion:"
@@ -178,7 +180,6 @@ def general_prompts(recipe: Recipe) -> list[str]:
     none of them among those that measure forgetting), for the others the first
     ``recipe.replay`` of :data:`REPLAY_PROMPTS`."""
     if recipe.name == "guarded":
-        from memos_cli.forgetting import load_prompts, packaged
 
         return load_prompts(packaged("train.jsonl")) if recipe.replay else []
     return list(REPLAY_PROMPTS[:recipe.replay])
@@ -239,3 +240,31 @@ def encode(tokenizer: Any, ex: Example, max_tokens: int) -> tuple[list[int], lis
     ids = (prompt + answer)[:max_tokens]
     labels = ([-100] * len(prompt) + answer)[:max_tokens]
     return ids, labels
+
+
+# --- the packaged general set (guarded's regulariser prompts; forgetting measures) ------
+def packaged(name: str) -> Path:
+    """A file of the packaged general set (``questions.jsonl`` or ``prompts.jsonl``)."""
+    return Path(str(resources.files("memos_cli").joinpath("data", "general", name)))
+
+
+def load_prompts(path: str | Path) -> list[str]:
+    """Prompts, one JSON object a line with ``prompt`` (or ``question``).
+
+    Raises:
+        SourceError: unreadable, a malformed line (named), or no prompt.
+    """
+    from memos_cli.sources.base import json_lines, read_text
+
+    p = Path(path)
+    if not p.is_file():
+        raise SourceError("no such prompt file", path=p)
+    out = []
+    for n, obj in json_lines(read_text(p), p):
+        text = obj.get("prompt", obj.get("question")) if isinstance(obj, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise SourceError(f"line {n}: needs \"prompt\" (text)", path=p)
+        out.append(text)
+    if not out:
+        raise SourceError("prompt file holds no prompt", path=p)
+    return out

@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from memos_cli.errors import UsageError
-from memos_cli.governance import Decision, check_principal, decide_read, decide_write
+from memos_cli.governance.policy import Decision, decide_read, decide_write
 from memos_cli.memory import VISIBILITIES, Memory
+from memos_cli.principal import check_principal
 
 if TYPE_CHECKING:
     from memos_cli.vault import State, Vault

@@ -13,13 +13,12 @@ already installed too.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memos_cli.errors import FormatError, UsageError
-from memos_cli.governance import ROLE_PREFIX, Identity, check_name
+from memos_cli.principal import ROLE_PREFIX, Identity, check_name
 
 if TYPE_CHECKING:
     from memos_cli.vault.place import Place
@@ -118,6 +117,12 @@ class Roles:
 _active: dict[str, Any] = {}
 
 
+def forget_active() -> None:
+    """Drop the role table read by :func:`active`: the next check reads it again (after a
+    change to it)."""
+    _active.pop("roles", None)
+
+
 def use_vault(place: Place) -> None:
     """Make the role table of the vault at ``place`` the one access checks use in this
     process (each ``Vault`` a command opens does this: a command works on one vault)."""
@@ -130,56 +135,8 @@ def active() -> Roles:
     """The role table access checks use: that of the vault :func:`use_vault` named, else the
     default vault's (``$MEMOS_VAULT`` or ``MEMOS_HOME/vault``), read once per command."""
     if "roles" not in _active:
-        from memos_cli.vault import default_path
+        from memos_cli.config import default_vault
 
-        _active["roles"] = Roles.load(_active.get("path") or default_path())
+        _active["roles"] = Roles.load(_active.get("path") or default_vault())
     roles: Roles = _active["roles"]
     return roles
-
-
-def change(vault_dir: Path | str | None, name: str, *, by: str, add_members: Sequence[str] = (),
-           add_admins: Sequence[str] = (), remove: Sequence[str] = (),
-           drop: bool = False) -> Role | None:
-    """Create or change role ``name`` in the vault at ``vault_dir`` (read, changed, replaced
-    at once: of two admins changing roles at the same moment, the later replace wins), and
-    log it. Anyone may create a role (becoming its admin when no admin is given); only its admins
-    change or drop it. Returns the role after the change (``None`` when dropped).
-
-    Raises:
-        UsageError: a malformed name or entry, no such role (for removals), or ``by`` is not
-            an admin of an existing role.
-    """
-    from memos_cli.vault import Vault
-
-    check_name(name, "role")
-    members = [check_member(m) for m in add_members]
-    admins = [check_member(a) for a in add_admins]
-    gone = [check_member(m) for m in remove]
-    who = Identity.parse(by) if "/" in by else Identity(by)
-    vault = Vault(vault_dir)
-    if vault.pinned:
-        raise UsageError(f"the vault is checked out at version {vault.at} (read-only)",
-                         path=vault.path)
-    table = Roles.load(vault.place)
-    role = table.roles.get(name)
-    if role is None:
-        if drop or gone:
-            raise UsageError(f"no role {name} in the vault", path=vault.path)
-        role = table.roles[name] = Role(name, [], admins or [who.user])
-    elif not table.is_admin(name, who):
-        raise UsageError(f"{by} may not change role {name}: its admins are "
-                         f"{', '.join(role.admins) or 'nobody'}", path=vault.path)
-    else:
-        role.admins += admins
-    if drop:
-        del table.roles[name]
-    else:
-        role.members = [m for m in dict.fromkeys(role.members + members) if m not in gone]
-        role.admins = [a for a in dict.fromkeys(role.admins) if a not in gone]
-        if not role.admins:
-            raise UsageError(f"role {name} would have no admin left", path=vault.path)
-    table.save()
-    vault.log(by, "role", detail={"role": name, "dropped": drop, "added": members,
-                                  "admins_added": admins, "removed": gone})
-    _active.pop("roles", None)  # the next check reads the changed table
-    return None if drop else role

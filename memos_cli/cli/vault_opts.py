@@ -1,0 +1,27 @@
+"""The options every vault command shares (``--vault``, ``--as``) and how they open one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from memos_cli.cli.output import check_as
+
+if TYPE_CHECKING:
+    from memos_cli.vault import Vault
+
+VAULT_OPT = typer.Option(None, "--vault", metavar="DIR|URI",
+                         help="The vault: a directory, or s3://, gs://, az:// or file:// "
+                              "in object storage \\[default: $MEMOS_HOME/vault].")
+AS_OPT = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
+                      help="Act as this user, under a persona after '/' \\[default: "
+                           "$MEMOS_USER or the login name].")
+
+
+def open_vault(path: str | None, at: int | None = None) -> Vault:
+    """The vault ``--vault`` names (default: ``memos_cli.config.default_vault``), read at
+    version ``at`` when given."""
+    from memos_cli.vault import Vault
+
+    return Vault(path, version=at)
