@@ -6,11 +6,10 @@ import contextlib
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.help import MemosTyper
-from memos_cli.cli.output import out, print_json, progress_bar
+from memos_cli.cli.output import DataTable, out, print_json, progress_bar
 from memos_cli.errors import MemosError, UsageError
 
 batch_app = MemosTyper(help="One command over many cubes, on a Ray cluster with --ray.",
@@ -71,7 +70,7 @@ def convert(
         print_json({"converted": len(results) - len(failed), "failed": len(failed),
                     "results": results})
     else:
-        t = Table("cube", "result", "seconds")
+        t = DataTable("cube", "result", "seconds")
         for r in results:
             t.add_row(r["cube"], "ok" if not r["exit_code"] else
                       f"exit {r['exit_code']}: {r['error']}", f"{r['seconds']:.1f}")

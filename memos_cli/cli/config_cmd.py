@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from memos_cli import config
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.help import MemosTyper
-from memos_cli.cli.output import out, print_json
+from memos_cli.cli.output import DataTable, out, print_json
 
 config_app = MemosTyper(help="Defaults for the model, embedder, vault, signing key and user "
                              "(flag > environment > MEMOS_HOME/config.toml > built-in).",
@@ -29,7 +28,7 @@ def list_(as_json: bool = JSON_OPT) -> None:
     if as_json:
         print_json({"file": str(config.config_path()), "settings": rows})
         return
-    t = Table(title=f"settings ({config.config_path()})", title_justify="left")
+    t = DataTable(title=f"settings ({config.config_path()})", title_justify="left")
     for col in ("name", "value", "from", "environment", "about"):
         t.add_column(col, overflow="fold")
     for r in rows:

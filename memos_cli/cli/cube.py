@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from memos_cli import config
 from memos_cli.cli.cube_args import local_cube, naming, open_arg, output_cube, shown
-from memos_cli.cli.output import check_as, err, out, print_json, progress_bar, status
+from memos_cli.cli.output import DataTable, check_as, err, out, print_json, progress_bar, status
 from memos_cli.cli.reader_opts import (
     MEMREADER_OPT,
     READER_BUDGET_OPT,
@@ -33,7 +33,7 @@ from memos_cli.cli.source_opts import (
 )
 from memos_cli.cube import generate_keypair, key_fingerprint, open_cube
 from memos_cli.cube import verify as verify_cube
-from memos_cli.errors import UsageError
+from memos_cli.errors import MemosError, UsageError
 from memos_cli.models.embedder import Embedder
 from memos_cli.pack import pack as pack_sources
 from memos_cli.pack import rebuild_index
@@ -234,7 +234,7 @@ def inspect(
     def cut(digest: str, n: int) -> str:
         return digest if whole else digest[:n] + "..."
 
-    t = Table(show_header=False, box=None)
+    t = DataTable(show_header=False, box=None)
     for k, v in [
         ("cube", f"{m.name}  ({m.cube_id})"),
         ("description", m.description or "-"),
@@ -257,9 +257,9 @@ def inspect(
             + f" at {pulled.get('pulled_at')} (signer: {pulled.get('signer')}; recorded on "
               "this machine)")] if pulled else []),
     ]:
-        t.add_row(f"[bold]{k}[/bold]", v)
+        t.add_row(Text(k, style="bold"), v)
     out.print(t)
-    src = Table(title="provenance: sources", title_justify="left")
+    src = DataTable(title="provenance: sources", title_justify="left")
     for col in ("path", "format", "memories", "bytes", "sha256"):
         src.add_column(col)
     for s in m.provenance["sources"]:
@@ -267,7 +267,7 @@ def inspect(
                     cut(s["sha256"], 19))
     out.print(src)
     if c.segments:
-        kt = Table(title="activation tier: KV segments", title_justify="left")
+        kt = DataTable(title="activation tier: KV segments", title_justify="left")
         for col in ("id", "model", "fingerprint", "memories", "tokens", "dtype", "bytes",
                     "bytes/token"):
             kt.add_column(col)
@@ -277,7 +277,7 @@ def inspect(
                        f"{s['size']:,}", f"{s['size'] / s['tokens']:,.0f}")
         out.print(kt)
     if c.chunk_sets:
-        ct = Table(title="activation tier: KV chunk sets", title_justify="left")
+        ct = DataTable(title="activation tier: KV chunk sets", title_justify="left")
         for col in ("id", "model", "fingerprint", "group", "chunks", "memories", "tokens",
                     "dtype", "bytes"):
             ct.add_column(col)
@@ -291,7 +291,7 @@ def inspect(
         from memos_cli.cube.lora import read_meta
 
         info = read_meta(c.lora_dir)
-        lt = Table(title="parameter tier: LoRA adapter", title_justify="left")
+        lt = DataTable(title="parameter tier: LoRA adapter", title_justify="left")
         for col in ("model", "fingerprint", "recipe", "rank", "memories", "steps", "train s",
                     "build-time accuracy", "bytes"):
             lt.add_column(col)
@@ -308,7 +308,7 @@ def inspect(
 
         show_memories(used, pool, where=str(store.path), limit=max(memories, 20))
     if first:
-        mt = Table(title=f"first {len(first)} memories", title_justify="left")
+        mt = DataTable(title=f"first {len(first)} memories", title_justify="left")
         for col in ("id", "type", "source", "text"):
             mt.add_column(col, overflow="fold")
         for mem in listed:
@@ -331,11 +331,19 @@ def verify(
 ) -> None:
     """Check a cube: format, digests, content hashes, index, and (with --key) the signature.
 
-    Exits non-zero on any problem. Example: [bold]memos verify team.memcube --key team.pub[/bold]
+    Exits non-zero on any problem; with --json the report is printed then too, with "ok":
+    false, the problem and its exit code. Example: [bold]memos verify team.memcube --key
+    team.pub[/bold]
     """
-    local = local_cube(cube)
-    with naming(local, cube):
-        report = verify_cube(local, key)
+    try:
+        local = local_cube(cube)
+        with naming(local, cube):
+            report = verify_cube(local, key)
+    except MemosError as e:
+        if as_json:  # a pipeline reading stdout gets the verdict, not empty input
+            print_json({"cube": cube, "ok": False, "problems": [str(e)],
+                        "exit_code": e.exit_code})
+        raise
     report.cube = shown(local)
     if as_json:
         print_json(report.to_dict())

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
-from memos_cli.cli.output import out, print_json, progress_bar, status
+from memos_cli.cli.output import DataTable, out, print_json, progress_bar, status
 from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.models import chat
@@ -70,10 +70,9 @@ def eval_(
     if as_json:
         print_json([r.to_dict(answers=answers) for r in rows])
         return
-    from rich.table import Table
 
     kinds = sorted({kind for r in rows for kind in r.by_kind})
-    table = Table(title=f"{c.manifest.name}: {len(qs)} questions, model {lm.name}")
+    table = DataTable(title=f"{c.manifest.name}: {len(qs)} questions, model {lm.name}")
     for col in ["tier", "accuracy", *kinds, "TTFT (s)", "tokens/s", "prompt tokens", "bytes"]:
         table.add_column(col, justify="left" if col == "tier" else "right")
     for r in rows:

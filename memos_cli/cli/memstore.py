@@ -6,10 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from memos_cli.cli.cube import JSON_OPT
-from memos_cli.cli.output import out, print_json, status
+from memos_cli.cli.output import DataTable, out, print_json, status
 from memos_cli.cli.vault_opts import VAULT_OPT
 
 PLAIN_HTTP_OPT = typer.Option(False, "--plain-http", help="Speak HTTP, not HTTPS, to the "
@@ -106,7 +105,7 @@ def ls(
         return
     if not out.is_terminal:
         out.width = 100_000  # whole cells, one row a line, for grep and cut
-    t = Table(box=None)
+    t = DataTable(box=None)
     for col in ("ref", "name", "memories", "tiers", "revision", "created", "signer",
                 "description"):
         t.add_column(col)
@@ -142,7 +141,7 @@ def outdated(
     else:
         if not out.is_terminal:
             out.width = 100_000
-        t = Table(box=None)
+        t = DataTable(box=None)
         for col in ("cube", "installed", "status", "latest"):
             t.add_column(col)
         for r in rows:

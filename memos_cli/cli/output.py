@@ -11,6 +11,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -24,6 +26,19 @@ class SafeConsole(Console):
     def render_str(self, text: str, **kwargs: Any) -> Any:
         return super().render_str(_CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text),
                                   **kwargs)
+
+
+class DataTable(Table):
+    """A Rich table whose text cells and title are shown as they are: what a cube, a source or
+    a vault holds (a memory's ``- [x] done``, a name with ``[bold]`` or ``[link=...]``) is
+    never read as Rich markup. Style a cell with a ``rich.text.Text``."""
+
+    def __init__(self, *columns: Any, title: str | Text | None = None, **kwargs: Any) -> None:
+        super().__init__(*columns, title=Text(title) if isinstance(title, str) else title,
+                         **kwargs)
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
 
 
 out = SafeConsole(highlight=False, soft_wrap=True)

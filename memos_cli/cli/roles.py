@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.help import MemosTyper
-from memos_cli.cli.output import out, print_json
+from memos_cli.cli.output import DataTable, out, print_json
 from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT
 from memos_cli.governance.policy import current_user
 
@@ -78,7 +77,7 @@ def role_ls(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
     if as_json:
         print_json({n: r.to_dict() for n, r in sorted(table.roles.items())})
         return
-    t = Table("role", "members", "admins")
+    t = DataTable("role", "members", "admins")
     for n, r in sorted(table.roles.items()):
         d = r.to_dict()
         t.add_row(n, ", ".join(d["members"]) or "-", ", ".join(d["admins"]))

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import open_arg, shown
-from memos_cli.cli.output import check_as, err, out, print_json
+from memos_cli.cli.output import DataTable, check_as, err, out, print_json
 from memos_cli.errors import UsageError
 from memos_cli.store.usage import UsageStore, cube_store, recording, uses_of
 from memos_cli.tiers.plaintext import retrieve
@@ -169,7 +168,7 @@ def _show(query: str, where: str, is_cube: bool, took: float, hits: list[Any],
         err.print(f"note: {hidden} of the closest memories are not readable by {user!r} "
                   "(owner, visibility and readers; a memory is private to its owner unless "
                   "packed with --visibility shared/public or --share-with)", markup=False)
-    t = Table(title=f"{len(hits)} memories for {query!r} ({took * 1000:.0f} ms)",
+    t = DataTable(title=f"{len(hits)} memories for {query!r} ({took * 1000:.0f} ms)",
               title_justify="left")
     for col in ("#", "score", "id", "source", "text"):
         t.add_column(col, overflow="fold")

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich.table import Table
-
-from memos_cli.cli.output import out
+from memos_cli.cli.output import DataTable, out
 from memos_cli.memory import format_time
 
 
@@ -20,7 +18,7 @@ def show_memories(indicators: dict[str, Any], memories: Sequence[Any], *, where:
     if not used:
         out.print(f"usage: none recorded yet ({where})", markup=False)
         return
-    t = Table(title=f"usage of {len(used)} of {len(memories)} memories ({where})",
+    t = DataTable(title=f"usage of {len(used)} of {len(memories)} memories ({where})",
               title_justify="left")
     for col in ("id", "retrieved", "used", "first use", "last use", "score", "text"):
         t.add_column(col, overflow="fold")

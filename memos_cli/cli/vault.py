@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.help import MemosTyper
-from memos_cli.cli.output import err, out, print_json, status
+from memos_cli.cli.output import DataTable, err, out, print_json, status
 from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT, open_vault
 from memos_cli.errors import UsageError
 from memos_cli.governance.policy import current_user
@@ -104,7 +103,7 @@ def vault_ls(vault: str | None = VAULT_OPT, at: int | None = AT_OPT,
     if as_json:
         print_json({"vault": str(v.path), "version": v.version, "cubes": rows})
         return
-    t = Table(title=f"{len(rows)} cubes in {v.path}" + (
+    t = DataTable(title=f"{len(rows)} cubes in {v.path}" + (
         f" at version {v.version}" + (" (checked out, read-only)" if v.pinned else "")
         if v.version is not None else ""), title_justify="left")
     cols = ["cube id", "name", "memories", "signer", "installed by", "installed at"]
@@ -159,10 +158,10 @@ def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
                     "history": [m.to_dict() for m in history if can_read(m, user)]})
         return
     info = state.cubes[cube_id]
-    out.print(f"[bold]{info['name']}[/bold] {cube_id}: {len(mems)} memories "
-              f"({len(mems) - len(readable)} not readable by {user}), signer {info['signer']}, "
-              f"installed by {info['installed_by']} at {info['installed_at']} from "
-              f"{escape(str(info.get('source', '-')))}")
+    out.print(f"[bold]{escape(info['name'])}[/bold] {cube_id}: {len(mems)} memories "
+              f"({len(mems) - len(readable)} not readable by {escape(user)}), signer "
+              f"{escape(info['signer'])}, installed by {escape(info['installed_by'])} at "
+              f"{info['installed_at']} from {escape(str(info.get('source', '-')))}")
     for m in readable:
         out.print(f"  {m.id[:8]} v{m.version} [{m.visibility}] {m.render()}", markup=False)
 
@@ -286,7 +285,7 @@ def vault_log(vault: str | None = VAULT_OPT,
     if as_json:
         print_json(recs)
         return
-    t = Table(title=f"{len(recs)} access-log records", title_justify="left")
+    t = DataTable(title=f"{len(recs)} access-log records", title_justify="left")
     for col in ("time", "version", "user", "op", "cube", "memories"):
         t.add_column(col, overflow="fold")
     for r in recs:

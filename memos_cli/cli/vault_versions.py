@@ -7,10 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from memos_cli.cli.cube import JSON_OPT
-from memos_cli.cli.output import out, print_json, status
+from memos_cli.cli.output import DataTable, out, print_json, status
 from memos_cli.cli.source_opts import parse_ttl
 from memos_cli.cli.vault_opts import VAULT_OPT
 from memos_cli.cli.vault_opts import open_vault as _open
@@ -37,7 +36,7 @@ def versions(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
         print_json({"vault": str(v.path), "checked_out": v.at if v.pinned else None,
                     "versions": rows})
         return
-    t = Table(title=f"{len(rows)} versions of {v.path}" + (
+    t = DataTable(title=f"{len(rows)} versions of {v.path}" + (
         f" (checked out at {v.at}, read-only)" if v.pinned else ""), title_justify="left")
     for col in ("version", "time", "rows", "made by"):
         t.add_column(col)

@@ -141,6 +141,22 @@ def test_verify_tampered_cube_fails(cli_cube: tuple[Path, Path], tmp_path: Path)
     assert idx.relative_to(cube).as_posix() in result.stderr
 
 
+def test_verify_json_reports_a_failure(cli_cube: tuple[Path, Path], tmp_path: Path) -> None:
+    """#28 bug 6: a failed `verify --json` printed nothing, so `| jq` got empty input."""
+    cube = tmp_path / "t.memcube"
+    shutil.copytree(cli_cube[0], cube)
+    idx = sorted(p for p in (cube / "index").rglob("*.lance") if p.is_file())[0]
+    idx.write_bytes(idx.read_bytes() + b"\0")
+    result = runner.invoke(app, ["verify", str(cube), "--key", str(cli_cube[1]), "--json"])
+    assert result.exit_code == 7
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["exit_code"] == 7 and report["cube"] == str(cube)
+    assert len(report["problems"]) == 1 and "does not match the digest" in report["problems"][0]
+    assert "does not match the digest" in result.stderr  # the one-line error as before
+    missing = runner.invoke(app, ["verify", str(tmp_path / "nope.memcube"), "--json"])
+    assert missing.exit_code == 4 and json.loads(missing.stdout)["ok"] is False
+
+
 def test_reindex_json_and_signature_state(cli_cube: tuple[Path, Path], tmp_path: Path) -> None:
     cube = tmp_path / "t.memcube"
     shutil.copytree(cli_cube[0], cube)
