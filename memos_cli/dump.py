@@ -205,15 +205,12 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
     beside a file, one object a line.
 
     Raises:
-        UsageError: unknown format, or nothing the user may read.
+        UsageError: unknown format, an output location that cannot be written
+            (:func:`check_target`), or nothing the user may read.
         CubeExistsError: ``out`` exists and ``force`` is false.
     """
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    target = check_target(out, fmt, force=force)
     src = cube if isinstance(cube, Source) else cube_source(cube)
-    target = Path(out)
-    if target.exists() and not force:
-        raise CubeExistsError("already exists (use --force to replace it)", path=target)
     chosen = select(src, user, keep or Filter())
     if not derived:  # --no-derived: the user's own memories only
         chosen = [m for m in chosen if derived_reader(m) is None]
@@ -272,6 +269,35 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
                    extra_files=extra or None)
     return DumpReport(str(target), fmt, len(chosen), withheld, fmt == "memcube" and bool(key),
                       redaction, len(log), [m.id for m in chosen])
+
+
+def check_target(out: str | Path, fmt: str, *, force: bool) -> Path:
+    """``out`` as a path, when an export in ``fmt`` can be written there: checked before any
+    work, so a 15-second redaction does not end in an error about the output. A file export
+    needs an existing directory and a target that is not a directory; a memcube export makes
+    missing parent directories, as ``pack`` does.
+
+    Raises:
+        UsageError: an unknown format, a missing or non-directory parent, a target that is a
+            directory.
+        CubeExistsError: ``out`` exists and ``force`` is false.
+    """
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    target = Path(out)
+    if fmt != "memcube":
+        parent = target.parent
+        if not parent.is_dir():
+            raise UsageError(f"cannot write {target.name}: the directory {parent} does not "
+                             "exist" if not parent.exists() else
+                             f"cannot write {target.name}: {parent} is not a directory",
+                             path=target)
+        if target.is_dir():
+            raise UsageError("is a directory; name the file to write (OUT.jsonl or OUT.md)",
+                             path=target)
+    if target.exists() and not force:
+        raise CubeExistsError("already exists (use --force to replace it)", path=target)
+    return target
 
 
 ACCESS_LOG = "access_log.jsonl"

@@ -156,3 +156,29 @@ def test_dump_format_follows_the_output_name(packed_cube: Path, tmp_path: Path, 
     assert words in " ".join(r.output.split())
     if code == 0 and name.endswith(".memcube"):
         verify(tmp_path / name)
+
+
+@pytest.mark.parametrize("where, words", [
+    ("missing/x.md", "does not exist"),
+    ("afile/x.jsonl", "is not a directory"),
+    ("adir.md", "is a directory"),
+])
+def test_dump_checks_the_output_location_first(packed_cube: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch, where: str,
+                                               words: str) -> None:
+    """#28 bug 5: `dump -o out/x.md --redact all` with no out/ failed after the redaction with
+    exit 70. The location is checked before any work: neither the embedder nor Presidio runs."""
+    (tmp_path / "afile").write_text("a file")
+    (tmp_path / "adir.md").mkdir()
+    import memos_cli.governance.redact as redact
+
+    def no_redaction(*a: object, **k: object) -> None:
+        raise AssertionError("redaction started before the output was checked")
+
+    monkeypatch.setattr(redact, "Redactor", no_redaction)
+    r = runner.invoke(app, ["dump", str(packed_cube), "-o", str(tmp_path / where),
+                            "--redact", "all", "--as", "tester"])
+    assert r.exit_code == 2, r.output
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.md", "afile"]

@@ -11,7 +11,7 @@ from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, out, print_json, status
 from memos_cli.cli.source_opts import pack_time
-from memos_cli.dump import Filter, dump
+from memos_cli.dump import Filter, check_target, cube_source, dump, vault_source
 from memos_cli.errors import UsageError
 from memos_cli.governance.policy import current_user
 from memos_cli.governance.redact import parse_types, read_terms
@@ -56,12 +56,12 @@ def dump_command(
     --redact all --key team.key[/bold]; [bold]memos dump --vault ~/vault -o all.md --format
     markdown[/bold]
     """
-    from memos_cli.dump import cube_source, vault_source
     from memos_cli.vault import Vault
 
     if (cube is None) == (vault is None):
         raise UsageError("give a cube or --vault (one of them)")
     fmt = output_format(output, fmt)
+    check_target(output, fmt, force=force)  # before the embedder, the cube and redaction
     types = parse_types(redact) if redact else ()
     if (keep_terms or redact_terms) and not types:
         raise UsageError("--keep-terms and --redact-terms go with --redact")
