@@ -50,6 +50,13 @@ def local_cube(arg: str | Path) -> Path:
     return path
 
 
+def is_cube_arg(arg: str | Path) -> bool:
+    """Whether a lone positional argument names a cube rather than being a query or a
+    question: a remote reference, an existing path, or a name ending in ``.memcube``."""
+    text = str(arg)
+    return is_remote(text) or text.endswith(".memcube") or Path(text).exists()
+
+
 def shown(path: Path | str) -> str:
     """The name to show for ``path``: the URI a temporary copy was fetched from."""
     names = _SCOPES[-1][1] if _SCOPES else {}

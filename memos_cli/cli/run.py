@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.markup import escape
 
-from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
-from memos_cli.cli.cube_args import open_arg
+from memos_cli.api import AnswerOptions, Session
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
+from memos_cli.cli.cube_args import is_cube_arg, open_arg
 from memos_cli.cli.output import check_as, err, out, print_json, status
+from memos_cli.cli.vault_opts import require_default_vault
 from memos_cli.errors import UsageError
-from memos_cli.models import chat
 from memos_cli.tiers import generation
-from memos_cli.tiers.plaintext import Answer, answer
+from memos_cli.tiers.plaintext import Answer
 
-TIERS = ("auto", "text", "kv", "lora")
 DEFAULT_TIER = "auto"
 
 
@@ -95,118 +94,35 @@ def run(
     answer, the memories used (ids and text) and the timings, and records the memories' use.
     Example: [bold]memos run team.memcube "What budget did we agree on?"[/bold]
     """
-    if k < 0 or max_new_tokens < 1 or temperature < 0 or recompute < 0:
-        raise UsageError("-k, --recompute must be >= 0, --max-new-tokens >= 1, "
-                         "--temperature >= 0")
     cubes = list(cubes or [])
-    if question is None and len(cubes) == 1 and vault is not None:
-        question = str(cubes.pop())
-    if vault is not None:
-        if question is None or cubes or tier not in ("text", "auto"):
-            raise UsageError("--vault takes the question alone, with the text or auto tier")
-    elif question is None or not cubes:
-        raise UsageError("missing CUBE or QUESTION: give both (memos run team.memcube "
-                         "\"What is Ned?\"), or the question with a vault (memos run "
-                         "\"What is Ned?\" --vault ~/vault)")
-    if as_user is not None and tier not in ("text", "auto"):
-        raise UsageError("--as applies to the text and auto tiers: a KV segment or an adapter "
-                         "holds every memory it was built from")
-    if tier not in TIERS:
-        raise UsageError(f"--tier {tier!r} is not one of {', '.join(TIERS)}")
-    opts = generation.with_flags(
+    if question is None and len(cubes) == 1 and (vault is not None or not is_cube_arg(cubes[0])):
+        question = str(cubes.pop())  # the question alone: the vault's (--vault, else default)
+    missing = ("missing CUBE or QUESTION: give both (memos run team.memcube \"What is "
+               "Ned?\"), or the question with a vault (memos run \"What is Ned?\" --vault "
+               "~/vault)")
+    if question is None:
+        raise UsageError(missing)
+    if not cubes and vault is None:
+        require_default_vault(missing)
+    gen = generation.with_flags(
         generation.PLAIN if plain else generation.DEFAULT,
         repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-        top_p=top_p, seed=seed, system=system,
-        stop_at_blank_line=False if keep_going else None).check()
-    if system is not None and tier == "kv":
-        raise UsageError("--system goes with the text and auto tiers: KV caches were computed "
-                         "after memos's own instruction")
-    if system is not None and tier == "auto":
-        tier = "text"  # stored chunks follow memos's instruction, so prefill everything
-    if tier != "kv" and (segment or compose != "rerotate" or recompute):
-        raise UsageError("--segment, --compose and --recompute apply to --tier kv")
-    if vault is None and tier not in ("kv", "lora") and len(cubes) != 1:
-        raise UsageError(f"--tier {tier} takes one cube; several cubes compose with --tier kv "
-                         "or --tier lora")
-    if combine != "route" and (tier != "lora" or len(cubes) < 2):
-        raise UsageError("--combine applies to --tier lora with several cubes")
-    opened = [] if vault is not None else [open_arg(c) for c in cubes]
+        top_p=top_p, seed=seed, stop_at_blank_line=False if keep_going else None)
+    opts = AnswerOptions(tier=tier, k=k, max_new_tokens=max_new_tokens, temperature=temperature,
+                         compose=compose, combine=combine, recompute=recompute,
+                         recompute_ratio=recompute_ratio, recompute_rule=recompute_rule,
+                         chunk_set=chunk_set, segment=segment, system=system, generation=gen
+                         ).checked(cubes=len(cubes), vault=vault is not None or not cubes,
+                                   user=as_user is not None)
+    opened = [open_arg(c) for c in cubes]
     with status("loading model") as say:
-        lm = chat.load(model, status=say, device=device)
-    chunked = tier == "kv" and segment is None and len(opened) == 1 and bool(
-        opened[0].chunk_sets)
-    if ((recompute_ratio is not None or recompute_rule is not None) and not chunked
-            and tier != "auto") or (chunk_set and not chunked):
-        raise UsageError("--recompute-ratio and --recompute-rule apply to --tier auto, or to "
-                         "--tier kv on one cube with KV chunks; --chunk-set to the latter")
-    ratio = chunks_default_ratio() if recompute_ratio is None else recompute_ratio
-    with generation.using(opts):
-        result = _answer(tier, opened, vault, embedder, lm, question, as_user, k, ratio,
-                         recompute_rule, max_new_tokens, temperature, chunked, chunk_set,
-                         segment, compose, recompute, combine)
-    if vault is None:
-        from memos_cli.cli.search import audit
-        from memos_cli.governance.policy import current_user
-
-        for c in opened:
-            audit(as_user or current_user(), "run", c.manifest.cube_id,
-                  [r.memory.id for r in result.memories], question)
-    recording = _record(result, opened, vault)
-    with recording:
+        session = Session(opened, vault=vault, user=as_user, embedder=embedder, model=model,
+                          device=device, status=say)
+        session.chat()
+        say("thinking")
+        result = session.answer(question, opts)
+    with session:  # the usage record is written while the answer is shown
         _show(result, as_json)
-
-
-def _answer(tier: str, opened: list[Any], vault: str | None, embedder: Path | None, lm: Any,
-            question: str, as_user: str | None, k: int, ratio: float,
-            recompute_rule: str | None, max_new_tokens: int, temperature: float,
-            chunked: bool, chunk_set: str | None, segment: str | None, compose: str,
-            recompute: int, combine: str = "route") -> Answer:
-    """Answer with the tier asked for (see ``run``)."""
-    if tier == "auto":
-        enc = load_embedder(embedder)
-        with status("thinking"):
-            result = _auto(opened, vault, enc, lm, question, as_user, k, ratio,
-                           recompute_rule, max_new_tokens, temperature)
-    elif vault is not None:
-        from memos_cli.governance.policy import current_user
-        from memos_cli.vault import Vault
-        from memos_cli.vault import answer as vault_answer
-
-        enc = load_embedder(embedder)
-        with status("thinking"):
-            result = vault_answer(Vault(vault), enc, lm, question,
-                                  user=as_user or current_user(), k=k,
-                                  max_new_tokens=max_new_tokens, temperature=temperature)
-    elif chunked:
-        from memos_cli.tiers import chunks
-
-        enc = load_embedder(embedder)
-        with status("thinking"):
-            result = chunks.answer_chunked(
-                opened[0], enc, lm, question, k=k, set_id=chunk_set,
-                ratio=ratio,
-                rule=recompute_rule or chunks.DEFAULT_RULE, max_new_tokens=max_new_tokens,
-                temperature=temperature)
-    elif tier == "kv":
-        from memos_cli.tiers.kv import answer_kv  # deferred: imports torch
-
-        with status("thinking"):
-            result = answer_kv(opened, lm, question, segment=segment, mode=compose,
-                               recompute=recompute, max_new_tokens=max_new_tokens,
-                               temperature=temperature)
-    elif tier == "lora":
-        from memos_cli.tiers.lora import answer_lora  # deferred: imports torch and PEFT
-
-        router = load_embedder(embedder) if combine == "route" else None
-        with status("thinking"):
-            result = answer_lora(opened, lm, question, max_new_tokens=max_new_tokens,
-                                 temperature=temperature, combine=combine, embedder=router)
-    else:
-        enc = load_embedder(embedder)
-        with status("thinking"):
-            result = answer(opened[0], enc, lm, question, k=k, max_new_tokens=max_new_tokens,
-                            temperature=temperature, user=as_user)
-    return result
 
 
 def cited(result: Answer) -> list[int]:
@@ -261,64 +177,6 @@ def _show(result: Answer, as_json: bool) -> None:
     out.print(f"\n{result.tier} tier, model {result.model}: load {t['model_load_s']:.2f} s, "
               f"{step}, time to first token {t['ttft_s']:.2f} s "
               f"({result.prompt_tokens} prompt tokens), {t['tokens_per_s']:.1f} tokens/s")
-
-
-def chunks_default_ratio() -> float:
-    from memos_cli.tiers.chunks import DEFAULT_RATIO
-
-    return DEFAULT_RATIO
-
-
-def _auto(opened: list[Any], vault: str | None, enc: Any, lm: Any, question: str,
-          as_user: str | None, k: int, ratio: float, rule: str | None, max_new_tokens: int,
-          temperature: float) -> Answer:
-    """--tier auto over one cube or a vault."""
-    import time
-
-    from memos_cli.tiers.answer import answer_auto, cube_sources, store_sources
-    from memos_cli.tiers.chunks import DEFAULT_RULE
-    from memos_cli.tiers.plaintext import retrieve
-
-    t0 = time.perf_counter()
-    if vault is not None:
-        from memos_cli.governance.policy import current_user
-        from memos_cli.vault import Vault
-        from memos_cli.vault import search as vault_search
-
-        v = Vault(vault)
-        user = as_user or current_user()
-        hits = vault_search(v, enc, question, k, user=user)
-    else:
-        opened[0].index()
-        t0 = time.perf_counter()
-        hits = retrieve(opened[0], enc, question, k, user=as_user)
-    took = time.perf_counter() - t0
-    result = answer_auto(lm, question, hits, store_sources(lm) + cube_sources(lm, opened),
-                         ratio=ratio, rule=rule or DEFAULT_RULE, max_new_tokens=max_new_tokens,
-                         temperature=temperature, retrieval_s=took)
-    if vault is not None:
-        v.log(user, "run", memory_ids=[r.memory.id for r in result.memories],
-              detail={"question": question, "tier": "auto"})
-    return result
-
-
-def _record(result: Answer, opened: list[Any], vault: str | None) -> Any:
-    """Start recording the run's usage in the background (joined when the block ends)."""
-    import contextlib
-
-    from memos_cli.store.usage import UsageStore, cube_store, recording, uses_of
-
-    if result.tier not in ("text", "auto", "kv") or (result.tier == "kv" and not
-                                                     result.details):
-        return contextlib.nullcontext()
-    retrieved = [r for r in result.memories
-                 if r.vector_rank is not None or r.text_rank is not None or r.score]
-    uses = uses_of(retrieved, [r.memory for r in result.memories])
-    from memos_cli.vault.place import Place
-
-    store = UsageStore(Place(vault).usage_dir()) if vault is not None else \
-        cube_store(opened[0].manifest.cube_id)
-    return recording(store, "run", uses)
 
 
 def register(app: typer.Typer) -> None:

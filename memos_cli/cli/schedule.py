@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from memos_cli.api import Session
 from memos_cli.cli.cube import JSON_OPT, parse_size
-from memos_cli.cli.output import err, out, print_json, progress_bar, status
+from memos_cli.cli.output import err, out, print_json, progress_bar
 from memos_cli.errors import UsageError
 
 
@@ -26,16 +25,6 @@ def parse_budget(text: str) -> tuple[int | None, float | None]:
             raise UsageError(f"--kv-budget {text!r} is not a share above 0% and up to 100%")
         return None, pct / 100
     return parse_size(t, "--kv-budget"), None
-
-
-def _scope(vault: str | None, cubes: list[Any]) -> str:
-    if vault is not None:
-        where = vault if "://" in vault else str(Path(vault).resolve())
-        return "vault-" + hashlib.sha256(where.encode()).hexdigest()[:16]
-    ids = sorted(c.manifest.cube_id for c in cubes)
-    if len(ids) == 1:
-        return f"cube-{ids[0]}"
-    return "cubes-" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
 
 
 def schedule(
@@ -75,95 +64,26 @@ def schedule(
     one line with its reason.
     Example: [bold]memos schedule --vault ~/vault --kv-budget 25%[/bold]
     """
-    from datetime import timedelta
-
-    from memos_cli import scheduler
-    from memos_cli.cube.kv import STORAGE_DTYPES
-    from memos_cli.store.usage import UsageStore, cube_store
-
     if (vault is None) == (not cubes):
         raise UsageError("give CUBE... or --vault DIR (one of them)")
     size, share = parse_budget(kv_budget)
-    if policy not in scheduler.POLICIES:
-        raise UsageError(f"--policy {policy!r} is not one of {', '.join(scheduler.POLICIES)}")
-    if dtype not in STORAGE_DTYPES:
-        raise UsageError(f"--dtype {dtype!r} is not one of {', '.join(STORAGE_DTYPES)}")
-    if lora_min_uses < 1 or lora_window_days < 0 or cold_days <= 0:
-        raise UsageError("--lora-min-uses must be >= 1, --lora-window-days >= 0, "
-                         "--cold-days > 0")
-    hl = scheduler.half_life_of(half_life)
-    opened: list[Any] = []
-    if vault is not None:
-        from memos_cli.vault import Vault
-
-        v = Vault(vault)
-        memories = v.state(vectors=False).memories
-        stores = [UsageStore(v.place.usage_dir())]
-        usage = stores[0].indicators(half_life=hl)
-        where = f"vault {v.path}"
-    else:
-        from memos_cli.cube import open_verified
-
-        opened = [open_verified(c) for c in cubes]
-        memories, usage = [], {}
-        stores = [cube_store(c.manifest.cube_id) for c in opened]
-        for c, st in zip(opened, stores, strict=True):
-            c.require_plaintext()
-            memories += c.memories
-            usage.update(st.indicators(half_life=hl))
-        where = ", ".join(str(c.path) for c in opened)
-    usage = {i: u for i, u in usage.items() if i in {m.id for m in memories}}
-    if not usage:
-        msg = f"no usage recorded yet for {where}: nothing to schedule (search or run first)"
-        if as_json:
-            print_json({"scope": where, "applied": False, "reason": msg})
-        else:
-            out.print(msg, markup=False)
-        return
-    from memos_cli.models import chat
-    from memos_cli.models.fingerprint import fingerprint_digest
-    from memos_cli.store.chunks import ChunkStore
-    from memos_cli.tiers import prompt
-
-    with status("loading model") as say:
-        lm = chat.load(model, status=say, device=device)
-    fp = lm.fingerprint()
-    chunk_bytes, prefix_bytes = scheduler.estimator(lm, memories, dtype)
-    budget = size if size is not None else int(
-        (share or 0.0) * (prefix_bytes + sum(chunk_bytes(m) for m in memories)))
-    store = ChunkStore()
-    digest = fingerprint_digest(fp)
-    sid = store.set_for(digest, prompt.LAYOUT, dtype)
-    scope = _scope(vault, opened)
-    others = [s for s in store.sets()
-              if s.model_fingerprint_sha256 not in lm.fingerprint_digests()]
-    s = store.open_set(sid)
-    stored = scheduler.stored_for(s, scope) if s is not None else {}
-    if s is not None and s.prefix.is_file():
-        prefix_bytes = s.prefix.stat().st_size
-    p = scheduler.plan(memories, usage, policy=policy, budget=budget, chunk_bytes=chunk_bytes,
-                       stored=stored, key_of=lambda m: m.content_hash.removeprefix("sha256:"),
-                       prefix_bytes=prefix_bytes, lora_min_uses=lora_min_uses,
-                       lora_window=timedelta(days=lora_window_days),
-                       cold_after=timedelta(days=cold_days))
-    if not dry_run:
-        for st in stores:  # fold the many small appends into few files (Lance optimize)
-            if st.exists():
-                st.compact()
-    if not dry_run and (p.of("promote") or p.of("evict") or s is None):
-        with store.lock():
-            s = store.create_set(lm.name, digest, prompt.LAYOUT, dtype)
-            with progress_bar() as update:
-                scheduler.apply(p, lm, s, memories, scope=scope, cubes=opened,
-                                progress=lambda d, t: update("computing KV chunks", d, t))
-    elif not dry_run:
-        p.applied, p.stored_after = True, p.stored_before
+    session = Session(cubes or [], vault=vault, model=model, device=device)
+    with progress_bar() as update:
+        result = session.schedule(
+            size=size, share=share, policy=policy, half_life=half_life, dtype=dtype,
+            lora_min_uses=lora_min_uses, lora_window_days=lora_window_days,
+            cold_days=cold_days, dry_run=dry_run,
+            progress=lambda d, t: update("computing KV chunks", d, t))
     if as_json:
-        print_json({"scope": where, "store_set": sid, "model": lm.name, **p.to_dict()})
+        print_json(result.to_dict())
+        return
+    p = result.plan
+    if p is None:
+        out.print(result.reason, markup=False)
         return
     for line in (d.line() for d in p.decisions):
         out.print(line, markup=False)
-    for o in others:
+    for o in result.others:
         err.print(f"note: chunks of another model ({o.model}, set {o.id}) are left as they are",
                   markup=False)
     lora = [d.memory_id or "" for d in p.of("lora")]
@@ -174,7 +94,7 @@ def schedule(
         out.print(f"{len(p.of('cold'))} cold memories: memos vault gc --cold --vault {vault}",
                   markup=False)
     verb = "planned (dry run)" if not p.applied else "applied"
-    out.print(f"{verb}: {len(p.hot_keys())} chunks hot in {budget / 1e6:.1f} MB budget "
+    out.print(f"{verb}: {len(p.hot_keys())} chunks hot in {result.budget / 1e6:.1f} MB budget "
               f"({p.policy}); {p.computed} computed, {p.reused} copied from cubes, "
               f"{len(p.of('evict'))} evicted; store {p.stored_before / 1e6:.1f} -> "
               f"{(p.stored_after if p.applied else p.stored_before) / 1e6:.1f} MB "

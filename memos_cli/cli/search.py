@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.text import Text
 
+from memos_cli.api import SearchResult, Session
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
-from memos_cli.cli.cube_args import open_arg, shown
-from memos_cli.cli.output import DataTable, check_as, err, out, print_json
+from memos_cli.cli.cube_args import is_cube_arg, open_arg, shown
+from memos_cli.cli.output import DataTable, check_as, err, out, print_json, status
+from memos_cli.cli.vault_opts import require_default_vault
 from memos_cli.errors import UsageError
-from memos_cli.store.usage import UsageStore, cube_store, recording, uses_of
-from memos_cli.tiers.plaintext import retrieve
 
 
 def search(
@@ -41,10 +40,10 @@ def search(
     [bold]memos search "budget cap" --vault ~/vault --as ann[/bold];
     [bold]memos search team.memcube --queries eval.jsonl --json[/bold]
     """
-    from memos_cli.governance.policy import current_user
-
     if k < 1:
         raise UsageError("-k must be at least 1")
+    missing = ("missing CUBE or QUERY: give both (memos search team.memcube \"budget cap\"), "
+               "or the query with a vault (memos search \"budget cap\" --vault ~/vault)")
     if queries is not None:
         if query is not None or (vault is not None and cube is not None):
             raise UsageError("--queries takes the queries from the file: give only the cube "
@@ -58,33 +57,21 @@ def search(
     if vault is not None:
         if query is not None:
             raise UsageError("give a cube or --vault, not both")
-        query, where = cube, str(vault)
+        query, cube = cube, None
     elif query is None:
-        raise UsageError("missing CUBE or QUERY: give both (memos search team.memcube "
-                         "\"budget cap\"), or the query with a vault (memos search "
-                         "\"budget cap\" --vault ~/vault)")
-    user = as_user or current_user()
-    enc = query_embedder(embedder)
-    t0 = time.perf_counter()
-    hidden: list[int] = []
-    if vault is not None:
-        from memos_cli.vault import Vault
-        from memos_cli.vault import search as vault_search
-
-        v = Vault(vault)
-        store = UsageStore(v.place.usage_dir()).warm()
-        hits = vault_search(v, enc, query, k, user=user, hidden=hidden)
-        took = time.perf_counter() - t0
-        v.log(user, "search", memory_ids=[h.memory.id for h in hits], detail={"query": query})
-    else:
-        c = open_arg(cube)
-        where = shown(c.path)
-        store = cube_store(c.manifest.cube_id).warm()
-        hits = retrieve(c, enc, query, k, user=user if as_user else None, hidden=hidden)
-        took = time.perf_counter() - t0
-        audit(user, "search", c.manifest.cube_id, [h.memory.id for h in hits], query)
-    with recording(store, "search", uses_of(hits)):
-        _show(query, where, vault is None, took, hits, as_json, sum(hidden), user)
+        if is_cube_arg(cube):
+            raise UsageError(missing)
+        query, cube = cube, None  # the query alone: the default vault's
+        require_default_vault(missing)
+    with status("loading embedder") as say:
+        session = Session([open_arg(cube)] if cube is not None else [], vault=vault,
+                          user=as_user, embedder=embedder, status=say)
+        session.query_encoder()
+    with session:  # the usage record is written while the results are shown
+        result = session.search(query, k)
+        if cube is not None:
+            result.where = shown(session.cubes[0].path)
+        _show(result, as_json)
 
 
 MAX_QUERIES = 1_000_000
@@ -117,53 +104,32 @@ def read_queries(path: Path, k: int) -> list[tuple[Any, str, int]]:
 def _batch(cube: str | None, vault: str | None, items: list[tuple[Any, str, int]],
            as_user: str | None, embedder: Path | None, as_json: bool) -> None:
     """Search each query of a queries file in this one process; JSON lines with --json."""
-    from memos_cli.governance.policy import current_user
-
-    user = as_user or current_user()
-    enc = query_embedder(embedder)
-    if vault is not None:
-        from memos_cli.vault import Vault
-        from memos_cli.vault import search as vault_search
-
-        v = Vault(vault)
-        store = UsageStore(v.place.usage_dir()).warm()
-
-        def one(q: str, kk: int, hidden: list[int]) -> list[Any]:
-            return vault_search(v, enc, q, kk, user=user, hidden=hidden)
-        where = {"vault": str(vault)}
-    else:
-        c = open_arg(cube or "")
-        store = cube_store(c.manifest.cube_id).warm()
-
-        def one(q: str, kk: int, hidden: list[int]) -> list[Any]:
-            return retrieve(c, enc, q, kk, user=user if as_user else None, hidden=hidden)
-        where = {"cube": str(c.path)}
     import json
 
-    for qid, q, kk in items:
-        hidden: list[int] = []
-        t0 = time.perf_counter()
-        hits = one(q, kk, hidden)
-        took = time.perf_counter() - t0
-        with recording(store, "search", uses_of(hits)):
+    with status("loading embedder") as say:
+        session = Session([open_arg(cube)] if cube is not None else [], vault=vault,
+                          user=as_user, embedder=embedder, status=say)
+        session.query_encoder()
+    where = {"vault": str(vault)} if vault is not None else {"cube": str(session.cubes[0].path)}
+    with session:
+        for qid, result in session.search_many(items):
             if as_json:
-                line = {"id": qid, "query": q, **where, "search_s": round(took, 4),
-                        "hidden_by_access": sum(hidden), "results": [h.to_dict() for h in hits]}
+                line = {"id": qid, "query": result.query, **where,
+                        "search_s": round(result.search_s, 4),
+                        "hidden_by_access": result.hidden,
+                        "results": [h.to_dict() for h in result.hits]}
                 typer.echo(json.dumps(line, ensure_ascii=False))
             else:
-                ids = " ".join(f"{h.rank}:{h.memory.id[:8]}" for h in hits)
-                typer.echo(f"{qid}\t{took * 1000:.0f} ms\t{ids}")  # tab-separated: for cut/awk
-    if vault is None:
-        audit(user, "search", c.manifest.cube_id, [], f"{len(items)} queries from a file")
+                ids = " ".join(f"{h.rank}:{h.memory.id[:8]}" for h in result.hits)
+                typer.echo(f"{qid}\t{result.search_s * 1000:.0f} ms\t{ids}")  # for cut/awk
 
 
-def _show(query: str, where: str, is_cube: bool, took: float, hits: list[Any],
-          as_json: bool, hidden: int, user: str) -> None:
+def _show(result: SearchResult, as_json: bool) -> None:
     if as_json:
-        print_json({"query": query, "cube" if is_cube else "vault": where,
-                    "search_s": round(took, 4), "hidden_by_access": hidden,
-                    "results": [h.to_dict() for h in hits]})
+        print_json(result.to_dict())
         return
+    hidden, user, hits, query = result.hidden, result.user, result.hits, result.query
+    took = result.search_s
     if hidden:  # how many, never which
         err.print(f"note: {hidden} of the closest memories are not readable by {user!r} "
                   "(owner, visibility and readers; a memory is private to its owner unless "
@@ -182,25 +148,6 @@ def _show(query: str, where: str, is_cube: bool, took: float, hits: list[Any],
                         style="dim")
         t.add_row(str(h.rank), f"{h.score:.4f}", m.id[:8], where, text)
     out.print(t)
-
-
-def audit(user: str, op: str, cube_id: str, ids: list[str], text: str) -> None:
-    """Record a read of a cube in the default vault's access log, when there is a vault."""
-    from memos_cli.vault import Vault
-
-    v = Vault(None)
-    if v.exists():
-        v.log(user, op, cube_id=cube_id, memory_ids=ids, detail={"query": text})
-
-
-def query_embedder(path: Path | None) -> Any:
-    """The query encoder: its ONNX export when there is one (no torch import; made by the
-    first search), else the torch encoder (:mod:`memos_cli.models.onnx_embedder`)."""
-    from memos_cli.cli.output import status
-    from memos_cli.models.onnx_embedder import query_embedder as pick
-
-    with status("loading embedder"):
-        return pick(path)
 
 
 def register(app: typer.Typer) -> None:

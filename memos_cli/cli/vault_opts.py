@@ -25,3 +25,19 @@ def open_vault(path: str | None, at: int | None = None) -> Vault:
     from memos_cli.vault import Vault
 
     return Vault(path, version=at)
+
+
+def require_default_vault(missing: str) -> None:
+    """A command given no cube reads the default vault (``$MEMOS_VAULT``, the config file's,
+    else ``MEMOS_HOME/vault``); when there is none, ``missing`` says what to give instead.
+
+    Raises:
+        UsageError: no vault at the default place.
+    """
+    from memos_cli.config import default_vault
+    from memos_cli.errors import UsageError
+    from memos_cli.vault import Vault
+
+    if not Vault(None).exists():
+        raise UsageError(f"{missing} (no cube given, and no vault at {default_vault()}: "
+                         "memos load a cube first)")

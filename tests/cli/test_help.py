@@ -105,7 +105,10 @@ def test_shell_completion_is_available(monkeypatch: pytest.MonkeyPatch) -> None:
     (["pack"], "memos pack notes/"),
     (["dump", "x.memcube"], "--output"),
 ])
-def test_missing_arguments_say_what_to_give(args: list[str], words: str) -> None:
+def test_missing_arguments_say_what_to_give(args: list[str], words: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # a lone question reads the default vault (#28); with none there, it says what to give
+    monkeypatch.setenv("MEMOS_VAULT", str(tmp_path / "no-vault"))
     r = runner.invoke(app, args, env=WIDE)
     assert r.exit_code == 2
     assert words in " ".join(r.output.split())

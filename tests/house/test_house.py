@@ -77,3 +77,14 @@ def test_light_commands_import_neither_torch_nor_transformers(command: str,
     report, wall = _run(args)
     assert report["heavy"] == [], f"memos {' '.join(args[:1])} imported {report['heavy']} " \
                                   f"({wall:.2f} s)"
+
+
+def test_the_library_entry_point_is_light() -> None:
+    """`import memos_cli.api` loads neither torch nor transformers: the embedder and the model
+    load on a Session's first use."""
+    code = ("import sys, memos_cli.api\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout.strip()
+    assert out == "[]"

@@ -1,0 +1,350 @@
+"""A :class:`Session`: memos as a library, over cubes or a vault, acting as one user.
+
+Everything a command does between parsing its flags and printing happens here: which memories
+the user may see, which tier answers, what the access log and the usage store record. The CLI
+(``memos search``, ``run``, ``schedule``), the benches and the coming ``chat`` and MCP server
+call it and render what it returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memos_cli.api.answering import AnswerOptions
+from memos_cli.api.answering import answer as answer_with
+from memos_cli.cube import Cube, open_verified
+from memos_cli.errors import UsageError
+from memos_cli.governance.policy import current_user
+from memos_cli.memory import Memory
+from memos_cli.store.usage import UsageStore, cube_store, record_quietly, uses_of
+from memos_cli.tiers.plaintext import Answer, Retrieved
+
+
+@dataclass
+class SearchResult:
+    """What :meth:`Session.search` found: ``hits`` best first, how long the search took
+    (``search_s``, seconds, the embedder's load excluded), and how many closer memories access
+    control left out (``hidden``, a count, never which)."""
+
+    query: str
+    where: str
+    is_cube: bool
+    hits: list[Retrieved]
+    search_s: float
+    hidden: int
+    user: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``memos search --json`` document."""
+        return {"query": self.query, "cube" if self.is_cube else "vault": self.where,
+                "search_s": round(self.search_s, 4), "hidden_by_access": self.hidden,
+                "results": [h.to_dict() for h in self.hits]}
+
+
+@dataclass
+class MemoryHistory:
+    """One memory's versions, oldest first, the current one last (``current`` false when it
+    was removed or archived), and the installed cube it came from (vault only)."""
+
+    memory_id: str
+    versions: list[Memory] = field(default_factory=list)
+    current: bool = True
+    cube_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"memory_id": self.memory_id, "cube_id": self.cube_id, "current": self.current,
+                "versions": [m.to_dict() for m in self.versions]}
+
+
+class Session:
+    """Cubes, or a vault, read and changed as one user.
+
+    ``cubes``: cube paths or opened :class:`~memos_cli.cube.Cube` objects (a path is opened and
+    verified, :func:`~memos_cli.cube.open_verified`); with none, the ``vault`` (a directory or
+    an object-storage URI; default ``$MEMOS_VAULT``, the config file's, else
+    ``MEMOS_HOME/vault``). ``user``: the identity reads are filtered by (``ann`` or
+    ``ann/persona``); ``None`` reads a cube's every memory and a vault's as the current user
+    (``$MEMOS_USER`` or the login name), who is also the one the access log names.
+    ``embedder`` (a local encoder directory) and ``model`` (a model directory, ``.gguf`` file or
+    cached hub id) default to the configured ones and are loaded on first use; ``status(text)``
+    hears what is being loaded.
+
+    Use it as a context manager, or call :meth:`close`: usage is recorded in the background
+    while the caller shows a result, and :meth:`close` waits for it.
+
+    Raises (from the constructor):
+        UsageError: both cubes and a vault.
+        CubeNotFoundError, FormatError, IntegrityError: a cube path that is not a sound cube.
+    """
+
+    def __init__(self, cubes: Sequence[str | Path | Cube] = (), *,
+                 vault: str | Path | None = None, user: str | None = None,
+                 embedder: str | Path | None = None, model: str | None = None,
+                 device: str = "auto", status: Callable[[str], None] | None = None) -> None:
+        if cubes and vault is not None:
+            raise UsageError("give cubes or a vault, not both")
+        self.cubes: list[Cube] = [c if isinstance(c, Cube) else open_verified(c) for c in cubes]
+        self.user = user
+        self.actor = user or current_user()
+        self._vault_path = vault
+        self._vault: Any = None
+        self._embedder_path = Path(embedder) if embedder is not None else None
+        self._model, self._device, self._status = model, device, status
+        self._encoder: Any = None
+        self._query_encoder: Any = None
+        self._chat: Any = None
+        self._pending: list[threading.Thread] = []
+
+    # -- what it reads ------------------------------------------------------------------------
+    @property
+    def vault(self) -> Any:
+        """The :class:`~memos_cli.vault.Vault` (``None`` when the session reads cubes)."""
+        if self.cubes:
+            return None
+        if self._vault is None:
+            from memos_cli.vault import Vault
+
+            self._vault = Vault(self._vault_path)
+        return self._vault
+
+    @property
+    def vault_name(self) -> str | Path | None:
+        """The vault as it was given (else the default's path); ``None`` for cubes."""
+        if self.cubes:
+            return None
+        return self._vault_path if self._vault_path is not None else self.vault.path
+
+    @property
+    def where(self) -> str:
+        """The cubes' paths, or the vault's, as messages name them."""
+        return ", ".join(str(c.path) for c in self.cubes) if self.cubes else str(self.vault.path)
+
+    def encoder(self) -> Any:
+        """The embedder (torch, :class:`~memos_cli.models.embedder.Embedder`), loaded once."""
+        if self._encoder is None:
+            from memos_cli.models.embedder import Embedder
+
+            self._say("loading embedder")
+            self._encoder = Embedder(self._embedder_path)
+        return self._encoder
+
+    def query_encoder(self) -> Any:
+        """The query encoder: the embedder's ONNX export when there is one (no torch import),
+        else :meth:`encoder` (:mod:`memos_cli.models.onnx_embedder`)."""
+        if self._encoder is not None:
+            return self._encoder
+        if self._query_encoder is None:
+            from memos_cli.models.onnx_embedder import query_embedder
+
+            self._say("loading embedder")
+            self._query_encoder = query_embedder(self._embedder_path)
+        return self._query_encoder
+
+    def chat(self) -> Any:
+        """The chat model (:class:`~memos_cli.models.chat.ChatModel`), loaded once."""
+        if self._chat is None:
+            from memos_cli.models import chat
+
+            self._say("loading model")
+            self._chat = chat.load(self._model, status=self._status, device=self._device)
+        return self._chat
+
+    # -- reading ------------------------------------------------------------------------------
+    def search(self, query: str, k: int = 5) -> SearchResult:
+        """The ``k`` memories closest to ``query`` (vector and full-text retrieval fused by
+        rank, spec §6) that the user may read, best first; logged and counted as a use.
+
+        Raises:
+            UsageError: ``k`` < 1, or several cubes (search one at a time).
+            EmbedderMismatchError: the embedder did not build the index.
+        """
+        return self._search(query, k, audit=True)
+
+    def _search(self, query: str, k: int, *, audit: bool) -> SearchResult:
+        if k < 1:
+            raise UsageError("-k must be at least 1")
+        if len(self.cubes) > 1:
+            raise UsageError("search takes one cube (or a vault)")
+        enc = self.query_encoder()
+        hidden: list[int] = []
+        if self.cubes:
+            from memos_cli.tiers.plaintext import retrieve
+
+            cube = self.cubes[0]
+            store = cube_store(cube.manifest.cube_id).warm()
+            t0 = time.perf_counter()
+            hits = retrieve(cube, enc, query, k, user=self.user, hidden=hidden)
+            took = time.perf_counter() - t0
+            if audit:
+                self._audit("search", cube.manifest.cube_id, [h.memory.id for h in hits], query)
+        else:
+            from memos_cli.vault import search as vault_search
+
+            v = self.vault
+            store = UsageStore(v.place.usage_dir()).warm()
+            t0 = time.perf_counter()
+            hits = vault_search(v, enc, query, k, user=self.actor, hidden=hidden)
+            took = time.perf_counter() - t0
+            if audit:
+                v.log(self.actor, "search", memory_ids=[h.memory.id for h in hits],
+                      detail={"query": query})
+        self._record(store, "search", uses_of(hits))
+        return SearchResult(query, self.where, bool(self.cubes), hits, took, sum(hidden),
+                            self.actor)
+
+    def search_many(self, queries: Iterable[tuple[Any, str, int]]) -> Iterable[
+            tuple[Any, SearchResult]]:
+        """``(id, result)`` for each ``(id, query, k)``, in one process (``memos search
+        --queries``); a cube's read gets one access-log record for the whole batch, a vault's
+        queries none (as before the entry point)."""
+        n = 0
+        for qid, query, k in queries:
+            n += 1
+            yield qid, self._search(query, k, audit=False)
+        if self.cubes:
+            self._audit("search", self.cubes[0].manifest.cube_id, [],
+                        f"{n} queries from a file")
+
+    def answer(self, question: str, options: AnswerOptions | None = None) -> Answer:
+        """Answer ``question`` with the chat model and the memories, by ``options.tier``
+        (:mod:`memos_cli.api.answering`); the memories used are logged and counted as uses.
+
+        Raises:
+            UsageError: options that do not go together.
+            ModelNotFoundError: the model is not available locally.
+            FormatError, IntegrityError: a KV segment, chunk or adapter that does not fit.
+        """
+        opts = (options or AnswerOptions()).checked(cubes=len(self.cubes),
+                                                    vault=not self.cubes,
+                                                    user=self.user is not None)
+        lm = self.chat()
+        result = answer_with(opts, question, cubes=self.cubes, vault=self.vault,
+                             user=self.user, actor=self.actor, chat=lm, encoder=self.encoder)
+        for c in self.cubes:
+            self._audit("run", c.manifest.cube_id, [r.memory.id for r in result.memories],
+                        question)
+        if result.tier in ("text", "auto") or (result.tier == "kv" and result.details):
+            retrieved = [r for r in result.memories
+                         if r.vector_rank is not None or r.text_rank is not None or r.score]
+            store = UsageStore(self.vault.place.usage_dir()) if not self.cubes else \
+                cube_store(self.cubes[0].manifest.cube_id)
+            self._record(store, "run", uses_of(retrieved, [r.memory for r in result.memories]))
+        return result
+
+    def history(self, memory_id: str) -> MemoryHistory:
+        """The versions of memory ``memory_id`` the user may read, oldest first: those with its
+        id (``version`` 1, 2, ...) and, through ``parent_id``, those of the memory it
+        replaced, and so on back.
+
+        Raises:
+            UsageError: no such memory, or none of its versions readable by the user.
+        """
+        from memos_cli.governance.policy import can_read
+
+        if self.cubes:
+            pool = [m for c in self.cubes for m in c.memories]
+            current, cube_id = {m.id for m in pool}, None
+        else:
+            state = self.vault.state(vectors=False)
+            pool = state.memories + state.history + state.archived
+            current = {m.id for m in state.memories}
+            cube_id = state.origin.get(memory_id) or state.archived_origin.get(memory_id)
+        versions: list[Memory] = []
+        seen: set[str] = set()
+        mid: str | None = memory_id
+        while mid is not None and mid not in seen:
+            seen.add(mid)
+            mine = sorted((m for m in pool if m.id == mid), key=lambda m: m.version)
+            versions = mine + versions
+            mid = next((m.parent_id for m in mine if m.parent_id), None)
+        if not versions:
+            raise UsageError(f"no memory {memory_id} in {self.where}")
+        readable = [m for m in versions if can_read(m, self.actor)]
+        if not readable:
+            raise UsageError(f"memory {memory_id} is not readable by {self.actor}")
+        return MemoryHistory(memory_id, readable, current=memory_id in current,
+                             cube_id=cube_id)
+
+    # -- writing ------------------------------------------------------------------------------
+    def add(self, sources: Sequence[str | Path], *, defaults: Any = None,
+            key: str | Path | None = None) -> Any:
+        """Add the memories of ``sources`` to the one cube (``memos add``): identical ones are
+        skipped, one with an id already there is a new version of it. Returns the
+        :class:`~memos_cli.update.UpdateReport`.
+
+        Raises:
+            UsageError: not exactly one cube. SourceError, EmbedderMismatchError: as ``add``.
+        """
+        from datetime import datetime, timezone
+
+        from memos_cli.sources import Defaults
+        from memos_cli.update import add
+
+        if len(self.cubes) != 1:
+            raise UsageError("add writes to one cube")
+        report = add(self.cubes[0].path, list(sources), embedder=self.encoder(),
+                     defaults=defaults or Defaults(now=datetime.now(timezone.utc),
+                                                   owner=self.actor), key=key)
+        self.cubes[0] = open_verified(self.cubes[0].path)
+        return report
+
+    def dump(self, out: str | Path, *, fmt: str = "jsonl", **options: Any) -> Any:
+        """Export what the user may read (``memos dump``) to ``out`` in ``fmt`` (``jsonl``,
+        ``markdown``, ``memcube``); ``options`` as :func:`memos_cli.dump.dump` takes them.
+        Returns its :class:`~memos_cli.dump.DumpReport`.
+
+        Raises:
+            UsageError: several cubes, or as :func:`memos_cli.dump.dump`.
+        """
+        from memos_cli.dump import check_target, cube_source, dump, vault_source
+
+        if len(self.cubes) > 1:
+            raise UsageError("dump exports one cube (or a vault)")
+        check_target(out, fmt, force=bool(options.get("force")))
+        from datetime import datetime, timezone
+
+        src = cube_source(self.cubes[0]) if self.cubes else vault_source(self.vault)
+        options.setdefault("now", datetime.now(timezone.utc))
+        return dump(src, out, user=self.actor, fmt=fmt, **options)
+
+    def schedule(self, **options: Any) -> Any:
+        """Move memories between tiers by their use (MemScheduler, ``memos schedule``):
+        :func:`memos_cli.api.scheduling.schedule` with this session's cubes or vault and
+        model."""
+        from memos_cli.api.scheduling import schedule
+
+        return schedule(self, **options)
+
+    # -- lifetime -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Wait for the usage records started by :meth:`search` and :meth:`answer`."""
+        while self._pending:
+            self._pending.pop().join()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _say(self, text: str) -> None:
+        if self._status is not None:
+            self._status(text)
+
+    def _record(self, store: UsageStore, op: str, uses: list[Any]) -> None:
+        worker = threading.Thread(target=record_quietly, args=(store, op, uses), daemon=True)
+        worker.start()
+        self._pending.append(worker)
+
+    def _audit(self, op: str, cube_id: str, ids: list[str], text: str) -> None:
+        """A read of a cube, in the default vault's access log when there is a vault."""
+        from memos_cli.vault import Vault
+
+        v = Vault(None)
+        if v.exists():
+            v.log(self.actor, op, cube_id=cube_id, memory_ids=ids, detail={"query": text})

@@ -1,0 +1,141 @@
+"""The library entry point (#29): a Session over a cube or a vault does what the CLI does, and
+the CLI's answers, searches and schedules come from it; a lone query or question reads the
+default vault (#28 bug 7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from memos_cli.api import AnswerOptions, Session
+from memos_cli.cli.app import app
+from memos_cli.errors import UsageError
+from memos_cli.memory import Memory
+from memos_cli.vault import Vault, merge
+from tests.test_vault import NOW
+
+runner = CliRunner()
+Q = "What budget did we agree on?"
+
+
+def memos(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code == code, (r.exit_code, r.output, r.exception)
+    return r
+
+
+def test_search_on_a_cube_is_what_the_cli_prints(packed_cube: Path) -> None:
+    with Session([packed_cube]) as s:
+        found = s.search("budget cap", k=3)
+    assert [h.rank for h in found.hits] == [1, 2, 3] and found.is_cube
+    assert "48,000" in found.hits[0].memory.content
+    shown = json.loads(memos("search", packed_cube, "budget cap", "-k", "3", "--json").stdout)
+    assert [r["id"] for r in shown["results"]] == [h.memory.id for h in found.hits]
+    assert shown == {**found.to_dict(), "search_s": shown["search_s"]}
+
+
+def test_a_vault_session_filters_by_user_and_counts_what_it_hid(packed_cube: Path,
+                                                                  tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    memos("load", packed_cube, "--vault", vault, "--allow-unsigned", "--as", "tester")
+    with Session(vault=vault, user="tester") as s:
+        mine = s.search("budget cap", k=3)
+    with Session(vault=vault, user="mallory") as s:
+        theirs = s.search("budget cap", k=3)
+    assert len(mine.hits) == 3 and mine.hidden == 0 and mine.user == "tester"
+    assert theirs.hits == [] and theirs.hidden >= 3  # private to tester: counted, not shown
+    log = Vault(vault).read_log(op="search")
+    assert [r["user"] for r in log] == ["tester", "mallory"]
+
+
+@pytest.mark.parametrize("opts, cubes, vault, user, words", [
+    (AnswerOptions(tier="bogus"), 1, False, False, "--tier 'bogus' is not one of"),
+    (AnswerOptions(tier="kv"), 1, False, True, "--as applies to the text and auto tiers"),
+    (AnswerOptions(tier="text"), 2, False, False, "takes one cube"),
+    (AnswerOptions(tier="kv", system="Be brief."), 1, False, False, "--system goes with"),
+    (AnswerOptions(combine="cat"), 1, False, False, "--combine applies"),
+    (AnswerOptions(tier="kv"), 0, True, False, "--vault takes the question alone"),
+    (AnswerOptions(k=-1), 1, False, False, "-k, --recompute must be >= 0"),
+    (AnswerOptions(compose="sideways", tier="kv"), 1, False, False, "--compose 'sideways'"),
+])
+def test_answer_options_that_do_not_go_together(opts: AnswerOptions, cubes: int, vault: bool,
+                                                user: bool, words: str) -> None:
+    with pytest.raises(UsageError, match=words.replace("(", r"\(")):
+        opts.checked(cubes=cubes, vault=vault, user=user)
+
+
+def test_system_instruction_turns_auto_into_text() -> None:
+    opts = AnswerOptions(system="Answer in French.").checked(cubes=1, vault=False, user=False)
+    assert opts.tier == "text"
+
+
+def test_answer_is_what_run_prints(packed_cube: Path, tiny_llama: Path) -> None:
+    opts = AnswerOptions(tier="text", k=2, max_new_tokens=4)
+    with Session([packed_cube], model=str(tiny_llama)) as s:
+        result = s.answer(Q, opts)
+    assert result.tier == "text" and len(result.memories) == 2
+    shown = json.loads(memos("run", packed_cube, Q, "--tier", "text", "-k", "2",
+                             "--max-new-tokens", "4", "--model", tiny_llama, "--json").stdout)
+    assert shown["answer"] == result.answer
+    assert [m["id"] for m in shown["memories"]] == [r.memory.id for r in result.memories]
+
+
+def test_a_lone_query_or_question_reads_the_default_vault(packed_cube: Path, tmp_path: Path,
+                                                          tiny_llama: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """#28 bug 7: after `memos load x.memcube`, `memos search "q"` and `memos run "q"` failed
+    although load and vault ls used the default vault."""
+    vault = tmp_path / "default-vault"
+    monkeypatch.setenv("MEMOS_VAULT", str(vault))
+    missing = memos("search", "budget cap", code=2).output
+    assert "no vault at" in missing and "memos search team.memcube" in " ".join(missing.split())
+    memos("load", packed_cube, "--allow-unsigned")
+    found = json.loads(memos("search", "budget cap", "-k", "2", "--json").stdout)
+    assert found["vault"] == str(vault) and len(found["results"]) == 2
+    answered = json.loads(memos("run", Q, "--model", tiny_llama, "-k", "2",
+                                "--max-new-tokens", "2", "--json").stdout)
+    assert answered["tier"] == "auto" and len(answered["memories"]) == 2
+    # a lone path that is a cube still needs the query
+    assert "missing CUBE or QUERY" in memos("search", packed_cube, code=2).output
+
+
+def test_history_follows_versions_and_parents(tmp_path: Path) -> None:
+    v = Vault(tmp_path / "vault")
+    first = Memory.create("budget is 40k", id="m1", now=NOW, owner="ann")
+    second = Memory.create("budget is 48k", id="m1", now=NOW, owner="ann")
+    child = Memory.create("budget is 50k", id="m2", parent_id="m1", now=NOW, owner="ann")
+    for cube, mems in (("c1", [first]), ("c2", [second]), ("c3", [child])):
+        part = v.part([m.id for m in mems] + [m.parent_id for m in mems if m.parent_id],
+                      [m.content_hash for m in mems])
+        delta, _ = merge(part, cube, mems, np.ones((1, 4), np.float32), now=NOW)
+        delta.cubes[cube] = {"name": cube, "installed_by": "ann", "installed_at": "2026-11-01"}
+        v.apply(delta, dim=4)
+    with Session(vault=tmp_path / "vault", user="ann") as s:
+        h = s.history("m2")
+    assert [m.content for m in h.versions] == ["budget is 40k", "budget is 48k", "budget is 50k"]
+    assert h.current and h.cube_id == "c3"
+    with Session(vault=tmp_path / "vault", user="bob") as s, \
+            pytest.raises(UsageError, match="not readable by bob"):
+        s.history("m2")
+    with Session(vault=tmp_path / "vault", user="ann") as s, \
+            pytest.raises(UsageError, match="no memory nope"):
+        s.history("nope")
+
+
+def test_add_and_dump_through_the_session(cube_copy: Path, tmp_path: Path) -> None:
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text('{"content": "The Kestrel demo moved to 9 June."}\n')
+    with Session([cube_copy], user="tester") as s:
+        report = s.add([extra])
+        assert report.added == 1 and len(s.cubes[0].memories) == 19
+        out = tmp_path / "out.jsonl"
+        dumped = s.dump(out, fmt="jsonl")
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert dumped.memories == len(lines) and any("9 June" in x["content"] for x in lines)
+    with pytest.raises(UsageError, match="does not exist"):
+        Session([cube_copy]).dump(tmp_path / "nope" / "x.md", fmt="markdown")
