@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 from bench.kv_chunks import f1  # noqa: E402
 from bench.retrieval import machine  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
+from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
-from memos_cli.pack import pack  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import generation  # noqa: E402
 from memos_cli.tiers.generation import GenerationOptions  # noqa: E402

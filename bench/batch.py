@@ -33,8 +33,8 @@ from bench.retrieval import machine  # noqa: E402
 from bench.scale import turns_and_questions  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.cube.index import index_text  # noqa: E402
+from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
-from memos_cli.pack import pack  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 
 OUT = ROOT / "bench" / "out"

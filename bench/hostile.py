@@ -59,8 +59,8 @@ def run_measured(args: list[str], timeout: float, env: dict[str, str]) -> Outcom
 
 def make_base(tmp: Path) -> Base:
     from memos_cli.cube import generate_keypair
+    from memos_cli.lifecycle.pack import pack
     from memos_cli.models.embedder import Embedder
-    from memos_cli.pack import pack
     from memos_cli.sources import Defaults
     from tests.conftest import make_tiny_llama
 

@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 from bench.retrieval import machine  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.cube.kv import QUANT_INT8, Segment, SegmentMeta, read_segment, write_segment  # noqa: E402
+from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
-from memos_cli.pack import pack  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import kv  # noqa: E402
 from memos_cli.tiers.plaintext import build_messages, generate  # noqa: E402

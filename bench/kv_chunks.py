@@ -44,14 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.retrieval import machine  # noqa: E402
-from memos_cli.convert_chunks import convert_to_chunks  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
+from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
-from memos_cli.pack import pack  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import chunks, prompt  # noqa: E402
 from memos_cli.tiers import compose as comp  # noqa: E402
+from memos_cli.tiers.convert_chunks import convert_to_chunks  # noqa: E402
 from memos_cli.tiers.plaintext import answer_memories, generate_ids, retrieve  # noqa: E402
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.retrieval import machine  # noqa: E402
-from memos_cli import forgetting  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
-from memos_cli.evaluate import bare_ask, load_questions, run_tier  # noqa: E402
+from memos_cli.evaluation import forgetting  # noqa: E402
+from memos_cli.evaluation.evaluate import bare_ask, load_questions, run_tier  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.tiers import lora  # noqa: E402

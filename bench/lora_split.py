@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memos_cli import forgetting  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
-from memos_cli.evaluate import GENERAL_TOKENS, bare_ask, load_questions, run_tier  # noqa: E402
+from memos_cli.evaluation import forgetting  # noqa: E402
+from memos_cli.evaluation.evaluate import GENERAL_TOKENS, bare_ask, load_questions, run_tier  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.tiers import lora  # noqa: E402
 

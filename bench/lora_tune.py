@@ -27,15 +27,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memos_cli import forgetting  # noqa: E402
-from memos_cli.convert import convert_to_lora, select_memories  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
-from memos_cli.evaluate import evaluate, load_questions  # noqa: E402
+from memos_cli.evaluation import forgetting  # noqa: E402
+from memos_cli.evaluation.evaluate import evaluate, load_questions  # noqa: E402
+from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
-from memos_cli.pack import pack  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import lora  # noqa: E402
+from memos_cli.tiers.convert import convert_to_lora, select_memories  # noqa: E402
 from memos_cli.tiers.lora import data as lora_data  # noqa: E402
 
 

@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from retrieval import KS, evidence_ids, machine, recall  # noqa: E402
 
 from memos_cli.cube import CubeSpec, open_cube, write_cube  # noqa: E402
+from memos_cli.lifecycle.pack import embed_memories, embed_rows, pack  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
-from memos_cli.pack import embed_memories, embed_rows, pack  # noqa: E402
 from memos_cli.readers import Budget, ReaderRun, run_readers  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers.plaintext import retrieve  # noqa: E402

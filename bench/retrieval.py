@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.cube.index import Index, build_index  # noqa: E402
+from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
-from memos_cli.pack import pack  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers.plaintext import retrieve  # noqa: E402
 

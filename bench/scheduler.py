@@ -54,15 +54,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.kv_chunks import f1  # noqa: E402
 from bench.retrieval import machine  # noqa: E402
-from memos_cli import scheduler  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
+from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.models.fingerprint import fingerprint_digest  # noqa: E402
-from memos_cli.pack import pack  # noqa: E402
+from memos_cli.scheduler import policy as scheduler  # noqa: E402
+from memos_cli.scheduler.chunks import ChunkStore  # noqa: E402
+from memos_cli.scheduler.usage import UsageStore, Use, uses_of  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
-from memos_cli.store.chunks import ChunkStore  # noqa: E402
-from memos_cli.store.usage import UsageStore, Use, uses_of  # noqa: E402
 from memos_cli.tiers import prompt  # noqa: E402
 from memos_cli.tiers.answer import answer_auto, store_sources  # noqa: E402
 from memos_cli.tiers.plaintext import answer_memories, retrieve  # noqa: E402
@@ -235,7 +235,7 @@ def usage_cost(enc, files: list[Path], work: Path, n: int = 60) -> dict:  # type
 
     from rich.console import Console
 
-    from memos_cli.store.usage import record_quietly, recording
+    from memos_cli.scheduler.usage import record_quietly, recording
 
     cp = work / "usage-cost.memcube"
     pack(files[:1], cp, embedder=enc, defaults=Defaults(now=NOW))

@@ -1,12 +1,14 @@
 """memos: a memory toolkit for LLMs built around portable ``.memcube`` directories.
 
-The CLI is a thin shell over the library; a pipeline can use it directly::
+The CLI is a thin shell over the library's entry point, :mod:`memos_cli.api`; a pipeline can
+use it directly::
 
-    from memos_cli import open_cube, verify
-    from memos_cli.pack import pack                      # sources -> signed cube
-    from memos_cli.convert import convert_to_kv          # memories -> KV-cache segment
-    from memos_cli.tiers.plaintext import retrieve, answer
-    from memos_cli.tiers.kv import answer_kv
+    from memos_cli.api import AnswerOptions, Session   # search, answer, add, dump, schedule
+    from memos_cli import open_cube, verify             # the format (spec/memcube.md)
+    from memos_cli.lifecycle.pack import pack           # sources -> signed cube
+    from memos_cli.tiers.convert import convert_to_kv   # memories -> KV-cache segment
+
+``docs/architecture.md`` says where every component lives.
 """
 
 from memos_cli.cube import Cube, open_cube, reindex, verify

@@ -71,7 +71,7 @@ def other_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def pack_corpus(out: Path, embedder, key: Path | None = None, **kw):  # type: ignore[no-untyped-def]
     """Pack fixtures/corpus (paths shown relative to the repo root) at a fixed time."""
-    from memos_cli.pack import pack
+    from memos_cli.lifecycle.pack import pack
     from memos_cli.sources import Defaults
 
     cwd = os.getcwd()

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
 from memos_cli.cube import open_cube, verify
-from memos_cli.dump import Filter, dump, to_jsonl
 from memos_cli.governance.policy import can_read
+from memos_cli.lifecycle.dump import Filter, dump, to_jsonl
 from memos_cli.memory import Memory
 from memos_cli.sources import Defaults, read_source
 from memos_cli.sources.markdown_export import to_markdown

@@ -48,8 +48,8 @@ def smol() -> chat.ChatModel:
 def test_kv_tier_gives_the_text_tier_output(cube_copy: Path, smol: chat.ChatModel) -> None:
     """The issue's identity property on the real model: float32 KV storage, same memories in
     the same order, greedy decoding -> the same tokens."""
-    from memos_cli.convert import convert_to_kv, select_memories
     from memos_cli.cube import open_cube
+    from memos_cli.tiers.convert import convert_to_kv, select_memories
     from memos_cli.tiers.kv import answer_kv
     from memos_cli.tiers.plaintext import build_messages, generate
 
@@ -91,10 +91,10 @@ def test_lora_tier_on_the_real_model(cube_copy: Path, smol: chat.ChatModel) -> N
     and the tuned model recalls a fact with nothing but the question in the prompt."""
     from peft import PeftModel
 
-    from memos_cli.convert import convert_to_lora, select_memories
     from memos_cli.cube import open_cube
-    from memos_cli.evaluate import bare_ask
+    from memos_cli.evaluation.evaluate import bare_ask
     from memos_cli.tiers import lora
+    from memos_cli.tiers.convert import convert_to_lora, select_memories
 
     cube = open_cube(cube_copy)
     mems = [m for m in select_memories(cube) if "48,000" in m.content][:1]
@@ -116,10 +116,10 @@ def test_kv_chunks_on_the_real_model(cube_copy: Path, smol: chat.ChatModel, embe
     """convert --to kv --chunks on SmolLM2, then `run --tier kv`: with one retrieved memory and
     nothing recomputed the answer is the text tier's token for token (the chunk was computed
     where slot 1 stands); with five, every chunk is a hit and the answer names the budget."""
-    from memos_cli.convert import select_memories
-    from memos_cli.convert_chunks import convert_to_chunks
     from memos_cli.cube import open_cube, verify
     from memos_cli.tiers import chunks
+    from memos_cli.tiers.convert import select_memories
+    from memos_cli.tiers.convert_chunks import convert_to_chunks
     from memos_cli.tiers.plaintext import answer
 
     convert_to_chunks(cube_copy, smol, select_memories(open_cube(cube_copy)))

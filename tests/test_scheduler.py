@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from memos_cli import scheduler
 from memos_cli.cli.app import app
-from memos_cli.convert_chunks import convert_to_chunks
 from memos_cli.cube import open_cube
 from memos_cli.memory import Memory
 from memos_cli.models import chat
-from memos_cli.store.chunks import ChunkStore
-from memos_cli.store.usage import Indicators, Use, cube_store
+from memos_cli.scheduler import policy as scheduler
+from memos_cli.scheduler.chunks import ChunkStore
+from memos_cli.scheduler.usage import Indicators, Use, cube_store
 from memos_cli.tiers.answer import answer_auto, store_sources
+from memos_cli.tiers.convert_chunks import convert_to_chunks
 from memos_cli.tiers.plaintext import answer_memories, retrieve
 from tests.conftest import make_tiny_llama
 

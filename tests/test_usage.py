@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from memos_cli.errors import FormatError
-from memos_cli.store.usage import UsageStore, Use, indicators, record_quietly
+from memos_cli.scheduler.usage import UsageStore, Use, indicators, record_quietly
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -63,7 +63,7 @@ def test_concurrent_writers_lose_no_counts(tmp_path: Path) -> None:
 
 KILLED = """
 import sys
-from memos_cli.store.usage import UsageStore, Use
+from memos_cli.scheduler.usage import UsageStore, Use
 s = UsageStore(sys.argv[1])
 print("ready", flush=True)
 while True:
@@ -112,7 +112,7 @@ def test_newer_store_is_refused_and_not_appended_to(tmp_path: Path) -> None:
     import lancedb
     import pyarrow as pa
 
-    from memos_cli.store.usage import SCHEMA
+    from memos_cli.scheduler.usage import SCHEMA
 
     newer = SCHEMA.with_metadata({"memos.format": "memos-usage", "memos.version": "2"})
     lancedb.connect(str(tmp_path / "u")).create_table("usage", schema=newer)

@@ -255,7 +255,7 @@ def test_vault_search_never_returns_unreadable(tmp_path_factory, embedder, rows,
 
 def test_killed_load_leaves_vault_before_or_after(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     """SIGKILL a large load at several points: the vault is then exactly as before or after."""
-    from memos_cli.pack import pack
+    from memos_cli.lifecycle.pack import pack
     from memos_cli.sources import Defaults
 
     small = write_jsonl(tmp_path / "small.jsonl", [{"content": "first memory"}])

@@ -12,9 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memos_cli import scheduler
 from memos_cli.errors import UsageError
-from memos_cli.store.usage import UsageStore, cube_store
+from memos_cli.scheduler import policy as scheduler
+from memos_cli.scheduler.usage import UsageStore, cube_store
 
 if TYPE_CHECKING:
     from memos_cli.api.session import Session
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class ScheduleResult:
-    """What :func:`schedule` decided (``plan``: a :class:`memos_cli.scheduler.Plan`, ``None``
+    """What :func:`schedule` decided (``plan``: a :class:`memos_cli.scheduler.policy.Plan`, ``None``
     when no use was recorded yet, then ``reason`` says so), for which ``scope`` (the cubes or
     vault, as shown), in which chunk-store set, with which ``model``, and the chunk sets of
     other models it left alone."""
@@ -64,7 +64,7 @@ def schedule(session: Session, *, size: int | None = None, share: float | None =
     """Plan (and unless ``dry_run`` apply) the tiers of the session's memories.
 
     The KV budget is ``size`` bytes, or ``share`` (0 to 1) of the bytes of every memory's
-    chunk. ``policy``: :data:`memos_cli.scheduler.POLICIES`; ``half_life`` of the decay score
+    chunk. ``policy``: :data:`memos_cli.scheduler.policy.POLICIES`; ``half_life`` of the decay score
     in days (default 7); ``dtype``: storage dtype of new chunks; parameter-tier candidates are
     used ``lora_min_uses`` times over ``lora_window_days``; cold memories are unused for
     ``cold_days``. ``progress(done, total)`` hears the chunks computed.
@@ -104,7 +104,7 @@ def schedule(session: Session, *, size: int | None = None, share: float | None =
         return ScheduleResult(where, reason=f"no usage recorded yet for {where}: nothing to "
                                             "schedule (search or run first)")
     from memos_cli.models.fingerprint import fingerprint_digest
-    from memos_cli.store.chunks import ChunkStore
+    from memos_cli.scheduler.chunks import ChunkStore
     from memos_cli.tiers import prompt
 
     lm = session.chat()

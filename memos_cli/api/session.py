@@ -21,7 +21,7 @@ from memos_cli.cube import Cube, open_verified
 from memos_cli.errors import UsageError
 from memos_cli.governance.policy import current_user
 from memos_cli.memory import Memory
-from memos_cli.store.usage import UsageStore, cube_store, record_quietly, uses_of
+from memos_cli.scheduler.usage import UsageStore, cube_store, record_quietly, uses_of
 from memos_cli.tiers.plaintext import Answer, Retrieved
 
 
@@ -275,15 +275,15 @@ class Session:
             key: str | Path | None = None) -> Any:
         """Add the memories of ``sources`` to the one cube (``memos add``): identical ones are
         skipped, one with an id already there is a new version of it. Returns the
-        :class:`~memos_cli.update.UpdateReport`.
+        :class:`~memos_cli.lifecycle.update.UpdateReport`.
 
         Raises:
             UsageError: not exactly one cube. SourceError, EmbedderMismatchError: as ``add``.
         """
         from datetime import datetime, timezone
 
+        from memos_cli.lifecycle.update import add
         from memos_cli.sources import Defaults
-        from memos_cli.update import add
 
         if len(self.cubes) != 1:
             raise UsageError("add writes to one cube")
@@ -295,13 +295,13 @@ class Session:
 
     def dump(self, out: str | Path, *, fmt: str = "jsonl", **options: Any) -> Any:
         """Export what the user may read (``memos dump``) to ``out`` in ``fmt`` (``jsonl``,
-        ``markdown``, ``memcube``); ``options`` as :func:`memos_cli.dump.dump` takes them.
-        Returns its :class:`~memos_cli.dump.DumpReport`.
+        ``markdown``, ``memcube``); ``options`` as :func:`memos_cli.lifecycle.dump.dump` takes them.
+        Returns its :class:`~memos_cli.lifecycle.dump.DumpReport`.
 
         Raises:
-            UsageError: several cubes, or as :func:`memos_cli.dump.dump`.
+            UsageError: several cubes, or as :func:`memos_cli.lifecycle.dump.dump`.
         """
-        from memos_cli.dump import check_target, cube_source, dump, vault_source
+        from memos_cli.lifecycle.dump import check_target, cube_source, dump, vault_source
 
         if len(self.cubes) > 1:
             raise UsageError("dump exports one cube (or a vault)")

@@ -86,7 +86,7 @@ def embed_on_ray(ray: Any, model_dir: str, texts: list[str], dim: int, *, worker
 def ray_encoder(ray: Any, embedder: Any, workers: int | None,
                 progress: Callable[[str, int, int], None] | None = None
                 ) -> Callable[[list[str]], np.ndarray]:
-    """The ``encode`` function that :func:`memos_cli.pack.pack` takes: embedding with
+    """The ``encode`` function that :func:`memos_cli.lifecycle.pack.pack` takes: embedding with
     ``embedder``'s model on the joined cluster ``ray``
     (:func:`memos_cli.batch.cluster.joined`), on ``workers`` actors (default: one per GPU of
     the cluster, else one per CPU)."""

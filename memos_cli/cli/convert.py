@@ -93,7 +93,11 @@ def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None
              seed: int, replay: int, budget: int, eval_file: Path | None, key: Path | None,
              embedder: Path | None, as_json: bool) -> None:
     key = config.signing_key(key)
-    from memos_cli.convert import convert_to_kv, restore_text, select_memories  # imports torch
+    from memos_cli.tiers.convert import (  # imports torch
+        convert_to_kv,
+        restore_text,
+        select_memories,
+    )
 
     if to not in ("kv", "text", "lora"):
         raise UsageError(f"--to {to!r}: this memos converts to kv (activation tier), lora "
@@ -157,7 +161,7 @@ def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None
 
 def _to_chunks(cube: Path, lm: chat.ChatModel, mems: list, *, group: str, dtype: str,
                budget: int | None, key: Path | None, as_json: bool) -> None:
-    from memos_cli.convert_chunks import convert_to_chunks
+    from memos_cli.tiers.convert_chunks import convert_to_chunks
 
     with progress_bar() as update:
         report = convert_to_chunks(cube, lm, mems, group=group, storage_dtype=dtype,
@@ -176,7 +180,7 @@ def _to_chunks(cube: Path, lm: chat.ChatModel, mems: list, *, group: str, dtype:
 
 def _to_lora(cube: Path, lm: chat.ChatModel, mems: list, *, key: Path | None,
              drop_text: bool, as_json: bool, options: dict) -> None:
-    from memos_cli.convert import convert_to_lora
+    from memos_cli.tiers.convert import convert_to_lora
     from memos_cli.tiers.lora import RECIPES, REPLAY_PROMPTS, Recipe
 
     if options["recipe"] not in RECIPES:
@@ -193,7 +197,7 @@ def _to_lora(cube: Path, lm: chat.ChatModel, mems: list, *, key: Path | None,
                           replay=options["replay"])
     evaluate = None
     if options["eval"] is not None:
-        from memos_cli.evaluate import bare_ask, load_questions, run_tier
+        from memos_cli.evaluation.evaluate import bare_ask, load_questions, run_tier
 
         questions = load_questions(options["eval"])
 

@@ -34,9 +34,9 @@ from memos_cli.cli.source_opts import (
 from memos_cli.cube import generate_keypair, key_fingerprint, open_cube
 from memos_cli.cube import verify as verify_cube
 from memos_cli.errors import MemosError, UsageError
+from memos_cli.lifecycle.pack import pack as pack_sources
+from memos_cli.lifecycle.pack import rebuild_index
 from memos_cli.models.embedder import Embedder
-from memos_cli.pack import pack as pack_sources
-from memos_cli.pack import rebuild_index
 
 REMOTE_CUBE_HELP = ("The .memcube directory, or a remote cube (oci://REGISTRY/REPO:TAG, "
                     "s3://BUCKET/PREFIX/NAME.memcube, gs://, az://, file://).")
@@ -215,7 +215,7 @@ def inspect(
     pulled = origin_of(c.path)
     used: dict[str, Any] = {}
     if usage:
-        from memos_cli.store.usage import cube_store
+        from memos_cli.scheduler.usage import cube_store
 
         store = cube_store(m.cube_id)
         used = {i: u for i, u in store.indicators().items()

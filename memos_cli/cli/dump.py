@@ -11,10 +11,10 @@ from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, out, print_json, status
 from memos_cli.cli.source_opts import pack_time
-from memos_cli.dump import Filter, check_target, cube_source, dump, vault_source
 from memos_cli.errors import UsageError
 from memos_cli.governance.policy import current_user
 from memos_cli.governance.redact import parse_types, read_terms
+from memos_cli.lifecycle.dump import Filter, check_target, cube_source, dump, vault_source
 
 
 def dump_command(
@@ -73,7 +73,7 @@ def dump_command(
         src = vault_source(v) if opened is None else cube_source(opened)
         usage = None
         if with_usage:
-            from memos_cli.store.usage import UsageStore, cube_store
+            from memos_cli.scheduler.usage import UsageStore, cube_store
 
             store = cube_store(opened.manifest.cube_id) if opened is not None else \
                 UsageStore(v.place.usage_dir())

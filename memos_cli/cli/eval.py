@@ -44,7 +44,7 @@ def eval_(
 
     Example: [bold]memos eval team.memcube questions.jsonl --tiers none,text,kv,lora[/bold]
     """
-    from memos_cli.evaluate import check_tiers, default_tiers, evaluate, load_questions
+    from memos_cli.evaluation.evaluate import check_tiers, default_tiers, evaluate, load_questions
 
     if k < 1 or max_new_tokens < 1:
         raise UsageError("-k and --max-new-tokens must be at least 1")
@@ -56,7 +56,7 @@ def eval_(
     qs = load_questions(questions)
     gen_qs, kl_prompts = [], []
     if "lora" in wanted and not no_general:
-        from memos_cli import forgetting
+        from memos_cli.evaluation import forgetting
 
         gen_qs = load_questions(general or forgetting.packaged("questions.jsonl"))
         kl_prompts = forgetting.load_prompts(forgetting.packaged("prompts.jsonl"))

@@ -28,17 +28,24 @@ class SafeConsole(Console):
                                   **kwargs)
 
 
+def plain(text: str, style: str = "") -> Text:
+    """``text`` as Rich text that is shown as it is: never read as markup, and its control
+    characters written as ``\\xNN`` (as :class:`SafeConsole` does for strings)."""
+    return Text(_CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text), style=style)
+
+
 class DataTable(Table):
     """A Rich table whose text cells and title are shown as they are: what a cube, a source or
-    a vault holds (a memory's ``- [x] done``, a name with ``[bold]`` or ``[link=...]``) is
-    never read as Rich markup. Style a cell with a ``rich.text.Text``."""
+    a vault holds (a memory's ``- [x] done``, a name with ``[bold]`` or ``[link=...]``, an
+    escape sequence) is never read as Rich markup nor sent to the terminal raw. A cell that is
+    already a ``rich.text.Text`` is the caller's: make it with :func:`plain`."""
 
     def __init__(self, *columns: Any, title: str | Text | None = None, **kwargs: Any) -> None:
-        super().__init__(*columns, title=Text(title) if isinstance(title, str) else title,
+        super().__init__(*columns, title=plain(title) if isinstance(title, str) else title,
                          **kwargs)
 
     def add_row(self, *cells: Any, **kwargs: Any) -> None:
-        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+        super().add_row(*(plain(c) if isinstance(c, str) else c for c in cells), **kwargs)
 
 
 out = SafeConsole(highlight=False, soft_wrap=True)

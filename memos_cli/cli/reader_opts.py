@@ -25,13 +25,13 @@ READER_BUDGET_OPT = typer.Option(
 
 
 def reader_plan(names: list[str], model: str | None, budget: str | None) -> Any:
-    """The :class:`~memos_cli.pack.ReaderPlan` of the reader options, or ``None``.
+    """The :class:`~memos_cli.lifecycle.pack.ReaderPlan` of the reader options, or ``None``.
 
     Raises:
         UsageError: an unknown reader name (a user's name gets a hint: ``--share-with``), a
             bad budget, or a budget or model without a reader.
     """
-    from memos_cli.pack import ReaderPlan
+    from memos_cli.lifecycle.pack import ReaderPlan
     from memos_cli.readers import READERS, Budget, parse_names
 
     if not names:

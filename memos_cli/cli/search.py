@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.text import Text
 
 from memos_cli.api import SearchResult, Session
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import is_cube_arg, open_arg, shown
-from memos_cli.cli.output import DataTable, check_as, err, out, print_json, status
+from memos_cli.cli.output import DataTable, check_as, err, out, plain, print_json, status
 from memos_cli.cli.vault_opts import require_default_vault
 from memos_cli.errors import UsageError
 
@@ -142,7 +141,7 @@ def _show(result: SearchResult, as_json: bool) -> None:
         m = h.memory
         where = (m.source_file or "") + (f":{m.line_start}-{m.line_end}" if m.line_start
                                          else f"#{m.turn_id}" if m.turn_id else "")
-        text = Text(m.render())
+        text = plain(m.render())
         if getattr(h, "via", "memory") != "memory":  # found through a reader's text
             text.append(f"\n  matched {h.via}" + (f": {h.matched}" if h.matched else ""),
                         style="dim")

@@ -1,5 +1,5 @@
 """``memos add``, ``memos rm-memories`` and ``memos diff``: keep a cube up to date and see what
-changed (for CI pipelines; see ``memos_cli.update``)."""
+changed (for CI pipelines; see ``memos_cli.lifecycle.update``)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def add_command(
 
     Example: [bold]memos add team.memcube extra.md --key team.key[/bold]
     """
-    from memos_cli.update import add
+    from memos_cli.lifecycle.update import add
 
     defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base)
     report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,
@@ -73,8 +73,8 @@ def rm_command(
 
     Example: [bold]memos rm-memories team.memcube --filter tag=draft[/bold]
     """
-    from memos_cli.dump import Filter
-    from memos_cli.update import remove
+    from memos_cli.lifecycle.dump import Filter
+    from memos_cli.lifecycle.update import remove
 
     if (ids is None) == (filter_ is None):
         raise UsageError("give --ids or --filter (one of them)")
@@ -100,7 +100,7 @@ def diff_command(
 
     Example: [bold]memos diff old.memcube new.memcube --json[/bold]
     """
-    from memos_cli.update import diff
+    from memos_cli.lifecycle.update import diff
 
     d = diff(a, b)
     if as_json:

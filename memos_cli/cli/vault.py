@@ -95,7 +95,7 @@ def vault_ls(vault: str | None = VAULT_OPT, at: int | None = AT_OPT,
             for cid, info in sorted(state.cubes.items(), key=lambda kv: kv[1]["installed_at"])]
     if usage:
         from memos_cli.cli.usage_view import totals
-        from memos_cli.store.usage import UsageStore
+        from memos_cli.scheduler.usage import UsageStore
 
         ind = UsageStore(v.place.usage_dir()).indicators()
         for r in rows:
@@ -244,7 +244,7 @@ def vault_gc(vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
     if cold:
         from datetime import timedelta
 
-        from memos_cli.archive import archive_cold
+        from memos_cli.lifecycle.archive import archive_cold
 
         archived = archive_cold(v, user=user, after=timedelta(days=cold_days))
     if as_json:
@@ -259,7 +259,7 @@ def vault_restore(ids: list[str] = typer.Argument(..., help="Archived memory ids
                   vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
                   embedder: Path | None = EMBEDDER_OPT, as_json: bool = JSON_OPT) -> None:
     """Bring archived memories back into search (their vectors are computed again)."""
-    from memos_cli.archive import restore
+    from memos_cli.lifecycle.archive import restore
 
     n = restore(open_vault(vault), ids, user=as_user or current_user(),
                 embedder=load_embedder(embedder))

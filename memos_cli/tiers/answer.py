@@ -22,7 +22,7 @@ def store_sources(chat: ChatModel, store: Any = None) -> list[Source]:
     """The chunk store's sets made by ``chat`` (any storage dtype) as lenient sources: a
     damaged or foreign file there is a miss with a warning, never a failed run."""
     from memos_cli.cube.kv import STORAGE_DTYPES
-    from memos_cli.store.chunks import ChunkStore
+    from memos_cli.scheduler.chunks import ChunkStore
     from memos_cli.tiers import prompt
 
     store = store or ChunkStore()

@@ -10,7 +10,7 @@ Layout (``MEMOS_HOME/vault`` by default)::
       audit.jsonl      append-only access log: time, user, operation, cube id, memory ids,
                        and the table version each change made or each read saw (in a
                        bucket: ``audit/``, one object per record; ``memos_cli.vault.audit``)
-      usage/           usage indicators (``memos_cli.store.usage``)
+      usage/           usage indicators (``memos_cli.scheduler.usage``)
       roles.json       roles (spec §14)
       CHECKOUT         present while ``memos vault checkout VERSION`` pins reads (read-only)
 

@@ -49,7 +49,7 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
         else:
             if embedder is None:
                 raise UsageError("importing a file of another memory system needs the embedder")
-            from memos_cli.pack import pack
+            from memos_cli.lifecycle.pack import pack
             from memos_cli.sources import Defaults
 
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memos-load-")))

@@ -74,8 +74,8 @@ def derived_base(c: Path) -> Path:
     dialog turn, as the facts reader would write it (the golden model is random, so the fact
     is written here rather than generated)."""
     from memos_cli.cube import open_cube, reindex
+    from memos_cli.lifecycle.pack import embed_memories
     from memos_cli.models.embedder import Embedder
-    from memos_cli.pack import embed_memories
     from memos_cli.readers import ReaderResult
     from memos_cli.readers.facts import derive
 

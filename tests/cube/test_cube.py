@@ -15,7 +15,7 @@ from memos_cli.errors import (
     IntegrityError,
     SourceError,
 )
-from memos_cli.pack import rebuild_index
+from memos_cli.lifecycle.pack import rebuild_index
 from tests.conftest import pack_corpus
 
 
@@ -81,7 +81,7 @@ def test_interrupted_force_repack_keeps_old_cube(cube_copy: Path, embedder, monk
 
 
 def test_empty_corpus(tmp_path: Path, embedder) -> None:
-    from memos_cli.pack import pack
+    from memos_cli.lifecycle.pack import pack
     from memos_cli.sources import Defaults
     from tests.conftest import FIXED_TIME
 
@@ -94,7 +94,7 @@ def test_empty_corpus(tmp_path: Path, embedder) -> None:
 
 
 def test_bad_source_after_good_ones_writes_nothing(tmp_path: Path, embedder) -> None:
-    from memos_cli.pack import pack
+    from memos_cli.lifecycle.pack import pack
     from memos_cli.sources import Defaults
     from tests.conftest import CORPUS, FIXED_TIME
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from memos_cli.cube import FORMAT_VERSION, open_cube, verify
-from memos_cli.pack import pack
+from memos_cli.lifecycle.pack import pack
 from memos_cli.sources import Defaults
 from tests.conftest import FIXTURES, ROOT
 

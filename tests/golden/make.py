@@ -29,7 +29,7 @@ import os, sys
 from datetime import datetime, timezone
 from memos_cli.cube import generate_keypair
 from memos_cli.models.embedder import Embedder
-from memos_cli.pack import pack
+from memos_cli.lifecycle.pack import pack
 from memos_cli.sources import Defaults
 work, out = sys.argv[1], sys.argv[2]
 generate_keypair(os.path.join(work, "golden"))

@@ -10,8 +10,8 @@ import pytest
 
 from memos_cli.cube import CubeSpec, open_cube, verify, write_cube
 from memos_cli.errors import IntegrityError, UsageError
+from memos_cli.lifecycle.pack import ReaderPlan, embed_memories, embed_rows, pack, rebuild_index
 from memos_cli.memory import Memory, derived_from, derived_reader
-from memos_cli.pack import ReaderPlan, embed_memories, embed_rows, pack, rebuild_index
 from memos_cli.readers import Budget, facts, parse_names, questions, run_readers
 from memos_cli.readers import context as ctx
 from memos_cli.sources import Defaults
@@ -202,7 +202,7 @@ def test_verify_refuses_a_derived_memory_without_its_source(tmp_path: Path, embe
 
 
 def test_removing_a_source_removes_what_was_derived_from_it(tmp_path: Path, embedder) -> None:
-    from memos_cli.update import remove
+    from memos_cli.lifecycle.update import remove
 
     path, fact, turns = _cube_with_fact(tmp_path, embedder)
     report = remove(path, lambda m: m.id != turns[0].id)
@@ -214,7 +214,7 @@ def test_removing_a_source_removes_what_was_derived_from_it(tmp_path: Path, embe
 
 def test_dump_marks_derived_memories_and_no_derived_leaves_them_out(tmp_path: Path,
                                                                      embedder) -> None:
-    from memos_cli.dump import dump
+    from memos_cli.lifecycle.dump import dump
 
     path, fact, turns = _cube_with_fact(tmp_path, embedder)
     c = open_cube(path)

@@ -10,8 +10,6 @@ import torch
 from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
-from memos_cli.convert import select_memories
-from memos_cli.convert_chunks import convert_to_chunks
 from memos_cli.cube import open_cube, verify
 from memos_cli.cube.chunks import check_sets, chunk_key, set_id
 from memos_cli.cube.kv import read_segment
@@ -19,6 +17,8 @@ from memos_cli.errors import FormatError, IntegrityError, UsageError
 from memos_cli.models import chat
 from memos_cli.tiers import chunks, prompt, rope
 from memos_cli.tiers import compose as comp
+from memos_cli.tiers.convert import select_memories
+from memos_cli.tiers.convert_chunks import convert_to_chunks
 from memos_cli.tiers.plaintext import answer_memories, generate_ids, retrieve
 from tests.conftest import make_tiny_llama, make_tiny_model, read_json
 
@@ -183,7 +183,7 @@ def test_budget_limits_the_set(cube_copy: Path, tiny: chat.ChatModel) -> None:
 def test_session_groups(tmp_path: Path, tiny: chat.ChatModel, embedder, shared_datasets) -> None:  # type: ignore[no-untyped-def]
     from datetime import datetime, timezone
 
-    from memos_cli.pack import pack
+    from memos_cli.lifecycle.pack import pack
     from memos_cli.sources import Defaults
 
     out = tmp_path / "conv.memcube"
@@ -277,7 +277,7 @@ def test_another_cube_names_the_same_memory_alike(chunk_cube: Path, tmp_path: Pa
     """A cube packed from one of the sources (another cube id, fewer memories) gives the
     shared memories' chunks the same path and the same tensors and metadata (not the same
     bytes: safetensors writes its header keys in hash-map order)."""
-    from memos_cli.pack import pack
+    from memos_cli.lifecycle.pack import pack
     from memos_cli.sources import Defaults
     from tests.conftest import CORPUS, FIXED_TIME
 

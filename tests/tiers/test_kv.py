@@ -10,13 +10,13 @@ import torch
 from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
-from memos_cli.convert import convert_to_kv, select_memories
 from memos_cli.cube import open_cube, verify
 from memos_cli.cube.kv import Segment
 from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError, IntegrityError, SignatureError, UsageError
 from memos_cli.models import chat
 from memos_cli.tiers import kv, rope
+from memos_cli.tiers.convert import convert_to_kv, select_memories
 from memos_cli.tiers.plaintext import build_messages, generate
 from tests.conftest import make_tiny_llama
 
@@ -189,7 +189,7 @@ def test_cli_convert_inspect_and_compose(cube_copy: Path, tiny_llama: Path,
 
 def test_kv_only_cube_and_restoring_text(cube_copy: Path, tiny: chat.ChatModel, embedder,
                                          keys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from memos_cli.convert import restore_text
+    from memos_cli.tiers.convert import restore_text
 
     original = [m.to_dict() for m in open_cube(cube_copy).memories]
     with pytest.raises(UsageError, match="needs a KV segment of every memory"):

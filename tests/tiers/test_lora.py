@@ -12,13 +12,13 @@ import torch
 from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
-from memos_cli.convert import convert_to_lora, restore_text, select_memories
 from memos_cli.cube import open_cube, verify
 from memos_cli.cube.lora import check_adapter, read_meta
 from memos_cli.errors import FormatError, IntegrityError, UsageError
-from memos_cli.evaluate import Question, evaluate
+from memos_cli.evaluation.evaluate import Question, evaluate
 from memos_cli.models import chat
 from memos_cli.tiers import lora
+from memos_cli.tiers.convert import convert_to_lora, restore_text, select_memories
 from tests.conftest import make_tiny_llama
 
 runner = CliRunner()
@@ -214,7 +214,7 @@ def test_anchor_recipe_builds_questions_from_noun_phrases(packed_cube: Path,
 
 
 def test_replay_prompts_are_not_the_general_questions() -> None:
-    from memos_cli.evaluate import load_questions, normalize
+    from memos_cli.evaluation.evaluate import load_questions, normalize
 
     general = {normalize(q.question) for q in load_questions(
         Path(__file__).resolve().parents[2] / "fixtures" / "quillfeather" / "general.jsonl")}
@@ -347,8 +347,8 @@ def test_mixed_kl_keeps_general_prompts_near_the_base(tiny: chat.ChatModel,
 def test_guarded_training_prompts_are_not_the_measured_ones() -> None:
     """The general prompts recipe guarded trains on (memos_cli/data/general/train.jsonl) are
     never among those that measure forgetting (questions.jsonl, prompts.jsonl)."""
-    from memos_cli import forgetting
-    from memos_cli.evaluate import load_questions, normalize
+    from memos_cli.evaluation import forgetting
+    from memos_cli.evaluation.evaluate import load_questions, normalize
 
     pool = [normalize(p) for p in lora.general_prompts(lora.Recipe(name="guarded"))]
     measured = {normalize(p) for p in forgetting.load_prompts(forgetting.packaged("prompts.jsonl"))}

@@ -1,5 +1,5 @@
 """Several adapters at once (PEFT ``add_weighted_adapter``) and the forgetting measures
-(``memos_cli.forgetting``) on the tiny model."""
+(``memos_cli.evaluation.forgetting``) on the tiny model."""
 
 import json
 import shutil
@@ -9,14 +9,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from memos_cli import forgetting
 from memos_cli.cli.app import app
-from memos_cli.convert import convert_to_lora, select_memories
 from memos_cli.cube import open_cube
 from memos_cli.errors import FormatError, UsageError
-from memos_cli.evaluate import Question, evaluate, load_questions, normalize
+from memos_cli.evaluation import forgetting
+from memos_cli.evaluation.evaluate import Question, evaluate, load_questions, normalize
 from memos_cli.models import chat
 from memos_cli.tiers import lora
+from memos_cli.tiers.convert import convert_to_lora, select_memories
 from memos_cli.tiers.lora import combine
 from tests.conftest import make_tiny_llama
 

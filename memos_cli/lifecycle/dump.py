@@ -249,7 +249,7 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
         atomic_write_bytes(target, data)
     else:
         if redact:
-            from memos_cli.pack import embed_memories
+            from memos_cli.lifecycle.pack import embed_memories
 
             vectors = embed_memories(embedder, chosen)
         else:

@@ -244,7 +244,7 @@ def general_row(cube: Any, chat: ChatModel, general: Sequence[Question], after: 
     """The ``general`` entry of a lora row: accuracy with and without the adapter, and the
     mean KL from the base model (``forgetting``); the base model's part comes from ``cache``
     when it holds it."""
-    from memos_cli import forgetting
+    from memos_cli.evaluation import forgetting
 
     if "base" not in cache:
         cache["base"] = run_tier("general (base)", bare_ask(chat, "none", GENERAL_TOKENS),

@@ -150,7 +150,7 @@ def restore_text(path: str | Path, chat: ChatModel | None, embedder: Embedder, *
     else:
         raise UsageError("cube has no KV segment or LoRA adapter to restore from",
                          path=cube.path)
-    from memos_cli.pack import embed_memories
+    from memos_cli.lifecycle.pack import embed_memories
 
     vectors = embed_memories(embedder, memories)
     with rewrite(cube, key=key) as (tmp, raw):

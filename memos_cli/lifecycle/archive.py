@@ -22,7 +22,7 @@ from memos_cli.vault import Vault, _drop
 def cold_ids(vault: Vault, *, after: timedelta, now: datetime | None = None) -> list[str]:
     """Current memories with no recorded use for ``after`` (never used: created that long
     ago), by the vault's usage store."""
-    from memos_cli.store.usage import UsageStore
+    from memos_cli.scheduler.usage import UsageStore
 
     now = now or datetime.now(timezone.utc)
     usage = UsageStore(vault.place.usage_dir()).indicators(now=now)
@@ -66,7 +66,7 @@ def restore(vault: Vault, ids: Sequence[str], *, user: str, embedder: Any) -> in
         UsageError: an id that is not archived. EmbedderMismatchError: ``embedder`` is not
             the vault's.
     """
-    from memos_cli.pack import embed_memories
+    from memos_cli.lifecycle.pack import embed_memories
 
     def put_back() -> int:
         state = vault.state()

@@ -81,7 +81,7 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
         SourceError, EmptyCorpusError: as ``pack``. UsageError: a cube with other tiers.
         EmbedderMismatchError: ``embedder`` did not build the cube's index.
     """
-    from memos_cli.pack import embed_memories
+    from memos_cli.lifecycle.pack import embed_memories
     from memos_cli.sources import read_sources
     from memos_cli.tiers.plaintext import check_embedder
 

@@ -1,12 +1,12 @@
 """MemScheduler (MemOS paper §4.2 "Policy-Aware Scheduling", §5): move memories between tiers
 by use.
 
-From usage indicators (:mod:`memos_cli.store.usage`) and a policy, a :class:`Plan` says which
+From usage indicators (:mod:`memos_cli.scheduler.usage`) and a policy, a :class:`Plan` says which
 memories get a KV chunk in the chunk store (the activation tier) within a byte budget, which
 chunks fall out, which memories are candidates for the parameter tier (used often over a long
 window, unchanged), and which are cold (archive candidates for ``memos vault gc --cold``).
 :func:`plan` is pure (no model, no files); :func:`apply` carries a plan out on the chunk store
-(:mod:`memos_cli.store.chunks`), computing only the chunks that no store or cube holds yet.
+(:mod:`memos_cli.scheduler.chunks`), computing only the chunks that no store or cube holds yet.
 
 Policies (higher ranks first):
 
@@ -30,7 +30,7 @@ from typing import Any
 
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory, format_time
-from memos_cli.store.usage import DEFAULT_HALF_LIFE, Indicators
+from memos_cli.scheduler.usage import DEFAULT_HALF_LIFE, Indicators
 
 POLICIES = ("decay", "lfu", "lru", "memos")
 #: Parameter-tier candidates: at least this many uses, spread over at least this long.
@@ -295,7 +295,7 @@ def apply(p: Plan, chat: Any, store_set: Any, memories: Sequence[Memory], *, sco
 
     from memos_cli.cube.kv import read_segment, write_segment
     from memos_cli.cube.layout import atomic_write_bytes
-    from memos_cli.store.chunks import copy_atomic, evict, write_atomic
+    from memos_cli.scheduler.chunks import copy_atomic, evict, write_atomic
     from memos_cli.tiers import chunks
 
     t0 = time.perf_counter()

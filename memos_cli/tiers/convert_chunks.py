@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memos_cli.convert import with_tier
 from memos_cli.cube import open_cube
 from memos_cli.cube.chunks import (
     CHUNKS_DIR,
@@ -34,6 +33,7 @@ from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.fingerprint import fingerprint_digest
 from memos_cli.tiers import chunks, prompt, rope
+from memos_cli.tiers.convert import with_tier
 
 
 @dataclass
