@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memos_cli.atomic import atomic_write_bytes
 from memos_cli.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -113,7 +114,6 @@ def write(settings: dict[str, Any]) -> Path:
     """Replace the config file atomically with ``settings``; return its path."""
     import tomli_w
 
-    from memos_cli.cube.layout import atomic_write_bytes
 
     p = config_path()
     p.parent.mkdir(parents=True, exist_ok=True)

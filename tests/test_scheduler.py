@@ -14,9 +14,9 @@ from memos_cli.cube import open_cube
 from memos_cli.memory import Memory
 from memos_cli.models import chat
 from memos_cli.scheduler import policy as scheduler
+from memos_cli.scheduler.auto import answer_auto, store_sources
 from memos_cli.scheduler.chunks import ChunkStore
 from memos_cli.scheduler.usage import Indicators, Use, cube_store
-from memos_cli.tiers.answer import answer_auto, store_sources
 from memos_cli.tiers.convert_chunks import convert_to_chunks
 from memos_cli.tiers.plaintext import answer_memories, retrieve
 from tests.conftest import make_tiny_llama

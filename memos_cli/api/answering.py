@@ -159,7 +159,7 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
 def _auto(cubes: list[Any], vault: Any, enc: Any, chat: Any, question: str, user: str | None,
           actor: str, k: int, ratio: float, rule: str, gen: dict[str, Any]) -> Answer:
     """``--tier auto`` over one cube or a vault (spec §13.3)."""
-    from memos_cli.tiers.answer import answer_auto, cube_sources, store_sources
+    from memos_cli.scheduler.auto import answer_auto, cube_sources, store_sources
     from memos_cli.tiers.plaintext import retrieve
 
     if vault is not None:

@@ -41,6 +41,39 @@ class _Group(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_flags(args))
 
+    def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """Run the command; a usage error (an unknown option, a bad value, a missing
+        argument) is one line on stderr and exit 2, as every other error is one line."""
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except NoArgsIsHelpError as e:  # `memos` or `memos vault` alone: the help, as before
+            if not standalone_mode:
+                raise
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(e)
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            if not standalone_mode:
+                raise
+            where = getattr(getattr(e, "ctx", None), "command_path", None) or "memos"
+            fail.print(f"[red]error:[/red] {escape(one_line(e.format_message()))} (see "
+                       f"{escape(where)} --help)", highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            fail.print("interrupted: nothing was changed", soft_wrap=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)
         tidy(params)

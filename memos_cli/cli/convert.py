@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from memos_cli import config
+from memos_cli.cli.choices import Device, Dtype
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, parse_size
 from memos_cli.cli.cube_args import changed_cube
 from memos_cli.cli.output import err, out, print_json, progress_bar, status
@@ -25,7 +26,7 @@ def convert(
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="The model the KV cache is for \\[default: SmolLM2-135M-Instruct]."),
-    dtype: str = typer.Option("float32", help="Storage dtype: float32, bfloat16, float16, "
+    dtype: Dtype = typer.Option("float32", help="Storage dtype: float32, bfloat16, float16, "
                                               "int8 (KIVI-style, with scales)."),
     ids: str | None = typer.Option(None, help="Comma-separated memory ids, in prefix order."),
     query: str | None = typer.Option(None, help="Use the top memories for this query."),
@@ -44,7 +45,7 @@ def convert(
                                          help="--chunks: most bytes for the chunk set, e.g. "
                                               "200MB (chunks in priority order until full) "
                                               "\\[default: no limit]."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
+    device: Device = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     recipe: str = typer.Option("guarded", help="--to lora: training recipe: mixed (sampled "
                                              "and templated questions), selfqa, anchors, "
                                              "text (next-token on the memory text), "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from memos_cli.cli.choices import Device
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import DataTable, out, print_json, progress_bar, status
 from memos_cli.cube import open_verified
@@ -25,7 +26,7 @@ def eval_(
         help="The model to answer with \\[default: SmolLM2-135M-Instruct]."),
     k: int = typer.Option(5, "-k", "--top-k", help="text, and kv with chunks: memories "
                                                    "retrieved into the prompt."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
+    device: Device = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     max_new_tokens: int = typer.Option(48, help="Most tokens per answer."),
     answers: bool = typer.Option(False, "--answers", help="With --json: every answer too."),
     general: Path | None = typer.Option(

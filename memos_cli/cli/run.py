@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from memos_cli.api import AnswerOptions, Session
+from memos_cli.cli.choices import Combine, Compose, Device, RecomputeRule, Tier
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import is_cube_arg, open_arg
 from memos_cli.cli.output import check_as, err, out, print_json, status
@@ -32,16 +33,16 @@ def run(
                                        help="Text tier: only memories this user may read "
                                             "[default with --vault: $MEMOS_USER or the login "
                                             "name; without: every memory]."),
-    tier: str = typer.Option(DEFAULT_TIER, help="auto: retrieve memories and use the KV chunks "
+    tier: Tier = typer.Option(DEFAULT_TIER, help="auto: retrieve memories and use the KV chunks "
                                                  "that `memos schedule` or the cube holds for "
                                                  "them, prefilling the rest (no chunks: same "
                                                  "as text); text: retrieved memories in the "
                                                  "prompt; kv: the cube's precomputed KV cache; "
                                                  "lora: the cube's LoRA adapter (nothing in "
                                                  "the prompt but the question)."),
-    compose: str = typer.Option("rerotate", help="kv with several cubes: rerotate (RoPE "
+    compose: Compose = typer.Option("rerotate", help="kv with several cubes: rerotate (RoPE "
                                                  "positions moved to each offset) or naive."),
-    combine: str = typer.Option("route", help="lora with several cubes: route (per question "
+    combine: Combine = typer.Option("route", help="lora with several cubes: route (per question "
                                               "the adapter whose memories are nearest), cat "
                                               "(the adapters' updates summed exactly) or "
                                               "linear (averaged factors, equal ranks only)."),
@@ -50,13 +51,13 @@ def run(
     recompute_ratio: float | None = typer.Option(
         None, help="kv with chunks: share of the cached chunk tokens to recompute, 0 to 1 "
                    "\\[default: 0.3]."),
-    recompute_rule: str | None = typer.Option(
+    recompute_rule: RecomputeRule | None = typer.Option(
         None, help="kv with chunks: deviation (CacheBlend: the tokens whose layer-1 keys "
                    "deviate most), first (EPIC: the first tokens of each chunk) or none "
                    "\\[default: deviation]."),
     chunk_set: str | None = typer.Option(None, help="kv: the chunk set id to use \\[default: the "
                                                     "newest made by this model]."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
+    device: Device = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     segment: str | None = typer.Option(None, help="kv: the segment id to use \\[default: the "
                                                   "newest made by this model]."),
     model: str | None = typer.Option(

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from memos_cli.api import Session
+from memos_cli.cli.choices import Device, Dtype, Policy
 from memos_cli.cli.cube import JSON_OPT, parse_size
 from memos_cli.cli.output import err, out, print_json, progress_bar
 from memos_cli.errors import UsageError
@@ -39,18 +40,18 @@ def schedule(
                                   help="Bytes the activation tier may hold in the chunk "
                                        "store (200MB, 1.5GiB), or a share of the bytes of "
                                        "every memory's chunk (25%)."),
-    policy: str = typer.Option("decay", help="decay (decayed use frequency), lfu (use count), "
+    policy: Policy = typer.Option("decay", help="decay (decayed use frequency), lfu (use count), "
                                              "lru (last use) or memos (MemOS's rank-based "
                                              "score, for comparison)."),
     half_life: float | None = typer.Option(None, help="Half-life of the decay score, in days "
                                                       "\\[default: 7]."),
-    dtype: str = typer.Option("float16", help="Storage dtype of new chunks: float32, "
+    dtype: Dtype = typer.Option("float16", help="Storage dtype of new chunks: float32, "
                                               "bfloat16, float16 or int8."),
     lora_min_uses: int = typer.Option(5, help="Parameter-tier candidates: used at least this "
                                               "often..."),
     lora_window_days: float = typer.Option(7.0, help="...over at least this many days."),
     cold_days: float = typer.Option(30.0, help="Cold: unused for this many days."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps: where chunks are "
+    device: Device = typer.Option("auto", help="auto, cpu, cuda or mps: where chunks are "
                                             "computed."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
     as_json: bool = JSON_OPT,

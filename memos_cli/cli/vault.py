@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from memos_cli.cli.choices import OnConflict
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.help import MemosTyper
 from memos_cli.cli.output import DataTable, err, out, print_json, status
@@ -31,7 +32,7 @@ def load_command(
                                            ".af, mem0, JSONL, LoCoMo), imported on the way."),
     vault: str | None = VAULT_OPT,
     as_user: str | None = AS_OPT,
-    on_conflict: str = typer.Option("version", help="A memory with an installed id: version "
+    on_conflict: OnConflict = typer.Option("version", help="A memory with an installed id: version "
                                                     "(keep both, as a version chain), skip, "
                                                     "or replace."),
     allow_unsigned: bool = typer.Option(False, "--allow-unsigned",
@@ -244,7 +245,7 @@ def vault_gc(vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
     if cold:
         from datetime import timedelta
 
-        from memos_cli.lifecycle.archive import archive_cold
+        from memos_cli.vault.archive import archive_cold
 
         archived = archive_cold(v, user=user, after=timedelta(days=cold_days))
     if as_json:
@@ -259,7 +260,7 @@ def vault_restore(ids: list[str] = typer.Argument(..., help="Archived memory ids
                   vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
                   embedder: Path | None = EMBEDDER_OPT, as_json: bool = JSON_OPT) -> None:
     """Bring archived memories back into search (their vectors are computed again)."""
-    from memos_cli.lifecycle.archive import restore
+    from memos_cli.vault.archive import restore
 
     n = restore(open_vault(vault), ids, user=as_user or current_user(),
                 embedder=load_embedder(embedder))

@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
+from memos_cli.atomic import _umask
+from memos_cli.atomic import atomic_write_bytes as atomic_write_bytes  # single files, §3
 from memos_cli.errors import CubeExistsError, CubeNotFoundError, FormatError, IntegrityError
 from memos_cli.pausepoints import pause
 
@@ -30,12 +32,6 @@ SUFFIX = ".memcube"
 #: File name endings a cube must never hold: formats that run code when loaded.
 FORBIDDEN_SUFFIXES = (".pickle", ".pkl", ".pt", ".pth", ".bin", ".joblib", ".npy", ".npz",
                       ".ckpt", ".dill", ".h5", ".hdf5", ".keras", ".sav")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def normalize_modes(root: Path) -> None:
@@ -136,26 +132,6 @@ def is_cube_dir(path: Path) -> bool:
     """Whether ``path`` is a real directory (not a symbolic link) holding a ``manifest.json``:
     the only thing ``--force`` may replace (spec §3)."""
     return path.is_dir() and not path.is_symlink() and (path / MANIFEST).is_file()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` atomically (temp file beside it, fsync, rename).
-
-    ``mode`` defaults to 0666 less the umask; the file never exists with a wider mode.
-    """
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.chmod(tmp, (0o666 & ~_umask()) if mode is None else mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 #: A temporary directory without a writer's pid in its name is stale after this long.

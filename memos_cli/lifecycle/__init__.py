@@ -1,5 +1,5 @@
 """A memory's lifecycle (MemOS paper §7.2.2: generation, replacement, fusion, deprecation)
 and MemDumper: memories are made into cubes (:mod:`~memos_cli.lifecycle.pack`), added to and
-versioned (:mod:`~memos_cli.lifecycle.update`), archived when cold
-(:mod:`~memos_cli.lifecycle.archive`) and exported with redaction
-(:mod:`~memos_cli.lifecycle.dump`)."""
+versioned (:mod:`~memos_cli.lifecycle.update`) and exported with redaction
+(:mod:`~memos_cli.lifecycle.dump`). Archiving cold memories is a vault operation
+(:mod:`memos_cli.vault.archive`)."""

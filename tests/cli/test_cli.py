@@ -200,3 +200,23 @@ def test_version() -> None:
 def test_readme_shows_the_two_commands() -> None:
     text = (ROOT / "README.md").read_text()
     assert "make demo" in text and "make test" in text
+
+
+@pytest.mark.slow
+def test_readme_library_script_runs(tmp_path: Path) -> None:
+    """The README's "As a library" script runs as it is, with the real embedder and model."""
+    import re
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text()
+    script = re.search(r"## As a library.*?```python\n(.*?)```", text, re.S)
+    assert script is not None
+    path = tmp_path / "readme_script.py"
+    path.write_text(script.group(1))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(path)], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("1 ") and "48,000" in proc.stdout, proc.stdout

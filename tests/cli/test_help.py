@@ -141,3 +141,49 @@ def test_no_library_progress_bars_off_a_terminal(tmp_path: Path, tiny_llama: Pat
                            text=True, env=env, timeout=300)
         assert r.returncode == 0, r.stderr
         assert "%|" not in r.stderr and "Loading weights" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "x.memcube", "q", "--tier", "bogus"], "'bogus' is not one of 'auto', 'text'"),
+    (["search", "x.memcube", "q", "--nope"], "No such option: --nope"),
+    (["schedule", "--kv-budget", "1MB", "--policy", "fifo"], "'fifo' is not one of"),
+    (["dump", "x.memcube"], "--output"),
+    (["nosuch"], "No such command 'nosuch'"),
+])
+def test_usage_errors_are_one_line(args: list[str], words: str) -> None:
+    """#28: usage errors printed five-line boxes; the README promises one line, exit 2."""
+    r = runner.invoke(app, args, env=WIDE)
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert lines[0].startswith("error:") and words in lines[0] and "--help" in lines[0]
+
+
+def test_choice_options_show_and_complete_their_choices() -> None:
+    """--tier <auto|text|kv|lora> in help, completed by the shell, and the same words as the
+    library's own tuples."""
+    import os
+    import subprocess
+    import sys
+    from typing import get_args
+
+    from memos_cli import api
+    from memos_cli.cli import choices
+    from memos_cli.cube.kv import STORAGE_DTYPES
+    from memos_cli.models.chat import DEVICES
+    from memos_cli.scheduler.policy import POLICIES
+    from memos_cli.vault import CONFLICT_POLICIES
+
+    for kind, words in [(choices.Tier, api.TIERS), (choices.Compose, api.COMPOSE),
+                        (choices.Combine, api.COMBINE),
+                        (choices.RecomputeRule, api.RECOMPUTE_RULES),
+                        (choices.Device, DEVICES), (choices.Policy, POLICIES),
+                        (choices.Dtype, tuple(STORAGE_DTYPES)),
+                        (choices.OnConflict, CONFLICT_POLICIES)]:
+        assert get_args(kind) == tuple(words)
+    text = " ".join(runner.invoke(app, ["run", "--help"], env=WIDE).output.split())
+    assert "<auto|text|kv|lora>" in text and "<rerotate|naive>" in text
+    env = {**os.environ, "_MEMOS_COMPLETE": "complete_bash", "COMP_WORDS": "memos run --tier ",
+           "COMP_CWORD": "3"}
+    memos = Path(sys.executable).parent / "memos"  # the console script: its name picks the var
+    done = subprocess.run([str(memos)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["auto", "text", "kv", "lora"], (done.stdout, done.stderr)
