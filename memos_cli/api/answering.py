@@ -13,7 +13,11 @@ from typing import Any
 
 from memos_cli.errors import UsageError
 from memos_cli.tiers import generation
-from memos_cli.tiers.plaintext import Answer
+from memos_cli.tiers.lora import answer_lora
+from memos_cli.tiers.plaintext import Answer, retrieve
+from memos_cli.tiers.plaintext import answer as text_answer
+from memos_cli.vault import answer as vault_answer
+from memos_cli.vault import search as vault_search
 
 #: The tiers an answer can use (``auto`` takes stored KV chunks where it can, spec §13.3).
 TIERS = ("auto", "text", "kv", "lora")
@@ -132,8 +136,6 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
             return _auto(cubes, vault, encoder(), chat, question, user, actor, opts.k, ratio,
                          rule, gen)
         if vault is not None:
-            from memos_cli.vault import answer as vault_answer
-
             return vault_answer(vault, encoder(), chat, question, user=actor, k=opts.k, **gen)
         if chunked:
             from memos_cli.tiers import chunks
@@ -146,12 +148,9 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
             return answer_kv(cubes, chat, question, segment=opts.segment, mode=opts.compose,
                              recompute=opts.recompute, **gen)
         if opts.tier == "lora":
-            from memos_cli.tiers.lora import answer_lora
-
             router = encoder() if opts.combine == "route" else None
             return answer_lora(cubes, chat, question, combine=opts.combine, embedder=router,
                                **gen)
-        from memos_cli.tiers.plaintext import answer as text_answer
 
         return text_answer(cubes[0], encoder(), chat, question, k=opts.k, user=user, **gen)
 
@@ -160,11 +159,8 @@ def _auto(cubes: list[Any], vault: Any, enc: Any, chat: Any, question: str, user
           actor: str, k: int, ratio: float, rule: str, gen: dict[str, Any]) -> Answer:
     """``--tier auto`` over one cube or a vault (spec §13.3)."""
     from memos_cli.scheduler.auto import answer_auto, cube_sources, store_sources
-    from memos_cli.tiers.plaintext import retrieve
 
     if vault is not None:
-        from memos_cli.vault import search as vault_search
-
         t0 = time.perf_counter()
         hits = vault_search(vault, enc, question, k, user=actor)
     else:

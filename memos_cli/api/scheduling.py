@@ -12,9 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memos_cli.cube.kv import STORAGE_DTYPES
 from memos_cli.errors import UsageError
+from memos_cli.models.fingerprint import fingerprint_digest
 from memos_cli.scheduler import policy as scheduler
+from memos_cli.scheduler.chunks import ChunkStore
 from memos_cli.scheduler.usage import UsageStore, cube_store
+from memos_cli.tiers import prompt
 
 if TYPE_CHECKING:
     from memos_cli.api.session import Session
@@ -73,8 +77,6 @@ def schedule(session: Session, *, size: int | None = None, share: float | None =
         UsageError: an unknown policy or dtype, a value out of range, no budget.
         ModelNotFoundError: the model is not available locally.
     """
-    from memos_cli.cube.kv import STORAGE_DTYPES
-
     if (size is None) == (share is None):
         raise UsageError("give the KV budget as a size or as a share (one of them)")
     if policy not in scheduler.POLICIES:
@@ -103,9 +105,6 @@ def schedule(session: Session, *, size: int | None = None, share: float | None =
     if not usage:
         return ScheduleResult(where, reason=f"no usage recorded yet for {where}: nothing to "
                                             "schedule (search or run first)")
-    from memos_cli.models.fingerprint import fingerprint_digest
-    from memos_cli.scheduler.chunks import ChunkStore
-    from memos_cli.tiers import prompt
 
     lm = session.chat()
     chunk_bytes, prefix_bytes = scheduler.estimator(lm, memories, dtype)

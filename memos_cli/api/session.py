@@ -17,12 +17,21 @@ from typing import Any
 
 from memos_cli.api.answering import AnswerOptions
 from memos_cli.api.answering import answer as answer_with
+from memos_cli.api.scheduling import schedule
 from memos_cli.cube import Cube, open_verified
 from memos_cli.errors import UsageError
-from memos_cli.governance.policy import current_user
+from memos_cli.governance.policy import can_read, current_user
+from memos_cli.lifecycle.dump import check_target, cube_source, dump, vault_source
+from memos_cli.lifecycle.update import add
 from memos_cli.memory import Memory
+from memos_cli.models import chat
+from memos_cli.models.embedder import Embedder
+from memos_cli.models.onnx_embedder import query_embedder
 from memos_cli.scheduler.usage import UsageStore, cube_store, record_quietly, uses_of
-from memos_cli.tiers.plaintext import Answer, Retrieved
+from memos_cli.sources import Defaults
+from memos_cli.tiers.plaintext import Answer, Retrieved, retrieve
+from memos_cli.vault import Vault
+from memos_cli.vault import search as vault_search
 
 
 @dataclass
@@ -107,8 +116,6 @@ class Session:
         if self.cubes:
             return None
         if self._vault is None:
-            from memos_cli.vault import Vault
-
             self._vault = Vault(self._vault_path)
         return self._vault
 
@@ -127,8 +134,6 @@ class Session:
     def encoder(self) -> Any:
         """The embedder (torch, :class:`~memos_cli.models.embedder.Embedder`), loaded once."""
         if self._encoder is None:
-            from memos_cli.models.embedder import Embedder
-
             self._say("loading embedder")
             self._encoder = Embedder(self._embedder_path)
         return self._encoder
@@ -139,8 +144,6 @@ class Session:
         if self._encoder is not None:
             return self._encoder
         if self._query_encoder is None:
-            from memos_cli.models.onnx_embedder import query_embedder
-
             self._say("loading embedder")
             self._query_encoder = query_embedder(self._embedder_path)
         return self._query_encoder
@@ -148,8 +151,6 @@ class Session:
     def chat(self) -> Any:
         """The chat model (:class:`~memos_cli.models.chat.ChatModel`), loaded once."""
         if self._chat is None:
-            from memos_cli.models import chat
-
             self._say("loading model")
             self._chat = chat.load(self._model, status=self._status, device=self._device)
         return self._chat
@@ -173,8 +174,6 @@ class Session:
         enc = self.query_encoder()
         hidden: list[int] = []
         if self.cubes:
-            from memos_cli.tiers.plaintext import retrieve
-
             cube = self.cubes[0]
             store = cube_store(cube.manifest.cube_id).warm()
             t0 = time.perf_counter()
@@ -183,8 +182,6 @@ class Session:
             if audit:
                 self._audit("search", cube.manifest.cube_id, [h.memory.id for h in hits], query)
         else:
-            from memos_cli.vault import search as vault_search
-
             v = self.vault
             store = UsageStore(v.place.usage_dir()).warm()
             t0 = time.perf_counter()
@@ -244,8 +241,6 @@ class Session:
         Raises:
             UsageError: no such memory, or none of its versions readable by the user.
         """
-        from memos_cli.governance.policy import can_read
-
         if self.cubes:
             pool = [m for c in self.cubes for m in c.memories]
             current, cube_id = {m.id for m in pool}, None
@@ -282,9 +277,6 @@ class Session:
         """
         from datetime import datetime, timezone
 
-        from memos_cli.lifecycle.update import add
-        from memos_cli.sources import Defaults
-
         if len(self.cubes) != 1:
             raise UsageError("add writes to one cube")
         report = add(self.cubes[0].path, list(sources), embedder=self.encoder(),
@@ -301,8 +293,6 @@ class Session:
         Raises:
             UsageError: several cubes, or as :func:`memos_cli.lifecycle.dump.dump`.
         """
-        from memos_cli.lifecycle.dump import check_target, cube_source, dump, vault_source
-
         if len(self.cubes) > 1:
             raise UsageError("dump exports one cube (or a vault)")
         check_target(out, fmt, force=bool(options.get("force")))
@@ -316,8 +306,6 @@ class Session:
         """Move memories between tiers by their use (MemScheduler, ``memos schedule``):
         :func:`memos_cli.api.scheduling.schedule` with this session's cubes or vault and
         model."""
-        from memos_cli.api.scheduling import schedule
-
         return schedule(self, **options)
 
     # -- lifetime -----------------------------------------------------------------------------
@@ -343,8 +331,6 @@ class Session:
 
     def _audit(self, op: str, cube_id: str, ids: list[str], text: str) -> None:
         """A read of a cube, in the default vault's access log when there is a vault."""
-        from memos_cli.vault import Vault
-
         v = Vault(None)
         if v.exists():
             v.log(self.actor, op, cube_id=cube_id, memory_ids=ids, detail={"query": text})

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from memos_cli.errors import RemoteError, UsageError
+from memos_cli.memstore.registry import timeout_s
 
 
 def _ray() -> Any:
@@ -69,8 +70,6 @@ def joined(address: str) -> Iterator[Any]:
         return
     hp = _host_port(address)
     if hp is not None:
-        from memos_cli.memstore.registry import timeout_s
-
         try:
             with socket.create_connection(hp, timeout=timeout_s()):
                 pass

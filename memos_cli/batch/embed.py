@@ -15,6 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from memos_cli.batch.cluster import cpus, gpus
+from memos_cli.errors import RemoteError
+from memos_cli.models.embedder import Embedder
+
 #: Texts per Ray Data batch handed to one encoder actor.
 BATCH_ROWS = 256
 
@@ -24,8 +28,6 @@ class _Encoder:
 
     def __init__(self, model_dir: str) -> None:
         import torch
-
-        from memos_cli.models.embedder import Embedder
 
         torch.set_num_threads(1)  # one actor per CPU: no oversubscription
         self.enc = Embedder(model_dir)
@@ -48,9 +50,6 @@ def embed_on_ray(ray: Any, model_dir: str, texts: list[str], dim: int, *, worker
         RemoteError: a worker failed (its error's first line).
     """
     import pyarrow as pa
-
-    from memos_cli.batch.cluster import gpus
-    from memos_cli.errors import RemoteError
 
     out = np.zeros((len(texts), dim), np.float32)
     if not texts:
@@ -90,8 +89,6 @@ def ray_encoder(ray: Any, embedder: Any, workers: int | None,
     ``embedder``'s model on the joined cluster ``ray``
     (:func:`memos_cli.batch.cluster.joined`), on ``workers`` actors (default: one per GPU of
     the cluster, else one per CPU)."""
-    from memos_cli.batch.cluster import cpus, gpus
-
     n = workers or (gpus(ray) or cpus(ray))
     return lambda texts: embed_on_ray(ray, str(embedder.dir), texts, embedder.dimension,
                                       workers=n, progress=progress)

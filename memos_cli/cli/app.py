@@ -16,9 +16,27 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from memos_cli.cli import (
+    batch,
+    config_cmd,
+    convert,
+    cube,
+    dump,
+    eval,
+    memstore,
+    roles,
+    run,
+    schedule,
+    search,
+    update_cmd,
+    vault,
+)
+from memos_cli.cli.cube_args import command_scope
 from memos_cli.cli.help import MemosTyper, hoist_global_flags, tidy
 from memos_cli.cli.output import err, fail
 from memos_cli.errors import DiskFullError, MemosError, disk_full, one_line
+from memos_cli.governance import policy
+from memos_cli.principal import check_name
 from memos_cli.version import __version__
 
 EXIT_INTERNAL = 70
@@ -80,8 +98,6 @@ class _Group(TyperGroup):
         return params
 
     def invoke(self, ctx: Any) -> Any:
-        from memos_cli.cli.cube_args import command_scope
-
         try:
             with command_scope():
                 return super().invoke(ctx)
@@ -159,8 +175,6 @@ def _root(
 ) -> None:
     if quiet and (verbose or debug):
         raise typer.BadParameter("--quiet goes with neither --verbose nor --debug")
-    from memos_cli.governance import policy
-    from memos_cli.principal import check_name
 
     policy.PERSONA[0] = check_name(persona, "persona") if persona else None
     _state["debug"] = debug
@@ -181,22 +195,6 @@ def _root(
 
 
 def _register() -> None:
-    from memos_cli.cli import (
-        batch,
-        config_cmd,
-        convert,
-        cube,
-        dump,
-        eval,
-        memstore,
-        roles,
-        run,
-        schedule,
-        search,
-        update_cmd,
-        vault,
-    )
-
     for module in (cube, update_cmd, search, run, convert, schedule, eval, dump, vault,
                    memstore, roles, batch, config_cmd):
         module.register(app)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from memos_cli.batch.cluster import joined
+from memos_cli.batch.convert import convert_many
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.help import MemosTyper
 from memos_cli.cli.output import DataTable, out, print_json, progress_bar
@@ -43,8 +45,6 @@ def convert(
 
     Example: [bold]memos batch convert cubes/*.memcube --to kv --chunks --ray local[/bold]
     """
-    from memos_cli.batch.convert import convert_many
-
     args = ["--to", to]
     args += ["--model", model] if model else []
     args += ["--dtype", dtype] if dtype else []
@@ -60,8 +60,6 @@ def convert(
     with contextlib.ExitStack() as stack:
         ray = None
         if ray_address is not None:
-            from memos_cli.batch.cluster import joined
-
             ray = stack.enter_context(joined(ray_address))
         update = stack.enter_context(progress_bar())
         results = convert_many(cubes, args, ray=ray, progress=update)

@@ -13,7 +13,9 @@ from memos_cli.cli.cube_args import changed_cube
 from memos_cli.cli.output import err, out, print_json, progress_bar, status
 from memos_cli.cube import open_cube, open_verified
 from memos_cli.errors import UsageError
+from memos_cli.evaluation.evaluate import bare_ask, load_questions, run_tier
 from memos_cli.models import chat
+from memos_cli.tiers.lora import RECIPES, REPLAY_PROMPTS, Recipe
 
 
 def convert(
@@ -182,7 +184,6 @@ def _to_chunks(cube: Path, lm: chat.ChatModel, mems: list, *, group: str, dtype:
 def _to_lora(cube: Path, lm: chat.ChatModel, mems: list, *, key: Path | None,
              drop_text: bool, as_json: bool, options: dict) -> None:
     from memos_cli.tiers.convert import convert_to_lora
-    from memos_cli.tiers.lora import RECIPES, REPLAY_PROMPTS, Recipe
 
     if options["recipe"] not in RECIPES:
         raise UsageError(f"--recipe {options['recipe']!r} is not one of {', '.join(RECIPES)}")
@@ -198,8 +199,6 @@ def _to_lora(cube: Path, lm: chat.ChatModel, mems: list, *, key: Path | None,
                           replay=options["replay"])
     evaluate = None
     if options["eval"] is not None:
-        from memos_cli.evaluation.evaluate import bare_ask, load_questions, run_tier
-
         questions = load_questions(options["eval"])
 
         def evaluate(tuned: chat.ChatModel) -> dict:

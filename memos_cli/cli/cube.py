@@ -12,6 +12,8 @@ import typer
 from rich.text import Text
 
 from memos_cli import config
+from memos_cli.batch.cluster import check_address, joined
+from memos_cli.batch.embed import ray_encoder
 from memos_cli.cli.cube_args import local_cube, naming, open_arg, output_cube, shown
 from memos_cli.cli.output import DataTable, check_as, err, out, print_json, progress_bar, status
 from memos_cli.cli.reader_opts import (
@@ -31,12 +33,18 @@ from memos_cli.cli.source_opts import (
     VISIBILITY_OPT,
     source_defaults,
 )
+from memos_cli.cli.usage_view import show_memories
 from memos_cli.cube import generate_keypair, key_fingerprint, open_cube
 from memos_cli.cube import verify as verify_cube
+from memos_cli.cube.lora import read_meta
+from memos_cli.cube.memories import content_digest
 from memos_cli.errors import MemosError, UsageError
+from memos_cli.governance.policy import can_read
 from memos_cli.lifecycle.pack import pack as pack_sources
 from memos_cli.lifecycle.pack import rebuild_index
+from memos_cli.memstore.pull import origin_of
 from memos_cli.models.embedder import Embedder
+from memos_cli.scheduler.usage import cube_store
 
 REMOTE_CUBE_HELP = ("The .memcube directory, or a remote cube (oci://REGISTRY/REPO:TAG, "
                     "s3://BUCKET/PREFIX/NAME.memcube, gs://, az://, file://).")
@@ -142,8 +150,6 @@ def pack(
         except ValueError as e:
             raise UsageError(f"--cube-id {cube_id!r} is not a UUID") from e
     if ray_address is not None:
-        from memos_cli.batch.cluster import check_address
-
         check_address(ray_address)
     elif workers is not None:
         raise UsageError("--workers is for --ray")
@@ -151,8 +157,6 @@ def pack(
     with contextlib.ExitStack() as stack:
         encode, update = None, None
         if ray_address is not None:  # joined before the progress bar draws anything
-            from memos_cli.batch.cluster import joined
-            from memos_cli.batch.embed import ray_encoder
 
             ray = stack.enter_context(joined(ray_address))
             update = stack.enter_context(progress_bar())
@@ -196,8 +200,6 @@ def inspect(
 
     Example: [bold]memos inspect team.memcube --json[/bold]
     """
-    from memos_cli.governance.policy import can_read
-
     c = open_arg(cube)
     m = c.manifest
     pool = c.memories if c.has_plaintext else []
@@ -207,16 +209,12 @@ def inspect(
     first = [mem.to_dict() for mem in listed]
     digest = m.content_digest
     if digest is None and c.has_plaintext:  # older formats: computed the same way (spec §5)
-        from memos_cli.cube.memories import content_digest
 
         digest = content_digest(c.memories)
-    from memos_cli.memstore.pull import origin_of
 
     pulled = origin_of(c.path)
     used: dict[str, Any] = {}
     if usage:
-        from memos_cli.scheduler.usage import cube_store
-
         store = cube_store(m.cube_id)
         used = {i: u for i, u in store.indicators().items()
                 if i in {mem.id for mem in pool}}
@@ -288,8 +286,6 @@ def inspect(
                        f"{tokens:,}", cs.storage_dtype, f"{cs.bytes:,}")
         out.print(ct)
     if c.has_lora:
-        from memos_cli.cube.lora import read_meta
-
         info = read_meta(c.lora_dir)
         lt = DataTable(title="parameter tier: LoRA adapter", title_justify="left")
         for col in ("model", "fingerprint", "recipe", "rank", "memories", "steps", "train s",
@@ -304,8 +300,6 @@ def inspect(
                    f"{sum(f['size'] for f in lm['files']):,}")
         out.print(lt)
     if usage:
-        from memos_cli.cli.usage_view import show_memories
-
         show_memories(used, pool, where=str(store.path), limit=max(memories, 20))
     if first:
         mt = DataTable(title=f"first {len(first)} memories", title_justify="left")

@@ -16,9 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from memos_cli.errors import UsageError
-from memos_cli.memstore.pull import naming
+from memos_cli.cube import open_verified
+from memos_cli.errors import CubeExistsError, CubeNotFoundError, FormatError, UsageError
+from memos_cli.memstore.pull import fetched, naming
 from memos_cli.memstore.ref import is_remote
+from memos_cli.objstore.cubes import read_manifest, upload
+from memos_cli.objstore.uri import filesystem, is_store_uri, parse, remote_errors
 
 _SCOPES: list[tuple[contextlib.ExitStack, dict[str, str]]] = []
 
@@ -40,7 +43,6 @@ def local_cube(arg: str | Path) -> Path:
     remote cube that lives until the command ends."""
     if not is_remote(str(arg)):
         return Path(arg)
-    from memos_cli.memstore.pull import fetched
 
     if not _SCOPES:
         raise RuntimeError("local_cube runs inside command_scope()")
@@ -65,8 +67,6 @@ def shown(path: Path | str) -> str:
 
 def open_arg(arg: str | Path) -> Any:
     """:func:`memos_cli.cube.open_verified` of a local or remote cube."""
-    from memos_cli.cube import open_verified
-
     path = local_cube(arg)
     if path == Path(arg):
         return open_verified(path)
@@ -85,16 +85,12 @@ def output_cube(arg: str, *, force: bool) -> Iterator[Path]:
     if not is_remote(arg):
         yield Path(arg)
         return
-    from memos_cli.objstore.uri import is_store_uri
 
     if not is_store_uri(arg):
         raise UsageError(f"{arg!r}: write the cube locally, then publish it with memos push")
-    from memos_cli.objstore.cubes import read_manifest, upload
-    from memos_cli.objstore.uri import filesystem, parse, remote_errors
 
     uri = parse(arg)
     if not force:  # refuse before the work, as for a local cube
-        from memos_cli.errors import CubeExistsError, CubeNotFoundError, FormatError
 
         with remote_errors(uri, "checking the target"):
             try:
@@ -116,13 +112,10 @@ def changed_cube(arg: str | Path) -> Iterator[Path]:
     if not is_remote(str(arg)):
         yield Path(arg)
         return
-    from memos_cli.objstore.uri import is_store_uri
 
     if not is_store_uri(str(arg)):
         raise UsageError(f"{arg!r}: a cube in a registry is changed by pulling, changing and "
                          "pushing it")
-    from memos_cli.memstore.pull import fetched
-    from memos_cli.objstore.cubes import upload
 
     with fetched(str(arg)) as (path, _), naming(path, str(arg)):
         yield path

@@ -15,6 +15,8 @@ from memos_cli.errors import UsageError
 from memos_cli.governance.policy import current_user
 from memos_cli.governance.redact import parse_types, read_terms
 from memos_cli.lifecycle.dump import Filter, check_target, cube_source, dump, vault_source
+from memos_cli.scheduler.usage import UsageStore, cube_store
+from memos_cli.vault import Vault
 
 
 def dump_command(
@@ -56,8 +58,6 @@ def dump_command(
     --redact all --key team.key[/bold]; [bold]memos dump --vault ~/vault -o all.md --format
     markdown[/bold]
     """
-    from memos_cli.vault import Vault
-
     if (cube is None) == (vault is None):
         raise UsageError("give a cube or --vault (one of them)")
     fmt = output_format(output, fmt)
@@ -73,8 +73,6 @@ def dump_command(
         src = vault_source(v) if opened is None else cube_source(opened)
         usage = None
         if with_usage:
-            from memos_cli.scheduler.usage import UsageStore, cube_store
-
             store = cube_store(opened.manifest.cube_id) if opened is not None else \
                 UsageStore(v.place.usage_dir())
             usage = {i: u.to_dict() for i, u in store.indicators().items()}

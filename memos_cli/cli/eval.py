@@ -11,6 +11,8 @@ from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import DataTable, out, print_json, progress_bar, status
 from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
+from memos_cli.evaluation import forgetting
+from memos_cli.evaluation.evaluate import check_tiers, default_tiers, evaluate, load_questions
 from memos_cli.models import chat
 
 
@@ -45,8 +47,6 @@ def eval_(
 
     Example: [bold]memos eval team.memcube questions.jsonl --tiers none,text,kv,lora[/bold]
     """
-    from memos_cli.evaluation.evaluate import check_tiers, default_tiers, evaluate, load_questions
-
     if k < 1 or max_new_tokens < 1:
         raise UsageError("-k and --max-new-tokens must be at least 1")
     c = open_verified(cube)
@@ -57,8 +57,6 @@ def eval_(
     qs = load_questions(questions)
     gen_qs, kl_prompts = [], []
     if "lora" in wanted and not no_general:
-        from memos_cli.evaluation import forgetting
-
         gen_qs = load_questions(general or forgetting.packaged("questions.jsonl"))
         kl_prompts = forgetting.load_prompts(forgetting.packaged("prompts.jsonl"))
     enc = load_embedder(embedder) if "text" in wanted or (

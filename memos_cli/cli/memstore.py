@@ -10,6 +10,12 @@ from rich.markup import escape
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.output import DataTable, out, print_json, status
 from memos_cli.cli.vault_opts import VAULT_OPT
+from memos_cli.errors import RemoteError
+from memos_cli.memstore.listing import ls as do_ls
+from memos_cli.memstore.listing import outdated as do_outdated
+from memos_cli.memstore.pull import pull as do_pull
+from memos_cli.memstore.push import push as do_push
+from memos_cli.vault import Vault
 
 PLAIN_HTTP_OPT = typer.Option(False, "--plain-http", help="Speak HTTP, not HTTPS, to the "
                               "registry (implied for localhost and 127.0.0.1).")
@@ -39,8 +45,6 @@ def push(
 
     Example: [bold]memos push team.memcube oci://registry.example/team/kestrel:1.2[/bold]
     """
-    from memos_cli.memstore.push import push as do_push
-
     with status(f"pushing {cube.name}"):
         report = do_push(cube, target, public_key=key, plain_http=plain_http, force=force)
     if as_json:
@@ -68,8 +72,6 @@ def pull(
 
     Example: [bold]memos pull oci://registry.example/team/kestrel:1.2 -o kestrel.memcube[/bold]
     """
-    from memos_cli.memstore.pull import pull as do_pull
-
     with status(f"pulling {source}"):
         report = do_pull(source, output, force=force, allow_unsigned=allow_unsigned,
                          plain_http=plain_http)
@@ -96,8 +98,6 @@ def ls(
 
     Example: [bold]memos ls oci://registry.example/team/ --match kestrel[/bold]
     """
-    from memos_cli.memstore.listing import ls as do_ls
-
     with status(f"listing {remote}"):
         rows, others = do_ls(remote, match=match, plain_http=plain_http)
     if as_json:
@@ -128,10 +128,6 @@ def outdated(
 
     Example: [bold]memos outdated --json[/bold]
     """
-    from memos_cli.errors import RemoteError
-    from memos_cli.memstore.listing import outdated as do_outdated
-    from memos_cli.vault import Vault
-
     with status("asking the registries"):
         rows = do_outdated(Vault(vault), plain_http=plain_http)
     if as_json:

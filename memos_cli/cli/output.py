@@ -14,6 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from memos_cli.governance.policy import PERSONA, as_identity, current_user
+
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -87,8 +89,6 @@ def check_as(value: str | None) -> str | None:
     """``--as`` callback: ``USER`` or ``USER/PERSONA`` with ``--persona`` applied, checked
     (``governance.as_identity``). Without ``--as``, ``--persona`` alone means the current user
     under that persona (so access is checked); with neither, ``None``."""
-    from memos_cli.governance.policy import PERSONA, as_identity, current_user
-
     if value is None:
         return current_user() if PERSONA[0] else None
     return as_identity(value)

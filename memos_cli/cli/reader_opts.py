@@ -9,6 +9,8 @@ import typer
 
 from memos_cli.cli.output import err
 from memos_cli.errors import UsageError
+from memos_cli.lifecycle.pack import ReaderPlan
+from memos_cli.readers import READERS, Budget, parse_names
 
 MEMREADER_OPT = typer.Option(
     [], "--reader", metavar="NAME",
@@ -31,9 +33,6 @@ def reader_plan(names: list[str], model: str | None, budget: str | None) -> Any:
         UsageError: an unknown reader name (a user's name gets a hint: ``--share-with``), a
             bad budget, or a budget or model without a reader.
     """
-    from memos_cli.lifecycle.pack import ReaderPlan
-    from memos_cli.readers import READERS, Budget, parse_names
-
     if not names:
         if budget is not None or model is not None:
             raise UsageError("--reader-budget and --model need a --reader")

@@ -12,14 +12,15 @@ from memos_cli.cli.help import MemosTyper
 from memos_cli.cli.output import DataTable, out, print_json
 from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT
 from memos_cli.governance.policy import current_user
+from memos_cli.governance.roles import Roles
+from memos_cli.vault import Vault
+from memos_cli.vault.roles import change
 
 role_app = MemosTyper(help="Roles of the vault: groups that memories are shared with.",
                       no_args_is_help=True)
 
 
 def _dir(vault: str | None) -> Path | str:
-    from memos_cli.vault import Vault
-
     return Vault(vault).path
 
 
@@ -36,8 +37,6 @@ def role_add(name: str = typer.Argument(..., help="The role's name (letters, dig
 
     Example: [bold]memos role add analysts --member ann --member bob[/bold]
     """
-    from memos_cli.vault.roles import change
-
     role = change(_dir(vault), name, by=as_user or current_user(), add_members=member,
                   add_admins=admin)
     assert role is not None
@@ -57,8 +56,6 @@ def role_rm(name: str = typer.Argument(..., help="The role."),
             as_json: bool = JSON_OPT) -> None:
     """Remove members from a role, or the role (its admins may). Memories shared with a
     removed role are readable by no member of it from the next command. Logged."""
-    from memos_cli.vault.roles import change
-
     role = change(_dir(vault), name, by=as_user or current_user(), remove=member,
                   drop=not member)
     if as_json:
@@ -71,8 +68,6 @@ def role_rm(name: str = typer.Argument(..., help="The role."),
 @role_app.command("ls")
 def role_ls(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
     """List the vault's roles with their members and admins."""
-    from memos_cli.governance.roles import Roles
-
     table = Roles.load(_dir(vault))
     if as_json:
         print_json({n: r.to_dict() for n, r in sorted(table.roles.items())})

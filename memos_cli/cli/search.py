@@ -12,7 +12,8 @@ from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import is_cube_arg, open_arg, shown
 from memos_cli.cli.output import DataTable, check_as, err, out, plain, print_json, status
 from memos_cli.cli.vault_opts import require_default_vault
-from memos_cli.errors import UsageError
+from memos_cli.errors import SourceError, UsageError
+from memos_cli.sources.base import parse_lines, read_lines
 
 
 def search(
@@ -83,9 +84,6 @@ def read_queries(path: Path, k: int) -> list[tuple[Any, str, int]]:
         SourceError: unreadable, malformed JSON, or a line that is not an object with a
             string ``query`` and, when given, a positive integer ``k`` (naming the line).
     """
-    from memos_cli.errors import SourceError
-    from memos_cli.sources.base import parse_lines, read_lines
-
     items: list[tuple[Any, str, int]] = []
     for lineno, obj in parse_lines(read_lines(path), path):
         if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):

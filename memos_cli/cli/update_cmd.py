@@ -22,6 +22,8 @@ from memos_cli.cli.source_opts import (
     source_defaults,
 )
 from memos_cli.errors import UsageError
+from memos_cli.lifecycle.dump import Filter
+from memos_cli.lifecycle.update import add, diff, remove
 
 
 def add_command(
@@ -45,8 +47,6 @@ def add_command(
 
     Example: [bold]memos add team.memcube extra.md --key team.key[/bold]
     """
-    from memos_cli.lifecycle.update import add
-
     defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base)
     report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,
                  key=config.signing_key(key))
@@ -73,9 +73,6 @@ def rm_command(
 
     Example: [bold]memos rm-memories team.memcube --filter tag=draft[/bold]
     """
-    from memos_cli.lifecycle.dump import Filter
-    from memos_cli.lifecycle.update import remove
-
     if (ids is None) == (filter_ is None):
         raise UsageError("give --ids or --filter (one of them)")
     wanted = {i.strip() for i in (ids or "").split(",") if i.strip()}
@@ -100,8 +97,6 @@ def diff_command(
 
     Example: [bold]memos diff old.memcube new.memcube --json[/bold]
     """
-    from memos_cli.lifecycle.update import diff
-
     d = diff(a, b)
     if as_json:
         print_json(d)

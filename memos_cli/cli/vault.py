@@ -7,13 +7,23 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from memos_cli.cli import vault_versions
 from memos_cli.cli.choices import OnConflict
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.help import MemosTyper
 from memos_cli.cli.output import DataTable, err, out, print_json, status
+from memos_cli.cli.usage_view import totals
 from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT, open_vault
 from memos_cli.errors import UsageError
-from memos_cli.governance.policy import current_user
+from memos_cli.governance.access import explain, share
+from memos_cli.governance.policy import can_read, current_user
+from memos_cli.governance.trust import trust_add as add
+from memos_cli.governance.trust import trust_list
+from memos_cli.memstore.pull import fetched
+from memos_cli.memstore.ref import is_remote
+from memos_cli.scheduler.usage import UsageStore
+from memos_cli.vault import gc, load, remove
+from memos_cli.vault.archive import archive_cold, restore
 
 vault_app = MemosTyper(help="Installed cubes: list, show, remove, expire, audit log.",
                         no_args_is_help=True)
@@ -50,13 +60,8 @@ def load_command(
     A cube from a registry is recorded with its reference and digest (see memos outdated).
     Example: [bold]memos load team.memcube --as ann[/bold]
     """
-    from memos_cli.memstore.ref import is_remote
-    from memos_cli.vault import load
-
     user = as_user or current_user()
     if is_remote(source):
-        from memos_cli.memstore.pull import fetched
-
         with status(f"pulling {source}"), fetched(source, plain_http=plain_http) as (
                 path, origin):
             report = load(open_vault(vault), path, user=user, on_conflict=on_conflict,
@@ -95,9 +100,6 @@ def vault_ls(vault: str | None = VAULT_OPT, at: int | None = AT_OPT,
     rows = [{"cube_id": cid, **info, "memories": counts.get(cid, 0)}
             for cid, info in sorted(state.cubes.items(), key=lambda kv: kv[1]["installed_at"])]
     if usage:
-        from memos_cli.cli.usage_view import totals
-        from memos_cli.scheduler.usage import UsageStore
-
         ind = UsageStore(v.place.usage_dir()).indicators()
         for r in rows:
             r["usage"] = totals(ind, {i for i, c in state.origin.items() if c == r["cube_id"]})
@@ -136,8 +138,6 @@ def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
 
     Example: [bold]memos vault show 3f2a... --as bob/assistant --why[/bold]
     """
-    from memos_cli.governance.policy import can_read
-
     v = open_vault(vault, at)
     state = v.state(vectors=False)
     user = as_user or current_user()
@@ -168,7 +168,6 @@ def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
 
 
 def _explain(v, state, memory_id: str, user: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    from memos_cli.governance.access import explain
 
     e = explain(state, memory_id, user)
     v.log(user, "show", memory_ids=[memory_id] if e["read"] else [],
@@ -199,8 +198,6 @@ def vault_share(memory_id: str = typer.Argument(..., help="An installed memory's
 
     Example: [bold]memos vault share 3f2a... --reader role:analysts --visibility shared[/bold]
     """
-    from memos_cli.governance.access import share
-
     m = share(open_vault(vault), memory_id, user=as_user or current_user(), readers=reader,
               remove=unshare, visibility=visibility)
     if as_json:
@@ -216,8 +213,6 @@ def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
              as_json: bool = JSON_OPT) -> None:
     """Remove an installed cube and its memories (only a user who may change every one of
     them may: their owner, or an admin of a role they are shared with)."""
-    from memos_cli.vault import remove
-
     n = remove(open_vault(vault), cube_id, user=as_user or current_user())
     if as_json:
         print_json({"cube_id": cube_id, "removed": n})
@@ -234,8 +229,6 @@ def vault_gc(vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
              as_json: bool = JSON_OPT) -> None:
     """Remove expired memories (ttl / expires_at passed) and say how many; with --cold, move
     cold memories to the vault's archive (kept, no longer searched; `memos vault restore`)."""
-    from memos_cli.vault import gc
-
     if cold_days <= 0:
         raise UsageError("--cold-days must be above 0")
     v = open_vault(vault)
@@ -244,8 +237,6 @@ def vault_gc(vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
     archived: list[str] = []
     if cold:
         from datetime import timedelta
-
-        from memos_cli.vault.archive import archive_cold
 
         archived = archive_cold(v, user=user, after=timedelta(days=cold_days))
     if as_json:
@@ -260,8 +251,6 @@ def vault_restore(ids: list[str] = typer.Argument(..., help="Archived memory ids
                   vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
                   embedder: Path | None = EMBEDDER_OPT, as_json: bool = JSON_OPT) -> None:
     """Bring archived memories back into search (their vectors are computed again)."""
-    from memos_cli.vault.archive import restore
-
     n = restore(open_vault(vault), ids, user=as_user or current_user(),
                 embedder=load_embedder(embedder))
     if as_json:
@@ -300,8 +289,6 @@ def trust_add(key: Path = typer.Argument(..., help="An EC P-256 public key (PEM)
               name: str = typer.Option(..., "--name", help="What to call its owner."),
               as_json: bool = JSON_OPT) -> None:
     """Trust cubes signed with KEY."""
-    from memos_cli.governance.trust import trust_add as add
-
     info = add(key, name)
     if as_json:
         print_json(info)
@@ -312,8 +299,6 @@ def trust_add(key: Path = typer.Argument(..., help="An EC P-256 public key (PEM)
 @trust_app.command("ls")
 def trust_ls(as_json: bool = JSON_OPT) -> None:
     """List trusted keys."""
-    from memos_cli.governance.trust import trust_list
-
     keys = trust_list()
     if as_json:
         print_json(keys)
@@ -325,8 +310,6 @@ def trust_ls(as_json: bool = JSON_OPT) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from memos_cli.cli import vault_versions
-
     vault_versions.register(vault_app)
     app.command("load")(load_command)
     app.add_typer(vault_app, name="vault")

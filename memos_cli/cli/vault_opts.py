@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from memos_cli.cli.output import check_as
+from memos_cli.config import default_vault
+from memos_cli.errors import UsageError
+from memos_cli.vault import Vault
 
 if TYPE_CHECKING:
     from memos_cli.vault import Vault
@@ -22,8 +25,6 @@ AS_OPT = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
 def open_vault(path: str | None, at: int | None = None) -> Vault:
     """The vault ``--vault`` names (default: ``memos_cli.config.default_vault``), read at
     version ``at`` when given."""
-    from memos_cli.vault import Vault
-
     return Vault(path, version=at)
 
 
@@ -34,10 +35,6 @@ def require_default_vault(missing: str) -> None:
     Raises:
         UsageError: no vault at the default place.
     """
-    from memos_cli.config import default_vault
-    from memos_cli.errors import UsageError
-    from memos_cli.vault import Vault
-
     if not Vault(None).exists():
         raise UsageError(f"{missing} (no cube given, and no vault at {default_vault()}: "
                          "memos load a cube first)")

@@ -15,6 +15,9 @@ from memos_cli.cli.vault_opts import VAULT_OPT
 from memos_cli.cli.vault_opts import open_vault as _open
 from memos_cli.errors import UsageError
 from memos_cli.governance.policy import current_user
+from memos_cli.vault.compact import compact as do_compact
+from memos_cli.vault.layout import CHECKOUT
+from memos_cli.vault.migrate import migrate as do_migrate
 
 
 def versions(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
@@ -54,8 +57,6 @@ def checkout(version: str = typer.Argument(..., metavar="VERSION|latest",
 
     Example: [bold]memos vault checkout 4[/bold]
     """
-    from memos_cli.vault.layout import CHECKOUT
-
     v = _open(vault)
     if version == "latest":
         v.place.remove(CHECKOUT)
@@ -85,7 +86,6 @@ def compact(vault: str | None = VAULT_OPT,
     """
     v = _open(vault)
     older = timedelta(0) if keep.strip() == "0" else parse_ttl(keep)
-    from memos_cli.vault.compact import compact as do_compact
 
     if v.pinned:
         raise UsageError(f"the vault is checked out at version {v.at} (read-only); "
@@ -107,8 +107,6 @@ def migrate(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
 
     Example: [bold]memos vault migrate[/bold]
     """
-    from memos_cli.vault.migrate import migrate as do_migrate
-
     with status("migrating"):
         counts = do_migrate(_open(vault), user=current_user())
     if as_json:

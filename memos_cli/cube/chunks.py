@@ -30,6 +30,7 @@ from memos_cli.cube import layout
 if TYPE_CHECKING:
     from memos_cli.cube.kv import SegmentMeta
 
+from memos_cli.cube.kv import check_segment
 from memos_cli.digest import canonical_json, sha256_bytes
 from memos_cli.errors import FormatError, IntegrityError
 
@@ -189,8 +190,6 @@ def check_chunk_header(path: Path, kind: str, storage_dtype: str) -> SegmentMeta
     """Check a prefix or chunk file's header and tensor layout (no tensor data, see
     ``kv.check_segment``) and refuse one of another kind or dtype than its set lists; return
     its metadata. Raises ``FormatError``."""
-    from memos_cli.cube.kv import check_segment
-
     meta = check_segment(path)
     if meta.kind != kind or meta.storage_dtype != storage_dtype:
         raise FormatError(f"KV file is a {meta.storage_dtype} {meta.kind}, the manifest lists a "

@@ -32,6 +32,7 @@ from memos_cli.cube.manifest import (
     write_manifest,
 )
 from memos_cli.cube.memories import content_digest, read_memories, write_memories
+from memos_cli.cube.readers import recount_readers
 from memos_cli.cube.signature import sign_cube
 from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError, IntegrityError, UsageError
@@ -357,7 +358,6 @@ def rewrite(cube: Cube, *, key: str | Path | None = None
         else:
             raw.pop("index_files", None)
             raw.pop("content_digest", None)
-        from memos_cli.cube.readers import recount_readers
 
         recount_readers(tmp, raw)
         list_attachments(tmp, raw)

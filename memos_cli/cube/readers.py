@@ -10,6 +10,7 @@ from memos_cli.cube import layout
 from memos_cli.cube.index import Index
 from memos_cli.cube.memories import read_memories
 from memos_cli.errors import IntegrityError
+from memos_cli.memory import derived_from, derived_reader
 
 
 def recount_readers(directory: Path, raw: dict[str, Any]) -> None:
@@ -18,7 +19,6 @@ def recount_readers(directory: Path, raw: dict[str, Any]) -> None:
     if not raw.get("readers"):
         raw.pop("readers", None)
         return
-    from memos_cli.memory import derived_reader
 
     rows = Index(directory / raw["index"]["path"]).reader_rows()[0] if raw.get("index") else {}
     mems = read_memories(directory / raw["files"]["memories"]["path"]) if raw.get("files") \
@@ -47,8 +47,6 @@ def check_readers(cube: Any, ids: set[str]) -> None:
     Raises:
         IntegrityError, FormatError: naming the index or the memories file.
     """
-    from memos_cli.memory import derived_from, derived_reader
-
     index = cube.index()
     rows, found = index.reader_rows()
     if stray := sorted(found - ids):

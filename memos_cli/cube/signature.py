@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from memos_cli import strictjson
-from memos_cli.cube.layout import SIGNATURE, atomic_write_bytes
-from memos_cli.digest import sha256_bytes
+from memos_cli.cube.layout import SIGNATURE, atomic_write_bytes, scan_members
+from memos_cli.digest import sha256_bytes, sha256_file
 from memos_cli.errors import KeyFileError, SignatureError, TamperedError
 
 
@@ -183,9 +183,6 @@ def check_payload(cube_dir: Path) -> None:
     """
     import base64
     import binascii
-
-    from memos_cli.cube.layout import scan_members
-    from memos_cli.digest import sha256_file
 
     sig = cube_dir / SIGNATURE
     try:

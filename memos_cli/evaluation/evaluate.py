@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli.errors import SourceError, UsageError
+from memos_cli.evaluation import forgetting
 from memos_cli.models.chat import ChatModel
+from memos_cli.sources.base import json_lines, read_text
+from memos_cli.tiers import lora
+from memos_cli.tiers.plaintext import Answer, answer, generate_ids
 
 TIERS = ("none", "text", "kv", "lora")
 
@@ -38,8 +42,6 @@ def load_questions(path: str | Path) -> list[Question]:
         SourceError: unreadable, not UTF-8, a line that is not such an object (line named), or
             no question at all.
     """
-    from memos_cli.sources.base import json_lines, read_text
-
     p = Path(path)
     if not p.is_file():
         raise SourceError("no such question file", path=p)
@@ -192,7 +194,6 @@ def evaluate(cube: Any, chat: ChatModel, questions: Sequence[Question], tiers: S
         UsageError: see :func:`check_tiers`. FormatError: a tier that does not fit the model.
     """
     from memos_cli.tiers import chunks, lora
-    from memos_cli.tiers.plaintext import answer
 
     check_tiers(cube, tiers)
     results = []
@@ -244,8 +245,6 @@ def general_row(cube: Any, chat: ChatModel, general: Sequence[Question], after: 
     """The ``general`` entry of a lora row: accuracy with and without the adapter, and the
     mean KL from the base model (``forgetting``); the base model's part comes from ``cache``
     when it holds it."""
-    from memos_cli.evaluation import forgetting
-
     if "base" not in cache:
         cache["base"] = run_tier("general (base)", bare_ask(chat, "none", GENERAL_TOKENS),
                                  general, 0, progress)
@@ -267,9 +266,6 @@ def general_row(cube: Any, chat: ChatModel, general: Sequence[Question], after: 
 def bare_ask(chat: ChatModel, tier: str, max_new_tokens: int = 48) -> Callable[[str], Any]:
     """``ask(question) -> Answer`` with the question alone in the prompt, for ``chat`` as it is
     (the base model, tier ``none``, or one with an adapter attached, tier ``lora``)."""
-    from memos_cli.tiers import lora
-    from memos_cli.tiers.plaintext import Answer, generate_ids
-
     def ask(q: str) -> Answer:
         g = generate_ids(chat, lora.prompt_ids(chat.tokenizer, q),
                          max_new_tokens=max_new_tokens)

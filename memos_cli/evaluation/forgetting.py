@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from memos_cli.models.chat import ChatModel
-from memos_cli.tiers.lora.data import load_prompts, packaged
+from memos_cli.tiers import lora
+from memos_cli.tiers.lora.data import greedy, load_prompts, packaged, until_end
 
 __all__ = ["CONTINUATION_TOKENS", "adapter_kl", "continuations", "load_prompts", "mean_kl",
            "packaged"]
@@ -33,8 +34,6 @@ def continuations(chat: ChatModel, prompts: Sequence[str], *,
                   ) -> list[tuple[list[int], list[int]]]:
     """``(prompt ids, continuation ids)`` of the base model's greedy continuation of each
     prompt (chat template, question alone), in batches of ``batch`` (left-padded)."""
-    from memos_cli.tiers.lora.data import greedy, until_end
-
     return [(r, until_end(row, chat.tokenizer))
             for rows, gen, width in greedy(chat, prompts, max_new_tokens=max_new_tokens,
                                            batch=batch)
@@ -65,8 +64,6 @@ def adapter_kl(chat: ChatModel, cube: Any, pairs: Sequence[tuple[list[int], list
                ) -> float:
     """:func:`mean_kl` of the base model against it with the cube's adapter attached
     (unmerged, so the base pass runs with the adapter disabled); ``chat`` is left as it was."""
-    from memos_cli.tiers import lora
-
     tuned = lora.attach(chat, cube, merge=False)
     try:
         model = tuned.model

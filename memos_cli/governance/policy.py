@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from memos_cli import config
+from memos_cli.governance.roles import active
 from memos_cli.memory import Memory
 from memos_cli.principal import NAME, ROLE_PREFIX, Identity, check_name, stored
 
@@ -55,8 +57,6 @@ def current_user() -> str:
     """``$MEMOS_USER``, else the config file's ``user``, else the login name; under the persona
     ``$MEMOS_PERSONA`` (``--persona``) when set, as ``user/persona``."""
 
-    from memos_cli import config
-
     return as_identity(config.value("user") or getpass.getuser(), lenient=True)
 
 
@@ -79,8 +79,6 @@ def _who(who: str | Identity) -> Identity:
 
 
 def _roles(roles: Roles | None) -> Roles:
-    from memos_cli.governance.roles import active
-
     return roles if roles is not None else active()
 
 

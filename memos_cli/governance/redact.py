@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 from memos_cli.errors import MemosError, ModelNotFoundError, UsageError
+from memos_cli.sources.base import read_text
 
 #: ``--redact`` names and the Presidio entities they stand for.
 TYPES: dict[str, tuple[str, ...]] = {
@@ -215,8 +216,6 @@ def read_terms(path: str | None) -> tuple[str, ...]:
     if path is None:
         return ()
     from pathlib import Path
-
-    from memos_cli.sources.base import read_text
 
     try:
         text = read_text(Path(path))

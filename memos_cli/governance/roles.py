@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memos_cli import strictjson
+from memos_cli.config import default_vault
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.principal import ROLE_PREFIX, Identity, check_name
 
@@ -72,7 +74,9 @@ class Roles:
         Raises:
             FormatError: unreadable, another format or a newer version, malformed entries.
         """
-        from memos_cli import strictjson
+        # deferred: importing a vault module runs memos_cli.vault's __init__, which loads the
+        # vault's modules, and those check access through this package (the one upward edge,
+        # docs/architecture.md)
         from memos_cli.vault.place import Place
 
         place = vault if isinstance(vault, Place) else Place(vault)
@@ -135,8 +139,6 @@ def active() -> Roles:
     """The role table access checks use: that of the vault :func:`use_vault` named, else the
     default vault's (``$MEMOS_VAULT`` or ``MEMOS_HOME/vault``), read once per command."""
     if "roles" not in _active:
-        from memos_cli.config import default_vault
-
         _active["roles"] = Roles.load(_active.get("path") or default_vault())
     roles: Roles = _active["roles"]
     return roles

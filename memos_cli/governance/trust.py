@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memos_cli.cube.layout import atomic_write_bytes
-from memos_cli.errors import UsageError
+from memos_cli.cube.layout import SIGNATURE, atomic_write_bytes
+from memos_cli.cube.signature import _load_public, check_payload, key_fingerprint, verify_cube
+from memos_cli.errors import SignatureError, TamperedError, UsageError
+from memos_cli.models.chat import memos_home
 
 
 def trust_dir() -> Path:
     """``MEMOS_HOME/trust``: one ``NAME.pub`` (EC P-256 PEM) a trusted signer."""
-    from memos_cli.models.chat import memos_home
-
     return memos_home() / "trust"
 
 
@@ -24,8 +24,6 @@ def trust_add(public_key: str | Path, name: str) -> dict[str, str]:
         KeyFileError: not an EC P-256 public key. UsageError: a bad or taken name.
     """
     import re
-
-    from memos_cli.cube.signature import _load_public, key_fingerprint
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
@@ -41,8 +39,6 @@ def trust_add(public_key: str | Path, name: str) -> dict[str, str]:
 
 def trust_list() -> list[dict[str, str]]:
     """The trusted keys: name, fingerprint and path, by name."""
-    from memos_cli.cube.signature import key_fingerprint
-
     d = trust_dir()
     return [{"name": p.stem, "fingerprint": key_fingerprint(p), "path": str(p)}
             for p in sorted(d.glob("*.pub"))] if d.is_dir() else []
@@ -56,10 +52,6 @@ def check_trust(cube_path: Path, *, allow_unsigned: bool) -> str:
         SignatureError: unsigned or signed by no trusted key (without ``allow_unsigned``), or
             changed since it was signed (always).
     """
-    from memos_cli.cube.layout import SIGNATURE
-    from memos_cli.cube.signature import verify_cube
-    from memos_cli.errors import SignatureError, TamperedError
-
     if not (cube_path / SIGNATURE).is_file():
         if allow_unsigned:
             return "unsigned"
@@ -74,7 +66,6 @@ def check_trust(cube_path: Path, *, allow_unsigned: bool) -> str:
             raise
         except SignatureError as e:
             last = e
-    from memos_cli.cube.signature import check_payload
 
     check_payload(cube_path)  # tampering is refused whoever signed
     if allow_unsigned:

@@ -19,10 +19,13 @@ import numpy as np
 
 from memos_cli.cube import Cube, CubeSpec, write_cube
 from memos_cli.cube.layout import atomic_write_bytes
-from memos_cli.digest import sha256_file
+from memos_cli.digest import canonical_json, sha256_bytes, sha256_file
 from memos_cli.errors import CubeExistsError, UsageError
 from memos_cli.governance.policy import can_read
+from memos_cli.governance.redact import Redactor
+from memos_cli.lifecycle.pack import embed_memories
 from memos_cli.memory import Memory, content_hash, derived_reader, orphaned_derived, parse_time
+from memos_cli.sources.markdown_export import to_markdown
 
 FILTER_KEYS = ("owner", "tag", "type", "since", "until")
 
@@ -96,8 +99,6 @@ def cube_source(cube: Cube) -> Source:
 def vault_source(vault: Any) -> Source:
     """The current memories of every cube installed in ``vault`` (``memos_cli.vault.Vault``),
     at the version read; provenance names that version and the memories' content digest."""
-    from memos_cli.digest import canonical_json, sha256_bytes
-
     state = vault.state()
     if not state.memories:
         raise UsageError("the vault holds no memories", path=vault.path)
@@ -222,8 +223,6 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
                          path=src.record["path"])
     redaction: dict[str, Any] | None = None
     if redact:
-        from memos_cli.governance.redact import Redactor
-
         if fmt == "memcube" and embedder is None:
             raise UsageError("a redacted memcube export needs the embedder to rebuild its index")
         redactor = Redactor(tuple(redact), keep=keep_terms, deny=redact_terms)
@@ -239,8 +238,6 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
         if fmt == "jsonl":
             data = to_jsonl(chosen)
         else:
-            from memos_cli.sources.markdown_export import to_markdown
-
             data = to_markdown(chosen, title=f"Export of {src.name} for {user}")
         if log:
             atomic_write_bytes(target.with_name(target.name + ".access.jsonl"), log_bytes)
@@ -249,8 +246,6 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
         atomic_write_bytes(target, data)
     else:
         if redact:
-            from memos_cli.lifecycle.pack import embed_memories
-
             vectors = embed_memories(embedder, chosen)
         else:
             vectors = src.vectors([m.id for m in chosen])

@@ -22,6 +22,7 @@ from memos_cli.cube.signature import check_private_key
 from memos_cli.errors import CubeExistsError, EmptyCorpusError, SourceError
 from memos_cli.memory import Memory, derived_reader
 from memos_cli.models.embedder import Embedder
+from memos_cli.readers import parse_names, run_readers
 from memos_cli.sources import Defaults, read_sources
 from memos_cli.sources.text import MAX_CHARS
 
@@ -100,8 +101,6 @@ class ReaderPlan:
 
     def run(self, memories: list[Memory], embedder: Embedder | None = None,
             progress: Callable[[str, int, int], None] | None = None) -> Any:
-        from memos_cli.readers import run_readers
-
         return run_readers(self.names, memories, model=self.model, chat=self.chat,
                            budget=self.budget, progress=progress, options=self.options,
                            embedder=embedder)
@@ -124,7 +123,6 @@ def rebuild_index(path: str | Path, embedder: Embedder, *, key: str | Path | Non
     if readers is None or not readers.names:
         vectors = embed_memories(embedder, cube.memories, progress)
         return reindex(cube.path, vectors, embedder.describe(), key=key)
-    from memos_cli.readers import parse_names
 
     names = parse_names(readers.names)
     own = [m for m in cube.memories if derived_reader(m) is None]
@@ -178,8 +176,6 @@ def pack(
     if key is not None:
         check_private_key(Path(key))
     if readers is not None:
-        from memos_cli.readers import parse_names
-
         readers.names = parse_names(readers.names)
     read = read_sources(list(paths), defaults)
     kept: list[Memory] = []

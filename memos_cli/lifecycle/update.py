@@ -23,7 +23,10 @@ import numpy as np
 from memos_cli.cube.cube import Cube, check_writable, rewrite, write_plaintext
 from memos_cli.cube.verify import open_verified
 from memos_cli.errors import EmptyCorpusError, UsageError
+from memos_cli.lifecycle.pack import embed_memories
 from memos_cli.memory import Memory, orphaned_derived
+from memos_cli.sources import read_sources
+from memos_cli.tiers.plaintext import check_embedder
 
 
 @dataclass
@@ -81,10 +84,6 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
         SourceError, EmptyCorpusError: as ``pack``. UsageError: a cube with other tiers.
         EmbedderMismatchError: ``embedder`` did not build the cube's index.
     """
-    from memos_cli.lifecycle.pack import embed_memories
-    from memos_cli.sources import read_sources
-    from memos_cli.tiers.plaintext import check_embedder
-
     cube = open_verified(path)
     _updatable(cube)
     check_embedder(cube, embedder)

@@ -10,6 +10,8 @@ from memos_cli.errors import MemosError, RemoteError
 from memos_cli.memstore import artifact
 from memos_cli.memstore.ref import OciRef, parse_ref
 from memos_cli.memstore.registry import Registry
+from memos_cli.objstore.cubes import current, list_cubes
+from memos_cli.objstore.uri import is_store_uri
 
 
 def _tagged(registry: Registry, repo: OciRef) -> tuple[list[dict[str, Any]], int]:
@@ -36,11 +38,7 @@ def ls(remote: str, *, match: str | None = None, plain_http: bool = False
         UsageError: a bad reference. RemoteError: unreachable, refused, or (for a prefix) a
         registry that does not offer ``/v2/_catalog``.
     """
-    from memos_cli.objstore.uri import is_store_uri
-
     if is_store_uri(remote):
-        from memos_cli.objstore.cubes import list_cubes
-
         return list_cubes(remote, match=match), 0
     ref = parse_ref(remote, listing=True)
     registry = Registry(ref, plain_http=plain_http)
@@ -100,7 +98,6 @@ def outdated(vault: Any, *, plain_http: bool = False) -> list[dict[str, Any]]:
                                "latest": None, "latest_created": None}
         try:
             if "store" in origin:  # a bucket: the cube now at the same URI
-                from memos_cli.objstore.cubes import current
 
                 offered = [current(origin["ref"])]
             else:

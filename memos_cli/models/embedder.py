@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from memos_cli.config import path_value
 from memos_cli.digest import canonical_json, sha256_bytes, sha256_file
 from memos_cli.errors import ModelNotFoundError
 
@@ -59,8 +60,6 @@ def resolve_dir(model_dir: str | Path | None) -> tuple[Path, str]:
         ModelNotFoundError: the default package is not installed.
     """
     if model_dir is None:
-        from memos_cli.config import path_value
-
         model_dir = path_value("embedder")
     if model_dir is None:
         return default_embedder_dir(), DEFAULT_NAME

@@ -26,7 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from memos_cli.models.embedder import FINGERPRINT_FILES, MAX_CHARS, MAX_TOKENS
+from memos_cli.config import home
+from memos_cli.cube.layout import atomic_write_bytes
+from memos_cli.models.embedder import (
+    FINGERPRINT_FILES,
+    MAX_CHARS,
+    MAX_TOKENS,
+    Embedder,
+    describe,
+    resolve_dir,
+)
 
 #: Largest difference of any vector component allowed between ONNX and torch vectors.
 TOLERANCE = 1e-5
@@ -50,8 +59,6 @@ def _stat(model_dir: Path) -> dict[str, list[int]]:
 def cache_dir(model_dir: Path) -> Path | None:
     """Where the export of ``model_dir`` is (or would be) kept, found by the stat of its files
     through an index, without hashing them; ``None`` when there is none yet."""
-    from memos_cli.config import home
-
     root = home() / "onnx"
     index = root / "index.json"
     try:
@@ -66,9 +73,6 @@ def cache_dir(model_dir: Path) -> Path | None:
 
 
 def _remember(model_dir: Path, where: Path) -> None:
-    from memos_cli.config import home
-    from memos_cli.cube.layout import atomic_write_bytes
-
     index = home() / "onnx" / "index.json"
     try:
         known = json.loads(index.read_text("utf-8"))
@@ -119,8 +123,6 @@ class OnnxEmbedder:
         return cls(model_dir, name, where, str(meta["fingerprint"]), int(meta["dimension"]))
 
     def describe(self) -> dict[str, Any]:
-        from memos_cli.models.embedder import describe
-
         return describe(self.name, self.dimension, self.fingerprint)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64,
@@ -152,7 +154,6 @@ def export(embedder: Any) -> bool:
     if importlib.util.find_spec("onnx") is None or \
             importlib.util.find_spec("onnxruntime") is None:
         return False
-    from memos_cli.config import home
 
     model_dir = Path(embedder.dir)
     fp = embedder.fingerprint
@@ -229,8 +230,6 @@ def query_embedder(model_dir: Path | None) -> Any:
     Raises:
         ModelNotFoundError: as the torch encoder's constructor.
     """
-    from memos_cli.models.embedder import Embedder, resolve_dir
-
     where, name = resolve_dir(model_dir)
     if os.environ.get("MEMOS_NO_ONNX") != "1":
         try:

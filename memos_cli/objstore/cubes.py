@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli import strictjson
-from memos_cli.cube import layout
+from memos_cli.cube import layout, open_cube, verify
+from memos_cli.cube.layout import SIGNATURE
+from memos_cli.cube.manifest import Manifest
 from memos_cli.errors import CubeExistsError, CubeNotFoundError, FormatError
 from memos_cli.memory import format_time
 from memos_cli.objstore.uri import StoreURI, filesystem, parse, remote_errors
@@ -77,8 +79,6 @@ def upload(cube_path: str | Path, target: str, *, force: bool = False) -> dict[s
         not ``force``. RemoteError: the store is unreachable or refuses. Whatever ``verify``
         raises.
     """
-    from memos_cli.cube import open_cube, verify
-
     src = Path(cube_path)
     cube = open_cube(src)
     verify(cube)
@@ -120,8 +120,6 @@ def read_manifest(fs: Any, uri: StoreURI) -> tuple[dict[str, Any], bytes]:
         CubeNotFoundError: nothing there. FormatError: objects but no manifest (an incomplete
         cube), a manifest over 16 MiB, or one that breaks the format.
     """
-    from memos_cli.cube.manifest import Manifest
-
     objects = _objects(fs, uri)
     if not objects:
         raise CubeNotFoundError("no cube there", path=uri.uri)
@@ -177,8 +175,6 @@ def download(source: str, into: Path) -> tuple[dict[str, Any], str, int]:
 def list_cubes(prefix: str, *, match: str | None = None) -> list[dict[str, Any]]:
     """The cubes under ``prefix`` (any depth), read from their manifests alone; objects that
     are not under a ``manifest.json`` are passed over."""
-    from memos_cli.cube.layout import SIGNATURE
-
     uri = parse(prefix)
     fs = filesystem(uri)
     rows = []

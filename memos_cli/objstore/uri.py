@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memos_cli.errors import MemosError, RemoteError, UsageError
+from memos_cli.memstore.registry import timeout_s
 
 SCHEMES = ("s3", "gs", "az", "file")
 
@@ -72,8 +73,6 @@ def filesystem(uri: StoreURI) -> Any:
             set up (a malformed endpoint).
     """
     import pyarrow.fs as pafs
-
-    from memos_cli.memstore.registry import timeout_s
 
     t = timeout_s()
     try:

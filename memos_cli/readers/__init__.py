@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memos_cli.memory import Memory, derived_reader
+from memos_cli.models.chat import load
 from memos_cli.readers import context, facts, questions
 from memos_cli.readers.base import (
     MODEL_READERS,
@@ -59,8 +60,6 @@ def run_readers(names: Sequence[str], memories: Sequence[Memory], *, model: str 
     budget = budget or Budget()
     options = options or {}
     if chat is None and any(n in MODEL_READERS for n in chosen):
-        from memos_cli.models.chat import load
-
         chat = load(model)
     budget.started = time.perf_counter()
     out = []

@@ -13,6 +13,7 @@ from typing import Any
 from memos_cli.cube.index import ReaderRows
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
+from memos_cli.models.fingerprint import fingerprint_digest
 
 #: Reader names, in the order they run and are recorded. Derived memories never get reader
 #: rows of their own.
@@ -127,8 +128,6 @@ class ReaderRun:
 
 def model_record(chat: Any) -> dict[str, Any]:
     """``{"name", "fingerprint", "model_fingerprint_sha256"}`` of the model a reader used."""
-    from memos_cli.models.fingerprint import fingerprint_digest
-
     fp = chat.fingerprint()
     return {"name": chat.name, "fingerprint": fp,
             "model_fingerprint_sha256": fingerprint_digest(fp)}

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from memos_cli.cube.index import INDEX_CHARS
+from memos_cli.errors import UsageError
 from memos_cli.memory import MONTHS, Memory
 from memos_cli.readers.base import ReaderResult
 
@@ -80,8 +81,6 @@ def read(memories: Sequence[Memory], *, before: int = BEFORE, after: int = AFTER
     Raises:
         UsageError: a negative window or ``neighbour_chars`` below 1.
     """
-    from memos_cli.errors import UsageError
-
     if before < 0 or after < 0 or neighbour_chars < 1:
         raise UsageError("context reader: before and after must be >= 0, neighbour_chars >= 1")
     result = ReaderResult("context", {"before": before, "after": after,

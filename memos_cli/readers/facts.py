@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
 from memos_cli.readers.base import Budget, Progress, ReaderResult
 from memos_cli.readers.context import neighbourhoods
@@ -120,8 +121,6 @@ def read(memories: Sequence[Memory], chat: Any, budget: Budget,
         UsageError: ``window`` below 1.
         ReaderError: the model cannot generate.
     """
-    from memos_cli.errors import UsageError
-
     if window < 1:
         raise UsageError("facts reader: window must be at least 1")
     result = ReaderResult("facts", {"window": window, "max_new_tokens": max_new_tokens,

@@ -13,18 +13,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from memos_cli.cube.kv import STORAGE_DTYPES
 from memos_cli.models.chat import ChatModel
-from memos_cli.tiers.chunks import DEFAULT_RATIO, DEFAULT_RULE, Source, answer_over, cube_source
+from memos_cli.scheduler.chunks import ChunkStore
+from memos_cli.tiers import prompt
+from memos_cli.tiers.chunks import (
+    DEFAULT_RATIO,
+    DEFAULT_RULE,
+    Source,
+    answer_over,
+    cube_source,
+    pick_set,
+)
 from memos_cli.tiers.plaintext import Answer, Retrieved, answer_memories
 
 
 def store_sources(chat: ChatModel, store: Any = None) -> list[Source]:
     """The chunk store's sets made by ``chat`` (any storage dtype) as lenient sources: a
     damaged or foreign file there is a miss with a warning, never a failed run."""
-    from memos_cli.cube.kv import STORAGE_DTYPES
-    from memos_cli.scheduler.chunks import ChunkStore
-    from memos_cli.tiers import prompt
-
     store = store or ChunkStore()
     out = []
     for fp, dtype in ((f, d) for f in sorted(chat.fingerprint_digests())
@@ -43,8 +49,6 @@ def store_sources(chat: ChatModel, store: Any = None) -> list[Source]:
 
 def cube_sources(chat: ChatModel, cubes: Sequence[Any]) -> list[Source]:
     """Each cube's newest chunk set made by ``chat``."""
-    from memos_cli.tiers.chunks import pick_set
-
     out = []
     for cube in cubes:
         s = pick_set(cube, chat)

@@ -30,6 +30,8 @@ from typing import Any
 from memos_cli.cube.chunks import PREFIX_FILE, layout_digest, set_id
 from memos_cli.cube.layout import atomic_write_bytes
 from memos_cli.errors import FormatError
+from memos_cli.lockfile import exclusive
+from memos_cli.models.chat import memos_home
 
 FORMAT = "memos-chunk-store"
 VERSION = 1
@@ -40,8 +42,6 @@ _KEY = re.compile(r"[0-9a-f]{64}")
 
 def default_root() -> Path:
     """``MEMOS_HOME/chunks``."""
-    from memos_cli.models.chat import memos_home
-
     return memos_home() / "chunks"
 
 
@@ -155,8 +155,6 @@ class ChunkStore:
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """One scheduler at a time (an exclusive ``fcntl`` lock on ``.lock``; a second one is
         refused, not queued). Runs read without it."""
-        from memos_cli.lockfile import exclusive
-
         return exclusive(self.root, "another memos schedule is changing the chunk store")
 
 

@@ -28,9 +28,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from memos_cli.errors import UsageError
+from memos_cli.cube.chunks import layout_digest, member
+from memos_cli.cube.kv import QUANT_INT8, read_segment, write_segment
+from memos_cli.cube.layout import atomic_write_bytes
+from memos_cli.errors import FormatError, UsageError
 from memos_cli.memory import Memory, format_time
+from memos_cli.scheduler.chunks import copy_atomic, evict, write_atomic
 from memos_cli.scheduler.usage import DEFAULT_HALF_LIFE, Indicators
+from memos_cli.tiers import prompt
 
 POLICIES = ("decay", "lfu", "lru", "memos")
 #: Parameter-tier candidates: at least this many uses, spread over at least this long.
@@ -223,8 +228,6 @@ def estimator(chat: Any, memories: Sequence[Memory], dtype: str
     """``(chunk_bytes(memory), prefix_bytes)``: the size a chunk file of ``chat`` in ``dtype``
     will have, estimated from its token count (keys and values of every layer, the token ids,
     a header), before any is computed."""
-    from memos_cli.tiers import prompt
-
     fp = chat.fingerprint()
     per_token = fp["num_layers"] * fp["num_kv_heads"] * fp["head_dim"] * 2 * DTYPE_BYTES[dtype]
     per_token += 8
@@ -250,8 +253,6 @@ def scope_keys(store_set: Any) -> dict[str, set[str]]:
             try:
                 out[p.stem] = set(json.loads(p.read_text("utf-8"))["keys"])
             except (OSError, ValueError, KeyError, TypeError) as e:
-                from memos_cli.errors import FormatError
-
                 raise FormatError(f"unreadable chunk-store scope: {e}", path=p) from e
     return out
 
@@ -265,9 +266,6 @@ def stored_for(store_set: Any, scope: str) -> dict[str, int]:
 def cube_chunk(cubes: Sequence[Any], chat: Any, memory: Memory) -> Any:
     """A cube's stored chunk of ``memory`` alone (one-memory chunk sets of this model and
     prompt layout, any dtype) as ``(path, storage_dtype)``, or ``None``."""
-    from memos_cli.cube.chunks import layout_digest, member
-    from memos_cli.tiers import prompt
-
     fps = chat.fingerprint_digests()
     lay = layout_digest(prompt.LAYOUT)
     for cube in cubes:
@@ -293,9 +291,6 @@ def apply(p: Plan, chat: Any, store_set: Any, memories: Sequence[Memory], *, sco
     import json
     import time
 
-    from memos_cli.cube.kv import read_segment, write_segment
-    from memos_cli.cube.layout import atomic_write_bytes
-    from memos_cli.scheduler.chunks import copy_atomic, evict, write_atomic
     from memos_cli.tiers import chunks
 
     t0 = time.perf_counter()
@@ -367,8 +362,6 @@ def apply(p: Plan, chat: Any, store_set: Any, memories: Sequence[Memory], *, sco
 
 def _retyped(meta: Any, dtype: str) -> Any:
     import dataclasses
-
-    from memos_cli.cube.kv import QUANT_INT8
 
     return dataclasses.replace(meta, storage_dtype=dtype,
                                quantization=QUANT_INT8 if dtype == "int8" else "none")

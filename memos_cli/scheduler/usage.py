@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from memos_cli.errors import FormatError, MemosError, UsageError
 from memos_cli.memory import format_time
+from memos_cli.models.chat import memos_home
 
 TABLE = "usage"
 FORMAT = "memos-usage"
@@ -100,8 +101,6 @@ class Indicators:
 
 def cube_store(cube_id: str) -> UsageStore:
     """The usage store of a cube used outside a vault: ``MEMOS_HOME/usage/<cube id>``."""
-    from memos_cli.models.chat import memos_home
-
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", cube_id):
         raise UsageError(f"cube id {cube_id!r} cannot name a usage store")
     return UsageStore(memos_home() / "usage" / cube_id)
@@ -124,7 +123,6 @@ def _creating(path: Path) -> Iterator[None]:
     import fcntl
     import time
 
-    from memos_cli.errors import UsageError
 
     with open(path / ".create.lock", "a+b") as f:
         deadline = time.monotonic() + CREATE_WAIT_S

@@ -19,6 +19,7 @@ from pathlib import Path
 from memos_cli.errors import SourceError
 from memos_cli.memory import Memory, derived_reader
 from memos_cli.sources.base import Defaults, SourceResult, read_text
+from memos_cli.sources.jsonl import record_to_memory
 
 MARKER = "<!-- memos export: markdown 1 -->"
 _OPEN = re.compile(r"^(`{3,})memory$")
@@ -50,8 +51,6 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
         SourceError: a content block without its closing fence or its JSON block, or JSON that
             is not a memory's fields.
     """
-    from memos_cli.sources.jsonl import record_to_memory
-
     lines = read_text(path).split("\n")
     result = SourceResult(path=shown, format="markdown-export", sha256="", size=0)
     n = 1

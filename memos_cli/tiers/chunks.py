@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from memos_cli.cube.chunks import ChunkSet, chunk_key, member
+from memos_cli.cube.chunks import ChunkSet, chunk_key, layout_digest, member
 from memos_cli.cube.kv import QUANT_INT8, SegmentMeta, read_segment
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.memory import Memory
@@ -166,8 +166,6 @@ def pick_set(cube: Any, chat: ChatModel, set_id: str | None = None) -> ChunkSet 
         UsageError: ``set_id`` names no set; FormatError: it belongs to another model or
         layout.
     """
-    from memos_cli.cube.chunks import layout_digest
-
     sets = cube.chunk_sets
     want = chat.fingerprint_digests()
     layout = layout_digest(prompt.LAYOUT)

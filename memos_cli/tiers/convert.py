@@ -12,18 +12,30 @@ from typing import Any
 
 from memos_cli.cube import Cube, layout, open_cube
 from memos_cli.cube.cube import check_writable, rewrite, write_plaintext
-from memos_cli.cube.kv import STORAGE_DTYPES, SegmentMeta, read_meta, segment_id, write_segment
+from memos_cli.cube.kv import (
+    STORAGE_DTYPES,
+    SegmentMeta,
+    read_meta,
+    read_segment,
+    segment_id,
+    write_segment,
+)
 from memos_cli.cube.lora import FILES as LORA_FILES
-from memos_cli.cube.lora import lora_memories
+from memos_cli.cube.lora import MEMORIES as LORA_MEMORIES
+from memos_cli.cube.lora import META_VERSION, check_adapter, file_entries, lora_memories, write_meta
+from memos_cli.cube.lora import read_meta as read_lora_meta
+from memos_cli.cube.memories import write_memories
 from memos_cli.cube.signature import check_private_key
 from memos_cli.digest import sha256_file
-from memos_cli.errors import UsageError
+from memos_cli.errors import FormatError, UsageError
+from memos_cli.lifecycle.pack import embed_memories
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
 from memos_cli.models.fingerprint import fingerprint_digest
-from memos_cli.tiers import kv
+from memos_cli.tiers import kv, lora
 from memos_cli.tiers.plaintext import retrieve
+from memos_cli.version import __version__
 
 
 def select_memories(cube: Cube, *, ids: list[str] | None = None, query: str | None = None,
@@ -150,7 +162,6 @@ def restore_text(path: str | Path, chat: ChatModel | None, embedder: Embedder, *
     else:
         raise UsageError("cube has no KV segment or LoRA adapter to restore from",
                          path=cube.path)
-    from memos_cli.lifecycle.pack import embed_memories
 
     vectors = embed_memories(embedder, memories)
     with rewrite(cube, key=key) as (tmp, raw):
@@ -162,9 +173,6 @@ def restore_text(path: str | Path, chat: ChatModel | None, embedder: Embedder, *
 
 
 def _segment_memories(cube: Cube, chat: ChatModel) -> list[Memory]:
-    from memos_cli.cube.kv import read_segment
-    from memos_cli.errors import FormatError
-
     want_tok = chat.fingerprint()["tokenizer_sha256"]
     restored: dict[str, Memory] = {}
     for entry in cube.segments:
@@ -215,8 +223,6 @@ def convert_to_lora(path: str | Path, chat: ChatModel, memories: list[Memory], r
         FormatError: the cube is of a newer format version.
     """
 
-    from memos_cli.tiers import lora
-
     if not memories:
         raise UsageError("no live memories to train a LoRA adapter on", path=path)
     if len(memories) > budget:
@@ -246,12 +252,6 @@ def _write_lora(cube: Cube, chat: ChatModel, memories: list[Memory], recipe: Any
     import peft
     import torch
     import transformers
-
-    from memos_cli.cube.lora import MEMORIES as LORA_MEMORIES
-    from memos_cli.cube.lora import META_VERSION, check_adapter, file_entries, write_meta
-    from memos_cli.cube.lora import read_meta as read_lora_meta
-    from memos_cli.cube.memories import write_memories
-    from memos_cli.version import __version__
 
     tuned = ChatModel(chat.name, chat.path, result.model, chat.tokenizer, chat.load_s,
                       fingerprint)

@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 
-from memos_cli.cube.kv import QUANT_INT8, Segment, SegmentMeta
+from memos_cli.cube.kv import QUANT_INT8, Segment, SegmentMeta, read_segment
 from memos_cli.errors import FormatError, UsageError
-from memos_cli.memory import Memory
+from memos_cli.memory import Memory, content_hash
 from memos_cli.models.chat import ChatModel
+from memos_cli.tiers import rope
 from memos_cli.tiers.plaintext import (
     SYSTEM_PROMPT,
     Answer,
@@ -129,8 +130,6 @@ def restore_memories(segment: Segment, tokenizer: Any) -> list[Memory]:
         FormatError: a record is malformed, or a restored memory does not match its content
             hash (e.g. another tokenizer decoded the ids).
     """
-    from memos_cli.memory import content_hash
-
     if segment.meta.memory_ids and not segment.meta.memories:
         raise FormatError("KV segment holds no memory records (written by an early 1.1 "
                           "writer): it cannot restore the plaintext tier")
@@ -173,10 +172,7 @@ def rerotate(keys: torch.Tensor, offset: int, inv_freq: torch.Tensor) -> torch.T
     """Move post-RoPE ``keys [kv_heads, T, head_dim]`` from positions ``p`` to ``p + offset``
     for a full-width rotate-half RoPE with inverse frequencies ``inv_freq`` (the layout of
     Llama-family models; :func:`memos_cli.tiers.rope.rerotate` handles every family)."""
-    from memos_cli.tiers.rope import LayerRope
-    from memos_cli.tiers.rope import rerotate as turn
-
-    return turn(keys, offset, LayerRope(inv_freq.double().cpu(), False, 1.0))
+    return rope.rerotate(keys, offset, rope.LayerRope(inv_freq.double().cpu(), False, 1.0))
 
 
 def compose(chat: ChatModel, segments: list[Segment], *, mode: str = "rerotate",
@@ -189,8 +185,6 @@ def compose(chat: ChatModel, segments: list[Segment], *, mode: str = "rerotate",
     Returns ``(cache, token_ids)``. The segments' tensors are never modified.
     """
     from transformers import DynamicCache
-
-    from memos_cli.tiers import rope
 
     if mode not in ("naive", "rerotate"):
         raise UsageError(f"composition mode {mode!r} is not naive or rerotate")
@@ -251,8 +245,6 @@ def load_segments(cubes: list[Any], chat: ChatModel, segment: str | None = None
         FormatError, IntegrityError: a bad segment file, or one made by another model (the
             message names every mismatching field).
     """
-    from memos_cli.cube.kv import read_segment
-
     t0 = time.perf_counter()
     want = chat.fingerprint_digests()
     out = []

@@ -19,6 +19,7 @@ from memos_cli.memory import Memory, derived_from
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
 from memos_cli.tiers import generation
+from memos_cli.tiers.prompt import prompt_ids
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant with a memory. Answer the user's question using the "
@@ -274,8 +275,6 @@ def answer_memories(chat: ChatModel, memories: list[Memory], question: str, *,
     """Prompt ``chat`` with ``memories`` in this order (the layout of
     :mod:`memos_cli.tiers.prompt`) and the question, and generate. ``ttft_s`` counts
     tokenization, the prefill of the whole prompt and the first decode step."""
-    from memos_cli.tiers.prompt import prompt_ids
-
     t0 = time.perf_counter()
     ids = prompt_ids(chat.tokenizer, memories, question)
     return generate_ids(chat, ids, max_new_tokens=max_new_tokens, temperature=temperature,

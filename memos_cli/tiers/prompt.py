@@ -27,6 +27,7 @@ from typing import Any
 
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
+from memos_cli.tiers.generation import current
 
 SYSTEM_HEAD = (
     "You are a helpful assistant with a memory. Answer the user's question using the "
@@ -66,8 +67,6 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
 def system_head() -> str:
     """The system text before the memories: ``--system`` (with the ``Memories:`` heading
     added), else :data:`SYSTEM_HEAD`."""
-    from memos_cli.tiers.generation import current
-
     own = current().system
     return SYSTEM_HEAD if own is None else own.rstrip() + "\n\nMemories:\n"
 

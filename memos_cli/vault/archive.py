@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from memos_cli.errors import EmbedderMismatchError, UsageError
+from memos_cli.lifecycle.pack import embed_memories
+from memos_cli.scheduler.usage import UsageStore
 from memos_cli.vault import Vault, _drop
 
 
 def cold_ids(vault: Vault, *, after: timedelta, now: datetime | None = None) -> list[str]:
     """Current memories with no recorded use for ``after`` (never used: created that long
     ago), by the vault's usage store."""
-    from memos_cli.scheduler.usage import UsageStore
-
     now = now or datetime.now(timezone.utc)
     usage = UsageStore(vault.place.usage_dir()).indicators(now=now)
     out = []
@@ -66,8 +66,6 @@ def restore(vault: Vault, ids: Sequence[str], *, user: str, embedder: Any) -> in
         UsageError: an id that is not archived. EmbedderMismatchError: ``embedder`` is not
             the vault's.
     """
-    from memos_cli.lifecycle.pack import embed_memories
-
     def put_back() -> int:
         state = vault.state()
         by_id = {m.id: m for m in state.archived}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from memos_cli.errors import FormatError
 from memos_cli.memory import format_time
+from memos_cli.sources.base import json_lines
 
 if TYPE_CHECKING:
     from memos_cli.vault.store import Vault
@@ -41,8 +42,6 @@ def read(vault: Vault, *, user: str | None = None, op: str | None = None,
     Raises:
         FormatError: a record that is not a JSON object.
     """
-    from memos_cli.sources.base import json_lines
-
     where = Path(vault.place.db(AUDIT)) if vault.place.local is not None \
         else Path(f"{vault.path}/audit")
     out = []

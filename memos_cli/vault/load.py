@@ -13,9 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from memos_cli.errors import UsageError
+from memos_cli.cube import open_cube, verify
+from memos_cli.errors import EmbedderMismatchError, UsageError
 from memos_cli.governance.access import check_remove, check_updates
+from memos_cli.governance.roles import Roles
+from memos_cli.governance.trust import check_trust
+from memos_cli.lifecycle.pack import pack
 from memos_cli.memory import format_time
+from memos_cli.sources import Defaults
 from memos_cli.vault.merge import LoadReport, merge
 from memos_cli.vault.store import State, Vault
 
@@ -36,10 +41,6 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
         CubeNotFoundError, SourceError, FormatError, IntegrityError, SignatureError,
         EmbedderMismatchError, UsageError (no plaintext tier, bad policy).
     """
-    from memos_cli.cube import open_cube, verify
-    from memos_cli.errors import EmbedderMismatchError
-    from memos_cli.governance.trust import check_trust
-
     src = Path(source)
     with contextlib.ExitStack() as stack:
         if (src / "manifest.json").is_file():
@@ -49,8 +50,6 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
         else:
             if embedder is None:
                 raise UsageError("importing a file of another memory system needs the embedder")
-            from memos_cli.lifecycle.pack import pack
-            from memos_cli.sources import Defaults
 
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memos-load-")))
             # a fixed name: the source's own may hold characters LanceDB cannot take
@@ -61,7 +60,6 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
         mems = cube.memories
         vectors = cube.index().vectors([m.id for m in mems])
         cube_id = cube.manifest.cube_id
-        from memos_cli.governance.roles import Roles
 
         def install() -> tuple[LoadReport, int]:
             state = vault.part([m.id for m in mems] + [m.parent_id for m in mems

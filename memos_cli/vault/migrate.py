@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from memos_cli.cube.index import Index
+from memos_cli.cube.memories import read_memories
 from memos_cli.errors import FormatError, UsageError
+from memos_cli.lockfile import exclusive
 from memos_cli.pausepoints import pause
 from memos_cli.vault.layout import DB_DIR, LEGACY_CURRENT, remove_legacy
 from memos_cli.vault.rows import diff
@@ -34,9 +37,6 @@ def read_legacy(path: Path) -> State:
     Raises:
         FormatError: ``CURRENT`` names no generation, or its files are unreadable.
     """
-    from memos_cli.cube.index import Index
-    from memos_cli.cube.memories import read_memories
-
     cur = path / LEGACY_CURRENT
     name = cur.read_text("utf-8").strip()
     gen = path / name
@@ -69,7 +69,6 @@ def migrate(vault: Vault, *, user: str) -> dict[str, Any]:
     if not vault.legacy():
         raise UsageError("this vault needs no migration (it is a Lance table already, or "
                          "empty)", path=vault.path)
-    from memos_cli.lockfile import exclusive
 
     path = vault.place.local
     assert path is not None  # legacy() is true of local directories only

@@ -20,8 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from memos_cli.config import home
 from memos_cli.cube.layout import atomic_write_bytes
-from memos_cli.errors import UsageError
+from memos_cli.errors import FormatError, UsageError
+from memos_cli.memstore.registry import timeout_s
 from memos_cli.objstore import uri as U
 
 AUDIT_DIR = "audit"
@@ -35,8 +37,6 @@ def storage_options(uri: U.StoreURI) -> dict[str, str]:
     or ``AWS_ENDPOINT_URL`` (plain HTTP allowed only when that endpoint says ``http://``), the
     region, and the request timeout of ``MEMOS_REMOTE_TIMEOUT``. Credentials are left to
     Lance, which reads the same ``AWS_*`` variables."""
-    from memos_cli.memstore.registry import timeout_s
-
     secs = max(1, int(timeout_s()))
     t = f"{secs}s"
     # Lance's own retries (10 tries over up to three minutes by default) kept to the same
@@ -106,7 +106,6 @@ class Place:
         """Where usage indicators of this vault are kept (see the module docstring)."""
         if self.local is not None:
             return self.local / "usage"
-        from memos_cli.config import home
 
         return home() / "usage" / hashlib.sha256(self.key.encode()).hexdigest()[:16]
 
@@ -143,8 +142,6 @@ class Place:
         Raises:
             FormatError: larger, or not UTF-8. RemoteError: as :func:`remote_errors`.
         """
-        from memos_cli.errors import FormatError
-
         assert self.uri is not None
         with U.remote_errors(self.uri, f"reading {what}"), \
                 self._remote_fs().open_input_stream(key) as f:

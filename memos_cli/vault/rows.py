@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from memos_cli import strictjson
+from memos_cli.cube.index import index_text
 from memos_cli.memory import Memory
 
 if TYPE_CHECKING:
@@ -95,8 +97,6 @@ def build(delta: Delta, dim: int, seqs: dict[str, int], next_seq: int,
     """The Arrow rows ``delta`` writes, with the vault entry; ``seqs`` gives the ``seq`` of
     keys already in the table (kept on replace); new keys take ``next_seq`` on. Returns the
     rows and the next free ``seq``."""
-    from memos_cli.cube.index import index_text
-
     zero = np.zeros(dim, np.float32)
     rows: dict[str, list[Any]] = {n: [] for n in schema(dim).names}
 
@@ -129,8 +129,6 @@ def build(delta: Delta, dim: int, seqs: dict[str, int], next_seq: int,
 
 
 def memory_of(record: str) -> Memory:
-    from memos_cli import strictjson
-
     return Memory.from_dict(strictjson.loads(record))
 
 

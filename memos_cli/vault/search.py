@@ -7,6 +7,10 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from memos_cli.cube.index import Index
+from memos_cli.errors import EmbedderMismatchError
+from memos_cli.tiers.plaintext import Answer, answer_memories, resolve_hits
+
 if TYPE_CHECKING:
     from memos_cli.vault.store import Vault
 
@@ -21,10 +25,6 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     Raises:
         EmbedderMismatchError: ``embedder`` is not the vault's.
     """
-    from memos_cli.cube.index import Index
-    from memos_cli.errors import EmbedderMismatchError
-    from memos_cli.tiers.plaintext import resolve_hits
-
     tbl = vault.table()
     if tbl is None:
         return []
@@ -79,8 +79,6 @@ def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, 
            max_new_tokens: int = 128, temperature: float = 0.0) -> Any:
     """The plaintext tier over the vault: the top-``k`` memories ``user`` may read, in the
     prompt (``plaintext.answer_memories``). Returns a ``plaintext.Answer``; logged as ``run``."""
-    from memos_cli.tiers.plaintext import Answer, answer_memories
-
     t0 = time.perf_counter()
     found = search(vault, embedder, question, k, user=user)
     retrieval_s = time.perf_counter() - t0

@@ -13,8 +13,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from memos_cli.errors import FormatError
+from memos_cli.config import default_vault
+from memos_cli.errors import FormatError, RemoteError
+from memos_cli.governance.roles import use_vault
 from memos_cli.memory import Memory, format_time
+from memos_cli.vault import audit, commit
 from memos_cli.vault import rows as R
 from memos_cli.vault.audit import AUDIT as AUDIT
 from memos_cli.vault.layout import (
@@ -36,8 +39,6 @@ _BATCH = 2000
 def default_path() -> str | Path:
     """``$MEMOS_VAULT``, else the config file's ``vault``, else ``MEMOS_HOME/vault`` (a path,
     or an object-storage URI as given): :func:`memos_cli.config.default_vault`."""
-    from memos_cli.config import default_vault
-
     return default_vault()
 
 
@@ -74,7 +75,6 @@ class Vault:
         #: the directory, or the URI of a vault in object storage (messages name it)
         self.path: Path | str = self.place.local if self.place.local is not None \
             else self.place.key
-        from memos_cli.governance.roles import use_vault
 
         use_vault(self.place)  # access checks use this vault's roles
         pin = None if version is not None else self.place.read_text(CHECKOUT)
@@ -133,8 +133,6 @@ class Vault:
                 tbl.checkout(self.at)
         except Exception as e:  # lancedb raises bare ValueError/RuntimeError/OSError
             if self.place.remote:
-                from memos_cli.errors import RemoteError
-
                 raise RemoteError(f"store not reachable or refusing while opening the vault "
                                   f"({str(e).strip().splitlines()[0][:300]})",
                                   path=self._db) from e
@@ -280,15 +278,11 @@ class Vault:
     def change(self, body: Callable[[], T], *, what: str = "change") -> T:
         """Run ``body`` (read, decide, :func:`apply`) as one optimistic transaction:
         :func:`memos_cli.vault.commit.change`."""
-        from memos_cli.vault import commit
-
         return commit.change(self, body, what=what)
 
     def apply(self, delta: R.Delta, *, dim: int | None = None) -> int:
         """Write ``delta`` as one Lance commit on the version read; the new version:
         :func:`memos_cli.vault.commit.apply`."""
-        from memos_cli.vault import commit
-
         return commit.apply(self, delta, dim=dim)
 
     def commit(self, state: State) -> int:
@@ -307,15 +301,11 @@ class Vault:
             memory_ids: Sequence[str] = (), detail: dict[str, Any] | None = None,
             version: int | None = None) -> None:
         """Append one access-log record: :func:`memos_cli.vault.audit.append`."""
-        from memos_cli.vault import audit
-
         audit.append(self, user, op, cube_id=cube_id, memory_ids=memory_ids, detail=detail,
                      version=version)
 
     def read_log(self, **filters: Any) -> list[dict[str, Any]]:
         """Access-log records: :func:`memos_cli.vault.audit.read` (same filters)."""
-        from memos_cli.vault import audit
-
         return audit.read(self, **filters)
 
     def versions(self) -> list[dict[str, Any]]:

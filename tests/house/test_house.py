@@ -4,6 +4,7 @@ stay light (neither torch nor transformers imported)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -72,6 +73,69 @@ def test_imports_point_down_the_floors() -> None:
               if floor[room(b)] > floor[room(a)]}
     assert upward - KNOWN_UPWARD == set(), "imports that point up a floor"
     assert KNOWN_UPWARD - upward == set(), "an exception is gone: remove it from the list"
+
+
+#: Third-party libraries worth deferring: each takes seconds to import, or pulls in one that does.
+HEAVY = ("torch", "transformers", "peft", "lancedb", "lance", "ray", "presidio_analyzer",
+         "presidio_anonymizer", "onnxruntime", "onnx", "oras", "spacy", "boto3", "safetensors")
+#: Deferred imports of memos modules that are light, each with its reason (docs/architecture.md).
+DEFERRED_LIGHT = {("memos_cli.governance.roles", "memos_cli.vault.place")}
+
+
+def _imports(path: Path) -> tuple[list[ast.ImportFrom | ast.Import], list[ast.ImportFrom]]:
+    """(top-level imports, memos imports inside function bodies) of one file, leaving out
+    those under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top: list[ast.ImportFrom | ast.Import] = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            top.append(node)
+        elif isinstance(node, ast.Try):
+            top += [n for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    deferred = [n for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                for n in ast.walk(f) if isinstance(n, ast.ImportFrom)
+                and (n.module or "").startswith("memos_cli")]
+    return top, deferred
+
+
+def test_deferred_imports_are_for_heavy_libraries_only() -> None:
+    """An import inside a function is kept only where it keeps a light module light: its
+    target imports torch, transformers, Lance, Ray, Presidio, ONNX Runtime or the like when it
+    is loaded (found statically from the modules' top-level imports, packages' __init__ too)."""
+    files = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(
+        ".__init__"): p for p in PACKAGE.rglob("*.py")}
+    direct: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        top, _ = _imports(path)
+        names: set[str] = set()
+        for node in top:
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            else:
+                base = node.module or ""
+                names |= {base} | {f"{base}.{a.name}" for a in node.names}
+        parents = {".".join(mod.split(".")[:i]) for i in range(1, mod.count(".") + 1)}
+        direct[mod] = {n for n in names | parents if n in files or
+                       n.split(".")[0] in HEAVY}
+    heavy: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for mod, names in direct.items():
+            if mod not in heavy and any(n.split(".")[0] in HEAVY or n in heavy for n in names):
+                heavy.add(mod)
+                changed = True
+    light_deferred = []
+    for mod, path in files.items():
+        for node in _imports(path)[1]:
+            base = node.module or ""
+            targets = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in files}
+            if not (targets or {base}) & heavy and (mod, base) not in DEFERRED_LIGHT:
+                light_deferred.append(f"{mod}:{node.lineno} {ast.unparse(node)}")
+    assert light_deferred == [], "import these at the top (their targets are light):\n" + \
+        "\n".join(light_deferred)
+    assert {"memos_cli.tiers.kv", "memos_cli.tiers.rope"} <= heavy  # the walk works
+    assert "memos_cli.cube.layout" not in heavy and "memos_cli.api" not in heavy
 
 
 def test_the_cycle_check_finds_a_deferred_import(tmp_path: Path) -> None:

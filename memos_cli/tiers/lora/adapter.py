@@ -6,6 +6,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from memos_cli.cube.lora import check_adapter, read_meta
+from memos_cli.errors import FormatError
 from memos_cli.models.chat import ChatModel
 
 
@@ -15,8 +17,6 @@ def check_adapter_fits(chat: ChatModel, meta: dict[str, Any], where: str | Path)
     Raises:
         FormatError: the fingerprints differ (the fields of ``models.fingerprint.CHECKED``).
     """
-    from memos_cli.errors import FormatError
-
     diff = chat.fingerprint_mismatches(meta["model_fingerprint"])
     if diff:
         raise FormatError(f"LoRA adapter was trained on {meta['model']} and does not fit "
@@ -37,8 +37,6 @@ def attach(chat: ChatModel, cube: Any, *, merge: bool = True) -> ChatModel:
         malformed adapter. IntegrityError: a file missing or resized.
     """
     from peft import PeftModel
-
-    from memos_cli.cube.lora import check_adapter, read_meta
 
     directory = cube.lora_dir
     meta = read_meta(directory)

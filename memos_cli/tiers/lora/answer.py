@@ -10,6 +10,7 @@ from memos_cli.models.chat import ChatModel
 from memos_cli.tiers.lora.adapter import attach, detach
 from memos_cli.tiers.lora.combine import attach_many, check_all, route
 from memos_cli.tiers.lora.data import prompt_ids
+from memos_cli.tiers.plaintext import Answer, generate_ids
 
 
 def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: int = 128,
@@ -26,8 +27,6 @@ def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: in
     Raises:
         UsageError: ``route`` without an embedder.
     """
-    from memos_cli.tiers.plaintext import Answer, generate_ids
-
     timings: dict[str, float] = {}
     details: dict[str, Any] = {}
     if isinstance(cube, (list, tuple)) and combine == "route":

@@ -10,7 +10,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from memos_cli.errors import UsageError
+from memos_cli.cube.lora import check_adapter, lora_memories, read_meta
+from memos_cli.errors import FormatError, UsageError
 from memos_cli.models.chat import ChatModel
 from memos_cli.tiers.lora.adapter import attach, check_adapter_fits
 
@@ -33,8 +34,6 @@ def route(cubes: Sequence[Any], embedder: Any, question: str) -> tuple[int, list
     Raises:
         IntegrityError: a cube's memories do not match what its adapter was trained on.
     """
-    from memos_cli.cube.lora import lora_memories
-
     q = embedder.encode([question])[0]
     scores = []
     for cube in cubes:
@@ -51,8 +50,6 @@ def check_all(chat: ChatModel, cubes: Sequence[Any]) -> None:
         FormatError: an adapter of another base model, or a malformed adapter.
         IntegrityError: a file missing or resized.
     """
-    from memos_cli.cube.lora import check_adapter, read_meta
-
     for cube in cubes:
         check_adapter_fits(chat, read_meta(cube.lora_dir), cube.lora_dir)
         check_adapter(cube.lora_dir)
@@ -71,8 +68,6 @@ def attach_many(chat: ChatModel, cubes: Sequence[Any], *, combine: str = "cat",
     import json
 
     from peft import PeftModel
-
-    from memos_cli.errors import FormatError
 
     if combine not in COMBINE:
         raise UsageError(f"--combine {combine!r} is not one of {', '.join(COMBINE)}")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from memos_cli.errors import SourceError, UsageError
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
+from memos_cli.sources.base import json_lines, read_text
 
 if TYPE_CHECKING:
     from memos_cli.tiers.lora.recipe import Recipe
@@ -254,8 +255,6 @@ def load_prompts(path: str | Path) -> list[str]:
     Raises:
         SourceError: unreadable, a malformed line (named), or no prompt.
     """
-    from memos_cli.sources.base import json_lines, read_text
-
     p = Path(path)
     if not p.is_file():
         raise SourceError("no such prompt file", path=p)

@@ -25,6 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from memos_cli.tiers.lora.data import greedy, prompt_ids, until_end
+from memos_cli.tiers.plaintext import build_messages
+
 if TYPE_CHECKING:
     import torch
 
@@ -53,9 +56,6 @@ class Target:
 def teacher_prompt(chat: ChatModel, question: str, memory: Memory | None) -> list[int]:
     """The teacher's prompt: the text tier's messages with ``memory`` listed (the base model's
     own prompt for a general example, ``memory`` ``None``)."""
-    from memos_cli.tiers.lora.data import prompt_ids
-    from memos_cli.tiers.plaintext import build_messages
-
     if memory is None:
         return prompt_ids(chat.tokenizer, question)
     ids = chat.tokenizer.apply_chat_template(build_messages(question, [memory]),
@@ -69,8 +69,6 @@ def targets(chat: ChatModel, examples: Sequence[Example], memories: dict[str, Me
     """The teacher's top-k distributions for every question example (plain-text examples,
     without a question, are left out). Run before the adapter is injected."""
     import torch
-
-    from memos_cli.tiers.lora.data import prompt_ids
 
     tok = chat.tokenizer
     out = []
@@ -147,8 +145,6 @@ def base_targets(chat: ChatModel, prompts: Sequence[str], recipe: Recipe, *,
     100 MB for the default model) are kept only until their top-k is taken. Prompts the model
     answers with nothing are left out. Run before the adapter is injected."""
     import torch
-
-    from memos_cli.tiers.lora.data import greedy, until_end
 
     tok = chat.tokenizer
     out = []
