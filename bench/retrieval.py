@@ -8,19 +8,22 @@ plain BM25 + MiniLM fusion over the raw turn text (no speaker, date or photo cap
 memos' own rendered text with the standard RRF parameters (k = 60, equal weights).
 
 Usage:  python bench/retrieval.py [--locomo ../shared/datasets/locomo] [--out bench/out]
-Latency is wall time of one ``retrieve()`` call in-process (query embedding, vector search,
-full-text search, fusion), after one warm-up query, on this machine's CPU.
+Searches go through the library's entry point (``memos_cli.api.Session.search``, what ``memos
+search`` calls); latency is its ``search_s``, the wall time of the retrieval in-process (query
+embedding, vector search, full-text search, fusion), after one warm-up query, on this
+machine's CPU. Usage recording is off (``MEMOS_NO_USAGE=1``) and the default vault points at
+nothing, so no access-log write is timed or made.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,14 +31,16 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+os.environ["MEMOS_NO_USAGE"] = "1"  # no usage store, no access log: the retrieval alone
+os.environ["MEMOS_VAULT"] = str(Path(tempfile.gettempdir()) / "memos-bench-no-vault")
 sys.path.insert(0, str(ROOT))
 
+from memos_cli.api import Session  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.cube.index import Index, build_index  # noqa: E402
 from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
-from memos_cli.tiers.plaintext import retrieve  # noqa: E402
 
 KS = (1, 5, 10)
 
@@ -99,7 +104,8 @@ def main() -> None:
             raw_index = Index(raw_dir)
             data = json.loads(f.read_text())
             known = set(turn_of.values())
-            retrieve(cube, embedder, "warm-up query", 10)
+            session = Session([cube], embedder=embedder)
+            session.search("warm-up query", 10)
             for q in data["qa"]:
                 if q.get("category") not in (1, 2, 3, 4):
                     continue
@@ -109,9 +115,9 @@ def main() -> None:
                     continue
                 questions += 1
                 missing_ids += len(ev - known)
-                t0 = time.perf_counter()
-                hits = retrieve(cube, embedder, q["question"], max(KS))
-                latencies.append(time.perf_counter() - t0)
+                result = session.search(q["question"], max(KS))
+                hits = result.hits
+                latencies.append(result.search_s)  # the retrieval itself, as before
                 found = [h.memory.turn_id or "" for h in hits]
                 for k, v in recall(found, ev).items():
                     scores["memos"][k].append(v)

@@ -60,11 +60,11 @@ from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.models.fingerprint import fingerprint_digest  # noqa: E402
 from memos_cli.scheduler import policy as scheduler  # noqa: E402
+from memos_cli.scheduler.auto import answer_auto, store_sources  # noqa: E402
 from memos_cli.scheduler.chunks import ChunkStore  # noqa: E402
 from memos_cli.scheduler.usage import UsageStore, Use, uses_of  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import prompt  # noqa: E402
-from memos_cli.scheduler.auto import answer_auto, store_sources  # noqa: E402
 from memos_cli.tiers.plaintext import answer_memories, retrieve  # noqa: E402
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -75,3 +75,37 @@ def test_add_refuses_a_cube_with_other_tiers(cube_copy: Path, tiny_llama: Path,
     src.write_text('{"content": "new"}\n')
     r = memos("add", cube_copy, src, code=2)
     assert "activation tier" in r.stderr
+
+
+def test_signature_state_is_reported_truly(tmp_path: Path, keys: tuple[Path, Path],
+                                           monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """#28 bugs 8 and 9: a no-op `add --key` said "unsigned" of a signed cube; `add` and
+    `rm-memories` without a key dropped the signature silently; a configured key signs."""
+    src = tmp_path / "a.jsonl"
+    src.write_text('{"id": "m1", "content": "the budget is 40k"}\n'
+                   '{"id": "m2", "content": "Ann likes tea"}\n')
+    cube = tmp_path / "team.memcube"
+    memos("pack", src, "-o", cube, "--key", keys[0])
+    same = memos("add", cube, src, "--key", keys[0])
+    assert "already there" in same.stdout and ", signed" in same.stdout
+    assert "unsigned" not in same.stdout and "warning" not in same.stderr
+    assert json.loads(memos("add", cube, src, "--json").stdout)["signed"] is True  # unwritten
+    verify(cube, keys[1])
+
+    more = tmp_path / "b.jsonl"
+    more.write_text('{"content": "Bo joined in May"}\n')
+    r = memos("add", cube, more, "--json")
+    assert json.loads(r.stdout)["signature_dropped"] is True  # stdout stays pure JSON
+    assert "was signed and is now unsigned" in r.stderr and "--key" in r.stderr
+    assert not open_cube(cube).signed
+
+    monkeypatch.setenv("MEMOS_KEY", str(keys[0]))  # a configured key keeps signing
+    memos("add", cube, src)  # nothing new
+    even = tmp_path / "c.jsonl"
+    even.write_text('{"content": "Cy left in June"}\n')
+    r = memos("add", cube, even)
+    assert ", signed" in r.stdout and "warning" not in r.stderr
+    verify(cube, keys[1])
+    monkeypatch.delenv("MEMOS_KEY")
+    r = memos("rm-memories", cube, "--ids", "m2")
+    assert "was signed and is now unsigned" in r.stderr

@@ -25,6 +25,7 @@ from memos_cli.lifecycle.dump import check_target, cube_source, dump, vault_sour
 from memos_cli.lifecycle.update import add
 from memos_cli.memory import Memory
 from memos_cli.models import chat
+from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
 from memos_cli.models.onnx_embedder import query_embedder
 from memos_cli.scheduler.usage import UsageStore, cube_store, record_quietly, uses_of
@@ -80,7 +81,9 @@ class Session:
     ``ann/persona``); ``None`` reads a cube's every memory and a vault's as the current user
     (``$MEMOS_USER`` or the login name), who is also the one the access log names.
     ``embedder`` (a local encoder directory) and ``model`` (a model directory, ``.gguf`` file or
-    cached hub id) default to the configured ones and are loaded on first use; ``status(text)``
+    cached hub id) default to the configured ones and are loaded on first use; either may also
+    be given loaded (an :class:`~memos_cli.models.embedder.Embedder`, a
+    :class:`~memos_cli.models.chat.ChatModel`), to share it between sessions. ``status(text)``
     hears what is being loaded.
 
     Use it as a context manager, or call :meth:`close`: usage is recorded in the background
@@ -93,7 +96,8 @@ class Session:
 
     def __init__(self, cubes: Sequence[str | Path | Cube] = (), *,
                  vault: str | Path | None = None, user: str | None = None,
-                 embedder: str | Path | None = None, model: str | None = None,
+                 embedder: str | Path | Embedder | None = None,
+                 model: str | ChatModel | None = None,
                  device: str = "auto", status: Callable[[str], None] | None = None) -> None:
         if cubes and vault is not None:
             raise UsageError("give cubes or a vault, not both")
@@ -102,11 +106,13 @@ class Session:
         self.actor = user or current_user()
         self._vault_path = vault
         self._vault: Any = None
-        self._embedder_path = Path(embedder) if embedder is not None else None
-        self._model, self._device, self._status = model, device, status
-        self._encoder: Any = None
+        loaded_encoder = embedder is not None and not isinstance(embedder, (str, Path))
+        self._embedder_path = Path(embedder) if isinstance(embedder, (str, Path)) else None
+        self._model = model if isinstance(model, str) else None
+        self._device, self._status = device, status
+        self._encoder: Any = embedder if loaded_encoder else None
         self._query_encoder: Any = None
-        self._chat: Any = None
+        self._chat: Any = model if model is not None and not isinstance(model, str) else None
         self._pending: list[threading.Thread] = []
 
     # -- what it reads ------------------------------------------------------------------------

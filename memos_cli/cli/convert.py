@@ -10,7 +10,7 @@ from memos_cli import config
 from memos_cli.cli.choices import Device, Dtype
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, parse_size
 from memos_cli.cli.cube_args import changed_cube
-from memos_cli.cli.output import err, out, print_json, progress_bar, status
+from memos_cli.cli.output import err, out, print_json, progress_bar, status, warn_unsigned
 from memos_cli.cube import open_cube, open_verified
 from memos_cli.errors import UsageError
 from memos_cli.evaluation.evaluate import bare_ask, load_questions, run_tier
@@ -108,11 +108,14 @@ def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None
     if to == "text":
         encoder = load_embedder(embedder)
         lm = None
+        was_signed = open_cube(cube).signed
         if not open_cube(cube).has_lora:
             with status("loading model") as say:
                 lm = chat.load(model, status=say, device=device)
         with status("restoring memories"):
             data = restore_text(cube, lm, encoder, key=key)
+        if was_signed and not data["signed"]:
+            warn_unsigned(cube)
         if as_json:
             print_json(data)
         else:
@@ -136,8 +139,7 @@ def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None
         _to_chunks(cube, lm, mems, group=group, dtype=dtype, budget=kv_budget, key=key,
                    as_json=as_json)
         if was_signed and key is None:
-            err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key "
-                      "PRIVATE_KEY")
+            warn_unsigned(cube)
         return
     if to == "lora":
         _to_lora(cube, lm, mems, key=key, drop_text=drop_text, as_json=as_json,
@@ -145,12 +147,13 @@ def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None
                           "seed": seed, "budget": budget, "eval": eval_file,
                           "replay": replay})
         if was_signed and key is None:
-            err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key "
-                      "PRIVATE_KEY")
+            warn_unsigned(cube)
         return
     with status(f"prefilling {len(mems)} memories"):
         report = convert_to_kv(cube, lm, mems, storage_dtype=dtype, key=key,
                                drop_text=drop_text)
+    if was_signed and not report.signed:
+        warn_unsigned(cube)
     if as_json:
         print_json(report.to_dict())
         return
@@ -158,8 +161,6 @@ def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None
               f"{report.tokens} tokens, {report.storage_dtype}, {report.bytes:,} bytes "
               f"({report.bytes / report.tokens:,.0f} bytes/token), built in "
               f"{report.build_s:.2f} s")
-    if was_signed and not report.signed:
-        err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key PRIVATE_KEY")
 
 
 def _to_chunks(cube: Path, lm: chat.ChatModel, mems: list, *, group: str, dtype: str,

@@ -15,7 +15,16 @@ from memos_cli import config
 from memos_cli.batch.cluster import check_address, joined
 from memos_cli.batch.embed import ray_encoder
 from memos_cli.cli.cube_args import local_cube, naming, open_arg, output_cube, shown
-from memos_cli.cli.output import DataTable, check_as, err, out, print_json, progress_bar, status
+from memos_cli.cli.output import (
+    DataTable,
+    check_as,
+    err,
+    out,
+    print_json,
+    progress_bar,
+    status,
+    warn_unsigned,
+)
 from memos_cli.cli.reader_opts import (
     MEMREADER_OPT,
     READER_BUDGET_OPT,
@@ -371,14 +380,14 @@ def reindex(
                             readers=plan)
     data = {"path": str(new.path), "memories": len(new.memories), "signed": new.signed,
             "embedding": new.manifest.embedding, "readers": new.manifest.readers or []}
+    if was_signed and not new.signed:
+        warn_unsigned(new.path)
     if as_json:
         print_json(data)
         return
     if plan is not None:
         show_readers(new.manifest.readers or [])
     out.print(f"reindexed {len(new.memories)} memories of {new.path} with {enc.name}")
-    if was_signed and not new.signed:
-        err.print("[yellow]the cube is now unsigned[/yellow]: re-sign with --key PRIVATE_KEY")
 
 
 def register(app: typer.Typer) -> None:

@@ -57,6 +57,14 @@ err = SafeConsole(stderr=True, highlight=False)
 fail = SafeConsole(stderr=True, highlight=False)
 
 
+def warn_unsigned(where: object) -> None:
+    """One warning line on stderr (also with ``--json``, whose stdout stays pure JSON): a
+    signed cube was rewritten without a key and is unsigned now."""
+    err.print(f"warning: {where} was signed and is now unsigned: re-sign with --key "
+              "PRIVATE_KEY, or configure one (memos config set key team.key)", markup=False,
+              soft_wrap=True)
+
+
 def print_json(data: Any) -> None:
     """Plain JSON on stdout (no Rich markup), one document, newline-terminated."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -10,7 +10,7 @@ import typer
 
 from memos_cli import config
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
-from memos_cli.cli.output import err, out, print_json
+from memos_cli.cli.output import err, out, print_json, warn_unsigned
 from memos_cli.cli.source_opts import (
     BASE_OPT,
     EXTENSIONLESS_OPT,
@@ -50,6 +50,8 @@ def add_command(
     defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base)
     report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,
                  key=config.signing_key(key))
+    if report.signature_dropped:
+        warn_unsigned(report.path)
     if as_json:
         print_json(report.to_dict())
         return
@@ -79,6 +81,8 @@ def rm_command(
     match = Filter.parse(filter_) if filter_ else None
     report = remove(cube, lambda m: not (m.id in wanted if match is None else match(m)),
                     key=config.signing_key(key))
+    if report.signature_dropped:
+        warn_unsigned(report.path)
     if as_json:
         print_json(report.to_dict())
         return

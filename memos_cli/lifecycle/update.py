@@ -41,6 +41,8 @@ class UpdateReport:
     embedded: int = 0
     revision: int = 1
     signed: bool = False
+    #: the cube was signed and was written without a key: it is unsigned now
+    signature_dropped: bool = False
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,8 +122,9 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
         provenance.append({"path": res.path, "sha256": res.sha256, "size": res.size,
                            "format": res.format, "memories": kept})
     if not fresh:
-        if report.duplicates:
+        if report.duplicates:  # nothing written: the cube is as it was, signature too
             report.revision = cube.manifest.revision or 1
+            report.signed = cube.signed
             report.notes.append("nothing new: every memory is already in the cube")
             return report
         raise EmptyCorpusError("no memories found in " + ", ".join(map(str, paths)))
@@ -137,8 +140,10 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
     vectors = np.stack([new_vecs[fresh_row[m.id]] if m.id in fresh_row
                         else stored[row[m.id]] for m in current])  # type: ignore[index]
     report.embedded = len(fresh)
+    was_signed = cube.signed
     report.revision = _write(cube, current, vectors, key, provenance)
     report.signed = key is not None
+    report.signature_dropped = was_signed and key is None
     return report
 
 
@@ -161,7 +166,8 @@ def remove(path: str | Path, keep: Callable[[Memory], bool], *,
         raise UsageError("that would remove every memory; a cube holds at least one",
                          path=cube.path)
     vectors = cube.index().vectors([m.id for m in stay])
-    report = UpdateReport(str(cube.path), removed=gone, signed=key is not None)
+    report = UpdateReport(str(cube.path), removed=gone, signed=key is not None,
+                          signature_dropped=cube.signed and key is None)
     report.revision = _write(cube, stay, vectors, key)
     return report
 

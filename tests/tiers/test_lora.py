@@ -436,7 +436,7 @@ def test_answer_only_logits_give_the_same_losses(tiny: chat.ChatModel) -> None:
     import torch
 
     from memos_cli.tiers.lora import distill
-    from memos_cli.tiers.lora import train as lora_train
+    from memos_cli.tiers.lora.train import _ce_loss
 
     tok = tiny.tokenizer
     pad = tok.pad_token_id or tok.eos_token_id
@@ -448,7 +448,7 @@ def test_answer_only_logits_give_the_same_losses(tiny: chat.ChatModel) -> None:
     labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
     mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
     with torch.inference_mode():
-        ours = float(lora_train._ce_loss(tiny.model, batch, pad))
+        ours = float(_ce_loss(tiny.model, batch, pad))
         theirs = float(tiny.model(input_ids=ids, attention_mask=mask, labels=labels).loss)
     assert abs(ours - theirs) < 1e-5, (ours, theirs)
     recipe = lora.Recipe(name="guarded", kl_top_k=8)
