@@ -291,22 +291,50 @@ class Session:
         self.cubes[0] = open_verified(self.cubes[0].path)
         return report
 
-    def dump(self, out: str | Path, *, fmt: str = "jsonl", **options: Any) -> Any:
-        """Export what the user may read (``memos dump``) to ``out`` in ``fmt`` (``jsonl``,
-        ``markdown``, ``memcube``); ``options`` as :func:`memos_cli.lifecycle.dump.dump` takes them.
-        Returns its :class:`~memos_cli.lifecycle.dump.DumpReport`.
+    def dump(self, out: str | Path, *, fmt: str = "jsonl", keep: Any = None,
+             redact: Sequence[str] = (), key: str | Path | None = None, force: bool = False,
+             with_usage: bool = False, derived: bool = True, now: Any = None,
+             keep_terms: tuple[str, ...] = (), redact_terms: tuple[str, ...] = ()) -> Any:
+        """Export what the user may read (MemDumper, ``memos dump``) to ``out`` in ``fmt``
+        (``jsonl``, ``markdown``, ``memcube``): the memories ``keep`` (a
+        :class:`~memos_cli.lifecycle.dump.Filter`) selects, with the access log of those
+        memories, their usage indicators with ``with_usage``, personal data replaced for the
+        ``redact`` types (Presidio), a memcube export signed with ``key``. The export is
+        recorded in the vault's access log (a cube's, in the default vault's when there is
+        one). Returns the :class:`~memos_cli.lifecycle.dump.DumpReport`.
 
         Raises:
-            UsageError: several cubes, or as :func:`memos_cli.lifecycle.dump.dump`.
+            UsageError: several cubes, an output that cannot be written (checked first), or
+                nothing the user may read.
+            CubeExistsError: ``out`` exists and not ``force``.
         """
-        if len(self.cubes) > 1:
-            raise UsageError("dump exports one cube (or a vault)")
-        check_target(out, fmt, force=bool(options.get("force")))
         from datetime import datetime, timezone
 
+        from memos_cli.lifecycle.dump import Filter
+        from memos_cli.vault import Vault
+
+        if len(self.cubes) > 1:
+            raise UsageError("dump exports one cube (or a vault)")
+        check_target(out, fmt, force=force)
+        log_to = self.vault if not self.cubes else Vault(None)  # a cube's reads: default vault
+        enc = self.encoder() if redact and fmt == "memcube" else None
         src = cube_source(self.cubes[0]) if self.cubes else vault_source(self.vault)
-        options.setdefault("now", datetime.now(timezone.utc))
-        return dump(src, out, user=self.actor, fmt=fmt, **options)
+        usage = None
+        if with_usage:
+            store = cube_store(self.cubes[0].manifest.cube_id) if self.cubes else \
+                UsageStore(self.vault.place.usage_dir())
+            usage = {i: u.to_dict() for i, u in store.indicators().items()}
+        report = dump(src, out, user=self.actor, keep=keep or Filter(), fmt=fmt, key=key,
+                      force=force, now=now or datetime.now(timezone.utc), redact=tuple(redact),
+                      embedder=enc, access_log=log_to.read_log(), usage=usage,
+                      derived=derived, keep_terms=keep_terms, redact_terms=redact_terms)
+        if not self.cubes or log_to.exists():
+            log_to.log(self.actor, "dump",
+                       cube_id=src.parents[0] if self.cubes else None,
+                       memory_ids=report.memory_ids,
+                       detail={"output": str(out), "format": fmt, "memories": report.memories,
+                               "redacted": list(redact)})
+        return report
 
     def schedule(self, **options: Any) -> Any:
         """Move memories between tiers by their use (MemScheduler, ``memos schedule``):

@@ -7,16 +7,14 @@ from pathlib import Path
 import typer
 
 from memos_cli import config
-from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
+from memos_cli.api import Session
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, out, print_json, status
 from memos_cli.cli.source_opts import pack_time
 from memos_cli.errors import UsageError
-from memos_cli.governance.policy import current_user
 from memos_cli.governance.redact import parse_types, read_terms
-from memos_cli.lifecycle.dump import Filter, check_target, cube_source, dump, vault_source
-from memos_cli.scheduler.usage import UsageStore, cube_store
-from memos_cli.vault import Vault
+from memos_cli.lifecycle.dump import Filter, check_target
 
 
 def dump_command(
@@ -65,28 +63,15 @@ def dump_command(
     types = parse_types(redact) if redact else ()
     if (keep_terms or redact_terms) and not types:
         raise UsageError("--keep-terms and --redact-terms go with --redact")
-    user = as_user or current_user()
-    v = Vault(vault)  # the default vault holds the access log of cubes too
-    enc = load_embedder(embedder) if types and fmt == "memcube" else None
-    with status("exporting" + (" and redacting" if types else "")):
-        opened = open_arg(cube) if cube is not None else None
-        src = vault_source(v) if opened is None else cube_source(opened)
-        usage = None
-        if with_usage:
-            store = cube_store(opened.manifest.cube_id) if opened is not None else \
-                UsageStore(v.place.usage_dir())
-            usage = {i: u.to_dict() for i, u in store.indicators().items()}
-        report = dump(src, output, user=user, keep=Filter.parse(filter_), fmt=fmt,
-                      key=config.signing_key(key),
-                      force=force, now=pack_time(), redact=types, embedder=enc,
-                      access_log=v.read_log(), usage=usage, derived=not no_derived,
-                      keep_terms=read_terms(str(keep_terms) if keep_terms else None),
-                      redact_terms=read_terms(str(redact_terms) if redact_terms else None))
-    if vault is not None or v.exists():
-        v.log(user, "dump", cube_id=src.parents[0] if vault is None else None,
-              memory_ids=report.memory_ids,
-              detail={"output": str(output), "format": fmt, "memories": report.memories,
-                      "redacted": list(types)})
+    with status("exporting" + (" and redacting" if types else "")) as say:
+        session = Session([open_arg(cube)] if cube is not None else [], vault=vault,
+                          user=as_user, embedder=embedder, status=say)
+        report = session.dump(output, fmt=fmt, keep=Filter.parse(filter_), redact=types,
+                              key=config.signing_key(key), force=force,
+                              with_usage=with_usage, derived=not no_derived, now=pack_time(),
+                              keep_terms=read_terms(str(keep_terms) if keep_terms else None),
+                              redact_terms=read_terms(str(redact_terms) if redact_terms
+                                                      else None))
     if as_json:
         print_json(report.to_dict())
         return
