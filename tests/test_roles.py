@@ -218,3 +218,24 @@ def test_no_memory_is_readable_beyond_the_policy(m: Memory, table: dict, user: s
     roles = Roles({n: Role(n, list(mb), list(ad)) for n, (mb, ad) in table.items()})
     who = _principal(user, persona)
     assert can_read(m, who, now=NOW, roles=roles) == reference(m, user, persona, table)
+
+
+def test_sharing_a_private_memory_makes_it_shared(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """#28 bug 2: `vault share ID --reader bob` on a private memory printed "private, readers
+    bob" and bob still could not read it."""
+    src = write_jsonl(tmp_path / "n.jsonl", [{"id": "n1", "content": "My starter is Levain."}])
+    vault = Vault(tmp_path / "vault")
+    load(vault, src, user="ann", embedder=embedder)
+    assert not can_read(vault.state().memories[0], "bob")  # private to ann
+    r = CliRunner().invoke(app, ["vault", "share", "n1", "--reader", "bob", "--vault",
+                                 str(vault.path), "--as", "ann"])
+    assert r.exit_code == 0, r.output
+    assert "n1: shared, readers bob" in r.stdout and "was private" in r.stderr
+    now = Vault(vault.path).state().memories[0]
+    assert now.visibility == "shared" and can_read(now, "bob") and not can_read(now, "eve")
+    why = CliRunner().invoke(app, ["vault", "show", "n1", "--why", "--vault", str(vault.path),
+                                   "--as", "bob", "--json"])
+    assert json.loads(why.stdout)["read"] is True, why.output
+    assert Vault(vault.path).read_log(op="share")[-1]["was"] == "private"
+    with pytest.raises(UsageError, match="grants nothing"):
+        share(Vault(vault.path), "n1", user="ann", readers=["eve"], visibility="private")

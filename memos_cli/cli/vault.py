@@ -198,13 +198,18 @@ def vault_share(memory_id: str = typer.Argument(..., help="An installed memory's
 
     Example: [bold]memos vault share 3f2a... --reader role:analysts --visibility shared[/bold]
     """
-    m = share(open_vault(vault), memory_id, user=as_user or current_user(), readers=reader,
+    v = open_vault(vault)
+    was = next((x.visibility for x in v.memories([memory_id]).values()), None)
+    m = share(v, memory_id, user=as_user or current_user(), readers=reader,
               remove=unshare, visibility=visibility)
     if as_json:
         print_json(m.to_dict())
-    else:
-        out.print(f"{memory_id}: {m.visibility}, readers {', '.join(m.readers) or '-'}",
-                  markup=False)
+        return
+    out.print(f"{memory_id}: {m.visibility}, readers {', '.join(m.readers) or '-'}",
+              markup=False)
+    if was == "private" and m.visibility == "shared" and visibility is None:
+        err.print("note: the memory was private, so it is now shared (a private memory is "
+                  "read by its owner alone)", markup=False)
 
 
 @vault_app.command("rm")

@@ -71,17 +71,23 @@ def share(vault: Vault, memory_id: str, *, user: str, readers: Sequence[str] = (
           remove: Sequence[str] = (), visibility: str | None = None) -> Memory:
     """Change an installed memory's readers or visibility (a re-share), under the vault's
     lock, and log it (``op`` = ``share``). The memory keeps its id, content and version.
+    Readers added to a private memory make it ``shared`` (a private memory is read by its
+    owner alone, so readers would grant nothing); the log records the change of visibility.
 
     Raises:
-        UsageError: no such memory, a malformed reader or visibility, or ``user`` may not
-            change it (``governance.decide_write``).
+        UsageError: no such memory, a malformed reader or visibility, readers given with
+            ``visibility="private"``, or ``user`` may not change it
+            (``governance.decide_write``).
     """
     for r in [*readers, *remove]:
         check_principal(r)
     if visibility is not None and visibility not in VISIBILITIES:
         raise UsageError(f"--visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
+    if readers and visibility == "private":
+        raise UsageError("--reader with --visibility private grants nothing: a private memory "
+                         "is read by its owner alone; give --visibility shared")
 
-    def reshare() -> tuple[State, Memory, str, int]:
+    def reshare() -> tuple[State, Memory, str, int, str]:
         state = vault.state()
         i = next((n for n, m in enumerate(state.memories) if m.id == memory_id), None)
         if i is None:
@@ -92,17 +98,19 @@ def share(vault: Vault, memory_id: str, *, user: str, readers: Sequence[str] = (
             raise UsageError(f"{user} may not re-share memory {memory_id}: {d.rule}",
                              path=vault.path)
         kept = [r for r in dict.fromkeys([*old.readers, *readers]) if r not in remove]
-        new = dataclasses.replace(old, readers=tuple(kept),
-                                  visibility=visibility or old.visibility,
+        vis = visibility or old.visibility
+        if readers and vis == "private":
+            vis = "shared"  # readers are what sharing is; a private memory would ignore them
+        new = dataclasses.replace(old, readers=tuple(kept), visibility=vis,
                                   updated_at=datetime.now(timezone.utc))
         state.memories[i] = new
-        return state, new, d.rule, vault.commit(state)
+        return state, new, d.rule, vault.commit(state), old.visibility
 
-    state, new, rule, made = vault.change(reshare, what="share")
+    state, new, rule, made, was = vault.change(reshare, what="share")
     vault.log(user, "share", cube_id=state.origin.get(memory_id), memory_ids=[memory_id],
               version=made,
               detail={"visibility": new.visibility, "readers": list(new.readers),
-                      "rule": rule})
+                      "rule": rule, "was": was})
     return new
 
 
