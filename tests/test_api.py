@@ -139,3 +139,24 @@ def test_add_and_dump_through_the_session(cube_copy: Path, tmp_path: Path) -> No
     assert dumped.memories == len(lines) and any("9 June" in x["content"] for x in lines)
     with pytest.raises(UsageError, match="does not exist"):
         Session([cube_copy]).dump(tmp_path / "nope" / "x.md", fmt="markdown")
+
+
+def test_run_over_a_vault_says_how_many_memories_access_control_hid(
+        packed_cube: Path, tmp_path: Path, tiny_llama: Path) -> None:
+    """#28: `run --vault --as bob` did not say how many memories access control hid, where
+    `search` does."""
+    vault = tmp_path / "vault"
+    memos("load", packed_cube, "--vault", vault, "--allow-unsigned", "--as", "tester")
+    for tier in ("auto", "text"):
+        r = runner.invoke(app, ["run", Q, "--vault", str(vault), "--as", "mallory", "--tier",
+                                tier, "--model", str(tiny_llama), "--max-new-tokens", "2",
+                                "--json"])
+        assert r.exit_code == 0, r.output
+        data = json.loads(r.stdout)
+        assert data["memories"] == [] and data["hidden_by_access"] >= 5
+    r = memos("run", Q, "--vault", vault, "--as", "mallory", "--model", tiny_llama,
+              "--max-new-tokens", "2")
+    assert "of the closest memories are not readable by this user" in r.stderr
+    mine = json.loads(memos("run", Q, "--vault", vault, "--as", "tester", "--model", tiny_llama,
+                            "--max-new-tokens", "2", "--json").stdout)
+    assert mine["hidden_by_access"] == 0 and len(mine["memories"]) == 5

@@ -131,42 +131,49 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
     rule = opts.recompute_rule or DEFAULT_RULE
     gen: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens,
                            "temperature": opts.temperature}
+    hidden: list[int] = []
     with generation.using(generation.with_flags(opts.generation, system=opts.system)):
         if opts.tier == "auto":
-            return _auto(cubes, vault, encoder(), chat, question, user, actor, opts.k, ratio,
-                         rule, gen)
-        if vault is not None:
-            return vault_answer(vault, encoder(), chat, question, user=actor, k=opts.k, **gen)
-        if chunked:
+            result = _auto(cubes, vault, encoder(), chat, question, user, actor, opts.k, ratio,
+                           rule, gen, hidden)
+        elif vault is not None:
+            result = vault_answer(vault, encoder(), chat, question, user=actor, k=opts.k,
+                                  hidden=hidden, **gen)
+        elif chunked:
             from memos_cli.tiers import chunks
 
-            return chunks.answer_chunked(cubes[0], encoder(), chat, question, k=opts.k,
-                                         set_id=opts.chunk_set, ratio=ratio, rule=rule, **gen)
-        if opts.tier == "kv":
+            result = chunks.answer_chunked(cubes[0], encoder(), chat, question, k=opts.k,
+                                           set_id=opts.chunk_set, ratio=ratio, rule=rule,
+                                           **gen)
+        elif opts.tier == "kv":
             from memos_cli.tiers.kv import answer_kv
 
-            return answer_kv(cubes, chat, question, segment=opts.segment, mode=opts.compose,
-                             recompute=opts.recompute, **gen)
-        if opts.tier == "lora":
+            result = answer_kv(cubes, chat, question, segment=opts.segment,
+                               mode=opts.compose, recompute=opts.recompute, **gen)
+        elif opts.tier == "lora":
             router = encoder() if opts.combine == "route" else None
-            return answer_lora(cubes, chat, question, combine=opts.combine, embedder=router,
-                               **gen)
-
-        return text_answer(cubes[0], encoder(), chat, question, k=opts.k, user=user, **gen)
+            result = answer_lora(cubes, chat, question, combine=opts.combine,
+                                 embedder=router, **gen)
+        else:
+            result = text_answer(cubes[0], encoder(), chat, question, k=opts.k, user=user,
+                                 hidden=hidden, **gen)
+    result.hidden = sum(hidden)
+    return result
 
 
 def _auto(cubes: list[Any], vault: Any, enc: Any, chat: Any, question: str, user: str | None,
-          actor: str, k: int, ratio: float, rule: str, gen: dict[str, Any]) -> Answer:
+          actor: str, k: int, ratio: float, rule: str, gen: dict[str, Any],
+          hidden: list[int]) -> Answer:
     """``--tier auto`` over one cube or a vault (spec §13.3)."""
     from memos_cli.scheduler.auto import answer_auto, cube_sources, store_sources
 
     if vault is not None:
         t0 = time.perf_counter()
-        hits = vault_search(vault, enc, question, k, user=actor)
+        hits = vault_search(vault, enc, question, k, user=actor, hidden=hidden)
     else:
         cubes[0].index()
         t0 = time.perf_counter()
-        hits = retrieve(cubes[0], enc, question, k, user=user)
+        hits = retrieve(cubes[0], enc, question, k, user=user, hidden=hidden)
     took = time.perf_counter() - t0
     result = answer_auto(chat, question, hits, store_sources(chat) + cube_sources(chat, cubes),
                          ratio=ratio, rule=rule, retrieval_s=took, **gen)

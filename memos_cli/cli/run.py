@@ -95,9 +95,12 @@ def run(
     answer, the memories used (ids and text) and the timings, and records the memories' use.
     Example: [bold]memos run team.memcube "What budget did we agree on?"[/bold]
     """
-    cubes = list(cubes or [])
-    if question is None and len(cubes) == 1 and (vault is not None or not is_cube_arg(cubes[0])):
-        question = str(cubes.pop())  # the question alone: the vault's (--vault, else default)
+    words = [*(cubes or []), *([question] if question is not None else [])]
+    # the leading arguments that name cubes are the cubes; the rest is the question, its
+    # words joined as `llm` joins them: memos run team.memcube what is my starter called
+    n = next((i for i, w in enumerate(words) if not is_cube_arg(w)), len(words))
+    cubes, rest = words[:n], words[n:]
+    question = " ".join(rest) if rest else None
     missing = ("missing CUBE or QUESTION: give both (memos run team.memcube \"What is "
                "Ned?\"), or the question with a vault (memos run \"What is Ned?\" --vault "
                "~/vault)")
@@ -141,13 +144,17 @@ def _show(result: Answer, as_json: bool) -> None:
                     "cited": [result.memories[n - 1].memory.id for n in refs]})
         return
     out.print(f"[bold]{escape(result.answer)}[/bold]\n")
-    if refs:
-        out.print("cited: " + ", ".join(f"[{n}] {result.memories[n - 1].memory.id[:8]}"
-                                         for n in refs), markup=False)
+    if result.stop == "max tokens":
+        out.print(f"(cut at {result.new_tokens} tokens, --max-new-tokens: the answer may end "
+                  "mid-sentence)", markup=False)
+    elif result.stop == "blank line":
+        out.print("(stopped at the answer's first blank line; --keep-going goes on)",
+                  markup=False)
     if result.tier == "lora":
         out.print("memories used: none in the prompt (the adapter holds them)")
     else:
-        out.print(f"memories used ({len(result.memories)}):")
+        out.print(f"memories in the prompt ({len(result.memories)}); cited by the answer: "
+                  + (", ".join(f"[{n}]" for n in refs) if refs else "none"), markup=False)
     for r in result.memories:
         text = " ".join(r.memory.render().split())
         out.print(f"  [{r.rank}] {r.memory.id}  {text}", markup=False)
@@ -156,6 +163,9 @@ def _show(result: Answer, as_json: bool) -> None:
             out.print(f"       matched {r.via}{note}", markup=False)
     t = result.timings
     d = result.details
+    if result.hidden:  # how many, never which (as memos search says)
+        err.print(f"note: {result.hidden} of the closest memories are not readable by this "
+                  "user and were left out", markup=False)
     for w in d.get("warnings", []):
         err.print(f"warning: {w}", markup=False)
     if d and "recomputed_tokens" not in d:

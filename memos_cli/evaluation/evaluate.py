@@ -271,5 +271,5 @@ def bare_ask(chat: ChatModel, tier: str, max_new_tokens: int = 48) -> Callable[[
                          max_new_tokens=max_new_tokens)
         return Answer(q, g.text, [], chat.name, {"ttft_s": g.ttft_s,
                                                  "tokens_per_s": g.tokens_per_s},
-                      g.prompt_tokens, g.new_tokens, tier=tier)
+                      g.prompt_tokens, g.new_tokens, tier=tier, stop=g.stop)
     return ask

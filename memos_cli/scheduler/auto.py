@@ -83,4 +83,4 @@ def answer_auto(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
                    "chunk_load_s": 0.0, "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
                    "tokens_per_s": gen.tokens_per_s}, gen.prompt_tokens, gen.new_tokens,
                   tier="auto", details={"hits": 0, "misses": len(hits), "chunk_sources": {},
-                                        "warnings": []})
+                                        "warnings": []}, stop=gen.stop)

@@ -340,7 +340,7 @@ def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
                    "chunk_load_s": p.load_s, "compose_s": composed.timings["compose_s"],
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
                    "tokens_per_s": gen.tokens_per_s},
-                  gen.prompt_tokens, gen.new_tokens, tier=tier, details=details)
+                  gen.prompt_tokens, gen.new_tokens, tier=tier, details=details, stop=gen.stop)
 
 
 def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, k: int = 5,

@@ -292,4 +292,4 @@ def answer_kv(cubes: list[Any], chat: ChatModel, question: str, *,
     return Answer(question, gen.text, used, chat.name,
                   {"model_load_s": chat.load_s, "segment_load_s": load_s, "ttft_s": gen.ttft_s,
                    "generate_s": gen.total_s, "tokens_per_s": gen.tokens_per_s},
-                  gen.prompt_tokens, gen.new_tokens, tier="kv")
+                  gen.prompt_tokens, gen.new_tokens, tier="kv", stop=gen.stop)

@@ -161,6 +161,10 @@ class Generation:
     ttft_s: float
     total_s: float
     token_ids: list[int] = field(default_factory=list)
+    #: why generation stopped: ``end`` (the model's end-of-sequence token), ``blank line``
+    #: (the answer's first blank line, the default stop), ``max tokens`` (cut at the limit,
+    #: likely mid-sentence), or ``""`` when not known
+    stop: str = ""
 
     @property
     def tokens_per_s(self) -> float:
@@ -235,11 +239,25 @@ def generate_ids(chat: ChatModel, ids: list[int], *, cache: Any = None,
                                   attention_mask=torch.ones_like(input_ids), **kwargs)
     total = time.perf_counter() - t0
     new = out[0, input_ids.shape[1]:]
-    text = tok.decode(new, skip_special_tokens=True).strip()
+    raw = tok.decode(new, skip_special_tokens=True)
+    text = raw.strip()
+    blank = opts.stop_at_blank_line and "\n\n" in raw.lstrip("\n")
     if opts.stop_at_blank_line:  # the stop string itself is not part of the answer
         text = text.split("\n\n", 1)[0].strip()
     ttft = (clock.first - t0) if clock.first is not None else total
-    return Generation(text, len(ids), int(new.shape[0]), ttft, total, new.tolist())
+    return Generation(text, len(ids), int(new.shape[0]), ttft, total, new.tolist(),
+                      stop=stop_reason(new.tolist(), tok, max_new_tokens, blank))
+
+
+def stop_reason(new: list[int], tokenizer: Any, max_new_tokens: int, blank: bool) -> str:
+    """Why generating ``new`` stopped (:attr:`Generation.stop`)."""
+    eos = tokenizer.eos_token_id
+    ends = set(eos) if isinstance(eos, list) else {eos}
+    if new and new[-1] in ends:
+        return "end"
+    if blank:
+        return "blank line"
+    return "max tokens" if len(new) >= max_new_tokens else "end"
 
 
 def _continue(chat: ChatModel, ids: list[int], cache: Any, logits: Any, max_new_tokens: int,
@@ -267,7 +285,9 @@ def _continue(chat: ChatModel, ids: list[int], cache: Any, logits: Any, max_new_
         new += rest.token_ids
     total = time.perf_counter() - t0
     text = chat.tokenizer.decode(new, skip_special_tokens=True).strip()
-    return Generation(text, len(ids), len(new), ttft, total, new)
+    stop = rest.stop if max_new_tokens > 1 and first != eos else stop_reason(
+        new, chat.tokenizer, max_new_tokens, False)
+    return Generation(text, len(ids), len(new), ttft, total, new, stop=stop)
 
 
 def answer_memories(chat: ChatModel, memories: list[Memory], question: str, *,
@@ -295,18 +315,23 @@ class Answer:
     tier: str = "text"
     #: tier-specific facts, e.g. the KV chunks' hits, misses and recomputed tokens
     details: dict[str, Any] = field(default_factory=dict)
+    #: why the answer ended (:attr:`Generation.stop`): ``end``, ``blank line``, ``max tokens``
+    stop: str = ""
+    #: how many closer memories access control left out of retrieval (a count, never which)
+    hidden: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.answer, "model": self.model,
                 "tier": self.tier, "memories": [r.to_dict() for r in self.memories],
                 "prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens,
                 "timings": {k: round(v, 4) for k, v in self.timings.items()},
+                "stop": self.stop, "hidden_by_access": self.hidden,
                 **({"details": self.details} if self.details else {})}
 
 
 def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k: int = 5,
            max_new_tokens: int = 128, temperature: float = 0.0,
-           user: str | None = None) -> Answer:
+           user: str | None = None, hidden: list[int] | None = None) -> Answer:
     """Retrieve ``k`` memories (those ``user`` may read, when given), prompt ``chat`` with them
     and the question, generate.
 
@@ -315,7 +340,7 @@ def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k:
     """
     cube.index()  # opening the table is set-up, not retrieval
     t0 = time.perf_counter()
-    found = retrieve(cube, embedder, question, k, user=user)
+    found = retrieve(cube, embedder, question, k, user=user, hidden=hidden)
     retrieval_s = time.perf_counter() - t0
     gen = answer_memories(chat, [r.memory for r in found], question,
                           max_new_tokens=max_new_tokens, temperature=temperature)
@@ -323,4 +348,4 @@ def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k:
                   {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
                    "tokens_per_s": gen.tokens_per_s},
-                  gen.prompt_tokens, gen.new_tokens)
+                  gen.prompt_tokens, gen.new_tokens, stop=gen.stop)

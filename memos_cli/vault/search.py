@@ -76,11 +76,13 @@ class _Lookup(dict[str, Any]):
 
 
 def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, k: int = 5,
-           max_new_tokens: int = 128, temperature: float = 0.0) -> Any:
+           max_new_tokens: int = 128, temperature: float = 0.0,
+           hidden: list[int] | None = None) -> Any:
     """The plaintext tier over the vault: the top-``k`` memories ``user`` may read, in the
-    prompt (``plaintext.answer_memories``). Returns a ``plaintext.Answer``; logged as ``run``."""
+    prompt (``plaintext.answer_memories``). Returns a ``plaintext.Answer``; logged as ``run``.
+    ``hidden``: as :func:`search`."""
     t0 = time.perf_counter()
-    found = search(vault, embedder, question, k, user=user)
+    found = search(vault, embedder, question, k, user=user, hidden=hidden)
     retrieval_s = time.perf_counter() - t0
     gen = answer_memories(chat, [r.memory for r in found], question,
                           max_new_tokens=max_new_tokens, temperature=temperature)
@@ -89,4 +91,5 @@ def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, 
     return Answer(question, gen.text, found, chat.name,
                   {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
-                   "tokens_per_s": gen.tokens_per_s}, gen.prompt_tokens, gen.new_tokens)
+                   "tokens_per_s": gen.tokens_per_s}, gen.prompt_tokens, gen.new_tokens,
+                  stop=gen.stop)

@@ -72,3 +72,22 @@ def test_cited_memories_are_read_from_the_answer(packed_cube: Path) -> None:
     got = [Retrieved(m, 1.0, i + 1, None, None) for i, m in enumerate(mems)]
     a = Answer("q", "Tea [2], says [3] and [2]; not [9].", got, "m")
     assert cited(a) == [2, 3]
+
+
+def test_run_says_why_it_stopped_what_it_cited_and_takes_unquoted_words(
+        packed_cube: Path, tiny_llama: Path) -> None:
+    """#28: an unquoted question was refused; an answer cut at --max-new-tokens had no marker;
+    the memories listed were not told apart from those the answer cites."""
+    args = ["--tier", "text", "-k", "2", "--max-new-tokens", "3", "--model", str(tiny_llama),
+            "--keep-going"]
+    r = CliRunner().invoke(app, ["run", str(packed_cube), "what", "budget", "did", "we",
+                                 "agree", "on?", *args, "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["question"] == "what budget did we agree on?"
+    # the tiny random model never says its end token within 3 tokens: the answer is cut
+    assert (data["stop"], data["new_tokens"], data["cited"]) == ("max tokens", 3, [])
+    shown = CliRunner().invoke(app, ["run", str(packed_cube), "what", "budget?", *args])
+    assert shown.exit_code == 0, shown.output
+    assert "(cut at 3 tokens, --max-new-tokens: the answer may end mid-sentence)" in shown.stdout
+    assert "memories in the prompt (2); cited by the answer: none" in shown.stdout

@@ -51,4 +51,4 @@ def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: in
                   {"model_load_s": chat.load_s, "adapter_load_s": adapter_load_s,
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
                    "tokens_per_s": gen.tokens_per_s, **timings},
-                  gen.prompt_tokens, gen.new_tokens, tier="lora", details=details)
+                  gen.prompt_tokens, gen.new_tokens, tier="lora", details=details, stop=gen.stop)
