@@ -182,3 +182,20 @@ def test_dump_checks_the_output_location_first(packed_cube: Path, tmp_path: Path
     lines = [x for x in r.output.splitlines() if x.strip()]
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.md", "afile"]
+
+
+def test_dump_to_stdout(packed_cube: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                        ) -> None:
+    """#28: `dump -o -` wrote a file named `-`; it writes the export to stdout, as jq does."""
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["dump", str(packed_cube), "-o", "-", "--as", "tester"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(rows) == 18 and all("content" in x for x in rows)  # stdout holds JSONL alone
+    assert "exported 18 memories to stdout" in r.stderr
+    md = runner.invoke(app, ["dump", str(packed_cube), "-o", "-", "--format", "markdown",
+                             "--as", "tester"])
+    assert md.exit_code == 0 and md.stdout.startswith("<!-- memos export: markdown")
+    assert list(tmp_path.iterdir()) == []  # no file named "-", nothing left behind
+    bad = runner.invoke(app, ["dump", str(packed_cube), "-o", "-", "--format", "memcube"])
+    assert bad.exit_code == 2 and "a memcube is a directory" in bad.output

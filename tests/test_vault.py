@@ -462,3 +462,34 @@ def test_a_change_of_60000_memories_fits_lances_merge_join(
     v.apply(big, dim=384)
     assert int(v.table().count_rows("kind = 'memory'")) == 60_001
     assert int(os.environ["LANCE_MEM_POOL_SIZE"]) >= 2**30
+
+
+def test_trust_rm_rotation_and_verify_names_the_signer(packed_cube: Path, keys,  # type: ignore[no-untyped-def]
+                                                       other_keys, tmp_path: Path) -> None:
+    """#28: `trust rm` was missing; `trust add` of a key trusted under another name said
+    nothing; `verify` without --key ignored the trust store that load and pull use."""
+    from typer.testing import CliRunner
+
+    from memos_cli.cli.app import app
+
+    def run(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
+        r = CliRunner().invoke(app, [str(a) for a in args])
+        assert r.exit_code == code, r.output
+        return r
+
+    before = json.loads(run("verify", packed_cube, "--json").stdout)["signature"]
+    assert before.startswith("signed by no trusted key")
+    run("trust", "add", keys[1], "--name", "team")
+    assert json.loads(run("verify", packed_cube, "--json").stdout)["signature"] == \
+        "verified (trusted key team)"
+    again = run("trust", "add", keys[1], "--name", "team2", code=2)
+    assert "trusted already, as 'team'" in again.output
+    assert "no trusted key named 'nope'; trusted: team" in run("trust", "rm", "nope",
+                                                                  code=2).output
+    run("trust", "rm", "team")  # revoked: load refuses the cube again
+    assert json.loads(run("trust", "ls", "--json").stdout) == []
+    assert "signed by no key you trust" in run("load", packed_cube, "--vault",
+                                               tmp_path / "vault", code=8).output
+    run("trust", "add", other_keys[1], "--name", "team")  # rotated: the name takes a new key
+    assert "signed by no trusted key" in json.loads(
+        run("verify", packed_cube, "--json").stdout)["signature"]

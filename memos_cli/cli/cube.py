@@ -49,6 +49,7 @@ from memos_cli.cube.lora import read_meta
 from memos_cli.cube.memories import content_digest
 from memos_cli.errors import MemosError, UsageError
 from memos_cli.governance.policy import can_read
+from memos_cli.governance.trust import check_trust
 from memos_cli.lifecycle.pack import pack as pack_sources
 from memos_cli.lifecycle.pack import rebuild_index
 from memos_cli.memstore.pull import origin_of
@@ -334,14 +335,21 @@ def verify(
 ) -> None:
     """Check a cube: format, digests, content hashes, index, and (with --key) the signature.
 
-    Exits non-zero on any problem; with --json the report is printed then too, with "ok":
-    false, the problem and its exit code. Example: [bold]memos verify team.memcube --key
-    team.pub[/bold]
+    Without --key, a signed cube is checked against the keys you trust (memos trust), as load
+    and pull check it, and the signer is named. Exits non-zero on any problem; with --json the
+    report is printed then too, with "ok": false, the problem and its exit code.
+
+    Example: [bold]memos verify team.memcube --key team.pub[/bold]
     """
     try:
         local = local_cube(cube)
         with naming(local, cube):
             report = verify_cube(local, key)
+            if key is None and report.signed:  # the keys `load` and `pull` trust
+                signer = check_trust(local, allow_unsigned=True)
+                report.signature = (f"verified (trusted key {signer})" if signer != "untrusted"
+                                    else "signed by no trusted key (memos trust add KEY.pub, "
+                                         "or give --key)")
     except MemosError as e:
         if as_json:  # a pipeline reading stdout gets the verdict, not empty input
             print_json({"cube": cube, "ok": False, "problems": [str(e)],

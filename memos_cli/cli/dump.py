@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from pathlib import Path
 
 import typer
@@ -10,7 +12,7 @@ from memos_cli import config
 from memos_cli.api import Session
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import open_arg
-from memos_cli.cli.output import check_as, out, print_json, status
+from memos_cli.cli.output import check_as, err, out, print_json, status
 from memos_cli.cli.source_opts import pack_time
 from memos_cli.errors import UsageError
 from memos_cli.governance.redact import parse_types, read_terms
@@ -21,7 +23,8 @@ def dump_command(
     cube: str | None = typer.Argument(None, help="The .memcube directory to export from "
                                                   "(left out with --vault)."),
     output: Path = typer.Option(..., "--output", "-o", help="OUT.jsonl, OUT.md or "
-                                                            "OUT.memcube."),
+                                                            "OUT.memcube; - for stdout "
+                                                            "(JSONL, or --format markdown)."),
     vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
                                       help="Export from the cubes installed in this vault."),
     as_user: str | None = typer.Option(None, "--as", callback=check_as, metavar="USER[/PERSONA]",
@@ -58,20 +61,37 @@ def dump_command(
     """
     if (cube is None) == (vault is None):
         raise UsageError("give a cube or --vault (one of them)")
-    fmt = output_format(output, fmt)
-    check_target(output, fmt, force=force)  # before the embedder, the cube and redaction
+    to_stdout = str(output) == "-"  # as sqlite-utils, jq and tar: the export on stdout
+    fmt = (fmt or "jsonl") if to_stdout else output_format(output, fmt)
+    if to_stdout and fmt == "memcube":
+        raise UsageError("-o - writes JSONL or Markdown to stdout; a memcube is a directory")
+    if to_stdout and (as_json or with_usage):
+        raise UsageError("-o - puts the export itself on stdout: --json and --with-usage "
+                         "need a file")
+    if not to_stdout:
+        check_target(output, fmt, force=force)  # before the embedder, the cube and redaction
     types = parse_types(redact) if redact else ()
     if (keep_terms or redact_terms) and not types:
         raise UsageError("--keep-terms and --redact-terms go with --redact")
-    with status("exporting" + (" and redacting" if types else "")) as say:
+    with status("exporting" + (" and redacting" if types else "")) as say, \
+            tempfile.TemporaryDirectory(prefix="memos-dump-") as tmp:
         session = Session([open_arg(cube)] if cube is not None else [], vault=vault,
                           user=as_user, embedder=embedder, status=say)
-        report = session.dump(output, fmt=fmt, keep=Filter.parse(filter_), redact=types,
+        target = Path(tmp) / f"export.{'md' if fmt == 'markdown' else fmt}" if to_stdout \
+            else output
+        report = session.dump(target, fmt=fmt, keep=Filter.parse(filter_), redact=types,
                               key=config.signing_key(key), force=force,
                               with_usage=with_usage, derived=not no_derived, now=pack_time(),
                               keep_terms=read_terms(str(keep_terms) if keep_terms else None),
                               redact_terms=read_terms(str(redact_terms) if redact_terms
                                                       else None))
+        if to_stdout:
+            sys.stdout.write(target.read_text(encoding="utf-8"))
+            sys.stdout.flush()
+    if to_stdout:  # the export is stdout; what was done goes to stderr
+        err.print(f"exported {report.memories} memories to stdout ({report.format}); "
+                  f"{report.withheld} withheld", markup=False)
+        return
     if as_json:
         print_json(report.to_dict())
         return

@@ -55,7 +55,10 @@ def role_rm(name: str = typer.Argument(..., help="The role."),
             vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
             as_json: bool = JSON_OPT) -> None:
     """Remove members from a role, or the role (its admins may). Memories shared with a
-    removed role are readable by no member of it from the next command. Logged."""
+    removed role are readable by no member of it from the next command. Logged.
+
+    Example: [bold]memos role rm analysts --member bob[/bold]
+    """
     role = change(_dir(vault), name, by=as_user or current_user(), remove=member,
                   drop=not member)
     if as_json:
@@ -67,7 +70,10 @@ def role_rm(name: str = typer.Argument(..., help="The role."),
 
 @role_app.command("ls")
 def role_ls(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
-    """List the vault's roles with their members and admins."""
+    """List the vault's roles with their members and admins.
+
+    Example: [bold]memos role ls --json[/bold]
+    """
     table = Roles.load(_dir(vault))
     if as_json:
         print_json({n: r.to_dict() for n, r in sorted(table.roles.items())})

@@ -18,7 +18,7 @@ from memos_cli.errors import UsageError
 from memos_cli.governance.access import explain, share
 from memos_cli.governance.policy import can_read, current_user
 from memos_cli.governance.trust import trust_add as add
-from memos_cli.governance.trust import trust_list
+from memos_cli.governance.trust import trust_list, trust_rm
 from memos_cli.memstore.pull import fetched
 from memos_cli.memstore.ref import is_remote
 from memos_cli.scheduler.usage import UsageStore
@@ -91,7 +91,10 @@ def vault_ls(vault: str | None = VAULT_OPT, at: int | None = AT_OPT,
                                                                "(retrievals, uses, memories "
                                                                "used, last use)."),
              as_json: bool = JSON_OPT) -> None:
-    """List installed cubes (as they were at a version, with --at)."""
+    """List installed cubes (as they were at a version, with --at).
+
+    Example: [bold]memos vault ls --usage[/bold]; [bold]memos vault ls --at 3 --json[/bold]
+    """
     v = open_vault(vault, at)
     state = v.state(vectors=False)
     counts: dict[str, int] = {}
@@ -217,7 +220,10 @@ def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
              vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
              as_json: bool = JSON_OPT) -> None:
     """Remove an installed cube and its memories (only a user who may change every one of
-    them may: their owner, or an admin of a role they are shared with)."""
+    them may: their owner, or an admin of a role they are shared with).
+
+    Example: [bold]memos vault rm b50393a8-2135-5176-bde6-bee75da27d8e[/bold]
+    """
     n = remove(open_vault(vault), cube_id, user=as_user or current_user())
     if as_json:
         print_json({"cube_id": cube_id, "removed": n})
@@ -233,7 +239,10 @@ def vault_gc(vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
              cold_days: float = typer.Option(30.0, help="With --cold: days without use."),
              as_json: bool = JSON_OPT) -> None:
     """Remove expired memories (ttl / expires_at passed) and say how many; with --cold, move
-    cold memories to the vault's archive (kept, no longer searched; `memos vault restore`)."""
+    cold memories to the vault's archive (kept, no longer searched; `memos vault restore`).
+
+    Example: [bold]memos vault gc --cold --cold-days 60[/bold]
+    """
     if cold_days <= 0:
         raise UsageError("--cold-days must be above 0")
     v = open_vault(vault)
@@ -255,7 +264,10 @@ def vault_gc(vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
 def vault_restore(ids: list[str] = typer.Argument(..., help="Archived memory ids."),
                   vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
                   embedder: Path | None = EMBEDDER_OPT, as_json: bool = JSON_OPT) -> None:
-    """Bring archived memories back into search (their vectors are computed again)."""
+    """Bring archived memories back into search (their vectors are computed again).
+
+    Example: [bold]memos vault restore 8579fab9-a7b8-59ed-b088-705a40173192[/bold]
+    """
     n = restore(open_vault(vault), ids, user=as_user or current_user(),
                 embedder=load_embedder(embedder))
     if as_json:
@@ -275,7 +287,10 @@ def vault_log(vault: str | None = VAULT_OPT,
               at: int | None = typer.Option(None, "--at", metavar="VERSION", help="Only "
                                             "records up to this vault version."),
               as_json: bool = JSON_OPT) -> None:
-    """Show the access log (who read or changed which memories, when, at which version)."""
+    """Show the access log (who read or changed which memories, when, at which version).
+
+    Example: [bold]memos vault log --user bob --op search[/bold]
+    """
     recs = open_vault(vault).read_log(user=user, op=op, cube_id=cube_id, memory_id=memory, at=at)
     if as_json:
         print_json(recs)
@@ -293,7 +308,10 @@ def vault_log(vault: str | None = VAULT_OPT,
 def trust_add(key: Path = typer.Argument(..., help="An EC P-256 public key (PEM)."),
               name: str = typer.Option(..., "--name", help="What to call its owner."),
               as_json: bool = JSON_OPT) -> None:
-    """Trust cubes signed with KEY."""
+    """Trust cubes signed with KEY (load and pull accept them; verify names the signer).
+
+    Example: [bold]memos trust add team.pub --name team[/bold]
+    """
     info = add(key, name)
     if as_json:
         print_json(info)
@@ -301,9 +319,26 @@ def trust_add(key: Path = typer.Argument(..., help="An EC P-256 public key (PEM)
         out.print(f"trusting {info['name']} ({info['fingerprint']})")
 
 
+@trust_app.command("rm")
+def trust_rm_command(name: str = typer.Argument(..., help="The name the key was added under."),
+                     as_json: bool = JSON_OPT) -> None:
+    """Stop trusting a key: to revoke it, or to rotate (rm the old one, add the new one).
+
+    Example: [bold]memos trust rm team[/bold]
+    """
+    info = trust_rm(name)
+    if as_json:
+        print_json(info)
+    else:
+        out.print(f"no longer trusting {info['name']} ({info['fingerprint']})", markup=False)
+
+
 @trust_app.command("ls")
 def trust_ls(as_json: bool = JSON_OPT) -> None:
-    """List trusted keys."""
+    """List trusted keys.
+
+    Example: [bold]memos trust ls --json[/bold]
+    """
     keys = trust_list()
     if as_json:
         print_json(keys)

@@ -31,10 +31,31 @@ def trust_add(public_key: str | Path, name: str) -> dict[str, str]:
     _load_public(key)
     target = trust_dir() / f"{name}.pub"
     if target.exists():
-        raise UsageError(f"a trusted key named {name!r} exists already", path=target)
+        raise UsageError(f"a trusted key named {name!r} exists already (memos trust rm "
+                         f"{name} first to replace it)", path=target)
+    fingerprint = key_fingerprint(key)
+    same = [k["name"] for k in trust_list() if k["fingerprint"] == fingerprint]
+    if same:
+        raise UsageError(f"this key is trusted already, as {same[0]!r}; to rename it, memos "
+                         f"trust rm {same[0]}, then add it again", path=key)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, key.read_bytes())
     return {"name": name, "fingerprint": key_fingerprint(target), "path": str(target)}
+
+
+def trust_rm(name: str) -> dict[str, str]:
+    """Stop trusting the key named ``name`` (to revoke it, or to rotate: remove the old key,
+    add the new one). Cubes it signed are refused by ``load`` and ``pull`` from then on.
+
+    Raises:
+        UsageError: no trusted key of that name (naming the trusted ones).
+    """
+    known = {k["name"]: k for k in trust_list()}
+    if name not in known:
+        raise UsageError(f"no trusted key named {name!r}; trusted: "
+                         f"{', '.join(known) or 'none'}")
+    Path(known[name]["path"]).unlink()
+    return known[name]
 
 
 def trust_list() -> list[dict[str, str]]:

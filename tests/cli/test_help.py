@@ -187,3 +187,10 @@ def test_choice_options_show_and_complete_their_choices() -> None:
     memos = Path(sys.executable).parent / "memos"  # the console script: its name picks the var
     done = subprocess.run([str(memos)], env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["auto", "text", "kv", "lora"], (done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("path", commands(), ids=lambda p: " ".join(p))
+def test_every_command_has_an_example(path: list[str]) -> None:
+    """#29: every command's --help shows an example, `memos` and its words."""
+    text = " ".join(runner.invoke(app, [*path, "--help"], env=WIDE).output.split())
+    assert "Example" in text and f"memos {' '.join(path)}" in text, text[-600:]
