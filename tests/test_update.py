@@ -109,3 +109,35 @@ def test_signature_state_is_reported_truly(tmp_path: Path, keys: tuple[Path, Pat
     monkeypatch.delenv("MEMOS_KEY")
     r = memos("rm-memories", cube, "--ids", "m2")
     assert "was signed and is now unsigned" in r.stderr
+
+
+def test_diff_sees_every_tier_and_file(cube_copy: Path, tmp_path: Path,
+                                       tiny_llama: Path) -> None:
+    """#28 bug 4: after `convert --to kv` added a KV segment, `diff` said "cubes are equal" and
+    printed bare ids."""
+    import shutil
+
+    old = tmp_path / "old.memcube"
+    shutil.copytree(cube_copy, old)
+    memos("convert", cube_copy, "--to", "kv", "--model", tiny_llama)
+    r = memos("diff", old, cube_copy, code=1)
+    assert "cubes are equal" not in r.stdout
+    seg, = (cube_copy / "kv").glob("*.safetensors")
+    size = seg.stat().st_size
+    assert f"+ file kv/{seg.name} ({size:,} bytes)" in r.stdout
+    assert "+ tier activation" in r.stdout and "signature: signed -> unsigned" in r.stdout
+    d = json.loads(memos("diff", old, cube_copy, "--json", code=1).stdout)
+    assert {"path": f"kv/{seg.name}", "size": size} in d["files"]["added"]
+    assert d["manifest"]["kv"][0] is None and d["manifest"]["tiers"][1][-1] == "activation"
+    assert d["bytes"][1] > d["bytes"][0] + size // 2  # the segment, less the signature dropped
+    stat = memos("diff", old, cube_copy, "--stat", code=1).stdout
+    assert "memories   +0 -0 ~0" in stat and "files      +1 " in stat and "+activation" in stat
+
+    src = tmp_path / "edit.jsonl"
+    first = open_cube(old).memories[0]
+    src.write_text(json.dumps({"id": first.id, "content": "The budget cap is 52,000 euros.",
+                               "source_file": "notes/budget.md"}) + "\n")
+    memos("add", old, src)
+    shown = memos("diff", cube_copy, old, code=1).stdout
+    assert f"~ {first.id} content" in shown
+    assert "    + The budget cap is 52,000 euros." in shown  # the text, not a bare id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -93,38 +94,84 @@ def rm_command(
 def diff_command(
     a: Path = typer.Argument(..., help="The first .memcube."),
     b: Path = typer.Argument(..., help="The second .memcube."),
+    stat: bool = typer.Option(False, "--stat", help="A summary per part (memories, files, "
+                              "manifest), as git diff --stat."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Compare two cubes: memories added, removed and changed (by id and content hash),
-    metadata, manifest fields, tiers and signature state. Exit 0 when equal, 1 when not, as
-    diff does.
+    """Compare two cubes in every tier and the manifest: memories added, removed and changed
+    (by id and content hash, with source and text), metadata, every manifest key, every file
+    (KV segments and chunks, adapters, the index) and the signature state. Exit 0 when
+    equal, 1 when not, as diff does.
 
-    Example: [bold]memos diff old.memcube new.memcube --json[/bold]
+    Example: [bold]memos diff old.memcube new.memcube --stat[/bold]
     """
     d = diff(a, b)
     if as_json:
         print_json(d)
+    elif stat:
+        _stat(d)
     else:
-        for mid in d["added"]:
-            out.print(f"+ {mid}", markup=False)
-        for mid in d["removed"]:
-            out.print(f"- {mid}", markup=False)
-        for c in d["changed"]:
-            out.print(f"~ {c['id']} content {c['from'][7:19]} -> {c['to'][7:19]}", markup=False)
-        for c in d["metadata_changed"]:
-            out.print(f"~ {c['id']} {', '.join(c['fields'])}", markup=False)
-        for name, (x, y) in d["manifest"].items():
-            out.print(f"manifest {name}: {json.dumps(x)} -> {json.dumps(y)}", markup=False)
-        for t in d["tiers_added"]:
-            out.print(f"+ tier {t}", markup=False)
-        for t in d["tiers_dropped"]:
-            out.print(f"- tier {t}", markup=False)
-        if d["signed"][0] != d["signed"][1]:
-            out.print("signature: " + " -> ".join("signed" if s else "unsigned"
-                                                  for s in d["signed"]), markup=False)
-        if d["equal"]:
-            out.print("cubes are equal", markup=False)
+        _show_diff(d)
     raise typer.Exit(0 if d["equal"] else 1)
+
+
+def _stat(d: dict[str, Any]) -> None:
+    f = d["files"]
+    grew = d["bytes"][1] - d["bytes"][0]
+    rows = [
+        ("memories", f"+{len(d['added'])} -{len(d['removed'])} ~{len(d['changed'])} "
+                     f"({len(d['metadata_changed'])} metadata only)"),
+        ("files", f"+{len(f['added'])} -{len(f['removed'])} ~{len(f['changed'])} "
+                  f"({grew:+,} bytes: {d['bytes'][0]:,} -> {d['bytes'][1]:,})"),
+        ("manifest", ", ".join(d["manifest"]) or "-"),
+        ("tiers", " ".join([*(f"+{t}" for t in d["tiers_added"]),
+                            *(f"-{t}" for t in d["tiers_dropped"])]) or "-"),
+        ("signature", " -> ".join("signed" if s else "unsigned" for s in d["signed"])
+         if d["signed"][0] != d["signed"][1] else "unchanged"),
+    ]
+    for name, value in rows:
+        out.print(f"{name:<10} {value}", markup=False)
+    if d["equal"]:
+        out.print("cubes are equal", markup=False)
+
+
+def _show_diff(d: dict[str, Any]) -> None:
+    def one_line(text: str) -> str:
+        return " ".join(text.split())
+
+    for m in d["added_memories"]:
+        out.print(f"+ {m['id']}  {m['source']}  {one_line(m['text'])}", markup=False)
+    for m in d["removed_memories"]:
+        out.print(f"- {m['id']}  {m['source']}  {one_line(m['text'])}", markup=False)
+    for c in d["changed"]:
+        out.print(f"~ {c['id']} content {c['from'][7:19]} -> {c['to'][7:19]}  {c['source']}",
+                  markup=False)
+        out.print(f"    - {one_line(c['text_from'])}", markup=False)
+        out.print(f"    + {one_line(c['text_to'])}", markup=False)
+    for c in d["metadata_changed"]:
+        out.print(f"~ {c['id']} {', '.join(c['fields'])}", markup=False)
+    for name, (x, y) in d["manifest"].items():
+        shown = [json.dumps(v, sort_keys=True) for v in (x, y)]
+        if max(len(s) for s in shown) > 160:
+            shown = [s[:157] + "..." if len(s) > 160 else s for s in shown]
+        out.print(f"manifest {name}: {shown[0]} -> {shown[1]}", markup=False)
+    for t in d["tiers_added"]:
+        out.print(f"+ tier {t}", markup=False)
+    for t in d["tiers_dropped"]:
+        out.print(f"- tier {t}", markup=False)
+    f = d["files"]
+    for x in f["added"]:
+        out.print(f"+ file {x['path']} ({x['size']:,} bytes)", markup=False)
+    for x in f["removed"]:
+        out.print(f"- file {x['path']} ({x['size']:,} bytes)", markup=False)
+    for x in f["changed"]:
+        out.print(f"~ file {x['path']} ({x['from_size']:,} -> {x['to_size']:,} bytes)",
+                  markup=False)
+    if d["signed"][0] != d["signed"][1]:
+        out.print("signature: " + " -> ".join("signed" if s else "unsigned"
+                                              for s in d["signed"]), markup=False)
+    if d["equal"]:
+        out.print("cubes are equal", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from memos_cli.cube.cube import Cube, check_writable, rewrite, write_plaintext
 from memos_cli.cube.verify import open_verified
+from memos_cli.digest import sha256_file
 from memos_cli.errors import EmptyCorpusError, UsageError
 from memos_cli.lifecycle.pack import embed_memories
 from memos_cli.memory import Memory, orphaned_derived
@@ -173,34 +174,58 @@ def remove(path: str | Path, keep: Callable[[Memory], bool], *,
 
 
 def diff(a: str | Path, b: str | Path) -> dict[str, Any]:
-    """Differences from cube ``a`` to cube ``b``: memories added, removed and changed (by id
-    and content hash; metadata-only changes apart), manifest fields, tiers, signature state.
-    ``equal`` is true when there are none. Both cubes are verified first."""
+    """Differences from cube ``a`` to cube ``b``, in every tier and the manifest: memories
+    added, removed and changed (by id and content hash, each with its source and text;
+    metadata-only changes apart), every manifest key whose value differs, tiers added and
+    dropped, every file added, removed or changed (by SHA-256, with sizes: a KV segment, a
+    chunk set or an adapter shows here), and the signature state. ``equal`` is true when there
+    are none. Both cubes are verified first."""
     ca, cb = open_verified(a), open_verified(b)
     ma = {m.id: m for m in ca.memories} if ca.has_plaintext else {}
     mb = {m.id: m for m in cb.memories} if cb.has_plaintext else {}
+
+    def shown(m: Memory) -> dict[str, Any]:
+        where = m.source_file or ""
+        if m.line_start:
+            where += f":{m.line_start}-{m.line_end}"
+        elif m.turn_id:
+            where += f"#{m.turn_id}"
+        return {"id": m.id, "source": where, "text": m.render()}
+
     changed, meta = [], []
     for i in sorted(set(ma) & set(mb)):
         x, y = ma[i], mb[i]
         if x.content_hash != y.content_hash:
-            changed.append({"id": i, "from": x.content_hash, "to": y.content_hash})
+            changed.append({"id": i, "from": x.content_hash, "to": y.content_hash,
+                            "source": shown(y)["source"], "text_from": x.render(),
+                            "text_to": y.render()})
         elif x.to_dict() != y.to_dict():
             names = sorted(k for k, v in x.to_dict().items() if y.to_dict().get(k) != v)
             meta.append({"id": i, "fields": names})
-    pairs: list[tuple[str, Any, Any]] = [
-        (f, getattr(ca.manifest, f), getattr(cb.manifest, f))
-        for f in ("name", "description", "cube_id", "format_version", "embedding")]
-    pairs.append(("revision", ca.manifest.revision or 1, cb.manifest.revision or 1))
-    manifest = {name: [x, y] for name, x, y in pairs if x != y}
+    # a cube without "revision" is at revision 1 (spec §5)
+    ra = {**ca.manifest.raw, "revision": ca.manifest.revision or 1}
+    rb = {**cb.manifest.raw, "revision": cb.manifest.revision or 1}
+    manifest = {k: [ra.get(k), rb.get(k)] for k in sorted(set(ra) | set(rb))
+                if ra.get(k) != rb.get(k)}
+    fa = {f: (sha256_file(ca.path / f), (ca.path / f).stat().st_size) for f in ca.files}
+    fb = {f: (sha256_file(cb.path / f), (cb.path / f).stat().st_size) for f in cb.files}
+    files = {"added": [{"path": f, "size": fb[f][1]} for f in sorted(set(fb) - set(fa))],
+             "removed": [{"path": f, "size": fa[f][1]} for f in sorted(set(fa) - set(fb))],
+             "changed": [{"path": f, "from_size": fa[f][1], "to_size": fb[f][1]}
+                         for f in sorted(set(fa) & set(fb)) if fa[f][0] != fb[f][0]]}
     out: dict[str, Any] = {
         "a": str(ca.path), "b": str(cb.path),
         "added": sorted(set(mb) - set(ma)), "removed": sorted(set(ma) - set(mb)),
+        "added_memories": [shown(mb[i]) for i in sorted(set(mb) - set(ma))],
+        "removed_memories": [shown(ma[i]) for i in sorted(set(ma) - set(mb))],
         "changed": changed, "metadata_changed": meta, "manifest": manifest,
         "tiers_added": [t for t in cb.manifest.tiers if t not in ca.manifest.tiers],
         "tiers_dropped": [t for t in ca.manifest.tiers if t not in cb.manifest.tiers],
+        "files": files,
+        "bytes": [sum(v[1] for v in fa.values()), sum(v[1] for v in fb.values())],
         "signed": [ca.signed, cb.signed],
     }
     out["equal"] = not any(out[k] for k in ("added", "removed", "changed", "metadata_changed",
                                             "manifest", "tiers_added", "tiers_dropped")) \
-        and ca.signed == cb.signed
+        and not any(files.values()) and ca.signed == cb.signed
     return out
