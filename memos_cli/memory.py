@@ -279,3 +279,31 @@ class Memory:
             parts.append(f"{self.speaker}:")
         parts.append(self.content)
         return " ".join(parts)
+
+
+#: The shortest id prefix a command accepts (``inspect`` and ``search`` show 8 characters).
+MIN_PREFIX = 4
+
+
+def resolve_id(given: str, known: Collection[str], what: str = "memory", *,
+               strict: bool = True) -> str:
+    """The one id of ``known`` that ``given`` names: itself, or a unique prefix of at least
+    :data:`MIN_PREFIX` characters, as git takes abbreviated commit ids. Without ``strict``, an
+    id nothing starts with comes back as it is (for the caller to report).
+
+    Raises:
+        UsageError: several ids start with ``given`` (naming up to five of them); with
+            ``strict``, none does.
+    """
+    if given in known:
+        return given
+    found = sorted(k for k in known if k.startswith(given)) if len(given) >= MIN_PREFIX else []
+    if len(found) == 1:
+        return found[0]
+    if not found and not strict:
+        return given
+    if not found:
+        short = f" (give at least {MIN_PREFIX} characters)" if len(given) < MIN_PREFIX else ""
+        raise UsageError(f"no {what} {given}{short}")
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    raise UsageError(f"{what} id {given} is ambiguous: {', '.join(found[:5])}{more}")

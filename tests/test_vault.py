@@ -493,3 +493,36 @@ def test_trust_rm_rotation_and_verify_names_the_signer(packed_cube: Path, keys, 
     run("trust", "add", other_keys[1], "--name", "team")  # rotated: the name takes a new key
     assert "signed by no trusted key" in json.loads(
         run("verify", packed_cube, "--json").stdout)["signature"]
+
+
+def test_short_ids_are_accepted_where_unique(packed_cube: Path, tmp_path: Path,
+                                              trusted: str) -> None:
+    """#28: inspect and search show 8 characters of an id, and no command accepted them."""
+    from memos_cli.cube import open_cube
+    from memos_cli.errors import UsageError as Usage
+    from memos_cli.memory import resolve_id
+
+    vault = tmp_path / "vault"
+    cli("load", packed_cube, "--vault", vault, "--as", "tester")
+    state = Vault(vault).state()
+    mem = state.memories[0]
+    cube_id = next(iter(state.cubes))
+    shown = json.loads(cli("vault", "show", mem.id[:8], "--vault", vault, "--why",
+                           "--as", "tester", "--json").stdout)
+    assert shown["memory_id"] == mem.id
+    assert json.loads(cli("vault", "show", cube_id[:8], "--vault", vault, "--as", "tester",
+                          "--json").stdout)["cube_id"] == cube_id
+    assert cli("vault", "share", mem.id[:8], "--reader", "bob", "--vault", vault,
+               "--as", "tester").stdout.startswith(f"{mem.id}: shared")
+    with pytest.raises(Usage, match="ambiguous: aaaa1, aaaa2"):
+        resolve_id("aaaa", ["aaaa1", "aaaa2", "bbbb"])
+    with pytest.raises(Usage, match="at least 4"):
+        resolve_id("aa", ["aaaa1"])
+    assert "no cube or memory zzzzzzzz" in cli("vault", "show", "zzzzzzzz", "--vault", vault,
+                                               code=2).output
+    copy = tmp_path / "c.memcube"
+    import shutil
+    shutil.copytree(packed_cube, copy)
+    victim = open_cube(copy).memories[1].id
+    cli("rm-memories", copy, "--ids", victim[:8])
+    assert victim not in {m.id for m in open_cube(copy).memories}

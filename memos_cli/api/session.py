@@ -23,7 +23,7 @@ from memos_cli.errors import UsageError
 from memos_cli.governance.policy import can_read, current_user
 from memos_cli.lifecycle.dump import check_target, cube_source, dump, vault_source
 from memos_cli.lifecycle.update import add
-from memos_cli.memory import Memory
+from memos_cli.memory import Memory, resolve_id
 from memos_cli.models import chat
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
@@ -254,6 +254,8 @@ class Session:
             state = self.vault.state(vectors=False)
             pool = state.memories + state.history + state.archived
             current = {m.id for m in state.memories}
+        memory_id = resolve_id(memory_id, {m.id for m in pool}, strict=False)
+        if not self.cubes:
             cube_id = state.origin.get(memory_id) or state.archived_origin.get(memory_id)
         versions: list[Memory] = []
         seen: set[str] = set()

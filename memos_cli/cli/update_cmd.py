@@ -22,9 +22,11 @@ from memos_cli.cli.source_opts import (
     VISIBILITY_OPT,
     source_defaults,
 )
+from memos_cli.cube import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.lifecycle.dump import Filter
 from memos_cli.lifecycle.update import add, diff, remove
+from memos_cli.memory import resolve_id
 
 
 def add_command(
@@ -78,7 +80,9 @@ def rm_command(
     """
     if (ids is None) == (filter_ is None):
         raise UsageError("give --ids or --filter (one of them)")
-    wanted = {i.strip() for i in (ids or "").split(",") if i.strip()}
+    given = [i.strip() for i in (ids or "").split(",") if i.strip()]
+    known = [m.id for m in open_verified(cube).memories] if given else []
+    wanted = {resolve_id(i, known, strict=False) for i in given}
     match = Filter.parse(filter_) if filter_ else None
     report = remove(cube, lambda m: not (m.id in wanted if match is None else match(m)),
                     key=config.signing_key(key))

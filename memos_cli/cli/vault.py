@@ -19,6 +19,7 @@ from memos_cli.governance.access import explain, share
 from memos_cli.governance.policy import can_read, current_user
 from memos_cli.governance.trust import trust_add as add
 from memos_cli.governance.trust import trust_list, trust_rm
+from memos_cli.memory import resolve_id
 from memos_cli.memstore.pull import fetched
 from memos_cli.memstore.ref import is_remote
 from memos_cli.scheduler.usage import UsageStore
@@ -144,6 +145,8 @@ def vault_show(cube_id: str = typer.Argument(..., metavar="ID",
     v = open_vault(vault, at)
     state = v.state(vectors=False)
     user = as_user or current_user()
+    cube_id = resolve_id(cube_id, {*state.cubes, *(m.id for m in state.memories)},
+                         "cube or memory")
     if cube_id not in state.cubes and any(m.id == cube_id for m in state.memories):
         _explain(v, state, cube_id, user, as_json)
         return
@@ -202,6 +205,7 @@ def vault_share(memory_id: str = typer.Argument(..., help="An installed memory's
     Example: [bold]memos vault share 3f2a... --reader role:analysts --visibility shared[/bold]
     """
     v = open_vault(vault)
+    memory_id = resolve_id(memory_id, [m.id for m in v.state(vectors=False).memories])
     was = next((x.visibility for x in v.memories([memory_id]).values()), None)
     m = share(v, memory_id, user=as_user or current_user(), readers=reader,
               remove=unshare, visibility=visibility)
@@ -224,7 +228,9 @@ def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
 
     Example: [bold]memos vault rm b50393a8-2135-5176-bde6-bee75da27d8e[/bold]
     """
-    n = remove(open_vault(vault), cube_id, user=as_user or current_user())
+    v = open_vault(vault)
+    cube_id = resolve_id(cube_id, v.state(vectors=False).cubes, "cube")
+    n = remove(v, cube_id, user=as_user or current_user())
     if as_json:
         print_json({"cube_id": cube_id, "removed": n})
     else:

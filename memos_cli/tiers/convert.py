@@ -29,7 +29,7 @@ from memos_cli.cube.signature import check_private_key
 from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError, UsageError
 from memos_cli.lifecycle.pack import embed_memories
-from memos_cli.memory import Memory
+from memos_cli.memory import Memory, resolve_id
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
 from memos_cli.models.fingerprint import fingerprint_digest
@@ -57,6 +57,7 @@ def select_memories(cube: Cube, *, ids: list[str] | None = None, query: str | No
         if query:
             raise UsageError("give --ids or --query, not both")
         by_id = {m.id: m for m in live}
+        ids = [resolve_id(i, by_id, "live memory", strict=False) for i in ids]
         unknown = [i for i in ids if i not in by_id]
         if unknown:
             raise UsageError(f"no live memory with id {', '.join(unknown[:3])} in {cube.path}")
