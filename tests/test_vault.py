@@ -526,3 +526,16 @@ def test_short_ids_are_accepted_where_unique(packed_cube: Path, tmp_path: Path,
     victim = open_cube(copy).memories[1].id
     cli("rm-memories", copy, "--ids", victim[:8])
     assert victim not in {m.id for m in open_cube(copy).memories}
+
+
+def test_tables_off_a_terminal_are_plain_rows(packed_cube: Path, tmp_path: Path,
+                                              trusted: str) -> None:
+    """#28: output off a terminal was boxed and wrapped at 80 columns, so `vault ls` split ids
+    across lines; in a pipe a table is plain rows, one a line, ids whole."""
+    vault = tmp_path / "vault"
+    cli("load", packed_cube, "--vault", vault, "--as", "tester")
+    cube_id = next(iter(Vault(vault).state().cubes))
+    text = cli("vault", "ls", "--vault", vault).stdout
+    row = [x for x in text.splitlines() if cube_id in x]
+    assert len(row) == 1 and "team" in row[0] and "18" in row[0].split()
+    assert not any(c in text for c in "│┃━─╭╰┏")  # no box drawing

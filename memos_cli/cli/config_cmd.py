@@ -28,6 +28,10 @@ def list_(as_json: bool = JSON_OPT) -> None:
     if as_json:
         print_json({"file": str(config.config_path()), "settings": rows})
         return
+    if not out.is_terminal:  # a pipe or a file: NAME=VALUE lines, as git config --list
+        for r in rows:
+            typer.echo(f"{r['name']}={r['value'] or ''}")
+        return
     t = DataTable(title=f"settings ({config.config_path()})", title_justify="left")
     for col in ("name", "value", "from", "environment", "about"):
         t.add_column(col, overflow="fold")

@@ -103,8 +103,6 @@ def ls(
     if as_json:
         print_json({"cubes": rows, "not_cubes": others})
         return
-    if not out.is_terminal:
-        out.width = 100_000  # whole cells, one row a line, for grep and cut
     t = DataTable(box=None)
     for col in ("ref", "name", "memories", "tiers", "revision", "created", "signer",
                 "description"):
@@ -135,8 +133,6 @@ def outdated(
     elif not rows:
         out.print("no cube in the vault was installed from a registry")
     else:
-        if not out.is_terminal:
-            out.width = 100_000
         t = DataTable(box=None)
         for col in ("cube", "installed", "status", "latest"):
             t.add_column(col)

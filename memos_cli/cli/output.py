@@ -29,6 +29,22 @@ class SafeConsole(Console):
         return super().render_str(_CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text),
                                   **kwargs)
 
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """Off a terminal (a pipe, a file), tables are plain rows: no box, no wrapping at 80
+        columns, so an id stays whole on its line for grep, cut and awk."""
+        tables = [o for o in objects if isinstance(o, Table)]
+        if not tables or self.is_terminal:
+            super().print(*objects, **kwargs)
+            return
+        width = self._width
+        for t in tables:
+            t.box, t.show_edge, t.pad_edge = None, False, False
+        self.width = 100_000
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self._width = width
+
 
 def plain(text: str, style: str = "") -> Text:
     """``text`` as Rich text that is shown as it is: never read as markup, and its control

@@ -61,3 +61,13 @@ def test_bad_config_file_is_one_named_line(home: Path) -> None:
     (home / "config.toml").write_text("user = [1, 2\n")
     r = runner.invoke(app, ["config", "list"])
     assert r.exit_code == 2 and "config.toml" in r.stderr and "not TOML" in r.stderr
+
+
+def test_config_list_off_a_terminal_is_key_value(home: Path) -> None:
+    """#28: `config list` in a pipe printed a boxed table; it prints NAME=VALUE lines."""
+    runner.invoke(app, ["config", "set", "user", "ann"])
+    r = runner.invoke(app, ["config", "list"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert "user=ann" in lines and all("=" in x for x in lines)
+    assert {x.split("=")[0] for x in lines} == set(config.SETTINGS)
