@@ -43,7 +43,7 @@ from memos_cli.cli.source_opts import (
     source_defaults,
 )
 from memos_cli.cli.usage_view import show_memories
-from memos_cli.cube import generate_keypair, key_fingerprint, open_cube
+from memos_cli.cube import generate_keypair, key_fingerprint, layout, open_cube
 from memos_cli.cube import verify as verify_cube
 from memos_cli.cube.lora import read_meta
 from memos_cli.cube.memories import content_digest
@@ -53,8 +53,10 @@ from memos_cli.governance.trust import check_trust
 from memos_cli.lifecycle.pack import pack as pack_sources
 from memos_cli.lifecycle.pack import rebuild_index
 from memos_cli.memstore.pull import origin_of
+from memos_cli.memstore.ref import is_remote
 from memos_cli.models.embedder import Embedder
 from memos_cli.scheduler.usage import cube_store
+from memos_cli.sources import check_paths
 
 REMOTE_CUBE_HELP = ("The .memcube directory, or a remote cube (oci://REGISTRY/REPO:TAG, "
                     "s3://BUCKET/PREFIX/NAME.memcube, gs://, az://, file://).")
@@ -152,6 +154,9 @@ def pack(
     """
     if not str(output).endswith(".memcube"):
         raise UsageError(f"--output {output} must end in .memcube")
+    check_paths(list(sources))  # before the embedder loads: a typo costs seconds otherwise
+    if not is_remote(output):
+        layout.check_target(output, force=force)
     plan = reader_plan(memreader, model, reader_budget)
     defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base)
     if cube_id is not None:

@@ -23,10 +23,12 @@ from memos_cli.cli.source_opts import (
     source_defaults,
 )
 from memos_cli.cube import open_verified
+from memos_cli.cube.layout import require_cube_dir
 from memos_cli.errors import UsageError
 from memos_cli.lifecycle.dump import Filter
 from memos_cli.lifecycle.update import add, diff, remove
 from memos_cli.memory import resolve_id
+from memos_cli.sources import check_paths
 
 
 def add_command(
@@ -51,6 +53,8 @@ def add_command(
     Example: [bold]memos add team.memcube extra.md --key team.key[/bold]
     """
     defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base)
+    require_cube_dir(cube)  # both checked before the embedder loads
+    check_paths(list(sources))
     report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,
                  key=config.signing_key(key))
     if report.signature_dropped:

@@ -194,6 +194,16 @@ def exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def check_target(target: str | Path, *, force: bool) -> None:
+    """What :func:`atomic_directory` checks before any work, for a command to check before it
+    loads a model: ``target`` is free, or a cube that ``force`` may replace.
+
+    Raises:
+        CubeExistsError: as :func:`atomic_directory`.
+    """
+    _check_replace(Path(target), force, is_cube_dir)
+
+
 def _check_replace(dest: Path, force: bool, replaceable: Callable[[Path], bool]) -> None:
     if not (dest.exists() or dest.is_symlink()):
         return

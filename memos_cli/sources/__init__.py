@@ -124,18 +124,31 @@ def shown_path(f: Path, given: Path, base: Path | None) -> str:
     return f.as_posix()
 
 
-def _read_into(out: Sources, paths: list[str | Path], defaults: Defaults) -> None:
-    base = defaults.base or default_base(paths)
+def check_paths(paths: list[str | Path]) -> None:
+    """Refuse sources that cannot be read before any work starts (a command calls this before
+    it loads the embedder, so a typo costs no model load).
+
+    Raises:
+        SourceError: a path that does not exist, or a cube given as a source.
+    """
     for given in paths:
         p = Path(given)
         if not p.exists():
             raise SourceError("no such file or directory", path=p)
+        if p.is_dir() and not memos_cube.looks_like(p) and (
+                p.suffix == ".memcube" or (p / "manifest.json").is_file()):
+            raise SourceError("is a cube, not a source (packing cubes into cubes is not "
+                              "supported yet)", path=p)
+
+
+def _read_into(out: Sources, paths: list[str | Path], defaults: Defaults) -> None:
+    base = defaults.base or default_base(paths)
+    check_paths(paths)
+    for given in paths:
+        p = Path(given)
         if p.is_dir() and memos_cube.looks_like(p):
             out.results.append(memos_cube.read(p, shown_path(p, p, base), defaults))
         elif p.is_dir():
-            if p.suffix == ".memcube" or (p / "manifest.json").is_file():
-                raise SourceError("is a cube, not a source (packing cubes into cubes is not "
-                                  "supported yet)", path=p)
             for dirpath, dirnames, filenames in os.walk(p):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):

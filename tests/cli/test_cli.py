@@ -220,3 +220,29 @@ def test_readme_library_script_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("1 ") and "48,000" in proc.stdout, proc.stdout
+
+
+def test_argument_errors_come_before_the_model_loads(tmp_path: Path) -> None:
+    """#28: `pack nope/ -o x.memcube` took 7 s (20 s under load) to say "no such file": the
+    sources and the output are checked before the embedder is imported."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom memos_cli.cli.app import main\nsys.argv = ['memos', *sys.argv[1:]]\n"
+             "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+             "print(code, 'torch' in sys.modules, file=sys.stderr)\n")
+    (tmp_path / "folder.memcube").mkdir()
+    (tmp_path / "folder.memcube" / "keep.txt").write_text("keep")
+    (tmp_path / "a.md").write_text("# A\n\nA note.\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args, code, words in [
+            (["pack", str(tmp_path / "nope"), "-o", str(tmp_path / "x.memcube")], 3,
+             "no such file"),
+            (["pack", str(tmp_path / "a.md"), "-o", str(tmp_path / "folder.memcube"),
+              "--force"], 5, "replaces only a cube"),
+            (["add", str(tmp_path / "none.memcube"), str(tmp_path / "a.md")], 4, "no such cube")]:
+        r = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                           env=env, timeout=120)
+        last = r.stderr.strip().splitlines()
+        assert last[-1] == f"{code} False", r.stderr  # the exit code, and no torch imported
+        assert words in r.stderr
