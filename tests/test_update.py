@@ -141,3 +141,21 @@ def test_diff_sees_every_tier_and_file(cube_copy: Path, tmp_path: Path,
     shown = memos("diff", cube_copy, old, code=1).stdout
     assert f"~ {first.id} content" in shown
     assert "    + The budget cap is 52,000 euros." in shown  # the text, not a bare id
+
+
+def test_rm_memories_by_source(tmp_path: Path) -> None:
+    """#28: rm-memories could not filter by source (--filter source=notes/db.md)."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "db.md").write_text("# DB\n\nwork_mem is 32MB.\n")
+    (notes / "ops.md").write_text("# Ops\n\nBackups run at 02:00.\n")
+    cube = tmp_path / "n.memcube"
+    memos("pack", notes, "-o", cube, "--base", tmp_path)
+    sources = {m.source_file for m in open_cube(cube).memories}
+    assert sources == {"notes/db.md", "notes/ops.md"}
+    rep = json.loads(memos("rm-memories", cube, "--filter", "source=notes/db.md",
+                           "--json").stdout)
+    assert rep["removed"] == 1
+    assert {m.source_file for m in open_cube(cube).memories} == {"notes/ops.md"}
+    assert "would remove every memory" in memos("rm-memories", cube, "--filter",
+                                                "source=notes/", code=2).stderr  # a directory

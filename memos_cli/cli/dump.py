@@ -30,7 +30,8 @@ def dump_command(
     as_user: str | None = typer.Option(None, "--as", callback=check_as, metavar="USER[/PERSONA]",
                                        help="Export what this user may read "
                                                          "\\[default: $MEMOS_USER or login]."),
-    filter_: str | None = typer.Option(None, "--filter", help="owner=,tag=,type=,since=,until="),
+    filter_: str | None = typer.Option(None, "--filter",
+                                       help="owner=,tag=,type=,source=,since=,until="),
     fmt: str | None = typer.Option(None, "--format", help="jsonl or markdown (both lossless), "
                                    "or memcube \\[default: from the output's extension: .jsonl, "
                                    ".md, .memcube]."),

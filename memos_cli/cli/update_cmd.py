@@ -73,8 +73,9 @@ def add_command(
 def rm_command(
     cube: Path = typer.Argument(..., help="The .memcube directory."),
     ids: str | None = typer.Option(None, "--ids", help="Comma-separated memory ids."),
-    filter_: str | None = typer.Option(None, "--filter", help="owner=,tag=,type=,since=,until= "
-                                       "(all must hold)."),
+    filter_: str | None = typer.Option(None, "--filter",
+                                       help="owner=,tag=,type=,source=,since=,until= (all "
+                                            "must hold; source=DIR/ takes a directory)."),
     key: Path | None = typer.Option(None, "--key", help="Re-sign with this private key."),
     as_json: bool = JSON_OPT,
 ) -> None:

@@ -27,19 +27,21 @@ from memos_cli.lifecycle.pack import embed_memories
 from memos_cli.memory import Memory, content_hash, derived_reader, orphaned_derived, parse_time
 from memos_cli.sources.markdown_export import to_markdown
 
-FILTER_KEYS = ("owner", "tag", "type", "since", "until")
+FILTER_KEYS = ("owner", "tag", "type", "since", "until", "source")
 
 
 @dataclass(frozen=True)
 class Filter:
-    """``owner=``, ``tag=``, ``type=`` (semantic type), ``since=``/``until=`` (ISO 8601, on
-    ``created_at``); all given conditions must hold."""
+    """``owner=``, ``tag=``, ``type=`` (semantic type), ``source=`` (the source file as the
+    cube records it, ``notes/db.md``; a directory, ``notes/``, takes every file below it),
+    ``since=``/``until=`` (ISO 8601, on ``created_at``); all given conditions must hold."""
 
     owner: str | None = None
     tag: str | None = None
     type: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    source: str | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> Filter:
@@ -67,7 +69,10 @@ class Filter:
                 and (self.tag is None or self.tag in m.tags)
                 and (self.type is None or m.semantic_type == self.type)
                 and (self.since is None or m.created_at >= self.since)
-                and (self.until is None or m.created_at < self.until))
+                and (self.until is None or m.created_at < self.until)
+                and (self.source is None or m.source_file == self.source
+                     or (self.source.endswith("/") and
+                         (m.source_file or "").startswith(self.source))))
 
 
 def select(cube: Cube | Source, user: str, keep: Filter) -> list[Memory]:
