@@ -192,6 +192,19 @@ def _root(
             transformers.utils.logging.set_verbosity_error()
             transformers.utils.logging.disable_progress_bar()
         logging.getLogger("model_signing").setLevel(logging.ERROR)
+        # the libraries' own warnings (urllib3's "Retrying (...)" lines before an unreachable
+        # registry's one-line error, Presidio's recognizer notes) only with -v; memos's own
+        # notes and every error still show
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, _OwnWarnings) for f in handler.filters):
+                handler.addFilter(_OwnWarnings())
+
+
+class _OwnWarnings(logging.Filter):
+    """Pass memos's own log records, and other libraries' errors only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.split(".")[0] == "memos" or record.levelno >= logging.ERROR
 
 
 def _register() -> None:

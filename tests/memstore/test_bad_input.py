@@ -196,3 +196,23 @@ def test_an_interrupted_pull_leaves_nothing(registry: LocalRegistry, packed_cube
     cli("pull", ref, "-o", out)  # the next pull clears what the killed one left
     assert files_of(out) == files_of(packed_cube)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".x.memcube")] == []
+
+
+def test_a_dead_registry_is_one_line_without_library_warnings(packed_cube: Path,
+                                                              tmp_path: Path) -> None:
+    """#28: `push` to a dead registry printed urllib3's "Retrying (...)" lines before its
+    error; a real process shows the one error line (the warnings come back with -v)."""
+    import os
+    import subprocess
+    import sys
+
+    closed = f"oci://127.0.0.1:{free_port()}/team/x:1"
+    memos = Path(sys.executable).parent / "memos"
+    env = {**os.environ, "MEMOS_REMOTE_TIMEOUT": "2"}
+    r = subprocess.run([str(memos), "push", str(packed_cube), closed], capture_output=True,
+                       text=True, env=env, timeout=120)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 14 and len(lines) == 1 and "not reachable" in lines[0], r.stderr
+    loud = subprocess.run([str(memos), "push", str(packed_cube), closed, "-v"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert "Retrying" in loud.stderr and loud.returncode == 14
