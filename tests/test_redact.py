@@ -140,3 +140,24 @@ def test_project_names_and_model_codes_are_products_not_people() -> None:
     assert "Khumalo" not in out and "Varga" not in out
     # "Project" before a longer run is not a project name: the person is still found
     assert "Lee" not in (red("Project Manager Ann Lee approved it.") or "")
+
+
+def test_provenance_is_not_free_text(tmp_path: Path) -> None:
+    """#28: with --redact, every `.md` file name became `notes/<URL>` (`.md` read as a web
+    domain). Paths keep their form; a name redacted in the content is still replaced there."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "db.md").write_text("# Tuning\n\nAsk ann.lee@example.com before raising "
+                                 "work_mem.\n")
+    (notes / "Eamon Byrne.md").write_text("# Call\n\nEamon Byrne called about the invoice.\n")
+    cube = tmp_path / "n.memcube"
+    assert runner.invoke(app, ["pack", str(notes), "-o", str(cube), "--base", str(tmp_path),
+                               "--visibility", "public"]).exit_code == 0
+    out = tmp_path / "red.jsonl"
+    r = runner.invoke(app, ["dump", str(cube), "-o", str(out), "--as", "x", "--redact", "all"])
+    assert r.exit_code == 0, r.output
+    rows = {json.loads(x)["source_file"]: json.loads(x) for x in out.read_text().splitlines()}
+    assert "notes/db.md" in rows  # the path as it was, not notes/<URL>
+    assert "<EMAIL>" in rows["notes/db.md"]["content"]
+    assert "Eamon" not in out.read_text()  # found in the content, so gone from its path too
+    assert "notes/<PERSON>.md" in rows

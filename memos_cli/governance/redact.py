@@ -171,16 +171,19 @@ class Redactor:
             if len(value) > 2 and value not in self.keep:
                 self.known.setdefault(value, r.entity_type)
 
-    def __call__(self, text: str | None) -> str | None:
+    def __call__(self, text: str | None, *, detect: bool = True) -> str | None:
         """``text`` with every finding, every learned value and every deny-list term replaced
-        by ``<TYPE>``; ``None`` stays ``None``."""
+        by ``<TYPE>``; ``None`` stays ``None``. With ``detect=False`` (provenance: a source
+        path, a conversation id), nothing is detected in ``text`` itself, where ``notes/db.md``
+        would read as a web address: only the values learned from free text and the deny-list
+        terms are replaced, so a name redacted in the content leaves no trace in a path."""
         if not text:
             return text
         from presidio_analyzer import RecognizerResult
         from presidio_anonymizer import AnonymizerEngine
         from presidio_anonymizer.entities import OperatorConfig
 
-        found = self._analyze(text)
+        found = self._analyze(text) if detect else []
         for value, entity in [*self.known.items(), *((t, DENY) for t in self.deny)]:
             for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text,
                                  flags=re.IGNORECASE if entity == DENY else 0):

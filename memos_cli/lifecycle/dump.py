@@ -140,8 +140,10 @@ class DumpReport:
 
 
 #: The text fields of a memory that can hold personal data (besides ``extra`` and ``tags``).
-REDACTED_FIELDS = ("content", "speaker", "section", "source_file", "conversation_id",
-                   "session_id")
+#: Free text: personal data is detected in it.
+REDACTED_FIELDS = ("content", "speaker", "section")
+#: Provenance, not free text: only values found in free text are replaced here (spec §8.6).
+PROVENANCE_FIELDS = ("source_file", "conversation_id", "session_id")
 
 
 def _strings(value: Any) -> list[str]:
@@ -161,9 +163,10 @@ def learn_memory(m: Memory, redactor: Any) -> None:
 
 
 def redact_memory(m: Memory, redactor: Any) -> Memory:
-    """``m`` with personal data replaced in its content, speaker, section, source file,
-    conversation and session ids, tags and the string values of ``extra``; the content hash
-    is recomputed, the id kept."""
+    """``m`` with personal data replaced in its content, speaker, section, tags and the string
+    values of ``extra``, and the values found there replaced in its source file, conversation
+    and session ids too (nothing is detected in those: a path is not free text); the content
+    hash is recomputed, the id kept."""
 
     def clean(value: Any) -> Any:
         if isinstance(value, str):
@@ -175,6 +178,7 @@ def redact_memory(m: Memory, redactor: Any) -> Memory:
         return value
 
     new = {f: redactor(getattr(m, f)) for f in REDACTED_FIELDS}
+    new |= {f: redactor(getattr(m, f), detect=False) for f in PROVENANCE_FIELDS}
     return dataclasses.replace(m, **new, tags=tuple(redactor(t) or t for t in m.tags),
                                extra=clean(m.extra),
                                content_hash=content_hash(new["content"], new["speaker"],
