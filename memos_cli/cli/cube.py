@@ -34,9 +34,11 @@ from memos_cli.cli.reader_opts import (
 )
 from memos_cli.cli.source_opts import (
     BASE_OPT,
+    ENCODING_OPT,
     EXTENSIONLESS_OPT,
     OWNER_OPT,
     SHARE_OPT,
+    SKIP_UNREADABLE_OPT,
     TAG_OPT,
     TTL_OPT,
     VISIBILITY_OPT,
@@ -133,6 +135,8 @@ def pack(
     force: bool = typer.Option(False, "--force", help="Replace an existing cube."),
     extensionless: str | None = EXTENSIONLESS_OPT,
     base: Path | None = BASE_OPT,
+    encoding: str = ENCODING_OPT,
+    skip_unreadable: bool = SKIP_UNREADABLE_OPT,
     cube_id: str | None = typer.Option(
         None, "--cube-id", metavar="UUID",
         help="The cube's id \\[default: derived from its memories, so packing the same "
@@ -158,7 +162,8 @@ def pack(
     if not is_remote(output):
         layout.check_target(output, force=force)
     plan = reader_plan(memreader, model, reader_budget)
-    defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base)
+    defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base,
+                               encoding=encoding, skip_unreadable=skip_unreadable)
     if cube_id is not None:
         try:
             cube_id = str(uuid.UUID(cube_id))
@@ -184,6 +189,10 @@ def pack(
                               force=force, cube_id=cube_id, progress=update, readers=plan,
                               encode=encode)
     report.path = output
+    if report.unreadable:
+        err.print(f"warning: skipped {len(report.unreadable)} unreadable files: "
+                  + "; ".join(report.unreadable[:5])
+                  + (" ..." if len(report.unreadable) > 5 else ""), markup=False)
     if as_json:
         print_json(report.to_dict())
         return

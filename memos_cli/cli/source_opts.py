@@ -45,6 +45,13 @@ EXTENSIONLESS_OPT = typer.Option(
     None, "--extensionless", metavar="text|markdown|rst",
     help="Read files without an extension (METADATA, README) as this kind \\[default: skip "
          "them].")
+ENCODING_OPT = typer.Option("utf-8", "--encoding", metavar="CODEC",
+                            help="The text encoding of the source files (latin-1, cp1252, "
+                                 "utf-16: any Python codec).")
+SKIP_UNREADABLE_OPT = typer.Option(False, "--skip-unreadable",
+                                   help="Leave out a file that cannot be read (a wrong "
+                                        "encoding, malformed JSON), say which and how many, "
+                                        "instead of failing the whole pack.")
 BASE_OPT = typer.Option(None, "--base", metavar="DIR",
                         help="Record source paths relative to this directory \\[default: "
                              "the common parent of the sources given].")
@@ -61,14 +68,22 @@ TAG_OPT = typer.Option([], "--tag", help="A tag for every memory (repeatable).")
 
 
 def source_defaults(owner: str | None, visibility: str, reader: list[str], ttl: str | None,
-                    tag: list[str], extensionless: str | None, base: Path | None) -> Defaults:
+                    tag: list[str], extensionless: str | None, base: Path | None, *,
+                    encoding: str = "utf-8", skip_unreadable: bool = False) -> Defaults:
     """The pack-wide defaults from the source options that pack, import and add share.
-    Raises ``UsageError`` for a bad visibility, TTL or --extensionless kind."""
+    Raises ``UsageError`` for a bad visibility, TTL, --extensionless kind or --encoding."""
+    import codecs
+
     if visibility not in VISIBILITIES:
         raise UsageError(f"--visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
+    try:
+        codecs.lookup(encoding)
+    except LookupError as e:
+        raise UsageError(f"--encoding {encoding!r} is not a text encoding Python knows") from e
     return Defaults(now=pack_time(), owner=owner or current_user(), visibility=visibility,
                     readers=tuple(reader), ttl=parse_ttl(ttl) if ttl else None, tags=tuple(tag),
-                    extensionless=check_extensionless(extensionless), base=base)
+                    extensionless=check_extensionless(extensionless), base=base,
+                    encoding=encoding, skip_unreadable=skip_unreadable)
 
 
 def check_extensionless(kind: str | None) -> str | None:

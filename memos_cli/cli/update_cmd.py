@@ -14,9 +14,11 @@ from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import err, out, print_json, warn_unsigned
 from memos_cli.cli.source_opts import (
     BASE_OPT,
+    ENCODING_OPT,
     EXTENSIONLESS_OPT,
     OWNER_OPT,
     SHARE_OPT,
+    SKIP_UNREADABLE_OPT,
     TAG_OPT,
     TTL_OPT,
     VISIBILITY_OPT,
@@ -45,6 +47,8 @@ def add_command(
     tag: list[str] = TAG_OPT,
     extensionless: str | None = EXTENSIONLESS_OPT,
     base: Path | None = BASE_OPT,
+    encoding: str = ENCODING_OPT,
+    skip_unreadable: bool = SKIP_UNREADABLE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Add sources to an existing cube in place (atomic): only new memories are embedded, a
@@ -52,7 +56,8 @@ def add_command(
 
     Example: [bold]memos add team.memcube extra.md --key team.key[/bold]
     """
-    defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base)
+    defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base,
+                               encoding=encoding, skip_unreadable=skip_unreadable)
     require_cube_dir(cube)  # both checked before the embedder loads
     check_paths(list(sources))
     report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,

@@ -44,11 +44,14 @@ class PackReport:
     extra: dict[str, Any] = field(default_factory=dict)
     #: the manifest records of the MemReaders run (spec §6.1)
     readers: list[dict[str, Any]] = field(default_factory=list)
+    #: files left out as unreadable (``--skip-unreadable``): "path: why"
+    unreadable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "cube_id": self.cube_id, "memories": self.memories,
                 "duplicates_dropped": self.duplicates, "sources": self.sources,
-                "skipped_files": self.skipped, "notes": self.notes, "signed": self.signed,
+                "skipped_files": self.skipped, "unreadable_files": self.unreadable,
+                "notes": self.notes, "signed": self.signed,
                 "seconds": round(self.seconds, 3), "embed_s": round(self.embed_s, 3),
                 "memories_per_s": round(self.memories / self.seconds, 1) if self.seconds else 0,
                 **({"readers": [{k: v for k, v in r.items() if k != "model"}
@@ -204,7 +207,9 @@ def pack(
         where = ", ".join(str(p) for p in paths)
         raise EmptyCorpusError(f"no memories found in {where}"
                                + (f" ({len(read.skipped)} files of other types skipped)"
-                                  if read.skipped else ""))
+                                  if read.skipped else "")
+                               + (f" ({len(read.unreadable)} unreadable files skipped)"
+                                  if read.unreadable else ""))
     run = readers.run(kept, embedder, progress) if readers is not None and readers.names \
         else None
     rows = None
@@ -240,4 +245,5 @@ def pack(
     written = read_manifest(out).cube_id
     return PackReport(str(out), written, len(kept), duplicates, provenance,
                       read.skipped, notes, key is not None, time.perf_counter() - t0, embed_s,
-                      readers=run.records() if run is not None else [])
+                      readers=run.records() if run is not None else [],
+                      unreadable=read.unreadable)

@@ -91,10 +91,12 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
     _updatable(cube)
     check_embedder(cube, embedder)
     read = read_sources(list(paths), defaults)
+    report_unreadable = [f"skipped unreadable {u}" for u in read.unreadable]
     old = cube.memories
     by_id = {m.id: i for i, m in enumerate(old)}
     hashes = {m.content_hash for m in old}
     report = UpdateReport(str(cube.path))
+    report.notes += report_unreadable
     current = list(old)
     fresh: list[Memory] = []
     changed_ids: set[str] = set()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memos_cli.digest import sha256_file
-from memos_cli.errors import SourceError
+from memos_cli.errors import EmptyCorpusError, SourceError
 from memos_cli.sources import (
     chat,
     jsonl,
@@ -25,7 +25,14 @@ from memos_cli.sources import (
     rst,
     text,
 )
-from memos_cli.sources.base import Defaults, SourceResult, load_json, memory_budget, read_text
+from memos_cli.sources.base import (
+    ENCODING,
+    Defaults,
+    SourceResult,
+    load_json,
+    memory_budget,
+    read_text,
+)
 
 __all__ = ["SUFFIXES", "Defaults", "SourceResult", "Sources", "read_source", "read_sources"]
 
@@ -41,6 +48,8 @@ class Sources:
 
     results: list[SourceResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: files left out because they could not be read (``--skip-unreadable``): "path: why"
+    unreadable: list[str] = field(default_factory=list)
 
 
 def read_source(path: Path, shown: str, defaults: Defaults) -> SourceResult:
@@ -160,6 +169,18 @@ def _read_into(out: Sources, paths: list[str | Path], defaults: Defaults) -> Non
                     if not known or f.is_symlink():
                         out.skipped.append(shown_path(f, p, base))
                         continue
-                    out.results.append(read_source(f, shown_path(f, p, base), defaults))
+                    _read_one(out, f, shown_path(f, p, base), defaults)
         else:
-            out.results.append(read_source(p, shown_path(p, p, base), defaults))
+            _read_one(out, p, shown_path(p, p, base), defaults)
+
+
+def _read_one(out: Sources, path: Path, shown: str, defaults: Defaults) -> None:
+    token = ENCODING.set(defaults.encoding)
+    try:
+        out.results.append(read_source(path, shown, defaults))
+    except SourceError as e:
+        if not defaults.skip_unreadable or isinstance(e, EmptyCorpusError):
+            raise
+        out.unreadable.append(f"{shown}: {e.message}")
+    finally:
+        ENCODING.reset(token)

@@ -62,6 +62,11 @@ class Defaults:
     #: absolute source paths are recorded relative to this directory (default: the working
     #: directory); one outside it, relative to the parent of the path given
     base: Path | None = None
+    #: the text encoding of the source files (``--encoding``; any Python codec name)
+    encoding: str = "utf-8"
+    #: a file that cannot be read (``--skip-unreadable``) is left out, reported and counted,
+    #: instead of failing the whole pack
+    skip_unreadable: bool = False
 
     def governance(self, created_at: datetime | None = None) -> dict[str, Any]:
         start = created_at or self.now
@@ -183,21 +188,31 @@ def read_lines(path: Path, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, s
             if lineno == 1:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode(ENCODING.get())
             except UnicodeDecodeError as e:
-                raise SourceError(f"line {lineno}: not UTF-8 text ({e.reason} at byte "
-                                  f"{e.start} of the line)", path=path) from e
+                raise SourceError(f"line {lineno}: not {ENCODING.get()} text ({e.reason} at "
+                                  f"byte {e.start} of the line; {ENCODING_HINT})",
+                                  path=path) from e
             yield lineno, line.removesuffix("\n").removesuffix("\r")
 
 
+#: The encoding source files are read in (``Defaults.encoding``, set by
+#: :func:`memos_cli.sources.read_sources` for the files it reads).
+ENCODING: ContextVar[str] = ContextVar("memos_source_encoding", default="utf-8")
+ENCODING_HINT = "give --encoding, e.g. --encoding latin-1, or --skip-unreadable"
+
+
 def read_text(path: Path) -> str:
-    """Read a UTF-8 file (a BOM is dropped) with :func:`read_bytes`. Raises ``SourceError``
-    naming the problem."""
+    """Read a text file in :data:`ENCODING` (UTF-8 unless a pack says otherwise; a UTF-8 BOM
+    is dropped) with :func:`read_bytes`. Raises ``SourceError`` naming the problem."""
     data = read_bytes(path)
+    encoding = ENCODING.get()
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig" if encoding.lower().replace("_", "-") in (
+            "utf-8", "utf8") else encoding)
     except UnicodeDecodeError as e:
-        raise SourceError(f"is not UTF-8 text ({e.reason} at byte {e.start})", path=path) from e
+        raise SourceError(f"is not {encoding} text ({e.reason} at byte {e.start}; "
+                          f"{ENCODING_HINT})", path=path) from e
 
 
 def load_json(path: Path, text: str) -> Any:
