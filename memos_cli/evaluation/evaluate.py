@@ -151,6 +151,8 @@ def run_tier(tier: str, ask: Callable[[str], Any], questions: Sequence[Question]
     """Ask every question with ``ask(question) -> Answer`` and score the answers."""
     rows: list[dict[str, Any]] = []
     ttft, rate, prompt = [], [], []
+    if progress:  # the bar shows from the start: one answer can take a minute
+        progress(tier, 0, len(questions))
     for i, q in enumerate(questions, start=1):
         a = ask(q.question)
         ok = is_correct(a.answer, q.answers)

@@ -115,6 +115,8 @@ def convert_to_chunks(path: str | Path, chat: ChatModel, memories: list[Memory],
         total = pre["size"]
         if max_bytes is not None and total > max_bytes:
             raise UsageError(f"--max-bytes {max_bytes} is below the prefix's {total} bytes")
+        if progress:  # the bar shows from the start, not after the first chunk
+            progress(0, len(groups))
         for n, g in enumerate(groups, start=1):
             ck = chunks.key_of(g)
             rel = f"{base}/{ck}.safetensors"

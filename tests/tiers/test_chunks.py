@@ -296,3 +296,17 @@ def test_another_cube_names_the_same_memory_alike(chunk_cube: Path, tmp_path: Pa
         assert x.meta == y.meta and torch.equal(x.token_ids, y.token_ids)
         assert all(torch.equal(p, q) for a, b in zip(x.layers, y.layers, strict=True)
                    for p, q in zip(a, b, strict=True))
+
+
+def test_progress_shows_from_the_start(cube_copy: Path, tiny_llama: Path) -> None:
+    """#28: `convert --to kv --chunks` (20-140 s) showed no progress until its first chunk; the
+    bar starts at 0 of N before any work."""
+    from memos_cli.cube import open_cube
+    from memos_cli.models import chat
+    from memos_cli.tiers.convert_chunks import convert_to_chunks
+
+    calls: list[tuple[int, int]] = []
+    mems = open_cube(cube_copy).memories[:3]
+    convert_to_chunks(cube_copy, chat.load(str(tiny_llama)), mems,
+                      progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
