@@ -301,8 +301,6 @@ def test_another_cube_names_the_same_memory_alike(chunk_cube: Path, tmp_path: Pa
 def test_progress_shows_from_the_start(cube_copy: Path, tiny_llama: Path) -> None:
     """#28: `convert --to kv --chunks` (20-140 s) showed no progress until its first chunk; the
     bar starts at 0 of N before any work."""
-    from memos_cli.cube import open_cube
-    from memos_cli.models import chat
     from memos_cli.tiers.convert_chunks import convert_to_chunks
 
     calls: list[tuple[int, int]] = []
