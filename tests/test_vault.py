@@ -539,3 +539,27 @@ def test_tables_off_a_terminal_are_plain_rows(packed_cube: Path, tmp_path: Path,
     row = [x for x in text.splitlines() if cube_id in x]
     assert len(row) == 1 and "team" in row[0] and "18" in row[0].split()
     assert not any(c in text for c in "│┃━─╭╰┏")  # no box drawing
+
+
+def test_load_maps_owners_to_hand_memory_over(packed_cube: Path, tmp_path: Path,
+                                             trusted: str) -> None:
+    """#28: `load --as bob` installed memories bob could neither read nor remove (they stayed
+    tester's); --owner-map and --owner hand them over, and the log says so."""
+    vault = tmp_path / "vault"
+    plain = tmp_path / "plain"
+    cli("load", packed_cube, "--vault", plain, "--as", "bob")
+    assert not any(can_read(m, "bob") for m in Vault(plain).state().memories)  # tester's
+    rep = json.loads(cli("load", packed_cube, "--vault", vault, "--as", "bob", "--owner-map",
+                         "tester=bob", "--json").stdout)
+    state = Vault(vault).state()
+    assert rep["added"] == 18 and {m.owner for m in state.memories} == {"bob"}
+    assert all(can_read(m, "bob") for m in state.memories)
+    cube_id = next(iter(state.cubes))
+    cli("vault", "rm", cube_id, "--vault", vault, "--as", "bob")  # and bob may remove them
+    assert Vault(vault).state().memories == []
+    assert Vault(vault).read_log(op="load")[-1]["owners_mapped"] == {"tester": "bob"}
+    other = tmp_path / "other"
+    cli("load", packed_cube, "--vault", other, "--as", "carol", "--owner", "carol/work")
+    assert {m.owner for m in Vault(other).state().memories} == {"carol/work"}
+    assert "not OLD=NEW" in cli("load", packed_cube, "--vault", other, "--owner-map", "bob",
+                                code=2).output

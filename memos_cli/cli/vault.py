@@ -22,6 +22,7 @@ from memos_cli.governance.trust import trust_list, trust_rm
 from memos_cli.memory import resolve_id
 from memos_cli.memstore.pull import fetched
 from memos_cli.memstore.ref import is_remote
+from memos_cli.principal import check_principal
 from memos_cli.scheduler.usage import UsageStore
 from memos_cli.vault import gc, load, remove
 from memos_cli.vault.archive import archive_cold, restore
@@ -52,6 +53,12 @@ def load_command(
     embedder: Path | None = EMBEDDER_OPT,
     plain_http: bool = typer.Option(False, "--plain-http", help="Speak HTTP to an oci:// "
                                     "registry (implied for localhost and 127.0.0.1)."),
+    owner: str | None = typer.Option(None, "--owner", metavar="USER[/PERSONA]",
+                                     help="Install every memory as this owner's (memory "
+                                          "handed over, or moved to a machine where you are "
+                                          "another user)."),
+    owner_map: list[str] = typer.Option([], "--owner-map", metavar="OLD=NEW",
+                                        help="Install OLD's memories as NEW's (repeatable)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Verify a cube and install its memories into the vault (MemLoader), atomically.
@@ -59,20 +66,23 @@ def load_command(
     Expired memories are not installed, identical ones (content hash) not duplicated; a memory
     that updates an installed one extends its version chain.
     A cube from a registry is recorded with its reference and digest (see memos outdated).
-    Example: [bold]memos load team.memcube --as ann[/bold]
+    --owner and --owner-map change whose memories they are (recorded in the access log).
+    Example: [bold]memos load team.memcube --as bob --owner-map ann=bob[/bold]
     """
     user = as_user or current_user()
+    owners = parse_owner_map(owner, owner_map)
     if is_remote(source):
         with status(f"pulling {source}"), fetched(source, plain_http=plain_http) as (
                 path, origin):
             report = load(open_vault(vault), path, user=user, on_conflict=on_conflict,
-                          allow_unsigned=allow_unsigned, origin=origin)
+                          allow_unsigned=allow_unsigned, origin=origin, owners=owners)
     else:
         is_cube = (Path(source) / "manifest.json").is_file()
         enc = None if is_cube else load_embedder(embedder)
         with status("verifying and loading"):
             report = load(open_vault(vault), Path(source), user=user, embedder=enc,
-                          on_conflict=on_conflict, allow_unsigned=allow_unsigned)
+                          on_conflict=on_conflict, allow_unsigned=allow_unsigned,
+                          owners=owners)
     if as_json:
         print_json(report.to_dict())
         return
@@ -84,6 +94,25 @@ def load_command(
     if report.dangling:
         err.print(f"note: {', '.join(report.dangling)} name no role of this vault: they grant "
                   "nothing until defined (memos role add)", markup=False)
+
+
+def parse_owner_map(owner: str | None, pairs: list[str]) -> dict[str, str] | None:
+    """``--owner NEW`` and ``--owner-map OLD=NEW`` as ``load``'s ``owners`` mapping.
+
+    Raises:
+        UsageError: a pair without ``=``, a malformed name, or both options.
+    """
+    if owner is not None and pairs:
+        raise UsageError("--owner maps every owner; give it or --owner-map, not both")
+    if owner is not None:
+        return {"*": check_principal(owner)}
+    mapping = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise UsageError(f"--owner-map {pair!r} is not OLD=NEW")
+        mapping[old.strip()] = check_principal(new.strip())
+    return mapping or None
 
 
 @vault_app.command("ls")

@@ -5,6 +5,7 @@ record."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from memos_cli.governance.roles import Roles
 from memos_cli.governance.trust import check_trust
 from memos_cli.lifecycle.pack import pack
 from memos_cli.memory import format_time
+from memos_cli.principal import check_principal
 from memos_cli.sources import Defaults
 from memos_cli.vault.merge import LoadReport, merge
 from memos_cli.vault.store import State, Vault
@@ -27,7 +29,8 @@ from memos_cli.vault.store import State, Vault
 
 def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
          on_conflict: str = "version", allow_unsigned: bool = False,
-         now: datetime | None = None, origin: dict[str, Any] | None = None) -> LoadReport:
+         now: datetime | None = None, origin: dict[str, Any] | None = None,
+         owners: dict[str, str] | None = None) -> LoadReport:
     """Install a cube, or a file of another memory system (imported on the way), into the vault.
 
     A cube is verified first (manifest, digests, index) and its signature checked against the
@@ -36,6 +39,11 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
     :func:`memos_cli.memstore.pull.fetched`) is recorded as its source, for ``memos outdated``.
     The cube's embedder must be the vault's. Then
     :func:`merge`, one atomic commit and one access-log record.
+
+    ``owners`` maps the owners the cube records to owners in this vault (``{"ann": "bob"}``;
+    ``"*"`` maps every owner): memory moved to a machine where its owner is another user, or
+    handed over. The mapping is recorded in the access log; memories keep their ids and
+    content hashes.
 
     Raises:
         CubeNotFoundError, SourceError, FormatError, IntegrityError, SignatureError,
@@ -57,7 +65,9 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
                  defaults=Defaults(now=now or datetime.now(timezone.utc), owner=user))
             cube, signer = open_cube(tmp / "import.memcube"), "import"
         cube.require_plaintext()
-        mems = cube.memories
+        mems = [m if m.owner is None or not owners or not ({m.owner, "*"} & set(owners))
+                else dataclasses.replace(m, owner=check_principal(
+                    owners.get(m.owner) or owners["*"])) for m in cube.memories]
         vectors = cube.index().vectors([m.id for m in mems])
         cube_id = cube.manifest.cube_id
 
@@ -95,6 +105,7 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
         installed = [*report.added, *report.versioned, *report.replaced]
     vault.log(user, "load", cube_id=cube_id, memory_ids=installed, version=made,
               detail={"signer": signer, **report.to_dict(),
+                      **({"owners_mapped": owners} if owners else {}),
                       **({"attempts": vault.attempts} if vault.attempts > 1 else {})})
     return report
 
