@@ -230,7 +230,9 @@ def inspect(
     if as_user is not None:
         pool = [mem for mem in pool if can_read(mem, as_user)]
     listed = pool[:max(memories, 0)]
-    first = [mem.to_dict() for mem in listed]
+    # "content" is the memory's text and "text" its rendered form (what search returns and
+    # indexes), the same two keys as in search --json
+    first = [{**mem.to_dict(), "text": mem.render()} for mem in listed]
     digest = m.content_digest
     if digest is None and c.has_plaintext:  # older formats: computed the same way (spec §5)
 

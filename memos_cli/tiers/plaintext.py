@@ -49,7 +49,8 @@ class Retrieved:
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "id": self.memory.id, "score": round(self.score, 6),
                 "vector_rank": self.vector_rank, "text_rank": self.text_rank,
-                "text": self.memory.render(), "source_file": self.memory.source_file,
+                "content": self.memory.content, "text": self.memory.render(),
+                "source_file": self.memory.source_file,
                 "line_start": self.memory.line_start, "line_end": self.memory.line_end,
                 "turn_id": self.memory.turn_id, "via": self.via, "matched": self.matched,
                 **({"derived_id": self.derived_id} if self.derived_id else {})}

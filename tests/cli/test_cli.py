@@ -246,3 +246,11 @@ def test_argument_errors_come_before_the_model_loads(tmp_path: Path) -> None:
         last = r.stderr.strip().splitlines()
         assert last[-1] == f"{code} False", r.stderr  # the exit code, and no torch imported
         assert words in r.stderr
+
+
+def test_inspect_and_search_name_the_text_alike(cli_cube: tuple[Path, Path]) -> None:
+    """#28: inspect --json said "content" where search --json said "text"."""
+    shown = as_json("inspect", cli_cube[0])["memories"][0]
+    hit = as_json("search", cli_cube[0], shown["content"], "-k", "1")["results"][0]
+    assert hit["id"] == shown["id"]
+    assert (hit["content"], hit["text"]) == (shown["content"], shown["text"])
