@@ -50,6 +50,8 @@ bench: install
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/batch.py --memories 10000
 	$(BIN)/python bench/remote.py
+	$(BIN)/python bench/redaction.py
+	TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS="" $(BIN)/python bench/redaction_generated.py
 
 clean:
 	rm -rf demo site $(VENV) .pytest_cache .mypy_cache .ruff_cache
