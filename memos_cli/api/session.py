@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from memos_cli.api.scheduling import schedule
 from memos_cli.cube import Cube, open_verified
 from memos_cli.errors import UsageError
 from memos_cli.governance.policy import can_read, current_user
-from memos_cli.lifecycle.dump import check_target, cube_source, dump, vault_source
+from memos_cli.lifecycle.dump import Filter, check_target, cube_source, dump, vault_source
 from memos_cli.lifecycle.update import add
 from memos_cli.memory import Memory, resolve_id
 from memos_cli.models import chat
@@ -283,8 +284,6 @@ class Session:
         Raises:
             UsageError: not exactly one cube. SourceError, EmbedderMismatchError: as ``add``.
         """
-        from datetime import datetime, timezone
-
         if len(self.cubes) != 1:
             raise UsageError("add writes to one cube")
         report = add(self.cubes[0].path, list(sources), embedder=self.encoder(),
@@ -310,11 +309,6 @@ class Session:
                 nothing the user may read.
             CubeExistsError: ``out`` exists and not ``force``.
         """
-        from datetime import datetime, timezone
-
-        from memos_cli.lifecycle.dump import Filter
-        from memos_cli.vault import Vault
-
         if len(self.cubes) > 1:
             raise UsageError("dump exports one cube (or a vault)")
         check_target(out, fmt, force=force)
