@@ -1,7 +1,9 @@
 """Answers of the default model with and without the generation controls (#12).
 
 For LoCoMo questions (categories 1-4), the text tier retrieves k memories from a cube of the
-conversation and the default model answers greedily. Per generation setting: the share of
+conversation and the default model answers greedily, through the library's entry point
+(``memos_cli.api.Session.answer``, what ``memos run --tier text`` calls; seconds per answer
+are its ``generate_s``). Per generation setting: the share of
 answers that loop (a word bigram, digits and punctuation dropped, occurring 3 or more times),
 the share that echo the question, token F1 against the gold answer (SQuAD normalisation), mean
 answer tokens and seconds per answer. Settings are chosen on one conversation (--tune) and
@@ -16,19 +18,22 @@ import argparse
 import collections
 import itertools
 import json
+import os
 import re
 import statistics
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+os.environ["MEMOS_NO_USAGE"] = "1"  # the answers alone: no usage store, no access log
+os.environ["MEMOS_VAULT"] = str(Path(tempfile.gettempdir()) / "memos-bench-no-vault")
 sys.path.insert(0, str(ROOT))
 
 from bench.kv_chunks import f1  # noqa: E402
 from bench.retrieval import machine  # noqa: E402
+from memos_cli.api import AnswerOptions, Session  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
@@ -36,7 +41,6 @@ from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import generation  # noqa: E402
 from memos_cli.tiers.generation import GenerationOptions  # noqa: E402
-from memos_cli.tiers.plaintext import answer_memories, retrieve  # noqa: E402
 
 SETTINGS = {
     "plain (before)": generation.PLAIN,
@@ -71,14 +75,12 @@ def questions(conv: Path, n: int) -> list[tuple[str, str]]:
 
 def run(cube: Path, lm: chat.ChatModel, enc: Embedder, qs: list[tuple[str, str]],
         opts: GenerationOptions, k: int, tokens: int) -> dict[str, float]:
-    c = open_cube(cube)
     rows = []
-    with generation.using(opts):
+    answer = AnswerOptions(tier="text", k=k, max_new_tokens=tokens, generation=opts)
+    with Session([open_cube(cube)], embedder=enc, model=lm) as s:  # what `memos run` does
         for q, gold in qs:
-            mems = [r.memory for r in retrieve(c, enc, q, k)]
-            t0 = time.perf_counter()
-            g = answer_memories(lm, mems, q, max_new_tokens=tokens)
-            rows.append((g.text, gold, q, time.perf_counter() - t0, g.new_tokens))
+            a = s.answer(q, answer)
+            rows.append((a.answer, gold, q, a.timings["generate_s"], a.new_tokens))
     return {"questions": len(rows),
             "loop_share": sum(loops(a) for a, *_ in rows) / len(rows),
             "echo_share": sum(echoes(a, q) for a, _, q, *_ in rows) / len(rows),
