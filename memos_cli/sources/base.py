@@ -190,9 +190,9 @@ def read_lines(path: Path, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, s
             try:
                 line = raw.decode(ENCODING.get())
             except UnicodeDecodeError as e:
-                raise SourceError(f"line {lineno}: not {ENCODING.get()} text ({e.reason} at "
-                                  f"byte {e.start} of the line; {ENCODING_HINT})",
-                                  path=path) from e
+                raise SourceError(f"line {lineno}: not {_shown(ENCODING.get())} text "
+                                  f"({e.reason} at byte {e.start} of the line; "
+                                  f"{ENCODING_HINT})", path=path) from e
             yield lineno, line.removesuffix("\n").removesuffix("\r")
 
 
@@ -208,11 +208,15 @@ def read_text(path: Path) -> str:
     data = read_bytes(path)
     encoding = ENCODING.get()
     try:
-        return data.decode("utf-8-sig" if encoding.lower().replace("_", "-") in (
-            "utf-8", "utf8") else encoding)
+        return data.decode("utf-8-sig" if _shown(encoding) == "UTF-8" else encoding)
     except UnicodeDecodeError as e:
-        raise SourceError(f"is not {encoding} text ({e.reason} at byte {e.start}; "
+        raise SourceError(f"is not {_shown(encoding)} text ({e.reason} at byte {e.start}; "
                           f"{ENCODING_HINT})", path=path) from e
+
+
+def _shown(encoding: str) -> str:
+    """An encoding's name as messages give it: ``UTF-8`` for any spelling of it."""
+    return "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
 
 
 def load_json(path: Path, text: str) -> Any:

@@ -35,7 +35,7 @@ def test_skip_unreadable_reports_and_counts(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["memories"] == 1 and len(data["unreadable_files"]) == 1
-    assert data["unreadable_files"][0].startswith("notes/b.md: is not utf-8 text")
+    assert data["unreadable_files"][0].startswith("notes/b.md: is not UTF-8 text")
     assert "skipped 1 unreadable files" in r.stderr
     assert [m.content for m in open_cube(out).memories] == ["The café opens at eight."]
 
