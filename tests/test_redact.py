@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
 from memos_cli.cube import open_cube
-from memos_cli.governance.redact import Redactor, parse_types
+from memos_cli.governance.redact import TYPES, Redactor, parse_types
 
 runner = CliRunner()
 PII = {
@@ -161,3 +161,29 @@ def test_provenance_is_not_free_text(tmp_path: Path) -> None:
     assert "<EMAIL>" in rows["notes/db.md"]["content"]
     assert "Eamon" not in out.read_text()  # found in the content, so gone from its path too
     assert "notes/<PERSON>.md" in rows
+
+
+@pytest.mark.parametrize("text, gone", [
+    ("Call 67 501 36 56 after six.", "67 501 36 56"),
+    ("Her number is 9380 6377.", "9380 6377"),
+    ("Ring (26) 472-899 or +41 36 507 52 91.", "472-899"),
+    ("Ring (26) 472-899 or +41 36 507 52 91.", "+41 36 507 52 91"),
+    ("Office: 720.324.3336", "720.324.3336"),
+    ("Card 2714821993518192 was declined.", "2714821993518192"),
+    ("Pay to GB20UVZQ9682606246729 by Friday.", "GB20UVZQ9682606246729"),
+])
+def test_phone_card_and_iban_formats_of_other_countries(text: str, gone: str) -> None:
+    """#28: local phone formats, 2-series cards and IBANs Presidio's validators refuse leaked
+    (bench/redaction_generated.py: phones 0.533 -> 0.819 on its untouched half)."""
+    out = Redactor(tuple(TYPES))(text) or ""
+    assert gone not in out, out
+
+
+@pytest.mark.parametrize("text", [
+    "The budget cap is 48,000 euros for 2026-03-14.",
+    "Release 1.2.3 shipped on 14.03.2026 at 10:30.",
+    "We sold 1500 units in Q3 and 2 500 in Q4.",
+])
+def test_numbers_that_are_not_phones_stay(text: str) -> None:
+    out = Redactor(("phone", "credit_card", "iban"))(text)
+    assert out == text, out

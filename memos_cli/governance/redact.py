@@ -94,7 +94,30 @@ def _recognizers() -> list[Any]:
         supported_entity="PERSON", name="memos-full-names",
         patterns=[Pattern("full name", rf"\b{_WORD}(?:\s+{_WORD}){{1,3}}\b", 0.6)],
         global_regex_flags=re.MULTILINE)  # case matters: capitals mark the name
-    return [crypto, names]
+    # Presidio's phone recognizer validates numbers against eight regions' numbering plans:
+    # national formats of other countries, and numbers a plan does not know, slip through
+    phones = PatternRecognizer(
+        supported_entity="PHONE_NUMBER", name="memos-phones",
+        patterns=[Pattern("digit groups", PHONE, 0.5)], global_regex_flags=re.MULTILINE)
+    # cards by length and grouping (Presidio's needs its brands' prefixes and Luhn), IBANs by
+    # their shape (Presidio's checks the country's length and the checksum)
+    ids = [PatternRecognizer(supported_entity="CREDIT_CARD", name="memos-cards",
+                             patterns=[Pattern("card digits", CARD, 0.5)]),
+           PatternRecognizer(supported_entity="IBAN_CODE", name="memos-ibans",
+                             patterns=[Pattern("iban shape", IBAN, 0.5)])]
+    return [crypto, names, phones, *ids]
+
+
+#: Phone-like digit groups: an optional +CC and (area) code, then two to five groups of two
+#: to six digits split by spaces, dots or dashes (7 to 15 digits in all, :func:`_plausible`);
+#: a sentence's full stop may follow.
+PHONE = (r"(?<![\w+.,/:-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?"
+         r"\d{2,6}(?:[\s.-]\d{2,6}){1,4}(?![\w,/:-]|[.-]\d)")
+#: 13 to 19 digits, bare or in groups of four split by spaces or dashes.
+CARD = r"(?<![\w.,-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?)(?![\w.,-])"
+#: Two capital letters, two check digits, then 11 to 30 letters and digits, maybe grouped.
+IBAN = r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b"
+DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 
 
 def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
@@ -109,7 +132,12 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
             if m.start() < r.end and r.start < m.end():
                 return None
     value = text[r.start:r.end]
-    if (r.recognition_metadata or {}).get("recognizer_name") == "memos-full-names":
+    source = (r.recognition_metadata or {}).get("recognizer_name")
+    if source == "memos-phones":
+        digits = sum(c.isdigit() for c in value)
+        if not 7 <= digits <= 15 or DATE_LIKE.fullmatch(value.strip()):
+            return None
+    if source == "memos-full-names":
         words = value.split()
         while words and words[0].lower() in NOT_NAMES:
             r.start = text.index(words[1], r.start + len(words[0])) if len(words) > 1 else r.end
