@@ -23,6 +23,7 @@ from memos_cli.cli import (
     cube,
     dump,
     eval,
+    inspect_cmd,
     memstore,
     roles,
     run,
@@ -208,8 +209,8 @@ class _OwnWarnings(logging.Filter):
 
 
 def _register() -> None:
-    for module in (cube, update_cmd, search, run, convert, schedule, eval, dump, vault,
-                   memstore, roles, batch, config_cmd):
+    for module in (cube, inspect_cmd, update_cmd, search, run, convert, schedule, eval, dump,
+                   vault, memstore, roles, batch, config_cmd):
         module.register(app)
 
 
