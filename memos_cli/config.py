@@ -131,3 +131,21 @@ def unset(name: str) -> Path:
     data = read_file()
     data.pop(name, None)
     return write(data)
+
+
+def remote_timeout() -> float:
+    """``MEMOS_REMOTE_TIMEOUT`` (or the config file's ``remote_timeout``), default 30 s.
+
+    Raises:
+        UsageError: not a positive number.
+    """
+    raw = value("remote_timeout")
+    if raw is None:
+        return 30.0
+    try:
+        secs = float(raw)
+    except ValueError:
+        secs = -1.0
+    if not 0 < secs <= 3600:
+        raise UsageError(f"remote_timeout {raw!r} is not a number of seconds in (0, 3600]")
+    return secs

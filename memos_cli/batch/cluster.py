@@ -14,8 +14,8 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+from memos_cli.config import remote_timeout as timeout_s
 from memos_cli.errors import RemoteError, UsageError
-from memos_cli.memstore.registry import timeout_s
 
 
 def _ray() -> Any:

@@ -15,15 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from memos_cli import strictjson
 from memos_cli.config import default_vault
 from memos_cli.errors import FormatError, UsageError
+from memos_cli.objstore.place import Place
 from memos_cli.principal import ROLE_PREFIX, Identity, check_name
-
-if TYPE_CHECKING:
-    from memos_cli.vault.place import Place
 
 ROLES_FILE = "roles.json"
 FORMAT = "memos-roles"
@@ -69,16 +67,11 @@ class Roles:
     @classmethod
     def load(cls, vault: Place | Path | str) -> Roles:
         """Read ``VAULT/roles.json`` (``vault`` a directory, a URI or a
-        :class:`~memos_cli.vault.place.Place`); a vault without one has no roles.
+        :class:`~memos_cli.objstore.place.Place`); a vault without one has no roles.
 
         Raises:
             FormatError: unreadable, another format or a newer version, malformed entries.
         """
-        # deferred: importing a vault module runs memos_cli.vault's __init__, which loads the
-        # vault's modules, and those check access through this package (the one upward edge,
-        # docs/architecture.md)
-        from memos_cli.vault.place import Place
-
         place = vault if isinstance(vault, Place) else Place(vault)
         path = f"{place}/{ROLES_FILE}"
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli import config, strictjson
-from memos_cli.errors import FormatError, IntegrityError, RemoteError, UsageError
+from memos_cli.errors import FormatError, IntegrityError, RemoteError
 from memos_cli.memstore.ref import OciRef
 
 #: The OCI distribution spec lets registries refuse manifests over 4 MiB; memos reads no more.
@@ -28,22 +28,7 @@ MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 _READ = 1 << 20
 
 
-def timeout_s() -> float:
-    """``MEMOS_REMOTE_TIMEOUT`` (or the config file's ``remote_timeout``), default 30 s.
-
-    Raises:
-        UsageError: not a positive number.
-    """
-    raw = config.value("remote_timeout")
-    if raw is None:
-        return 30.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 3600:
-        raise UsageError(f"remote_timeout {raw!r} is not a number of seconds in (0, 3600]")
-    return value
+timeout_s = config.remote_timeout  # the registries' name for it
 
 
 def _client_class() -> type:

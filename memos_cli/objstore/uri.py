@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from memos_cli.config import remote_timeout as timeout_s
 from memos_cli.errors import MemosError, RemoteError, UsageError
-from memos_cli.memstore.registry import timeout_s
 
 SCHEMES = ("s3", "gs", "az", "file")
 

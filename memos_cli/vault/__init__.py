@@ -1,5 +1,5 @@
 """The vault (MemVault, MemOS paper §5.4): the store of installed cubes and their memories, in
-a directory or in object storage (``memos_cli.vault.place``); spec §16.
+a directory or in object storage (``memos_cli.objstore.place``); spec §16.
 
 Layout (``MEMOS_HOME/vault`` by default)::
 

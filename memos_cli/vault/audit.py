@@ -1,7 +1,7 @@
 """The vault's access log (MemGovernance, MemOS paper §5.4): append-only, one JSON object per
 record with time, user, operation, cube id, memory ids and the vault version the change made
 or the read saw. Locally the lines of ``audit.jsonl`` (each flushed and fsynced); in object
-storage one object per record (:meth:`memos_cli.vault.place.Place.append_audit`)."""
+storage one object per record (:meth:`memos_cli.objstore.place.Place.append_audit`)."""
 
 from __future__ import annotations
 

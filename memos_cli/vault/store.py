@@ -17,6 +17,7 @@ from memos_cli.config import default_vault
 from memos_cli.errors import FormatError, RemoteError
 from memos_cli.governance.roles import use_vault
 from memos_cli.memory import Memory, format_time
+from memos_cli.objstore.place import Place
 from memos_cli.vault import audit, commit
 from memos_cli.vault import rows as R
 from memos_cli.vault.audit import AUDIT as AUDIT
@@ -28,7 +29,6 @@ from memos_cli.vault.layout import (
     VAULT_VERSION,
     remove_legacy,
 )
-from memos_cli.vault.place import Place
 
 T = TypeVar("T")
 

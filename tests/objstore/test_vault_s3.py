@@ -106,7 +106,7 @@ def test_an_oversized_small_file_in_a_bucket_vault_is_refused(bucket: str) -> No
     """A CHECKOUT (or roles.json, or audit record) past 16 MiB is refused, not read whole."""
     import boto3
 
-    from memos_cli.vault.place import MAX_SMALL_FILE
+    from memos_cli.objstore.place import MAX_SMALL_FILE
 
     boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).put_object(
         Bucket=bucket, Key="big/vault/CHECKOUT", Body=b"1" * (MAX_SMALL_FILE + 1))

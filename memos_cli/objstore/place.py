@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from memos_cli.atomic import atomic_write_bytes
 from memos_cli.config import home
-from memos_cli.cube.layout import atomic_write_bytes
+from memos_cli.config import remote_timeout as timeout_s
 from memos_cli.errors import FormatError, UsageError
-from memos_cli.memstore.registry import timeout_s
 from memos_cli.objstore import uri as U
 
 AUDIT_DIR = "audit"
