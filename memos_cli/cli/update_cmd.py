@@ -24,7 +24,7 @@ from memos_cli.cli.source_opts import (
     VISIBILITY_OPT,
     source_defaults,
 )
-from memos_cli.cube import open_verified
+from memos_cli.cube import open_cube
 from memos_cli.cube.layout import require_cube_dir
 from memos_cli.errors import UsageError
 from memos_cli.lifecycle.dump import Filter
@@ -91,7 +91,8 @@ def rm_command(
     if (ids is None) == (filter_ is None):
         raise UsageError("give --ids or --filter (one of them)")
     given = [i.strip() for i in (ids or "").split(",") if i.strip()]
-    known = [m.id for m in open_verified(cube).memories] if given else []
+    # the ids only: remove() opens and verifies the cube itself
+    known = [m.id for m in open_cube(cube).memories] if given else []
     wanted = {resolve_id(i, known, strict=False) for i in given}
     match = Filter.parse(filter_) if filter_ else None
     report = remove(cube, lambda m: not (m.id in wanted if match is None else match(m)),

@@ -234,8 +234,11 @@ def vault_share(memory_id: str = typer.Argument(..., help="An installed memory's
     Example: [bold]memos vault share 3f2a... --reader role:analysts --visibility shared[/bold]
     """
     v = open_vault(vault)
-    memory_id = resolve_id(memory_id, [m.id for m in v.state(vectors=False).memories])
-    was = next((x.visibility for x in v.memories([memory_id]).values()), None)
+    found = v.memories([memory_id])  # a read by key; the whole vault only for a prefix
+    if not found:
+        memory_id = resolve_id(memory_id, [m.id for m in v.state(vectors=False).memories])
+        found = v.memories([memory_id])
+    was = next((x.visibility for x in found.values()), None)
     m = share(v, memory_id, user=as_user or current_user(), readers=reader,
               remove=unshare, visibility=visibility)
     if as_json:
@@ -258,7 +261,7 @@ def vault_rm(cube_id: str = typer.Argument(..., help="An installed cube's id."),
     Example: [bold]memos vault rm b50393a8-2135-5176-bde6-bee75da27d8e[/bold]
     """
     v = open_vault(vault)
-    cube_id = resolve_id(cube_id, v.state(vectors=False).cubes, "cube")
+    cube_id = resolve_id(cube_id, v.part([], []).cubes, "cube")  # the cube rows alone
     n = remove(v, cube_id, user=as_user or current_user())
     if as_json:
         print_json({"cube_id": cube_id, "removed": n})
