@@ -27,9 +27,13 @@ VISIBILITIES = ("private", "shared", "public")
 MAX_CONTENT_CHARS = 1 << 20
 INT32 = 1 << 31
 
-#: Namespace of the UUIDv5 ids memos derives from content hashes (spec §4.2).
+TIME_FIELDS = ("created_at", "updated_at", "event_time", "expires_at", "valid_to")
+#: The columns format 1.7 added (spec §4.6); null in every memory of an older cube.
+VALIDITY_FIELDS = ("valid_to", "supersedes", "superseded_by", "supersession")
+
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
+#: Namespace of the UUIDv5 ids memos derives from content hashes (spec §4.2).
 MEMORY_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-5b8e-9a51-6d656d637562")
 
 
@@ -157,9 +161,15 @@ class Memory:
     parent_id: str | None = None
     # fields of the source that have no column (JSON object)
     extra: dict[str, Any] = field(default_factory=dict)
+    # validity (format 1.7, spec §4.6): when this memory stopped being current, and why
+    valid_to: datetime | None = None
+    supersedes: str | None = None
+    superseded_by: str | None = None
+    #: the decision that made this memory supersede ``supersedes``: ``{"rule", ...}``
+    supersession: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("created_at", "updated_at", "event_time", "expires_at"):
+        for name in TIME_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, utc(value))
@@ -192,8 +202,37 @@ class Memory:
             and not 1 <= self.line_start <= self.line_end
         ):
             problems.append(f"line range {self.line_start}-{self.line_end} is invalid")
+        problems += self._validity_problems()
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _validity_problems(self) -> list[str]:
+        out = []
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            out.append(f"valid_to {format_time(self.valid_to)} is before valid_from "
+                       f"{format_time(self.valid_from)}")
+        if self.superseded_by is not None and self.valid_to is None:
+            out.append("superseded_by is set but valid_to is not")
+        if self.id in (self.supersedes, self.superseded_by):
+            out.append("a memory cannot supersede itself")
+        if self.supersession is not None and self.supersedes is None:
+            out.append("supersession is set but supersedes is not")
+        return out
+
+    @property
+    def valid_from(self) -> datetime:
+        """When this memory became true: ``event_time``, else ``created_at`` (spec §4.6)."""
+        return self.event_time if self.event_time is not None else self.created_at
+
+    @property
+    def current(self) -> bool:
+        """Whether nothing has ended this memory's validity (``valid_to`` is null)."""
+        return self.valid_to is None
+
+    def valid_at(self, when: datetime) -> bool:
+        """Whether the memory held at ``when``: ``valid_from <= when < valid_to``."""
+        when = utc(when)
+        return self.valid_from <= when and (self.valid_to is None or when < self.valid_to)
 
     @classmethod
     def create(
@@ -236,10 +275,14 @@ class Memory:
         return self.expires_at is not None and self.expires_at <= now
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict; times as ISO 8601 strings, tuples as lists."""
+        """Plain JSON-ready dict; times as ISO 8601 strings, tuples as lists. The validity
+        fields (:data:`VALIDITY_FIELDS`) appear only when set, so a current memory's record
+        is the same as in format 1.6 (spec §4.6)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if value is None and f.name in VALIDITY_FIELDS:
+                continue
             if isinstance(value, datetime):
                 value = format_time(value)
             elif isinstance(value, tuple):
@@ -256,7 +299,7 @@ class Memory:
             raise ValueError(f"unknown memory fields: {', '.join(unknown)}")
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key in ("created_at", "updated_at", "event_time", "expires_at"):
+            if key in TIME_FIELDS:
                 value = None if value is None else parse_time(value)
             elif key in ("readers", "sensitivity", "tags"):
                 value = tuple(value or ())

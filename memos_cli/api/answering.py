@@ -17,6 +17,7 @@ from memos_cli.tiers.lora import answer_lora
 from memos_cli.tiers.plaintext import Answer, retrieve
 from memos_cli.tiers.plaintext import answer as text_answer
 from memos_cli.vault import answer as vault_answer
+from memos_cli.validity import CURRENT, View
 from memos_cli.vault import search as vault_search
 
 #: The tiers an answer can use (``auto`` takes stored KV chunks where it can, spec §13.3).
@@ -53,6 +54,8 @@ class AnswerOptions:
     segment: str | None = None
     system: str | None = None
     generation: generation.GenerationOptions = generation.DEFAULT
+    #: which memories retrieval sees: current ones (default), those valid at a time, or all
+    view: View = CURRENT
 
     def checked(self, *, cubes: int, vault: bool, user: bool) -> AnswerOptions:
         """These options, checked against what is answered from (``cubes`` cubes, or a
@@ -135,16 +138,16 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
     with generation.using(generation.with_flags(opts.generation, system=opts.system)):
         if opts.tier == "auto":
             result = _auto(cubes, vault, encoder(), chat, question, user, actor, opts.k, ratio,
-                           rule, gen, hidden)
+                           rule, gen, hidden, opts.view)
         elif vault is not None:
             result = vault_answer(vault, encoder(), chat, question, user=actor, k=opts.k,
-                                  hidden=hidden, **gen)
+                                  hidden=hidden, view=opts.view, **gen)
         elif chunked:
             from memos_cli.tiers import chunks
 
             result = chunks.answer_chunked(cubes[0], encoder(), chat, question, k=opts.k,
                                            set_id=opts.chunk_set, ratio=ratio, rule=rule,
-                                           **gen)
+                                           view=opts.view, **gen)
         elif opts.tier == "kv":
             from memos_cli.tiers.kv import answer_kv
 
@@ -156,24 +159,24 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
                                  embedder=router, **gen)
         else:
             result = text_answer(cubes[0], encoder(), chat, question, k=opts.k, user=user,
-                                 hidden=hidden, **gen)
+                                 hidden=hidden, view=opts.view, **gen)
     result.hidden = sum(hidden)
     return result
 
 
 def _auto(cubes: list[Any], vault: Any, enc: Any, chat: Any, question: str, user: str | None,
           actor: str, k: int, ratio: float, rule: str, gen: dict[str, Any],
-          hidden: list[int]) -> Answer:
+          hidden: list[int], view: View) -> Answer:
     """``--tier auto`` over one cube or a vault (spec §13.3)."""
     from memos_cli.scheduler.auto import answer_auto, cube_sources, store_sources
 
     if vault is not None:
         t0 = time.perf_counter()
-        hits = vault_search(vault, enc, question, k, user=actor, hidden=hidden)
+        hits = vault_search(vault, enc, question, k, user=actor, hidden=hidden, view=view)
     else:
         cubes[0].index()
         t0 = time.perf_counter()
-        hits = retrieve(cubes[0], enc, question, k, user=user, hidden=hidden)
+        hits = retrieve(cubes[0], enc, question, k, user=user, hidden=hidden, view=view)
     took = time.perf_counter() - t0
     result = answer_auto(chat, question, hits, store_sources(chat) + cube_sources(chat, cubes),
                          ratio=ratio, rule=rule, retrieval_s=took, **gen)

@@ -101,6 +101,7 @@ def schedule(session: Session, *, size: int | None = None, share: float | None =
             memories += c.memories
             usage.update(st.indicators(half_life=hl))
         where = ", ".join(str(c.path) for c in cubes)
+    memories = [m for m in memories if m.current]  # superseded memories get no tier (§4.6)
     usage = {i: u for i, u in usage.items() if i in {m.id for m in memories}}
     if not usage:
         return ScheduleResult(where, reason=f"no usage recorded yet for {where}: nothing to "

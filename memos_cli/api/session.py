@@ -32,6 +32,7 @@ from memos_cli.models.onnx_embedder import query_embedder
 from memos_cli.scheduler.usage import UsageStore, cube_store, record_quietly, uses_of
 from memos_cli.sources import Defaults
 from memos_cli.tiers.plaintext import Answer, Retrieved, retrieve
+from memos_cli.validity import CURRENT, View
 from memos_cli.vault import Vault
 from memos_cli.vault import search as vault_search
 
@@ -163,17 +164,20 @@ class Session:
         return self._chat
 
     # -- reading ------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5) -> SearchResult:
+    def search(self, query: str, k: int = 5, view: View = CURRENT) -> SearchResult:
         """The ``k`` memories closest to ``query`` (vector and full-text retrieval fused by
         rank, spec §6) that the user may read, best first; logged and counted as a use.
+        ``view``: the current memories (default), those valid at ``View.as_of``, or with
+        ``View.history`` superseded ones too (spec §4.6).
 
         Raises:
             UsageError: ``k`` < 1, or several cubes (search one at a time).
             EmbedderMismatchError: the embedder did not build the index.
         """
-        return self._search(query, k, audit=True)
+        return self._search(query, k, audit=True, view=view)
 
-    def _search(self, query: str, k: int, *, audit: bool) -> SearchResult:
+    def _search(self, query: str, k: int, *, audit: bool,
+                view: View = CURRENT) -> SearchResult:
         if k < 1:
             raise UsageError("-k must be at least 1")
         if len(self.cubes) > 1:
@@ -184,7 +188,7 @@ class Session:
             cube = self.cubes[0]
             store = cube_store(cube.manifest.cube_id).warm()
             t0 = time.perf_counter()
-            hits = retrieve(cube, enc, query, k, user=self.user, hidden=hidden)
+            hits = retrieve(cube, enc, query, k, user=self.user, hidden=hidden, view=view)
             took = time.perf_counter() - t0
             if audit:
                 self._audit("search", cube.manifest.cube_id, [h.memory.id for h in hits], query)
@@ -192,7 +196,7 @@ class Session:
             v = self.vault
             store = UsageStore(v.place.usage_dir()).warm()
             t0 = time.perf_counter()
-            hits = vault_search(v, enc, query, k, user=self.actor, hidden=hidden)
+            hits = vault_search(v, enc, query, k, user=self.actor, hidden=hidden, view=view)
             took = time.perf_counter() - t0
             if audit:
                 v.log(self.actor, "search", memory_ids=[h.memory.id for h in hits],
@@ -201,15 +205,15 @@ class Session:
         return SearchResult(query, self.where, bool(self.cubes), hits, took, sum(hidden),
                             self.actor)
 
-    def search_many(self, queries: Iterable[tuple[Any, str, int]]) -> Iterable[
-            tuple[Any, SearchResult]]:
+    def search_many(self, queries: Iterable[tuple[Any, str, int]],
+                    view: View = CURRENT) -> Iterable[tuple[Any, SearchResult]]:
         """``(id, result)`` for each ``(id, query, k)``, in one process (``memos search
         --queries``); a cube's read gets one access-log record for the whole batch, a vault's
         queries none (as before the entry point)."""
         n = 0
         for qid, query, k in queries:
             n += 1
-            yield qid, self._search(query, k, audit=False)
+            yield qid, self._search(query, k, audit=False, view=view)
         if self.cubes:
             self._audit("search", self.cubes[0].manifest.cube_id, [],
                         f"{n} queries from a file")

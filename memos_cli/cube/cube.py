@@ -104,7 +104,7 @@ class Cube:
             FormatError: a bad row. UsageError: the cube has no plaintext tier.
         """
         self.require_plaintext()
-        return read_memories(self.memories_path)
+        return read_memories(self.memories_path, validity=self.manifest.version >= (1, 7))
 
     @cached_property
     def by_id(self) -> dict[str, Memory]:

@@ -22,7 +22,7 @@ FORMAT = "memcube"
 #: versions by ignoring the top-level keys it does not know. 1.1 added ``kv``, 1.2 ``lora``,
 #: 1.3 ``kv_chunks``, 1.4 ``index_files``, 1.5 RFC 8785 digests, ``content_digest``,
 #: ``attachments`` and the closed layout.
-FORMAT_VERSION = (1, 6)
+FORMAT_VERSION = (1, 7)
 #: The format version that added each top-level key (spec §1).
 KEY_SINCE = {"kv": (1, 1), "lora": (1, 2), "kv_chunks": (1, 3), "index_files": (1, 4),
              "revision": (1, 4), "content_digest": (1, 5), "attachments": (1, 5),

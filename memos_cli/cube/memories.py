@@ -11,7 +11,14 @@ import pyarrow as pa
 from memos_cli import strictjson
 from memos_cli.digest import canonical_json, json_sha256
 from memos_cli.errors import FormatError, IntegrityError
-from memos_cli.memory import ORIGINS, SEMANTIC_TYPES, VISIBILITIES, Memory, content_hash
+from memos_cli.memory import (
+    ORIGINS,
+    SEMANTIC_TYPES,
+    VALIDITY_FIELDS,
+    VISIBILITIES,
+    Memory,
+    content_hash,
+)
 
 _TS = pa.timestamp("us", tz="UTC")
 _STRS = pa.list_(pa.string())
@@ -45,15 +52,25 @@ SCHEMA = pa.schema(
         pa.field("version", pa.int32(), nullable=False),
         pa.field("parent_id", pa.string()),
         pa.field("extra", pa.string(), nullable=False),
+        # format 1.7 (spec §4.6)
+        pa.field("valid_to", _TS),
+        pa.field("supersedes", pa.string()),
+        pa.field("superseded_by", pa.string()),
+        pa.field("supersession", pa.string()),
     ],
     metadata={
-        b"memcube.schema": b"memories/1",
+        b"memcube.schema": b"memories/2",
         b"memcube.enums": canonical_json(
             {"origin": ORIGINS, "semantic_type": SEMANTIC_TYPES, "visibility": VISIBILITIES}),
     },
 )
 
+#: The schema of formats 1.0-1.6 (``memories/1``): without the validity columns.
+SCHEMA_1 = pa.schema([f for f in SCHEMA if f.name not in VALIDITY_FIELDS],
+                     metadata={**SCHEMA.metadata, b"memcube.schema": b"memories/1"})
+
 _LIST_FIELDS = ("readers", "sensitivity", "tags")
+_JSON_FIELDS = ("extra", "supersession")
 
 
 def to_table(memories: Iterable[Memory]) -> pa.Table:
@@ -64,7 +81,7 @@ def to_table(memories: Iterable[Memory]) -> pa.Table:
             value = getattr(m, name)
             if name in _LIST_FIELDS:
                 value = list(value)
-            elif name == "extra":
+            elif name in _JSON_FIELDS and value is not None:
                 value = canonical_json(value).decode("utf-8")
             values.append(value)
     return pa.table(columns, schema=SCHEMA)
@@ -78,8 +95,11 @@ def write_memories(path: Path, memories: Iterable[Memory]) -> int:
     return path.stat().st_size
 
 
-def read_table(path: Path) -> pa.Table:
-    """Read ``memories.arrow`` and check its schema.
+def read_table(path: Path, *, validity: bool = True) -> pa.Table:
+    """Read ``memories.arrow`` and check its schema: :data:`SCHEMA`, or :data:`SCHEMA_1` (a
+    cube of format 1.6 or older, whose memories are all current), which is read with the
+    validity columns null. Without ``validity`` (a cube that declares format 1.6 or older),
+    only :data:`SCHEMA_1` is accepted.
 
     Raises:
         FormatError: not an Arrow IPC file, truncated, columns/types differ from
@@ -91,6 +111,13 @@ def read_table(path: Path) -> pa.Table:
             table = pa.ipc.open_file(source).read_all()
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
         raise FormatError(f"not a readable Arrow IPC file: {e}", path=path) from e
+    if not validity and table.schema.equals(SCHEMA, check_metadata=False):
+        raise FormatError("memories table has the validity columns of format 1.7, but the "
+                          "cube declares an older format", path=path)
+    if table.schema.equals(SCHEMA_1, check_metadata=False):
+        for f in SCHEMA:
+            if f.name in VALIDITY_FIELDS:
+                table = table.append_column(f, pa.nulls(table.num_rows, f.type))
     if not table.schema.equals(SCHEMA, check_metadata=False):
         want = {f.name: f.type for f in SCHEMA}
         have = {f.name: f.type for f in table.schema}
@@ -115,15 +142,17 @@ def read_table(path: Path) -> pa.Table:
     return table
 
 
-def read_memories(path: Path, *, unique_ids: bool = True) -> list[Memory]:
+def read_memories(path: Path, *, unique_ids: bool = True,
+                  validity: bool = True) -> list[Memory]:
     """Read every memory of ``memories.arrow``, in file order. ``unique_ids=False`` allows
-    a repeated id (a vault's history holds several versions of one memory).
+    a repeated id (a vault's history holds several versions of one memory); ``validity``:
+    as :func:`read_table`.
 
     Raises:
         FormatError: as :func:`read_table`, or a row breaks the memory schema (names the row).
         IntegrityError: a row's content does not match its ``content_hash``, or an id repeats.
     """
-    table = read_table(path)
+    table = read_table(path, validity=validity)
     try:
         rows = table.to_pylist()
     except (ValueError, OverflowError, pa.ArrowException) as e:  # e.g. a year past 9999
@@ -134,10 +163,12 @@ def read_memories(path: Path, *, unique_ids: bool = True) -> list[Memory]:
         try:
             for name in _LIST_FIELDS:
                 row[name] = tuple(row[name] or ())
-            extra = strictjson.loads(row["extra"])
-            if not isinstance(extra, dict):
-                raise ValueError("extra is not a JSON object")
-            row["extra"] = extra
+            for name in _JSON_FIELDS:
+                if row[name] is not None:
+                    value = strictjson.loads(row[name])
+                    if not isinstance(value, dict):
+                        raise ValueError(f"{name} is not a JSON object")
+                    row[name] = value
             m = Memory(**row)
         except (ValueError, TypeError) as e:
             raise FormatError(f"row {i} (id {row.get('id')!r}): {e}", path=path) from e

@@ -20,7 +20,8 @@ from memos_cli.cube.index import ReaderRows, index_text
 from memos_cli.cube.manifest import read_manifest
 from memos_cli.cube.signature import check_private_key
 from memos_cli.errors import CubeExistsError, EmptyCorpusError, SourceError
-from memos_cli.memory import Memory, derived_reader
+from memos_cli.lifecycle.evolve import evolve
+from memos_cli.memory import Memory, derived_reader, orphaned_derived
 from memos_cli.models.embedder import Embedder
 from memos_cli.readers import parse_names, run_readers
 from memos_cli.sources import Defaults, read_sources
@@ -46,6 +47,9 @@ class PackReport:
     readers: list[dict[str, Any]] = field(default_factory=list)
     #: files left out as unreadable (``--skip-unreadable``): "path: why"
     unreadable: list[str] = field(default_factory=list)
+    #: supersession decisions (spec §4.6): ``Counts`` of :mod:`memos_cli.lifecycle.evolve`,
+    #: or ``None`` when it was turned off
+    evolution: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "cube_id": self.cube_id, "memories": self.memories,
@@ -56,7 +60,9 @@ class PackReport:
                 "memories_per_s": round(self.memories / self.seconds, 1) if self.seconds else 0,
                 **({"readers": [{k: v for k, v in r.items() if k != "model"}
                                 | {"model": (r["model"] or {}).get("name")}
-                                for r in self.readers]} if self.readers else {})}
+                                for r in self.readers]} if self.readers else {}),
+                **({"supersession": self.evolution.to_dict(decisions=True)}
+                   if self.evolution is not None else {})}
 
 
 def embed_texts(embedder: Embedder, texts: list[str], stage: str,
@@ -154,12 +160,17 @@ def pack(
     progress: Callable[[str, int, int], None] | None = None,
     readers: ReaderPlan | None = None,
     encode: Callable[[list[str]], np.ndarray] | None = None,
+    supersede: bool = True,
 ) -> PackReport:
     """Read ``paths``, deduplicate by content hash, embed, and write the cube at ``output``.
 
     ``encode`` embeds the memories' index texts instead of ``embedder`` (``memos pack
     --ray``: :func:`memos_cli.batch.embed.embed_on_ray`); it must be the same model, as the
     manifest describes ``embedder``.
+
+    With ``supersede`` (the default), each memory is decided against the earlier ones of
+    its owner in valid-time order (:func:`memos_cli.lifecycle.evolve.evolve`, spec §4.6):
+    restatements are dropped, updates are linked to what they supersede.
 
     ``progress(stage, done, total)`` is called while reading and embedding. ``created_at``
     defaults to ``defaults.now``. ``readers`` run over the memories before they are indexed
@@ -221,6 +232,9 @@ def pack(
     if run is not None:
         rows = embed_rows(embedder, run.rows(), progress)
     embed_s = time.perf_counter() - t_embed
+    evolution = None
+    if supersede:
+        kept, vectors, evolution = _evolve(kept, vectors)
     spec = CubeSpec(
         name=name or out.name.removesuffix(".memcube"),
         description=description,
@@ -236,6 +250,8 @@ def pack(
             "readers": list(defaults.readers),
             "ttl_s": None if defaults.ttl is None else defaults.ttl.total_seconds(),
             "tags": list(defaults.tags),
+            "supersession": None if evolution is None else
+            {k: v for k, v in evolution.to_dict().items()},
         },
         cube_id=cube_id,  # None: derived from the content (spec §5)
         readers=run.records() if run is not None else (),
@@ -246,4 +262,19 @@ def pack(
     return PackReport(str(out), written, len(kept), duplicates, provenance,
                       read.skipped, notes, key is not None, time.perf_counter() - t0, embed_s,
                       readers=run.records() if run is not None else [],
-                      unreadable=read.unreadable)
+                      unreadable=read.unreadable, evolution=evolution)
+
+
+def _evolve(memories: list[Memory], vectors: np.ndarray) -> tuple[list[Memory], np.ndarray,
+                                                                   Any]:
+    """Supersession over the user's own memories of a pack; derived memories follow their
+    sources (those of a dropped restatement go with it)."""
+    own = [i for i, m in enumerate(memories) if derived_reader(m) is None]
+    kept, linked, counts = evolve([memories[i] for i in own], vectors[own])
+    out = {memories[own[j]].id: (m, own[j]) for j, m in zip(kept, linked, strict=True)}
+    rows = [(m, i) for i, m in enumerate(memories) if derived_reader(m) is not None]
+    mems = [m for m, _ in out.values()] + [m for m, _ in rows]
+    stale = orphaned_derived(mems)
+    chosen = list(out.values()) + [(m, i) for m, i in rows if m.id not in stale]
+    chosen.sort(key=lambda x: x[1])  # input order
+    return [m for m, _ in chosen], vectors[[i for _, i in chosen]], counts

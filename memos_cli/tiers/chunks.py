@@ -29,6 +29,7 @@ from memos_cli.models.chat import ChatModel
 from memos_cli.tiers import compose as comp
 from memos_cli.tiers import prompt
 from memos_cli.tiers.plaintext import Answer, Retrieved, generate_ids, retrieve
+from memos_cli.validity import CURRENT, View
 
 #: Defaults chosen by bench/kv_chunks.py (README, "Activation tier: KV chunks").
 DEFAULT_RATIO = 0.30
@@ -346,8 +347,9 @@ def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
 def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, k: int = 5,
                    ratio: float = DEFAULT_RATIO, rule: str = DEFAULT_RULE,
                    set_id: str | None = None, max_new_tokens: int = 128,
-                   temperature: float = 0.0) -> Answer:
-    """Retrieve ``k`` memories as the plaintext tier does and answer over the KV chunks of the
+                   temperature: float = 0.0, view: View = CURRENT) -> Answer:
+    """Retrieve ``k`` memories as the plaintext tier does (``view``: which memories, by
+    valid time, spec §4.6; default the current ones) and answer over the KV chunks of the
     cube's chunk set for ``chat`` (:func:`answer_over`; ``details`` also name the set).
 
     Raises:
@@ -362,7 +364,7 @@ def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, 
                          "CUBE --to kv --chunks`", path=cube.path)
     cube.index()
     t0 = time.perf_counter()
-    hits = retrieve(cube, embedder, question, k)
+    hits = retrieve(cube, embedder, question, k, view=view)
     result = answer_over(chat, question, hits, [cube_source(cube, chunk_set)], ratio=ratio,
                          rule=rule, max_new_tokens=max_new_tokens, temperature=temperature,
                          retrieval_s=time.perf_counter() - t0)

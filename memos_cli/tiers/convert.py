@@ -52,7 +52,7 @@ def select_memories(cube: Cube, *, ids: list[str] | None = None, query: str | No
     from datetime import datetime, timezone
 
     now = datetime.now(timezone.utc)
-    live = [m for m in cube.memories if not m.expired(now)]
+    live = [m for m in cube.memories if not m.expired(now) and m.current]
     if ids:
         if query:
             raise UsageError("give --ids or --query, not both")

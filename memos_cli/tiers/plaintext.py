@@ -15,11 +15,12 @@ from typing import Any
 from memos_cli.cube import Cube
 from memos_cli.errors import EmbedderMismatchError, IntegrityError
 from memos_cli.governance.policy import can_read
-from memos_cli.memory import Memory, derived_from
+from memos_cli.memory import Memory, derived_from, format_time
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
 from memos_cli.tiers import generation
 from memos_cli.tiers.prompt import prompt_ids
+from memos_cli.validity import CURRENT, View
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant with a memory. Answer the user's question using the "
@@ -53,6 +54,10 @@ class Retrieved:
                 "source_file": self.memory.source_file,
                 "line_start": self.memory.line_start, "line_end": self.memory.line_end,
                 "turn_id": self.memory.turn_id, "via": self.via, "matched": self.matched,
+                "valid_from": format_time(self.memory.valid_from),
+                "valid_to": format_time(self.memory.valid_to),
+                **({"superseded_by": self.memory.superseded_by}
+                   if self.memory.superseded_by else {}),
                 **({"derived_id": self.derived_id} if self.derived_id else {})}
 
 
@@ -74,9 +79,10 @@ def check_embedder(cube: Cube, embedder: Embedder) -> None:
 
 def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
              now: datetime | None = None, user: str | None = None,
-             hidden: list[int] | None = None) -> list[Retrieved]:
+             hidden: list[int] | None = None, view: View = CURRENT) -> list[Retrieved]:
     """Top-``k`` memories of ``cube`` for ``query``, best first; a derived memory (spec §4.5)
     is replaced by its sources, each memory appears once; expired memories are left out,
+    so are those outside ``view`` (by default the superseded ones, spec §4.6),
     and with ``user`` so is every memory that user may not read (``governance.can_read``);
     with ``hidden`` (a list), how many of those would have ranked in the top ``k`` is appended.
 
@@ -98,7 +104,7 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
                 raise IntegrityError(f"search index returned id {h.id!r}, which is not a memory "
                                      "of this cube (an index of another cube? run `memos "
                                      "reindex`)", path=cube.index_path)
-        out, denied = resolve_hits(hits, cube.by_id, k, now=now, user=user)
+        out, denied = resolve_hits(hits, cube.by_id, k, now=now, user=user, view=view)
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)
@@ -107,11 +113,12 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
 
 
 def resolve_hits(hits: list[Any], by_id: dict[str, Memory], k: int, *, now: datetime,
-                 user: str | None) -> tuple[list[Retrieved], int]:
+                 user: str | None, view: View = CURRENT) -> tuple[list[Retrieved], int]:
     """Index hits (``cube.index.Hit``) as ranked memories: a derived memory (spec §4.5) gives
-    way to its sources, each memory appears once, ids not in ``by_id`` and expired memories
-    are skipped, and with ``user`` so is what that user may not read. Returns the memories
-    and how many unreadable ones would have ranked in the top ``k``."""
+    way to its sources, each memory appears once, ids not in ``by_id``, expired memories and
+    those outside ``view`` (spec §4.6) are skipped, and with ``user`` so is what that user
+    may not read. Returns the memories and how many unreadable ones would have ranked in the
+    top ``k``."""
     out: list[Retrieved] = []
     denied = 0
     seen: set[str] = set()
@@ -128,7 +135,7 @@ def resolve_hits(hits: list[Any], by_id: dict[str, Memory], k: int, *, now: date
             found = [(s, "facts", m.content, m.id) for i in sources
                      if (s := by_id.get(i)) is not None]
         for mem, via, matched, did in found:
-            if mem.id in seen or mem.expired(now):
+            if mem.id in seen or mem.expired(now) or not view.admits(mem):
                 continue
             if user is not None and not can_read(mem, user, now=now):
                 denied += len(out) < k
@@ -332,7 +339,8 @@ class Answer:
 
 def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k: int = 5,
            max_new_tokens: int = 128, temperature: float = 0.0,
-           user: str | None = None, hidden: list[int] | None = None) -> Answer:
+           user: str | None = None, hidden: list[int] | None = None,
+           view: View = CURRENT) -> Answer:
     """Retrieve ``k`` memories (those ``user`` may read, when given), prompt ``chat`` with them
     and the question, generate.
 
@@ -341,7 +349,7 @@ def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k:
     """
     cube.index()  # opening the table is set-up, not retrieval
     t0 = time.perf_counter()
-    found = retrieve(cube, embedder, question, k, user=user, hidden=hidden)
+    found = retrieve(cube, embedder, question, k, user=user, hidden=hidden, view=view)
     retrieval_s = time.perf_counter() - t0
     gen = answer_memories(chat, [r.memory for r in found], question,
                           max_new_tokens=max_new_tokens, temperature=temperature)

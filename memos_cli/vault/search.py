@@ -10,16 +10,19 @@ from typing import TYPE_CHECKING, Any
 from memos_cli.cube.index import Index
 from memos_cli.errors import EmbedderMismatchError
 from memos_cli.tiers.plaintext import Answer, answer_memories, resolve_hits
+from memos_cli.validity import CURRENT, View
 
 if TYPE_CHECKING:
     from memos_cli.vault.store import Vault
 
 
 def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
-           now: datetime | None = None, hidden: list[int] | None = None) -> list[Any]:
+           now: datetime | None = None, hidden: list[int] | None = None,
+           view: View = CURRENT) -> list[Any]:
     """Top-``k`` current memories of the vault for ``query`` that ``user`` may read, best first
     (hybrid retrieval as for a cube, spec §6; a derived memory gives way to its sources, §4.5).
-    Returns ``plaintext.Retrieved`` items. With
+    Returns ``plaintext.Retrieved`` items; ``view`` chooses current memories (default), those
+    valid at a time, or all (spec §4.6). With
     ``hidden`` (a list), appends how many closer candidates access control left out.
 
     Raises:
@@ -43,7 +46,8 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
         hits = index.search(query, vector, pool)
         by_id = vault.memories([h.id for h in hits])
         out, denied = resolve_hits(hits, _Lookup(vault, by_id), k,
-                                   now=now or datetime.now(timezone.utc), user=user)
+                                   now=now or datetime.now(timezone.utc), user=user,
+                                   view=view)
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)
@@ -77,12 +81,12 @@ class _Lookup(dict[str, Any]):
 
 def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, k: int = 5,
            max_new_tokens: int = 128, temperature: float = 0.0,
-           hidden: list[int] | None = None) -> Any:
+           hidden: list[int] | None = None, view: View = CURRENT) -> Any:
     """The plaintext tier over the vault: the top-``k`` memories ``user`` may read, in the
     prompt (``plaintext.answer_memories``). Returns a ``plaintext.Answer``; logged as ``run``.
     ``hidden``: as :func:`search`."""
     t0 = time.perf_counter()
-    found = search(vault, embedder, question, k, user=user, hidden=hidden)
+    found = search(vault, embedder, question, k, user=user, hidden=hidden, view=view)
     retrieval_s = time.perf_counter() - t0
     gen = answer_memories(chat, [r.memory for r in found], question,
                           max_new_tokens=max_new_tokens, temperature=temperature)

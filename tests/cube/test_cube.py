@@ -147,7 +147,7 @@ def test_rewriting_an_older_cube_lists_its_attachments(cube_copy: Path) -> None:
     with rewrite(open_cube(cube_copy)):
         pass
     c = open_cube(cube_copy)
-    assert c.manifest.format_version == "1.6" and c.manifest.content_digest
+    assert c.manifest.format_version == "1.7" and c.manifest.content_digest
     assert [a["path"] for a in c.manifest.attachments or []] == ["access_log.jsonl"]
     assert verify(c).ok
 

@@ -24,7 +24,7 @@ def put(cube: Path, data: dict) -> None:
 def test_written_manifest_matches_schema(packed_cube: Path) -> None:
     data = raw(packed_cube)
     jsonschema.Draft202012Validator(schema()).validate(data)
-    assert data["format"] == "memcube" and data["format_version"] == "1.6"
+    assert data["format"] == "memcube" and data["format_version"] == "1.7"
     assert data["tiers"] == ["plaintext"]
     assert data["counts"] == {"memories": 18, "sources": 5}
     assert data["embedding"]["model"] == "all-MiniLM-L6-v2"

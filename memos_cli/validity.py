@@ -1,0 +1,152 @@
+"""Valid time (spec §4.6): which memories hold at a moment, what a search sees, and the checks
+on supersession links that every reader makes.
+
+A memory is valid from ``valid_from`` (its ``event_time``, else its ``created_at``) until its
+``valid_to`` (null while it is current). A memory that replaced it names it in
+``supersedes``; it names its successor in ``superseded_by``. The links form chains, one
+memory at each place, as in Graphiti's bi-temporal edges (Rasmussen et al., arXiv
+2501.13956, §2.2.2), but decided without a language model (:mod:`memos_cli.lifecycle.supersede`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from memos_cli.errors import UsageError
+from memos_cli.memory import Memory, format_time, parse_time
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+
+
+def parse_as_of(value: str, *, option: str = "--as-of") -> datetime:
+    """A moment given on the command line: ISO 8601 (``2026-03-01``, ``2026-03``,
+    ``2026-03-01T12:00Z``, naive means UTC). A date alone means the end of that day (or month),
+    so that ``--as-of 2026-03-01`` sees what was said on that day.
+
+    Raises:
+        UsageError: not such a date (the message names the option and the value).
+    """
+    text = value.strip()
+    try:
+        if _DATE_ONLY.match(text):
+            if len(text) == 7:  # a month: its last microsecond
+                start = datetime.strptime(text, "%Y-%m").replace(tzinfo=timezone.utc)
+                nxt = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+                return nxt - timedelta(microseconds=1)
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            return day + timedelta(days=1) - timedelta(microseconds=1)
+        return parse_time(text)
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is not a date (give YYYY-MM-DD, YYYY-MM or an "
+                         "ISO 8601 time such as 2026-03-01T12:00Z)") from None
+
+
+@dataclass(frozen=True)
+class View:
+    """Which memories a search sees: the current ones (default), those valid at ``as_of``,
+    or with ``history`` every memory, superseded ones included."""
+
+    as_of: datetime | None = None
+    history: bool = False
+
+    def admits(self, memory: Memory) -> bool:
+        """Whether ``memory`` belongs to this view."""
+        if self.history:
+            return True
+        if self.as_of is not None:
+            return memory.valid_at(self.as_of)
+        return memory.current
+
+    def to_dict(self) -> dict[str, object]:
+        return {"as_of": format_time(self.as_of), "history": self.history}
+
+
+CURRENT = View()
+
+
+def note(memory: Memory) -> str | None:
+    """``superseded on DATE by ID`` (or ``ended on DATE``) for a memory that is not current."""
+    if memory.valid_to is None:
+        return None
+    day = memory.valid_to.strftime("%Y-%m-%d")
+    if memory.superseded_by:
+        return f"superseded on {day} by {memory.superseded_by[:8]}"
+    return f"ended on {day}"
+
+
+def link_problems(memories: Iterable[Memory],
+                  outside: Mapping[str, Memory] | None = None) -> list[str]:
+    """What is wrong with the supersession links of a set of memories (a cube's, spec §4.6):
+    a link to an id that is not there (``outside`` may hold memories of a vault that a link
+    may name), links that do not agree (``A.superseded_by = B`` but ``B.supersedes`` is not
+    ``A``), a memory superseded whose ``valid_to`` is not its successor's ``valid_from``, and
+    cycles. Empty when the links are sound."""
+    by_id = {m.id: m for m in memories}
+    known = dict(outside or {}) | by_id
+    out: list[str] = []
+    for m in by_id.values():
+        if m.superseded_by is not None:
+            nxt = known.get(m.superseded_by)
+            if nxt is None:
+                out.append(f"memory {m.id}: superseded_by {m.superseded_by} is not a memory "
+                           "here")
+            elif nxt.supersedes != m.id:
+                out.append(f"memory {m.id}: superseded_by {nxt.id}, which does not name it in "
+                           "supersedes")
+            elif m.valid_to != nxt.valid_from:
+                out.append(f"memory {m.id}: valid_to {format_time(m.valid_to)} is not the "
+                           f"valid_from of its successor {nxt.id} "
+                           f"({format_time(nxt.valid_from)})")
+        if m.supersedes is not None:
+            prev = known.get(m.supersedes)
+            if prev is None:
+                out.append(f"memory {m.id}: supersedes {m.supersedes}, which is not a memory "
+                           "here")
+            elif prev.superseded_by != m.id:
+                out.append(f"memory {m.id}: supersedes {prev.id}, which does not name it in "
+                           "superseded_by")
+    for m in by_id.values():  # a cycle: following supersedes comes back
+        seen = {m.id}
+        cur = m
+        while cur.supersedes is not None and (cur := known.get(cur.supersedes)) is not None:
+            if cur.id in seen:
+                out.append(f"memory {m.id}: its supersedes links form a cycle")
+                break
+            seen.add(cur.id)
+        if len(out) > 20:
+            break
+    return out
+
+
+def chain(memory_id: str, by_id: Mapping[str, Memory]) -> list[Memory]:
+    """The supersession chain through ``memory_id``, oldest first (what ``memos history``
+    prints). Ids that are missing end the chain; a cycle is not followed twice."""
+    start = by_id.get(memory_id)
+    if start is None:
+        return []
+    back: list[Memory] = []
+    seen = {start.id}
+    cur = start
+    while cur.supersedes and (p := by_id.get(cur.supersedes)) is not None and p.id not in seen:
+        back.append(p)
+        seen.add(p.id)
+        cur = p
+    fwd: list[Memory] = []
+    cur = start
+    while cur.superseded_by and (n := by_id.get(cur.superseded_by)) is not None \
+            and n.id not in seen:
+        fwd.append(n)
+        seen.add(n.id)
+        cur = n
+    return [*reversed(back), start, *fwd]
+
+
+def check_links(memories: Iterable[Memory], what: str = "memories") -> None:
+    """Raise ``UsageError`` naming the first problem of :func:`link_problems`."""
+    problems = link_problems(memories)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"{what}: {problems[0]}{more}")
