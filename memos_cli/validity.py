@@ -110,12 +110,14 @@ def link_problems(memories: Iterable[Memory],
                            "superseded_by")
     for m in by_id.values():  # a cycle: following supersedes comes back
         seen = {m.id}
-        cur = m
-        while cur.supersedes is not None and (cur := known.get(cur.supersedes)) is not None:
-            if cur.id in seen:
+        walk: Memory | None = m
+        while walk is not None and walk.supersedes is not None:
+            walk = known.get(walk.supersedes)
+            if walk is not None and walk.id in seen:
                 out.append(f"memory {m.id}: its supersedes links form a cycle")
                 break
-            seen.add(cur.id)
+            if walk is not None:
+                seen.add(walk.id)
         if len(out) > 20:
             break
     return out

@@ -16,8 +16,8 @@ from memos_cli.tiers import generation
 from memos_cli.tiers.lora import answer_lora
 from memos_cli.tiers.plaintext import Answer, retrieve
 from memos_cli.tiers.plaintext import answer as text_answer
-from memos_cli.vault import answer as vault_answer
 from memos_cli.validity import CURRENT, View
+from memos_cli.vault import answer as vault_answer
 from memos_cli.vault import search as vault_search
 
 #: The tiers an answer can use (``auto`` takes stored KV chunks where it can, spec §13.3).
@@ -85,6 +85,9 @@ class AnswerOptions:
             raise UsageError("--as applies to the text and auto tiers: a KV segment or an "
                              "adapter holds every memory it was built from")
         generation.with_flags(self.generation, system=self.system).check()
+        if self.view != CURRENT and self.tier == "lora":
+            raise UsageError("--as-of and --history go with retrieval (text, auto, kv with "
+                             "chunks): an adapter holds the memories it was trained on")
         if self.system is not None and self.tier == "kv":
             raise UsageError("--system goes with the text and auto tiers: KV caches were "
                              "computed after memos's own instruction")

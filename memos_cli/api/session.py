@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from memos_cli import validity
 from memos_cli.api.answering import AnswerOptions
 from memos_cli.api.answering import answer as answer_with
 from memos_cli.api.scheduling import schedule
@@ -24,7 +25,7 @@ from memos_cli.errors import UsageError
 from memos_cli.governance.policy import can_read, current_user
 from memos_cli.lifecycle.dump import Filter, check_target, cube_source, dump, vault_source
 from memos_cli.lifecycle.update import add
-from memos_cli.memory import Memory, resolve_id
+from memos_cli.memory import Memory, format_time, resolve_id
 from memos_cli.models import chat
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
@@ -60,17 +61,22 @@ class SearchResult:
 
 @dataclass
 class MemoryHistory:
-    """One memory's versions, oldest first, the current one last (``current`` false when it
-    was removed or archived), and the installed cube it came from (vault only)."""
+    """One memory's history, oldest first: its supersession chain and versions (``current``
+    false when it was superseded, removed or archived), and the installed cube it came from
+    (vault only)."""
 
     memory_id: str
     versions: list[Memory] = field(default_factory=list)
     current: bool = True
     cube_id: str | None = None
+    #: access-log records of supersessions undone or made by hand (vault only)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"memory_id": self.memory_id, "cube_id": self.cube_id, "current": self.current,
-                "versions": [m.to_dict() for m in self.versions]}
+                "versions": [{**m.to_dict(), "valid_from": format_time(m.valid_from)}
+                             for m in self.versions],
+                "events": self.events}
 
 
 class Session:
@@ -245,26 +251,38 @@ class Session:
         return result
 
     def history(self, memory_id: str) -> MemoryHistory:
-        """The versions of memory ``memory_id`` the user may read, oldest first: those with its
-        id (``version`` 1, 2, ...) and, through ``parent_id``, those of the memory it
-        replaced, and so on back.
+        """The history of memory ``memory_id`` that the user may read, oldest first: its
+        supersession chain (spec §4.6: the memories it superseded and those that superseded
+        it, each with the decision that linked them), each memory with its earlier versions
+        (``version`` 1, 2, ..., and through ``parent_id`` those of the memory it replaced).
+        In a vault, the access log's ``supersede`` and ``unsupersede`` records that name
+        these memories are in ``events``.
 
         Raises:
             UsageError: no such memory, or none of its versions readable by the user.
         """
         if self.cubes:
             pool = [m for c in self.cubes for m in c.memories]
-            current, cube_id = {m.id for m in pool}, None
+            live, cube_id = pool, None
         else:
             state = self.vault.state(vectors=False)
-            pool = state.memories + state.history + state.archived
-            current = {m.id for m in state.memories}
+            live = state.memories + state.archived
+            pool = live + state.history
+        current = {m.id for m in live if m.current}
         memory_id = resolve_id(memory_id, {m.id for m in pool}, strict=False)
         if not self.cubes:
             cube_id = state.origin.get(memory_id) or state.archived_origin.get(memory_id)
+        by_id = {m.id: m for m in live}
+        chain = validity.chain(memory_id, by_id) or \
+            [m for m in pool if m.id == memory_id][-1:]
         versions: list[Memory] = []
         seen: set[str] = set()
-        mid: str | None = memory_id
+        for link in chain:
+            seen.add(link.id)
+            older = sorted((m for m in pool if m.id == link.id and m is not link),
+                           key=lambda m: m.version)
+            versions += [*older, link]
+        mid = chain[0].parent_id if chain else None
         while mid is not None and mid not in seen:
             seen.add(mid)
             mine = sorted((m for m in pool if m.id == mid), key=lambda m: m.version)
@@ -275,8 +293,11 @@ class Session:
         readable = [m for m in versions if can_read(m, self.actor)]
         if not readable:
             raise UsageError(f"memory {memory_id} is not readable by {self.actor}")
+        events = [] if self.cubes else [
+            r for r in self.vault.read_log() if r.get("op") in ("supersede", "unsupersede")
+            and seen & set(r.get("memory_ids") or ())]
         return MemoryHistory(memory_id, readable, current=memory_id in current,
-                             cube_id=cube_id)
+                             cube_id=cube_id, events=events)
 
     # -- writing ------------------------------------------------------------------------------
     def add(self, sources: Sequence[str | Path], *, defaults: Any = None,

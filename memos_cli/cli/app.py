@@ -23,6 +23,7 @@ from memos_cli.cli import (
     cube,
     dump,
     eval,
+    history_cmd,
     inspect_cmd,
     memstore,
     roles,
@@ -209,7 +210,8 @@ class _OwnWarnings(logging.Filter):
 
 
 def _register() -> None:
-    for module in (cube, inspect_cmd, update_cmd, search, run, convert, schedule, eval, dump,
+    for module in (cube, inspect_cmd, update_cmd, search, history_cmd, run, convert, schedule,
+                   eval, dump,
                    vault, memstore, roles, batch, config_cmd):
         module.register(app)
 

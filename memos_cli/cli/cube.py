@@ -40,6 +40,7 @@ from memos_cli.cli.source_opts import (
     VISIBILITY_OPT,
     source_defaults,
 )
+from memos_cli.cli.time_opts import DRY_RUN_OPT, SUPERSEDE_OPT, counts_line, show_decisions
 from memos_cli.cube import generate_keypair, key_fingerprint, layout, open_cube
 from memos_cli.cube import verify as verify_cube
 from memos_cli.errors import MemosError, UsageError
@@ -137,11 +138,14 @@ def pack(
              "ray://HOST:PORT; the cube is the same as one packed in process."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="--ray: encoder actors "
                                        "\\[default: the cluster's CPUs, or GPUs]."),
+    supersede: bool = SUPERSEDE_OPT,
+    dry_run: bool = DRY_RUN_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Pack sources into a new cube (atomic: all or nothing). With SOURCE_DATE_EPOCH set, the
-    same sources and options give the same memories.arrow and manifest (apart from the
-    index's file names).
+    """Pack sources into a new cube (atomic: all or nothing). Memories are decided in
+    valid-time order: a restatement is dropped, an update supersedes what it revises. With
+    SOURCE_DATE_EPOCH set, the same sources and options give the same memories.arrow and
+    manifest (apart from the index's file names).
 
     Example: [bold]memos pack notes/ chats.json -o team.memcube --key team.key[/bold];
     [bold]memos pack talk.json -o talk.memcube --reader context,questions[/bold]
@@ -173,11 +177,12 @@ def pack(
             encode = ray_encoder(ray, enc, workers, update)
         else:
             update = stack.enter_context(progress_bar())
-        target = stack.enter_context(output_cube(output, force=force))
+        target = Path(output) if dry_run else stack.enter_context(output_cube(output,
+                                                                               force=force))
         report = pack_sources(list(sources), target, embedder=enc, defaults=defaults,
                               name=name, description=description, key=config.signing_key(key),
                               force=force, cube_id=cube_id, progress=update, readers=plan,
-                              encode=encode)
+                              encode=encode, supersede=supersede, dry_run=dry_run)
     report.path = output
     if report.unreadable:
         err.print(f"warning: skipped {len(report.unreadable)} unreadable files: "
@@ -192,9 +197,18 @@ def pack(
     if report.skipped:
         err.print(f"skipped {len(report.skipped)} files of other types: "
                   + ", ".join(report.skipped[:5]) + (" ..." if len(report.skipped) > 5 else ""))
+    ev = report.evolution
+    if dry_run:
+        show_decisions(ev.to_dict(decisions=True)["decisions"] if ev else [], report.texts)
+        out.print(f"would pack {report.memories} memories from {len(report.sources)} sources "
+                  f"({report.duplicates} duplicates dropped"
+                  + (f"; {counts_line(ev.duplicates, ev.updates, ev.independent)}" if ev
+                     else "") + "); dry run, nothing written")
+        return
     out.print(f"packed {report.memories} memories from {len(report.sources)} sources into "
-              f"{report.path} ({report.duplicates} duplicates dropped, "
-              f"{report.memories / report.seconds:.0f} memories/s)")
+              f"{report.path} ({report.duplicates} duplicates dropped"
+              + (f"; {counts_line(ev.duplicates, ev.updates, ev.independent)}" if ev else "")
+              + f"; {report.memories / report.seconds:.0f} memories/s)")
     out.print(f"cube id {report.cube_id}, " + ("signed" if report.signed else "unsigned"))
 
 

@@ -11,9 +11,12 @@ from memos_cli.api import SearchResult, Session
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import is_cube_arg, open_arg, shown
 from memos_cli.cli.output import DataTable, check_as, err, out, plain, print_json, status
+from memos_cli.cli.time_opts import AS_OF_OPT, HISTORY_OPT, view_of
 from memos_cli.cli.vault_opts import require_default_vault
 from memos_cli.errors import SourceError, UsageError
 from memos_cli.sources.base import parse_lines, read_lines
+from memos_cli.validity import View
+from memos_cli.validity import note as validity_note
 
 
 def search(
@@ -30,18 +33,22 @@ def search(
     as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
                                        help="Only what this user may read \\[default: "
                                             "$MEMOS_USER or the login name]."),
+    as_of: str | None = AS_OF_OPT,
+    history: bool = HISTORY_OPT,
     embedder: Path | None = EMBEDDER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Find the memories closest to QUERY (vector + full-text, fused by rank) that the user may
-    read.
+    read; current memories only, unless --as-of or --history.
 
     Example: [bold]memos search team.memcube "budget cap" -k 3[/bold];
+    [bold]memos search team.memcube "budget cap" --as-of 2026-02-01[/bold];
     [bold]memos search "budget cap" --vault ~/vault --as ann[/bold];
     [bold]memos search team.memcube --queries eval.jsonl --json[/bold]
     """
     if k < 1:
         raise UsageError("-k must be at least 1")
+    view = view_of(as_of, history)
     missing = ("missing CUBE or QUERY: give both (memos search team.memcube \"budget cap\"), "
                "or the query with a vault (memos search \"budget cap\" --vault ~/vault)")
     if queries is not None:
@@ -50,7 +57,7 @@ def search(
                              "(or --vault)")
         if vault is None and cube is None:
             raise UsageError("missing CUBE: memos search CUBE --queries FILE.jsonl")
-        _batch(cube, vault, read_queries(queries, k), as_user, embedder, as_json)
+        _batch(cube, vault, read_queries(queries, k), as_user, embedder, as_json, view)
         return
     if cube is None:
         raise UsageError("missing QUERY: memos search team.memcube \"budget cap\"")
@@ -68,7 +75,7 @@ def search(
                           user=as_user, embedder=embedder, status=say)
         session.query_encoder()
     with session:  # the usage record is written while the results are shown
-        result = session.search(query, k)
+        result = session.search(query, k, view)
         if cube is not None:
             result.where = shown(session.cubes[0].path)
         _show(result, as_json)
@@ -99,7 +106,7 @@ def read_queries(path: Path, k: int) -> list[tuple[Any, str, int]]:
 
 
 def _batch(cube: str | None, vault: str | None, items: list[tuple[Any, str, int]],
-           as_user: str | None, embedder: Path | None, as_json: bool) -> None:
+           as_user: str | None, embedder: Path | None, as_json: bool, view: View) -> None:
     """Search each query of a queries file in this one process; JSON lines with --json."""
     import json
 
@@ -109,7 +116,7 @@ def _batch(cube: str | None, vault: str | None, items: list[tuple[Any, str, int]
         session.query_encoder()
     where = {"vault": str(vault)} if vault is not None else {"cube": str(session.cubes[0].path)}
     with session:
-        for qid, result in session.search_many(items):
+        for qid, result in session.search_many(items, view):
             if as_json:
                 line = {"id": qid, "query": result.query, **where,
                         "search_s": round(result.search_s, 4),
@@ -140,6 +147,8 @@ def _show(result: SearchResult, as_json: bool) -> None:
         where = (m.source_file or "") + (f":{m.line_start}-{m.line_end}" if m.line_start
                                          else f"#{m.turn_id}" if m.turn_id else "")
         text = plain(m.render())
+        if (gone := validity_note(m)) is not None:
+            text.append(f"\n  {gone}", style="dim")
         if getattr(h, "via", "memory") != "memory":  # found through a reader's text
             text.append(f"\n  matched {h.via}" + (f": {h.matched}" if h.matched else ""),
                         style="dim")

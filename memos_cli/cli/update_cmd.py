@@ -24,6 +24,7 @@ from memos_cli.cli.source_opts import (
     VISIBILITY_OPT,
     source_defaults,
 )
+from memos_cli.cli.time_opts import DRY_RUN_OPT, SUPERSEDE_OPT, counts_line, show_decisions
 from memos_cli.cube import open_cube
 from memos_cli.cube.layout import require_cube_dir
 from memos_cli.errors import UsageError
@@ -49,19 +50,24 @@ def add_command(
     base: Path | None = BASE_OPT,
     encoding: str = ENCODING_OPT,
     skip_unreadable: bool = SKIP_UNREADABLE_OPT,
+    supersede: bool = SUPERSEDE_OPT,
+    dry_run: bool = DRY_RUN_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Add sources to an existing cube in place (atomic): only new memories are embedded, a
     memory with an id already in the cube becomes its next version, the revision goes up.
+    A file the cube already holds is an edit: its changed paragraphs supersede the old ones
+    and text that left the file is removed. Each other new memory is a duplicate, an update
+    of a current memory (which is kept as history) or new.
 
-    Example: [bold]memos add team.memcube extra.md --key team.key[/bold]
+    Example: [bold]memos add team.memcube notes/db.md --dry-run[/bold]
     """
     defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base,
                                encoding=encoding, skip_unreadable=skip_unreadable)
     require_cube_dir(cube)  # both checked before the embedder loads
     check_paths(list(sources))
     report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,
-                 key=config.signing_key(key))
+                 key=config.signing_key(key), supersede=supersede, dry_run=dry_run)
     if report.signature_dropped:
         warn_unsigned(report.path)
     if as_json:
@@ -69,10 +75,15 @@ def add_command(
         return
     for note in report.notes:
         err.print(f"note: {note}", markup=False)
-    out.print(f"{report.path}: {report.added} added, {report.changed} changed (new versions), "
-              f"{report.duplicates} already there; {report.embedded} embedded; revision "
-              f"{report.revision}, " + ("signed" if report.signed else "unsigned"),
-              markup=False)
+    if dry_run:
+        show_decisions(report.decisions, report.texts)
+    verb = "would be" if dry_run else "were"
+    out.print(f"{report.path}: {counts_line(report.duplicates, report.updates, report.added)}"
+              f"; {report.removed} {verb} removed (text that left a source), "
+              f"{report.changed} changed (same id, new version)"
+              + ("; dry run, nothing written" if dry_run else
+                 f"; {report.embedded} embedded; revision {report.revision}, "
+                 + ("signed" if report.signed else "unsigned")), markup=False)
 
 
 def rm_command(

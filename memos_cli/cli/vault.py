@@ -12,6 +12,7 @@ from memos_cli.cli.choices import OnConflict
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.help import MemosTyper
 from memos_cli.cli.output import DataTable, err, out, print_json, status
+from memos_cli.cli.time_opts import DRY_RUN_OPT, SUPERSEDE_OPT, show_decisions
 from memos_cli.cli.usage_view import totals
 from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT, open_vault
 from memos_cli.errors import UsageError
@@ -59,12 +60,16 @@ def load_command(
                                           "another user)."),
     owner_map: list[str] = typer.Option([], "--owner-map", metavar="OLD=NEW",
                                         help="Install OLD's memories as NEW's (repeatable)."),
+    supersede: bool = SUPERSEDE_OPT,
+    dry_run: bool = DRY_RUN_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Verify a cube and install its memories into the vault (MemLoader), atomically.
 
     Expired memories are not installed, identical ones (content hash) not duplicated; a memory
-    that updates an installed one extends its version chain.
+    that updates an installed one extends its version chain. Every other memory is decided
+    against the vault's current memories of its owner: a restatement is not installed, an
+    update supersedes the memory it revises (kept, with its valid time ended).
     A cube from a registry is recorded with its reference and digest (see memos outdated).
     --owner and --owner-map change whose memories they are (recorded in the access log).
     Example: [bold]memos load team.memcube --as bob --owner-map ann=bob[/bold]
@@ -75,22 +80,27 @@ def load_command(
         with status(f"pulling {source}"), fetched(source, plain_http=plain_http) as (
                 path, origin):
             report = load(open_vault(vault), path, user=user, on_conflict=on_conflict,
-                          allow_unsigned=allow_unsigned, origin=origin, owners=owners)
+                          allow_unsigned=allow_unsigned, origin=origin, owners=owners,
+                          supersede=supersede, dry_run=dry_run)
     else:
         is_cube = (Path(source) / "manifest.json").is_file()
         enc = None if is_cube else load_embedder(embedder)
         with status("verifying and loading"):
             report = load(open_vault(vault), Path(source), user=user, embedder=enc,
                           on_conflict=on_conflict, allow_unsigned=allow_unsigned,
-                          owners=owners)
+                          owners=owners, supersede=supersede, dry_run=dry_run)
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "dry_run": dry_run})
         return
     d = report.to_dict()
-    out.print(f"loaded {report.name} ({report.cube_id}, signer: {report.signer}): "
-              f"{d['added']} added, {d['versioned']} new versions, {d['replaced']} replaced, "
+    if dry_run:
+        show_decisions(report.decisions, {})
+    out.print(f"{'would load' if dry_run else 'loaded'} {report.name} ({report.cube_id}, "
+              f"signer: {report.signer}): {d['added']} added, {d['updates']} superseding "
+              f"what they revise, {d['versioned']} new versions, {d['replaced']} replaced, "
               f"{d['duplicates']} duplicates and {d['expired']} expired left out, "
-              f"{d['skipped_conflict']} clashes skipped")
+              f"{d['skipped_conflict']} clashes skipped"
+              + ("; dry run, nothing written" if dry_run else ""))
     if report.dangling:
         err.print(f"note: {', '.join(report.dangling)} name no role of this vault: they grant "
                   "nothing until defined (memos role add)", markup=False)

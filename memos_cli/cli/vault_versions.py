@@ -9,13 +9,14 @@ from typing import Any
 import typer
 
 from memos_cli.cli.cube import JSON_OPT
-from memos_cli.cli.output import DataTable, out, print_json, status
+from memos_cli.cli.output import DataTable, out, plain, print_json, status
 from memos_cli.cli.source_opts import parse_ttl
-from memos_cli.cli.vault_opts import VAULT_OPT
+from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT
 from memos_cli.cli.vault_opts import open_vault as _open
 from memos_cli.errors import UsageError
 from memos_cli.governance.policy import current_user
 from memos_cli.vault.compact import compact as do_compact
+from memos_cli.vault.evolve import unsupersede as do_unsupersede
 from memos_cli.vault.layout import CHECKOUT
 from memos_cli.vault.migrate import migrate as do_migrate
 
@@ -30,7 +31,7 @@ def versions(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
     made: dict[Any, dict[str, Any]] = {}
     for rec in v.read_log():
         if rec["op"] in ("load", "rm", "gc", "share", "archive", "restore", "migrate",
-                         "compact"):
+                         "compact", "unsupersede"):
             made.setdefault(rec.get("version"), rec)
     for r in rows:
         by = made.get(r["version"])
@@ -117,6 +118,26 @@ def migrate(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
                   f"version {counts['version']}")
 
 
+def unsupersede(memory_id: str = typer.Argument(..., metavar="MEMORY_ID",
+                                                help="Either memory of the supersession: the "
+                                                     "one superseded or the one that "
+                                                     "superseded it."),
+                vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
+                as_json: bool = JSON_OPT) -> None:
+    """Undo a wrong supersession: the earlier memory is current again and the later one no
+    longer names it; the decision undone goes to the access log (see memos history).
+
+    Example: [bold]memos vault unsupersede 3f2a9c1e[/bold]
+    """
+    user = as_user or current_user()
+    earlier, later = do_unsupersede(_open(vault), memory_id, user=user)
+    if as_json:
+        print_json({"earlier": earlier.to_dict(), "later": later.to_dict()})
+        return
+    out.print(plain(f"{earlier.id[:8]} is current again; {later.id[:8]} no longer supersedes "
+                    "it"))
+
+
 def register(vault_app: typer.Typer) -> None:
-    for fn in (versions, checkout, compact, migrate):
+    for fn in (versions, checkout, compact, migrate, unsupersede):
         vault_app.command(fn.__name__)(fn)

@@ -18,11 +18,11 @@ from memos_cli.cube.lora import check_adapter
 from memos_cli.cube.lora import read_meta as read_lora_meta
 from memos_cli.cube.memories import content_digest
 from memos_cli.cube.readers import check_readers
-from memos_cli.validity import link_problems
 from memos_cli.cube.signature import check_payload, verify_cube
 from memos_cli.digest import accepted_json_sha256, sha256_file
 from memos_cli.errors import IntegrityError
 from memos_cli.pausepoints import pause
+from memos_cli.validity import link_problems
 
 
 @dataclass

@@ -134,6 +134,10 @@ class Ledger:
             d = Decision("independent", rule="carried")
         else:
             d = decide(m, self.candidates(m, vector), self.th)
+        return self.apply(m, vector, d)
+
+    def apply(self, m: Memory, vector: np.ndarray, d: Decision) -> Outcome:
+        """Apply decision ``d`` (made here or by the caller: a source edit) to ``m``."""
         history = False
         if d.kind == "duplicate":
             pass
@@ -201,6 +205,32 @@ class Ledger:
         if before is not None:
             self._set(before, valid_to=new.valid_from, superseded_by=new.id)
         return True
+
+    def drop(self, ids: Iterable[str]) -> None:
+        """Remove memories held (a source's text that left it, ``rm-memories``), splicing
+        their chains: the memory before a removed one is superseded by the one after it, or
+        is current again when none follows."""
+        for i in list(ids):
+            gone = self.memories.pop(i, None)
+            if gone is None:
+                continue
+            self.changed.discard(i)
+            if i in self.written:
+                self.written.remove(i)
+            if i in self._ids:
+                j = self._ids.index(i)
+                del self._ids[j], self._vecs[j]
+                self._matrix = None
+            before = self._get(gone.supersedes)
+            after = self._get(gone.superseded_by)
+            if after is not None:
+                self._set(after, supersedes=before.id if before else None,
+                          supersession=after.supersession if before else None)
+            if before is not None:
+                self._set(before, superseded_by=after.id if after else None,
+                          valid_to=after.valid_from if after else None)
+                # a memory current again takes part in later decisions only if its vector is
+                # known; the caller re-reads the store for those (rare)
 
     def result(self) -> list[Memory]:
         """The memories written, in the order written, in their final state."""

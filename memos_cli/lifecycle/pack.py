@@ -50,6 +50,8 @@ class PackReport:
     #: supersession decisions (spec §4.6): ``Counts`` of :mod:`memos_cli.lifecycle.evolve`,
     #: or ``None`` when it was turned off
     evolution: Any = None
+    #: the text of the memories (``dry_run`` only, for showing decisions)
+    texts: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "cube_id": self.cube_id, "memories": self.memories,
@@ -161,6 +163,7 @@ def pack(
     readers: ReaderPlan | None = None,
     encode: Callable[[list[str]], np.ndarray] | None = None,
     supersede: bool = True,
+    dry_run: bool = False,
 ) -> PackReport:
     """Read ``paths``, deduplicate by content hash, embed, and write the cube at ``output``.
 
@@ -170,7 +173,8 @@ def pack(
 
     With ``supersede`` (the default), each memory is decided against the earlier ones of
     its owner in valid-time order (:func:`memos_cli.lifecycle.evolve.evolve`, spec §4.6):
-    restatements are dropped, updates are linked to what they supersede.
+    restatements are dropped, updates are linked to what they supersede. With ``dry_run``
+    everything but the writing is done (the report's ``cube_id`` is empty).
 
     ``progress(stage, done, total)`` is called while reading and embedding. ``created_at``
     defaults to ``defaults.now``. ``readers`` run over the memories before they are indexed
@@ -257,6 +261,10 @@ def pack(
         readers=run.records() if run is not None else (),
         reader_rows=rows,
     )
+    if dry_run:
+        return PackReport(str(out), "", len(kept), duplicates, provenance, read.skipped, notes,
+                          False, time.perf_counter() - t0, embed_s, unreadable=read.unreadable,
+                          evolution=evolution, texts={m.id: m.render() for m in kept})
     write_cube(out, kept, vectors, spec, key=key, force=force)
     written = read_manifest(out).cube_id
     return PackReport(str(out), written, len(kept), duplicates, provenance,

@@ -16,7 +16,10 @@ candidate is an update only when
   words differ on both sides as well as a value without a word of change ("moved", "now",
   "took over"), the two are about different things;
 * the new statement is an assertion: questions, hypotheticals ("if the budget were cut to
-  ...") and figures quoted from someone else ("according to ...") supersede nothing.
+  ...") and figures quoted from someone else ("according to ...") supersede nothing;
+* a turn of a conversation (``dialog_turn``) revises only with a word of change: people
+  talk about many things of one kind ("I love painting", later "I love pottery") without
+  taking anything back.
 
 An unchanged restatement (the same words and values) is a duplicate. Each decision carries the
 rule that made it and the values that differed, for ``memos history``. The thresholds were
@@ -37,25 +40,33 @@ import snowballstemmer
 from memos_cli.memory import Memory, derived_reader
 
 #: Function words: they carry no attribute and no value.
-STOP = frozenset("""
-a an the this that these those it its it's is are was were be been being am do does did
-has have had having of in on at to for from by with about as into onto than then so and or
-but nor not no yes i me my mine we us our ours you your yours he him his she her hers they
-them their theirs there here which who whom whose what when where why how all any some each
-every both either neither also just very really too quite still again ever already yet
-will shall would should can could may might must up down out off over under own same other
-such only more most less least much many few one's let's i'm i've i'd i'll we're we've
-you're he's she's they're that's there's s t
-""".split())
+STOP = frozenset({
+    "a", "an", "the", "this", "that", "these", "those", "it", "its", "it's", "is", "are",
+    "was", "were", "be", "been", "being", "am", "do", "does", "did", "has", "have", "had",
+    "having", "of", "in", "on", "at", "to", "for", "from", "by", "with", "about", "as",
+    "into", "onto", "than", "then", "so", "and", "or", "but", "nor", "not", "no", "yes", "i",
+    "me", "my", "mine", "we", "us", "our", "ours", "you", "your", "yours", "he", "him", "his",
+    "she", "her", "hers", "they", "them", "their", "theirs", "there", "here", "which", "who",
+    "whom", "whose", "what", "when", "where", "why", "how", "all", "any", "some", "each",
+    "every", "both", "either", "neither", "also", "just", "very", "really", "too", "quite",
+    "still", "again", "ever", "already", "yet", "will", "shall", "would", "should", "can",
+    "could", "may", "might", "must", "up", "down", "out", "off", "over", "under", "own",
+    "same", "other", "such", "only", "more", "most", "less", "least", "much", "many", "few",
+    "one's", "let's", "i'm", "i've", "i'd", "i'll", "we're", "we've", "you're", "he's",
+    "she's", "they're", "that's", "there's", "s", "t"
+})
 #: Words that say a value changed: with one of them, a weaker overlap suffices.
-CUES = frozenset("""
-now moved move moving changed change changing switched switch switching took take taking
-over replaced replace replacing instead updated update revised revise cut cuts raised raise
-increased increase decreased decrease reduced reduce dropped drop rose slipped slip pushed
-push postponed postpone rescheduled reschedule delayed delay extended extend renamed rename
-new newly anymore longer became become becomes become transferred transfer relocated
-relocate upgraded upgrade downgraded downgrade lowered lower bumped bump shifted shift migrated migrate
-""".split())
+CUES = frozenset({
+    "now", "moved", "move", "moving", "changed", "change", "changing", "switched", "switch",
+    "switching", "took", "take", "taking", "over", "replaced", "replace", "replacing",
+    "instead", "updated", "update", "revised", "revise", "cut", "cuts", "raised", "raise",
+    "increased", "increase", "decreased", "decrease", "reduced", "reduce", "dropped", "drop",
+    "rose", "slipped", "slip", "pushed", "push", "postponed", "postpone", "rescheduled",
+    "reschedule", "delayed", "delay", "extended", "extend", "renamed", "rename", "new",
+    "newly", "anymore", "longer", "became", "become", "becomes", "transferred", "transfer",
+    "relocated", "relocate", "upgraded", "upgrade", "downgraded", "downgrade", "lowered",
+    "lower", "bumped", "bump", "shifted", "shift", "migrated", "migrate"
+})
 _CUE_STEMS: frozenset[str] = frozenset()
 #: Words of negation: a statement and its negation contradict.
 NEGATIONS = frozenset({"not", "no", "never", "n't", "nobody", "none", "nothing", "stopped",
@@ -73,10 +84,13 @@ _TOKEN = re.compile(r"\w+(?:[.,:/@'’_-]\w+)*")
 #: Titles before a name: the full stop after one does not end a sentence.
 TITLES = frozenset({"mr", "mrs", "ms", "dr", "prof", "st", "mt", "sr", "jr"})
 #: Month and weekday names: values of a date, not names of a subject.
-CALENDAR = frozenset("""january february march april may june july august september october
-november december jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday
-thursday friday saturday sunday mondays tuesdays wednesdays thursdays fridays saturdays
-sundays weekend weekends""".split())
+CALENDAR = frozenset({
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
+    "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday",
+    "saturday", "sunday", "mondays", "tuesdays", "wednesdays", "thursdays", "fridays",
+    "saturdays", "sundays", "weekend", "weekends"
+})
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)\s*[\"'(\[]*$")
 
 
@@ -312,8 +326,11 @@ def decide(new: Memory, candidates: Sequence[tuple[Memory, float]],
         # the later statement in valid time is the one that revises (an older one arriving
         # now goes into the chain's past, :mod:`memos_cli.lifecycle.evolve`)
         other = analyse(old.content)
-        got = compare(stmt, other, sim, th) if new.valid_from >= old.valid_from \
-            else compare(other, stmt, sim, th)
+        later, earlier = (stmt, other) if new.valid_from >= old.valid_from else (other, stmt)
+        got = compare(later, earlier, sim, th)
+        if got is not None and got.kind == "update" and not later.cue and \
+                "dialog_turn" in (new.semantic_type, old.semantic_type):
+            continue  # a turn of a conversation revises only with a word of change
         if got is None:
             continue
         got = Decision(got.kind, old.id, got.rule, got.score, got.changed)

@@ -12,6 +12,7 @@ hash and version.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,8 +25,10 @@ from memos_cli.cube.cube import Cube, check_writable, rewrite, write_plaintext
 from memos_cli.cube.verify import open_verified
 from memos_cli.digest import sha256_file
 from memos_cli.errors import EmptyCorpusError, UsageError
+from memos_cli.lifecycle.evolve import Ledger
 from memos_cli.lifecycle.pack import embed_memories
-from memos_cli.memory import Memory, orphaned_derived
+from memos_cli.lifecycle.supersede import Decision
+from memos_cli.memory import Memory, derived_reader, orphaned_derived
 from memos_cli.sources import read_sources
 from memos_cli.tiers.plaintext import check_embedder
 
@@ -39,6 +42,12 @@ class UpdateReport:
     changed: int = 0
     removed: int = 0
     duplicates: int = 0
+    #: memories that superseded one held (spec §4.6), and the decisions other than "new"
+    updates: int = 0
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
+    #: the text of each memory a decision names (for ``--dry-run``)
+    texts: dict[str, str] = field(default_factory=dict)
     embedded: int = 0
     revision: int = 1
     signed: bool = False
@@ -79,9 +88,18 @@ def _write(cube: Cube, memories: list[Memory], vectors: np.ndarray, key: str | P
 
 
 def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: Any,
-        key: str | Path | None = None) -> UpdateReport:
-    """Add the memories of ``paths`` to the cube at ``path``; identical ones (content hash)
-    are skipped, and one with an id already in the cube is a new version of it.
+        key: str | Path | None = None, supersede: bool = True,
+        dry_run: bool = False) -> UpdateReport:
+    """Add the memories of ``paths`` to the cube at ``path`` (spec §4.6).
+
+    Identical ones (content hash) are skipped; one with an id already in the cube is a new
+    version of it. A file the cube already holds is a source edit: its memories that changed
+    supersede the ones they replace (matched in the same section, most similar first), and
+    those whose text left the file are removed. Other new memories are decided against the
+    cube's current memories (:class:`~memos_cli.lifecycle.evolve.Ledger`) unless
+    ``supersede`` is false. Source paths are recorded as the cube recorded them (the base
+    directory is taken from a recorded source that the path given ends with), unless
+    ``defaults.base`` is set. With ``dry_run``, nothing is written.
 
     Raises:
         SourceError, EmptyCorpusError: as ``pack``. UsageError: a cube with other tiers.
@@ -90,64 +108,134 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
     cube = open_verified(path)
     _updatable(cube)
     check_embedder(cube, embedder)
+    if getattr(defaults, "base", None) is None:
+        defaults = dataclasses.replace(defaults, base=_recorded_base(cube, paths))
     read = read_sources(list(paths), defaults)
-    report_unreadable = [f"skipped unreadable {u}" for u in read.unreadable]
     old = cube.memories
-    by_id = {m.id: i for i, m in enumerate(old)}
-    hashes = {m.content_hash for m in old}
     report = UpdateReport(str(cube.path))
-    report.notes += report_unreadable
-    current = list(old)
-    fresh: list[Memory] = []
-    changed_ids: set[str] = set()
+    report.notes += [f"skipped unreadable {u}" for u in read.unreadable]
+    hashes = {m.content_hash for m in old}
+    incoming: list[Memory] = []
     provenance = []
     for res in read.results:
-        kept = 0
-        for m in res.memories:
-            if m.content_hash in hashes:
-                report.duplicates += 1
-                continue
-            hashes.add(m.content_hash)
-            kept += 1
-            if m.id in by_id:
-                prev = current[by_id[m.id]]
-                m = dataclasses.replace(m, version=prev.version + 1, extra={
-                    **m.extra, "supersedes": {"content_hash": prev.content_hash,
-                                              "version": prev.version}})
-                current[by_id[m.id]] = m
-                changed_ids.add(m.id)
-                report.changed += 1
-            else:
-                by_id[m.id] = len(current)
-                current.append(m)
-                report.added += 1
-            fresh.append(m)
+        kept = [m for m in res.memories if m.content_hash not in hashes]
+        report.duplicates += len(res.memories) - len(kept)
+        hashes.update(m.content_hash for m in kept)
+        incoming += kept
         provenance.append({"path": res.path, "sha256": res.sha256, "size": res.size,
-                           "format": res.format, "memories": kept})
-    if not fresh:
+                           "format": res.format, "memories": len(kept)})
+    edited = {res.path: {m.content_hash for m in res.memories} for res in read.results}
+    left = [m for m in old if m.source_file in edited and m.current
+            and derived_reader(m) is None and m.content_hash not in edited[m.source_file]]
+    if not incoming and not left:
         if report.duplicates:  # nothing written: the cube is as it was, signature too
             report.revision = cube.manifest.revision or 1
             report.signed = cube.signed
             report.notes.append("nothing new: every memory is already in the cube")
             return report
         raise EmptyCorpusError("no memories found in " + ", ".join(map(str, paths)))
-    stale = orphaned_derived(current, changed_ids)
+    new_vecs = embed_memories(embedder, incoming)
+    old_vecs = cube.index().vectors([m.id for m in old]) if old else \
+        np.zeros((0, new_vecs.shape[1]), np.float32)
+    ledger = Ledger(old, old_vecs)
+    pairs = _edits(left, incoming, old_vecs[[old.index(m) for m in left]] if left else None,
+                   new_vecs)
+    by_id = {m.id: m for m in old}
+    vec_of = {m.id: v for m, v in zip(incoming, new_vecs, strict=True)}
+    for m, v in zip(incoming, new_vecs, strict=True):
+        if m.id in by_id and by_id[m.id].content_hash != m.content_hash:
+            prev = ledger.memories[m.id]  # the same id with other content: a new version
+            ledger.memories[m.id] = dataclasses.replace(
+                m, version=prev.version + 1, extra={**m.extra, "supersedes": {
+                    "content_hash": prev.content_hash, "version": prev.version}},
+                supersedes=prev.supersedes, supersession=prev.supersession,
+                valid_to=prev.valid_to, superseded_by=prev.superseded_by)
+            ledger.changed.add(m.id)
+            report.changed += 1
+            continue
+        if m.id in pairs:
+            d = Decision("update", pairs[m.id][0], "source edit", pairs[m.id][1],
+                         {"from": [], "to": []})
+            ledger.apply(m, v, d)
+        elif supersede:
+            ledger.offer(m, v)
+        else:
+            ledger.apply(m, v, Decision("independent", rule="off"))
+    matched = {t for t, _ in pairs.values()}
+    ledger.drop(m.id for m in left if m.id not in matched)
+    report.removed = sum(1 for m in left if m.id not in matched)
+    counts = ledger.counts
+    report.added = counts.independent
+    report.updates, report.duplicates = counts.updates, report.duplicates + counts.duplicates
+    report.decisions = [o.to_dict() for o in counts.outcomes if o.decision.kind != "independent"]
+    named = {i for d in report.decisions for i in (d["id"], d["target"])}
+    texts = {m.id: m.render() for m in incoming} | {m.id: m.render() for m in old}
+    report.texts = {i: texts[i] for i in named if i in texts}
+    report.embedded = len(incoming)
+    final = [ledger.memories[m.id] for m in old if m.id in ledger.memories] + \
+        [ledger.memories[i] for i in ledger.written if i not in by_id]
+    changed_ids = {m.id for m in incoming if m.id in by_id} | \
+        {m.id for m in left if m.id not in matched}
+    stale = orphaned_derived(final, changed_ids)
     if stale:
-        current = [m for m in current if m.id not in stale]
+        final = [m for m in final if m.id not in stale]
         report.notes.append(f"{len(stale)} derived memories of changed memories removed")
-    new_vecs = embed_memories(embedder, fresh)
-    fresh_row = {m.id: n for n, m in enumerate(fresh)}
-    kept_ids = [m.id for m in current if m.id not in fresh_row]
-    stored = cube.index().vectors(kept_ids) if kept_ids else None
-    row = {mid: n for n, mid in enumerate(kept_ids)}
-    vectors = np.stack([new_vecs[fresh_row[m.id]] if m.id in fresh_row
-                        else stored[row[m.id]] for m in current])  # type: ignore[index]
-    report.embedded = len(fresh)
+    if dry_run:
+        report.revision = cube.manifest.revision or 1
+        report.signed = cube.signed
+        report.dry_run = True
+        return report
+    kept_ids = [m.id for m in final if m.id not in vec_of]
+    stored = dict(zip(kept_ids, cube.index().vectors(kept_ids), strict=True)) \
+        if kept_ids else {}
+    vectors = np.stack([vec_of[m.id] if m.id in vec_of else stored[m.id] for m in final])
     was_signed = cube.signed
-    report.revision = _write(cube, current, vectors, key, provenance)
+    report.revision = _write(cube, final, vectors, key, provenance)
     report.signed = key is not None
     report.signature_dropped = was_signed and key is None
     return report
+
+
+def _recorded_base(cube: Cube, paths: list[str | Path]) -> Path | None:
+    """The base directory that makes the paths given be recorded as the cube recorded them:
+    for ``notes/db.md`` (or ``notes/``) given and ``notes/db.md`` recorded, the directory
+    that holds ``notes``. ``None`` when no recorded path fits (the default base then)."""
+    recorded = {str(s.get("path", "")) for s in cube.manifest.provenance.get("sources", [])}
+    recorded |= {m.source_file for m in cube.memories if m.source_file}
+    heads = sorted({"/".join(r.split("/")[:n]) for r in recorded if r and not r.startswith("/")
+                    for n in range(1, r.count("/") + 2)}, key=len, reverse=True)
+    for p in paths:
+        full = Path(os.path.abspath(p)).as_posix()
+        for head in heads:
+            if full.endswith("/" + head):
+                return Path(full[:len(full) - len(head)].rstrip("/") or "/")
+    return None
+
+
+def _edits(left: list[Memory], incoming: list[Memory], left_vecs: np.ndarray | None,
+           new_vecs: np.ndarray) -> dict[str, tuple[str, float]]:
+    """Which new memory of an edited source replaces which memory whose text left it:
+    ``{new id: (old id, cosine)}``. Pairs are taken most similar first, within the same
+    file and section, at a cosine of at least :data:`EDIT_SIMILARITY`."""
+    if not left or left_vecs is None:
+        return {}
+    cands = []
+    for j, n in enumerate(incoming):
+        for i, o in enumerate(left):
+            if (o.source_file, o.section, o.owner) == (n.source_file, n.section, n.owner):
+                cands.append((float(left_vecs[i] @ new_vecs[j]), n.id, o.id))
+    out: dict[str, tuple[str, float]] = {}
+    used: set[str] = set()
+    for sim, nid, oid in sorted(cands, reverse=True):
+        if sim >= EDIT_SIMILARITY and nid not in out and oid not in used:
+            out[nid] = (oid, sim)
+            used.add(oid)
+    return out
+
+
+#: The least cosine similarity at which an edited paragraph is taken for a new version of
+#: the paragraph it replaces (below it, the old one is removed and the new one added).
+EDIT_SIMILARITY = 0.5
 
 
 def remove(path: str | Path, keep: Callable[[Memory], bool], *,

@@ -23,6 +23,7 @@ from memos_cli.lifecycle.pack import pack
 from memos_cli.memory import format_time
 from memos_cli.principal import check_principal
 from memos_cli.sources import Defaults
+from memos_cli.vault.evolve import check_supersede, ledger_for
 from memos_cli.vault.merge import LoadReport, merge
 from memos_cli.vault.store import State, Vault
 
@@ -30,7 +31,8 @@ from memos_cli.vault.store import State, Vault
 def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
          on_conflict: str = "version", allow_unsigned: bool = False,
          now: datetime | None = None, origin: dict[str, Any] | None = None,
-         owners: dict[str, str] | None = None) -> LoadReport:
+         owners: dict[str, str] | None = None, supersede: bool = True,
+         dry_run: bool = False) -> LoadReport:
     """Install a cube, or a file of another memory system (imported on the way), into the vault.
 
     A cube is verified first (manifest, digests, index) and its signature checked against the
@@ -44,6 +46,11 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
     ``"*"`` maps every owner): memory moved to a machine where its owner is another user, or
     handed over. The mapping is recorded in the access log; memories keep their ids and
     content hashes.
+
+    With ``supersede`` (the default) each new memory is decided against the vault's current
+    memories of its owner (spec §4.6): a restatement is not installed, an update supersedes
+    the memory it revises (which ``user`` must be allowed to change). With ``dry_run`` the
+    decisions are made and reported, and nothing is written or logged.
 
     Raises:
         CubeNotFoundError, SourceError, FormatError, IntegrityError, SignatureError,
@@ -82,8 +89,13 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
                     f"with {state.embedding['model']}; run `memos reindex` on the cube "
                     "first", path=cube.path)
             check_updates(state, mems, user, on_conflict, cube.path)
+            ledger, near = ledger_for(vault, mems, vectors) if supersede else (None, None)
             delta, report = merge(state, cube_id, mems, vectors, on_conflict=on_conflict,
-                                  now=now)
+                                  now=now, ledger=ledger,
+                                  rows=near.row if near is not None else None)
+            if ledger is not None and ledger.changed:
+                check_supersede(vault, [ledger.memories[i] for i in ledger.changed], user,
+                                cube.path)
             report.name, report.signer = cube.manifest.name, signer
             report.dangling = sorted(set(Roles.load(vault.place).unknown(
                 [r for m in mems for r in m.readers])))
@@ -99,10 +111,14 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
             if state.embedding is None:
                 delta.meta["embedding"] = cube.manifest.embedding
             dim = int(vectors.shape[1]) if vectors.size else None
+            if dry_run:
+                return report, 0
             return report, vault.apply(delta, dim=dim)
 
         report, made = vault.change(install, what="load")
-        installed = [*report.added, *report.versioned, *report.replaced]
+        if dry_run:
+            return report
+        installed = [*report.added, *report.versioned, *report.replaced, *report.updates]
     vault.log(user, "load", cube_id=cube_id, memory_ids=installed, version=made,
               detail={"signer": signer, **report.to_dict(),
                       **({"owners_mapped": owners} if owners else {}),

@@ -5,7 +5,7 @@ duplicates, conflicts), decided from the part of the vault they touch, as a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from memos_cli.errors import UsageError
+from memos_cli.lifecycle.evolve import Ledger
 from memos_cli.memory import Memory
 from memos_cli.vault.rows import Delta, memory_key
 from memos_cli.vault.store import State
@@ -33,6 +34,9 @@ class LoadReport:
     skipped_conflict: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    #: memories that superseded a current memory (spec §4.6), and every decision but "new"
+    updates: list[str] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
     #: ``role:`` readers naming no role of the vault (they grant nothing until defined)
     dangling: list[str] = field(default_factory=list)
 
@@ -43,11 +47,16 @@ class LoadReport:
                                           ("replaced", self.replaced),
                                           ("skipped_conflict", self.skipped_conflict),
                                           ("duplicates", self.duplicates),
-                                          ("expired", self.expired))}}
+                                          ("expired", self.expired),
+                                          ("updates", self.updates))},
+                "decisions": self.decisions}
 
 
 def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.ndarray, *,
-          on_conflict: str = "version", now: datetime | None = None) -> tuple[Delta, LoadReport]:
+          on_conflict: str = "version", now: datetime | None = None,
+          ledger: Ledger | None = None,
+          rows: Callable[[str], tuple[np.ndarray, str]] | None = None
+          ) -> tuple[Delta, LoadReport]:
     """What installing ``memories`` (with their ``vectors``) from cube ``cube_id`` changes,
     given ``state``: the vault, or the part of it these memories touch (``Vault.part``: the
     current memories with their ids, parents' ids or content hashes).
@@ -58,6 +67,11 @@ def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.nd
     and installs the new one with the next version number, ``skip`` keeps the old one,
     ``replace`` overwrites it without history) or ``parent_id`` naming an installed memory
     (the parent moves to the history).
+
+    With a ``ledger`` (:func:`memos_cli.vault.evolve.ledger_for`), every other memory is
+    decided against the vault's current memories of its owner (spec §4.6): a restatement is a
+    duplicate, an update supersedes the memory it revises, whose row is rewritten with
+    ``valid_to`` and ``superseded_by`` (its vector and cube from ``rows(id)``).
     """
     if on_conflict not in CONFLICT_POLICIES:
         raise UsageError(f"--on-conflict {on_conflict!r} is not one of "
@@ -94,6 +108,17 @@ def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.nd
             if parent.id in written:  # installed by this load, superseded in it too
                 delta.memories[written.pop(parent.id)] = None  # type: ignore[call-overload]
             report.versioned.append(m.id)
+        elif ledger is not None:
+            outcome = ledger.offer(m, v)
+            if outcome.decision.kind != "independent":
+                report.decisions.append(outcome.to_dict())
+            if outcome.decision.kind == "duplicate":
+                report.duplicates.append(m.id)
+                continue
+            m = ledger.memories[m.id]
+            # a memory that arrives linked (a cube's own chain) supersedes too
+            (report.updates if outcome.decision.kind == "update" or m.supersedes
+             else report.added).append(m.id)
         else:
             report.added.append(m.id)
         if m.id in written:
@@ -103,5 +128,17 @@ def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.nd
             delta.memories.append((m, v, cube_id))
         current[m.id] = m
         hashes.add(m.content_hash)
+    if ledger is not None:  # links the decisions set, on memories of this load and before
+        for i in ledger.written:
+            if i in written:
+                _, v, c = delta.memories[written[i]]
+                delta.memories[written[i]] = (ledger.memories[i], v, c)
+        for i in sorted(ledger.changed):
+            if i in written:
+                continue
+            if rows is None:
+                raise ValueError("merge needs rows() to rewrite a memory a decision changed")
+            vec, cube = rows(i)
+            delta.memories.append((ledger.memories[i], vec, cube))
     delta.memories = [x for x in delta.memories if x is not None]
     return delta, report
