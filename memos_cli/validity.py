@@ -123,6 +123,24 @@ def link_problems(memories: Iterable[Memory],
     return out
 
 
+def detach(memories: list[Memory]) -> list[Memory]:
+    """``memories`` with every supersession link to a memory not among them removed (an
+    export that leaves some out): a memory superseded by one left out keeps its ``valid_to``
+    (it still ended then); one that superseded a memory left out no longer names it."""
+    import dataclasses
+
+    ids = {m.id for m in memories}
+    out = []
+    for m in memories:
+        changes: dict[str, object] = {}
+        if m.superseded_by is not None and m.superseded_by not in ids:
+            changes["superseded_by"] = None
+        if m.supersedes is not None and m.supersedes not in ids:
+            changes |= {"supersedes": None, "supersession": None}
+        out.append(dataclasses.replace(m, **changes) if changes else m)  # type: ignore[arg-type]
+    return out
+
+
 def chain(memory_id: str, by_id: Mapping[str, Memory]) -> list[Memory]:
     """The supersession chain through ``memory_id``, oldest first (what ``memos history``
     prints). Ids that are missing end the chain; a cycle is not followed twice."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from memos_cli.cli.output import out, plain
 from memos_cli.errors import UsageError
 from memos_cli.validity import CURRENT, View, parse_as_of
 
@@ -47,8 +48,6 @@ def counts_line(duplicates: int, updates: int, independent: int) -> str:
 def show_decisions(decisions: list[dict[str, object]], text_of: dict[str, str]) -> None:
     """One line per decision that is not "new": ``update 37c8f264 supersedes e5e65043
     (changed value: 32mb -> 64mb)``, escaped."""
-    from memos_cli.cli.output import out, plain
-
     for d in decisions:
         target = str(d.get("target") or "")
         changed = d.get("changed") or {}

@@ -24,7 +24,7 @@ from memos_cli.cli.source_opts import (
     VISIBILITY_OPT,
     source_defaults,
 )
-from memos_cli.cli.time_opts import DRY_RUN_OPT, SUPERSEDE_OPT, counts_line, show_decisions
+from memos_cli.cli.time_opts import DRY_RUN_OPT, SUPERSEDE_OPT, show_decisions
 from memos_cli.cube import open_cube
 from memos_cli.cube.layout import require_cube_dir
 from memos_cli.errors import UsageError
@@ -78,8 +78,9 @@ def add_command(
     if dry_run:
         show_decisions(report.decisions, report.texts)
     verb = "would be" if dry_run else "were"
-    out.print(f"{report.path}: {counts_line(report.duplicates, report.updates, report.added)}"
-              f"; {report.removed} {verb} removed (text that left a source), "
+    out.print(f"{report.path}: {report.added} added, {report.updates} superseding what they "
+              f"revise, {report.duplicates} already there; {report.removed} {verb} removed "
+              "(text that left a source), "
               f"{report.changed} changed (same id, new version)"
               + ("; dry run, nothing written" if dry_run else
                  f"; {report.embedded} embedded; revision {report.revision}, "

@@ -74,8 +74,13 @@ _JSON_FIELDS = ("extra", "supersession")
 
 
 def to_table(memories: Iterable[Memory]) -> pa.Table:
-    """Build the Arrow table of ``memories`` in the given order, with :data:`SCHEMA`."""
-    columns: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
+    """Build the Arrow table of ``memories`` in the given order: with :data:`SCHEMA`, or
+    :data:`SCHEMA_1` when no memory has a validity value (spec §4.6: the file is then the
+    same as format 1.6 wrote, and readers of 1.6 read it)."""
+    memories = list(memories)
+    schema = SCHEMA if any(getattr(m, f) is not None for m in memories
+                           for f in VALIDITY_FIELDS) else SCHEMA_1
+    columns: dict[str, list[Any]] = {f.name: [] for f in schema}
     for m in memories:
         for name, values in columns.items():
             value = getattr(m, name)
@@ -84,13 +89,14 @@ def to_table(memories: Iterable[Memory]) -> pa.Table:
             elif name in _JSON_FIELDS and value is not None:
                 value = canonical_json(value).decode("utf-8")
             values.append(value)
-    return pa.table(columns, schema=SCHEMA)
+    return pa.table(columns, schema=schema)
 
 
 def write_memories(path: Path, memories: Iterable[Memory]) -> int:
-    """Write an Arrow IPC *file* (not stream) with :data:`SCHEMA`; return its size in bytes."""
+    """Write an Arrow IPC *file* (not stream) with the schema of :func:`to_table`; return its
+    size in bytes."""
     table = to_table(memories)
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table, max_chunksize=65536)
     return path.stat().st_size
 

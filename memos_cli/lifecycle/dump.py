@@ -26,6 +26,7 @@ from memos_cli.governance.redact import Redactor
 from memos_cli.lifecycle.pack import embed_memories
 from memos_cli.memory import Memory, content_hash, derived_reader, orphaned_derived, parse_time
 from memos_cli.sources.markdown_export import to_markdown
+from memos_cli.validity import detach
 
 FILTER_KEYS = ("owner", "tag", "type", "since", "until", "source")
 
@@ -179,8 +180,12 @@ def redact_memory(m: Memory, redactor: Any) -> Memory:
 
     new = {f: redactor(getattr(m, f)) for f in REDACTED_FIELDS}
     new |= {f: redactor(getattr(m, f), detect=False) for f in PROVENANCE_FIELDS}
+    # the values a supersession changed are words of the content, folded: not redacted
+    # reliably, so left out (the rule and the score stay)
+    decision = {k: v for k, v in m.supersession.items() if k not in ("from", "to")} \
+        if m.supersession else None
     return dataclasses.replace(m, **new, tags=tuple(redactor(t) or t for t in m.tags),
-                               extra=clean(m.extra),
+                               extra=clean(m.extra), supersession=decision,
                                content_hash=content_hash(new["content"], new["speaker"],
                                                          m.event_time))
 
@@ -225,7 +230,7 @@ def dump(cube: Cube | Source, out: str | Path, *, user: str, keep: Filter | None
     if not derived:  # --no-derived: the user's own memories only
         chosen = [m for m in chosen if derived_reader(m) is None]
     stale = orphaned_derived(chosen)  # derived from a memory left out: it would leak it
-    chosen = [m for m in chosen if m.id not in stale]
+    chosen = detach([m for m in chosen if m.id not in stale])  # links to what is left out
     withheld = len(src.memories) - len(chosen)
     if not chosen:
         raise UsageError(f"user {user!r} may read none of the selected memories",

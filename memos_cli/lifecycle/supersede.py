@@ -17,6 +17,8 @@ candidate is an update only when
   "took over"), the two are about different things;
 * the new statement is an assertion: questions, hypotheticals ("if the budget were cut to
   ...") and figures quoted from someone else ("according to ...") supersede nothing;
+* two undated parts of one source file never supersede each other: the file says both
+  (``memos add`` decides the edits of a file, as source edits);
 * a turn of a conversation (``dialog_turn``) revises only with a word of change: people
   talk about many things of one kind ("I love painting", later "I love pottery") without
   taking anything back.
@@ -302,6 +304,13 @@ def compare(new: Statement, old: Statement, similarity: float,
     return Decision("update", rule=rule, score=similarity, changed=changed)
 
 
+def _same_document(a: Memory, b: Memory) -> bool:
+    """Two undated parts of one source file: the file says both at once (an edit of the file
+    is a source edit, decided by ``memos add``, not here)."""
+    return a.source_file is not None and a.source_file == b.source_file and \
+        a.event_time is None and b.event_time is None
+
+
 def _quantities(values: frozenset[str]) -> bool:
     """Whether ``values`` hold a number or a date (a digit, a month or weekday name)."""
     return any(any(c.isdigit() for c in v) or v in CALENDAR for v in values)
@@ -321,7 +330,7 @@ def decide(new: Memory, candidates: Sequence[tuple[Memory, float]],
     best: Decision | None = None
     for old, sim in sorted(candidates, key=lambda c: -c[1]):
         if sim < th.candidate or old.id == new.id or not eligible(old) or \
-                old.owner != new.owner:
+                old.owner != new.owner or _same_document(new, old):
             continue
         # the later statement in valid time is the one that revises (an older one arriving
         # now goes into the chain's past, :mod:`memos_cli.lifecycle.evolve`)
