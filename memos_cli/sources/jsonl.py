@@ -22,14 +22,16 @@ _CONTENT_KEYS = ("content", "text", "memory")
 MAX_TTL_S = 1e11
 _ALIASES = {"type": "semantic_type", "memory_type": "semantic_type", "role": "speaker"}
 _STR = ("id", "origin", "semantic_type", "source_file", "section", "conversation_id",
-        "session_id", "turn_id", "speaker", "owner", "visibility", "parent_id")
+        "session_id", "turn_id", "speaker", "owner", "visibility", "parent_id", "supersedes",
+        "superseded_by")
 _INT = ("line_start", "line_end", "priority", "version")
-_TIME = ("created_at", "updated_at", "event_time", "expires_at")
+_TIME = ("created_at", "updated_at", "event_time", "expires_at", "valid_to")
 _LIST = ("readers", "sensitivity", "tags")
 _DERIVED = ("content_hash",)
 #: Columns where an explicit ``null`` means "none" rather than "use the pack default".
 _NULLABLE = ("owner", "expires_at", "parent_id", "source_file", "line_start", "line_end",
-             "section", "conversation_id", "session_id", "turn_id", "speaker", "event_time")
+             "section", "conversation_id", "session_id", "turn_id", "speaker", "event_time",
+             "valid_to", "supersedes", "superseded_by", "supersession")
 
 
 def parse_record(obj: Any) -> tuple[str, dict[str, Any]]:
@@ -90,6 +92,10 @@ def parse_record(obj: Any) -> tuple[str, dict[str, Any]]:
             if not isinstance(value, dict):
                 raise ValueError("'extra' is not an object")
             extra.update(value)
+        elif name == "supersession":
+            if not isinstance(value, dict) or not isinstance(value.get("rule"), str):
+                raise ValueError("'supersession' is not an object with a 'rule' string")
+            fields[name] = value
         else:
             extra[key] = value
     if ttl is not None:

@@ -9,7 +9,9 @@ Such a directory holds ``config.json`` and, for its textual memory, a JSON file 
 
 Each memory becomes one memos memory of origin ``import``; known metadata is mapped
 (``type`` -> semantic type, ``memory_time`` -> event time, ``user_id`` -> owner, ``tags``,
-``session_id``, ``source``, ``updated_at``/``created_at``), and every other field, the MemOS
+``session_id``, ``source``, ``updated_at``/``created_at``; a node ``status`` of ``archived``
+or ``deleted`` ends the memory's validity at its ``updated_at``, spec §4.6), and every other
+field, the MemOS
 id and the graph edges go to ``extra``. The stored vectors are dropped (another embedder made
 them; memos re-embeds). The activation memory (``activation_memory.pickle``) is a Python
 pickle, so it is refused, never unpickled, and its KV cache is not imported (rebuild it with
@@ -136,6 +138,13 @@ def read_data(mem_path: Path, source_file: str, data: Any, defaults: Defaults,
         event_time = _time(meta.pop("memory_time", None))
         created = _time(meta.pop("created_at", None))
         updated = _time(meta.pop("updated_at", None))
+        # MemOS's node status: an archived or deleted memory ended (spec §4.6); its last
+        # update is when, never before it began
+        status = str(meta.get("status") or "")
+        ended = None
+        if status in ("archived", "deleted"):
+            start = event_time or created or defaults.now
+            ended = max(updated or start, start)
         owner = meta.pop("user_id", None)
         tags = tuple(str(t) for t in meta.pop("tags", None) or ())
         session = meta.pop("session_id", None)
@@ -154,7 +163,7 @@ def read_data(mem_path: Path, source_file: str, data: Any, defaults: Defaults,
             mem_path, f"memory {i}", text, now=defaults.now, created_at=created,
             updated_at=updated, origin="import", semantic_type=mtype,
             source_file=source_file, session_id=str(session) if session else None,
-            event_time=event_time, extra=extra, **gov))
+            event_time=event_time, extra=extra, valid_to=ended, **gov))
     if dropped_vectors:
         result.notes.append(f"dropped {dropped_vectors} stored vectors (memos re-embeds)")
     result.notes.append(f"mapped {len(result.memories)} {form} memories")
