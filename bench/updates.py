@@ -24,8 +24,10 @@ default) and without (``pack(supersede=False)``, what memos did before). Measure
 * incremental: the same events written one at a time in their arrival order
   (``Ledger.offer``, the path of ``add``, ``load`` and ``remember``), with links compared
   as above: this is where out-of-order revisions meet memories already held;
-* LoCoMo (``--locomo``): recall@10 of the conversations' evidence with and without
-  supersession, which must not drop by more than 0.01.
+* LoCoMo (``--locomo``): recall@10 of the conversations' evidence before (no supersession,
+  no named dates), with supersession, and with both (the default), which must not drop by
+  more than 0.01. A question that names a period ("in May 2023") sees the dated memories
+  valid then; relative dates count from the benchmark's fixed ``NOW``.
 
 Usage:  python bench/updates.py [--locomo ../shared/datasets/locomo] [--out bench/out]
 """
@@ -169,27 +171,36 @@ def run_split(name: str, scenarios: list[dict[str, Any]], embedder: Any,
     return out
 
 
+LOCOMO_MODES = (("before (no supersession, no named dates)", False, False),
+                ("supersession", True, False),
+                ("supersession and named dates (the default)", True, True))
+
+
 def locomo(files: list[Path], embedder: Any, tmp: Path) -> dict[str, Any]:
-    scores: dict[str, list[float]] = {"without supersession": [], "with supersession": []}
-    superseded = turns = 0
+    scores: dict[str, list[float]] = {m: [] for m, _, _ in LOCOMO_MODES}
+    superseded = turns = narrowed = 0
     for f in files:
         data = json.loads(f.read_text())
-        for mode, on in (("without supersession", False), ("with supersession", True)):
+        cubes = {}
+        for on in (False, True):
             path = tmp / f"{f.stem}-{on}.memcube"
             pack([f], path, embedder=embedder, defaults=Defaults(now=NOW), supersede=on)
-            cube = open_cube(path)
-            if on:
-                superseded += sum(not m.current for m in cube.memories)
-                turns += len(cube.memories)
-            for q in data["qa"]:
-                if q.get("category") not in (1, 2, 3, 4) or not (ev := evidence_ids(q)):
-                    continue
-                hits = retrieve(cube, embedder, q["question"], 10, now=NOW)
+            cubes[on] = open_cube(path)
+        superseded += sum(not m.current for m in cubes[True].memories)
+        turns += len(cubes[True].memories)
+        for q in data["qa"]:
+            if q.get("category") not in (1, 2, 3, 4) or not (ev := evidence_ids(q)):
+                continue
+            narrowed += View().for_query(q["question"], NOW).period is not None
+            for mode, on, dates in LOCOMO_MODES:
+                hits = retrieve(cubes[on], embedder, q["question"], 10, now=NOW,
+                                view=View(dates=dates))
                 found = {h.memory.turn_id for h in hits}
                 scores[mode].append(len(ev & found) / len(ev))
-    return {"conversations": len(files), "questions": len(scores["with supersession"]),
-            "turns": turns, "turns_superseded": superseded,
-            **{f"recall@10 {m}": round(float(np.mean(v)), 3) for m, v in scores.items()}}
+    n = len(next(iter(scores.values())))
+    return {"conversations": len(files), "questions": n, "turns": turns,
+            "turns_superseded": superseded, "questions_naming_a_period": narrowed,
+            "recall@10": {m: round(float(np.mean(v)), 3) for m, v in scores.items()}}
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from memos_cli.errors import UsageError
-from memos_cli.memory import Memory, format_time, parse_time
+from memos_cli.memory import Memory, format_time, parse_time, utc
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 
@@ -47,10 +47,18 @@ def parse_as_of(value: str, *, option: str = "--as-of") -> datetime:
 @dataclass(frozen=True)
 class View:
     """Which memories a search sees: the current ones (default), those valid at ``as_of``,
-    or with ``history`` every memory, superseded ones included."""
+    or with ``history`` every memory, superseded ones included. ``period`` (a question that
+    names a time, :func:`named_period`): the dated memories valid at some moment of
+    ``[start, end]``, and the undated current ones. ``dates``: whether a query's named
+    dates may set ``period`` (:meth:`for_query`); ``now``: what relative ones ("last week")
+    count from."""
 
     as_of: datetime | None = None
     history: bool = False
+    period: tuple[datetime, datetime] | None = None
+    dates: bool = True
+    #: what relative dates in a query count from (``--now``); default: the search's time
+    now: datetime | None = None
 
     def admits(self, memory: Memory) -> bool:
         """Whether ``memory`` belongs to this view."""
@@ -58,13 +66,82 @@ class View:
             return True
         if self.as_of is not None:
             return memory.valid_at(self.as_of)
+        if self.period is not None and memory.event_time is not None:
+            start, end = self.period
+            return memory.valid_from <= end and (memory.valid_to is None
+                                                 or memory.valid_to > start)
         return memory.current
 
+    def for_query(self, query: str, now: datetime) -> View:
+        """This view, narrowed to the period ``query`` names (``in February 2026``, ``last
+        week``, ``on 8 May 2023``, relative to ``now``) when it is the default view."""
+        if self.history or self.as_of is not None or self.period is not None or not self.dates:
+            return self
+        found = named_period(query, self.now or now)
+        return self if found is None else View(period=found, now=self.now)
+
     def to_dict(self) -> dict[str, object]:
-        return {"as_of": format_time(self.as_of), "history": self.history}
+        return {"as_of": format_time(self.as_of), "history": self.history,
+                **({"period": [format_time(t) for t in self.period]} if self.period else {})}
 
 
 CURRENT = View()
+
+#: Words dateparser takes for dates that name no period of the past.
+_NOT_A_PERIOD = {"now", "today", "currently", "current", "present", "at present", "nowadays",
+                 "still", "recently", "a", "an", "second", "may", "march", "sun", "sat"}
+#: How long each granularity dateparser reports lasts.
+_SPAN = {"day": timedelta(days=1), "week": timedelta(days=7), "month": None,
+         "year": None}
+
+
+def named_period(query: str, now: datetime) -> tuple[datetime, datetime] | None:
+    """The period a question names, as ``(start, end)`` in UTC, or ``None``: the first date
+    expression found by ``dateparser`` (``search_dates``, English, dates relative to ``now``
+    in the past), widened to its granularity (the day, week, month or year it names). Words
+    that name the present ("now", "today") or that dateparser misreads alone ("may",
+    "march") name no period.
+    """
+    from dateparser.date import DateDataParser
+    from dateparser.search import search_dates
+
+    base = utc(now).replace(tzinfo=None)
+    settings = {"RELATIVE_BASE": base, "PREFER_DATES_FROM": "past",
+                "RETURN_AS_TIMEZONE_AWARE": False, "REQUIRE_PARTS": []}
+    try:
+        found = search_dates(query, languages=["en"], settings=settings)
+    except Exception:  # dateparser raises on some inputs; a question is still a question
+        return None
+    for text, _ in found or []:
+        words = text.strip().lower()
+        for prefix in ("in ", "on ", "during ", "at ", "since ", "by "):
+            if words.startswith(prefix):
+                words = words[len(prefix):]
+        relative = words.split()[0] in ("last", "yesterday", "this", "past", "previous")
+        if words in _NOT_A_PERIOD or not (any(c.isdigit() for c in words) or relative):
+            continue
+        data = DateDataParser(languages=["en"], settings=settings).get_date_data(text)
+        if data.date_obj is None:
+            continue
+        return _widen(data.date_obj, data.period or "day")
+    return None
+
+
+def _widen(point: datetime, period: str) -> tuple[datetime, datetime]:
+    point = point.replace(tzinfo=timezone.utc)
+    tiny = timedelta(microseconds=1)
+    if period == "year":
+        start = point.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+        return start, start.replace(year=start.year + 1) - tiny
+    if period == "month":
+        start = point.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        nxt = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return start, nxt - tiny
+    start = point.replace(hour=0, minute=0, second=0, microsecond=0)
+    span = _SPAN.get(period) or timedelta(days=1)
+    if period == "week":  # the week holding the day dateparser names
+        start -= timedelta(days=start.weekday())
+    return start, start + span - tiny
 
 
 def note(memory: Memory) -> str | None:

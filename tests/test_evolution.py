@@ -300,3 +300,27 @@ def test_verify_refuses_links_that_disagree(tmp_path: Path) -> None:
     _write(c, mems, c.index().vectors([m.id for m in mems]), None)
     with pytest.raises(IntegrityError, match="supersession links: .* does not name it"):
         verify(open_cube(cube))
+
+
+def test_a_question_that_names_a_period_sees_what_was_valid_then(tmp_path: Path) -> None:
+    from memos_cli.validity import named_period
+
+    now = datetime(2026, 3, 15, tzinfo=timezone.utc)
+    feb = named_period("What was the budget in February 2026?", now)
+    assert feb == (datetime(2026, 2, 1, tzinfo=timezone.utc),
+                   datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=timezone.utc))
+    week = named_period("Where was the lab meeting last week?", now)
+    assert week is not None and week[0] == datetime(2026, 3, 2, tzinfo=timezone.utc)
+    for q in ("What is the rent now?", "When is Tom's birthday?", "What may happen?"):
+        assert named_period(q, now) is None
+    cube = tmp_path / "t.memcube"
+    memos("pack", _stream(tmp_path / "s.jsonl", UPDATES), "-o", cube)
+
+    def first(query: str, *extra: str) -> str:
+        r = json.loads(memos("search", cube, query, "-k", "1", "--json", *extra).stdout)
+        return r["results"][0]["content"]
+
+    assert "B12" in first("where was the lab meeting in January 2026")
+    assert "C3" in first("where is the lab meeting")
+    assert "B12" in first("where was the lab meeting last month", "--now", "2026-02-01")
+    assert "C3" in first("where was the lab meeting in January 2026", "--no-dates")

@@ -13,7 +13,7 @@ from memos_cli.cli.choices import Combine, Compose, Device, RecomputeRule, Tier
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import is_cube_arg, open_arg
 from memos_cli.cli.output import check_as, err, out, print_json, status
-from memos_cli.cli.time_opts import AS_OF_OPT, HISTORY_OPT, view_of
+from memos_cli.cli.time_opts import AS_OF_OPT, DATES_OPT, HISTORY_OPT, NOW_OPT, view_of
 from memos_cli.cli.vault_opts import require_default_vault
 from memos_cli.errors import UsageError
 from memos_cli.tiers import generation
@@ -86,6 +86,8 @@ def run(
                                "model's own greedy output."),
     as_of: str | None = AS_OF_OPT,
     history: bool = HISTORY_OPT,
+    now: str | None = NOW_OPT,
+    dates: bool = DATES_OPT,
     embedder: Path | None = EMBEDDER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -119,7 +121,7 @@ def run(
                          compose=compose, combine=combine, recompute=recompute,
                          recompute_ratio=recompute_ratio, recompute_rule=recompute_rule,
                          chunk_set=chunk_set, segment=segment, system=system, generation=gen,
-                         view=view_of(as_of, history)
+                         view=view_of(as_of, history, now, dates)
                          ).checked(cubes=len(cubes), vault=vault is not None or not cubes,
                                    user=as_user is not None)
     opened = [open_arg(c) for c in cubes]

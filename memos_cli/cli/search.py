@@ -11,7 +11,7 @@ from memos_cli.api import SearchResult, Session
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import is_cube_arg, open_arg, shown
 from memos_cli.cli.output import DataTable, check_as, err, out, plain, print_json, status
-from memos_cli.cli.time_opts import AS_OF_OPT, HISTORY_OPT, view_of
+from memos_cli.cli.time_opts import AS_OF_OPT, DATES_OPT, HISTORY_OPT, NOW_OPT, view_of
 from memos_cli.cli.vault_opts import require_default_vault
 from memos_cli.errors import SourceError, UsageError
 from memos_cli.sources.base import parse_lines, read_lines
@@ -35,6 +35,8 @@ def search(
                                             "$MEMOS_USER or the login name]."),
     as_of: str | None = AS_OF_OPT,
     history: bool = HISTORY_OPT,
+    now: str | None = NOW_OPT,
+    dates: bool = DATES_OPT,
     embedder: Path | None = EMBEDDER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -48,7 +50,7 @@ def search(
     """
     if k < 1:
         raise UsageError("-k must be at least 1")
-    view = view_of(as_of, history)
+    view = view_of(as_of, history, now, dates)
     missing = ("missing CUBE or QUERY: give both (memos search team.memcube \"budget cap\"), "
                "or the query with a vault (memos search \"budget cap\" --vault ~/vault)")
     if queries is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from memos_cli.cli.output import out, plain
@@ -16,19 +18,38 @@ AS_OF_OPT = typer.Option(
 HISTORY_OPT = typer.Option(
     False, "--history",
     help="Also show superseded memories, marked \"superseded on DATE by ID\".")
+NOW_OPT = typer.Option(
+    None, "--now", metavar="DATE",
+    help="What dates the query names count from (\"last week\") \\[default: today].")
+DATES_OPT = typer.Option(
+    True, "--dates/--no-dates",
+    help="A query that names a time (\"in February 2026\", \"last week\") sees the dated "
+         r"memories valid then \[default: on].")
 
 
-def view_of(as_of: str | None, history: bool) -> View:
-    """The :class:`~memos_cli.validity.View` of the two options.
+def view_of(as_of: str | None, history: bool, now: str | None = None,
+            dates: bool = True) -> View:
+    """The :class:`~memos_cli.validity.View` of the options.
 
     Raises:
-        UsageError: both given, or an unparsable ``--as-of``.
+        UsageError: --as-of with --history, or a date that does not parse.
     """
     if as_of is not None and history:
         raise UsageError("give --as-of or --history, not both")
+    start = parse_time_opt(now, "--now") if now is not None else None
     if as_of is not None:
-        return View(as_of=parse_as_of(as_of))
-    return View(history=True) if history else CURRENT
+        return View(as_of=parse_as_of(as_of), now=start)
+    if history:
+        return View(history=True, now=start)
+    return View(now=start, dates=dates) if start is not None or not dates else CURRENT
+
+
+def parse_time_opt(value: str, option: str) -> Any:
+    """A moment given as ``--now``: the start of a date alone, else the time given."""
+    moment = parse_as_of(value, option=option)
+    if len(value.strip()) <= 10:  # a date alone: its start, not its end
+        moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return moment
 
 
 SUPERSEDE_OPT = typer.Option(

@@ -82,7 +82,9 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
              hidden: list[int] | None = None, view: View = CURRENT) -> list[Retrieved]:
     """Top-``k`` memories of ``cube`` for ``query``, best first; a derived memory (spec §4.5)
     is replaced by its sources, each memory appears once; expired memories are left out,
-    so are those outside ``view`` (by default the superseded ones, spec §4.6),
+    so are those outside ``view`` (by default the superseded ones, spec §4.6; a query that
+    names a period, "in February 2026" or "last week" relative to ``now``, sees the dated
+    memories valid then, :meth:`~memos_cli.validity.View.for_query`),
     and with ``user`` so is every memory that user may not read (``governance.can_read``);
     with ``hidden`` (a list), how many of those would have ranked in the top ``k`` is appended.
 
@@ -93,6 +95,7 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
     """
     check_embedder(cube, embedder)
     now = now or datetime.now(timezone.utc)
+    view = view.for_query(query, now)  # "in February 2026": the dated memories of then
     vector = embedder.encode([query])[0]
     index = cube.index()
     out: list[Retrieved] = []

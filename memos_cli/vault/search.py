@@ -40,14 +40,15 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     # distance and which Lance leaves out of vector results. No row filter is needed, and
     # none is paid for (a prefilter costs 20-25 ms a query at 1M rows; bench/scale.py).
     index = Index.of_table(vault.dataset(), vault.path, where=None)
+    now = now or datetime.now(timezone.utc)
+    view = view.for_query(query, now)  # a period the query names (spec §4.6)
     vector = embedder.encode([query])[0]
     pool = k
     while True:
         hits = index.search(query, vector, pool)
         by_id = vault.memories([h.id for h in hits])
         out, denied = resolve_hits(hits, _Lookup(vault, by_id), k,
-                                   now=now or datetime.now(timezone.utc), user=user,
-                                   view=view)
+                                   now=now, user=user, view=view)
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)
