@@ -107,7 +107,7 @@ def test_revised_twice_makes_a_chain_and_valid_time(embedder) -> None:  # type: 
             mem("Design reviews happen on Thursdays.", day(11)),
             mem("The beta release deadline slipped to 28 March.", day(20, 2)),
             mem("The beta release deadline was pushed again, to 11 April.", day(15, 3))]
-    kept, linked, counts = evolve(mems, _vectors(embedder, mems))
+    _, linked, counts = evolve(mems, _vectors(embedder, mems))
     assert (counts.updates, counts.duplicates, counts.independent) == (2, 0, 2)
     by = {m.id: m for m in linked}
     a, b, c = (by[mems[i].id] for i in (0, 2, 3))
@@ -298,7 +298,7 @@ def test_verify_refuses_links_that_disagree(tmp_path: Path) -> None:
     mems = [dataclasses.replace(m, superseded_by=None) if m.superseded_by else m
             for m in c.memories]  # digests right, links wrong: a writer's bug
     _write(c, mems, c.index().vectors([m.id for m in mems]), None)
-    with pytest.raises(IntegrityError, match="supersession links: .* does not name it"):
+    with pytest.raises(IntegrityError, match=r"supersession links: .* does not name it"):
         verify(open_cube(cube))
 
 
@@ -324,3 +324,37 @@ def test_a_question_that_names_a_period_sees_what_was_valid_then(tmp_path: Path)
     assert "C3" in first("where is the lab meeting")
     assert "B12" in first("where was the lab meeting last month", "--now", "2026-02-01")
     assert "C3" in first("where was the lab meeting in January 2026", "--no-dates")
+
+
+def test_removing_a_memory_mends_its_chain(tmp_path: Path) -> None:
+    """rm-memories and vault rm: the memory before a removed one is current again."""
+    cube = tmp_path / "t.memcube"
+    memos("pack", _stream(tmp_path / "s.jsonl", UPDATES), "-o", cube)
+    new = next(m for m in open_cube(cube).memories if "C3" in m.content)
+    memos("rm-memories", cube, "--ids", new.id)
+    c = open_cube(cube)
+    assert verify(c).ok and all(m.current for m in c.memories)
+    vault = tmp_path / "vault"
+    memos("load", _stream(tmp_path / "a.jsonl", UPDATES[:2]), "--vault", vault, "--as", "ann")
+    rep = json.loads(memos("load", _stream(tmp_path / "b.jsonl", UPDATES[2:3]), "--vault",
+                           vault, "--as", "ann", "--json").stdout)
+    from memos_cli.vault import Vault
+
+    assert not all(m.current for m in Vault(vault).state().memories)
+    memos("vault", "rm", rep["cube_id"], "--vault", vault, "--as", "ann")
+    assert all(m.current and m.supersedes is None for m in Vault(vault).state().memories)
+
+
+def test_run_as_of_on_the_real_model(tmp_path: Path) -> None:
+    """The answer's memories come from the time asked about (SmolLM2 and MiniLM)."""
+    cube = tmp_path / "t.memcube"
+    memos("pack", _stream(tmp_path / "s.jsonl", UPDATES), "-o", cube)
+    then = json.loads(memos("run", cube, "Where is the weekly lab meeting?", "--tier", "text",
+                            "-k", "2", "--as-of", "2026-01-20", "--max-new-tokens", "8",
+                            "--json").stdout)
+    assert any("B12" in m["content"] for m in then["memories"])
+    assert not any("C3" in m["content"] for m in then["memories"])
+    now = json.loads(memos("run", cube, "Where is the weekly lab meeting?", "--tier", "text",
+                           "-k", "2", "--max-new-tokens", "8", "--json").stdout)
+    assert any("C3" in m["content"] for m in now["memories"])
+    assert not any("B12" in m["content"] for m in now["memories"])

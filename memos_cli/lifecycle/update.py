@@ -256,6 +256,9 @@ def remove(path: str | Path, keep: Callable[[Memory], bool], *,
     if not stay:
         raise UsageError("that would remove every memory; a cube holds at least one",
                          path=cube.path)
+    ledger = Ledger(cube.memories)  # mend the supersession chains through what goes
+    ledger.drop(m.id for m in cube.memories if m.id not in {x.id for x in stay})
+    stay = [ledger.memories[m.id] for m in stay]
     vectors = cube.index().vectors([m.id for m in stay])
     report = UpdateReport(str(cube.path), removed=gone, signed=key is not None,
                           signature_dropped=cube.signed and key is None)

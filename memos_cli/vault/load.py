@@ -19,6 +19,7 @@ from memos_cli.errors import EmbedderMismatchError, UsageError
 from memos_cli.governance.access import check_remove, check_updates
 from memos_cli.governance.roles import Roles
 from memos_cli.governance.trust import check_trust
+from memos_cli.lifecycle.evolve import Ledger
 from memos_cli.lifecycle.pack import pack
 from memos_cli.memory import format_time
 from memos_cli.principal import check_principal
@@ -141,6 +142,7 @@ def remove(vault: Vault, cube_id: str, *, user: str) -> int:
         check_remove(state, cube_id, user, vault.path)
         gone = [i for i, m in enumerate(state.memories) if state.origin.get(m.id) == cube_id]
         ids = [state.memories[i].id for i in gone]
+        _splice(state, ids)
         _drop(state, gone)
         del state.cubes[cube_id]
         state.archived = [m for m in state.archived
@@ -173,6 +175,15 @@ def gc(vault: Vault, *, user: str, now: datetime | None = None) -> int:
     vault.log(user, "gc", memory_ids=ids, detail={"history_removed": history_removed},
               version=made)
     return len(ids) + history_removed
+
+
+def _splice(state: State, ids: Sequence[str]) -> None:
+    """Mend the supersession chains (spec §4.6) that run through memories about to be
+    removed: the memory before a removed one is superseded by the one after it, or is current
+    again."""
+    ledger = Ledger(state.memories)
+    ledger.drop(ids)
+    state.memories = [ledger.memories.get(m.id, m) for m in state.memories]
 
 
 def _drop(state: State, rows: Sequence[int]) -> None:
