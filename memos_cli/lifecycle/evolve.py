@@ -90,32 +90,80 @@ class Ledger:
         self.written: list[str] = []
         self.counts = Counts()
         self.lookup, self.th, self.fetch = lookup, thresholds, fetch
-        self._ids: list[str] = []
-        self._vecs: list[np.ndarray] = []
-        self._matrix: np.ndarray | None = None
+        # the vectors of the current memories: rows of a buffer that doubles as it fills,
+        # rows of memories no longer current switched off (a pack of n memories costs
+        # O(n) appends, not n copies of a growing matrix)
+        self._rows: dict[str, int] = {}
+        self._row_ids: list[str] = []
+        self._buf = np.zeros((0, 0), np.float32)
+        self._live = np.zeros(0, bool)
+        self._pre: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._pre_names: list[str] = []
         held = list(held)
         for i, m in enumerate(held):
             self.memories[m.id] = m
             if m.current and eligible(m) and vectors is not None:
-                self._ids.append(m.id)
-                self._vecs.append(np.asarray(vectors[i], np.float32))
+                self._add_row(m.id, vectors[i])
 
     # -- candidates -----------------------------------------------------------------------------
+    def _add_row(self, memory_id: str, vector: np.ndarray) -> None:
+        v = np.asarray(vector, np.float32)
+        n = len(self._row_ids)
+        if n == len(self._buf):
+            grown = np.zeros((max(64, 2 * n), v.shape[0]), np.float32)
+            grown[:n] = self._buf[:n] if n else grown[:0]
+            live = np.zeros(len(grown), bool)
+            live[:n] = self._live[:n]
+            self._buf, self._live = grown, live
+        self._buf[n] = v
+        self._live[n] = True
+        self._rows[memory_id] = n
+        self._row_ids.append(memory_id)
+
+    def _drop_row(self, memory_id: str) -> None:
+        row = self._rows.pop(memory_id, None)
+        if row is not None:
+            self._live[row] = False
+
     def _local(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        if not self._ids:
+        n = len(self._row_ids)
+        if not self._rows:
             return []
-        if self._matrix is None or len(self._matrix) != len(self._vecs):
-            self._matrix = np.stack(self._vecs)
-        sims = self._matrix @ np.asarray(vector, np.float32)
-        top = np.argsort(-sims, kind="stable")[:k * 4]
-        return [(self._ids[j], float(sims[j])) for j in top.tolist()]
+        sims = self._buf[:n] @ np.asarray(vector, np.float32)
+        sims[~self._live[:n]] = -np.inf
+        take = min(k * 4, n)
+        top = np.argpartition(-sims, take - 1)[:take]
+        top = top[np.argsort(-sims[top], kind="stable")]
+        return [(self._row_ids[j], float(sims[j])) for j in top.tolist()
+                if np.isfinite(sims[j])]
+
+    def prepare(self, memories: list[Memory], vectors: np.ndarray) -> None:
+        """Find the candidates of a batch that will be offered in this order, in blocks of
+        matrix products (:func:`nearest_before`): against the memories held now and the
+        batch's earlier members. Without it each offer is one matrix-vector product over
+        every current memory, which a pack of 100,000 memories cannot afford."""
+        n = len(self._row_ids)
+        held_ids = self._row_ids[:n]
+        live = np.flatnonzero(self._live[:n])
+        ids = [held_ids[j] for j in live.tolist()]
+        matrix = self._buf[live] if len(live) else np.zeros((0, vectors.shape[1]), np.float32)
+        every = np.concatenate([matrix, np.asarray(vectors, np.float32)]) if len(matrix) \
+            else np.asarray(vectors, np.float32)
+        top, sims = nearest_before(every, CANDIDATES * 4, start=len(matrix))
+        names = ids + [m.id for m in memories]
+        self._pre_names = names
+        self._pre = {m.id: (top[j], sims[j]) for j, m in enumerate(memories)}
 
     def candidates(self, m: Memory, vector: np.ndarray) -> list[tuple[Memory, float]]:
         """The current memories nearest ``m`` (same owner), from the ledger and the store."""
         out: dict[str, tuple[Memory, float]] = {}
-        for i, sim in self._local(vector, CANDIDATES):
-            held = self.memories[i]
-            if held.current and held.owner == m.owner:
+        pre = self._pre.pop(m.id, None) if self._pre else None
+        pairs = self._local(vector, CANDIDATES) if pre is None else [
+            (self._pre_names[j], float(x)) for j, x in zip(pre[0].tolist(), pre[1].tolist(),
+                                                           strict=True) if j >= 0]
+        for i, sim in pairs:
+            held = self.memories.get(i)
+            if held is not None and held.current and held.owner == m.owner:
                 out[i] = (held, sim)
             if len(out) >= CANDIDATES:
                 break
@@ -153,8 +201,7 @@ class Ledger:
         self.memories[m.id] = m
         self.written.append(m.id)
         if m.current and eligible(m):
-            self._ids.append(m.id)
-            self._vecs.append(np.asarray(vector, np.float32))
+            self._add_row(m.id, vector)
 
     def _set(self, m: Memory, **changes: Any) -> Memory:
         new = dataclasses.replace(m, **changes)
@@ -181,12 +228,8 @@ class Ledger:
             self._set(target, valid_to=new.valid_from, superseded_by=new.id)
             self.memories[new.id] = dataclasses.replace(new, supersedes=target.id,
                                                         supersession=record)
-            if target.id in self._ids:
-                j = self._ids.index(target.id)
-                del self._ids[j], self._vecs[j]
-            self._ids.append(new.id)
-            self._vecs.append(np.asarray(vector, np.float32))
-            self._matrix = None
+            self._drop_row(target.id)
+            self._add_row(new.id, vector)
             return False
         # an older statement: its place is before the first memory of the chain that is
         # younger than it
@@ -217,10 +260,7 @@ class Ledger:
             self.changed.discard(i)
             if i in self.written:
                 self.written.remove(i)
-            if i in self._ids:
-                j = self._ids.index(i)
-                del self._ids[j], self._vecs[j]
-                self._matrix = None
+            self._drop_row(i)
             before = self._get(gone.supersedes)
             after = self._get(gone.superseded_by)
             if after is not None:
@@ -237,6 +277,42 @@ class Ledger:
         return [self.memories[i] for i in self.written]
 
 
+#: Rows of a batch whose candidates one matrix product finds (bounds its memory: a block
+#: of 256 against 50,000 rows is 51 MB of float32).
+BLOCK = 256
+#: How many earlier memories of a batch each one is compared with, at most (the most recent
+#: in offer order): bounds the cost of a pack of N memories to N x WINDOW, not N x N.
+WINDOW = 50_000
+
+
+def nearest_before(vectors: np.ndarray, k: int, *, start: int = 0) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    """For each row ``i >= start`` of ``vectors`` (``[n, dim]`` float32 unit vectors), the
+    ``k`` rows ``j < i`` of highest cosine similarity among the :data:`WINDOW` before it:
+    ``(indices [n - start, k] int64, similarities [n - start, k] float32)``, best first,
+    ``-1`` where there are fewer than ``k``. Computed in blocks of :data:`BLOCK` rows."""
+    n = len(vectors)
+    out_i = np.full((n - start, k), -1, np.int64)
+    out_s = np.full((n - start, k), -np.inf, np.float32)
+    for b0 in range(start, n, BLOCK):
+        b1 = min(n, b0 + BLOCK)
+        lo = max(0, b0 - WINDOW)
+        if b1 - 1 <= lo:
+            continue
+        sims = vectors[b0:b1] @ vectors[lo:b1 - 1].T  # [block, window]
+        cols = np.arange(lo, b1 - 1)
+        sims[cols[None, :] >= np.arange(b0, b1)[:, None]] = -np.inf  # only earlier rows
+        take = min(k, sims.shape[1])
+        top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        got = np.take_along_axis(sims, top, 1)
+        order = np.argsort(-got, axis=1, kind="stable")
+        top, got = np.take_along_axis(top, order, 1), np.take_along_axis(got, order, 1)
+        idx = np.where(np.isfinite(got), cols[top], -1)
+        out_i[b0 - start:b1 - start, :take] = idx
+        out_s[b0 - start:b1 - start, :take] = got
+    return out_i, out_s
+
+
 def evolve(memories: list[Memory], vectors: np.ndarray, *,
            thresholds: Thresholds = DEFAULT) -> tuple[list[int], list[Memory], Counts]:
     """Supersession across the memories of one pack (spec §4.6), in valid-time order (ties
@@ -244,6 +320,7 @@ def evolve(memories: list[Memory], vectors: np.ndarray, *,
     order, the kept memories with their links, and the counts."""
     order = sorted(range(len(memories)), key=lambda i: (memories[i].valid_from, i))
     ledger = Ledger(thresholds=thresholds)
+    ledger.prepare([memories[i] for i in order], np.asarray(vectors)[order])
     for i in order:
         ledger.offer(memories[i], vectors[i])
     kept = [i for i in range(len(memories)) if memories[i].id in ledger.memories]

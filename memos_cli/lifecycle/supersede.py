@@ -94,6 +94,9 @@ CALENDAR = frozenset({
     "saturdays", "sundays", "weekend", "weekends"
 })
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)\s*[\"'(\[]*$")
+#: Longest text taken apart, in characters: a longer one (a document section) is compared
+#: only for a duplicate of the same folded text.
+MAX_ANALYSED = 2000
 
 
 @lru_cache(maxsize=1)
@@ -123,11 +126,16 @@ class Statement:
     length: int
 
 
+@lru_cache(maxsize=8192)
 def analyse(text: str) -> Statement:
     """Take a statement apart (:class:`Statement`). Pure, no model: tokens, Porter2 stems
     (``snowballstemmer``), capitalisation and digits. Consecutive capitalised words are one
     name (``Harbour Road``, ``Google Cloud``); month and weekday names are values, not
     names."""
+    if len(text) > MAX_ANALYSED:
+        folded = " ".join(t.lower() for t in _TOKEN.findall(text))
+        return Statement(frozenset(), frozenset(), frozenset(), False, False, None, folded,
+                         len(folded.split()))
     words: set[str] = set()
     values: set[str] = set()
     names: set[str] = set()
@@ -173,7 +181,8 @@ def analyse(text: str) -> Statement:
             close()
             values.add(low)
             continue
-        initial = bool(_SENTENCE_START.search(text[:m.start()])) and prev_tok not in TITLES
+        initial = bool(_SENTENCE_START.search(text[max(0, m.start() - 8):m.start()])) and \
+            prev_tok not in TITLES
         capital = tok[0].isupper() and (not initial or tok[1:].lower() != tok[1:]
                                         or (low not in CUES and _looks_like_name(tok)))
         if capital:
@@ -326,12 +335,13 @@ def decide(new: Memory, candidates: Sequence[tuple[Memory, float]],
         :class:`Decision` with ``target`` the candidate's id (``independent`` when none)."""
     if not eligible(new):
         return Decision("independent", rule="not eligible")
-    stmt = analyse(new.content)
     best: Decision | None = None
+    stmt: Statement | None = None
     for old, sim in sorted(candidates, key=lambda c: -c[1]):
         if sim < th.candidate or old.id == new.id or not eligible(old) or \
                 old.owner != new.owner or _same_document(new, old):
             continue
+        stmt = stmt or analyse(new.content)
         # the later statement in valid time is the one that revises (an older one arriving
         # now goes into the chain's past, :mod:`memos_cli.lifecycle.evolve`)
         other = analyse(old.content)
@@ -347,6 +357,6 @@ def decide(new: Memory, candidates: Sequence[tuple[Memory, float]],
             return got
         if best is None:
             best = got
-    if best is None and stmt.guard is not None:
+    if best is None and stmt is not None and stmt.guard is not None:
         return Decision("independent", rule=stmt.guard)
     return best or Decision("independent")

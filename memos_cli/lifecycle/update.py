@@ -138,6 +138,7 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
     old_vecs = cube.index().vectors([m.id for m in old]) if old else \
         np.zeros((0, new_vecs.shape[1]), np.float32)
     ledger = Ledger(old, old_vecs)
+    ledger.prepare(incoming, new_vecs)
     pairs = _edits(left, incoming, old_vecs[[old.index(m) for m in left]] if left else None,
                    new_vecs)
     by_id = {m.id: m for m in old}

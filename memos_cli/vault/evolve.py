@@ -102,7 +102,9 @@ def ledger_for(vault: Vault, memories: list[Memory], vectors: np.ndarray) -> tup
     def fetch(memory_id: str) -> Memory | None:
         return vault.memories([memory_id]).get(memory_id)
 
-    return Ledger(lookup=near.lookup(order), fetch=fetch), near
+    ledger = Ledger(lookup=near.lookup(order), fetch=fetch)
+    ledger.prepare(memories, vectors)  # the batch's members against each other
+    return ledger, near
 
 
 def check_supersede(vault: Vault, changed: list[Memory], user: str, where: Any) -> None:
