@@ -49,9 +49,10 @@ class View:
     """Which memories a search sees: the current ones (default), those valid at ``as_of``,
     or with ``history`` every memory, superseded ones included. ``period`` (a question that
     names a time, :func:`named_period`): the dated memories valid at some moment of
-    ``[start, end]``, and the undated current ones. ``dates``: whether a query's named
-    dates may set ``period`` (:meth:`for_query`); ``now``: what relative ones ("last week")
-    count from."""
+    ``[start, end]``, and the undated current ones; a conversation turn is dated when it was
+    said, and people talk about the past, so turns are seen as without a period.
+    ``dates``: whether a query's named dates may set ``period`` (:meth:`for_query`);
+    ``now``: what relative ones ("last week") count from."""
 
     as_of: datetime | None = None
     history: bool = False
@@ -66,7 +67,8 @@ class View:
             return True
         if self.as_of is not None:
             return memory.valid_at(self.as_of)
-        if self.period is not None and memory.event_time is not None:
+        if self.period is not None and memory.event_time is not None and \
+                memory.semantic_type != "dialog_turn":
             start, end = self.period
             return memory.valid_from <= end and (memory.valid_to is None
                                                  or memory.valid_to > start)
@@ -90,6 +92,10 @@ CURRENT = View()
 #: Words dateparser takes for dates that name no period of the past.
 _NOT_A_PERIOD = {"now", "today", "currently", "current", "present", "at present", "nowadays",
                  "still", "recently", "a", "an", "second", "may", "march", "sun", "sat"}
+#: What a query must hold for dateparser to be asked (it takes 0.4 s to load).
+_MAY_NAME_A_DATE = re.compile(
+    r"\d|\b(yesterday|last|past|previous|ago|week|month|year|jan|feb|mar|apr|may|jun|jul|"
+    r"aug|sep|oct|nov|dec)", re.I)
 #: How long each granularity dateparser reports lasts.
 _SPAN = {"day": timedelta(days=1), "week": timedelta(days=7), "month": None,
          "year": None}
@@ -102,6 +108,8 @@ def named_period(query: str, now: datetime) -> tuple[datetime, datetime] | None:
     that name the present ("now", "today") or that dateparser misreads alone ("may",
     "march") name no period.
     """
+    if not _MAY_NAME_A_DATE.search(query):  # most questions: dateparser is not even loaded
+        return None
     from dateparser.date import DateDataParser
     from dateparser.search import search_dates
 

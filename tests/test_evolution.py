@@ -290,14 +290,14 @@ def test_a_cube_with_broken_links_is_refused(tmp_path: Path) -> None:
 
 
 def test_verify_refuses_links_that_disagree(tmp_path: Path) -> None:
-    from memos_cli.lifecycle.update import _write
+    from memos_cli.lifecycle.rewrite import write_plaintext_tier
 
     cube = tmp_path / "t.memcube"
     memos("pack", _stream(tmp_path / "s.jsonl", UPDATES), "-o", cube)
     c = open_cube(cube)
     mems = [dataclasses.replace(m, superseded_by=None) if m.superseded_by else m
             for m in c.memories]  # digests right, links wrong: a writer's bug
-    _write(c, mems, c.index().vectors([m.id for m in mems]), None)
+    write_plaintext_tier(c, mems, c.index().vectors([m.id for m in mems]), None)
     with pytest.raises(IntegrityError, match=r"supersession links: .* does not name it"):
         verify(open_cube(cube))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli import validity
+from memos_cli.api import writing
 from memos_cli.api.answering import AnswerOptions
 from memos_cli.api.answering import answer as answer_with
 from memos_cli.api.scheduling import schedule
@@ -304,7 +305,7 @@ class Session:
             key: str | Path | None = None) -> Any:
         """Add the memories of ``sources`` to the one cube (``memos add``): identical ones are
         skipped, one with an id already there is a new version of it. Returns the
-        :class:`~memos_cli.lifecycle.update.UpdateReport`.
+        :class:`~memos_cli.lifecycle.rewrite.UpdateReport`.
 
         Raises:
             UsageError: not exactly one cube. SourceError, EmbedderMismatchError: as ``add``.
@@ -316,6 +317,20 @@ class Session:
                                                    owner=self.actor), key=key)
         self.cubes[0] = open_verified(self.cubes[0].path)
         return report
+
+    def remember(self, text: str, **options: Any) -> Any:
+        """Write one memory (:func:`memos_cli.api.writing.remember`, same options): the
+        supersession decision is made, and the result says ``duplicate``, ``update`` (of
+        which memory) or ``new``."""
+        return writing.remember(self, text, **options)
+
+    def forget(self, memory_id: str, *, key: str | Path | None = None) -> Memory:
+        """Remove one memory the user may change (:func:`memos_cli.api.writing.forget`)."""
+        return writing.forget(self, memory_id, key=key)
+
+    def reopen(self) -> None:
+        """Open the session's cubes again (after a change to one of them)."""
+        self.cubes = [open_verified(c.path) for c in self.cubes]
 
     def dump(self, out: str | Path, *, fmt: str = "jsonl", keep: Any = None,
              redact: Sequence[str] = (), key: str | Path | None = None, force: bool = False,

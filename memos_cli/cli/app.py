@@ -25,7 +25,9 @@ from memos_cli.cli import (
     eval,
     history_cmd,
     inspect_cmd,
+    mcp_cmd,
     memstore,
+    remember_cmd,
     roles,
     run,
     schedule,
@@ -210,9 +212,9 @@ class _OwnWarnings(logging.Filter):
 
 
 def _register() -> None:
-    for module in (cube, inspect_cmd, update_cmd, search, history_cmd, run, convert, schedule,
-                   eval, dump,
-                   vault, memstore, roles, batch, config_cmd):
+    for module in (cube, inspect_cmd, update_cmd, remember_cmd, search, history_cmd, run,
+                   convert, schedule, eval, dump,
+                   vault, memstore, roles, batch, config_cmd, mcp_cmd):
         module.register(app)
 
 

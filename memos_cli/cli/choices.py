@@ -15,3 +15,4 @@ Device = Literal["auto", "cpu", "cuda", "mps"]  # memos_cli.models.chat.DEVICES
 Policy = Literal["decay", "lfu", "lru", "memos"]  # memos_cli.scheduler.policy.POLICIES
 Dtype = Literal["float32", "bfloat16", "float16", "int8"]  # memos_cli.cube.kv.STORAGE_DTYPES
 OnConflict = Literal["version", "skip", "replace"]  # memos_cli.vault.CONFLICT_POLICIES
+McpTransport = Literal["stdio", "http"]  # memos mcp --transport

@@ -13,78 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from memos_cli.cube.cube import Cube, check_writable, rewrite, write_plaintext
+from memos_cli.cube.cube import Cube
 from memos_cli.cube.verify import open_verified
 from memos_cli.digest import sha256_file
 from memos_cli.errors import EmptyCorpusError, UsageError
 from memos_cli.lifecycle.evolve import Ledger
-from memos_cli.lifecycle.pack import embed_memories
-from memos_cli.lifecycle.supersede import Decision
+from memos_cli.lifecycle.integrate import integrate
+from memos_cli.lifecycle.rewrite import UpdateReport, updatable, write_plaintext_tier
 from memos_cli.memory import Memory, derived_reader, orphaned_derived
 from memos_cli.sources import read_sources
 from memos_cli.tiers.plaintext import check_embedder
-
-
-@dataclass
-class UpdateReport:
-    """What an update did; ``revision`` is the cube's new revision."""
-
-    path: str
-    added: int = 0
-    changed: int = 0
-    removed: int = 0
-    duplicates: int = 0
-    #: memories that superseded one held (spec §4.6), and the decisions other than "new"
-    updates: int = 0
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    dry_run: bool = False
-    #: the text of each memory a decision names (for ``--dry-run``)
-    texts: dict[str, str] = field(default_factory=dict)
-    embedded: int = 0
-    revision: int = 1
-    signed: bool = False
-    #: the cube was signed and was written without a key: it is unsigned now
-    signature_dropped: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _updatable(cube: Cube) -> None:
-    check_writable(cube)
-    cube.require_plaintext()
-    other = [t for t in cube.manifest.tiers if t != "plaintext"]
-    if other:
-        raise UsageError(f"cube holds the {' and '.join(other)} tier, computed from its current "
-                         "memories; update a cube with the plaintext tier only, then convert "
-                         "it again", path=cube.path)
-
-
-def _write(cube: Cube, memories: list[Memory], vectors: np.ndarray, key: str | Path | None,
-           sources: list[dict[str, Any]] | None = None) -> int:
-    """Rewrite the plaintext tier with ``memories``; returns the new revision. MemReader
-    index rows are not carried over (the manifest's ``readers`` is recounted, spec §6.1):
-    a context row holds its neighbours' text, which may have changed or gone."""
-    with rewrite(cube, key=key) as (tmp, raw):
-        shutil.rmtree(tmp / raw["index"]["path"], ignore_errors=True)
-        (tmp / raw["files"]["memories"]["path"]).unlink(missing_ok=True)
-        plain = write_plaintext(tmp, memories, vectors)
-        raw["files"], raw["index"] = plain["files"], plain["index"]
-        raw["counts"]["memories"] = len(memories)
-        if sources:
-            raw["provenance"]["sources"] = [*raw["provenance"]["sources"], *sources]
-            raw["counts"]["sources"] = len(raw["provenance"]["sources"])
-        raw["revision"] = revision = int(raw.get("revision", 1)) + 1
-    return revision
 
 
 def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: Any,
@@ -106,7 +48,7 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
         EmbedderMismatchError: ``embedder`` did not build the cube's index.
     """
     cube = open_verified(path)
-    _updatable(cube)
+    updatable(cube)
     check_embedder(cube, embedder)
     if getattr(defaults, "base", None) is None:
         defaults = dataclasses.replace(defaults, base=_recorded_base(cube, paths))
@@ -134,67 +76,8 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
             report.notes.append("nothing new: every memory is already in the cube")
             return report
         raise EmptyCorpusError("no memories found in " + ", ".join(map(str, paths)))
-    new_vecs = embed_memories(embedder, incoming)
-    old_vecs = cube.index().vectors([m.id for m in old]) if old else \
-        np.zeros((0, new_vecs.shape[1]), np.float32)
-    ledger = Ledger(old, old_vecs)
-    ledger.prepare(incoming, new_vecs)
-    pairs = _edits(left, incoming, old_vecs[[old.index(m) for m in left]] if left else None,
-                   new_vecs)
-    by_id = {m.id: m for m in old}
-    vec_of = {m.id: v for m, v in zip(incoming, new_vecs, strict=True)}
-    for m, v in zip(incoming, new_vecs, strict=True):
-        if m.id in by_id and by_id[m.id].content_hash != m.content_hash:
-            prev = ledger.memories[m.id]  # the same id with other content: a new version
-            ledger.memories[m.id] = dataclasses.replace(
-                m, version=prev.version + 1, extra={**m.extra, "supersedes": {
-                    "content_hash": prev.content_hash, "version": prev.version}},
-                supersedes=prev.supersedes, supersession=prev.supersession,
-                valid_to=prev.valid_to, superseded_by=prev.superseded_by)
-            ledger.changed.add(m.id)
-            report.changed += 1
-            continue
-        if m.id in pairs:
-            d = Decision("update", pairs[m.id][0], "source edit", pairs[m.id][1],
-                         {"from": [], "to": []})
-            ledger.apply(m, v, d)
-        elif supersede:
-            ledger.offer(m, v)
-        else:
-            ledger.apply(m, v, Decision("independent", rule="off"))
-    matched = {t for t, _ in pairs.values()}
-    ledger.drop(m.id for m in left if m.id not in matched)
-    report.removed = sum(1 for m in left if m.id not in matched)
-    counts = ledger.counts
-    report.added = counts.independent
-    report.updates, report.duplicates = counts.updates, report.duplicates + counts.duplicates
-    report.decisions = [o.to_dict() for o in counts.outcomes if o.decision.kind != "independent"]
-    named = {i for d in report.decisions for i in (d["id"], d["target"])}
-    texts = {m.id: m.render() for m in incoming} | {m.id: m.render() for m in old}
-    report.texts = {i: texts[i] for i in named if i in texts}
-    report.embedded = len(incoming)
-    final = [ledger.memories[m.id] for m in old if m.id in ledger.memories] + \
-        [ledger.memories[i] for i in ledger.written if i not in by_id]
-    changed_ids = {m.id for m in incoming if m.id in by_id} | \
-        {m.id for m in left if m.id not in matched}
-    stale = orphaned_derived(final, changed_ids)
-    if stale:
-        final = [m for m in final if m.id not in stale]
-        report.notes.append(f"{len(stale)} derived memories of changed memories removed")
-    if dry_run:
-        report.revision = cube.manifest.revision or 1
-        report.signed = cube.signed
-        report.dry_run = True
-        return report
-    kept_ids = [m.id for m in final if m.id not in vec_of]
-    stored = dict(zip(kept_ids, cube.index().vectors(kept_ids), strict=True)) \
-        if kept_ids else {}
-    vectors = np.stack([vec_of[m.id] if m.id in vec_of else stored[m.id] for m in final])
-    was_signed = cube.signed
-    report.revision = _write(cube, final, vectors, key, provenance)
-    report.signed = key is not None
-    report.signature_dropped = was_signed and key is None
-    return report
+    return integrate(cube, incoming, embedder=embedder, key=key, supersede=supersede,
+                     dry_run=dry_run, left=left, provenance=provenance, report=report)
 
 
 def _recorded_base(cube: Cube, paths: list[str | Path]) -> Path | None:
@@ -213,32 +96,6 @@ def _recorded_base(cube: Cube, paths: list[str | Path]) -> Path | None:
     return None
 
 
-def _edits(left: list[Memory], incoming: list[Memory], left_vecs: np.ndarray | None,
-           new_vecs: np.ndarray) -> dict[str, tuple[str, float]]:
-    """Which new memory of an edited source replaces which memory whose text left it:
-    ``{new id: (old id, cosine)}``. Pairs are taken most similar first, within the same
-    file and section, at a cosine of at least :data:`EDIT_SIMILARITY`."""
-    if not left or left_vecs is None:
-        return {}
-    cands = []
-    for j, n in enumerate(incoming):
-        for i, o in enumerate(left):
-            if (o.source_file, o.section, o.owner) == (n.source_file, n.section, n.owner):
-                cands.append((float(left_vecs[i] @ new_vecs[j]), n.id, o.id))
-    out: dict[str, tuple[str, float]] = {}
-    used: set[str] = set()
-    for sim, nid, oid in sorted(cands, reverse=True):
-        if sim >= EDIT_SIMILARITY and nid not in out and oid not in used:
-            out[nid] = (oid, sim)
-            used.add(oid)
-    return out
-
-
-#: The least cosine similarity at which an edited paragraph is taken for a new version of
-#: the paragraph it replaces (below it, the old one is removed and the new one added).
-EDIT_SIMILARITY = 0.5
-
-
 def remove(path: str | Path, keep: Callable[[Memory], bool], *,
            key: str | Path | None = None) -> UpdateReport:
     """Remove the memories ``keep`` rejects; the others keep their stored vectors.
@@ -247,7 +104,7 @@ def remove(path: str | Path, keep: Callable[[Memory], bool], *,
         UsageError: nothing matched, every memory would go, or a cube with other tiers.
     """
     cube = open_verified(path)
-    _updatable(cube)
+    updatable(cube)
     stay = [m for m in cube.memories if keep(m)]
     stale = orphaned_derived(stay, set())  # derived from a removed memory: goes with it
     stay = [m for m in stay if m.id not in stale]
@@ -263,7 +120,7 @@ def remove(path: str | Path, keep: Callable[[Memory], bool], *,
     vectors = cube.index().vectors([m.id for m in stay])
     report = UpdateReport(str(cube.path), removed=gone, signed=key is not None,
                           signature_dropped=cube.signed and key is None)
-    report.revision = _write(cube, stay, vectors, key)
+    report.revision = write_plaintext_tier(cube, stay, vectors, key)
     return report
 
 

@@ -78,7 +78,7 @@ def test_imports_point_down_the_floors() -> None:
 #: Third-party libraries worth deferring: each takes seconds to import, or pulls in one that does.
 HEAVY = ("torch", "transformers", "peft", "lancedb", "lance", "ray", "presidio_analyzer",
          "presidio_anonymizer", "onnxruntime", "onnx", "oras", "spacy", "boto3", "safetensors",
-         "dateparser")
+         "dateparser", "mcp", "uvicorn")
 #: Deferred imports of memos modules that are light, each with its reason (docs/architecture.md).
 DEFERRED_LIGHT: set[tuple[str, str]] = set()
 
