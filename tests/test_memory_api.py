@@ -222,3 +222,51 @@ def test_http_transport_with_a_token(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+PROCUREMENT = Path(__file__).resolve().parents[1] / "bench" / "data" / "procurement.jsonl"
+
+
+def test_chat_procurement_scenario_keeps_the_revision(tmp_path: Path) -> None:
+    """The paper's multi-turn scenario (§7.2.1), 15 rounds through stdin: the budget and the
+    revised preference are remembered, and round 15 retrieves the revision, not the default
+    it superseded. Real SmolLM2 and MiniLM."""
+    vault = tmp_path / "vault"
+    rounds = [json.loads(x) for x in PROCUREMENT.read_text().splitlines()]
+    proc = subprocess.run(
+        [sys.executable, "-m", "memos_cli", "chat", "--vault", str(vault), "--as", "ann",
+         "--save", str(tmp_path / "t.json"), "--max-new-tokens", "12"],
+        input="\n".join(r["text"] for r in rounds) + "\n/memories\n", capture_output=True,
+        text=True, timeout=900, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    turns = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert len(turns) == 16 and all(t.get("error") is None for t in turns)
+    written = {r["text"] for t in turns for r in t["remembered"]}
+    assert rounds[4]["text"] in written and rounds[11]["text"] in written
+    assert not any(r["text"] in written for r in rounds if not r["salient"])
+    revision = next(r for r in turns[11]["remembered"])
+    default = next(r for r in turns[2]["remembered"])
+    assert revision["kind"] == "update" and revision["target"] == default["id"]
+    used = [m["id"] for m in turns[14]["memories_used"]]
+    assert revision["id"] in used and default["id"] not in used
+    assert turns[15]["output"] and {m["text"] for m in turns[15]["output"]} == written
+    saved = json.loads((tmp_path / "t.json").read_text())["messages"]
+    assert [m["role"] for m in saved[:2]] == ["user", "assistant"] and len(saved) == 30
+
+
+def test_chat_commands_and_bad_lines(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    lines = ["I keep my bike in the garage.", "/memories", "/why", "/nope", "/history zzzz",
+             "x" * 70000, "/quit", "never read"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "memos_cli", "chat", "--vault", str(vault), "--as", "ann",
+         "--no-answer"], input="\n".join(lines) + "\n", capture_output=True, text=True,
+        timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    turns = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [t["user"][:10] for t in turns] == [x[:10] for x in [*lines[:5], "/quit"]]
+    mid = turns[0]["remembered"][0]["id"]
+    assert turns[1]["output"][0]["id"] == mid
+    assert "takes a memory id" in turns[2]["error"] and "unknown command" in turns[3]["error"]
+    assert "no memory zzzz" in turns[4]["error"]
+    assert "character limit" in proc.stderr

@@ -23,7 +23,8 @@ from memos_cli.api.answering import answer as answer_with
 from memos_cli.api.scheduling import schedule
 from memos_cli.cube import Cube, open_verified
 from memos_cli.errors import UsageError
-from memos_cli.governance.policy import can_read, current_user
+from memos_cli.governance.access import explain
+from memos_cli.governance.policy import can_read, current_user, decide_read
 from memos_cli.lifecycle.dump import Filter, check_target, cube_source, dump, vault_source
 from memos_cli.lifecycle.update import add
 from memos_cli.memory import Memory, format_time, resolve_id
@@ -327,6 +328,27 @@ class Session:
     def forget(self, memory_id: str, *, key: str | Path | None = None) -> Memory:
         """Remove one memory the user may change (:func:`memos_cli.api.writing.forget`)."""
         return writing.forget(self, memory_id, key=key)
+
+    def why(self, memory_id: str) -> dict[str, Any]:
+        """Why the user may or may not read and change memory ``memory_id`` (an id or a
+        unique prefix): the rules that decided (``vault show ID --why``).
+
+        Raises:
+            UsageError: no such memory.
+        """
+        if not self.cubes:
+            state = self.vault.part([memory_id], [])
+            if not state.memories:
+                full = self.vault.state(vectors=False)
+                memory_id = resolve_id(memory_id, [m.id for m in full.memories])
+                state = self.vault.part([memory_id], [])
+            return explain(state, memory_id, self.actor)
+        pool = {m.id: m for c in self.cubes for m in c.memories}
+        m = pool[resolve_id(memory_id, list(pool))]
+        read = decide_read(m, self.actor)
+        return {"memory_id": m.id, "user": self.actor, "owner": m.owner,
+                "visibility": m.visibility, "readers": list(m.readers), "read": read.allowed,
+                "read_rule": read.rule}
 
     def reopen(self) -> None:
         """Open the session's cubes again (after a change to one of them)."""

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from memos_cli.cli import (
     batch,
+    chat_cmd,
     config_cmd,
     convert,
     cube,
@@ -214,7 +215,7 @@ class _OwnWarnings(logging.Filter):
 def _register() -> None:
     for module in (cube, inspect_cmd, update_cmd, remember_cmd, search, history_cmd, run,
                    convert, schedule, eval, dump,
-                   vault, memstore, roles, batch, config_cmd, mcp_cmd):
+                   vault, memstore, roles, batch, config_cmd, chat_cmd, mcp_cmd):
         module.register(app)
 
 

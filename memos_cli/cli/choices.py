@@ -16,3 +16,4 @@ Policy = Literal["decay", "lfu", "lru", "memos"]  # memos_cli.scheduler.policy.P
 Dtype = Literal["float32", "bfloat16", "float16", "int8"]  # memos_cli.cube.kv.STORAGE_DTYPES
 OnConflict = Literal["version", "skip", "replace"]  # memos_cli.vault.CONFLICT_POLICIES
 McpTransport = Literal["stdio", "http"]  # memos mcp --transport
+Extractor = Literal["rules", "model"]  # memos_cli.api.chat.EXTRACTORS

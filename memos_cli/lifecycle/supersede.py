@@ -76,9 +76,9 @@ NEGATIONS = frozenset({"not", "no", "never", "n't", "nobody", "none", "nothing",
 _QUESTION_START = frozenset({"who", "what", "when", "where", "which", "why", "how", "is",
                              "are", "was", "were", "do", "does", "did", "can", "could",
                              "should", "would", "will", "has", "have", "shall"})
-_HYPOTHETICAL = re.compile(
-    r"\b(if|suppose|supposing|imagine|hypothetically|assuming|unless|in case|what if|"
-    r"could|might|maybe|perhaps)\b", re.I)
+_HYPOTHETICAL = re.compile(  # "even if" and "as if" concede or compare: not a condition
+    r"(?<!even )(?<!as )\b(if|suppose|supposing|imagine|hypothetically|assuming|unless|"
+    r"in case|what if|could|might|maybe|perhaps)\b", re.I)
 _REPORTED = re.compile(
     r"\b(according to|claims?|claimed|reportedly|rumou?red|rumou?rs?|quoted|quotes?|"
     r"competitor'?s?|their figure)\b", re.I)
@@ -302,6 +302,8 @@ def compare(new: Statement, old: Statement, similarity: float,
     if (not cue or len(wc) > 1 or len(wn) > 1) and (
             (wn and wc and (vn or vc)) or (len(vn) > 1 and len(vc) > 1)):
         return None  # a qualifier and a value differ on both sides: another attribute
+    if not (vn or vc) and not (new.words & old.words) - _cue_stems():
+        return None  # only words differ and none is shared: the subject alone is common
     if _quantities(vc) and not _quantities(vn) and new.negated == old.negated:
         return None  # the old statement's number or date has no replacement in the new
     if new.negated != old.negated:

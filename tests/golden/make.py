@@ -34,7 +34,9 @@ from memos_cli.sources import Defaults
 work, out = sys.argv[1], sys.argv[2]
 generate_keypair(os.path.join(work, "golden"))
 os.chdir(sys.argv[3])
-pack(["corpus"], out, embedder=Embedder(), key=None, force=True,
+# updates.jsonl (a dated revision) from 1.7; older worktrees have the corpus alone
+pack([p for p in ("corpus", "updates.jsonl") if os.path.exists(p)], out,
+     embedder=Embedder(), key=None, force=True,
      cube_id="00000000-0000-4000-8000-000000000001",
      defaults=Defaults(now=datetime(2024, 3, 1, 9, 30, tzinfo=timezone.utc), owner="golden"),
      description="golden test cube", name="golden")
