@@ -18,8 +18,9 @@ load on first use.
 """
 
 from memos_cli.api.answering import COMBINE, COMPOSE, RECOMPUTE_RULES, TIERS, AnswerOptions
+from memos_cli.api.reading import MemoryHistory
 from memos_cli.api.scheduling import ScheduleResult
-from memos_cli.api.session import MemoryHistory, SearchResult, Session
+from memos_cli.api.session import SearchResult, Session
 from memos_cli.tiers.plaintext import Answer, Retrieved
 
 __all__ = ["COMBINE", "COMPOSE", "RECOMPUTE_RULES", "TIERS", "Answer", "AnswerOptions",

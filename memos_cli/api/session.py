@@ -11,23 +11,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from memos_cli import validity
-from memos_cli.api import writing
+from memos_cli.api import reading, writing
 from memos_cli.api.answering import AnswerOptions
 from memos_cli.api.answering import answer as answer_with
+from memos_cli.api.reading import MemoryHistory
 from memos_cli.api.scheduling import schedule
 from memos_cli.cube import Cube, open_verified
 from memos_cli.errors import UsageError
-from memos_cli.governance.access import explain
-from memos_cli.governance.policy import can_read, current_user, decide_read
+from memos_cli.governance.policy import current_user
 from memos_cli.lifecycle.dump import Filter, check_target, cube_source, dump, vault_source
 from memos_cli.lifecycle.update import add
-from memos_cli.memory import Memory, format_time, resolve_id
+from memos_cli.memory import Memory
 from memos_cli.models import chat
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
@@ -59,26 +58,6 @@ class SearchResult:
         return {"query": self.query, "cube" if self.is_cube else "vault": self.where,
                 "search_s": round(self.search_s, 4), "hidden_by_access": self.hidden,
                 "results": [h.to_dict() for h in self.hits]}
-
-
-@dataclass
-class MemoryHistory:
-    """One memory's history, oldest first: its supersession chain and versions (``current``
-    false when it was superseded, removed or archived), and the installed cube it came from
-    (vault only)."""
-
-    memory_id: str
-    versions: list[Memory] = field(default_factory=list)
-    current: bool = True
-    cube_id: str | None = None
-    #: access-log records of supersessions undone or made by hand (vault only)
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"memory_id": self.memory_id, "cube_id": self.cube_id, "current": self.current,
-                "versions": [{**m.to_dict(), "valid_from": format_time(m.valid_from)}
-                             for m in self.versions],
-                "events": self.events}
 
 
 class Session:
@@ -253,53 +232,9 @@ class Session:
         return result
 
     def history(self, memory_id: str) -> MemoryHistory:
-        """The history of memory ``memory_id`` that the user may read, oldest first: its
-        supersession chain (spec §4.6: the memories it superseded and those that superseded
-        it, each with the decision that linked them), each memory with its earlier versions
-        (``version`` 1, 2, ..., and through ``parent_id`` those of the memory it replaced).
-        In a vault, the access log's ``supersede`` and ``unsupersede`` records that name
-        these memories are in ``events``.
-
-        Raises:
-            UsageError: no such memory, or none of its versions readable by the user.
-        """
-        if self.cubes:
-            pool = [m for c in self.cubes for m in c.memories]
-            live, cube_id = pool, None
-        else:
-            state = self.vault.state(vectors=False)
-            live = state.memories + state.archived
-            pool = live + state.history
-        current = {m.id for m in live if m.current}
-        memory_id = resolve_id(memory_id, {m.id for m in pool}, strict=False)
-        if not self.cubes:
-            cube_id = state.origin.get(memory_id) or state.archived_origin.get(memory_id)
-        by_id = {m.id: m for m in live}
-        chain = validity.chain(memory_id, by_id) or \
-            [m for m in pool if m.id == memory_id][-1:]
-        versions: list[Memory] = []
-        seen: set[str] = set()
-        for link in chain:
-            seen.add(link.id)
-            older = sorted((m for m in pool if m.id == link.id and m is not link),
-                           key=lambda m: m.version)
-            versions += [*older, link]
-        mid = chain[0].parent_id if chain else None
-        while mid is not None and mid not in seen:
-            seen.add(mid)
-            mine = sorted((m for m in pool if m.id == mid), key=lambda m: m.version)
-            versions = mine + versions
-            mid = next((m.parent_id for m in mine if m.parent_id), None)
-        if not versions:
-            raise UsageError(f"no memory {memory_id} in {self.where}")
-        readable = [m for m in versions if can_read(m, self.actor)]
-        if not readable:
-            raise UsageError(f"memory {memory_id} is not readable by {self.actor}")
-        events = [] if self.cubes else [
-            r for r in self.vault.read_log() if r.get("op") in ("supersede", "unsupersede")
-            and seen & set(r.get("memory_ids") or ())]
-        return MemoryHistory(memory_id, readable, current=memory_id in current,
-                             cube_id=cube_id, events=events)
+        """A memory's supersession chain and versions that the user may read, oldest first
+        (:func:`memos_cli.api.reading.history`)."""
+        return reading.history(self, memory_id)
 
     # -- writing ------------------------------------------------------------------------------
     def add(self, sources: Sequence[str | Path], *, defaults: Any = None,
@@ -330,25 +265,9 @@ class Session:
         return writing.forget(self, memory_id, key=key)
 
     def why(self, memory_id: str) -> dict[str, Any]:
-        """Why the user may or may not read and change memory ``memory_id`` (an id or a
-        unique prefix): the rules that decided (``vault show ID --why``).
-
-        Raises:
-            UsageError: no such memory.
-        """
-        if not self.cubes:
-            state = self.vault.part([memory_id], [])
-            if not state.memories:
-                full = self.vault.state(vectors=False)
-                memory_id = resolve_id(memory_id, [m.id for m in full.memories])
-                state = self.vault.part([memory_id], [])
-            return explain(state, memory_id, self.actor)
-        pool = {m.id: m for c in self.cubes for m in c.memories}
-        m = pool[resolve_id(memory_id, list(pool))]
-        read = decide_read(m, self.actor)
-        return {"memory_id": m.id, "user": self.actor, "owner": m.owner,
-                "visibility": m.visibility, "readers": list(m.readers), "read": read.allowed,
-                "read_rule": read.rule}
+        """Why the user may or may not read and change a memory
+        (:func:`memos_cli.api.reading.why`)."""
+        return reading.why(self, memory_id)
 
     def reopen(self) -> None:
         """Open the session's cubes again (after a change to one of them)."""
