@@ -105,10 +105,15 @@ def test_mcp_tools_through_the_sdk_client(tmp_path: Path) -> None:
             assert (await _call(bob, "search", query="budget cap"))["results"] == []
             denied = await _call(bob, "forget", memory_id=r2["id"])
             assert denied[0] == "error" and "may not forget" in denied[1]
-            # a write through one server is seen by another
+            # a write through one server is seen through another
             rb = await _call(bob, "remember", text="Bob's desk is by the window.")
             seen = await _call(bob, "search", query="where is bob's desk", k=1)
             assert seen["results"][0]["id"] == rb["id"]
+            async with Client(_server(vault, "ann")) as ann2:
+                again = await _call(ann2, "search", query="budget cap", k=1)
+                assert again["results"][0]["id"] == r2["id"]
+                assert rb["id"] not in [h["id"] for h in (await _call(
+                    ann2, "search", query="where is bob's desk", k=5))["results"]]
             # bad input: each an error, and the server stays up
             assert (await _call(ann, "search", query="x" * 5000))[0] == "error"
             assert (await _call(ann, "search", query="budget", k=0))[0] == "error"

@@ -167,6 +167,7 @@ def test_choice_options_show_and_complete_their_choices() -> None:
     from typing import get_args
 
     from memos_cli import api
+    from memos_cli.api.chat import EXTRACTORS
     from memos_cli.cli import choices
     from memos_cli.cube.kv import STORAGE_DTYPES
     from memos_cli.models.chat import DEVICES
@@ -178,7 +179,8 @@ def test_choice_options_show_and_complete_their_choices() -> None:
                         (choices.RecomputeRule, api.RECOMPUTE_RULES),
                         (choices.Device, DEVICES), (choices.Policy, POLICIES),
                         (choices.Dtype, tuple(STORAGE_DTYPES)),
-                        (choices.OnConflict, CONFLICT_POLICIES)]:
+                        (choices.OnConflict, CONFLICT_POLICIES),
+                        (choices.Extractor, EXTRACTORS)]:
         assert get_args(kind) == tuple(words)
     text = " ".join(runner.invoke(app, ["run", "--help"], env=WIDE).output.split())
     assert "<auto|text|kv|lora>" in text and "<rerotate|naive>" in text
