@@ -69,7 +69,8 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
 
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memos-load-")))
             # a fixed name: the source's own may hold characters LanceDB cannot take
-            pack([src], tmp / "import.memcube", embedder=embedder, supersede=supersede,
+            # decided once, below, against the vault and the file's own memories together
+            pack([src], tmp / "import.memcube", embedder=embedder, supersede=False,
                  defaults=Defaults(now=now or datetime.now(timezone.utc), owner=user))
             cube, signer = open_cube(tmp / "import.memcube"), "import"
         cube.require_plaintext()
