@@ -334,13 +334,13 @@ def decide(new: Memory, candidates: Sequence[tuple[Memory, float]],
            th: Thresholds = DEFAULT) -> Decision:
     """Decide for ``new`` against ``candidates``: ``(memory, cosine similarity)`` pairs of
     memories already held (current ones, of the same owner), in any order. The candidate of
-    highest similarity that is a duplicate or an update wins; a duplicate beats an update.
+    highest similarity that is a duplicate or an update decides (a restatement is nearer than
+    any revision of the same statement).
 
     Returns:
         :class:`Decision` with ``target`` the candidate's id (``independent`` when none)."""
     if not eligible(new):
         return Decision("independent", rule="not eligible")
-    best: Decision | None = None
     stmt: Statement | None = None
     for old, sim in sorted(candidates, key=lambda c: -c[1]):
         if sim < th.candidate or old.id == new.id or not eligible(old) or \
@@ -357,11 +357,9 @@ def decide(new: Memory, candidates: Sequence[tuple[Memory, float]],
             continue  # a turn of a conversation revises only with a word of change
         if got is None:
             continue
-        got = Decision(got.kind, old.id, got.rule, got.score, got.changed)
-        if got.kind == "duplicate":
-            return got
-        if best is None:
-            best = got
-    if best is None and stmt is not None and stmt.guard is not None:
+        # the most similar candidate that is a duplicate or an update decides (a restatement
+        # is nearer than any revision, so it comes first)
+        return Decision(got.kind, old.id, got.rule, got.score, got.changed)
+    if stmt is not None and stmt.guard is not None:
         return Decision("independent", rule=stmt.guard)
-    return best or Decision("independent")
+    return Decision("independent")

@@ -17,6 +17,7 @@ import numpy as np
 from memos_cli.errors import UsageError
 from memos_cli.governance.access import may_write
 from memos_cli.lifecycle.evolve import Ledger
+from memos_cli.lifecycle.supersede import DEFAULT
 from memos_cli.memory import Memory, resolve_id
 from memos_cli.vault import rows as R
 
@@ -25,21 +26,24 @@ if TYPE_CHECKING:
 
 #: Rows of the vault's vectors held in memory at a time while finding candidates.
 SCAN_ROWS = 32768
-#: Nearest memory rows kept per new memory (before the owner filter).
-NEAREST = 24
+#: Nearest memory rows kept per new memory (before the owner filter), among those at least
+#: as similar as a candidate must be (``Thresholds.candidate``).
+NEAREST = 12
 
 
 class Neighbours:
     """The nearest memory rows of the vault for each of a batch of vectors, found in one scan,
     with the vectors and cubes of those rows (to rewrite a row a decision changes)."""
 
-    def __init__(self, vault: Vault, vectors: np.ndarray, k: int = NEAREST) -> None:
+    def __init__(self, vault: Vault, vectors: np.ndarray, k: int = NEAREST,
+                 floor: float = DEFAULT.candidate) -> None:
         self.vault = vault
         self.vector: dict[str, np.ndarray] = {}
         self.cube: dict[str, str] = {}
         n = len(vectors)
-        best_sim = np.full((n, 0), -np.inf, np.float32)
-        best_ids = np.zeros((n, 0), object)
+        rows: list[np.ndarray] = []
+        sims_kept: list[np.ndarray] = []
+        ids_kept: list[np.ndarray] = []
         ds = vault.dataset() if n else None
         if ds is not None:
             queries = np.asarray(vectors, np.float32)
@@ -51,23 +55,25 @@ class Neighbours:
                 col = batch.column("vector")
                 mat = col.flatten().to_numpy(zero_copy_only=False).reshape(
                     batch.num_rows, col.type.list_size).astype(np.float32)
-                ids = np.asarray(batch.column("id").to_pylist(), object)
-                sims = queries @ mat.T
-                take = min(k, sims.shape[1])
-                top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-                cand_sim = np.concatenate([best_sim, np.take_along_axis(sims, top, 1)], 1)
-                cand_ids = np.concatenate([best_ids, ids[top]], 1)
-                keep = np.argsort(-cand_sim, axis=1, kind="stable")[:, :k]
-                best_sim = np.take_along_axis(cand_sim, keep, 1)
-                best_ids = np.take_along_axis(cand_ids, keep, 1)
-                wanted = set(best_ids.ravel().tolist())
+                r, c, v = _top_above(queries @ mat.T, floor, k)
+                if not r.size:
+                    continue
+                ids = batch.column("id").to_pylist()
                 cubes = batch.column("cube_id").to_pylist()
-                for j, i in enumerate(ids.tolist()):
-                    if i in wanted:
-                        self.vector[i] = mat[j]
-                        self.cube[i] = cubes[j]
-        self.near = [[(str(i), float(s)) for i, s in zip(ids_, sims_, strict=True)
-                      if np.isfinite(s)] for ids_, sims_ in zip(best_ids, best_sim, strict=True)]
+                for j in np.unique(c).tolist():
+                    self.vector[ids[j]] = mat[j]
+                    self.cube[ids[j]] = cubes[j]
+                rows.append(r)
+                sims_kept.append(v)
+                ids_kept.append(np.asarray([ids[j] for j in c.tolist()], object))
+        self.near: list[list[tuple[str, float]]] = [[] for _ in range(n)]
+        if rows:
+            r, v, i = np.concatenate(rows), np.concatenate(sims_kept), np.concatenate(ids_kept)
+            order = np.lexsort((-v, r))  # by query, best first
+            for q, sim, mid in zip(r[order].tolist(), v[order].tolist(), i[order].tolist(),
+                                   strict=True):
+                if len(self.near[q]) < k:
+                    self.near[q].append((str(mid), float(sim)))
         found = sorted({i for row in self.near for i, _ in row})
         self.memories = vault.memories(found) if found else {}
 
@@ -90,6 +96,30 @@ class Neighbours:
                 return []
             return [(self.memories[i], s) for i, s in self.near[row] if i in self.memories]
         return find
+
+
+def _top_above(sims: np.ndarray, floor: float, k: int) -> tuple[np.ndarray, np.ndarray,
+                                                               np.ndarray]:
+    """``(query rows, columns, similarities)`` of the entries of ``sims`` (``[queries,
+    rows]``) at or above ``floor``, at most ``k`` a query (its best)."""
+    mask = sims >= floor
+    counts = mask.sum(1)
+    heavy = np.flatnonzero(counts > k)
+    light = np.flatnonzero((counts > 0) & (counts <= k))
+    parts_r, parts_c = [], []
+    if light.size:
+        lr, lc = np.nonzero(mask[light])
+        parts_r.append(light[lr])
+        parts_c.append(lc)
+    if heavy.size:
+        top = np.argpartition(-sims[heavy], k - 1, axis=1)[:, :k]
+        parts_r.append(np.repeat(heavy, k))
+        parts_c.append(top.ravel())
+    if not parts_r:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.float32)
+    r, c = np.concatenate(parts_r), np.concatenate(parts_c)
+    return r, c, sims[r, c]
 
 
 def ledger_for(vault: Vault, memories: list[Memory], vectors: np.ndarray) -> tuple[Ledger,
