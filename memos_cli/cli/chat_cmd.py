@@ -16,6 +16,7 @@ from memos_cli.cli.choices import Extractor
 from memos_cli.cli.cube import EMBEDDER_OPT
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, err, out, plain, status
+from memos_cli.cli.vault_opts import VAULT_OPT
 from memos_cli.errors import UsageError
 
 #: The longest turn read, in characters (a longer line is refused, the session goes on).
@@ -25,9 +26,7 @@ MAX_TURN = 65536
 def chat(
     cube: Path | None = typer.Argument(None, metavar="[CUBE]",
                                        help="Chat over this cube \\[default: the vault]."),
-    vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
-                                     help="The vault \\[default: $MEMOS_VAULT, the config "
-                                          "file's, else MEMOS_HOME/vault]."),
+    vault: str | None = VAULT_OPT,
     as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]",
                                        callback=check_as,
                                        help="Who is talking: what is read and written is "

@@ -11,6 +11,7 @@ from memos_cli.api import MemoryHistory, Session
 from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import DataTable, check_as, out, plain, print_json
+from memos_cli.cli.vault_opts import VAULT_OPT
 from memos_cli.memory import Memory
 
 
@@ -19,9 +20,7 @@ def history(
                                     help="The memory (an id, or 4+ leading characters)."),
     cube: Path | None = typer.Argument(None, metavar="[CUBE]",
                                        help="The .memcube directory \\[default: the vault]."),
-    vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
-                                     help="The vault \\[default: $MEMOS_VAULT, the config "
-                                          "file's, else MEMOS_HOME/vault]."),
+    vault: str | None = VAULT_OPT,
     as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
                                        help="Only what this user may read."),
     as_json: bool = JSON_OPT,

@@ -13,6 +13,7 @@ from memos_cli.cli.choices import McpTransport
 from memos_cli.cli.cube import EMBEDDER_OPT
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, err
+from memos_cli.cli.vault_opts import VAULT_OPT
 from memos_cli.errors import UsageError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -21,9 +22,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def mcp(
     cubes: list[Path] | None = typer.Argument(None, metavar="[CUBE...]",
                                               help="Serve these cubes \\[default: the vault]."),
-    vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
-                                     help="The vault \\[default: $MEMOS_VAULT, the config "
-                                          "file's, else MEMOS_HOME/vault]."),
+    vault: str | None = VAULT_OPT,
     as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]",
                                        callback=check_as,
                                        help="The user every call acts as, fixed for the "

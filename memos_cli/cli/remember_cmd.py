@@ -13,6 +13,7 @@ from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, out, plain, print_json, status
 from memos_cli.cli.time_opts import DRY_RUN_OPT, parse_time_opt
+from memos_cli.cli.vault_opts import VAULT_OPT
 from memos_cli.errors import UsageError
 
 #: The most text ``remember -`` reads from stdin, in bytes (a memory is a fact, a turn or a
@@ -25,9 +26,7 @@ def remember(
                                                           "from stdin."),
     cube: Path | None = typer.Argument(None, metavar="[CUBE]",
                                        help="The .memcube directory \\[default: the vault]."),
-    vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
-                                     help="The vault \\[default: $MEMOS_VAULT, the config "
-                                          "file's, else MEMOS_HOME/vault]."),
+    vault: str | None = VAULT_OPT,
     as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]",
                                        callback=check_as,
                                        help="Whose memory it is \\[default: $MEMOS_USER or "
