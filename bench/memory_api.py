@@ -164,12 +164,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--locomo", type=Path, default=ROOT.parent / "shared/datasets/locomo")
     ap.add_argument("--skip-cost", action="store_true")
+    ap.add_argument("--skip-extraction", action="store_true")
     args = ap.parse_args()
     from memos_cli.models import chat as chat_model
 
     result: dict[str, Any] = {"machine": machine()}
-    result["extraction"] = extraction(sorted(args.locomo.glob("*.json")), chat_model.load(None))
-    print(json.dumps(result, indent=2), flush=True)
+    if not args.skip_extraction:
+        result["extraction"] = extraction(sorted(args.locomo.glob("*.json")),
+                                          chat_model.load(None))
+        print(json.dumps(result, indent=2), flush=True)
     if not args.skip_cost:
         with tempfile.TemporaryDirectory() as tmp:
             result["cost_ms_median"] = cost(Path(tmp))

@@ -60,15 +60,18 @@ def remember(session: Session, text: str, *, tags: Sequence[str] = (),
     m = new_memory(text, owner=session.actor, now=now, tags=tags, event_time=event_time,
                    speaker=speaker, semantic_type=semantic_type,
                    conversation_id=conversation_id, session_id=session_id)
+    # one text: the checked ONNX export embeds it without loading torch (a one-shot
+    # `memos remember` took 6.7 s with the torch encoder, most of it importing torch)
+    enc = session.query_encoder()
     if session.cubes:
-        report = remember_in_cube(session.cubes[0].path, [m], embedder=session.encoder(),
+        report = remember_in_cube(session.cubes[0].path, [m], embedder=enc,
                                   key=key, dry_run=dry_run)
         decisions = report.decisions
         if not dry_run:
             session.reopen()
     else:
-        rep = vault_remember(session.vault, [m], user=session.actor,
-                             embedder=session.encoder(), now=now, dry_run=dry_run)
+        rep = vault_remember(session.vault, [m], user=session.actor, embedder=enc, now=now,
+                             dry_run=dry_run)
         decisions = rep.decisions
         if m.id in rep.duplicates and not decisions:
             decisions = [{"id": m.id, "kind": "duplicate", "target": m.id,

@@ -63,7 +63,7 @@ def remember(
     with status("loading embedder") as say:
         session = Session([open_arg(cube)] if cube is not None else [], vault=vault,
                           user=as_user, embedder=embedder, status=say)
-        session.encoder()
+        session.query_encoder()
     with session:
         got = session.remember(text, tags=tag, event_time=when,
                                key=config.signing_key(key) if cube is not None else None,
