@@ -201,13 +201,14 @@ def pack(
     if dry_run:
         show_decisions(ev.to_dict(decisions=True)["decisions"] if ev else [], report.texts)
         out.print(f"would pack {report.memories} memories from {len(report.sources)} sources "
-                  f"({report.duplicates} duplicates dropped"
-                  + (f"; {counts_line(ev.duplicates, ev.updates, ev.independent)}" if ev
-                     else "") + "); dry run, nothing written")
+                  f"({report.duplicates} identical dropped"
+                  + (f"; decided: {counts_line(ev.duplicates, ev.updates, ev.independent)}"
+                     if ev else "") + "); dry run, nothing written")
         return
     out.print(f"packed {report.memories} memories from {len(report.sources)} sources into "
-              f"{report.path} ({report.duplicates} duplicates dropped"
-              + (f"; {counts_line(ev.duplicates, ev.updates, ev.independent)}" if ev else "")
+              f"{report.path} ({report.duplicates} identical dropped"
+              + (f"; decided: {counts_line(ev.duplicates, ev.updates, ev.independent)}"
+                 if ev else "")
               + f"; {report.memories / report.seconds:.0f} memories/s)")
     out.print(f"cube id {report.cube_id}, " + ("signed" if report.signed else "unsigned"))
 
