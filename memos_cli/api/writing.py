@@ -64,7 +64,7 @@ def remember(session: Session, text: str, *, tags: Sequence[str] = (),
     # `memos remember` took 6.7 s with the torch encoder, most of it importing torch)
     enc = session.query_encoder()
     if session.cubes:
-        report = remember_in_cube(session.cubes[0].path, [m], embedder=enc,
+        report = remember_in_cube(session.cubes[0], [m], embedder=enc,
                                   key=key, dry_run=dry_run)
         decisions = report.decisions
         if not dry_run:

@@ -14,7 +14,7 @@ from memos_cli.cli.help import MemosTyper
 from memos_cli.cli.output import DataTable, err, out, print_json, status
 from memos_cli.cli.time_opts import DRY_RUN_OPT, SUPERSEDE_OPT, show_decisions
 from memos_cli.cli.usage_view import totals
-from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT, open_vault
+from memos_cli.cli.vault_opts import AS_OPT, VAULT_OPT, open_vault, parse_owner_map
 from memos_cli.errors import UsageError
 from memos_cli.governance.access import explain, share
 from memos_cli.governance.policy import can_read, current_user
@@ -23,7 +23,6 @@ from memos_cli.governance.trust import trust_list, trust_rm
 from memos_cli.memory import resolve_id
 from memos_cli.memstore.pull import fetched
 from memos_cli.memstore.ref import is_remote
-from memos_cli.principal import check_principal
 from memos_cli.scheduler.usage import UsageStore
 from memos_cli.vault import gc, load, remove
 from memos_cli.vault.archive import archive_cold, restore
@@ -104,25 +103,6 @@ def load_command(
     if report.dangling:
         err.print(f"note: {', '.join(report.dangling)} name no role of this vault: they grant "
                   "nothing until defined (memos role add)", markup=False)
-
-
-def parse_owner_map(owner: str | None, pairs: list[str]) -> dict[str, str] | None:
-    """``--owner NEW`` and ``--owner-map OLD=NEW`` as ``load``'s ``owners`` mapping.
-
-    Raises:
-        UsageError: a pair without ``=``, a malformed name, or both options.
-    """
-    if owner is not None and pairs:
-        raise UsageError("--owner maps every owner; give it or --owner-map, not both")
-    if owner is not None:
-        return {"*": check_principal(owner)}
-    mapping = {}
-    for pair in pairs:
-        old, sep, new = pair.partition("=")
-        if not sep or not old.strip() or not new.strip():
-            raise UsageError(f"--owner-map {pair!r} is not OLD=NEW")
-        mapping[old.strip()] = check_principal(new.strip())
-    return mapping or None
 
 
 @vault_app.command("ls")

@@ -9,6 +9,7 @@ import typer
 from memos_cli.cli.output import check_as
 from memos_cli.config import default_vault
 from memos_cli.errors import UsageError
+from memos_cli.principal import check_principal
 from memos_cli.vault import Vault
 
 if TYPE_CHECKING:
@@ -38,3 +39,22 @@ def require_default_vault(missing: str) -> None:
     if not Vault(None).exists():
         raise UsageError(f"{missing} (no cube given, and no vault at {default_vault()}: "
                          "memos load a cube first)")
+
+
+def parse_owner_map(owner: str | None, pairs: list[str]) -> dict[str, str] | None:
+    """``--owner NEW`` and ``--owner-map OLD=NEW`` as ``load``'s ``owners`` mapping.
+
+    Raises:
+        UsageError: a pair without ``=``, a malformed name, or both options.
+    """
+    if owner is not None and pairs:
+        raise UsageError("--owner maps every owner; give it or --owner-map, not both")
+    if owner is not None:
+        return {"*": check_principal(owner)}
+    mapping = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise UsageError(f"--owner-map {pair!r} is not OLD=NEW")
+        mapping[old.strip()] = check_principal(new.strip())
+    return mapping or None

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from memos_cli.cube.cube import Cube
 from memos_cli.cube.verify import open_verified
 from memos_cli.errors import UsageError
 from memos_cli.lifecycle.integrate import integrate
@@ -48,9 +49,10 @@ def new_memory(text: str, *, owner: str | None, now: datetime, tags: Sequence[st
         raise UsageError(str(e)) from e
 
 
-def remember_in_cube(path: str | Path, memories: Sequence[Memory], *, embedder: Any,
+def remember_in_cube(path: str | Path | Cube, memories: Sequence[Memory], *, embedder: Any,
                      key: str | Path | None = None, dry_run: bool = False) -> UpdateReport:
-    """Write ``memories`` into the cube at ``path``: each is decided against the cube's
+    """Write ``memories`` into the cube at ``path`` (or an opened, verified :class:`Cube`,
+    which is not verified again): each is decided against the cube's
     current memories (a duplicate is not written, an update supersedes what it revises), and
     the cube is rewritten once, atomically, re-signed with ``key`` or left unsigned.
 
@@ -59,7 +61,7 @@ def remember_in_cube(path: str | Path, memories: Sequence[Memory], *, embedder: 
         UsageError: a cube with tiers other than plaintext, or of a newer format.
         EmbedderMismatchError: ``embedder`` did not build the cube's index.
     """
-    cube = open_verified(path)
+    cube = path if isinstance(path, Cube) else open_verified(path)
     updatable(cube)
     check_embedder(cube, embedder)
     hashes = {m.content_hash for m in cube.memories}
