@@ -249,9 +249,7 @@ def chain(memory_id: str, by_id: Mapping[str, Memory]) -> list[Memory]:
     return [*reversed(back), start, *fwd]
 
 
-def check_links(memories: Iterable[Memory], what: str = "memories") -> None:
-    """Raise ``UsageError`` naming the first problem of :func:`link_problems`."""
-    problems = link_problems(memories)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UsageError(f"{what}: {problems[0]}{more}")
+def summary(problems: list[str]) -> str:
+    """The first of :func:`link_problems`, and how many more there are, for one error line."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"supersession links: {problems[0]}{more}"

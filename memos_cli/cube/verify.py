@@ -22,7 +22,7 @@ from memos_cli.cube.signature import check_payload, verify_cube
 from memos_cli.digest import accepted_json_sha256, sha256_file
 from memos_cli.errors import IntegrityError
 from memos_cli.pausepoints import pause
-from memos_cli.validity import link_problems
+from memos_cli.validity import link_problems, summary
 
 
 @dataclass
@@ -67,9 +67,7 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         if len(set(ids)) != len(ids):
             raise IntegrityError("memory ids are not unique", path=cube.memories_path)
         if problems := link_problems(cube.memories):
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise IntegrityError(f"supersession links: {problems[0]}{more}",
-                                 path=cube.memories_path)
+            raise IntegrityError(summary(problems), path=cube.memories_path)
     else:
         ids = cube.memory_ids()
     if cube.manifest.counts["memories"] != len(ids):

@@ -26,7 +26,7 @@ from memos_cli.models.embedder import Embedder
 from memos_cli.readers import parse_names, run_readers
 from memos_cli.sources import Defaults, read_sources
 from memos_cli.sources.text import MAX_CHARS
-from memos_cli.validity import link_problems
+from memos_cli.validity import link_problems, summary
 
 
 @dataclass
@@ -241,9 +241,7 @@ def pack(
     if supersede:
         kept, vectors, evolution = _evolve(kept, vectors)
     if problems := link_problems(kept):  # links given by the sources (an import, a dump)
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise SourceError(f"supersession links: {problems[0]}{more}",
-                          path=", ".join(str(p) for p in paths))
+        raise SourceError(summary(problems), path=", ".join(str(p) for p in paths))
     spec = CubeSpec(
         name=name or out.name.removesuffix(".memcube"),
         description=description,

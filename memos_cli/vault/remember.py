@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memos_cli.cube.manifest import FORMAT_VERSION
 from memos_cli.errors import EmbedderMismatchError
 from memos_cli.lifecycle.pack import embed_memories
 from memos_cli.memory import MEMORY_NAMESPACE, Memory, format_time
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from memos_cli.vault.store import Vault
 
 #: The format version a remembered memory is written in (spec §1).
-FORMAT = "1.7"
+FORMAT = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
 
 
 def remembered_cube(user: str) -> str:
