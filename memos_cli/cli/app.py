@@ -206,10 +206,13 @@ def _root(
 
 
 class _OwnWarnings(logging.Filter):
-    """Pass memos's own log records, and other libraries' errors only."""
+    """Pass memos's own log records, and other libraries' errors only (not oras's: each is a
+    registry answer that memos reports as its own one-line error)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.name.split(".")[0] == "memos" or record.levelno >= logging.ERROR
+        # oras logs a registry's refusals at ERROR before memos names them in its own line
+        root = record.name.split(".")[0]
+        return root == "memos" or (record.levelno >= logging.ERROR and root != "oras")
 
 
 def _register() -> None:

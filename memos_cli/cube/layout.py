@@ -48,10 +48,11 @@ def normalize_modes(root: Path) -> None:
 
 
 def plain_relative(rel: str) -> bool:
-    """Whether ``rel`` is a relative POSIX path without empty, ``.`` or ``..`` parts or
-    backslashes: one that cannot leave the directory it is joined to."""
-    return bool(rel) and not PurePosixPath(rel).is_absolute() and "\\" not in rel and not any(
-        part in ("", ".", "..") for part in rel.split("/"))
+    """Whether ``rel`` is a relative POSIX path without empty, ``.`` or ``..`` parts,
+    backslashes or NUL: one that cannot leave the directory it is joined to."""
+    return bool(rel) and "\0" not in rel and "\\" not in rel and \
+        not PurePosixPath(rel).is_absolute() and \
+        not any(part in ("", ".", "..") for part in rel.split("/"))
 
 
 def check_member(root: Path, rel: str, *, what: str = "path") -> Path:

@@ -114,7 +114,8 @@ def check(manifest: dict[str, Any], where: str) -> list[tuple[str, dict[str, Any
                               "config has no sha256 digest or size", path=where)
         if i == 0:
             continue
-        title = (layer.get("annotations") or {}).get(TITLE)
+        notes = layer.get("annotations")
+        title = notes.get(TITLE) if isinstance(notes, dict) else None
         if not isinstance(title, str) or not layout.plain_relative(title):
             raise FormatError(f"layer {i - 1} title {title!r} is not a plain relative path "
                               "inside the cube (it would escape the target directory)",
@@ -127,6 +128,11 @@ def check(manifest: dict[str, Any], where: str) -> list[tuple[str, dict[str, Any
             raise FormatError(f"layer title {title!r} appears twice", path=where)
         seen.add(title.casefold())
         out.append((title, layer))
+    folders = {p.casefold() for t, _ in out for p in _parents(t)}
+    for title, _ in out:
+        if title.casefold() in folders:
+            raise FormatError(f"layer title {title!r} is also a folder of another layer",
+                              path=where)
     first = dict(out).get(layout.MANIFEST)
     if first is None:
         raise FormatError("artifact has no manifest.json layer", path=where)
@@ -135,9 +141,15 @@ def check(manifest: dict[str, Any], where: str) -> list[tuple[str, dict[str, Any
     return out
 
 
+def _parents(title: str) -> list[str]:
+    parts = title.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def summary(ref: str, manifest: dict[str, Any], digest: str) -> dict[str, Any]:
     """What ``memos ls`` shows of one tagged cube, from its annotations alone."""
-    a = manifest.get("annotations") or {}
+    a = {k: v for k, v in (manifest.get("annotations") or {}).items() if isinstance(v, str)} \
+        if isinstance(manifest.get("annotations"), dict) else {}
     return {"ref": ref, "digest": digest, "name": a.get(A_NAME, ""),
             "description": a.get(A_DESCRIPTION, ""), "cube_id": a.get(A_ID, ""),
             "format_version": a.get(A_FORMAT, ""), "tiers": [t for t in a.get(A_TIERS,

@@ -1,7 +1,17 @@
 """An OCI registry, spoken to through the ``oras`` Python SDK (oras-py), with the limits memos
-needs: every request has a timeout, a registry that does not answer is one
-:class:`~memos_cli.errors.RemoteError` (no minutes of silent retries), a blob is streamed to
-disk and its digest checked, and a manifest is read up to :data:`MAX_MANIFEST_BYTES`.
+needs against a registry that fails or lies (spec/memcube.md §15.4):
+
+- every request has a per-read timeout, and every response body a total deadline: a small
+  JSON document (manifest, tag page, error) must arrive within :data:`DOCUMENT_DEADLINES`
+  timeouts, a blob at :data:`MIN_BLOB_RATE` on average after the first timeout, a whole
+  listing within :data:`LISTING_DEADLINES` timeouts;
+- a registry that does not answer is one :class:`~memos_cli.errors.RemoteError` (no minutes
+  of silent retries), and so is any answer that requests or oras cannot read;
+- redirects stay on ``http``/``https`` (never ``https`` to ``http``), at most
+  :data:`MAX_REDIRECTS`; API calls stay on the registry's host, a blob may move to another
+  host (registries hand blobs to a CDN) because its digest is checked;
+- every JSON body is read up to a byte limit with :mod:`memos_cli.strictjson` and its type
+  checked before use; a tag listing stops at :data:`MAX_TAGS` tags or :data:`MAX_PAGES` pages.
 
 Credentials come from where ``oras`` and ``docker`` keep them (``~/.docker/config.json``,
 credential helpers); ``oras login`` or ``docker login`` writes them.
@@ -12,9 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from memos_cli import config, strictjson
 from memos_cli.errors import FormatError, IntegrityError, RemoteError
@@ -22,6 +34,15 @@ from memos_cli.memstore.ref import OciRef
 
 #: The OCI distribution spec lets registries refuse manifests over 4 MiB; memos reads no more.
 MAX_MANIFEST_BYTES = 4 << 20
+#: A page of tags or repositories, or an error body, is read up to this many bytes.
+MAX_DOCUMENT_BYTES = 4 << 20
+#: A small JSON document must arrive within this many per-read timeouts.
+DOCUMENT_DEADLINES = 3
+#: A blob must arrive at this many bytes per second on average, after the first timeout.
+MIN_BLOB_RATE = 32 << 10
+#: A listing stops after this many tags (or repositories) or pages, or this many timeouts.
+MAX_TAGS, MAX_PAGES, LISTING_DEADLINES = 100_000, 1_000, 10
+MAX_REDIRECTS = 5
 #: Blobs over this size are uploaded in chunks of this size (memory stays bounded).
 CHUNK_BYTES = 16 << 20
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -29,6 +50,33 @@ _READ = 1 << 20
 
 
 timeout_s = config.remote_timeout  # the registries' name for it
+
+
+class DeadlinePassed(Exception):
+    """A response body still arriving at its deadline (a trickle)."""
+
+
+class RedirectRefused(Exception):
+    """A registry redirected where memos does not follow (see the module docstring)."""
+
+
+def _redirect_guard(origin: str) -> Callable[..., Any]:
+    """A requests response hook that refuses a redirect off ``origin``'s scheme and host
+    (blobs may change host, not scheme)."""
+    home = urlsplit(origin)
+
+    def hook(response: Any, *args: Any, **kwargs: Any) -> Any:
+        if not response.is_redirect:
+            return response
+        target = urlsplit(urljoin(response.url, response.headers.get("location", "")))
+        blob = response.request.method == "GET" and "/blobs/sha256:" in response.url
+        if target.scheme not in ("http", "https") or (home.scheme == "https" and
+                                                      target.scheme != "https"):
+            raise RedirectRefused(f"a redirect to a {target.scheme or 'schemeless'}: URL")
+        if not blob and target.netloc != home.netloc:
+            raise RedirectRefused(f"a redirect to another host ({target.netloc[:80]})")
+        return response
+    return hook
 
 
 def _client_class() -> type:
@@ -41,7 +89,7 @@ def _client_class() -> type:
         def __init__(self, timeout: float) -> None:
             # a refused or reset connection is tried twice more, quickly; never a POST/PUT
             super().__init__(max_retries=Retry(total=2, connect=2, read=0, status=0,
-                                               backoff_factor=0.2,
+                                               backoff_factor=0.2, redirect=False,
                                                allowed_methods={"GET", "HEAD"}))
             self.timeout = timeout
 
@@ -53,14 +101,18 @@ def _client_class() -> type:
     undecorated = oras.provider.Registry.do_request.__wrapped__
 
     class Client(oras.provider.Registry):
-        """oras-py's registry with a per-request timeout and without its retry decorator
-        (five attempts sleeping up to 84 s each: a dead registry would hang for minutes)."""
+        """oras-py's registry with a per-request timeout, the redirect guard, and without
+        its retry decorator (five attempts sleeping up to 84 s each: a dead registry would
+        hang for minutes)."""
 
         def __init__(self, hostname: str, insecure: bool, timeout: float) -> None:
             super().__init__(hostname=hostname, insecure=insecure)
             adapter = _TimeoutAdapter(timeout)
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)  # the auth backend shares this session
+            self.session.max_redirects = MAX_REDIRECTS
+            scheme = "http" if insecure else "https"
+            self.session.hooks["response"].append(_redirect_guard(f"{scheme}://{hostname}"))
 
         def do_request(self, *args: Any, **kwargs: Any) -> requests.Response:
             return undecorated(self, *args, **kwargs)
@@ -83,24 +135,59 @@ class Registry:
 
     # --- requests -------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        """Run one oras/requests call, turning network failures into ``RemoteError``."""
+        """Run one oras/requests call, turning network failures, refused redirects and
+        answers the libraries cannot read into ``RemoteError``."""
         import requests
 
+        where = str(self.ref)
         try:
             return fn()
+        except DeadlinePassed as e:
+            raise RemoteError(f"registry's answer did not end in time while {what} ({e})",
+                              path=where) from e
         except requests.exceptions.SSLError as e:
             raise RemoteError(f"TLS failed ({type(e).__name__}); a registry without TLS needs "
-                              "--plain-http", path=self.ref.registry) from e
+                              "--plain-http", path=where) from e
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-            cause = str(e).split(": ")[-1][:160]
+            cause = _short(str(e).split(": ")[-1])
             raise RemoteError(f"registry not reachable within {self.timeout:g} s while "
-                              f"{what} ({type(e).__name__}: {cause})",
-                              path=self.ref.registry) from e
+                              f"{what} ({type(e).__name__}: {cause})", path=where) from e
+        except RedirectRefused as e:
+            raise RemoteError(f"registry answered with {e} while {what}; memos does not "
+                              "follow it", path=where) from e
+        except requests.exceptions.TooManyRedirects as e:
+            raise RemoteError(f"registry redirected more than {MAX_REDIRECTS} times while "
+                              f"{what}", path=where) from e
+        except requests.exceptions.RequestException as e:  # undecodable body, bad URL...
+            raise RemoteError(f"registry answered something memos cannot read while {what} "
+                              f"({type(e).__name__}: {_short(str(e))})", path=where) from e
         except ValueError as e:  # oras: "Cannot respond to request for authentication."
             if "authentication" in str(e):
                 raise RemoteError("the registry asks for credentials; log in with `oras "
-                                  "login` or `docker login`", path=self.ref.registry) from e
-            raise
+                                  "login` or `docker login`", path=where) from e
+            raise RemoteError(f"registry refused while {what} ({_short(str(e))})",
+                              path=where) from e
+        except (AttributeError, TypeError, KeyError, IndexError) as e:
+            # oras reading a malformed answer (a WWW-Authenticate header it cannot parse...)
+            raise RemoteError(f"registry answered something oras cannot read while {what} "
+                              f"({type(e).__name__})", path=where) from e
+
+    def _document(self, response: Any, what: str, limit: int = MAX_DOCUMENT_BYTES) -> Any:
+        """A small JSON body, read within its deadline and size, parsed strictly.
+
+        Raises:
+            RemoteError: too slow, too large, or not JSON.
+        """
+        raw = self._call(what, lambda: read_body(
+            response, limit, time.monotonic() + DOCUMENT_DEADLINES * self.timeout))
+        if raw is None:
+            raise RemoteError(f"registry answered more than {limit} bytes while {what}",
+                              path=str(self.ref))
+        try:
+            return strictjson.loads(raw)
+        except ValueError as e:
+            raise RemoteError(f"registry answered something other than JSON while {what} "
+                              f"({_short(str(e))})", path=str(self.ref)) from e
 
     def _check(self, response: Any, what: str, ref: OciRef) -> None:
         code = response.status_code
@@ -108,10 +195,13 @@ class Registry:
             return
         detail = ""
         try:
-            errors = response.json().get("errors") or []
-            detail = "; ".join(str(x.get("message", x.get("code"))) for x in errors[:2])
-        except ValueError:
-            pass
+            body = self._document(response, what, 1 << 16)
+        except RemoteError:
+            body = None
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list):
+            detail = "; ".join(_short(str(x.get("message", x.get("code"))) if isinstance(
+                x, dict) else str(x)) for x in errors[:2])
         if code == 404:
             raise RemoteError(f"not found while {what}" + (f" ({detail})" if detail else ""),
                               path=str(ref))
@@ -139,7 +229,8 @@ class Registry:
         with self._call(what, lambda: self.client.do_request(
                 url, "GET", headers={"Accept": MANIFEST_TYPE}, stream=True)) as r:
             self._check(r, what, ref)
-            raw = self._call(what, lambda: _read_bounded(r, MAX_MANIFEST_BYTES))
+            raw = self._call(what, lambda: read_body(
+                r, MAX_MANIFEST_BYTES, time.monotonic() + DOCUMENT_DEADLINES * self.timeout))
         if raw is None:
             raise FormatError(f"manifest is over {MAX_MANIFEST_BYTES} bytes", path=str(ref))
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -174,27 +265,47 @@ class Registry:
         return sorted(self._paged(url, "repositories", self.ref, "listing the repositories"))
 
     def _paged(self, url: str, key: str, ref: OciRef, what: str) -> Iterator[str]:
-        from urllib.parse import urljoin
+        """The strings under ``key`` in every page of a paged listing, following ``Link``
+        headers on the same host, up to :data:`MAX_TAGS` items and :data:`MAX_PAGES` pages.
 
-        seen = 0
+        Raises:
+            RemoteError: unreachable, refused, a page that is not ``{key: [strings]}``, or a
+                listing longer than the limits.
+        """
+        seen = pages = 0
+        deadline = time.monotonic() + LISTING_DEADLINES * self.timeout
         next_url: str | None = f"{url}?n=1000"
         while next_url:
             target: str = next_url
+            pages += 1
+            if pages > MAX_PAGES or seen > MAX_TAGS:
+                raise RemoteError(f"registry listing goes on past {MAX_PAGES} pages or "
+                                  f"{MAX_TAGS} entries while {what}", path=str(ref))
+            if time.monotonic() > deadline:
+                raise RemoteError(f"registry listing did not end within "
+                                  f"{LISTING_DEADLINES * self.timeout:g} s ({pages - 1} "
+                                  f"pages) while {what}", path=str(ref))
 
             def get(url: str = target) -> Any:
-                return self.client.do_request(url, "GET")
+                return self.client.do_request(url, "GET", stream=True)
 
-            r = self._call(what, get)
-            self._check(r, what, ref)
-            try:
-                items = r.json().get(key) or []
-            except ValueError as e:
-                raise RemoteError(f"registry answered something other than JSON while "
-                                  f"{what}", path=str(ref)) from e
+            with self._call(what, get) as r:
+                self._check(r, what, ref)
+                page = self._document(r, what)
+                link = self._call(what, lambda r=r: r.links.get("next", {}).get("url"))
+            items = page.get(key) if isinstance(page, dict) else None
+            if items is None and isinstance(page, dict):
+                items = []
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise RemoteError(f"registry answered a listing that is not a list of names "
+                                  f"while {what}", path=str(ref))
             seen += len(items)
-            yield from (str(x) for x in items)
-            link = r.links.get("next", {}).get("url")
-            next_url = urljoin(target, link) if link and items and seen < 1_000_000 else None
+            yield from items
+            nxt = urljoin(target, link) if isinstance(link, str) and link and items else None
+            if nxt and urlsplit(nxt).netloc != urlsplit(target).netloc:
+                raise RemoteError(f"registry's next page is on another host while {what}",
+                                  path=str(ref))
+            next_url = nxt
 
     def download(self, ref: OciRef, descriptor: dict[str, Any], dest: Path) -> None:
         """Stream one blob to ``dest``, hashing it on the way; never more bytes than the
@@ -208,16 +319,23 @@ class Registry:
         digest, size = descriptor["digest"], descriptor["size"]
         what = f"downloading {digest[:19]}"
         url = self._url(ref, "blobs", digest)
-        h, n = hashlib.sha256(), 0
-        with self._call(what, lambda: self.client.do_request(url, "GET", stream=True)) as r:
-            self._check(r, what, ref)
-            with open(dest, "wb") as f:
-                for chunk in self._call(what, lambda: r.iter_content(_READ)):
-                    n += len(chunk)
-                    if n > size:
-                        break
-                    h.update(chunk)
-                    f.write(chunk)
+        h = hashlib.sha256()
+        deadline = time.monotonic() + self.timeout + size / MIN_BLOB_RATE
+
+        def fetch() -> int:
+            n = 0
+            with self.client.do_request(url, "GET", stream=True) as r:
+                self._check(r, what, ref)
+                with open(dest, "wb") as f:
+                    for chunk in list_chunks(r, size + 1, deadline, what, ref):
+                        n += len(chunk)
+                        if n > size:
+                            break
+                        h.update(chunk)
+                        f.write(chunk)
+            return n
+
+        n = self._call(what, fetch)
         if n != size or "sha256:" + h.hexdigest() != digest:
             raise IntegrityError(f"blob {digest} from the registry does not match its "
                                  f"descriptor ({'size' if n != size else 'digest'} differs)",
@@ -250,11 +368,53 @@ class Registry:
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def _read_bounded(response: Any, limit: int) -> bytes | None:
+def _short(text: str) -> str:
+    """One line of at most 160 printable characters of a library's message."""
+    line = " ".join(text.split())
+    return "".join(c if c.isprintable() else "?" for c in line)[:160]
+
+
+def chunks(response: Any, limit: int, deadline: float) -> Iterator[bytes]:
+    """The decoded body of a streamed requests ``response`` as it arrives (each read returns
+    what one receive gave, so a trickle cannot stall a read), until ``limit`` bytes or the
+    end.
+
+    Raises:
+        DeadlinePassed: the body is still arriving at ``deadline`` (``time.monotonic()``).
+    """
+    import requests
+    import urllib3
+
+    raw, n, start = response.raw, 0, time.monotonic()
+    while n < limit:
+        if time.monotonic() > deadline:
+            raise DeadlinePassed(f"{n} bytes in {time.monotonic() - start:.0f} s")
+        try:
+            chunk = raw.read1(_READ, decode_content=True)
+        except urllib3.exceptions.HTTPError as e:  # what iter_content maps for requests
+            raise requests.exceptions.ConnectionError(str(e)) from e
+        if not chunk:
+            return
+        n += len(chunk)
+        yield chunk
+
+
+def read_body(response: Any, limit: int, deadline: float) -> bytes | None:
+    """The whole body, or ``None`` when it is over ``limit`` bytes (see :func:`chunks`)."""
     parts, n = [], 0
-    for chunk in response.iter_content(_READ):
+    for chunk in chunks(response, limit + 1, deadline):
         n += len(chunk)
         if n > limit:
             return None
         parts.append(chunk)
     return b"".join(parts)
+
+
+def list_chunks(response: Any, limit: int, deadline: float, what: str, ref: OciRef
+                ) -> Iterator[bytes]:
+    """:func:`chunks` of a blob; a deadline passed is a ``RemoteError`` naming ``ref``."""
+    try:
+        yield from chunks(response, limit, deadline)
+    except DeadlinePassed as e:
+        raise RemoteError(f"registry sends too slowly (under {MIN_BLOB_RATE >> 10} KiB/s: "
+                          f"{e}) while {what}", path=str(ref)) from e

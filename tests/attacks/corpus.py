@@ -33,22 +33,25 @@ SENTINEL = "PWNED"
 @dataclass(frozen=True)
 class Base:
     """Read-only materials cases copy: a signed cube, a KV cube made from it (whole-prefix
-    segments), the tiny model the KV cube is for, and the signer's public key."""
+    segments), the tiny model the KV cube is for, the signer's public key, and the
+    ``HOST:PORT`` of the hostile registry serving the cube (``hostile_registry.serve``)."""
 
     cube: Path
     kv_cube: Path
     model: Path
     public_key: Path
+    registry: str = ""
 
 
 @dataclass(frozen=True)
 class Case:
     """One hostile input. ``build(work, base)`` creates it under ``work`` and returns its path;
     ``target`` picks the commands (see :func:`commands`); ``expect`` is ``refuse`` (every
-    command must refuse it) or ``any`` (only the safety checks apply)."""
+    command must refuse it), ``refuse-fetch`` (``pull`` and ``load`` must) or ``any`` (only
+    the safety checks apply)."""
 
     name: str
-    target: str  # "cube" | "kv" | "source"
+    target: str  # "cube" | "kv" | "source" | "registry"
     build: Callable[[Path, Base], Path]
     expect: str = "refuse"
     note: str = ""
@@ -73,6 +76,13 @@ def commands(case: Case, path: Path, work: Path, base: Base) -> list[list[str]]:
     """The memos command lines to try on ``path`` (without the leading ``memos``)."""
     vault = str(work / "vault")
     p = str(path)
+    if case.target == "registry":
+        out = [["pull", f"oci://{p}:v1", "-o", str(work / "out.memcube"), "--allow-unsigned"],
+               ["load", f"oci://{p}:v1", "--vault", vault, "--allow-unsigned"],
+               ["ls", f"oci://{p}"]]
+        if path.name.startswith("push"):
+            out.append(["push", str(base.cube), f"oci://{p}:v2"])
+        return out
     if case.target == "source":
         return [["pack", p, "-o", str(work / "out.memcube")],
                 ["load", p, "--vault", vault]]
@@ -135,7 +145,8 @@ def check(case: Case, path: Path, out: Outcome, *, input_before: str, input_afte
             problems.append(f"refusal does not name the input: {lines[0][:300]}")
         if vault_before != vault_after:
             problems.append("a refused command changed the vault")
-    if case.expect == "refuse" and out.exit_code == 0:
+    if out.exit_code == 0 and (case.expect == "refuse" or (
+            case.expect == "refuse-fetch" and out.command in ("pull", "load"))):
         problems.append("accepted, but must be refused")
     if (work / SENTINEL).exists():
         problems.append("code from the input ran")
@@ -144,9 +155,9 @@ def check(case: Case, path: Path, out: Outcome, *, input_before: str, input_afte
 
 def all_cases() -> list[Case]:
     """Every case, cube cases first; names are unique."""
-    from tests.attacks import cases_cube, cases_kv, cases_source
+    from tests.attacks import cases_cube, cases_kv, cases_registry, cases_source
 
-    cases = [*cases_cube.CASES, *cases_kv.CASES, *cases_source.CASES]
+    cases = [*cases_cube.CASES, *cases_kv.CASES, *cases_source.CASES, *cases_registry.CASES]
     names = [c.name for c in cases]
     assert len(set(names)) == len(names), "case names repeat"
     return cases
@@ -161,7 +172,7 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0])
     base = Base(*map(Path, argv[1:5])) if len(argv) >= 5 else None
     for case in all_cases():
-        if case.target != "source" and base is None:
+        if case.target == "registry" or (case.target != "source" and base is None):
             continue
         work = out / case.name
         shutil.rmtree(work, ignore_errors=True)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
 from tests.attacks.corpus import Base, Case, Outcome, all_cases, check, commands, tree_digest
+from tests.attacks.hostile_registry import serve
 
 CASES = all_cases()
 #: A command that takes longer than this in process is a hang: faulthandler ends the run.
@@ -24,14 +26,16 @@ HANG_S = 300
 
 @pytest.fixture(scope="session")
 def base(packed_cube: Path, tiny_llama: Path, keys: tuple[Path, Path],
-         tmp_path_factory: pytest.TempPathFactory) -> Base:
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Base]:
     kv = tmp_path_factory.mktemp("corpus") / "kv.memcube"
     shutil.copytree(packed_cube, kv)
     r = subprocess.run([sys.executable, "-m", "memos_cli", "convert", str(kv), "--to", "kv",
                         "--model", str(tiny_llama)], capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr
-    return Base(packed_cube, kv, tiny_llama, keys[1])
+    server, port = serve(packed_cube)
+    yield Base(packed_cube, kv, tiny_llama, keys[1], f"127.0.0.1:{port}")
+    server.shutdown()
 
 
 def run_case(case: Case, base: Base, work: Path) -> list[Outcome]:
@@ -59,13 +63,14 @@ def run_case(case: Case, base: Base, work: Path) -> list[Outcome]:
 
 def test_the_corpus_is_large_enough() -> None:
     assert len(CASES) >= 120
-    assert {c.target for c in CASES} == {"cube", "kv", "source"}
+    assert {c.target for c in CASES} == {"cube", "kv", "source", "registry"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_case(case: Case, base: Base, tmp_path: Path,
                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMOS_NO_USAGE", "1")
+    monkeypatch.setenv("MEMOS_REMOTE_TIMEOUT", "1")  # the trickling registry cases
     outcomes = run_case(case, base, tmp_path)
     problems = [f"{o.command}: {p}" for o in outcomes for p in o.problems]
     assert not problems, "\n".join(problems)
