@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -292,7 +293,7 @@ class Registry:
             with self._call(what, get) as r:
                 self._check(r, what, ref)
                 page = self._document(r, what)
-                link = self._call(what, lambda r=r: r.links.get("next", {}).get("url"))
+                link = self._call(what, partial(_next_link, r))
             items = page.get(key) if isinstance(page, dict) else None
             if items is None and isinstance(page, dict):
                 items = []
@@ -366,6 +367,10 @@ class Registry:
             url, "PUT", data=raw, headers={"Content-Type": MANIFEST_TYPE}))
         self._check(r, what, ref)
         return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _next_link(response: Any) -> Any:
+    return response.links.get("next", {}).get("url")
 
 
 def _short(text: str) -> str:
