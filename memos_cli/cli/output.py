@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -90,7 +91,7 @@ def print_json(data: Any) -> None:
 @contextmanager
 def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     """A Rich progress bar on stderr; yields ``update(stage, done, total)``."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         tasks: dict[str, Any] = {}
 
@@ -104,9 +105,10 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
 @contextmanager
 def status(text: str) -> Iterator[Callable[[str], None]]:
-    """A Rich spinner on stderr; yields ``say(text)`` to change its text."""
-    with err.status(text) as st:
-        yield lambda t: st.update(t)
+    """A Rich spinner on stderr; yields ``say(text)`` to change its text. The text is plain:
+    names from the input (a bucket called ``b[/bold]``) are never read as markup."""
+    with err.status(escape(text)) as st:
+        yield lambda t: st.update(escape(t))
 
 
 def check_as(value: str | None) -> str | None:

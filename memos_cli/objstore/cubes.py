@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,13 +37,18 @@ _CHUNK = 1 << 20
 
 
 def _objects(fs: Any, uri: StoreURI, limit: int = MAX_OBJECTS) -> dict[str, int]:
-    """Every object under ``uri`` as ``{relative key: size}``.
+    """Every object under ``uri`` as ``{relative key: size}``. A ``file://`` store is walked
+    without following links: a bucket has none, and following one would read or write
+    outside it (spec §15.5).
 
     Raises:
-        FormatError: more than ``limit`` objects, or a key that is not a plain relative path.
+        FormatError: more than ``limit`` objects, a key that is not a plain relative path, or
+            (``file://``) a symbolic link or special file at or under ``uri``.
     """
     import pyarrow.fs as pafs
 
+    if uri.scheme == "file":
+        return _local_objects(uri, limit)
     infos = fs.get_file_info(pafs.FileSelector(uri.path, recursive=True,
                                                allow_not_found=True))
     out: dict[str, int] = {}
@@ -55,6 +62,46 @@ def _objects(fs: Any, uri: StoreURI, limit: int = MAX_OBJECTS) -> dict[str, int]
         out[rel] = int(info.size)
         if len(out) > limit:
             raise FormatError(f"holds more than {limit} objects", path=uri.uri)
+    return out
+
+
+def _local_objects(uri: StoreURI, limit: int) -> dict[str, int]:
+    root = Path(uri.path)
+    out: dict[str, int] = {}
+
+    def refuse(p: Path, what: str) -> FormatError:
+        rel = p.relative_to(root).as_posix() if p != root else "the location itself"
+        return FormatError(f"{rel} is {what}; memos does not follow links or open special "
+                           "files in a bucket", path=uri.uri)
+
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return out
+    if stat.S_ISLNK(st.st_mode):
+        raise refuse(root, "a symbolic link")
+    if not stat.S_ISDIR(st.st_mode):
+        return out
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for e in entries:
+                p = Path(e.path)
+                if e.is_symlink():
+                    raise refuse(p, "a symbolic link")
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(p)
+                    continue
+                if not e.is_file(follow_symlinks=False):
+                    raise refuse(p, "not a regular file")
+                rel = p.relative_to(root).as_posix()
+                if not layout.plain_relative(rel):
+                    raise FormatError(f"holds an object {rel!r} that is not a plain relative "
+                                      "path", path=uri.uri)
+                out[rel] = e.stat(follow_symlinks=False).st_size
+                if len(out) > limit:
+                    raise FormatError(f"holds more than {limit} objects", path=uri.uri)
     return out
 
 

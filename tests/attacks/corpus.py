@@ -51,7 +51,7 @@ class Case:
     the safety checks apply)."""
 
     name: str
-    target: str  # "cube" | "kv" | "source" | "registry" | "model"
+    target: str  # "cube" | "kv" | "source" | "registry" | "model" | "bucket"
     build: Callable[[Path, Base], Path]
     expect: str = "refuse"
     note: str = ""
@@ -83,6 +83,12 @@ def commands(case: Case, path: Path, work: Path, base: Base) -> list[list[str]]:
         if path.name.startswith("push"):
             out.append(["push", str(base.cube), f"oci://{p}:v2"])
         return out
+    if case.target == "bucket":
+        uri = f"file://{p}"
+        return [["pull", uri, "-o", str(work / "out.memcube"), "--allow-unsigned"],
+                ["load", uri, "--vault", vault, "--allow-unsigned"],
+                ["ls", f"file://{path.parent}/"],
+                ["push", str(base.cube), uri, "--force"]]
     if case.target == "model":
         facts = Path(__file__).resolve().parents[2] / "fixtures" / "corpus" / "facts.jsonl"
         return [["run", str(base.cube), "what do I like?", "--model", p,
@@ -160,10 +166,17 @@ def check(case: Case, path: Path, out: Outcome, *, input_before: str, input_afte
 
 def all_cases() -> list[Case]:
     """Every case, cube cases first; names are unique."""
-    from tests.attacks import cases_cube, cases_kv, cases_model, cases_registry, cases_source
+    from tests.attacks import (
+        cases_bucket,
+        cases_cube,
+        cases_kv,
+        cases_model,
+        cases_registry,
+        cases_source,
+    )
 
     cases = [*cases_cube.CASES, *cases_kv.CASES, *cases_source.CASES, *cases_registry.CASES,
-             *cases_model.CASES]
+             *cases_model.CASES, *cases_bucket.CASES]
     names = [c.name for c in cases]
     assert len(set(names)) == len(names), "case names repeat"
     return cases

@@ -64,7 +64,8 @@ def run_case(case: Case, base: Base, work: Path) -> list[Outcome]:
 
 def test_the_corpus_is_large_enough() -> None:
     assert len(CASES) >= 120
-    assert {c.target for c in CASES} == {"cube", "kv", "source", "registry", "model"}
+    assert {c.target for c in CASES} == {"cube", "kv", "source", "registry", "model",
+                                           "bucket"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
