@@ -19,7 +19,7 @@ from typing import Any
 
 from memos_cli import strictjson
 from memos_cli.config import default_vault
-from memos_cli.errors import FormatError, UsageError
+from memos_cli.errors import FormatError, MemosError, UsageError
 from memos_cli.objstore.place import Place
 from memos_cli.principal import ROLE_PREFIX, Identity, check_name
 
@@ -79,12 +79,13 @@ class Roles:
             if text is None:
                 return cls({}, place)
             data = strictjson.loads(text)
-            if data.get("format") != FORMAT or data.get("version") != VERSION:
+            if not isinstance(data, dict) or data.get("format") != FORMAT or \
+                    data.get("version") != VERSION or not isinstance(data.get("roles"), dict):
                 raise FormatError(f"not a {FORMAT} {VERSION} table", path=path)
-            roles = {check_name(n, "role"): Role(n, [check_member(m) for m in r["members"]],
-                                                 [check_member(a) for a in r["admins"]])
+            roles = {check_name(n, "role"): Role(n, _names(r, "members", n, path),
+                                                 _names(r, "admins", n, path))
                      for n, r in data["roles"].items()}
-        except FormatError:
+        except MemosError:  # a damaged table, or a store that refuses (RemoteError)
             raise
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise FormatError(f"unreadable role table: {e}", path=path) from e
@@ -109,6 +110,15 @@ class Roles:
         """The ``role:`` readers among ``readers`` that name no role of this table."""
         return [r for r in readers if r.startswith(ROLE_PREFIX)
                 and r[len(ROLE_PREFIX):] not in self.roles]
+
+
+def _names(role: Any, key: str, name: str, path: str) -> list[str]:
+    """A role's ``members`` or ``admins``: a list of user names (never a string, which
+    would be read as its letters)."""
+    value = role.get(key) if isinstance(role, dict) else None
+    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+        raise FormatError(f"role {name[:80]!r}: {key} is not a list of names", path=path)
+    return [check_member(m) for m in value]
 
 
 _active: dict[str, Any] = {}

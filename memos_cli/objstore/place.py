@@ -24,6 +24,7 @@ from memos_cli.atomic import atomic_write_bytes
 from memos_cli.config import home
 from memos_cli.config import remote_timeout as timeout_s
 from memos_cli.errors import FormatError, UsageError
+from memos_cli.localfiles import read_small, regular
 from memos_cli.objstore import uri as U
 
 AUDIT_DIR = "audit"
@@ -127,10 +128,26 @@ class Place:
         return bool(info.type != pafs.FileType.NotFound)
 
     def read_text(self, name: str) -> str | None:
-        """The file's text, ``None`` when there is none."""
+        """The file's text, ``None`` when there is none.
+
+        Raises:
+            FormatError: (a local vault) a link, a FIFO, a folder or another special file
+                where the file should be, over :data:`MAX_SMALL_FILE` bytes, or not UTF-8.
+            RemoteError: as :func:`remote_errors`.
+        """
         if self.local is not None:
             p = self.local / name
-            return p.read_text("utf-8") if p.is_file() else None
+            if not os.path.lexists(p):
+                return None
+            try:
+                data = read_small(p, MAX_SMALL_FILE)
+            except OSError as e:
+                raise FormatError(f"{name} {e.strerror or e}; the vault's files are memos's "
+                                  "own and never links or special files", path=p) from e
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise FormatError(f"{name} is not UTF-8 text", path=p) from e
         assert self.uri is not None
         if not self.exists(name):
             return None
@@ -173,13 +190,40 @@ class Place:
             with U.remote_errors(self.uri, f"removing {name}"):
                 self._remote_fs().delete_file(self.uri.child(name))
 
+    def check_regular(self, name: str) -> None:
+        """Refuse (a local vault) a link, FIFO, folder or device where the file ``name``
+        should be, before a command changes anything (the audit log is appended after a
+        change).
+
+        Raises:
+            FormatError: naming the file.
+        """
+        p = None if self.local is None else self.local / name
+        if p is None or not os.path.lexists(p):
+            return
+        try:
+            regular(p)
+        except OSError as e:
+            raise FormatError(f"{name} {e.strerror or e}; the vault's files are memos's own "
+                              "and never links or special files", path=p) from e
+
     # -- the audit log ------------------------------------------------------------------------
     def append_audit(self, line: str, local_name: str) -> None:
         """Append one record: a flushed, fsynced line of ``local_name`` locally; in a bucket
         a new object ``audit/<UTC time>-<random>.json`` (never rewritten)."""
         if self.local is not None:
             self.local.mkdir(parents=True, exist_ok=True)
-            with open(self.local / local_name, "a", encoding="utf-8") as f:
+            p = self.local / local_name
+            try:
+                if os.path.lexists(p):
+                    regular(p)
+                fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW |
+                             os.O_NONBLOCK, 0o666)
+            except OSError as e:
+                raise FormatError(f"{local_name} {e.strerror or e}; the vault's files are "
+                                  "memos's own and never links or special files",
+                                  path=p) from e
+            with os.fdopen(fd, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
                 f.flush()
                 os.fsync(f.fileno())

@@ -45,7 +45,11 @@ def read(vault: Vault, *, user: str | None = None, op: str | None = None,
     where = Path(vault.place.db(AUDIT)) if vault.place.local is not None \
         else Path(f"{vault.path}/audit")
     out = []
-    for _, rec in json_lines(vault.place.read_audit(AUDIT), where, FormatError):
+    for n, rec in json_lines(vault.place.read_audit(AUDIT), where, FormatError):
+        if not isinstance(rec, dict) or not isinstance(rec.get("memory_ids", []), list) or \
+                type(rec.get("version") or 0) is not int:
+            raise FormatError(f"record {n} is not an audit record (an object with a list of "
+                              "memory ids and an integer version)", path=where)
         if ((user is None or rec.get("user") == user) and (op is None or rec.get("op") == op)
                 and (cube_id is None or rec.get("cube_id") == cube_id)
                 and (memory_id is None or memory_id in rec.get("memory_ids", []))

@@ -5,6 +5,7 @@ at an earlier version. See :mod:`memos_cli.vault` for the layout."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ import numpy as np
 
 from memos_cli.config import default_vault
 from memos_cli.errors import FormatError, RemoteError
-from memos_cli.governance.roles import use_vault
+from memos_cli.governance.roles import active, use_vault
 from memos_cli.memory import Memory, format_time
 from memos_cli.objstore.place import Place
 from memos_cli.vault import audit, commit
@@ -77,9 +78,12 @@ class Vault:
             else self.place.key
 
         use_vault(self.place)  # access checks use this vault's roles
+        active()  # read now: a damaged role table refuses every command, reads and writes
+        self.place.check_regular(AUDIT)  # before a change, which the log would then miss
         pin = None if version is not None else self.place.read_text(CHECKOUT)
         self.pinned = version is not None or pin is not None
-        if version is None and pin is not None and not pin.strip().isdigit():
+        if version is None and pin is not None and not re.fullmatch(r"[0-9]{1,15}",
+                                                                    pin.strip()):
             raise FormatError("CHECKOUT holds no version number; `memos vault checkout "
                               "latest` removes it", path=f"{self.path}/{CHECKOUT}")
         self.at = version if version is not None else (int(pin.strip()) if pin else None)

@@ -14,9 +14,11 @@ Write the corpus to a directory to look at it: ``python -m tests.attacks.corpus 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,13 +36,15 @@ SENTINEL = "PWNED"
 class Base:
     """Read-only materials cases copy: a signed cube, a KV cube made from it (whole-prefix
     segments), the tiny model the KV cube is for, the signer's public key, and the
-    ``HOST:PORT`` of the hostile registry serving the cube (``hostile_registry.serve``)."""
+    ``HOST:PORT`` of the hostile registry serving the cube (``hostile_registry.serve``), and a
+    vault made by :func:`make_vault`."""
 
     cube: Path
     kv_cube: Path
     model: Path
     public_key: Path
     registry: str = ""
+    vault: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Case:
     the safety checks apply)."""
 
     name: str
-    target: str  # "cube" | "kv" | "source" | "registry" | "model" | "bucket"
+    target: str  # "cube" | "kv" | "source" | "registry" | "model" | "bucket" | "vault"
     build: Callable[[Path, Base], Path]
     expect: str = "refuse"
     note: str = ""
@@ -83,6 +87,11 @@ def commands(case: Case, path: Path, work: Path, base: Base) -> list[list[str]]:
         if path.name.startswith("push"):
             out.append(["push", str(base.cube), f"oci://{p}:v2"])
         return out
+    if case.target == "vault":
+        return [["search", "tea", "--vault", p, "--as", "b", "--json"],
+                ["vault", "ls", "--vault", p, "--as", "b"],
+                ["vault", "log", "--vault", p, "--as", "b"],
+                ["remember", "b likes coffee", "--vault", p, "--as", "b"]]
     if case.target == "bucket":
         uri = f"file://{p}"
         return [["pull", uri, "-o", str(work / "out.memcube"), "--allow-unsigned"],
@@ -105,6 +114,25 @@ def commands(case: Case, path: Path, work: Path, base: Base) -> list[list[str]]:
         out.append(["search", p, "tea"])
     out.append(["load", p, "--vault", vault, "--allow-unsigned"])
     return out
+
+
+def make_vault(cube: Path, where: Path) -> Path:
+    """A vault holding ``cube``'s memories, owned by alice, one of them shared with
+    ``role:team`` (member bob); what the vault cases start from."""
+    env = {**os.environ, "MEMOS_NO_USAGE": "1"}
+
+    def memos(*args: str) -> str:
+        r = subprocess.run([sys.executable, "-m", "memos_cli", *args, "--vault", str(where)],
+                           capture_output=True, text=True, timeout=600, env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    memos("load", str(cube), "--as", "alice", "--owner", "alice", "--allow-unsigned")
+    memos("role", "add", "team", "--member", "bob", "--as", "alice")
+    first = json.loads(memos("search", "tea", "--as", "alice", "--json"))["results"][0]
+    memos("vault", "share", first["id"], "--reader", "role:team", "--visibility", "shared",
+          "--as", "alice")
+    return where
 
 
 def tree_digest(root: Path) -> str:
@@ -134,9 +162,21 @@ def _controls(text: str) -> list[str]:
 
 
 def check(case: Case, path: Path, out: Outcome, *, input_before: str, input_after: str,
-          vault_before: str, vault_after: str, work: Path) -> list[str]:
-    """The safety checks on one command's outcome; returns the problems found."""
+          vault_before: str, vault_after: str, work: Path, outside_before: str = "",
+          outside_after: str = "") -> list[str]:
+    """The safety checks on one command's outcome; returns the problems found. A vault case's
+    input is the vault: a command that succeeds may change it (the access log), a refusal may
+    not. ``outside_*``: digests of ``work/outside``, which links in the input point to."""
     problems = []
+    if outside_before != outside_after:
+        problems.append("wrote outside the input (through a link)")
+    if case.target == "vault" and out.command == "search" and out.exit_code == 0:
+        try:
+            found = json.loads(out.stdout).get("results")
+        except (ValueError, AttributeError):
+            found = None
+        if found:
+            problems.append(f"access leak: user b read {len(found)} memories")
     both = out.stdout + out.stderr
     if out.hung:
         problems.append("hung (killed at the time limit)")
@@ -146,7 +186,7 @@ def check(case: Case, path: Path, out: Outcome, *, input_before: str, input_afte
         problems.append("traceback printed")
     if bad := _controls(both):
         problems.append(f"raw control characters printed: {' '.join(bad)}")
-    if input_before != input_after:
+    if input_before != input_after and (case.target != "vault" or out.exit_code != 0):
         problems.append("the input changed")
     if out.exit_code not in (0, EXIT_INTERNAL) and not out.hung:
         lines = [line for line in out.stderr.splitlines() if line.strip()]
@@ -173,10 +213,11 @@ def all_cases() -> list[Case]:
         cases_model,
         cases_registry,
         cases_source,
+        cases_vault,
     )
 
     cases = [*cases_cube.CASES, *cases_kv.CASES, *cases_source.CASES, *cases_registry.CASES,
-             *cases_model.CASES, *cases_bucket.CASES]
+             *cases_model.CASES, *cases_bucket.CASES, *cases_vault.CASES]
     names = [c.name for c in cases]
     assert len(set(names)) == len(names), "case names repeat"
     return cases

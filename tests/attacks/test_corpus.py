@@ -16,7 +16,16 @@ import pytest
 from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
-from tests.attacks.corpus import Base, Case, Outcome, all_cases, check, commands, tree_digest
+from tests.attacks.corpus import (
+    Base,
+    Case,
+    Outcome,
+    all_cases,
+    check,
+    commands,
+    make_vault,
+    tree_digest,
+)
 from tests.attacks.hostile_registry import serve
 
 CASES = all_cases()
@@ -34,7 +43,8 @@ def base(packed_cube: Path, tiny_llama: Path, keys: tuple[Path, Path],
                        timeout=600)
     assert r.returncode == 0, r.stderr
     server, port = serve(packed_cube)
-    yield Base(packed_cube, kv, tiny_llama, keys[1], f"127.0.0.1:{port}")
+    vault = make_vault(packed_cube, tmp_path_factory.mktemp("corpus-vault") / "vault")
+    yield Base(packed_cube, kv, tiny_llama, keys[1], f"127.0.0.1:{port}", vault)
     server.shutdown()
 
 
@@ -44,6 +54,7 @@ def run_case(case: Case, base: Base, work: Path) -> list[Outcome]:
     outcomes = []
     for args in commands(case, path, work, base):
         before, vault_before = tree_digest(path), tree_digest(work / "vault")
+        outside_before = tree_digest(work / "outside")
         faulthandler.dump_traceback_later(HANG_S, exit=True)
         t0 = time.perf_counter()
         try:
@@ -57,7 +68,9 @@ def run_case(case: Case, base: Base, work: Path) -> list[Outcome]:
             out.problems.append(f"exception escaped: {r.exception!r}")
         out.problems += check(case, path, out, input_before=before,
                               input_after=tree_digest(path), vault_before=vault_before,
-                              vault_after=tree_digest(work / "vault"), work=work)
+                              vault_after=tree_digest(work / "vault"), work=work,
+                              outside_before=outside_before,
+                              outside_after=tree_digest(work / "outside"))
         outcomes.append(out)
     return outcomes
 
@@ -65,7 +78,7 @@ def run_case(case: Case, base: Base, work: Path) -> list[Outcome]:
 def test_the_corpus_is_large_enough() -> None:
     assert len(CASES) >= 120
     assert {c.target for c in CASES} == {"cube", "kv", "source", "registry", "model",
-                                           "bucket"}
+                                           "bucket", "vault"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
