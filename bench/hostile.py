@@ -3,7 +3,10 @@ command it names, each in its own process with a time limit and its peak RSS mea
 the memory bound of `memos pack` per input byte. Writes docs/hostile.json and prints the
 README table.
 
-    python bench/hostile.py [--workers 2] [--timeout 120] [--only NAME_PREFIX]
+    python bench/hostile.py [--workers 2] [--timeout 120] [--only PREFIX[,PREFIX...]]
+
+Registry cases run against the hostile registry of ``tests/attacks/hostile_registry.py`` on
+127.0.0.1; model cases get ``y`` on stdin (no terminal).
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ from tests.attacks.corpus import (  # noqa: E402
     all_cases,
     check,
     commands,
+    make_vault,
     tree_digest,
 )
+from tests.attacks.hostile_registry import serve  # noqa: E402
 
 PEAK = ("import resource, subprocess, sys\n"
         "try:\n"
-        "    r = subprocess.run(sys.argv[2:], capture_output=True, timeout=float(sys.argv[1]))\n"
+        "    r = subprocess.run(sys.argv[2:], capture_output=True, timeout=float(sys.argv[1]),\n"
+        "                       stdin=sys.stdin)\n"
         "    code, out, err = r.returncode, r.stdout, r.stderr\n"
         "except subprocess.TimeoutExpired as e:\n"
         "    code, out, err = -9, e.stdout or b'', e.stderr or b''\n"
@@ -45,10 +51,11 @@ PEAK = ("import resource, subprocess, sys\n"
 MEMOS = [sys.executable, "-m", "memos_cli"]
 
 
-def run_measured(args: list[str], timeout: float, env: dict[str, str]) -> Outcome:
+def run_measured(args: list[str], timeout: float, env: dict[str, str],
+                 stdin: bytes = b"") -> Outcome:
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", PEAK, str(timeout), *MEMOS, *args],
-                       capture_output=True, timeout=timeout + 60, env=env)
+                       capture_output=True, timeout=timeout + 60, env=env, input=stdin)
     out = r.stdout.decode("utf-8", "replace")
     body, _, tail = out.rpartition("\n@@ ")
     code, kib = (int(x) for x in tail.split())
@@ -74,7 +81,8 @@ def make_base(tmp: Path) -> Base:
     shutil.copytree(cube, kv)
     subprocess.run([*MEMOS, "convert", str(kv), "--to", "kv", "--model", str(model)],
                    check=True, capture_output=True)
-    return Base(cube, kv, model, pub)
+    _, port = serve(cube)  # a daemon thread: it ends with the bench
+    return Base(cube, kv, model, pub, f"127.0.0.1:{port}", make_vault(cube, tmp / "vault"))
 
 
 def run_case(case: Case, base: Base, root: Path, timeout: float, env: dict[str, str]
@@ -85,11 +93,14 @@ def run_case(case: Case, base: Base, root: Path, timeout: float, env: dict[str, 
     outs = []
     for args in commands(case, path, work, base):
         before, vault_before = tree_digest(path), tree_digest(work / "vault")
-        o = run_measured(args, timeout, env)
+        outside = tree_digest(work / "outside")
+        # "y" answers transformers' question whether to run a model's code
+        o = run_measured(args, timeout, env, b"y\n" * 8 if case.target == "model" else b"")
         o.case = case.name
         o.problems = check(case, path, o, input_before=before, input_after=tree_digest(path),
                            vault_before=vault_before, vault_after=tree_digest(work / "vault"),
-                           work=work)
+                           work=work, outside_before=outside,
+                           outside_after=tree_digest(work / "outside"))
         outs.append(o)
     shutil.rmtree(work, ignore_errors=True)
     return outs
@@ -130,7 +141,7 @@ def main() -> int:
     ap.add_argument("--only", default="")
     ap.add_argument("--out", default=str(ROOT / "docs" / "hostile.json"))
     a = ap.parse_args()
-    cases = [c for c in all_cases() if c.name.startswith(a.only)]
+    cases = [c for c in all_cases() if c.name.startswith(tuple(a.only.split(",")))]
     with tempfile.TemporaryDirectory(prefix="memos-hostile-") as t:
         tmp = Path(t)
         env = {**os.environ, "MEMOS_HOME": str(tmp / "home"), "MEMOS_NO_USAGE": "1",
@@ -143,6 +154,8 @@ def main() -> int:
         wall = time.perf_counter() - t0
         bound = memory_bound(tmp, env) if not a.only else {}
     per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    klass: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    target = {c.name: c.target for c in cases}
     worst: dict[str, tuple[int, str]] = {}
     failures = []
     for outs in results:
@@ -156,6 +169,14 @@ def main() -> int:
             row["code_run"] += any("code from the input" in p for p in o.problems)
             row["state_changed"] += any("changed" in p for p in o.problems)
             row["other_problems"] += bool(o.problems)
+            k = klass[target[o.case]]
+            k["runs"] += 1
+            k["internal"] += o.exit_code == 70
+            k["hung"] += o.hung
+            k["code_run"] += any("code from the input" in p for p in o.problems)
+            k["outside_writes"] += any("outside the input" in p for p in o.problems)
+            k["leaks"] += any("access leak" in p for p in o.problems)
+            k["problems"] += bool(o.problems)
             if o.peak_kib > worst.get(o.command, (0, ""))[0]:
                 worst[o.command] = (o.peak_kib, o.case)
             failures += [f"{o.case} / {o.command}: {p}" for p in o.problems]
@@ -163,6 +184,8 @@ def main() -> int:
                          f"cores, Python {platform.python_version()}",
               "cases": len(cases), "wall_s": round(wall, 1),
               "per_command": {k: dict(v) for k, v in sorted(per.items())},
+              "per_class": {k: {**dict(v), "cases": sum(1 for c in cases if c.target == k)}
+                            for k, v in sorted(klass.items())},
               "worst_peak": {k: {"mib": round(v[0] / 1024, 1), "case": v[1]}
                              for k, v in worst.items()},
               "memory_bound": {k: round(v, 2) for k, v in bound.items()},
@@ -179,6 +202,12 @@ def main() -> int:
         print(f"| `{cmd}` | {r['tried']} | {r['refused']} | {r['accepted']} | {r['internal']} "
               f"| {r['hung']} | {r['code_run']} | {r['state_changed']} | "
               f"{mib / 1024:.0f} MiB ({case}) |")
+    print("| class | cases | runs | internal errors | hangs | code run | writes outside | "
+          "access leaks | runs with a problem |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, r in report["per_class"].items():
+        print(f"| {k} | {r['cases']} | {r['runs']} | {r['internal']} | {r['hung']} | "
+              f"{r['code_run']} | {r['outside_writes']} | {r['leaks']} | {r['problems']} |")
     print(json.dumps(report["memory_bound"], indent=1))
     for f in failures:
         print("PROBLEM", f)
