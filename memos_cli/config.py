@@ -16,6 +16,7 @@ from typing import Any
 
 from memos_cli.atomic import atomic_write_bytes
 from memos_cli.errors import UsageError
+from memos_cli.localfiles import read_small
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,14 +65,18 @@ def read_file() -> dict[str, str]:
         UsageError: the file is not TOML, too large, or holds an unknown key or a non-string.
     """
     p = config_path()
-    if not p.is_file():
+    if not os.path.lexists(p):
         return {}
-    if p.stat().st_size > MAX_CONFIG_BYTES:
-        raise UsageError(f"config file is over {MAX_CONFIG_BYTES} bytes", path=p)
     try:
-        data = tomllib.loads(p.read_text("utf-8"))
+        raw = read_small(p, MAX_CONFIG_BYTES, follow=True)  # a dotfile link, never a FIFO
+    except OSError as e:
+        raise UsageError(f"config file {e.strerror or e}", path=p) from e
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"config file is not TOML: {e}", path=p) from e
+    except RecursionError as e:
+        raise UsageError("config file is nested too deeply", path=p) from e
     for k, v in data.items():
         if k not in SETTINGS:
             raise UsageError(f"unknown setting {k!r} (known: {', '.join(SETTINGS)})", path=p)

@@ -18,14 +18,15 @@ from pathlib import Path
 SMALL = 16 << 20
 
 
-def regular(path: str | Path) -> os.stat_result:
-    """``lstat`` of ``path``, which must be a regular file (not a link, FIFO or device).
+def regular(path: str | Path, *, follow: bool = False) -> os.stat_result:
+    """``lstat`` of ``path``, which must be a regular file (not a link, FIFO or device); with
+    ``follow``, ``stat`` (a link to a regular file is accepted).
 
     Raises:
         FileNotFoundError: absent. OSError: a link (``ELOOP``) or not a regular file
             (``EINVAL``).
     """
-    st = os.lstat(path)
+    st = os.stat(path) if follow else os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise OSError(errno.ELOOP, "is a symbolic link, which memos does not follow", str(path))
     if not stat.S_ISREG(st.st_mode):
@@ -33,16 +34,17 @@ def regular(path: str | Path) -> os.stat_result:
     return st
 
 
-def read_small(path: str | Path, limit: int = SMALL) -> bytes:
+def read_small(path: str | Path, limit: int = SMALL, *, follow: bool = False) -> bytes:
     """The bytes of the regular file ``path`` (see :func:`regular`), at most ``limit``.
 
     Raises:
         OSError: as :func:`regular`; over ``limit`` bytes (``EFBIG``); unreadable.
     """
-    st = regular(path)
+    st = regular(path, follow=follow)
     if st.st_size > limit:
         raise OSError(errno.EFBIG, f"is over {limit} bytes", str(path))
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as f:
         data = f.read(limit + 1)
     if len(data) > limit:

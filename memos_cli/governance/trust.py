@@ -8,7 +8,8 @@ from pathlib import Path
 
 from memos_cli.cube.layout import SIGNATURE, atomic_write_bytes
 from memos_cli.cube.signature import _load_public, check_payload, key_fingerprint, verify_cube
-from memos_cli.errors import SignatureError, TamperedError, UsageError
+from memos_cli.errors import KeyFileError, MemosError, SignatureError, TamperedError, UsageError
+from memos_cli.localfiles import regular
 from memos_cli.models.chat import memos_home
 
 
@@ -50,19 +51,35 @@ def trust_rm(name: str) -> dict[str, str]:
     Raises:
         UsageError: no trusted key of that name (naming the trusted ones).
     """
-    known = {k["name"]: k for k in trust_list()}
-    if name not in known:
+    d = trust_dir()
+    names = sorted(p.stem for p in d.glob("*.pub")) if d.is_dir() else []
+    if name not in names:
         raise UsageError(f"no trusted key named {name!r}; trusted: "
-                         f"{', '.join(known) or 'none'}")
-    Path(known[name]["path"]).unlink()
-    return known[name]
+                         f"{', '.join(names) or 'none'}")
+    p = d / f"{name}.pub"
+    try:
+        regular(p)
+        entry = {"name": name, "fingerprint": key_fingerprint(p), "path": str(p)}
+    except (OSError, MemosError):  # a damaged entry is removed all the same
+        entry = {"name": name, "fingerprint": "", "path": str(p)}
+    p.unlink()
+    return entry
 
 
 def trust_list() -> list[dict[str, str]]:
     """The trusted keys: name, fingerprint and path, by name."""
     d = trust_dir()
-    return [{"name": p.stem, "fingerprint": key_fingerprint(p), "path": str(p)}
-            for p in sorted(d.glob("*.pub"))] if d.is_dir() else []
+    if not d.is_dir():
+        return []
+    out = []
+    for p in sorted(d.glob("*.pub")):
+        try:
+            regular(p)  # a link or a FIFO (which would block the read) is never trusted
+        except OSError as e:
+            raise KeyFileError(f"trusted key {p.stem!r} {e.strerror or e}; remove it with "
+                               f"memos trust rm {p.stem}", path=p) from e
+        out.append({"name": p.stem, "fingerprint": key_fingerprint(p), "path": str(p)})
+    return out
 
 
 def check_trust(cube_path: Path, *, allow_unsigned: bool) -> str:

@@ -18,6 +18,7 @@ miss for that run.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -27,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memos_cli import strictjson
 from memos_cli.cube.chunks import PREFIX_FILE, layout_digest, set_id
 from memos_cli.cube.layout import atomic_write_bytes
 from memos_cli.errors import FormatError
+from memos_cli.localfiles import plain_dir, read_small, regular
 from memos_cli.lockfile import exclusive
 from memos_cli.models.chat import memos_home
 
@@ -64,15 +67,20 @@ class StoreSet:
         return self.path / f"{key}.safetensors"
 
     def has(self, key: str) -> bool:
-        return self.chunk(key).is_file()
+        """Whether the chunk is stored: a regular file (a link is never followed)."""
+        try:
+            regular(self.chunk(key))
+            return True
+        except OSError:
+            return False
 
     def stored(self) -> dict[str, int]:
-        """Every stored chunk key -> its size in bytes."""
+        """Every stored chunk key -> its size in bytes (regular files only)."""
         out = {}
         for p in self.path.glob("*.safetensors"):
             if _KEY.fullmatch(p.stem):
-                with contextlib.suppress(FileNotFoundError):  # evicted meanwhile
-                    out[p.stem] = p.stat().st_size
+                with contextlib.suppress(OSError):  # evicted meanwhile, or not a file
+                    out[p.stem] = regular(p).st_size
         return out
 
     def bytes(self) -> int:
@@ -99,11 +107,13 @@ class ChunkStore:
     def open_set(self, sid: str) -> StoreSet | None:
         """The set ``sid`` if the store has it."""
         meta_path = self.root / sid / SET_FILE
-        if not meta_path.is_file():
+        if not os.path.lexists(meta_path):
             return None
         try:
-            meta = json.loads(meta_path.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            if not plain_dir(self.root / sid):
+                raise OSError(errno.ELOOP, "the set's folder is a link or not a folder")
+            meta = strictjson.loads(read_small(meta_path, 1 << 20))
+        except (OSError, ValueError) as e:
             raise FormatError(f"unreadable chunk-store set: {e}", path=meta_path) from e
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise FormatError("not a memos chunk-store set", path=meta_path)
@@ -129,6 +139,9 @@ class ChunkStore:
         if found is not None:
             return found
         d = self.root / sid
+        if os.path.lexists(d) and not plain_dir(d):
+            raise FormatError("chunk-store set is a link or not a folder; memos writes only "
+                              "into folders of its own", path=d)
         d.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "version": VERSION, "id": sid, "model": model,
                 "model_fingerprint_sha256": fingerprint_sha256,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -37,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from memos_cli.errors import FormatError, MemosError, UsageError
+from memos_cli.localfiles import plain_dir
 from memos_cli.memory import format_time
 from memos_cli.models.chat import memos_home
 
@@ -124,7 +126,12 @@ def _creating(path: Path) -> Iterator[None]:
     import time
 
 
-    with open(path / ".create.lock", "a+b") as f:
+    try:
+        fd = os.open(path / ".create.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW |
+                     os.O_NONBLOCK, 0o666)
+    except OSError as e:
+        raise FormatError(f".create.lock {e.strerror or e}", path=path) from e
+    with os.fdopen(fd, "a+b") as f:
         deadline = time.monotonic() + CREATE_WAIT_S
         while True:
             try:
@@ -163,7 +170,7 @@ class UsageStore:
 
         def run() -> None:
             try:
-                self.path.mkdir(parents=True, exist_ok=True)
+                self._make()
                 self._opened = self._open(create=True)
             except BaseException as e:  # reported by record()
                 self._failed = e
@@ -180,9 +187,31 @@ class UsageStore:
                 failed, self._failed = self._failed, None
                 raise failed
         if self._opened is None:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self._make()
             self._opened = self._open(create=True)
         return self._opened
+
+    def _make(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FormatError(f"usage store cannot be made: {e.strerror or e}",
+                              path=self.path) from e
+
+    def _own(self) -> None:
+        """Refuse a store with links or special files in it: Lance would follow them out of
+        ``MEMOS_HOME``."""
+        top = self.path
+        if os.path.lexists(top) and not plain_dir(top):
+            raise FormatError("usage store is a link or not a folder", path=top)
+        for folder, dirs, files in os.walk(top, followlinks=False):
+            for name in dirs + files:
+                p = Path(folder) / name
+                st = os.lstat(p)
+                if stat.S_ISLNK(st.st_mode) or not (stat.S_ISDIR(st.st_mode) or
+                                                    stat.S_ISREG(st.st_mode)):
+                    raise FormatError(f"usage store holds {p.relative_to(top)}, a link or "
+                                      "special file; memos does not follow it", path=top)
 
     def exists(self) -> bool:
         return (self.path / f"{TABLE}.lance").is_dir()
@@ -196,6 +225,7 @@ class UsageStore:
         one-shot ``search`` would otherwise pay)."""
         import lance
 
+        self._own()
         try:
             if not self.exists():
                 if not create:
