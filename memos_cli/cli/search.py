@@ -10,7 +10,16 @@ import typer
 from memos_cli.api import SearchResult, Session
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import is_cube_arg, open_arg, shown
-from memos_cli.cli.output import DataTable, check_as, err, out, plain, print_json, status
+from memos_cli.cli.output import (
+    DataTable,
+    check_as,
+    err,
+    out,
+    plain,
+    print_json,
+    progress_bar,
+    status,
+)
 from memos_cli.cli.time_opts import AS_OF_OPT, DATES_OPT, HISTORY_OPT, NOW_OPT, view_of
 from memos_cli.cli.vault_opts import require_default_vault
 from memos_cli.errors import SourceError, UsageError
@@ -27,7 +36,8 @@ def search(
         None, "--queries", metavar="FILE.jsonl",
         help="Answer many queries in one process: one JSON object a line, {\"query\": ..., "
              "\"id\": ..., \"k\": ...} (id and k optional); one result line each."),
-    k: int = typer.Option(5, "-k", "--top-k", help="How many memories to return."),
+    k: int = typer.Option(5, "-k", "--top-k", min=1, max=1000,  # MAX_K
+                          help="How many memories to return (1 to 1000)."),
     vault: str | None = typer.Option(None, "--vault", metavar="DIR|URI",
                                       help="Search the cubes installed in this vault instead."),
     as_user: str | None = typer.Option(None, "--as", metavar="USER[/PERSONA]", callback=check_as,
@@ -84,6 +94,8 @@ def search(
 
 
 MAX_QUERIES = 1_000_000
+#: The most results one query may ask for (``-k`` and a queries file's ``k``).
+MAX_K = 1000
 
 
 def read_queries(path: Path, k: int) -> list[tuple[Any, str, int]]:
@@ -99,8 +111,9 @@ def read_queries(path: Path, k: int) -> list[tuple[Any, str, int]]:
             raise SourceError(f"line {lineno}: not an object with a \"query\" string",
                               path=path)
         kk = obj.get("k", k)
-        if isinstance(kk, bool) or not isinstance(kk, int) or kk < 1:
-            raise SourceError(f"line {lineno}: \"k\" is not a positive integer", path=path)
+        if isinstance(kk, bool) or not isinstance(kk, int) or not 1 <= kk <= MAX_K:
+            raise SourceError(f"line {lineno}: \"k\" is not an integer from 1 to {MAX_K}",
+                              path=path)
         if len(items) == MAX_QUERIES:
             raise SourceError(f"more than {MAX_QUERIES} queries", path=path)
         items.append((obj.get("id", lineno), obj["query"], kk))
@@ -117,8 +130,9 @@ def _batch(cube: str | None, vault: str | None, items: list[tuple[Any, str, int]
                           user=as_user, embedder=embedder, status=say)
         session.query_encoder()
     where = {"vault": str(vault)} if vault is not None else {"cube": str(session.cubes[0].path)}
-    with session:
-        for qid, result in session.search_many(items, view):
+    with session, progress_bar() as update:  # on a terminal only; nothing in a pipe
+        for done, (qid, result) in enumerate(session.search_many(items, view), start=1):
+            update("searching", done, len(items))
             if as_json:
                 line = {"id": qid, "query": result.query, **where,
                         "search_s": round(result.search_s, 4),

@@ -70,7 +70,8 @@ def test_search_queries_file_answers_every_line(read_cube: Path, tmp_path: Path)
 
 @pytest.mark.parametrize("body, problem", [
     ('{"query": 3}\n', "line 1: not an object with a \"query\" string"),
-    ('{"query": "x", "k": 0}\n', "line 1: \"k\" is not a positive integer"),
+    ('{"query": "x", "k": 0}\n', "line 1: \"k\" is not an integer from 1 to 1000"),
+    ('{"query": "x", "k": 1000000}\n', "line 1: \"k\" is not an integer from 1 to 1000"),
     ('{"query": "x"}\n{"query": \n', "line 2: malformed JSON"),
 ])
 def test_bad_queries_file_is_one_line_naming_it(read_cube: Path, tmp_path: Path, body: str,
