@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from memos_cli import strictjson
 from memos_cli.cube.index import index_text
+from memos_cli.errors import FormatError
 from memos_cli.memory import Memory
 
 if TYPE_CHECKING:
@@ -128,8 +129,34 @@ def build(delta: Delta, dim: int, seqs: dict[str, int], next_seq: int,
     return pa.table(arrays, schema=schema(dim)), next_seq
 
 
-def memory_of(record: str) -> Memory:
-    return Memory.from_dict(strictjson.loads(record))
+def memory_of(record: str, where: Any = None) -> Memory:
+    """The memory a row's ``record`` holds.
+
+    Raises:
+        FormatError: (naming ``where``, the vault's table) the record is not strict JSON, or
+            not a memory (a field of the wrong type, a time that is not ISO 8601...).
+    """
+    data = object_of(record, where, "memory")
+    try:
+        return Memory.from_dict(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise FormatError(f"a memory row is damaged (id {str(data.get('id'))[:40]!r}: "
+                          f"{str(e)[:160]})", path=where) from e
+
+
+def object_of(record: str, where: Any, what: str) -> dict[str, Any]:
+    """A row's ``record`` as a JSON object.
+
+    Raises:
+        FormatError: not strict JSON, or not an object.
+    """
+    try:
+        data = strictjson.loads(record)
+    except ValueError as e:
+        raise FormatError(f"a {what} row is not JSON ({str(e)[:160]})", path=where) from e
+    if not isinstance(data, dict):
+        raise FormatError(f"a {what} row is not a JSON object", path=where)
+    return data
 
 
 def quoted(values: Sequence[str]) -> str:

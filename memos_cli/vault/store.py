@@ -235,7 +235,7 @@ class Vault:
         for n in range(0, len(keys), _BATCH):
             t = self._rows(f"key IN ({R.quoted(keys[n:n + _BATCH])})", ["record"])
             for rec in ([] if t is None else t.column("record").to_pylist()):
-                m = R.memory_of(rec)
+                m = R.memory_of(rec, self._db)
                 out[m.id] = m
         return out
 
@@ -251,22 +251,22 @@ class Vault:
         for i in order.tolist():
             kind = kinds[i]
             if kind == R.META:
-                meta = json.loads(records[i])
+                meta = R.object_of(records[i], self._db, "vault entry")
                 if meta.get("format") != VAULT_FORMAT or meta.get("version") != VAULT_VERSION:
                     raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} table",
                                       path=self._db)
                 state.embedding = meta.get("embedding")
             elif kind == R.CUBE:
-                state.cubes[cubes[i]] = json.loads(records[i])
+                state.cubes[cubes[i]] = R.object_of(records[i], self._db, "cube")
             elif kind == R.MEMORY:
-                m = R.memory_of(records[i])
+                m = R.memory_of(records[i], self._db)
                 state.memories.append(m)
                 state.origin[m.id] = cubes[i]
                 vec_rows.append(i)
             elif kind == R.HISTORY:
-                state.history.append(R.memory_of(records[i]))
+                state.history.append(R.memory_of(records[i], self._db))
             elif kind == R.ARCHIVED:
-                m = R.memory_of(records[i])
+                m = R.memory_of(records[i], self._db)
                 state.archived.append(m)
                 state.archived_origin[m.id] = cubes[i]
             else:

@@ -71,6 +71,19 @@ def _special(name: str, kind: str) -> Callable[[Path, Path], None]:
     return make
 
 
+def _row(change: Callable[[dict], object]) -> Callable[[Path, Path], None]:
+    """Rewrite the record of the first memory row in the vault's Lance table."""
+    def make(v: Path, work: Path) -> None:
+        import lancedb
+
+        t = lancedb.connect(str(v / "lance")).open_table("vault")
+        row = t.search().where("kind = 'memory'").limit(1).to_list()[0]
+        out = change(json.loads(row["record"]))
+        record = out if isinstance(out, str) else json.dumps(out)
+        t.update(where=f"key = '{row['key']}'", values={"record": record})
+    return make
+
+
 GRANT_B = json.dumps({"format": "memos-roles", "version": 1, "roles": {
     "team": {"members": ["b"], "admins": ["b"]}}}).encode()
 
@@ -99,4 +112,10 @@ CASES = [
     vault_case("audit_version_string", _write("audit.jsonl", '{"version": "x"}\n'),
                expect="any"),
     vault_case("audit_deep", _write("audit.jsonl", deep(50_000) + "\n"), expect="any"),
+    # a damaged row: commands that read it refuse in one line, others may succeed
+    vault_case("row_expires_soon", _row(lambda r: {**r, "expires_at": "soon"}), expect="any"),
+    vault_case("row_not_json", _row(lambda r: "{not json"), expect="any"),
+    vault_case("row_deep", _row(lambda r: deep(50_000)), expect="any"),
+    vault_case("row_list", _row(lambda r: [r]), expect="any"),
+    vault_case("row_readers_string", _row(lambda r: {**r, "readers": "b"}), expect="any"),
 ]
