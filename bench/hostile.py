@@ -66,16 +66,12 @@ def run_measured(args: list[str], timeout: float, env: dict[str, str],
 
 def make_base(tmp: Path) -> Base:
     from memos_cli.cube import generate_keypair
-    from memos_cli.lifecycle.pack import pack
     from memos_cli.models.embedder import Embedder
-    from memos_cli.sources import Defaults
-    from tests.conftest import make_tiny_llama
+    from tests.conftest import make_tiny_llama, pack_corpus
 
     priv, pub = generate_keypair(tmp / "key")
     cube = tmp / "base.memcube"
-    from datetime import datetime, timezone
-    pack([ROOT / "fixtures" / "corpus"], cube, embedder=Embedder(), key=priv,
-         defaults=Defaults(now=datetime(2025, 1, 1, tzinfo=timezone.utc)))
+    pack_corpus(cube, Embedder(), key=priv)  # the cube the tests' corpus starts from
     model = make_tiny_llama(tmp / "tiny")
     kv = tmp / "kv.memcube"
     shutil.copytree(cube, kv)
@@ -139,13 +135,15 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--only", default="")
+    ap.add_argument("--remote-timeout", default="30",
+                    help="MEMOS_REMOTE_TIMEOUT for the registry cases (trickles end at 3x)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "hostile.json"))
     a = ap.parse_args()
     cases = [c for c in all_cases() if c.name.startswith(tuple(a.only.split(",")))]
     with tempfile.TemporaryDirectory(prefix="memos-hostile-") as t:
         tmp = Path(t)
         env = {**os.environ, "MEMOS_HOME": str(tmp / "home"), "MEMOS_NO_USAGE": "1",
-               "PYTHONPATH": str(ROOT)}
+               "PYTHONPATH": str(ROOT), "MEMOS_REMOTE_TIMEOUT": a.remote_timeout}
         base = make_base(tmp)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(a.workers) as pool:
@@ -182,6 +180,7 @@ def main() -> int:
             failures += [f"{o.case} / {o.command}: {p}" for p in o.problems]
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} "
                          f"cores, Python {platform.python_version()}",
+              "remote_timeout_s": float(a.remote_timeout),
               "cases": len(cases), "wall_s": round(wall, 1),
               "per_command": {k: dict(v) for k, v in sorted(per.items())},
               "per_class": {k: {**dict(v), "cases": sum(1 for c in cases if c.target == k)}
