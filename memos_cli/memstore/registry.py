@@ -31,6 +31,16 @@ from urllib.parse import urljoin, urlsplit
 
 from memos_cli import config, strictjson
 from memos_cli.errors import FormatError, IntegrityError, RemoteError
+from memos_cli.memstore.http import (
+    MIN_BLOB_RATE,
+    DeadlinePassed,
+    RedirectRefused,
+    list_chunks,
+    next_link,
+    read_body,
+    redirect_guard,
+    short,
+)
 from memos_cli.memstore.ref import OciRef
 
 #: The OCI distribution spec lets registries refuse manifests over 4 MiB; memos reads no more.
@@ -39,45 +49,15 @@ MAX_MANIFEST_BYTES = 4 << 20
 MAX_DOCUMENT_BYTES = 4 << 20
 #: A small JSON document must arrive within this many per-read timeouts.
 DOCUMENT_DEADLINES = 3
-#: A blob must arrive at this many bytes per second on average, after the first timeout.
-MIN_BLOB_RATE = 32 << 10
 #: A listing stops after this many tags (or repositories) or pages, or this many timeouts.
 MAX_TAGS, MAX_PAGES, LISTING_DEADLINES = 100_000, 1_000, 10
 MAX_REDIRECTS = 5
 #: Blobs over this size are uploaded in chunks of this size (memory stays bounded).
 CHUNK_BYTES = 16 << 20
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
-_READ = 1 << 20
 
 
 timeout_s = config.remote_timeout  # the registries' name for it
-
-
-class DeadlinePassed(Exception):
-    """A response body still arriving at its deadline (a trickle)."""
-
-
-class RedirectRefused(Exception):
-    """A registry redirected where memos does not follow (see the module docstring)."""
-
-
-def _redirect_guard(origin: str) -> Callable[..., Any]:
-    """A requests response hook that refuses a redirect off ``origin``'s scheme and host
-    (blobs may change host, not scheme)."""
-    home = urlsplit(origin)
-
-    def hook(response: Any, *args: Any, **kwargs: Any) -> Any:
-        if not response.is_redirect:
-            return response
-        target = urlsplit(urljoin(response.url, response.headers.get("location", "")))
-        blob = response.request.method == "GET" and "/blobs/sha256:" in response.url
-        if target.scheme not in ("http", "https") or (home.scheme == "https" and
-                                                      target.scheme != "https"):
-            raise RedirectRefused(f"a redirect to a {target.scheme or 'schemeless'}: URL")
-        if not blob and target.netloc != home.netloc:
-            raise RedirectRefused(f"a redirect to another host ({target.netloc[:80]})")
-        return response
-    return hook
 
 
 def _client_class() -> type:
@@ -113,7 +93,7 @@ def _client_class() -> type:
             self.session.mount("https://", adapter)  # the auth backend shares this session
             self.session.max_redirects = MAX_REDIRECTS
             scheme = "http" if insecure else "https"
-            self.session.hooks["response"].append(_redirect_guard(f"{scheme}://{hostname}"))
+            self.session.hooks["response"].append(redirect_guard(f"{scheme}://{hostname}"))
 
         def do_request(self, *args: Any, **kwargs: Any) -> requests.Response:
             return undecorated(self, *args, **kwargs)
@@ -150,7 +130,7 @@ class Registry:
             raise RemoteError(f"TLS failed ({type(e).__name__}); a registry without TLS needs "
                               "--plain-http", path=where) from e
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-            cause = _short(str(e).split(": ")[-1])
+            cause = short(str(e).split(": ")[-1])
             raise RemoteError(f"registry not reachable within {self.timeout:g} s while "
                               f"{what} ({type(e).__name__}: {cause})", path=where) from e
         except RedirectRefused as e:
@@ -161,12 +141,12 @@ class Registry:
                               f"{what}", path=where) from e
         except requests.exceptions.RequestException as e:  # undecodable body, bad URL...
             raise RemoteError(f"registry answered something memos cannot read while {what} "
-                              f"({type(e).__name__}: {_short(str(e))})", path=where) from e
+                              f"({type(e).__name__}: {short(str(e))})", path=where) from e
         except ValueError as e:  # oras: "Cannot respond to request for authentication."
             if "authentication" in str(e):
                 raise RemoteError("the registry asks for credentials; log in with `oras "
                                   "login` or `docker login`", path=where) from e
-            raise RemoteError(f"registry refused while {what} ({_short(str(e))})",
+            raise RemoteError(f"registry refused while {what} ({short(str(e))})",
                               path=where) from e
         except (AttributeError, TypeError, KeyError, IndexError) as e:
             # oras reading a malformed answer (a WWW-Authenticate header it cannot parse...)
@@ -188,7 +168,7 @@ class Registry:
             return strictjson.loads(raw)
         except ValueError as e:
             raise RemoteError(f"registry answered something other than JSON while {what} "
-                              f"({_short(str(e))})", path=str(self.ref)) from e
+                              f"({short(str(e))})", path=str(self.ref)) from e
 
     def _check(self, response: Any, what: str, ref: OciRef) -> None:
         code = response.status_code
@@ -201,7 +181,7 @@ class Registry:
             body = None
         errors = body.get("errors") if isinstance(body, dict) else None
         if isinstance(errors, list):
-            detail = "; ".join(_short(str(x.get("message", x.get("code"))) if isinstance(
+            detail = "; ".join(short(str(x.get("message", x.get("code"))) if isinstance(
                 x, dict) else str(x)) for x in errors[:2])
         if code == 404:
             raise RemoteError(f"not found while {what}" + (f" ({detail})" if detail else ""),
@@ -293,7 +273,7 @@ class Registry:
             with self._call(what, get) as r:
                 self._check(r, what, ref)
                 page = self._document(r, what)
-                link = self._call(what, partial(_next_link, r))
+                link = self._call(what, partial(next_link, r))
             items = page.get(key) if isinstance(page, dict) else None
             if items is None and isinstance(page, dict):
                 items = []
@@ -367,59 +347,3 @@ class Registry:
             url, "PUT", data=raw, headers={"Content-Type": MANIFEST_TYPE}))
         self._check(r, what, ref)
         return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def _next_link(response: Any) -> Any:
-    return response.links.get("next", {}).get("url")
-
-
-def _short(text: str) -> str:
-    """One line of at most 160 printable characters of a library's message."""
-    line = " ".join(text.split())
-    return "".join(c if c.isprintable() else "?" for c in line)[:160]
-
-
-def chunks(response: Any, limit: int, deadline: float) -> Iterator[bytes]:
-    """The decoded body of a streamed requests ``response`` as it arrives (each read returns
-    what one receive gave, so a trickle cannot stall a read), until ``limit`` bytes or the
-    end.
-
-    Raises:
-        DeadlinePassed: the body is still arriving at ``deadline`` (``time.monotonic()``).
-    """
-    import requests
-    import urllib3
-
-    raw, n, start = response.raw, 0, time.monotonic()
-    while n < limit:
-        if time.monotonic() > deadline:
-            raise DeadlinePassed(f"{n} bytes in {time.monotonic() - start:.0f} s")
-        try:
-            chunk = raw.read1(_READ, decode_content=True)
-        except urllib3.exceptions.HTTPError as e:  # what iter_content maps for requests
-            raise requests.exceptions.ConnectionError(str(e)) from e
-        if not chunk:
-            return
-        n += len(chunk)
-        yield chunk
-
-
-def read_body(response: Any, limit: int, deadline: float) -> bytes | None:
-    """The whole body, or ``None`` when it is over ``limit`` bytes (see :func:`chunks`)."""
-    parts, n = [], 0
-    for chunk in chunks(response, limit + 1, deadline):
-        n += len(chunk)
-        if n > limit:
-            return None
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def list_chunks(response: Any, limit: int, deadline: float, what: str, ref: OciRef
-                ) -> Iterator[bytes]:
-    """:func:`chunks` of a blob; a deadline passed is a ``RemoteError`` naming ``ref``."""
-    try:
-        yield from chunks(response, limit, deadline)
-    except DeadlinePassed as e:
-        raise RemoteError(f"registry sends too slowly (under {MIN_BLOB_RATE >> 10} KiB/s: "
-                          f"{e}) while {what}", path=str(ref)) from e
