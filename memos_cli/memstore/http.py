@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from memos_cli.errors import RemoteError
+from memos_cli.errors import RemoteError, one_line
 
 #: A blob must arrive at this many bytes per second on average, after the first timeout.
 MIN_BLOB_RATE = 32 << 10
@@ -49,9 +49,8 @@ def next_link(response: Any) -> Any:
 
 
 def short(text: str) -> str:
-    """One line of at most 160 printable characters of a library's message."""
-    line = " ".join(text.split())
-    return "".join(c if c.isprintable() else "?" for c in line)[:160]
+    """A library's message as one line of at most 160 characters (:func:`errors.one_line`)."""
+    return one_line(" ".join(text.split()), 160)
 
 
 def chunks(response: Any, limit: int, deadline: float) -> Iterator[bytes]:

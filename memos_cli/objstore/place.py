@@ -56,6 +56,11 @@ def storage_options(uri: U.StoreURI) -> dict[str, str]:
     return opts
 
 
+def _not_own(name: str, path: Path, error: OSError) -> FormatError:
+    return FormatError(f"{name} {error.strerror or error}; the vault's files are memos's own "
+                       "and never links or special files", path=path)
+
+
 class Place:
     """A vault's location. ``str(place)`` names it in messages; ``key`` identifies it (the
     resolved directory, or the URI)."""
@@ -142,8 +147,7 @@ class Place:
             try:
                 data = read_small(p, MAX_SMALL_FILE)
             except OSError as e:
-                raise FormatError(f"{name} {e.strerror or e}; the vault's files are memos's "
-                                  "own and never links or special files", path=p) from e
+                raise _not_own(name, p, e) from e
             try:
                 return data.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -204,8 +208,7 @@ class Place:
         try:
             regular(p)
         except OSError as e:
-            raise FormatError(f"{name} {e.strerror or e}; the vault's files are memos's own "
-                              "and never links or special files", path=p) from e
+            raise _not_own(name, p, e) from e
 
     # -- the audit log ------------------------------------------------------------------------
     def append_audit(self, line: str, local_name: str) -> None:
@@ -220,9 +223,7 @@ class Place:
                 fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW |
                              os.O_NONBLOCK, 0o666)
             except OSError as e:
-                raise FormatError(f"{local_name} {e.strerror or e}; the vault's files are "
-                                  "memos's own and never links or special files",
-                                  path=p) from e
+                raise _not_own(local_name, p, e) from e
             with os.fdopen(fd, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
                 f.flush()
