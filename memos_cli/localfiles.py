@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 #: Default size limit of :func:`read_small`.
@@ -60,6 +61,31 @@ def plain_dir(path: str | Path) -> bool:
         return False
 
 
-def inside(path: str | Path, root: str | Path) -> bool:
-    """Whether ``path``, with every link resolved, lies inside ``root`` (also resolved)."""
-    return Path(path).resolve().is_relative_to(Path(root).resolve())
+def plain_files(root: str | Path) -> Iterator[tuple[Path, int]]:
+    """``(path, size)`` of every regular file under the folder ``root``, walked without
+    following links; nothing when ``root`` is absent or not a folder.
+
+    Raises:
+        OSError: ``root`` or an entry under it is a symbolic link (``ELOOP``) or a special
+            file (``EINVAL``); ``filename`` names it.
+    """
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise OSError(errno.ELOOP, "is a symbolic link", str(root))
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    stack = [Path(root)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.is_symlink():
+                    raise OSError(errno.ELOOP, "is a symbolic link", e.path)
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(Path(e.path))
+                elif e.is_file(follow_symlinks=False):
+                    yield Path(e.path), e.stat(follow_symlinks=False).st_size
+                else:
+                    raise OSError(errno.EINVAL, "is not a regular file", e.path)

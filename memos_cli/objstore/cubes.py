@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import stat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from memos_cli.cube import layout, open_cube, verify
 from memos_cli.cube.layout import SIGNATURE
 from memos_cli.cube.manifest import Manifest
 from memos_cli.errors import CubeExistsError, CubeNotFoundError, FormatError
+from memos_cli.localfiles import plain_files
 from memos_cli.memory import format_time
 from memos_cli.objstore.uri import StoreURI, filesystem, parse, remote_errors
 from memos_cli.pausepoints import pause
@@ -68,40 +67,20 @@ def _objects(fs: Any, uri: StoreURI, limit: int = MAX_OBJECTS) -> dict[str, int]
 def _local_objects(uri: StoreURI, limit: int) -> dict[str, int]:
     root = Path(uri.path)
     out: dict[str, int] = {}
-
-    def refuse(p: Path, what: str) -> FormatError:
-        rel = p.relative_to(root).as_posix() if p != root else "the location itself"
-        return FormatError(f"{rel} is {what}; memos does not follow links or open special "
-                           "files in a bucket", path=uri.uri)
-
     try:
-        st = os.lstat(root)
-    except FileNotFoundError:
-        return out
-    if stat.S_ISLNK(st.st_mode):
-        raise refuse(root, "a symbolic link")
-    if not stat.S_ISDIR(st.st_mode):
-        return out
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        with os.scandir(folder) as entries:
-            for e in entries:
-                p = Path(e.path)
-                if e.is_symlink():
-                    raise refuse(p, "a symbolic link")
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(p)
-                    continue
-                if not e.is_file(follow_symlinks=False):
-                    raise refuse(p, "not a regular file")
-                rel = p.relative_to(root).as_posix()
-                if not layout.plain_relative(rel):
-                    raise FormatError(f"holds an object {rel!r} that is not a plain relative "
-                                      "path", path=uri.uri)
-                out[rel] = e.stat(follow_symlinks=False).st_size
-                if len(out) > limit:
-                    raise FormatError(f"holds more than {limit} objects", path=uri.uri)
+        for p, size in plain_files(root):
+            rel = p.relative_to(root).as_posix()
+            if not layout.plain_relative(rel):
+                raise FormatError(f"holds an object {rel!r} that is not a plain relative path",
+                                  path=uri.uri)
+            out[rel] = size
+            if len(out) > limit:
+                raise FormatError(f"holds more than {limit} objects", path=uri.uri)
+    except OSError as e:
+        where = Path(e.filename or root)
+        rel = where.relative_to(root).as_posix() if where != root else "the location itself"
+        raise FormatError(f"{rel} {e.strerror}; memos does not follow links or open special "
+                          "files in a bucket", path=uri.uri) from e
     return out
 
 

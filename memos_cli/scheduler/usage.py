@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -38,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from memos_cli.errors import FormatError, MemosError, UsageError
-from memos_cli.localfiles import plain_dir
+from memos_cli.localfiles import plain_files
 from memos_cli.memory import format_time
 from memos_cli.models.chat import memos_home
 
@@ -201,17 +200,12 @@ class UsageStore:
     def _own(self) -> None:
         """Refuse a store with links or special files in it: Lance would follow them out of
         ``MEMOS_HOME``."""
-        top = self.path
-        if os.path.lexists(top) and not plain_dir(top):
-            raise FormatError("usage store is a link or not a folder", path=top)
-        for folder, dirs, files in os.walk(top, followlinks=False):
-            for name in dirs + files:
-                p = Path(folder) / name
-                st = os.lstat(p)
-                if stat.S_ISLNK(st.st_mode) or not (stat.S_ISDIR(st.st_mode) or
-                                                    stat.S_ISREG(st.st_mode)):
-                    raise FormatError(f"usage store holds {p.relative_to(top)}, a link or "
-                                      "special file; memos does not follow it", path=top)
+        try:
+            for _ in plain_files(self.path):
+                pass
+        except OSError as e:
+            raise FormatError(f"usage store holds {e.filename} ({e.strerror}); memos does not "
+                              "follow it", path=self.path) from e
 
     def exists(self) -> bool:
         return (self.path / f"{TABLE}.lance").is_dir()
