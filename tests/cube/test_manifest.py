@@ -37,7 +37,32 @@ def test_written_manifest_matches_schema(packed_cube: Path) -> None:
 
 
 def test_spec_schema_is_the_packaged_schema() -> None:
-    assert json.loads((ROOT / "spec/manifest.schema.json").read_text()) == schema()
+    """spec/ stands alone (a real file, not a link into memos_cli/), byte for byte the schema
+    memos validates with."""
+    spec = ROOT / "spec/manifest.schema.json"
+    assert not spec.is_symlink()
+    packaged = ROOT / "memos_cli/cube/manifest.schema.json"
+    assert spec.read_bytes() == packaged.read_bytes()
+    assert json.loads(spec.read_text()) == schema()
+
+
+@pytest.mark.parametrize("version", ["1.00", "01.5", "1.", ".7", "1.7.0", "1.x", "\u0661.7",
+                                     " 1.7", "1.1234567890"])
+def test_malformed_format_version_is_refused(cube_copy: Path, version: str) -> None:
+    data = raw(cube_copy)
+    data["format_version"] = json.loads(f'"{version}"')
+    put(cube_copy, data)
+    with pytest.raises(FormatError, match="format_version .* is not MAJOR.MINOR"):
+        open_cube(cube_copy)
+
+
+def test_minor_ten_is_newer_than_nine(cube_copy: Path) -> None:
+    """Versions compare as numbers: 1.10 is a newer minor (its unknown keys ignored)."""
+    data = raw(cube_copy)
+    data["format_version"] = "1.10"
+    data["added_by_1_10"] = True
+    put(cube_copy, data)
+    assert open_cube(cube_copy).manifest.version == (1, 10)
 
 
 def test_unknown_major_version_is_refused(cube_copy: Path) -> None:
