@@ -15,6 +15,8 @@ from typing import Any
 
 import rfc8785
 
+from memos_cli.strictjson import Lexeme, loads
+
 _CHUNK = 1 << 20
 #: The first format version whose digests are all over RFC 8785 canonical JSON.
 JCS_SINCE = (1, 5)
@@ -37,16 +39,48 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def legacy_canonical_json(obj: Any) -> bytes:
-    """The canonical JSON of formats 1.0-1.4 (spec §2.1): Python's ``json.dumps`` with sorted
-    keys, separators ``,``/``:``, non-ASCII unescaped; floats in Python's ``repr``. It equals
-    :func:`canonical_json` for objects of strings, integers, booleans and nulls with ASCII keys.
+    """The canonical JSON of formats 1.0-1.4 (spec §2.1): keys sorted by code point,
+    separators ``,``/``:``, strings escaped as RFC 8785 escapes them (non-ASCII literal), and
+    numbers as written. A number read from JSON text with
+    :func:`memos_cli.strictjson.loads` ``(lexemes=True)`` is a
+    :class:`~memos_cli.strictjson.Lexeme` and is copied as it was written (``1E5`` stays
+    ``1E5``); a Python ``float`` is written as ``repr`` writes it (``100000.0``, ``1e-05``),
+    which is how memos 0.1 wrote it, so the stored texts of older cubes are their own legacy
+    form. It equals :func:`canonical_json` for objects of strings, integers, booleans and nulls
+    with ASCII keys.
 
     Raises:
-        ValueError: a non-finite float.
+        ValueError: a non-finite float. TypeError: a value JSON cannot hold.
     """
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    out: list[str] = []
+    _legacy(obj, out)
+    return "".join(out).encode("utf-8")
+
+
+def _legacy(v: Any, out: list[str]) -> None:
+    if isinstance(v, Lexeme):
+        out.append(str(v))
+    elif isinstance(v, str):
+        out.append(json.dumps(v, ensure_ascii=False))
+    elif v is None or isinstance(v, bool | int | float):
+        out.append(json.dumps(v, allow_nan=False))
+    elif isinstance(v, dict):
+        out.append("{")
+        for n, k in enumerate(sorted(v)):
+            if not isinstance(k, str):
+                raise TypeError(f"object key {k!r} is not a string")
+            out.append("," if n else "")
+            out.append(json.dumps(k, ensure_ascii=False) + ":")
+            _legacy(v[k], out)
+        out.append("}")
+    elif isinstance(v, list | tuple):
+        out.append("[")
+        for n, x in enumerate(v):
+            out.append("," if n else "")
+            _legacy(x, out)
+        out.append("]")
+    else:
+        raise TypeError(f"{type(v).__name__} is not a JSON value")
 
 
 def json_sha256(obj: Any, *, legacy: bool = False) -> str:
@@ -54,15 +88,19 @@ def json_sha256(obj: Any, *, legacy: bool = False) -> str:
     return sha256_bytes(legacy_canonical_json(obj) if legacy else canonical_json(obj))
 
 
-def accepted_json_sha256(obj: Any, format_version: str | tuple[int, int]) -> set[str]:
+def accepted_json_sha256(obj: Any, format_version: str | tuple[int, int], *,
+                         text: str | None = None) -> set[str]:
     """The digests of ``obj`` a reader accepts in a cube of ``format_version``: the RFC 8785
-    one, plus the legacy one for cubes older than 1.5 (spec §2.1)."""
+    one, plus the legacy one for cubes older than 1.5 (spec §2.1). ``text``: the JSON text
+    ``obj`` was read from, when there is one: the legacy digest is then over its numbers as
+    written (the spec defines the legacy form on the text)."""
     if isinstance(format_version, str):
         major, _, minor = format_version.partition(".")
         format_version = (int(major), int(minor or 0))
     out = {json_sha256(obj)}
     if format_version < JCS_SINCE:
-        out.add(json_sha256(obj, legacy=True))
+        out.add(json_sha256(loads(text, lexemes=True) if text is not None else obj,
+                            legacy=True))
     return out
 
 

@@ -20,7 +20,7 @@ and the shape numbers. This module never loads a model and never unpickles anyth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,9 @@ class SegmentMeta:
     kind: str = "segment"
     #: the position of the first token (0 except for chunks: the prefix's length)
     start_position: int = 0
+    #: the ``model_fingerprint`` metadata value as stored: the legacy digests of spec §2.1
+    #: are over its numbers as written ("" for metadata made in memory)
+    fingerprint_text: str = field(default="", compare=False, repr=False)
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -118,6 +121,7 @@ class SegmentMeta:
                 "head_dim": int(meta["head_dim"]),
                 "kind": meta.get("kind", "segment"),
                 "start_position": int(meta["start_position"]),
+                "fingerprint_text": meta["model_fingerprint"],
             }
         except (ValueError, TypeError) as e:
             raise FormatError(f"KV segment metadata is malformed: {e}", path=path) from e
@@ -158,8 +162,10 @@ def segment_id(meta: SegmentMeta, *, legacy: bool = False) -> str:
     JSON of ``{"dtype": storage dtype string, "fingerprint": the model fingerprint object,
     "hashes": list of content-hash strings in prefix order, "template": the prompt template
     object}``; over the legacy canonical JSON (spec §2.1) when ``legacy``."""
+    fp = strictjson.loads(meta.fingerprint_text, lexemes=True) \
+        if legacy and meta.fingerprint_text else meta.model_fingerprint
     digest = json_sha256({
-        "fingerprint": meta.model_fingerprint, "template": meta.prompt_template,
+        "fingerprint": fp, "template": meta.prompt_template,
         "hashes": list(meta.content_hashes), "dtype": meta.storage_dtype}, legacy=legacy)
     return digest[7:23]
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memos_cli import strictjson
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import check_chunk_header, member
 from memos_cli.cube.cube import Cube, open_cube
@@ -19,7 +20,7 @@ from memos_cli.cube.lora import read_meta as read_lora_meta
 from memos_cli.cube.memories import content_digest
 from memos_cli.cube.readers import check_readers
 from memos_cli.cube.signature import check_payload, verify_cube
-from memos_cli.digest import accepted_json_sha256, sha256_file
+from memos_cli.digest import JCS_SINCE, accepted_json_sha256, json_sha256, sha256_file
 from memos_cli.errors import IntegrityError
 from memos_cli.pausepoints import pause
 from memos_cli.validity import link_problems, summary
@@ -93,14 +94,15 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
             raise IntegrityError(f"segment id {entry['id']} is not the digest of the segment's "
                                  f"fingerprint, template, memories and dtype", path=seg)
         check_fingerprint(entry["model_fingerprint_sha256"], meta.model_fingerprint, version,
-                          seg)
+                          seg, text=meta.fingerprint_text)
     for s in cube.chunk_sets:
         for n, f in enumerate(s.files()):
             p = member(cube.path, f, "KV chunk")
             if sha256_file(p) != f["sha256"]:
                 raise IntegrityError("file does not match the digest in manifest.json", path=p)
             head = check_chunk_header(p, "chunk" if n else "prefix", s.storage_dtype)
-            check_fingerprint(s.model_fingerprint_sha256, head.model_fingerprint, version, p)
+            check_fingerprint(s.model_fingerprint_sha256, head.model_fingerprint, version, p,
+                              text=head.fingerprint_text)
     if cube.has_lora:
         cube.lora_dir  # noqa: B018  (presence and sizes)
         for f in cube.manifest.lora["files"]:  # type: ignore[index]
@@ -109,8 +111,11 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
                                      path=cube.path / f["path"])
         check_adapter(cube.lora_dir)  # config and weights header: names, ranks, shapes, dtypes
         lmeta = read_lora_meta(cube.lora_dir)
+        legacy_fp = strictjson.loads((cube.lora_dir / LORA_META).read_bytes(), lexemes=True)[
+            "model_fingerprint"] if legacy else None  # numbers as written (spec §2.1)
         check_fingerprint(cube.manifest.lora["model_fingerprint_sha256"],  # type: ignore[index]
-                          lmeta["model_fingerprint"], version, cube.lora_dir / LORA_META)
+                          lmeta["model_fingerprint"], version, cube.lora_dir / LORA_META,
+                          legacy_form=legacy_fp)
     for f in cube.manifest.attachments or []:
         p = layout.check_member(cube.path, f["path"], what="attachment")
         if not p.is_file() or p.stat().st_size != f["size"] or sha256_file(p) != f["sha256"]:
@@ -135,14 +140,19 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
 
 
 def check_fingerprint(recorded: str, fingerprint: Any, version: tuple[int, int],
-                      where: Path) -> None:
+                      where: Path, *, text: str = "", legacy_form: Any = None) -> None:
     """``model_fingerprint_sha256`` in the manifest must be the digest of the fingerprint the
-    file holds (spec §10; the legacy digest is accepted in cubes older than 1.5, §2.1).
+    file holds (spec §10; the legacy digest is accepted in cubes older than 1.5, §2.1, over
+    the numbers as written: ``text`` is the fingerprint's stored JSON text, or
+    ``legacy_form`` the fingerprint read with its numbers' lexemes).
 
     Raises:
         IntegrityError: naming the file.
     """
-    if recorded not in accepted_json_sha256(fingerprint, version):
+    accepted = accepted_json_sha256(fingerprint, version, text=text or None)
+    if legacy_form is not None and version < JCS_SINCE:
+        accepted.add(json_sha256(legacy_form, legacy=True))
+    if recorded not in accepted:
         raise IntegrityError("model_fingerprint_sha256 in manifest.json is not the digest of "
                              "the file's model fingerprint", path=where)
 

@@ -46,3 +46,19 @@ def test_vector(vector: dict, tmp_path: Path) -> None:
     assert result.exit_code not in (0, 1, 70), result.output
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(cube) in lines[0]
+
+
+def test_legacy_json_vectors() -> None:
+    """spec/conformance/legacy-json.json (spec §2.1) is what memos computes, and its two
+    golden vectors give the digests the golden cubes record."""
+    from tests.conformance.legacy import vectors
+
+    written = json.loads((HERE / "legacy-json.json").read_text("utf-8"))
+    assert written == vectors()
+    by = {v["name"]: v for v in written}
+    assert by["lexemes"]["legacy"] == '{"x":1E5,"y":[1.50,-0,2E-7,0.0]}'
+    assert by["lexemes"]["sha256"] != by["lexemes"]["rfc8785_sha256"]
+    seg = json.loads((ROOT / "fixtures/golden/v1.1.memcube/manifest.json").read_text())
+    assert by["golden-1.1-segment-id"]["sha256"][7:23] == seg["kv"]["segments"][0]["id"]
+    lora = json.loads((ROOT / "fixtures/golden/v1.2.memcube/manifest.json").read_text())
+    assert by["golden-1.2-lora-fingerprint"]["sha256"] == lora["lora"]["model_fingerprint_sha256"]
