@@ -75,6 +75,8 @@ class SegmentMeta:
     #: the ``model_fingerprint`` metadata value as stored: the legacy digests of spec §2.1
     #: are over its numbers as written ("" for metadata made in memory)
     fingerprint_text: str = field(default="", compare=False, repr=False)
+    #: whether the file holds the ``memories`` key (required from format 1.3, spec §10)
+    has_records: bool = field(default=True, compare=False, repr=False)
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -122,6 +124,7 @@ class SegmentMeta:
                 "kind": meta.get("kind", "segment"),
                 "start_position": int(meta["start_position"]),
                 "fingerprint_text": meta["model_fingerprint"],
+                "has_records": "memories" in meta,
             }
         except (ValueError, TypeError) as e:
             raise FormatError(f"KV segment metadata is malformed: {e}", path=path) from e

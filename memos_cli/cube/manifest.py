@@ -125,7 +125,7 @@ class Manifest:
         """Every path the manifest lists (memories, index files, KV segments and chunk files,
         LoRA files, attachments): with ``manifest.json`` and ``memcube.sig``, the closed
         list of a 1.5 cube's files (spec §3)."""
-        return listed_paths(self.to_dict())
+        return listed_paths(self.to_dict()) + future_paths(self.raw)
 
     @classmethod
     def from_dict(cls, data: Any, *, path: str | Path = MANIFEST) -> Manifest:
@@ -232,6 +232,34 @@ def listed_paths(data: dict[str, Any]) -> list[str]:
         out += [s["prefix"]["path"]] + [c["path"] for c in s["chunks"]]
     out += [f["path"] for f in data.get("lora", {}).get("files", [])]
     out += [f["path"] for f in data.get("attachments", [])]
+    return out
+
+
+def future_paths(raw: dict[str, Any]) -> list[str]:
+    """The files a newer minor version lists under top-level keys this reader does not know
+    (spec §1): every string under a ``"path"`` key, at any depth, of such a key's value. They
+    count as listed for the closed layout (§3); nothing else is known about them."""
+    version = raw.get("format_version")
+    m = re.fullmatch(VERSION_PATTERN, version) if isinstance(version, str) else None
+    if m is None or (int(m[1]), int(m[2])) <= FORMAT_VERSION:
+        return []
+    out: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if k == "path" and isinstance(x, str):
+                    out.append(x)
+                else:
+                    walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    known = schema()["properties"]
+    for k, v in raw.items():
+        if k not in known:
+            walk(v)
     return out
 
 

@@ -13,7 +13,11 @@ from memos_cli.cube import layout
 from memos_cli.cube.chunks import check_chunk_header, member
 from memos_cli.cube.cube import Cube, open_cube
 from memos_cli.cube.index import check_files as check_index_files
-from memos_cli.cube.kv import check_segment, segment_id
+from memos_cli.cube.chunks import ChunkSet
+from memos_cli.cube.kv import SegmentMeta, check_segment, segment_id
+
+#: The format version from which every KV segment holds its memories' records (spec §10).
+RECORDS_SINCE = (1, 3)
 from memos_cli.cube.lora import META as LORA_META
 from memos_cli.cube.lora import check_adapter
 from memos_cli.cube.lora import read_meta as read_lora_meta
@@ -21,7 +25,7 @@ from memos_cli.cube.memories import content_digest
 from memos_cli.cube.readers import check_readers
 from memos_cli.cube.signature import check_payload, verify_cube
 from memos_cli.digest import JCS_SINCE, accepted_json_sha256, json_sha256, sha256_file
-from memos_cli.errors import IntegrityError
+from memos_cli.errors import FormatError, IntegrityError
 from memos_cli.pausepoints import pause
 from memos_cli.validity import link_problems, summary
 
@@ -86,6 +90,9 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         if sha256_file(seg) != entry["sha256"]:
             raise IntegrityError("file does not match the digest in manifest.json", path=seg)
         meta = check_segment(seg)
+        if not meta.has_records and version >= RECORDS_SINCE:
+            raise FormatError("KV segment metadata lacks memories (required from format 1.3)",
+                              path=seg)
         if meta.kind != "segment" or list(meta.memory_ids) != list(entry["memory_ids"]):
             raise IntegrityError(f"KV file is a {meta.kind} of {len(meta.memory_ids)} memories, "
                                  "not the segment the manifest lists", path=seg)
@@ -96,6 +103,7 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
         check_fingerprint(entry["model_fingerprint_sha256"], meta.model_fingerprint, version,
                           seg, text=meta.fingerprint_text)
     for s in cube.chunk_sets:
+        prefix_tokens = 0
         for n, f in enumerate(s.files()):
             p = member(cube.path, f, "KV chunk")
             if sha256_file(p) != f["sha256"]:
@@ -103,6 +111,11 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
             head = check_chunk_header(p, "chunk" if n else "prefix", s.storage_dtype)
             check_fingerprint(s.model_fingerprint_sha256, head.model_fingerprint, version, p,
                               text=head.fingerprint_text)
+            listed = s.chunks[n - 1] if n else None
+            check_chunk_file(s, head, prefix_tokens, p,
+                             tokens=listed.tokens if listed else s.prefix["tokens"],
+                             memory_ids=list(listed.memory_ids) if listed else [])
+            prefix_tokens = prefix_tokens or head.num_tokens
     if cube.has_lora:
         cube.lora_dir  # noqa: B018  (presence and sizes)
         for f in cube.manifest.lora["files"]:  # type: ignore[index]
@@ -155,6 +168,29 @@ def check_fingerprint(recorded: str, fingerprint: Any, version: tuple[int, int],
     if recorded not in accepted:
         raise IntegrityError("model_fingerprint_sha256 in manifest.json is not the digest of "
                              "the file's model fingerprint", path=where)
+
+
+def check_chunk_file(s: ChunkSet, head: SegmentMeta, prefix_tokens: int, where: Path, *,
+                     tokens: int, memory_ids: list[str]) -> None:
+    """What a reader without the model checks of a prefix or chunk file (spec §12.3, §12.4):
+    its layout is the one its set's ``layout_sha256`` names, its tokens are the count the
+    manifest lists, a chunk's members are those the manifest lists, and a chunk starts at or
+    after the end of the prefix (``P <= start_position``; ``P + M`` needs the tokenizer and is
+    checked before use).
+
+    Raises:
+        IntegrityError: naming the file.
+    """
+    if json_sha256(head.prompt_template) != s.layout_sha256:
+        raise IntegrityError("the file's prompt layout is not the one its set's layout_sha256 "
+                             "names", path=where)
+    if head.num_tokens != tokens or list(head.memory_ids) != memory_ids:
+        raise IntegrityError(f"KV {head.kind} holds {head.num_tokens} tokens of "
+                             f"{len(head.memory_ids)} memories, the manifest lists {tokens} "
+                             f"of {len(memory_ids)}", path=where)
+    if head.kind == "chunk" and head.start_position < prefix_tokens:
+        raise IntegrityError(f"KV chunk starts at {head.start_position}, inside the prefix "
+                             f"({prefix_tokens} tokens)", path=where)
 
 
 def open_verified(path: str | Path) -> Cube:
