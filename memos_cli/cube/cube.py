@@ -20,9 +20,17 @@ import numpy as np
 
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import ChunkSet, check_sets
-from memos_cli.cube.index import TABLE, Index, ReaderRows, build_index, index_text
+from memos_cli.cube.index import Index, ReaderRows, index_text
 from memos_cli.cube.index import check_files as check_index_files
 from memos_cli.cube.index import list_files as list_index_files
+from memos_cli.cube.index_file import (
+    ENGINE,
+    INDEX_FILE,
+    from_lance,
+    index_entry,
+    open_index,
+    write_index_file,
+)
 from memos_cli.cube.listing import check_closed, list_attachments
 from memos_cli.cube.manifest import (
     FORMAT_VERSION,
@@ -115,12 +123,10 @@ class Cube:
         if self._index is not None:
             return self._index
         self.require_plaintext()
-        assert self.manifest.index is not None
-        if not self.index_path.is_dir():
-            raise FormatError(
-                f"search index {self.manifest.index['path']}/ is missing "
-                "(rebuild it with `memos reindex`)", path=self.path)
-        self._index = Index(self.index_path, self.manifest.index["table"])
+        assert self.manifest.index is not None and self.manifest.embedding is not None
+        self._index = open_index(self.path, self.manifest.index,
+                                 int(self.manifest.embedding["dimension"]),
+                                 self.manifest.index_files)
         return self._index
 
     @property
@@ -307,12 +313,12 @@ def write_plaintext(directory: Path, memories: Sequence[Memory], vectors: np.nda
     """
     mem_path = directory / layout.MEMORIES
     write_memories(mem_path, memories)
-    build_index(directory / layout.INDEX_DIR, [m.id for m in memories],
-                [index_text(m) for m in memories], vectors, reader_rows)
+    write_index_file(directory / INDEX_FILE, [m.id for m in memories],
+                     [index_text(m) for m in memories], vectors, reader_rows)
     return {"files": {"memories": {"path": layout.MEMORIES, "sha256": sha256_file(mem_path),
                                    "size": mem_path.stat().st_size}},
             "index": index_entry(),
-            "index_files": list_index_files(directory, layout.INDEX_DIR),
+            "index_files": list_index_files(directory, INDEX_FILE),
             "content_digest": content_digest(memories)}
 
 
@@ -326,11 +332,6 @@ def check_writable(cube: Cube) -> None:
         raise FormatError(
             f"cube has format {cube.manifest.format_version}, newer than this memos "
             f"({CURRENT}); upgrade memos to change it", path=cube.path / layout.MANIFEST)
-
-
-def index_entry() -> dict[str, Any]:
-    return {"engine": "lancedb", "path": layout.INDEX_DIR, "table": TABLE,
-            "text_column": "text", "vector_column": "vector", "metric": "cosine"}
 
 
 @contextlib.contextmanager
@@ -352,6 +353,11 @@ def rewrite(cube: Cube, *, key: str | Path | None = None
         raw["format_version"] = CURRENT
         yield tmp, raw
         if raw.get("index"):  # (re)list the index files: an older cube has no list
+            if raw["index"].get("engine") != ENGINE:  # 1.0-1.7: the rows move to index.arrow
+                old = tmp / raw["index"]["path"]
+                from_lance(old, raw["index"].get("table", "memories"), tmp / INDEX_FILE)
+                shutil.rmtree(old)
+                raw["index"] = index_entry()
             raw["index_files"] = list_index_files(tmp, raw["index"]["path"])
             raw["content_digest"] = content_digest(
                 read_memories(tmp / raw["files"]["memories"]["path"]))
@@ -387,8 +393,8 @@ def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
     cube = open_cube(path)
     mems = list(cube.memories if memories is None else memories)
     with rewrite(cube, key=key) as (tmp, raw):
-        old = cube.manifest.index["path"] if cube.manifest.index else layout.INDEX_DIR
-        shutil.rmtree(tmp / old, ignore_errors=True)
+        if cube.manifest.index:
+            layout.remove_tree(tmp / cube.manifest.index["path"])
         if memories is not None:
             write_memories(tmp / raw["files"]["memories"]["path"], mems)
             raw["files"]["memories"] = {
@@ -396,8 +402,8 @@ def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,
                 "sha256": sha256_file(tmp / raw["files"]["memories"]["path"]),
                 "size": (tmp / raw["files"]["memories"]["path"]).stat().st_size}
             raw["counts"]["memories"] = len(mems)
-        build_index(tmp / layout.INDEX_DIR, [m.id for m in mems], [index_text(m) for m in mems],
-                    vectors, reader_rows)
+        write_index_file(tmp / INDEX_FILE, [m.id for m in mems],
+                         [index_text(m) for m in mems], vectors, reader_rows)
         raw["index"] = index_entry()
         raw["embedding"] = dict(embedding)
         if readers is not None:  # the readers of this run replace those of earlier runs

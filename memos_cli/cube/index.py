@@ -134,7 +134,7 @@ def list_files(cube_dir: Path, index_rel: str) -> list[dict[str, Any]]:
     directory as ``{"path", "sha256", "size"}``, paths relative to the cube, sorted."""
     root = cube_dir / index_rel
     out = []
-    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+    for p in [root] if root.is_file() else sorted(q for q in root.rglob("*") if q.is_file()):
         out.append({"path": p.relative_to(cube_dir).as_posix(), "sha256": sha256_file(p),
                     "size": p.stat().st_size})
     return out
@@ -150,7 +150,7 @@ def check_files(cube_dir: Path, index_rel: str, files: list[dict[str, Any]], *,
     """
     root = cube_dir / index_rel
     have = {q.relative_to(cube_dir).as_posix() for q in root.rglob("*") if q.is_file()} \
-        if root.is_dir() else set()
+        if root.is_dir() else {index_rel} if root.is_file() else set()
     want = {f["path"]: f for f in files}
     if extra := sorted(have - set(want)):
         raise IntegrityError(f"index file {extra[0]} is not listed in the manifest",

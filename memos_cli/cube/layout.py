@@ -23,7 +23,8 @@ from memos_cli.pausepoints import pause
 
 MANIFEST = "manifest.json"
 MEMORIES = "memories.arrow"
-INDEX_DIR = "index"
+INDEX_DIR = "index"  # the LanceDB index of formats 1.0-1.7
+INDEX_FILE = "index.arrow"  # the index of format 1.8 (spec §6)
 SIGNATURE = "memcube.sig"
 KV_DIR = "kv"  # activation tier (spec §10)
 LORA_DIR = "lora"  # reserved: parameter tier (spec §11)
@@ -32,6 +33,15 @@ SUFFIX = ".memcube"
 #: File name endings a cube must never hold: formats that run code when loaded.
 FORBIDDEN_SUFFIXES = (".pickle", ".pkl", ".pt", ".pth", ".bin", ".joblib", ".npy", ".npz",
                       ".ckpt", ".dill", ".h5", ".hdf5", ".keras", ".sav")
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a file or a folder (not following a link), if present: an index is a file from
+    format 1.8 and a folder before (spec §6)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def normalize_modes(root: Path) -> None:

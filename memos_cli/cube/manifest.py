@@ -22,8 +22,9 @@ FORMAT = "memcube"
 #: The format version this code writes; it reads every older 1.x fully, and newer 1.x minor
 #: versions by ignoring the top-level keys it does not know. 1.1 added ``kv``, 1.2 ``lora``,
 #: 1.3 ``kv_chunks``, 1.4 ``index_files``, 1.5 RFC 8785 digests, ``content_digest``,
-#: ``attachments`` and the closed layout.
-FORMAT_VERSION = (1, 7)
+#: ``attachments`` and the closed layout, 1.6 MemReaders, 1.7 valid time, 1.8 the index as
+#: one Arrow IPC file (``index.arrow``; the LanceDB table is a cache derived from it).
+FORMAT_VERSION = (1, 8)
 #: The format version that added each top-level key (spec §1).
 KEY_SINCE = {"kv": (1, 1), "lora": (1, 2), "kv_chunks": (1, 3), "index_files": (1, 4),
              "revision": (1, 4), "content_digest": (1, 5), "attachments": (1, 5),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli.cube import layout
-from memos_cli.cube.index import Index
+from memos_cli.cube.index_file import open_index
 from memos_cli.cube.memories import read_memories
 from memos_cli.errors import IntegrityError
 from memos_cli.memory import derived_from, derived_reader
@@ -20,7 +20,8 @@ def recount_readers(directory: Path, raw: dict[str, Any]) -> None:
         raw.pop("readers", None)
         return
 
-    rows = Index(directory / raw["index"]["path"]).reader_rows()[0] if raw.get("index") else {}
+    rows = open_index(directory, raw["index"], int(raw["embedding"]["dimension"])
+                      ).reader_rows()[0] if raw.get("index") else {}
     mems = read_memories(directory / raw["files"]["memories"]["path"]) if raw.get("files") \
         else []
     derived: dict[str, int] = {}

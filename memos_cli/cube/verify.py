@@ -10,14 +10,10 @@ from typing import Any
 
 from memos_cli import strictjson
 from memos_cli.cube import layout
-from memos_cli.cube.chunks import check_chunk_header, member
+from memos_cli.cube.chunks import ChunkSet, check_chunk_header, member
 from memos_cli.cube.cube import Cube, open_cube
 from memos_cli.cube.index import check_files as check_index_files
-from memos_cli.cube.chunks import ChunkSet
 from memos_cli.cube.kv import SegmentMeta, check_segment, segment_id
-
-#: The format version from which every KV segment holds its memories' records (spec §10).
-RECORDS_SINCE = (1, 3)
 from memos_cli.cube.lora import META as LORA_META
 from memos_cli.cube.lora import check_adapter
 from memos_cli.cube.lora import read_meta as read_lora_meta
@@ -28,6 +24,9 @@ from memos_cli.digest import JCS_SINCE, accepted_json_sha256, json_sha256, sha25
 from memos_cli.errors import FormatError, IntegrityError
 from memos_cli.pausepoints import pause
 from memos_cli.validity import link_problems, summary
+
+#: The format version from which every KV segment holds its memories' records (spec §10).
+RECORDS_SINCE = (1, 3)
 
 
 @dataclass

@@ -111,8 +111,9 @@ def tier_bytes(cube: Any, tier: str) -> int:
     if tier == "none":
         return 0
     if tier == "text":
+        index = cube.manifest.index["path"]
         files = [cube.manifest.memories_file.path] + [
-            f for f in cube.files if f.startswith(cube.manifest.index["path"] + "/")]
+            f for f in cube.files if f == index or f.startswith(index + "/")]
         return sum((cube.path / f).stat().st_size for f in files)
     if tier == "kv":
         return sum(int(e["size"]) for e in cube.segments) + sum(s.bytes for s in

@@ -4,13 +4,13 @@ may be rewritten, how, and the report of a change (spec §5, ``revision``)."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from memos_cli.cube import layout
 from memos_cli.cube.cube import Cube, check_writable, rewrite, write_plaintext
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
@@ -59,7 +59,7 @@ def write_plaintext_tier(cube: Cube, memories: list[Memory], vectors: np.ndarray
     index rows are not carried over (the manifest's ``readers`` is recounted, spec §6.1):
     a context row holds its neighbours' text, which may have changed or gone."""
     with rewrite(cube, key=key) as (tmp, raw):
-        shutil.rmtree(tmp / raw["index"]["path"], ignore_errors=True)
+        layout.remove_tree(tmp / raw["index"]["path"])
         (tmp / raw["files"]["memories"]["path"]).unlink(missing_ok=True)
         plain = write_plaintext(tmp, memories, vectors)
         raw["files"], raw["index"] = plain["files"], plain["index"]

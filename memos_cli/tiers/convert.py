@@ -191,7 +191,7 @@ def drop_plaintext(tmp: Path, raw: dict[str, Any], cube: Cube) -> None:
     """Remove the plaintext tier (memories.arrow, the index, their manifest keys) from the
     private copy ``tmp`` of ``cube`` being rewritten."""
     (tmp / layout.MEMORIES).unlink()
-    shutil.rmtree(tmp / (cube.manifest.index or {}).get("path", layout.INDEX_DIR))
+    layout.remove_tree(tmp / (cube.manifest.index or {}).get("path", layout.INDEX_FILE))
     for k in ("files", "index", "embedding"):
         raw.pop(k, None)
     raw["tiers"].remove("plaintext")

@@ -42,7 +42,7 @@ def test_a_reader_whose_model_cannot_generate_writes_nothing(tmp_path: Path) -> 
 
 def test_inspect_and_verify_show_the_readers(read_cube: Path) -> None:
     manifest = json.loads((read_cube / "manifest.json").read_text())
-    assert manifest["format_version"] == "1.7"
+    assert manifest["format_version"] == "1.8"
     assert [r["name"] for r in manifest["readers"]] == ["context"]
     assert as_json("verify", read_cube)["memories"] == 6
 

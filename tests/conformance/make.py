@@ -81,6 +81,11 @@ def bases(work: Path) -> dict[str, Path]:
     out["derived"] = derived_base(pack("derived"))
     pack("evolved", sources=(corpus, str(golden / "updates.jsonl")))
     pack("content-id", cube_id=None)
+    for n in range(1, 8):  # older versions, as their own memos wrote them (spec §9)
+        c = work / f"golden-1.{n}.memcube"
+        shutil.copytree(golden / f"v1.{n}.memcube", c)
+        (c / "memcube.sig").unlink()
+        out[f"golden-1.{n}"] = c
     return out
 
 
@@ -239,20 +244,41 @@ def _lora_weights(m: dict[str, Any]) -> str:
     return "lora/adapter_model.safetensors"
 
 
-def lance_edit(sql: str, values: dict[str, str]) -> Callable[[Path], None]:
-    """Update rows of the index table with LanceDB (a new Lance version), then list the
-    index files again and forge the digests."""
+def index_edit(change: Callable[[pa.Table], pa.Table],
+               keep_schema: bool = True) -> Callable[[Path], None]:
+    """Rewrite the rows of index.arrow (spec §6), then forge its digest in the manifest."""
     def run(c: Path) -> None:
-        import lancedb
-
-        from memos_cli.cube.index import list_files
-
-        lancedb.connect(str(c / "index")).open_table("memories").update(where=sql,
-                                                                        values=values)
+        t = pa.ipc.open_file(pa.BufferReader((c / "index.arrow").read_bytes())).read_all()
+        t = change(t)
+        with pa.OSFile(str(c / "index.arrow"), "wb") as sink, pa.ipc.new_file(
+                sink, t.schema) as w:
+            w.write_table(t)
         m = manifest(c)
-        m["index_files"] = list_files(c, "index")
+        m["index_files"] = [{"path": "index.arrow"}]
         put(c, redigest(c, m))
     return run
+
+
+def _set_where(column: str, where_kind: str, value: str) -> Callable[[pa.Table], pa.Table]:
+    def change(t: pa.Table) -> pa.Table:
+        kinds = t.column("kind").to_pylist()
+        col = [value if k == where_kind else v
+               for k, v in zip(kinds, t.column(column).to_pylist(), strict=True)]
+        i = t.schema.get_field_index(column)
+        return t.set_column(i, t.schema.field(i), pa.array(col, pa.string()))
+    return change
+
+
+def _drop_last_row(t: pa.Table) -> pa.Table:
+    return t.slice(0, t.num_rows - 1)
+
+
+def _index_extra_column(t: pa.Table) -> pa.Table:
+    return t.append_column("colour", pa.array(["red"] * t.num_rows))
+
+
+def _index_no_schema_name(t: pa.Table) -> pa.Table:
+    return t.replace_schema_metadata({})
 
 
 def _derived_source_gone(c: Path) -> None:
@@ -529,7 +555,7 @@ VECTORS: list[tuple[str, str, Callable[[Path], None] | None, str, str, str]] = [
     ("activation-without-kv", "plain",
      edit(lambda m: m.update(tiers=["plaintext", "activation"])), "invalid",
      "§5 activation exactly when KV data exist", "activation"),
-    ("kv-in-1.0", "kv", edit(lambda m: m.update(format_version="1.0")), "invalid",
+    ("kv-in-1.0", "golden-1.1", edit(lambda m: m.update(format_version="1.0")), "invalid",
      "§1 a key newer than the declared version", "kv"),
     ("no-content-digest", "plain", edit(lambda m: m.pop("content_digest")), "invalid",
      "§1/§5 content_digest required from 1.5", "'content_digest' is a required property"),
@@ -551,8 +577,8 @@ VECTORS: list[tuple[str, str, Callable[[Path], None] | None, str, str, str]] = [
      "invalid", "§2 NaN", "NaN"),
     ("stray-file", "plain", add_file("notes.txt"), "invalid", "§3 closed layout",
      "not listed in the manifest"),
-    ("stray-index-file", "plain", add_file("index/memories.lance/extra.lance"), "invalid",
-     "§3/§6 closed layout", "not listed in the manifest"),
+    ("stray-index-file", "golden-1.7", add_file("index/memories.lance/extra.lance"), "invalid",
+     "§3/§6 closed layout (a 1.5-1.7 LanceDB index)", "not listed in the manifest"),
     ("git-directory", "plain", add_file(".github/notes"), "invalid", "§3 .git* names",
      "git file"),
     ("forbidden-suffix-case", "plain", add_file("w.PT"), "invalid",
@@ -589,14 +615,14 @@ VECTORS: list[tuple[str, str, Callable[[Path], None] | None, str, str, str]] = [
     ("context", "context", None, "valid", "§6.1 reader rows", ""),
     ("derived", "derived", None, "valid", "§4.5 derived memories", ""),
     ("reader-row-unknown-kind", "context",
-     lance_edit("kind = 'context'", {"kind": "summaries"}), "invalid", "§6.1 known kinds",
+     index_edit(_set_where("kind", "context", "summaries")), "invalid", "§6.1 known kinds",
      "unknown kind 'summaries'"),
     ("reader-row-stray-id", "context",
-     lance_edit("kind = 'context'", {"id": "00000000-0000-4000-8000-0000000000ff"}),
+     index_edit(_set_where("id", "context", "00000000-0000-4000-8000-0000000000ff")),
      "invalid", "§6.1 reader rows find memories of the cube", "is not in the cube"),
     ("reader-count", "context", edit(_reader_rows_plus_one), "invalid",
      "§6.1 readers counts", "readers entry for 'context'"),
-    ("readers-in-1.5", "context", edit(lambda m: m.update(format_version="1.5")), "invalid",
+    ("readers-in-1.5", "golden-1.6", edit(lambda m: m.update(format_version="1.5")), "invalid",
      "§1 readers is a key of 1.6", "a key of format 1.6"),
     ("derived-source-gone", "derived", _derived_source_gone, "invalid",
      "§4.5 sources in the cube", "not in the cube"),
@@ -634,32 +660,28 @@ VECTORS: list[tuple[str, str, Callable[[Path], None] | None, str, str, str]] = [
                                            + "0" * 64, "size": 1}])),
      "invalid", "§5 attachments lie at the top", "attachments/0/path"),
     # §1 every version rule
-    ("lora-in-1.1", "lora", edit(_as_version("1.1", ("content_digest", "index_files"))),
+    ("lora-in-1.1", "golden-1.2", edit(_as_version("1.1")),
      "invalid", "§1 lora is a key of 1.2", "a key of format 1.2"),
-    ("kv_chunks-in-1.2", "chunks", edit(_as_version("1.2", ("content_digest", "index_files"))),
+    ("kv_chunks-in-1.2", "golden-1.3", edit(_as_version("1.2")),
      "invalid", "§1 kv_chunks is a key of 1.3", "a key of format 1.3"),
-    ("index_files-in-1.3", "plain", edit(_as_version("1.3", ("content_digest",))), "invalid",
+    ("index_files-in-1.3", "golden-1.4", edit(_as_version("1.3")), "invalid",
      "§1 index_files is a key of 1.4", "a key of format 1.4"),
-    ("revision-in-1.3", "plain",
-     edit(both(_as_version("1.3", ("content_digest", "index_files")),
+    ("revision-in-1.3", "golden-1.4",
+     edit(both(_as_version("1.3", ("index_files",)),
                lambda m: m.update(revision=2))),
      "invalid", "§1 revision is a key of 1.4", "a key of format 1.4"),
-    ("content_digest-in-1.4", "plain", edit(_as_version("1.4")), "invalid",
+    ("content_digest-in-1.4", "golden-1.5", edit(_as_version("1.4")), "invalid",
      "§1 content_digest is a key of 1.5", "a key of format 1.5"),
-    ("attachments-in-1.4", "plain", attached(edit(_as_version("1.4", ("content_digest",)))),
+    ("attachments-in-1.4", "golden-1.4", attached(edit(_as_version("1.4"))),
      "invalid", "§1 attachments is a key of 1.5", "a key of format 1.5"),
-    ("v1.4-plain", "plain", edit(_as_version("1.4", ("content_digest",))), "valid",
-     "§1 a 1.4 cube: index_files, no content_digest", ""),
-    ("v1.4-no-index-files", "plain", edit(_as_version("1.4", ("content_digest",
-                                                              "index_files"))),
+    ("v1.4-no-index-files", "golden-1.4", edit(_as_version("1.4", ("index_files",))),
      "invalid", "§1 from 1.4 a cube with an index lists its files",
      "'index_files' is a required property"),
-    ("v1.4-stray-file", "plain",
-     both(edit(_as_version("1.4", ("content_digest",))), add_file("notes.txt")),
+    ("v1.4-stray-file", "golden-1.4", add_file("notes.txt"),
      "valid", "§1/§3 1.0-1.4: a file outside index/ is covered only by a signature", ""),
-    ("v1.3-plain", "plain", edit(_as_version("1.3", ("content_digest", "index_files"))),
+    ("v1.3-plain", "golden-1.4", edit(_as_version("1.3", ("index_files",))),
      "valid", "§1 a 1.3 cube: no index_files", ""),
-    ("validity-in-1.6", "evolved", edit(_as_version("1.6")), "invalid",
+    ("validity-in-1.6", "golden-1.7", edit(_as_version("1.6")), "invalid",
      "§4.6 the validity columns are of 1.7", "1.7"),
     ("newer-minor-file", "plain", _future_file(listed=True), "valid",
      "§1/§3 a newer minor's file, listed under a key this reader does not know", ""),
@@ -682,10 +704,19 @@ VECTORS: list[tuple[str, str, Callable[[Path], None] | None, str, str, str]] = [
      "invalid", "§10 one key scale per 32 tokens", "layers.0.keys.scale"),
     ("segment-without-records", "kv", safetensors_edit(_first_segment, _meta(memories=None)),
      "invalid", "§10 memories is required from 1.3", "lacks memories"),
-    ("segment-without-records-1.2", "kv",
-     both(safetensors_edit(_first_segment, _meta(memories=None)),
-          edit(_as_version("1.2", ("content_digest", "index_files")))),
-     "valid", "§10 a 1.1-1.2 segment may lack memories", ""),
+    ("segment-without-records-1.2", "golden-1.1", edit(_as_version("1.2")),
+     "valid", "§10 a 1.1-1.2 segment may lack memories (the 1.1 golden's, declared 1.2)", ""),
+    # §6 the index file (1.8)
+    ("index-row-missing", "plain", index_edit(_drop_last_row), "invalid",
+     "§6 the index holds exactly the cube's memories", "index does not hold exactly"),
+    ("index-extra-column", "plain", index_edit(_index_extra_column), "invalid",
+     "§6 the index file's columns", "columns"),
+    ("index-schema-name", "plain", index_edit(_index_no_schema_name), "invalid",
+     "§6 the index file's schema metadata", "memcube.schema"),
+    ("lancedb-index-in-1.8", "golden-1.7", edit(_as_version("1.8")), "invalid",
+     "§1/§6 from 1.8 the index is index.arrow", "engine"),
+    ("arrow-index-in-1.7", "plain", edit(_as_version("1.7")), "invalid",
+     "§1/§6 before 1.8 the index is a LanceDB database", "engine"),
     # §12 chunk sets
     ("chunk-key", "chunks", _chunk_rekey, "invalid", "§12.4 a chunk key is its content",
      "other content"),

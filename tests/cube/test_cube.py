@@ -16,7 +16,7 @@ from memos_cli.errors import (
     SourceError,
 )
 from memos_cli.lifecycle.pack import rebuild_index
-from tests.conftest import pack_corpus
+from tests.conftest import ROOT, pack_corpus
 
 
 def siblings(path: Path) -> list[str]:
@@ -59,7 +59,7 @@ def test_failure_mid_pack_leaves_nothing(tmp_path: Path, embedder, monkeypatch) 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("memos_cli.cube.cube.build_index", boom)
+    monkeypatch.setattr("memos_cli.cube.cube.write_index_file", boom)
     with pytest.raises(KeyboardInterrupt):
         pack_corpus(out, embedder)
     assert siblings(out) == []
@@ -117,39 +117,52 @@ def test_reindex_without_key_drops_signature(cube_copy: Path, embedder,
 
 
 def test_index_out_of_step_is_detected(cube_copy: Path, embedder) -> None:
-    import lancedb
+    from memos_cli.cube.index_file import matrix, read_index_file, write_index_file
 
-    tbl = lancedb.connect(str(cube_copy / "index")).open_table("memories")
-    tbl.delete("true")
-    with pytest.raises(IntegrityError, match="not listed in the manifest"):
-        verify(cube_copy)  # the index files changed: caught by their digests
+    rows = read_index_file(cube_copy / "index.arrow", 384)
+    keep = rows.slice(0, rows.num_rows - 1)  # one memory's row gone
+    write_index_file(cube_copy / "index.arrow", keep.column("id").to_pylist(),
+                     keep.column("text").to_pylist(), matrix(keep))
+    with pytest.raises(IntegrityError, match="index file does not match"):
+        verify(cube_copy)  # the index file changed: caught by its size and digest
     m = json.loads((cube_copy / "manifest.json").read_text())  # forged to match the files
-    m["index_files"] = list_files(cube_copy, "index")
+    m["index_files"] = list_files(cube_copy, "index.arrow")
     (cube_copy / "manifest.json").write_text(json.dumps(m))
     (cube_copy / "memcube.sig").unlink()
     with pytest.raises(IntegrityError, match="index does not hold exactly"):
         verify(cube_copy)
 
 
-def test_rewriting_an_older_cube_lists_its_attachments(cube_copy: Path) -> None:
-    """A 1.4 dump kept access_log.jsonl unlisted; rewritten as 1.5 (closed layout) it is
-    listed as an attachment, so the cube stays readable (spec §3, §5)."""
+def test_rewriting_an_older_cube_moves_its_index_and_lists_its_attachments(
+        tmp_path: Path) -> None:
+    """A 1.4 dump kept access_log.jsonl unlisted; rewritten as the current format (closed
+    layout) it is listed as an attachment, and its LanceDB index becomes index.arrow with the
+    same rows (spec §1, §3, §5, §6)."""
+    import shutil
+
     from memos_cli.cube import open_cube, verify
     from memos_cli.cube.cube import rewrite
+    from memos_cli.cube.index import Index
 
-    m = json.loads((cube_copy / "manifest.json").read_text())
-    m["format_version"] = "1.4"
-    m.pop("content_digest")
-    (cube_copy / "manifest.json").write_text(json.dumps(m))
+    cube_copy = tmp_path / "old.memcube"
+    shutil.copytree(ROOT / "fixtures/golden/v1.4.memcube", cube_copy)
     (cube_copy / "memcube.sig").unlink()
+    before = Index(cube_copy / "index")._arrow()
     (cube_copy / "access_log.jsonl").write_text('{"op": "load"}\n')
     assert verify(cube_copy).ok  # 1.4: a stray top-level file is covered only by a signature
     with rewrite(open_cube(cube_copy)):
         pass
     c = open_cube(cube_copy)
-    assert c.manifest.format_version == "1.7" and c.manifest.content_digest
+    assert c.manifest.format_version == "1.8" and c.manifest.content_digest
     assert [a["path"] for a in c.manifest.attachments or []] == ["access_log.jsonl"]
+    assert c.manifest.index["engine"] == "arrow" and not (cube_copy / "index").exists()
+    assert [f["path"] for f in c.manifest.index_files or []] == ["index.arrow"]
     assert verify(c).ok
+    after = c.index()._arrow()
+    assert after.column("id").to_pylist() == before.column("id").to_pylist()
+    assert after.column("vector").to_pylist() == before.column("vector").to_pylist()
+    hits = c.index().search("versioned", after.column("vector")[0].values.to_numpy(), 3)
+    assert hits and hits[0].id == after.column("id")[0].as_py()
 
 
 def test_force_replaces_only_a_cube(tmp_path: Path) -> None:

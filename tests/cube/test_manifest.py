@@ -24,7 +24,7 @@ def put(cube: Path, data: dict) -> None:
 def test_written_manifest_matches_schema(packed_cube: Path) -> None:
     data = raw(packed_cube)
     jsonschema.Draft202012Validator(schema()).validate(data)
-    assert data["format"] == "memcube" and data["format_version"] == "1.7"
+    assert data["format"] == "memcube" and data["format_version"] == "1.8"
     assert data["tiers"] == ["plaintext"]
     assert data["counts"] == {"memories": 18, "sources": 5}
     assert data["embedding"]["model"] == "all-MiniLM-L6-v2"
@@ -52,7 +52,7 @@ def test_malformed_format_version_is_refused(cube_copy: Path, version: str) -> N
     data = raw(cube_copy)
     data["format_version"] = json.loads(f'"{version}"')
     put(cube_copy, data)
-    with pytest.raises(FormatError, match="format_version .* is not MAJOR.MINOR"):
+    with pytest.raises(FormatError, match=r"format_version .* is not MAJOR\.MINOR"):
         open_cube(cube_copy)
 
 
@@ -75,10 +75,10 @@ def test_unknown_major_version_is_refused(cube_copy: Path) -> None:
 
 def test_newer_minor_version_ignores_unknown_keys(cube_copy: Path) -> None:
     data = raw(cube_copy)
-    data["format_version"] = "1.8"
+    data["format_version"] = "1.9"
     data["future_field"] = {"x": 1}
     put(cube_copy, data)
-    assert open_cube(cube_copy).manifest.format_version == "1.8"
+    assert open_cube(cube_copy).manifest.format_version == "1.9"
 
 
 def test_unknown_key_in_same_version_is_refused(cube_copy: Path) -> None:

@@ -1,6 +1,6 @@
 """Reproducible packs (spec §9.2): the same sources, options and SOURCE_DATE_EPOCH give the
-same memories.arrow and manifest (apart from the index's file names) from any working
-directory; the cube id and content digest come from the memories."""
+same bytes in every file of the cube from any working directory (from format 1.8 the index
+too); the cube id and content digest come from the memories."""
 
 import json
 import os
@@ -12,6 +12,11 @@ from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
 from tests.conftest import FIXTURES
+
+
+def tree(cube: Path) -> dict[str, bytes]:
+    return {p.relative_to(cube).as_posix(): p.read_bytes() for p in sorted(cube.rglob("*"))
+            if p.is_file()}
 
 
 def pack_from(cwd: Path, source: str, out: Path, *extra: str) -> None:
@@ -33,10 +38,9 @@ def test_packing_twice_from_two_directories(tmp_path: Path, monkeypatch: pytest.
     pack_from(tmp_path, str(tmp_path / "corpus"), tmp_path / "b" / "one.memcube",
               "--owner", "ci")
     a, b = tmp_path / "one.memcube", tmp_path / "b" / "one.memcube"
-    assert (a / "memories.arrow").read_bytes() == (b / "memories.arrow").read_bytes()
-    ma, mb = (json.loads((c / "manifest.json").read_text()) for c in (a, b))
-    assert ma.pop("index_files") != mb.pop("index_files")  # LanceDB's random names
-    assert ma == mb
+    assert tree(a) == tree(b)  # byte-identical in every file, the index included (1.8)
+    assert sorted(tree(a)) == ["index.arrow", "manifest.json", "memories.arrow"]
+    ma = json.loads((a / "manifest.json").read_text())
     assert ma["content_digest"].startswith("sha256:") and ma["cube_id"][14] == "5"  # UUIDv5
     assert {s["path"] for s in ma["provenance"]["sources"]} >= {"corpus/facts.jsonl"}
     shown = CliRunner().invoke(app, ["inspect", str(a), "--json"])
@@ -51,3 +55,21 @@ def test_cube_id_can_be_given(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["pack", str(FIXTURES / "corpus"), "-o",
                                    str(tmp_path / "y.memcube"), "--cube-id", "nope"])
     assert bad.exit_code == 2 and "not a UUID" in bad.output
+
+
+def test_signed_packs_differ_only_in_the_signature(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """ECDSA signatures are randomised: two signed packs of the same input differ in
+    memcube.sig alone (spec §9.2), which signs the same statement."""
+    import base64
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert CliRunner().invoke(app, ["keygen", "-o", str(tmp_path / "k")]).exit_code == 0
+    src = str(FIXTURES / "corpus" / "facts.jsonl")
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        pack_from(tmp_path, src, tmp_path / d / "x.memcube", "--key", str(tmp_path / "k.key"))
+    a, b = tree(tmp_path / "a/x.memcube"), tree(tmp_path / "b/x.memcube")
+    assert sorted(k for k in a if a[k] != b.get(k)) == ["memcube.sig"]
+    payload = [json.loads(v["memcube.sig"])["dsseEnvelope"]["payload"] for v in (a, b)]
+    assert payload[0] == payload[1] and json.loads(base64.b64decode(payload[0]))["subject"]

@@ -51,7 +51,7 @@ def test_every_file_is_tamper_evident(packed_cube: Path, keys: tuple[Path, Path]
                                       tmp_path: Path) -> None:
     files = [f for f in scan_members(packed_cube) if f != "memcube.sig"]
     assert "manifest.json" in files and "memories.arrow" in files
-    assert any(f.startswith("index/") for f in files)
+    assert "index.arrow" in files
     for i, rel in enumerate(files):
         cube = tmp_path / f"c{i}.memcube"
         shutil.copytree(packed_cube, cube)
@@ -67,13 +67,13 @@ def test_every_file_is_tamper_evident(packed_cube: Path, keys: tuple[Path, Path]
 
 
 def test_added_and_removed_files_are_detected(cube_copy: Path, keys: tuple[Path, Path]) -> None:
+    (cube_copy / "index").mkdir()
     (cube_copy / "index" / "note.txt").write_text("hello")
     with pytest.raises(MemosError, match=r"index/note\.txt"):
-        verify(cube_copy, keys[1])  # the index files are listed (format 1.4) and signed
+        verify(cube_copy, keys[1])  # the closed layout (format 1.5), and signed
     (cube_copy / "index" / "note.txt").unlink()
-    victim = next(p for p in (cube_copy / "index").rglob("*.txn"))
-    victim.unlink()
-    with pytest.raises(MemosError):
+    (cube_copy / "index.arrow").unlink()
+    with pytest.raises(MemosError, match=r"index\.arrow"):
         verify(cube_copy, keys[1])
 
 

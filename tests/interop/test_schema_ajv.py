@@ -55,9 +55,9 @@ def manifests() -> list[tuple[str, dict[str, Any]]]:
 
 
 def version_cases() -> list[tuple[str, dict[str, Any]]]:
-    base = json.loads((ROOT / "fixtures/golden/v1.7.memcube/manifest.json").read_text())
+    base = json.loads((ROOT / "fixtures/golden/v1.8.memcube/manifest.json").read_text())
     cases = []
-    for v in ("1.7", "1.07", "01.7", "1.10", "1.9", "1.", "1.7.0", "1e0", "١.7"):
+    for v in ("1.8", "1.08", "01.8", "1.10", "1.9", "1.", "1.8.0", "1e0", "١.8"):
         m = copy.deepcopy(base)
         m["format_version"] = v
         cases.append((f"format_version {v!r}", m))
@@ -76,8 +76,8 @@ def test_schema_compiles_in_strict_mode_and_agrees(tmp_path: Path) -> None:
                 if a != ours.is_valid(doc)]
     assert disagree == []
     verdict = dict(zip([n for n, _ in cases], got, strict=True))
-    assert verdict["format_version '1.7'"] and verdict["format_version '1.10'"]
-    for bad in ("1.07", "01.7", "1.", "1.7.0", "1e0", "١.7"):
+    assert verdict["format_version '1.8'"] and verdict["format_version '1.10'"]
+    for bad in ("1.08", "01.8", "1.", "1.8.0", "1e0", "١.8"):
         assert not verdict[f"format_version {bad!r}"], bad
     assert not verdict["lora in 1.0"]
-    assert all(verdict[f"fixtures/golden/v1.{n}.memcube/manifest.json"] for n in range(8))
+    assert all(verdict[f"fixtures/golden/v1.{n}.memcube/manifest.json"] for n in range(9))

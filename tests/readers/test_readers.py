@@ -110,7 +110,7 @@ def test_search_finds_a_short_reply_through_its_context(tmp_path: Path, embedder
             assert hit.via == "context" and hit.matched is None  # neighbours' text not shown
     assert rank["read"] < rank["plain"], rank
     c = open_cube(read)
-    assert c.manifest.format_version == "1.7"
+    assert c.manifest.format_version == "1.8"
     assert c.manifest.readers[0]["options"] == {"before": 2, "after": 0, "neighbour_chars": 300}
     assert verify(read).memories == 6
     assert sorted(c.index().ids()) == sorted(m.id for m in c.memories)

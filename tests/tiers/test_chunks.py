@@ -135,7 +135,7 @@ def chunk_cube(cube_copy: Path, tiny: chat.ChatModel) -> Path:
 def test_convert_writes_a_content_addressed_chunk_set(chunk_cube: Path,
                                                       tiny: chat.ChatModel) -> None:
     cube = open_cube(chunk_cube)
-    assert cube.manifest.format_version == "1.7" and "activation" in cube.manifest.tiers
+    assert cube.manifest.format_version == "1.8" and "activation" in cube.manifest.tiers
     (s,) = cube.chunk_sets
     assert len(s.chunks) == len(cube.memories)
     for c in s.chunks:

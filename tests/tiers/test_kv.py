@@ -119,7 +119,7 @@ def test_convert_keeps_signature_only_with_key(kv_cube: Path, tiny: chat.ChatMod
     report = verify(kv_cube, keys[1])
     assert report.signature == "verified"
     m = json.loads((kv_cube / "manifest.json").read_text())
-    assert m["tiers"] == ["plaintext", "activation"] and m["format_version"] == "1.7"
+    assert m["tiers"] == ["plaintext", "activation"] and m["format_version"] == "1.8"
     convert_to_kv(kv_cube, tiny, select_memories(open_cube(kv_cube), top=3),
                   storage_dtype="int8")
     assert not (kv_cube / "memcube.sig").exists()

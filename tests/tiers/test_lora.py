@@ -78,7 +78,7 @@ def test_layout_metadata_and_signature(lora_cube: Path, tiny: chat.ChatModel, ke
         "adapter_config.json", "adapter_model.safetensors", "memcube_lora.json",
         "memories.arrow"]
     assert cube.manifest.tiers == ("plaintext", "parameter")
-    assert cube.manifest.format_version == "1.7"
+    assert cube.manifest.format_version == "1.8"
     meta = read_meta(lora_cube / "lora")
     assert meta["model_fingerprint"] == tiny.fingerprint()
     assert meta["recipe"]["name"] == "text" and meta["recipe"]["rank"] == 4

@@ -1,0 +1,290 @@
+"""The search index as the spec defines it from format 1.8 (spec/memcube.md §6): one Arrow IPC
+file, ``index.arrow``, whose bytes depend on its rows alone, so two packs of the same input
+are byte-identical and a rebuilt cube publishes no new blob. Searching needs a vector and a
+full-text index: they are derived from the file into a LanceDB table in a cache,
+``MEMOS_HOME/index/<sha256 of index.arrow>/``, built once per machine and never part of the
+cube.
+
+Rows (in this column order): ``id`` utf8, ``text`` utf8, ``kind`` utf8 (only when reader rows
+are present, §6.1), ``vector`` fixed_size_list<float32>[dimension]; no nulls. Schema metadata
+``memcube.schema`` = ``index/1``. One record batch per 65,536 rows, no compression.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from memos_cli import config
+from memos_cli.cube import layout
+from memos_cli.cube.index import MEMORY_KIND, TABLE, Index, ReaderRows, build_index
+from memos_cli.digest import sha256_file
+from memos_cli.errors import FormatError
+from memos_cli.localfiles import plain_dir
+
+INDEX_FILE = layout.INDEX_FILE
+#: ``index.engine`` of an Arrow index file (format 1.8); older cubes say ``lancedb``.
+ENGINE = "arrow"
+SCHEMA_NAME = "index/1"
+BATCH_ROWS = 65536
+#: The cache's size bound (bytes): after a build, the least recently used entries go until
+#: the rest fit (``MEMOS_INDEX_CACHE_BYTES``).
+CACHE_BYTES = 8 << 30
+_DONE = "complete"
+
+
+def schema(dim: int, *, kinds: bool) -> pa.Schema:
+    """The Arrow schema of an index file of ``dim``-dimensional vectors."""
+    fields = [pa.field("id", pa.string(), nullable=False),
+              pa.field("text", pa.string(), nullable=False),
+              *([pa.field("kind", pa.string(), nullable=False)] if kinds else []),
+              pa.field("vector", pa.list_(pa.field("item", pa.float32(), nullable=False), dim),
+                       nullable=False)]
+    return pa.schema(fields, metadata={"memcube.schema": SCHEMA_NAME})
+
+
+def write_index_file(path: Path, ids: list[str], texts: list[str], vectors: np.ndarray,
+                     extra: ReaderRows | None = None) -> None:
+    """Write ``index.arrow``: the memories' rows (``ids``, their rendered ``texts``, and
+    ``vectors`` ``[n, dim] float32``, L2-normalised), then the reader rows of ``extra``
+    (embedded) with a ``kind`` column. The same rows give the same bytes.
+
+    Raises:
+        ValueError: lengths or dimensions disagree.
+    """
+    n, dim = vectors.shape
+    if not (len(ids) == len(texts) == n):
+        raise ValueError("ids, texts and vectors differ in length")
+    kinds = extra is not None and len(extra) > 0
+    columns: dict[str, list[str]] = {"id": list(ids), "text": list(texts)}
+    if kinds:
+        assert extra is not None
+        if extra.vectors is None or extra.vectors.shape != (len(extra), dim):
+            raise ValueError("reader rows are not embedded with the index's dimension")
+        columns = {"id": [*ids, *extra.ids], "text": [*texts, *extra.texts],
+                   "kind": [MEMORY_KIND] * n + list(extra.kinds)}
+        vectors = np.concatenate([vectors, extra.vectors])
+    sch = schema(dim, kinds=kinds)
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
+    table = pa.table({**{k: pa.array(v, pa.string()) for k, v in columns.items()},
+                      "vector": pa.FixedSizeListArray.from_arrays(flat, dim)}).cast(sch)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, sch) as writer:
+        writer.write_table(table, max_chunksize=BATCH_ROWS)
+
+
+def read_index_file(path: Path, dim: int) -> pa.Table:
+    """Read and check ``index.arrow``: the columns of :func:`schema` (with or without
+    ``kind``) for vectors of ``dim`` dimensions, no nulls.
+
+    Raises:
+        FormatError: naming the file and the problem.
+    """
+    try:
+        with pa.memory_map(str(path)) as src:
+            table = pa.ipc.open_file(src).read_all()
+        table.validate(full=True)
+    except (OSError, pa.ArrowException) as e:
+        raise FormatError(f"search index is not an Arrow IPC file: {str(e).splitlines()[0]}",
+                          path=path) from e
+    kinds = "kind" in table.schema.names
+    want = schema(dim, kinds=kinds)
+    if table.schema.names != want.names or any(
+            a.type != b.type for a, b in zip(table.schema, want, strict=True)):
+        got = ", ".join(f"{f.name}: {f.type}" for f in table.schema)
+        raise FormatError(f"search index columns are ({got}), expected "
+                          f"({', '.join(f'{f.name}: {f.type}' for f in want)})", path=path)
+    if (table.schema.metadata or {}).get(b"memcube.schema") != SCHEMA_NAME.encode():
+        raise FormatError(f"search index schema metadata is not memcube.schema = {SCHEMA_NAME}",
+                          path=path)
+    vec = table.column("vector")
+    if any(table.column(c).null_count for c in table.schema.names) or any(
+            chunk.values.null_count for chunk in vec.chunks):
+        raise FormatError("search index holds null values", path=path)
+    return table
+
+
+def matrix(table: pa.Table) -> np.ndarray:
+    """The ``vector`` column as ``[rows, dim] float32``."""
+    column = table.column("vector").combine_chunks()
+    return np.asarray(column.flatten().to_numpy(zero_copy_only=False)).reshape(
+        len(column), column.type.list_size)
+
+
+class IndexFile(Index):
+    """An ``index.arrow`` opened for reading: ids, vectors and reader rows come from the
+    file; :meth:`search` opens the derived LanceDB table in the cache (built on first use)."""
+
+    def __init__(self, path: Path, digest: str | None, dim: int) -> None:
+        self.index_dir = path
+        self._digest, self._dim = digest, dim
+        self._table: pa.Table | None = None
+        self._lance: Index | None = None
+        self.where = None
+        self.approximate = False
+        self.has_kinds = "kind" in self._arrow().schema.names
+
+    def _arrow(self) -> pa.Table:
+        if self._table is None:
+            self._table = read_index_file(Path(self.index_dir), self._dim)
+        return self._table
+
+    def count(self) -> int:
+        return int(self._arrow().num_rows)
+
+    def _rows_per_memory(self) -> int:
+        return self.searcher()._rows_per_memory()
+
+    def searcher(self) -> Index:
+        """The derived LanceDB table (:func:`cached`), opened once."""
+        if self._lance is None:
+            digest = self._digest or sha256_file(Path(self.index_dir))
+            self._lance = cached(self._arrow(), digest, Path(self.index_dir))
+        return self._lance
+
+    def search(self, query: str, vector: np.ndarray, k: int, **kw: Any) -> list[Any]:
+        return self.searcher().search(query, vector, k, **kw)
+
+
+def open_index(cube_dir: Path, index: dict[str, Any], dimension: int,
+               files: list[dict[str, Any]] | None = None) -> Index:
+    """The index a manifest's ``index`` entry names under ``cube_dir``: an ``index.arrow``
+    (engine ``arrow``, 1.8) or a LanceDB database (engine ``lancedb``, 1.0-1.7). ``files``
+    (``index_files``) gives the Arrow file's digest, the cache's key; without it the digest
+    is computed when a search needs it.
+
+    Raises:
+        FormatError: missing or unreadable.
+    """
+    path = cube_dir / index["path"]
+    if index.get("engine") == ENGINE:
+        if not path.is_file():
+            raise FormatError(f"search index {index['path']} is missing (rebuild it with "
+                              "`memos reindex`)", path=cube_dir)
+        digest = next((f["sha256"] for f in files or [] if f["path"] == index["path"]), None)
+        return IndexFile(path, digest, dimension)
+    if not path.is_dir():
+        raise FormatError(f"search index {index['path']}/ is missing (rebuild it with "
+                          "`memos reindex`)", path=cube_dir)
+    return Index(path, index.get("table", TABLE))
+
+
+def index_entry() -> dict[str, Any]:
+    """The manifest's ``index`` entry for an index memos writes (spec §5, §6)."""
+    return {"engine": ENGINE, "path": INDEX_FILE, "table": TABLE, "text_column": "text",
+            "vector_column": "vector", "metric": "cosine"}
+
+
+def from_lance(lance_dir: Path, table: str, path: Path) -> None:
+    """Write the rows of an older cube's LanceDB index (formats 1.0-1.7) as ``index.arrow``
+    at ``path``, reader rows included, vectors as stored (a rewrite moves an older cube to
+    the current format without re-embedding)."""
+    t = Index(lance_dir, table)._arrow()
+    vec = matrix(t)
+    ids, texts = t.column("id").to_pylist(), t.column("text").to_pylist()
+    if "kind" not in t.schema.names:
+        write_index_file(path, ids, texts, vec)
+        return
+    kinds = t.column("kind").to_pylist()
+    own = [i for i, k in enumerate(kinds) if k == MEMORY_KIND]
+    rest = [i for i, k in enumerate(kinds) if k != MEMORY_KIND]
+    write_index_file(path, [ids[i] for i in own], [texts[i] for i in own], vec[own],
+                     ReaderRows([ids[i] for i in rest], [kinds[i] for i in rest],
+                                [texts[i] for i in rest], vec[rest]))
+
+
+def cache_root() -> Path:
+    return config.home() / "index"
+
+
+def cached(table: pa.Table, digest: str, source: Path) -> Index:
+    """The LanceDB table (with its full-text index) derived from the index file's ``table``,
+    kept under ``MEMOS_HOME/index/<hex digest>/``; built there on first use, atomically (a
+    temporary sibling renamed into place), or in a temporary folder removed at exit when
+    ``MEMOS_HOME`` cannot be written or holds something else under that name.
+
+    Raises:
+        FormatError: the table cannot be built or opened.
+    """
+    root = cache_root()
+    entry = root / digest.removeprefix("sha256:")
+    if plain_dir(entry) and (entry / _DONE).is_file() and not (entry / _DONE).is_symlink():
+        with contextlib.suppress(OSError):
+            os.utime(entry / _DONE)  # least recently used goes first
+        return Index(entry)
+    try:
+        if not plain_dir(root):
+            root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name[:16]}.", suffix=".tmp", dir=root))
+    except OSError:
+        tmp = Path(tempfile.mkdtemp(prefix="memos-index-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        _build(table, tmp, source)
+        return Index(tmp)
+    try:
+        _build(table, tmp, source)
+        (tmp / _DONE).write_bytes(b"")
+        if plain_dir(entry) and not (entry / _DONE).exists():  # an unfinished build
+            shutil.rmtree(entry, ignore_errors=True)
+        try:
+            os.rename(tmp, entry)
+        except OSError:  # another process finished first, or something else is there
+            if plain_dir(entry) and (entry / _DONE).is_file():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                atexit.register(shutil.rmtree, tmp, True)
+                return Index(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _evict(root, keep=entry)
+    return Index(entry)
+
+
+def _build(table: pa.Table, where: Path, source: Path) -> None:
+    n_mem = table.num_rows
+    vec = matrix(table)
+    ids = table.column("id").to_pylist()
+    texts = table.column("text").to_pylist()
+    extra = None
+    if "kind" in table.schema.names:
+        kinds = table.column("kind").to_pylist()
+        own = [i for i, k in enumerate(kinds) if k == MEMORY_KIND]
+        rest = [i for i, k in enumerate(kinds) if k != MEMORY_KIND]
+        n_mem = len(own)
+        extra = ReaderRows([ids[i] for i in rest], [kinds[i] for i in rest],
+                           [texts[i] for i in rest], vec[rest])
+        ids, texts, vec = [ids[i] for i in own], [texts[i] for i in own], vec[own]
+    if n_mem == 0:
+        raise FormatError("search index holds no memory rows", path=source)
+    build_index(where, ids, texts, vec, extra)
+
+
+def _evict(root: Path, *, keep: Path) -> None:
+    """Remove the least recently used cache entries until the cache fits its bound."""
+    try:
+        limit = int(os.environ.get("MEMOS_INDEX_CACHE_BYTES") or CACHE_BYTES)
+    except ValueError:
+        limit = CACHE_BYTES
+    entries = []
+    for e in root.iterdir():
+        done = e / _DONE
+        if e == keep or not plain_dir(e) or not done.is_file():
+            continue
+        size = sum(f.stat().st_size for f in e.rglob("*") if f.is_file() and not
+                   f.is_symlink())
+        entries.append((done.stat().st_mtime, size, e))
+    total = sum(s for _, s, _ in entries) + sum(
+        f.stat().st_size for f in keep.rglob("*") if f.is_file())
+    for _, size, e in sorted(entries):
+        if total <= limit:
+            break
+        shutil.rmtree(e, ignore_errors=True)
+        total -= size
