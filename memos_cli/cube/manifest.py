@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -178,9 +178,8 @@ class Manifest:
             if ("plaintext" in checked["tiers"]) != bool(plain) or (plain and len(plain) != 3):
                 raise FormatError("tiers must list 'plaintext' exactly when files, index and "
                                   "embedding are all present", path=path)
-            twice = sorted(p for p, n in Counter(listed_paths(checked)).items() if n > 1)
-            if twice:
-                raise FormatError(f"{twice[0]} is listed twice in the manifest", path=path)
+            if clash := path_clash(listed_paths(checked)):
+                raise FormatError(clash, path=path)
             _check_semantics(checked, path)
         if problems:
             text = "; ".join(_describe(e) for e in problems[:10])
@@ -234,6 +233,27 @@ def listed_paths(data: dict[str, Any]) -> list[str]:
     out += [f["path"] for f in data.get("lora", {}).get("files", [])]
     out += [f["path"] for f in data.get("attachments", [])]
     return out
+
+
+def path_clash(paths: list[str]) -> str | None:
+    """Why the manifest's file paths cannot all be files of one cube on every file system, or
+    ``None`` (spec §5): a path listed twice, two paths equal but for case (they are one file
+    on macOS and Windows), a path not in Unicode NFC (macOS may store it decomposed), or a
+    path listed as a file that is also the folder of another listed path."""
+    seen: dict[str, str] = {}
+    for p in paths:
+        if unicodedata.normalize("NFC", p) != p:
+            return f"{p!r} is not in Unicode NFC; the manifest must list paths in NFC"
+        key = p.casefold()
+        if key in seen:
+            other = "" if seen[key] == p else f" ({seen[key]} differs only in case)"
+            return f"{p} is listed twice in the manifest{other}"
+        seen[key] = p
+    folders = {"/".join(k.split("/")[:n]) for k in seen for n in range(1, k.count("/") + 1)}
+    for key, p in seen.items():
+        if key in folders:
+            return f"{p} is listed as a file and is also the folder of another listed file"
+    return None
 
 
 def future_paths(raw: dict[str, Any]) -> list[str]:

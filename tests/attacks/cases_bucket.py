@@ -50,7 +50,7 @@ def _fifo(cube: Path, work: Path) -> None:
 CASES = [
     bucket_case("link_manifest", _link_out("manifest.json")),
     bucket_case("link_memories", _link_out("memories.arrow")),
-    bucket_case("link_index_dir", _link_out("index")),
+    bucket_case("link_index", _link_out("index.arrow")),
     bucket_case("link_root", _link_to("root", "/")),
     bucket_case("link_etc_passwd", _link_to("passwd", "/etc/passwd")),
     bucket_case("cube_is_link", _cube_is_link),

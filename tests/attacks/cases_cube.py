@@ -42,10 +42,24 @@ def forge_file(c: Path, rel: str, data: bytes) -> None:
     """Replace a listed file and make the manifest's digest and size match it."""
     (c / rel).write_bytes(data)
     m = manifest(c)
-    for entry in [*m.get("files", {}).values(), *m.get("kv", {}).get("segments", [])]:
+    for entry in [*m.get("files", {}).values(), *m.get("kv", {}).get("segments", []),
+                  *m.get("index_files", [])]:
         if entry["path"] == rel:
             entry.update(sha256=sha256_file(c / rel), size=len(data))
     put(c, m)
+
+
+def index_table(c: Path) -> pa.Table:
+    with pa.memory_map(str(c / "index.arrow")) as src:
+        return pa.ipc.open_file(src).read_all()
+
+
+def _narrow(t: pa.Table) -> pa.Table:
+    """The index with 8-dimensional vectors (the manifest says 384)."""
+    col = t.column("vector").combine_chunks()
+    flat = col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), -1)[:, :8]
+    vec = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1), pa.float32()), 8)
+    return t.set_column(t.schema.get_field_index("vector"), "vector", vec)
 
 
 def table(c: Path) -> pa.Table:
@@ -138,8 +152,16 @@ def with_row0(t: pa.Table, name: str, value: Any, typ: pa.DataType) -> pa.Table:
     return set_col(t, name, pa.array(values, typ))
 
 
-def _lance_data(c: Path) -> Path:
-    return max((c / "index").rglob("data/*.lance"), key=lambda p: p.stat().st_size)
+def _index_file_path(c: Path) -> Path:
+    return c / "index.arrow"
+
+
+def _in_index_dir(rel: str, make: Callable[[Path], None]) -> Callable[[Path, Path], None]:
+    """Something at ``index/REL``: a folder the 1.8 layout does not have."""
+    def run(c: Path, work: Path) -> None:
+        (c / "index").mkdir(exist_ok=True)
+        make(c / "index" / rel)
+    return run
 
 
 def _flip(p: Path) -> None:
@@ -150,12 +172,14 @@ def _flip(p: Path) -> None:
 
 
 def _other_index(c: Path, work: Path) -> None:
-    from memos_cli.cube.index import build_index
+    """The index of other memories, its digest forged in the manifest."""
+    from memos_cli.cube.index_file import write_index_file
 
-    shutil.rmtree(c / "index")
     v = np.random.default_rng(0).normal(size=(3, 384)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    build_index(c / "index", ["a1", "a2", "a3"], ["tea is good", "tea time", "green tea"], v)
+    write_index_file(work / "other.arrow", ["a1", "a2", "a3"],
+                     ["tea is good", "tea time", "green tea"], v)
+    forge_file(c, "index.arrow", (work / "other.arrow").read_bytes())
 
 
 def _drop(rel: str) -> Callable[[Path, Path], None]:
@@ -202,9 +226,10 @@ def _sig_payload(c: Path, work: Path) -> None:
     p.write_text(json.dumps(bundle))
 
 
-def _index_file(c: Path, work: Path) -> None:
-    shutil.rmtree(c / "index")
-    (c / "index").write_bytes(b"not a directory")
+def _index_dir(c: Path, work: Path) -> None:
+    (c / "index.arrow").unlink()
+    (c / "index.arrow").mkdir()
+    (c / "index.arrow" / "data").write_bytes(b"not a file")
 
 
 MAX_I64 = 2**63 - 1
@@ -303,18 +328,23 @@ CASES: list[Case] = [
     arrow_case("version_zero", lambda t: with_row0(t, "version", 0, pa.int32())),
     arrow_case("line_range_reversed", lambda t: with_row0(t, "line_end", -3, pa.int32())),
     arrow_case("zero_rows", lambda t: t.slice(0, 0)),
-    entry_case("index_missing", _drop("index")),
-    entry_case("index_is_file", _index_file),
-    entry_case("index_versions_missing", lambda c, w: shutil.rmtree(
-        next((c / "index").rglob("_versions")))),
+    entry_case("index_missing", _drop("index.arrow")),
+    entry_case("index_is_dir", _index_dir),
+    entry_case("index_not_arrow", lambda c, w: forge_file(c, "index.arrow", b"ARROW1" * 99)),
+    entry_case("index_stream_format", lambda c, w: forge_file(
+        c, "index.arrow", ipc_bytes(index_table(c), stream=True))),
     entry_case("index_truncated", lambda c, w: os.truncate(
-        _lance_data(c), _lance_data(c).stat().st_size // 2)),
-    entry_case("index_bitflip", lambda c, w: _flip(_lance_data(c))),
-    entry_case("index_sparse_8g", lambda c, w: os.truncate(_lance_data(c), 8 << 30)),
+        _index_file_path(c), _index_file_path(c).stat().st_size // 2)),
+    entry_case("index_forged_truncated", lambda c, w: forge_file(
+        c, "index.arrow", _index_file_path(c).read_bytes()[:-100])),
+    entry_case("index_bitflip", lambda c, w: _flip(_index_file_path(c))),
+    entry_case("index_sparse_8g", lambda c, w: os.truncate(_index_file_path(c), 8 << 30)),
     entry_case("index_of_another_cube", _other_index),
-    entry_case("index_junk_file", lambda c, w: (c / "index" / "junk.bin").write_bytes(b"x")),
-    entry_case("index_symlink", lambda c, w: os.symlink("/etc/passwd", c / "index" / "pw")),
-    entry_case("index_fifo", lambda c, w: os.mkfifo(c / "index" / "pipe")),
+    entry_case("index_wrong_dimension", lambda c, w: forge_file(
+        c, "index.arrow", ipc_bytes(_narrow(index_table(c))))),
+    entry_case("index_junk_file", _in_index_dir("junk.bin", lambda p: p.write_bytes(b"x"))),
+    entry_case("index_symlink", _in_index_dir("pw", lambda p: os.symlink("/etc/passwd", p))),
+    entry_case("index_fifo", _in_index_dir("pipe", os.mkfifo)),
     *(entry_case(f"pickle_{rel.replace('/', '_').replace('.', '_')}", _pickle_at(rel))
       for rel in ("activation_memory.pickle", "kv/cache.pt", "weights.bin", "x.pkl",
                   "index/x.pickle", "lora/adapter_model.bin", "data.npy", "model.ckpt")),
@@ -331,8 +361,7 @@ CASES: list[Case] = [
     entry_case("sig_duplicate_keys", _sig(lambda b: b[:-1] + b', "mediaType": "x"}')),
     entry_case("sig_payload_digest", _sig_payload),
     entry_case("sig_sparse_1g", lambda c, w: os.truncate(c / "memcube.sig", 1 << 30)),
-    entry_case("file_added_after_signing", lambda c, w: (c / "index" / "x.txt").write_text(
-        "added")),
+    entry_case("file_added_after_signing", lambda c, w: (c / "x.txt").write_text("added")),
     entry_case("leftover_tmp_dir", lambda c, w: (c.parent / f".{c.name}.1.abc.tmp").mkdir(),
                "any"),
 ]

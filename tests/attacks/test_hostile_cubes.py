@@ -51,6 +51,7 @@ def test_pickle_files_are_refused(cube_copy: Path, name: str) -> None:
 
 
 def test_symlink_anywhere_is_refused(cube_copy: Path) -> None:
+    (cube_copy / "index").mkdir()
     os.symlink("/etc/passwd", cube_copy / "index" / "passwd")
     with pytest.raises(IntegrityError, match="symbolic link"):
         open_cube(cube_copy)

@@ -630,6 +630,24 @@ VECTORS: list[tuple[str, str, Callable[[Path], None] | None, str, str, str]] = [
      lambda c: (c / "manifest.json").write_bytes(
          (c / "manifest.json").read_bytes().replace(b'"name": "signed"', b'"name": "forged"')),
      "invalid", "§7 any change after signing", "changed since it was signed"),
+    # §5 paths that collide on some file system
+    ("path-case-twice", "plain",
+     edit(lambda m: m.update(attachments=[
+         {"path": "Memories.arrow", "sha256": m["files"]["memories"]["sha256"],
+          "size": m["files"]["memories"]["size"]}])),
+     "invalid", "§5 paths equal but for case are one path", "differs only in case"),
+    ("path-not-nfc", "plain",
+     edit(lambda m: m.update(attachments=[{"path": "cafe\u0301.jsonl", "sha256": "sha256:"
+                                           + "0" * 64, "size": 1}])),
+     "invalid", "§5 paths are in Unicode NFC", "NFC"),
+    ("path-file-and-folder", "kv",
+     edit(lambda m: m.update(attachments=[{"path": "kv", "sha256": "sha256:" + "0" * 64,
+                                           "size": 1}])),
+     "invalid", "§5 a listed file is not the folder of another", "folder of another"),
+    ("manifest-bom", "plain",
+     lambda c: (c / "manifest.json").write_bytes(b"\xef\xbb\xbf"
+                                                 + (c / "manifest.json").read_bytes()),
+     "invalid", "§5 no byte-order mark before the manifest", "BOM"),
     # §7 signatures: each a cube whose signature a reader with the key MUST refuse
     ("signed-keyless", "signed", None, "valid",
      "§7 a signed cube verified without a key: the payload matches, the signature is not "
