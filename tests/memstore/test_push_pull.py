@@ -190,3 +190,25 @@ def test_pull_into_a_folder_never_replaces_it(registry: LocalRegistry, packed_cu
     line = cli("pull", ref, "-o", tmp_path / "newname", "--allow-unsigned", code=2).output
     assert "must end in .memcube" in line
     assert not (tmp_path / "newname").exists()
+
+
+def test_pushing_an_unchanged_rebuild_sends_no_blob(registry: LocalRegistry, tmp_path: Path,
+                                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A nightly CI rebuild of unchanged sources (spec §9.2, format 1.8): the second pack is
+    byte-identical, so its push uploads nothing and tags the same artifact; a changed
+    source uploads only what changed (memories, index, manifest)."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    src = tmp_path / "notes"
+    src.mkdir()
+    (src / "a.md").write_text("The deploy window is Tuesday.\n\nBackups run at 02:00.\n")
+    ref = registry.ref("ci/nightly:1")
+    cli("pack", src, "-o", tmp_path / "mon/notes.memcube", "-q")
+    first = js("push", tmp_path / "mon/notes.memcube", ref)
+    cli("pack", src, "-o", tmp_path / "tue/notes.memcube", "-q")
+    second = js("push", tmp_path / "tue/notes.memcube", ref)
+    assert first["uploaded"] == first["files"] == 3
+    assert second["uploaded"] == 0 and second["digest"] == first["digest"]
+    (src / "a.md").write_text("The deploy window is Wednesday.\n\nBackups run at 02:00.\n")
+    cli("pack", src, "-o", tmp_path / "wed/notes.memcube", "-q")
+    third = js("push", tmp_path / "wed/notes.memcube", ref)
+    assert third["uploaded"] == 3 and third["digest"] != first["digest"]
