@@ -53,8 +53,7 @@ def model_fingerprint(model: Any, tokenizer: Any, *, legacy: bool = False) -> di
 
     cfg = model.config.get_text_config(decoder=True) if hasattr(
         model.config, "get_text_config") else model.config
-    heads = int(cfg.num_attention_heads)
-    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    num_layers, kv_heads, head_dim = kv_shape(model, cfg)
     backend = getattr(tokenizer, "backend_tokenizer", None)
     tok_blob = {
         "tokenizer": backend.to_str() if backend is not None else repr(tokenizer.get_vocab()),
@@ -70,14 +69,40 @@ def model_fingerprint(model: Any, tokenizer: Any, *, legacy: bool = False) -> di
         "weights_sample_sha256": weights_sample(model),
         "tokenizer_sha256": sha256_bytes(canonical_json(tok_blob)),
         "chat_template_sha256": sha256_bytes((tokenizer.chat_template or "").encode("utf-8")),
-        "num_layers": int(cfg.num_hidden_layers),
-        "num_kv_heads": int(getattr(cfg, "num_key_value_heads", None) or heads),
+        "num_layers": num_layers,
+        "num_kv_heads": kv_heads,
         "head_dim": head_dim,
         "rope": _jsonable(rope),
         "compute_dtype": str(model.dtype).removeprefix("torch."),
         "transformers_version": version,
         "transformers_major": int(version.split(".")[0]),
     }
+
+
+def kv_shape(model: Any, cfg: Any) -> tuple[int, int, int]:
+    """``(layers, KV heads, head dimension)`` of the KV cache ``model`` writes, measured by a
+    one-token prefill of the decoder stack (layer 0's keys ``[1, heads, 1, dim]``).
+
+    The config can mislead: GPT-NeoX ignores ``num_key_value_heads`` and attends with every
+    head, and a config may carry fields its architecture does not use (#34). A model whose
+    decoder does not return a cache falls back to the config's numbers (``num_hidden_layers``,
+    ``num_key_value_heads`` or ``num_attention_heads``, ``head_dim`` or hidden size / heads).
+    """
+    import torch
+
+    heads = int(cfg.num_attention_heads)
+    fallback = (int(cfg.num_hidden_layers),
+                int(getattr(cfg, "num_key_value_heads", None) or heads),
+                int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads))
+    try:
+        probe = torch.zeros((1, 1), dtype=torch.long, device=model.device)
+        with torch.inference_mode():
+            out = model.base_model(input_ids=probe, use_cache=True)
+        layers = out.past_key_values.layers
+        keys = layers[0].keys
+    except (AttributeError, TypeError, IndexError, ValueError, RuntimeError):
+        return fallback
+    return len(layers), int(keys.shape[1]), int(keys.shape[-1])
 
 
 def config_digest(model: Any, *, legacy: bool = False) -> str:

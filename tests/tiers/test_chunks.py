@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from memos_cli.cli.app import app
 from memos_cli.cube import open_cube, verify
 from memos_cli.cube.chunks import check_sets, chunk_key, set_id
-from memos_cli.cube.kv import read_segment
+from memos_cli.cube.kv import check_segment, read_segment
 from memos_cli.errors import FormatError, IntegrityError, UsageError
 from memos_cli.models import chat
 from memos_cli.tiers import chunks, prompt, rope
@@ -61,6 +61,11 @@ def test_family_rerotation_exact_and_one_chunk_equals_text(
     tok = lm.tokenizer
     prefix = chunks.build_prefix(lm)
     built = chunks.build_chunk(lm, prefix, mems[2:3])
+    # the shape the fingerprint (and so every file's header) records is the cache's own
+    # (#34: GPT-NeoX ignores num_key_value_heads and attends with all 4 heads)
+    fp = lm.fingerprint()
+    assert [tuple(k.shape) for k, _ in built.layers] == [
+        (fp["num_kv_heads"], built.meta.num_tokens, fp["head_dim"])] * fp["num_layers"]
     # layer-0 keys depend on the token and its position only: a chunk moved to slot 3 must
     # equal a full prefill's keys there
     ids = [t for p in prompt.pieces(tok, [[m] for m in mems], Q) for t in p.ids]
@@ -260,6 +265,24 @@ def test_cli_convert_and_run_with_chunks(cube_copy: Path, tiny_llama: Path,
     r = runner.invoke(app, ["convert", str(cube_copy), "--to", "kv", "--chunks",
                             "--max-bytes", "lots", "--model", str(tiny_llama)])
     assert r.exit_code == 2 and "not a size" in r.output
+
+
+def test_gpt_neox_chunks_and_segment_verify_and_run(cube_copy: Path, tmp_path: Path) -> None:
+    """#34: a GPT-NeoX config carrying num_key_value_heads (2) that the architecture ignores
+    (it attends with all 4 heads). The chunk set and segment memos writes must pass memos's
+    own verify and run."""
+    neox = make_tiny_model(tmp_path / "neox", "gpt_neox")
+    for extra in (["--chunks"], []):
+        r = runner.invoke(app, ["convert", str(cube_copy), "--to", "kv", *extra, "--model",
+                                str(neox), "--json"])
+        assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["verify", str(cube_copy)]).exit_code == 0
+    heads = {s.num_kv_heads for s in [check_segment(cube_copy / e["path"])
+                                      for e in open_cube(cube_copy).segments]}
+    assert heads == {4}
+    r = runner.invoke(app, ["run", str(cube_copy), Q, "--tier", "kv", "--model", str(neox),
+                            "-k", "2", "--max-new-tokens", "3", "--json"])
+    assert r.exit_code == 0, r.output
 
 
 def test_parse_size() -> None:
