@@ -14,7 +14,7 @@ from typing import Any
 from memos_cli.errors import UsageError
 from memos_cli.tiers import generation
 from memos_cli.tiers.lora import answer_lora
-from memos_cli.tiers.plaintext import Answer, retrieve
+from memos_cli.tiers.plaintext import Answer, retrieve_many
 from memos_cli.tiers.plaintext import answer as text_answer
 from memos_cli.validity import CURRENT, View
 from memos_cli.vault import answer as vault_answer
@@ -93,9 +93,9 @@ class AnswerOptions:
                              "computed after memos's own instruction")
         if self.tier != "kv" and (self.segment or self.compose != "rerotate" or self.recompute):
             raise UsageError("--segment, --compose and --recompute apply to --tier kv")
-        if not vault and self.tier not in ("kv", "lora") and cubes != 1:
+        if not vault and self.tier not in ("kv", "lora", "auto") and cubes != 1:
             raise UsageError(f"--tier {self.tier} takes one cube; several cubes compose with "
-                             "--tier kv or --tier lora")
+                             "--tier kv, auto or lora")
         if self.combine != "route" and (self.tier != "lora" or cubes < 2):
             raise UsageError("--combine applies to --tier lora with several cubes")
         if self.system is not None and self.tier == "auto":
@@ -103,16 +103,17 @@ class AnswerOptions:
         return self
 
     def chunked(self, opened: list[Any]) -> bool:
-        """Whether ``--tier kv`` answers from one cube's KV chunks (spec §12)."""
-        return self.tier == "kv" and self.segment is None and len(opened) == 1 and bool(
-            opened[0].chunk_sets)
+        """Whether ``--tier kv`` answers from KV chunks (spec §12): every cube given carries
+        chunk sets (several cubes: the top-k over all, each memory's chunk from its cube)."""
+        return self.tier == "kv" and self.segment is None and bool(opened) and all(
+            c.chunk_sets for c in opened)
 
     def check_chunk_options(self, chunked: bool) -> None:
         """Raises ``UsageError`` for recompute options where no chunks are composed."""
         if ((self.recompute_ratio is not None or self.recompute_rule is not None)
                 and not chunked and self.tier != "auto") or (self.chunk_set and not chunked):
             raise UsageError("--recompute-ratio and --recompute-rule apply to --tier auto, or "
-                             "to --tier kv on one cube with KV chunks; --chunk-set to the "
+                             "to --tier kv on cubes with KV chunks; --chunk-set to the "
                              "latter")
 
 
@@ -148,7 +149,7 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
         elif chunked:
             from memos_cli.tiers import chunks
 
-            result = chunks.answer_chunked(cubes[0], encoder(), chat, question, k=opts.k,
+            result = chunks.answer_chunked(cubes, encoder(), chat, question, k=opts.k,
                                            set_id=opts.chunk_set, ratio=ratio, rule=rule,
                                            view=opts.view, **gen)
         elif opts.tier == "kv":
@@ -170,16 +171,17 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
 def _auto(cubes: list[Any], vault: Any, enc: Any, chat: Any, question: str, user: str | None,
           actor: str, k: int, ratio: float, rule: str, gen: dict[str, Any],
           hidden: list[int], view: View) -> Answer:
-    """``--tier auto`` over one cube or a vault (spec §13.3)."""
+    """``--tier auto`` over cubes (the top-k over all of them) or a vault (spec §13.3)."""
     from memos_cli.scheduler.auto import answer_auto, cube_sources, store_sources
 
     if vault is not None:
         t0 = time.perf_counter()
         hits = vault_search(vault, enc, question, k, user=actor, hidden=hidden, view=view)
     else:
-        cubes[0].index()
+        for cube in cubes:
+            cube.index()
         t0 = time.perf_counter()
-        hits = retrieve(cubes[0], enc, question, k, user=user, hidden=hidden, view=view)
+        hits = retrieve_many(cubes, enc, question, k, user=user, hidden=hidden, view=view)
     took = time.perf_counter() - t0
     result = answer_auto(chat, question, hits, store_sources(chat) + cube_sources(chat, cubes),
                          ratio=ratio, rule=rule, retrieval_s=took, **gen)

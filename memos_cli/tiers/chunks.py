@@ -28,7 +28,7 @@ from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 from memos_cli.tiers import compose as comp
 from memos_cli.tiers import prompt
-from memos_cli.tiers.plaintext import Answer, Retrieved, generate_ids, retrieve
+from memos_cli.tiers.plaintext import Answer, Retrieved, generate_ids, retrieve_many
 from memos_cli.validity import CURRENT, View
 
 #: Defaults chosen by bench/kv_chunks.py (README, "Activation tier: KV chunks").
@@ -351,24 +351,36 @@ def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, 
     """Retrieve ``k`` memories as the plaintext tier does (``view``: which memories, by
     valid time, spec §4.6; default the current ones) and answer over the KV chunks of the
     cube's chunk set for ``chat`` (:func:`answer_over`; ``details`` also name the set).
+    ``cube`` may be a list of cubes: the top ``k`` over all of them
+    (:func:`~memos_cli.tiers.plaintext.retrieve_many`), each memory's chunk taken from its
+    own cube's set (``details["chunk_sets"]``).
 
     Raises:
-        UsageError: the cube has no chunk set for this model (``memos convert --to kv
-            --chunks`` makes one), or composition is impossible for this model.
+        UsageError: a cube has no chunk set for this model (``memos convert --to kv
+            --chunks`` makes one), ``set_id`` with several cubes, or composition is
+            impossible for this model.
         FormatError: see :func:`plan`.
     """
-    chunk_set = pick_set(cube, chat, set_id)
-    if chunk_set is None:
-        raise UsageError("cube has no KV chunks for this model and memos version; make them "
-                         "with `memos convert "
-                         "CUBE --to kv --chunks`", path=cube.path)
-    cube.index()
+    cubes = list(cube) if isinstance(cube, list | tuple) else [cube]
+    if set_id is not None and len(cubes) > 1:
+        raise UsageError("--chunk-set names a set of one cube; give one cube with it")
+    sets: list[ChunkSet] = []
+    for c in cubes:
+        s = pick_set(c, chat, set_id)
+        if s is None:
+            raise UsageError("cube has no KV chunks for this model and memos version; make "
+                             "them with `memos convert CUBE --to kv --chunks`", path=c.path)
+        sets.append(s)
+        c.index()
     t0 = time.perf_counter()
-    hits = retrieve(cube, embedder, question, k, view=view)
-    result = answer_over(chat, question, hits, [cube_source(cube, chunk_set)], ratio=ratio,
-                         rule=rule, max_new_tokens=max_new_tokens, temperature=temperature,
-                         retrieval_s=time.perf_counter() - t0)
-    result.details = {"chunk_set": chunk_set.id, "group": chunk_set.group, **result.details}
+    hits = retrieve_many(cubes, embedder, question, k, view=view)
+    result = answer_over(chat, question, hits,
+                         [cube_source(c, s) for c, s in zip(cubes, sets, strict=True)],
+                         ratio=ratio, rule=rule, max_new_tokens=max_new_tokens,
+                         temperature=temperature, retrieval_s=time.perf_counter() - t0)
+    one = {"chunk_set": sets[0].id, "group": sets[0].group} if len(sets) == 1 else {
+        "chunk_sets": [s.id for s in sets]}
+    result.details = {**one, **result.details}
     return result
 
 

@@ -8,7 +8,8 @@ Retrieval-augmented generation as in Lewis et al. (NeurIPS 2020), with the hybri
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -113,6 +114,30 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
                 hidden.append(denied)
             return out[:k]
         pool *= 4  # expired or unreadable memories took places: look further
+
+
+def retrieve_many(cubes: Sequence[Cube], embedder: Embedder, query: str, k: int = 5, *,
+                  now: datetime | None = None, user: str | None = None,
+                  hidden: list[int] | None = None, view: View = CURRENT) -> list[Retrieved]:
+    """Top-``k`` memories over several cubes: each cube's top ``k`` (:func:`retrieve`),
+    merged by fused score (every cube's index fuses with the same RRF constants, spec §6, so
+    the scores compare), best first, ties by id; a memory held by several cubes (the same id)
+    appears once, at its best. Ranks are renumbered ``1..k``. One cube: :func:`retrieve`.
+
+    Raises:
+        as :func:`retrieve`, naming the cube.
+    """
+    if len(cubes) == 1:
+        return retrieve(cubes[0], embedder, query, k, now=now, user=user, hidden=hidden,
+                        view=view)
+    best: dict[str, Retrieved] = {}
+    for cube in cubes:
+        for r in retrieve(cube, embedder, query, k, now=now, user=user, hidden=hidden,
+                          view=view):
+            if r.memory.id not in best or r.score > best[r.memory.id].score:
+                best[r.memory.id] = r
+    ranked = sorted(best.values(), key=lambda r: (-r.score, r.memory.id))[:k]
+    return [replace(r, rank=n) for n, r in enumerate(ranked, start=1)]
 
 
 def resolve_hits(hits: list[Any], by_id: dict[str, Memory], k: int, *, now: datetime,

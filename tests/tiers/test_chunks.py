@@ -20,7 +20,7 @@ from memos_cli.tiers import compose as comp
 from memos_cli.tiers.convert import select_memories
 from memos_cli.tiers.convert_chunks import convert_to_chunks
 from memos_cli.tiers.plaintext import answer_memories, generate_ids, retrieve
-from tests.conftest import make_tiny_llama, make_tiny_model, read_json
+from tests.conftest import FIXED_TIME, ROOT, make_tiny_llama, make_tiny_model, read_json
 
 runner = CliRunner()
 Q = "Who owns the vision stack?"
@@ -173,6 +173,44 @@ def test_memories_without_chunks_are_prefilled(cube_copy: Path, tiny: chat.ChatM
     a = chunks.answer_chunked(cube, embedder, tiny, Q, k=4, ratio=1.0, max_new_tokens=8)
     assert (a.details["hits"], a.details["misses"]) == (2, 2)
     assert a.answer == answer_memories(tiny, found, Q, max_new_tokens=8).text
+
+
+def test_several_cubes_compose_their_chunks(tmp_path: Path, tiny_llama: Path,
+                                            tiny: chat.ChatModel, embedder) -> None:  # type: ignore[no-untyped-def]
+    """#34: `memos run a b --tier kv` on two cubes with chunk sets retrieves the top k over
+    both and composes each memory's chunk from its own cube; fully recomputed, it is the text
+    tier over the same memories."""
+    from memos_cli.lifecycle.pack import pack
+    from memos_cli.sources import Defaults
+    from memos_cli.tiers.plaintext import retrieve_many
+
+    corpus = ROOT / "fixtures" / "corpus"
+    a, b = tmp_path / "notes.memcube", tmp_path / "facts.memcube"
+    pack([str(corpus / "notes")], a, embedder=embedder, defaults=Defaults(now=FIXED_TIME))
+    pack([str(corpus / "facts.jsonl"), str(corpus / "chats.json")], b, embedder=embedder,
+         defaults=Defaults(now=FIXED_TIME))
+    for c in (a, b):
+        convert_to_chunks(c, tiny, select_memories(open_cube(c)))
+    cubes = [open_cube(a), open_cube(b)]
+    q = "What budget did we agree on, and who owns the vision stack?"
+    found = retrieve_many(cubes, embedder, q, 6)
+    held = {c.path: {m.id for m in c.memories} for c in cubes}
+    assert all(any(r.memory.id in ids for r in found) for ids in held.values())  # both cubes
+    got = chunks.answer_chunked(cubes, embedder, tiny, q, k=6, ratio=1.0, max_new_tokens=8)
+    assert got.details["hits"] == 6 and len(got.details["chunk_sets"]) == 2
+    assert got.answer == answer_memories(tiny, [r.memory for r in found], q,
+                                         max_new_tokens=8).text
+    r = runner.invoke(app, ["run", str(a), str(b), q, "--tier", "kv", "--model",
+                            str(tiny_llama), "-k", "4", "--max-new-tokens", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)["details"]
+    assert d["hits"] == 4 and len(d["chunk_sets"]) == 2
+    r = runner.invoke(app, ["run", str(a), str(b), q, "--tier", "auto", "--model",
+                            str(tiny_llama), "-k", "4", "--max-new-tokens", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["run", str(a), str(b), q, "--tier", "kv", "--chunk-set",
+                            d["chunk_sets"][0], "--model", str(tiny_llama)])
+    assert r.exit_code == 2 and "one cube" in r.output
 
 
 def test_budget_limits_the_set(cube_copy: Path, tiny: chat.ChatModel) -> None:
