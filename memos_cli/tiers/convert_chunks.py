@@ -65,6 +65,11 @@ def _write(tmp: Path, rel: str, built: chunks.Built) -> dict[str, Any]:
             "tokens": built.meta.num_tokens}
 
 
+#: Chunks prefilled in one forward pass (``chunks.build_chunks``: right-padded rows, each equal
+#: to its own pass up to float rounding): 1.7x faster than one per pass (bench/chunk_build.py).
+BATCH = 8
+
+
 def convert_to_chunks(path: str | Path, chat: ChatModel, memories: list[Memory], *,
                       group: str = "memory", storage_dtype: str = "float32",
                       max_bytes: int | None = None, key: str | Path | None = None,
@@ -117,6 +122,7 @@ def convert_to_chunks(path: str | Path, chat: ChatModel, memories: list[Memory],
             raise UsageError(f"--max-bytes {max_bytes} is below the prefix's {total} bytes")
         if progress:  # the bar shows from the start, not after the first chunk
             progress(0, len(groups))
+        built: dict[int, chunks.Built] = {}
         for n, g in enumerate(groups, start=1):
             ck = chunks.key_of(g)
             rel = f"{base}/{ck}.safetensors"
@@ -128,7 +134,12 @@ def convert_to_chunks(path: str | Path, chat: ChatModel, memories: list[Memory],
                         "tokens": old[ck].tokens}
                 reused += 1
             else:
-                info = _write(tmp, rel, chunks.build_chunk(chat, prefix, g, storage_dtype))
+                if n - 1 not in built:  # the next BATCH groups to build, in one pass
+                    todo = [i for i in range(n - 1, len(groups))
+                            if chunks.key_of(groups[i]) not in old][:BATCH]
+                    built = {todo[j]: b for j, b in chunks.build_chunks(
+                        chat, prefix, [groups[i] for i in todo], storage_dtype, batch=BATCH)}
+                info = _write(tmp, rel, built.pop(n - 1))
             if max_bytes is not None and total + info["size"] > max_bytes:
                 (tmp / rel).unlink()
                 skipped += len(groups) - n + 1
