@@ -630,6 +630,12 @@ VECTORS: list[tuple[str, str, Callable[[Path], None] | None, str, str, str]] = [
      lambda c: (c / "manifest.json").write_bytes(
          (c / "manifest.json").read_bytes().replace(b'"name": "signed"', b'"name": "forged"')),
      "invalid", "§7 any change after signing", "changed since it was signed"),
+    ("index-files-without-index", "kv-only",
+     edit(lambda m: m.update(index_files=[])), "invalid",
+     "§1/§5 index_files goes with the plaintext tier", "index_files"),
+    ("content-digest-without-files", "kv-only",
+     edit(lambda m: m.update(content_digest="sha256:" + "0" * 64)), "invalid",
+     "§1/§5 content_digest goes with the plaintext tier", "content_digest"),
     # §5 paths that collide on some file system
     ("path-case-twice", "plain",
      edit(lambda m: m.update(attachments=[
