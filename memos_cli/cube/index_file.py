@@ -220,6 +220,8 @@ def cached(table: pa.Table, digest: str, source: Path) -> Index:
             os.utime(entry / _DONE)  # least recently used goes first
         return Index(entry)
     try:
+        if os.path.islink(root):  # never build through a link out of MEMOS_HOME
+            raise OSError(f"{root} is a symbolic link")
         if not plain_dir(root):
             root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name[:16]}.", suffix=".tmp", dir=root))
