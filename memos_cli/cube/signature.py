@@ -124,12 +124,27 @@ def sign_cube(cube_dir: Path, private_key: str | Path, *, name: str | None = Non
     sig.unlink(missing_ok=True)
     hashing = _named_hashing_class()(name or cube_dir.name).set_ignored_paths(
         paths=[Path(SIGNATURE)])
-    (
-        model_signing.signing.Config()
-        .use_elliptic_key_signer(private_key=Path(private_key))
-        .set_hashing_config(hashing)
-        .sign(cube_dir, sig)
-    )
+    config = model_signing.signing.Config().use_elliptic_key_signer(
+        private_key=Path(private_key))
+    signer = config._signer  # model-signing's EC signer: sign with RFC 6979 nonces
+    signer._private_key = _Deterministic(signer._private_key)
+    config.set_hashing_config(hashing).sign(cube_dir, sig)
+
+
+class _Deterministic:
+    """An EC private key that signs with deterministic ECDSA (RFC 6979): the same key and
+    statement give the same signature, so two signed packs of the same input are byte-identical
+    (spec §9.2), and no signature depends on a random nonce. Verification is unchanged:
+    any ECDSA verifier accepts it."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
+        self._key = key
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._key.public_key()
+
+    def sign(self, data: bytes, algorithm: ec.ECDSA) -> bytes:
+        return self._key.sign(data, ec.ECDSA(algorithm.algorithm, deterministic_signing=True))
 
 
 def verify_cube(cube_dir: Path, public_key: str | Path) -> None:

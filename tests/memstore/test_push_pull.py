@@ -193,7 +193,8 @@ def test_pull_into_a_folder_never_replaces_it(registry: LocalRegistry, packed_cu
 
 
 def test_pushing_an_unchanged_rebuild_sends_no_blob(registry: LocalRegistry, tmp_path: Path,
-                                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
+                                                    monkeypatch,  # type: ignore[no-untyped-def]
+                                                    keys: tuple[Path, Path]) -> None:
     """A nightly CI rebuild of unchanged sources (spec §9.2, format 1.8): the second pack is
     byte-identical, so its push uploads nothing and tags the same artifact; a changed
     source uploads only what changed (memories, index, manifest)."""
@@ -212,3 +213,9 @@ def test_pushing_an_unchanged_rebuild_sends_no_blob(registry: LocalRegistry, tmp
     cli("pack", src, "-o", tmp_path / "wed/notes.memcube", "-q")
     third = js("push", tmp_path / "wed/notes.memcube", ref)
     assert third["uploaded"] == 3 and third["digest"] != first["digest"]
+    for day in ("thu", "fri"):  # signed rebuilds too: RFC 6979 signatures are the same bytes
+        cli("pack", src, "-o", tmp_path / day / "notes.memcube", "-q", "--key", keys[0])
+    signed = js("push", tmp_path / "thu/notes.memcube", ref)
+    again = js("push", tmp_path / "fri/notes.memcube", ref)
+    assert signed["uploaded"] == 1 and again["uploaded"] == 0  # memcube.sig alone was new
+    assert again["digest"] == signed["digest"]
