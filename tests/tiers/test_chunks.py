@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from memos_cli.cli.app import app
 from memos_cli.cube import open_cube, verify
 from memos_cli.cube.chunks import check_sets, chunk_key, set_id
-from memos_cli.cube.kv import check_segment, read_segment
+from memos_cli.cube.kv import check_segment, read_segment, write_segment
 from memos_cli.errors import FormatError, IntegrityError, UsageError
 from memos_cli.models import chat
 from memos_cli.tiers import chunks, prompt, rope
@@ -39,6 +39,7 @@ FAMILIES = {
     "gpt_neox": ("gpt_neox", {}),
     "olmo2": ("olmo2", {}),
     "granite": ("granite", {}),
+    "llama_head_dim": ("llama", {"head_dim": 32}),  # not hidden / heads (16)
     "llama_yarn": ("llama", {"rope_parameters": {
         "rope_type": "yarn", "factor": 2.0, "rope_theta": 10000.0,
         "original_max_position_embeddings": 512}}),
@@ -66,6 +67,8 @@ def test_family_rerotation_exact_and_one_chunk_equals_text(
     fp = lm.fingerprint()
     assert [tuple(k.shape) for k, _ in built.layers] == [
         (fp["num_kv_heads"], built.meta.num_tokens, fp["head_dim"])] * fp["num_layers"]
+    write_segment(tmp_path / "chunk.safetensors", built.meta, built.token_ids, built.layers)
+    assert check_segment(tmp_path / "chunk.safetensors").num_kv_heads == fp["num_kv_heads"]
     # layer-0 keys depend on the token and its position only: a chunk moved to slot 3 must
     # equal a full prefill's keys there
     ids = [t for p in prompt.pieces(tok, [[m] for m in mems], Q) for t in p.ids]
