@@ -26,6 +26,7 @@ from memos_cli.cube.index import list_files as list_index_files
 from memos_cli.cube.index_file import (
     ENGINE,
     INDEX_FILE,
+    forget_cached,
     from_lance,
     index_entry,
     open_index,
@@ -347,6 +348,8 @@ def rewrite(cube: Cube, *, key: str | Path | None = None
         FormatError: the cube is of a newer format version (see :func:`check_writable`).
     """
     check_writable(cube)
+    before = [f["sha256"] for f in cube.manifest.index_files or []
+              if (cube.manifest.index or {}).get("engine") == ENGINE]
     with layout.rewrite_cube(cube.path) as tmp:
         (tmp / layout.SIGNATURE).unlink(missing_ok=True)
         raw = cube.manifest.to_dict()
@@ -371,6 +374,10 @@ def rewrite(cube: Cube, *, key: str | Path | None = None
         layout.normalize_modes(tmp)
         if key is not None:
             sign_cube(tmp, key, name=cube.path.name)
+    now = {f["sha256"] for f in raw.get("index_files") or []}
+    for digest in before:
+        if digest not in now:
+            forget_cached(digest)
 
 
 def reindex(path: str | Path, vectors: np.ndarray, embedding: dict[str, Any], *,

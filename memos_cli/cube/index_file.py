@@ -200,6 +200,15 @@ def from_lance(lance_dir: Path, table: str, path: Path) -> None:
                                 [texts[i] for i in rest], vec[rest]))
 
 
+def forget_cached(digest: str) -> None:
+    """Remove the cache entry derived from the index file of ``digest``: a rewrite that
+    replaced that file calls it, so text the cube no longer holds (a forgotten memory) does
+    not stay in the cache. Another cube with the same index file only rebuilds it."""
+    entry = cache_root() / digest.removeprefix("sha256:")
+    if plain_dir(entry) and len(entry.name) == 64:
+        shutil.rmtree(entry, ignore_errors=True)
+
+
 def cache_root() -> Path:
     return config.home() / "index"
 

@@ -133,7 +133,7 @@ def test_pack_refuses_existing_cube_without_force(cli_cube: tuple[Path, Path], t
 def test_verify_tampered_cube_fails(cli_cube: tuple[Path, Path], tmp_path: Path) -> None:
     cube = tmp_path / "t.memcube"
     shutil.copytree(cli_cube[0], cube)
-    idx = sorted(p for p in (cube / "index").rglob("*.lance") if p.is_file())[0]
+    idx = cube / "index.arrow"
     idx.write_bytes(idx.read_bytes() + b"\0")
     result = runner.invoke(app, ["verify", str(cube), "--key", str(cli_cube[1])])
     assert result.exit_code == 7  # caught by the index digests (format 1.4) before the key
@@ -145,7 +145,7 @@ def test_verify_json_reports_a_failure(cli_cube: tuple[Path, Path], tmp_path: Pa
     """#28 bug 6: a failed `verify --json` printed nothing, so `| jq` got empty input."""
     cube = tmp_path / "t.memcube"
     shutil.copytree(cli_cube[0], cube)
-    idx = sorted(p for p in (cube / "index").rglob("*.lance") if p.is_file())[0]
+    idx = cube / "index.arrow"
     idx.write_bytes(idx.read_bytes() + b"\0")
     result = runner.invoke(app, ["verify", str(cube), "--key", str(cli_cube[1]), "--json"])
     assert result.exit_code == 7

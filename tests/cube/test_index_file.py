@@ -73,3 +73,23 @@ def test_index_file_bytes_depend_only_on_rows(packed_cube: Path, tmp_path: Path)
     write_index_file(tmp_path / "again.arrow", t.column("id").to_pylist(),
                      t.column("text").to_pylist(), matrix(t))
     assert (tmp_path / "again.arrow").read_bytes() == (packed_cube / "index.arrow").read_bytes()
+
+
+def test_a_rewrite_forgets_the_cache_of_the_index_it_replaced(cube_copy: Path,
+                                                              embedder) -> None:  # type: ignore[no-untyped-def]
+    """Text a cube no longer holds does not stay in MEMOS_HOME (spec §6): rm-memories rewrites
+    the cube and removes the cache entry of its old index."""
+    from typer.testing import CliRunner
+
+    from memos_cli.cli.app import app
+
+    c = open_cube(cube_copy)
+    old = c.manifest.index_files[0]["sha256"][7:]  # type: ignore[index]
+    retrieve(c, embedder, "budget", 2)
+    assert old in entries()
+    gone = c.memories[0].id
+    r = CliRunner().invoke(app, ["rm-memories", str(cube_copy), "--ids", gone])
+    assert r.exit_code == 0, r.output
+    assert old not in entries()
+    assert gone not in [h.memory.id for h in retrieve(open_cube(cube_copy), embedder,
+                                                      c.memories[0].content, 5)]
