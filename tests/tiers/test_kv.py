@@ -181,8 +181,9 @@ def test_cli_convert_inspect_and_compose(cube_copy: Path, tiny_llama: Path,
     assert out["tier"] == "kv" and len(out["memories"]) == 5
     assert out["timings"]["segment_load_s"] > 0 and out["timings"]["ttft_s"] > 0
     res = runner.invoke(app, ["run", str(cube_copy), str(second), Q, "--model",
-                              str(tiny_llama)])
-    assert res.exit_code == 2 and "--tier auto takes one cube" in res.stderr
+                              str(tiny_llama), "--max-new-tokens", "3", "--json"])
+    assert res.exit_code == 0, res.output  # --tier auto: the top k over both cubes (#34)
+    assert json.loads(res.stdout)["tier"] == "auto"
     res = runner.invoke(app, ["convert", str(cube_copy), "--to", "weights"])
     assert res.exit_code == 2
 
