@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from memos_cli.cube import layout
-from memos_cli.cube.cube import Cube, check_writable, rewrite, write_plaintext
+from memos_cli.cube.cube import Cube, write_plaintext
+from memos_cli.cube.rewrite import check_writable, rewrite
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
 

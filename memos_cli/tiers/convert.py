@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from memos_cli.cube import Cube, layout, open_cube
-from memos_cli.cube.cube import check_writable, rewrite, write_plaintext
+from memos_cli.cube.cube import write_plaintext
 from memos_cli.cube.kv import (
     STORAGE_DTYPES,
     SegmentMeta,
@@ -25,6 +25,7 @@ from memos_cli.cube.lora import MEMORIES as LORA_MEMORIES
 from memos_cli.cube.lora import META_VERSION, check_adapter, file_entries, lora_memories, write_meta
 from memos_cli.cube.lora import read_meta as read_lora_meta
 from memos_cli.cube.memories import write_memories
+from memos_cli.cube.rewrite import check_writable, rewrite
 from memos_cli.cube.signature import check_private_key
 from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError, UsageError

@@ -24,8 +24,8 @@ from memos_cli.cube.chunks import (
     layout_digest,
     set_id,
 )
-from memos_cli.cube.cube import check_writable, rewrite
 from memos_cli.cube.kv import STORAGE_DTYPES, read_meta, write_segment
+from memos_cli.cube.rewrite import check_writable, rewrite
 from memos_cli.cube.signature import check_private_key
 from memos_cli.digest import sha256_file
 from memos_cli.errors import UsageError

@@ -141,8 +141,8 @@ def test_rewriting_an_older_cube_moves_its_index_and_lists_its_attachments(
     import shutil
 
     from memos_cli.cube import open_cube, verify
-    from memos_cli.cube.cube import rewrite
     from memos_cli.cube.index import Index
+    from memos_cli.cube.rewrite import rewrite
 
     cube_copy = tmp_path / "old.memcube"
     shutil.copytree(ROOT / "fixtures/golden/v1.4.memcube", cube_copy)
