@@ -62,6 +62,7 @@ def main() -> None:
     enc = Embedder()
     rows: dict[str, dict[str, list[float]]] = {d: {"top1": [], "exact": []}
                                                for d in ("float32", "float16")}
+    same: list[float] = []  # the float16 answer is the float32 answer, token for token
     with tempfile.TemporaryDirectory() as tmp:
         cube_path = Path(tmp) / "held-out.memcube"
         pack(files, cube_path, embedder=enc, defaults=Defaults(now=NOW))
@@ -72,6 +73,7 @@ def main() -> None:
         ids = [t for p in prompt.pieces(lm.tokenizer, groups, q) for t in p.ids]
         full = generate_ids(lm, ids, max_new_tokens=args.answer_tokens)
         spans = spans_for(cc, groups, q, "prefix")
+        answers = []
         for dtype, sp in (("float32", spans), ("float16", half(spans))):
             c = comp.compose(lm.model, sp, ratio=chunks.DEFAULT_RATIO,
                              rule=chunks.DEFAULT_RULE)
@@ -79,6 +81,8 @@ def main() -> None:
                              max_new_tokens=args.answer_tokens)
             rows[dtype]["top1"].append(float(g.token_ids[:1] == full.token_ids[:1]))
             rows[dtype]["exact"].append(float(g.token_ids == full.token_ids))
+            answers.append(g.token_ids)
+        same.append(float(answers[0] == answers[1]))
         if n % 10 == 0:
             print(f"  {n}/{len(items)}", file=sys.stderr, flush=True)
     res = {"machine": machine(), "model": lm.name, "conversations": args.conversations,
@@ -86,6 +90,7 @@ def main() -> None:
            "recompute": {"ratio": chunks.DEFAULT_RATIO, "rule": chunks.DEFAULT_RULE},
            **{d: {m: round(statistics.mean(v), 4) for m, v in r.items()}
               for d, r in rows.items()},
+           "float16_answer_equals_float32": round(statistics.mean(same), 4),
            "bytes_per_token": {"float32": 4 * 2 * lm.fingerprint()["num_layers"]
                                * lm.fingerprint()["num_kv_heads"]
                                * lm.fingerprint()["head_dim"],

@@ -28,8 +28,10 @@ def convert(
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="The model the KV cache is for \\[default: SmolLM2-135M-Instruct]."),
-    dtype: Dtype = typer.Option("float32", help="Storage dtype: float32, bfloat16, float16, "
-                                              "int8 (KIVI-style, with scales)."),
+    dtype: Dtype | None = typer.Option(
+        None, help="Storage dtype: float32, bfloat16, float16, int8 (KIVI-style, with "
+                   "scales) \\[default: --chunks float16 for a float32 model (answers measured "
+                   "equal, half the bytes), else the model's own dtype; a segment float32]."),
     ids: str | None = typer.Option(None, help="Comma-separated memory ids, in prefix order."),
     query: str | None = typer.Option(None, help="Use the top memories for this query."),
     top: int | None = typer.Option(None, help="How many memories (with --query, or the "
@@ -89,7 +91,7 @@ def convert(
         _convert(**{**options, "cube": local})
 
 
-def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None,
+def _convert(cube: Path, to: str, model: str | None, dtype: str | None, ids: str | None,
              query: str | None, top: int | None, drop_text: bool, chunks: bool, group: str,
              max_bytes: str | None, device: str, recipe: str, epochs: int | None, rank: int,
              lr: float | None,
@@ -135,6 +137,10 @@ def _convert(cube: Path, to: str, model: str | None, dtype: str, ids: str | None
     with status("loading model") as say:
         lm = chat.load(model, status=say, device=device)
     was_signed = c.signed
+    if dtype is None:
+        from memos_cli.tiers.convert_chunks import default_dtype
+
+        dtype = default_dtype(lm) if chunks else "float32"
     if chunks:
         _to_chunks(cube, lm, mems, group=group, dtype=dtype, budget=kv_budget, key=key,
                    as_json=as_json)

@@ -294,6 +294,7 @@ def test_cli_convert_and_run_with_chunks(cube_copy: Path, tiny_llama: Path,
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["chunks"] == rep["memories"] > 0
+    assert rep["storage_dtype"] == "float16"  # the default for a float32 model (#34)
     r = runner.invoke(app, ["run", str(cube_copy), Q, "--tier", "kv", "--model",
                             str(tiny_llama), "-k", "3", "--max-new-tokens", "4", "--json"])
     assert r.exit_code == 0, r.output
