@@ -45,8 +45,8 @@ from memos_cli.cube import generate_keypair, key_fingerprint, layout, open_cube
 from memos_cli.cube import verify as verify_cube
 from memos_cli.errors import MemosError, UsageError
 from memos_cli.governance.trust import check_trust
+from memos_cli.lifecycle.pack import BY_SOURCE, rebuild_index
 from memos_cli.lifecycle.pack import pack as pack_sources
-from memos_cli.lifecycle.pack import rebuild_index
 from memos_cli.memstore.ref import is_remote
 from memos_cli.models.embedder import Embedder
 from memos_cli.sources import check_paths
@@ -155,7 +155,7 @@ def pack(
     check_paths(list(sources))  # before the embedder loads: a typo costs seconds otherwise
     if not is_remote(output):
         layout.check_target(output, force=force)
-    plan = reader_plan(memreader, model, reader_budget)
+    plan = reader_plan(memreader, model, reader_budget, default=BY_SOURCE)
     defaults = source_defaults(owner, visibility, share_with, ttl, tag, extensionless, base,
                                encoding=encoding, skip_unreadable=skip_unreadable)
     if cube_id is not None:

@@ -16,7 +16,8 @@ MEMREADER_OPT = typer.Option(
     [], "--reader", metavar="NAME",
     help="Run a MemReader before indexing (repeatable or comma-separated): context "
          "(neighbouring turns), questions (doc2query with the local model), facts (derived "
-         "fact memories).")
+         "fact memories), or none. pack: conversations (chat transcripts, LoCoMo, Letta) get "
+         r"context unless told \[default: context for conversations, none otherwise].")
 READER_MODEL_OPT = typer.Option(None, "--model", metavar="MODEL",
                                 help=r"Chat model of the questions and facts readers \[default: "
                                      "$MEMOS_MODEL or SmolLM2-135M-Instruct].")
@@ -26,17 +27,24 @@ READER_BUDGET_OPT = typer.Option(
          r"memories not reached get no rows, counted in the report \[default: no limit].")
 
 
-def reader_plan(names: list[str], model: str | None, budget: str | None) -> Any:
-    """The :class:`~memos_cli.lifecycle.pack.ReaderPlan` of the reader options, or ``None``.
+def reader_plan(names: list[str], model: str | None, budget: str | None, *,
+                default: Any = None) -> Any:
+    """The :class:`~memos_cli.lifecycle.pack.ReaderPlan` of the reader options; ``default``
+    when none was given (``pack``: :data:`~memos_cli.lifecycle.pack.BY_SOURCE`), ``None``
+    for ``--reader none``.
 
     Raises:
         UsageError: an unknown reader name (a user's name gets a hint: ``--share-with``), a
             bad budget, or a budget or model without a reader.
     """
-    if not names:
+    if [n.strip() for item in names for n in item.split(",") if n.strip()] == ["none"]:
         if budget is not None or model is not None:
             raise UsageError("--reader-budget and --model need a --reader")
         return None
+    if not names:
+        if budget is not None or model is not None:
+            raise UsageError("--reader-budget and --model need a --reader")
+        return default
     for item in names:
         for n in item.split(","):
             if n.strip() and n.strip() not in READERS:

@@ -99,6 +99,14 @@ def embed_rows(embedder: Embedder, rows: ReaderRows,
     return rows
 
 
+#: ``pack(readers=BY_SOURCE)``: the MemReaders that pay off with no model, chosen by source:
+#: ``context`` when every source is a conversation (#32: on the five held-out LoCoMo
+#: conversations, recall@10 0.636 -> 0.726), none for documents and mixed inputs.
+BY_SOURCE = "by-source"
+#: The source formats (spec §8) that are conversations.
+CONVERSATIONS = ("chat", "locomo", "letta")
+
+
 @dataclass
 class ReaderPlan:
     """Which MemReaders a pack or reindex runs (``memos_cli.readers``): their ``names``, the
@@ -161,7 +169,7 @@ def pack(
     cube_id: str | None = None,
     created_at: datetime | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    readers: ReaderPlan | None = None,
+    readers: ReaderPlan | str | None = None,
     encode: Callable[[list[str]], np.ndarray] | None = None,
     supersede: bool = True,
     dry_run: bool = False,
@@ -194,9 +202,12 @@ def pack(
         raise CubeExistsError("already exists (use --force to replace it)", path=out)
     if key is not None:
         check_private_key(Path(key))
-    if readers is not None:
+    if isinstance(readers, ReaderPlan):
         readers.names = parse_names(readers.names)
     read = read_sources(list(paths), defaults)
+    if readers == BY_SOURCE:
+        readers = ReaderPlan(["context"]) if read.results and all(
+            r.format in CONVERSATIONS for r in read.results) else None
     kept: list[Memory] = []
     seen_hash: set[str] = set()
     seen_id: dict[str, str] = {}
@@ -226,8 +237,8 @@ def pack(
                                   if read.skipped else "")
                                + (f" ({len(read.unreadable)} unreadable files skipped)"
                                   if read.unreadable else ""))
-    run = readers.run(kept, embedder, progress) if readers is not None and readers.names \
-        else None
+    run = readers.run(kept, embedder, progress) if isinstance(readers, ReaderPlan) and \
+        readers.names else None
     rows = None
     if run is not None:
         kept += run.memories

@@ -29,6 +29,24 @@ def test_unknown_reader_is_one_line_that_points_to_share_with(tmp_path: Path) ->
     assert "need a --reader" in r.output
 
 
+def test_conversations_get_the_context_reader_by_default(tmp_path: Path) -> None:
+    """#32: a pack of conversations only runs the context reader unless told otherwise; a
+    pack with documents runs none; `--reader none` turns the default off."""
+    from tests.conftest import FIXTURES
+
+    chat = chat_file(tmp_path)
+    data = as_json("pack", chat, "-o", tmp_path / "a.memcube")
+    assert [r["name"] for r in data["readers"]] == ["context"]
+    assert data["readers"][0]["index_rows"] == 6
+    off = as_json("pack", chat, "-o", tmp_path / "b.memcube", "--reader", "none")
+    assert "readers" not in off
+    mixed = as_json("pack", chat, FIXTURES / "corpus" / "notes", "-o", tmp_path / "c.memcube")
+    assert "readers" not in mixed
+    r = memos("pack", chat, "-o", tmp_path / "d.memcube", "--reader", "none",
+              "--reader-budget", "10m", code=2)
+    assert "need a --reader" in r.output
+
+
 def test_a_reader_whose_model_cannot_generate_writes_nothing(tmp_path: Path) -> None:
     from tests.conftest import make_tiny_model
 
