@@ -100,8 +100,8 @@ def embed_rows(embedder: Embedder, rows: ReaderRows,
 
 
 #: ``pack(readers=BY_SOURCE)``: the MemReaders that pay off with no model, chosen by source:
-#: ``context`` when every source is a conversation (#32: on the five held-out LoCoMo
-#: conversations, recall@10 0.636 -> 0.726), none for documents and mixed inputs.
+#: ``context`` when every source is a conversation (held-apart LoCoMo 42 and 43: evidence
+#: recall@10 0.667 -> 0.727, bench/readers.py), none for documents and mixed inputs.
 BY_SOURCE = "by-source"
 #: The source formats (spec §8) that are conversations.
 CONVERSATIONS = ("chat", "locomo", "letta")
