@@ -179,7 +179,7 @@ def _auto(cubes: list[Any], vault: Any, enc: Any, chat: Any, question: str, user
         hits = vault_search(vault, enc, question, k, user=actor, hidden=hidden, view=view)
     else:
         for cube in cubes:
-            cube.index()
+            cube.index().ready()
         t0 = time.perf_counter()
         hits = retrieve_many(cubes, enc, question, k, user=user, hidden=hidden, view=view)
     took = time.perf_counter() - t0

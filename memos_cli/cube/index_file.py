@@ -149,6 +149,10 @@ class IndexFile(Index):
             self._lance = cached(self._arrow(), digest, Path(self.index_dir))
         return self._lance
 
+    def ready(self) -> Index:
+        self.searcher()
+        return self
+
     def search(self, query: str, vector: np.ndarray, k: int, **kw: Any) -> list[Any]:
         return self.searcher().search(query, vector, k, **kw)
 

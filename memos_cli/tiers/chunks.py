@@ -371,7 +371,7 @@ def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, 
             raise UsageError("cube has no KV chunks for this model and memos version; make "
                              "them with `memos convert CUBE --to kv --chunks`", path=c.path)
         sets.append(s)
-        c.index()
+        c.index().ready()
     t0 = time.perf_counter()
     hits = retrieve_many(cubes, embedder, question, k, view=view)
     result = answer_over(chat, question, hits,

@@ -375,7 +375,7 @@ def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k:
     ``timings``: ``model_load_s``, ``retrieval_s``, ``ttft_s``, ``generate_s``,
     ``tokens_per_s``.
     """
-    cube.index()  # opening the table is set-up, not retrieval
+    cube.index().ready()  # opening the table (building its cache) is set-up, not retrieval
     t0 = time.perf_counter()
     found = retrieve(cube, embedder, question, k, user=user, hidden=hidden, view=view)
     retrieval_s = time.perf_counter() - t0
