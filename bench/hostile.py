@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -52,9 +53,11 @@ MEMOS = [sys.executable, "-m", "memos_cli"]
 
 
 def run_measured(args: list[str], timeout: float, env: dict[str, str],
-                 stdin: bytes = b"") -> Outcome:
+                 stdin: bytes = b"", trace: Path | None = None) -> Outcome:
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", PEAK, str(timeout), *MEMOS, *args],
+    wrap = ["strace", "-f", "-qq", "-y", "-e", "trace=open,openat,openat2", "-e",
+            "status=successful", "-o", str(trace)] if trace is not None else []
+    r = subprocess.run([sys.executable, "-c", PEAK, str(timeout), *wrap, *MEMOS, *args],
                        capture_output=True, timeout=timeout + 60, env=env, input=stdin)
     out = r.stdout.decode("utf-8", "replace")
     body, _, tail = out.rpartition("\n@@ ")
@@ -81,22 +84,48 @@ def make_base(tmp: Path) -> Base:
     return Base(cube, kv, model, pub, f"127.0.0.1:{port}", make_vault(cube, tmp / "vault"))
 
 
-def run_case(case: Case, base: Base, root: Path, timeout: float, env: dict[str, str]
-             ) -> list[Outcome]:
+OPENED = re.compile(r'^\d+\s+open(?:at2?)?\((?:[^,]+, )?"((?:[^"\\]|\\.)*)".*= \d+<(.*)>$')
+
+
+def outside_reads(trace: Path, work: Path) -> list[str]:
+    """Files a command opened (``strace -y``: the path given, and the file it resolved to)
+    that lie where the case's links point: under ``work/outside``, or ``/etc/passwd`` reached
+    through a path inside the case (the interpreter itself reads ``/etc/passwd`` for the
+    login name, by that name)."""
+    found = []
+    outside = str(work.resolve() / "outside")
+    for line in trace.read_text("utf-8", "replace").splitlines():
+        m = OPENED.match(line)
+        if m is None:
+            continue
+        given, resolved = m[1], m[2]
+        if resolved.startswith(outside + "/") or resolved == outside or (
+                resolved == "/etc/passwd" and given != "/etc/passwd"):
+            found.append(f"{given} -> {resolved}")
+    return found
+
+
+def run_case(case: Case, base: Base, root: Path, timeout: float, env: dict[str, str],
+             strace: bool = False) -> list[Outcome]:
     work = root / case.name
     work.mkdir(parents=True)
     path = case.build(work, base)
     outs = []
-    for args in commands(case, path, work, base):
+    for n, args in enumerate(commands(case, path, work, base)):
         before, vault_before = tree_digest(path), tree_digest(work / "vault")
         outside = tree_digest(work / "outside")
+        trace = root / f"{case.name}.{n}.strace" if strace else None
         # "y" answers transformers' question whether to run a model's code
-        o = run_measured(args, timeout, env, b"y\n" * 8 if case.target == "model" else b"")
+        o = run_measured(args, timeout, env, b"y\n" * 8 if case.target == "model" else b"",
+                         trace)
         o.case = case.name
         o.problems = check(case, path, o, input_before=before, input_after=tree_digest(path),
                            vault_before=vault_before, vault_after=tree_digest(work / "vault"),
                            work=work, outside_before=outside,
                            outside_after=tree_digest(work / "outside"))
+        if trace is not None and trace.is_file():
+            o.problems += [f"read outside the input: {r}" for r in outside_reads(trace, work)]
+            trace.unlink()
         outs.append(o)
     shutil.rmtree(work, ignore_errors=True)
     return outs
@@ -138,6 +167,8 @@ def main() -> int:
     ap.add_argument("--remote-timeout", default="30",
                     help="MEMOS_REMOTE_TIMEOUT for the registry cases (trickles end at 3x)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "hostile.json"))
+    ap.add_argument("--strace", action="store_true",
+                    help="run each command under strace and count reads outside the input")
     a = ap.parse_args()
     cases = [c for c in all_cases() if c.name.startswith(tuple(a.only.split(",")))]
     with tempfile.TemporaryDirectory(prefix="memos-hostile-") as t:
@@ -147,8 +178,8 @@ def main() -> int:
         base = make_base(tmp)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(a.workers) as pool:
-            results = list(pool.map(lambda c: run_case(c, base, tmp / "cases", a.timeout, env),
-                                    cases))
+            results = list(pool.map(lambda c: run_case(c, base, tmp / "cases", a.timeout, env,
+                                                       a.strace), cases))
         wall = time.perf_counter() - t0
         bound = memory_bound(tmp, env) if not a.only else {}
     per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -172,7 +203,8 @@ def main() -> int:
             k["internal"] += o.exit_code == 70
             k["hung"] += o.hung
             k["code_run"] += any("code from the input" in p for p in o.problems)
-            k["outside_writes"] += any("outside the input" in p for p in o.problems)
+            k["outside_writes"] += any("wrote outside the input" in p for p in o.problems)
+            k["outside_reads"] += any("read outside the input" in p for p in o.problems)
             k["leaks"] += any("access leak" in p for p in o.problems)
             k["problems"] += bool(o.problems)
             if o.peak_kib > worst.get(o.command, (0, ""))[0]:
@@ -202,11 +234,13 @@ def main() -> int:
               f"| {r['hung']} | {r['code_run']} | {r['state_changed']} | "
               f"{mib / 1024:.0f} MiB ({case}) |")
     print("| class | cases | runs | internal errors | hangs | code run | writes outside | "
-          "access leaks | runs with a problem |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "reads outside | access leaks | runs with a problem |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for k, r in report["per_class"].items():
+        reads = r.get("outside_reads", 0) if a.strace else "-"
         print(f"| {k} | {r['cases']} | {r['runs']} | {r['internal']} | {r['hung']} | "
-              f"{r['code_run']} | {r['outside_writes']} | {r['leaks']} | {r['problems']} |")
+              f"{r['code_run']} | {r['outside_writes']} | {reads} | {r['leaks']} | "
+              f"{r['problems']} |")
     print(json.dumps(report["memory_bound"], indent=1))
     for f in failures:
         print("PROBLEM", f)
