@@ -15,7 +15,7 @@ from typing import Any
 
 import rfc8785
 
-from memos_cli.strictjson import Lexeme, loads
+from memos_cli.strictjson import Lexeme
 
 _CHUNK = 1 << 20
 #: The first format version whose digests are all over RFC 8785 canonical JSON.
@@ -88,19 +88,16 @@ def json_sha256(obj: Any, *, legacy: bool = False) -> str:
     return sha256_bytes(legacy_canonical_json(obj) if legacy else canonical_json(obj))
 
 
-def accepted_json_sha256(obj: Any, format_version: str | tuple[int, int], *,
-                         text: str | None = None) -> set[str]:
+def accepted_json_sha256(obj: Any, format_version: str | tuple[int, int]) -> set[str]:
     """The digests of ``obj`` a reader accepts in a cube of ``format_version``: the RFC 8785
-    one, plus the legacy one for cubes older than 1.5 (spec §2.1). ``text``: the JSON text
-    ``obj`` was read from, when there is one: the legacy digest is then over its numbers as
-    written (the spec defines the legacy form on the text)."""
+    one, plus the legacy one for cubes older than 1.5 (spec §2.1; over the numbers as written
+    when ``obj`` was read with ``strictjson.loads(lexemes=True)``)."""
     if isinstance(format_version, str):
         major, _, minor = format_version.partition(".")
         format_version = (int(major), int(minor or 0))
     out = {json_sha256(obj)}
     if format_version < JCS_SINCE:
-        out.add(json_sha256(loads(text, lexemes=True) if text is not None else obj,
-                            legacy=True))
+        out.add(json_sha256(obj, legacy=True))
     return out
 
 

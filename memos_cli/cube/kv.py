@@ -78,6 +78,13 @@ class SegmentMeta:
     #: whether the file holds the ``memories`` key (required from format 1.3, spec §10)
     has_records: bool = field(default=True, compare=False, repr=False)
 
+    def legacy_fingerprint(self) -> Any:
+        """The fingerprint with its numbers as the file wrote them (``Lexeme``), what the
+        legacy digests of formats 1.0-1.4 are over (spec §2.1); the object itself for
+        metadata made in memory."""
+        return strictjson.loads(self.fingerprint_text, lexemes=True) \
+            if self.fingerprint_text else self.model_fingerprint
+
     def to_metadata(self) -> dict[str, str]:
         return {
             "memcube.kv": KV_FORMAT,
@@ -165,8 +172,7 @@ def segment_id(meta: SegmentMeta, *, legacy: bool = False) -> str:
     JSON of ``{"dtype": storage dtype string, "fingerprint": the model fingerprint object,
     "hashes": list of content-hash strings in prefix order, "template": the prompt template
     object}``; over the legacy canonical JSON (spec §2.1) when ``legacy``."""
-    fp = strictjson.loads(meta.fingerprint_text, lexemes=True) \
-        if legacy and meta.fingerprint_text else meta.model_fingerprint
+    fp = meta.legacy_fingerprint() if legacy else meta.model_fingerprint
     digest = json_sha256({
         "fingerprint": fp, "template": meta.prompt_template,
         "hashes": list(meta.content_hashes), "dtype": meta.storage_dtype}, legacy=legacy)

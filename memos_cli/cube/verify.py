@@ -100,7 +100,7 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
             raise IntegrityError(f"segment id {entry['id']} is not the digest of the segment's "
                                  f"fingerprint, template, memories and dtype", path=seg)
         check_fingerprint(entry["model_fingerprint_sha256"], meta.model_fingerprint, version,
-                          seg, text=meta.fingerprint_text)
+                          seg, legacy_form=meta.legacy_fingerprint() if legacy else None)
     for s in cube.chunk_sets:
         prefix_tokens = 0
         for n, f in enumerate(s.files()):
@@ -109,7 +109,7 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
                 raise IntegrityError("file does not match the digest in manifest.json", path=p)
             head = check_chunk_header(p, "chunk" if n else "prefix", s.storage_dtype)
             check_fingerprint(s.model_fingerprint_sha256, head.model_fingerprint, version, p,
-                              text=head.fingerprint_text)
+                              legacy_form=head.legacy_fingerprint() if legacy else None)
             listed = s.chunks[n - 1] if n else None
             check_chunk_file(s, head, prefix_tokens, p,
                              tokens=listed.tokens if listed else s.prefix["tokens"],
@@ -152,16 +152,15 @@ def verify(path: str | Path | Cube, public_key: str | Path | None = None) -> Ver
 
 
 def check_fingerprint(recorded: str, fingerprint: Any, version: tuple[int, int],
-                      where: Path, *, text: str = "", legacy_form: Any = None) -> None:
+                      where: Path, *, legacy_form: Any = None) -> None:
     """``model_fingerprint_sha256`` in the manifest must be the digest of the fingerprint the
     file holds (spec §10; the legacy digest is accepted in cubes older than 1.5, §2.1, over
-    the numbers as written: ``text`` is the fingerprint's stored JSON text, or
-    ``legacy_form`` the fingerprint read with its numbers' lexemes).
+    ``legacy_form``, the fingerprint read with its numbers as written, when given).
 
     Raises:
         IntegrityError: naming the file.
     """
-    accepted = accepted_json_sha256(fingerprint, version, text=text or None)
+    accepted = accepted_json_sha256(fingerprint, version)
     if legacy_form is not None and version < JCS_SINCE:
         accepted.add(json_sha256(legacy_form, legacy=True))
     if recorded not in accepted:
