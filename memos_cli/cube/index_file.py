@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -283,13 +284,18 @@ def _build(table: pa.Table, where: Path, source: Path) -> None:
 
 
 def _evict(root: Path, *, keep: Path) -> None:
-    """Remove the least recently used cache entries until the cache fits its bound."""
+    """Remove the least recently used cache entries until the cache fits its bound, and the
+    temporary folders of builds that were killed (a day old or more)."""
     try:
         limit = int(os.environ.get("MEMOS_INDEX_CACHE_BYTES") or CACHE_BYTES)
     except ValueError:
         limit = CACHE_BYTES
     entries = []
+    stale = time.time() - 86400
     for e in root.iterdir():
+        if e.name.endswith(".tmp") and plain_dir(e) and e.stat().st_mtime < stale:
+            shutil.rmtree(e, ignore_errors=True)  # a build killed a day ago or more
+            continue
         done = e / _DONE
         if e == keep or not plain_dir(e) or not done.is_file():
             continue

@@ -44,11 +44,14 @@ def test_the_cache_is_bounded(packed_cube: Path, embedder,
     """Past MEMOS_INDEX_CACHE_BYTES the least recently used entry goes; the newest stays."""
     retrieve(open_cube(packed_cube), embedder, "budget", 2)
     first = entries()
+    killed = cache_root() / ".0123456789abcdef.x.tmp"  # a build killed two days ago
+    killed.mkdir()
+    os.utime(killed, (1, 1))
     monkeypatch.setenv("MEMOS_INDEX_CACHE_BYTES", "1")
     c = open_cube(ROOT / "fixtures/golden/v1.8.memcube")  # other memories, another index
     retrieve(c, embedder, "budget", 2)
     assert entries() == [c.manifest.index_files[0]["sha256"][7:]]  # type: ignore[index]
-    assert first and not set(first) & set(entries())
+    assert first and not set(first) & set(entries()) and not killed.exists()
 
 
 def test_a_cache_root_that_is_a_link_is_not_written_through(cube_copy: Path, embedder,
