@@ -191,18 +191,23 @@ def from_lance(lance_dir: Path, table: str, path: Path) -> None:
     """Write the rows of an older cube's LanceDB index (formats 1.0-1.7) as ``index.arrow``
     at ``path``, reader rows included, vectors as stored (a rewrite moves an older cube to
     the current format without re-embedding)."""
-    t = Index(lance_dir, table)._arrow()
-    vec = matrix(t)
-    ids, texts = t.column("id").to_pylist(), t.column("text").to_pylist()
-    if "kind" not in t.schema.names:
-        write_index_file(path, ids, texts, vec)
-        return
-    kinds = t.column("kind").to_pylist()
+    write_index_file(path, *split_rows(Index(lance_dir, table)._arrow()))
+
+
+def split_rows(table: pa.Table) -> tuple[list[str], list[str], np.ndarray, ReaderRows | None]:
+    """An index table as what :func:`write_index_file` and ``build_index`` take: the memory
+    rows' ids, texts and vectors ``[n, dim] float32``, and the reader rows (``None`` without a
+    ``kind`` column)."""
+    vec = matrix(table)
+    ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
+    if "kind" not in table.schema.names:
+        return ids, texts, vec, None
+    kinds = table.column("kind").to_pylist()
     own = [i for i, k in enumerate(kinds) if k == MEMORY_KIND]
     rest = [i for i, k in enumerate(kinds) if k != MEMORY_KIND]
-    write_index_file(path, [ids[i] for i in own], [texts[i] for i in own], vec[own],
-                     ReaderRows([ids[i] for i in rest], [kinds[i] for i in rest],
-                                [texts[i] for i in rest], vec[rest]))
+    return ([ids[i] for i in own], [texts[i] for i in own], vec[own],
+            ReaderRows([ids[i] for i in rest], [kinds[i] for i in rest],
+                       [texts[i] for i in rest], vec[rest]))
 
 
 def forget_cached(digest: str) -> None:
@@ -265,20 +270,8 @@ def cached(table: pa.Table, digest: str, source: Path) -> Index:
 
 
 def _build(table: pa.Table, where: Path, source: Path) -> None:
-    n_mem = table.num_rows
-    vec = matrix(table)
-    ids = table.column("id").to_pylist()
-    texts = table.column("text").to_pylist()
-    extra = None
-    if "kind" in table.schema.names:
-        kinds = table.column("kind").to_pylist()
-        own = [i for i, k in enumerate(kinds) if k == MEMORY_KIND]
-        rest = [i for i, k in enumerate(kinds) if k != MEMORY_KIND]
-        n_mem = len(own)
-        extra = ReaderRows([ids[i] for i in rest], [kinds[i] for i in rest],
-                           [texts[i] for i in rest], vec[rest])
-        ids, texts, vec = [ids[i] for i in own], [texts[i] for i in own], vec[own]
-    if n_mem == 0:
+    ids, texts, vec, extra = split_rows(table)
+    if not ids:
         raise FormatError("search index holds no memory rows", path=source)
     build_index(where, ids, texts, vec, extra)
 
