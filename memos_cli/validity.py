@@ -89,6 +89,31 @@ class View:
 
 CURRENT = View()
 
+def view_of(as_of: str | None, history: bool, now: str | None = None,
+            dates: bool = True) -> View:
+    """The :class:`~memos_cli.validity.View` of the options.
+
+    Raises:
+        UsageError: --as-of with --history, or a date that does not parse.
+    """
+    if as_of is not None and history:
+        raise UsageError("give --as-of or --history, not both")
+    start = parse_time_opt(now, "--now") if now is not None else None
+    if as_of is not None:
+        return View(as_of=parse_as_of(as_of), now=start)
+    if history:
+        return View(history=True, now=start)
+    return View(now=start, dates=dates) if start is not None or not dates else CURRENT
+
+
+def parse_time_opt(value: str, option: str) -> datetime:
+    """A moment given as ``--now``: the start of a date alone, else the time given."""
+    moment = parse_as_of(value, option=option)
+    if len(value.strip()) <= 10:  # a date alone: its start, not its end
+        moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return moment
+
+
 #: Words dateparser takes for dates that name no period of the past.
 _NOT_A_PERIOD = {"now", "today", "currently", "current", "present", "at present", "nowadays",
                  "still", "recently", "a", "an", "second", "may", "march", "sun", "sat"}

@@ -73,7 +73,8 @@ class Session:
     cached hub id) default to the configured ones and are loaded on first use; either may also
     be given loaded (an :class:`~memos_cli.models.embedder.Embedder`, a
     :class:`~memos_cli.models.chat.ChatModel`), to share it between sessions. ``status(text)``
-    hears what is being loaded.
+    hears what is being loaded. ``vault_version`` reads the vault as it was at that version
+    (changes are then refused, as after ``memos vault checkout``).
 
     Use it as a context manager, or call :meth:`close`: usage is recorded in the background
     while the caller shows a result, and :meth:`close` waits for it.
@@ -87,13 +88,15 @@ class Session:
                  vault: str | Path | None = None, user: str | None = None,
                  embedder: str | Path | Embedder | None = None,
                  model: str | ChatModel | None = None,
-                 device: str = "auto", status: Callable[[str], None] | None = None) -> None:
+                 device: str = "auto", status: Callable[[str], None] | None = None,
+                 vault_version: int | None = None) -> None:
         if cubes and vault is not None:
             raise UsageError("give cubes or a vault, not both")
         self.cubes: list[Cube] = [c if isinstance(c, Cube) else open_verified(c) for c in cubes]
         self.user = user
         self.actor = user or current_user()
         self._vault_path = vault
+        self._vault_version = vault_version
         self._vault: Any = None
         loaded_encoder = embedder is not None and not isinstance(embedder, (str, Path))
         self._embedder_path = Path(embedder) if isinstance(embedder, (str, Path)) else None
@@ -111,7 +114,7 @@ class Session:
         if self.cubes:
             return None
         if self._vault is None:
-            self._vault = Vault(self._vault_path)
+            self._vault = Vault(self._vault_path, version=self._vault_version)
         return self._vault
 
     @property

@@ -33,6 +33,7 @@ from memos_cli.cli import (
     run,
     schedule,
     search,
+    ui_cmd,
     update_cmd,
     vault,
 )
@@ -218,7 +219,7 @@ class _OwnWarnings(logging.Filter):
 def _register() -> None:
     for module in (cube, inspect_cmd, update_cmd, remember_cmd, search, history_cmd, run,
                    convert, schedule, eval, dump,
-                   vault, memstore, roles, batch, config_cmd, chat_cmd, mcp_cmd):
+                   vault, memstore, roles, batch, config_cmd, chat_cmd, mcp_cmd, ui_cmd):
         module.register(app)
 
 

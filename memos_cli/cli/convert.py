@@ -8,7 +8,7 @@ import typer
 
 from memos_cli import config
 from memos_cli.cli.choices import Device, Dtype
-from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder, parse_size
+from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.cube_args import changed_cube
 from memos_cli.cli.output import err, out, print_json, progress_bar, status, warn_unsigned
 from memos_cli.cube import open_cube, open_verified
@@ -16,6 +16,7 @@ from memos_cli.errors import UsageError
 from memos_cli.evaluation.evaluate import bare_ask, load_questions, run_tier
 from memos_cli.models import chat
 from memos_cli.tiers.lora import RECIPES, REPLAY_PROMPTS, Recipe
+from memos_cli.units import parse_size
 
 
 def convert(

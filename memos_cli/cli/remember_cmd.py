@@ -12,9 +12,10 @@ from memos_cli.api import Session
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, out, plain, print_json, status
-from memos_cli.cli.time_opts import DRY_RUN_OPT, parse_time_opt
+from memos_cli.cli.time_opts import DRY_RUN_OPT
 from memos_cli.cli.vault_opts import VAULT_OPT
 from memos_cli.errors import UsageError
+from memos_cli.validity import parse_time_opt
 
 #: The most text ``remember -`` reads from stdin, in bytes (a memory is a fact, a turn or a
 #: paragraph: spec §4.1 bounds it at 1,048,576 code points).

@@ -13,11 +13,12 @@ from memos_cli.cli.choices import Combine, Compose, Device, RecomputeRule, Tier
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT
 from memos_cli.cli.cube_args import is_cube_arg, open_arg
 from memos_cli.cli.output import check_as, err, out, print_json, status
-from memos_cli.cli.time_opts import AS_OF_OPT, DATES_OPT, HISTORY_OPT, NOW_OPT, view_of
+from memos_cli.cli.time_opts import AS_OF_OPT, DATES_OPT, HISTORY_OPT, NOW_OPT
 from memos_cli.cli.vault_opts import require_default_vault
 from memos_cli.errors import UsageError
 from memos_cli.tiers import generation
 from memos_cli.tiers.plaintext import Answer
+from memos_cli.validity import view_of
 
 DEFAULT_TIER = "auto"
 

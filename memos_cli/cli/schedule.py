@@ -8,9 +8,10 @@ import typer
 
 from memos_cli.api import Session
 from memos_cli.cli.choices import Device, Dtype, Policy
-from memos_cli.cli.cube import JSON_OPT, parse_size
+from memos_cli.cli.cube import JSON_OPT
 from memos_cli.cli.output import err, out, print_json, progress_bar
 from memos_cli.errors import UsageError
+from memos_cli.units import parse_size
 
 
 def parse_budget(text: str) -> tuple[int | None, float | None]:

@@ -20,11 +20,11 @@ from memos_cli.cli.output import (
     progress_bar,
     status,
 )
-from memos_cli.cli.time_opts import AS_OF_OPT, DATES_OPT, HISTORY_OPT, NOW_OPT, view_of
+from memos_cli.cli.time_opts import AS_OF_OPT, DATES_OPT, HISTORY_OPT, NOW_OPT
 from memos_cli.cli.vault_opts import require_default_vault
 from memos_cli.errors import SourceError, UsageError
 from memos_cli.sources.base import parse_lines, read_lines
-from memos_cli.validity import View
+from memos_cli.validity import View, view_of
 from memos_cli.validity import note as validity_note
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from memos_cli.cli.output import out, plain
-from memos_cli.errors import UsageError
-from memos_cli.validity import CURRENT, View, parse_as_of
 
 AS_OF_OPT = typer.Option(
     None, "--as-of", metavar="DATE",
@@ -25,31 +21,6 @@ DATES_OPT = typer.Option(
     True, "--dates/--no-dates",
     help="A query that names a time (\"in February 2026\", \"last week\") sees the dated "
          r"memories valid then \[default: on].")
-
-
-def view_of(as_of: str | None, history: bool, now: str | None = None,
-            dates: bool = True) -> View:
-    """The :class:`~memos_cli.validity.View` of the options.
-
-    Raises:
-        UsageError: --as-of with --history, or a date that does not parse.
-    """
-    if as_of is not None and history:
-        raise UsageError("give --as-of or --history, not both")
-    start = parse_time_opt(now, "--now") if now is not None else None
-    if as_of is not None:
-        return View(as_of=parse_as_of(as_of), now=start)
-    if history:
-        return View(history=True, now=start)
-    return View(now=start, dates=dates) if start is not None or not dates else CURRENT
-
-
-def parse_time_opt(value: str, option: str) -> Any:
-    """A moment given as ``--now``: the start of a date alone, else the time given."""
-    moment = parse_as_of(value, option=option)
-    if len(value.strip()) <= 10:  # a date alone: its start, not its end
-        moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    return moment
 
 
 SUPERSEDE_OPT = typer.Option(

@@ -328,7 +328,7 @@ def test_gpt_neox_chunks_and_segment_verify_and_run(cube_copy: Path, tmp_path: P
 
 
 def test_parse_size() -> None:
-    from memos_cli.cli.cube import parse_size
+    from memos_cli.units import parse_size
 
     assert parse_size("500000") == 500000
     assert parse_size("200MB") == 200_000_000 and parse_size("1.5GiB") == 3 << 29
