@@ -51,7 +51,7 @@ def history(session: Session, memory_id: str) -> MemoryHistory:
         pool = [m for c in session.cubes for m in c.memories]
         live, cube_id = pool, None
     else:
-        state = session.vault.state(vectors=False)
+        state = _linked(session.vault, memory_id)
         live = state.memories + state.archived
         pool = live + state.history
     current = {m.id for m in live if m.current}
@@ -84,6 +84,27 @@ def history(session: Session, memory_id: str) -> MemoryHistory:
         and seen & set(r.get("memory_ids") or ())]
     return MemoryHistory(memory_id, readable, current=memory_id in current,
                          cube_id=cube_id, events=events)
+
+
+#: The most memories one history reads by id before it reads the whole vault instead.
+_LINKED_MAX = 2000
+
+
+def _linked(vault: Any, memory_id: str) -> Any:
+    """The vault's memories linked to ``memory_id`` (supersession and version links, followed
+    to their end), read by id; the whole vault when ``memory_id`` is a prefix or the links
+    reach more than :data:`_LINKED_MAX` memories."""
+    ids = {memory_id}
+    while len(ids) <= _LINKED_MAX:
+        state = vault.linked(sorted(ids))
+        found = state.memories + state.archived + state.history
+        if not found:
+            break  # an id prefix, or no such memory: resolved against every id
+        links = {i for m in found for i in (m.supersedes, m.superseded_by, m.parent_id) if i}
+        if links <= ids:
+            return state
+        ids |= links
+    return vault.state(vectors=False)
 
 
 def why(session: Session, memory_id: str) -> dict[str, Any]:

@@ -89,7 +89,6 @@ def memory(v: Viewer, memory_id: str) -> dict[str, Any]:
         PageError: 404 no such memory, 403 not readable by this user.
     """
     s = v.session
-    pool = v.pool()
     try:
         hist = s.history(memory_id)
     except UsageError as e:
@@ -107,9 +106,7 @@ def memory(v: Viewer, memory_id: str) -> dict[str, Any]:
             "provenance": _provenance(v, m, cube_id), "access": decision,
             "timeline": [_step(x, x.id == mid) for x in hist.versions],
             "events": [_event(e) for e in hist.events],
-            "usage": usage(v, mid, cube_id),
-            "related": [card(x, tiers) for x in pool
-                        if x.id != mid and x.parent_id == mid and v.may_read(x)]}
+            "usage": usage(v, mid, cube_id)}
     if not s.cubes:
         s.vault.log(v.user, "show", cube_id=cube_id, memory_ids=[mid],
                     detail={"via": "memos ui"})

@@ -228,6 +228,20 @@ class Vault:
         state.memories = list(unique.values())
         return state
 
+    def linked(self, ids: Sequence[str]) -> State:
+        """The memories whose id is in ``ids`` (current, superseded and archived) with their
+        earlier versions, read by id rather than by scanning the vault: what one memory's
+        history needs (:func:`memos_cli.api.reading.history`)."""
+        cols = ["key", "kind", "id", "cube_id", "seq", "record"]
+        kinds = f"'{R.MEMORY}', '{R.HISTORY}', '{R.ARCHIVED}'"
+        wanted = list(dict.fromkeys(ids))
+        found = [self._rows(f"kind IN ({kinds}) AND id IN ({R.quoted(wanted[n:n + _BATCH])})",
+                            cols) for n in range(0, len(wanted), _BATCH)]
+        import pyarrow as pa
+
+        parts = [t for t in found if t is not None]
+        return self._state(pa.concat_tables(parts) if parts else None, False)
+
     def memories(self, ids: Sequence[str]) -> dict[str, Memory]:
         """The current memories of ``ids`` that exist, by id."""
         out: dict[str, Memory] = {}
