@@ -138,7 +138,7 @@ def build(viewer: Viewer, *, hosts: tuple[str, ...] = LOOPBACK) -> Any:
 
             context = {"viewer": v, "serving_cubes": bool(base.cubes), "url": url,
                        "version": version, "memos_version": __version__,
-                       "path": request.url.path}
+                       "path": request.url.path, "query": request.url.query}
             try:
                 html = env.get_template(name).render(page=data, **context)
             except Exception as e:  # a template bug: the error page, one line

@@ -139,7 +139,10 @@ def schedule(v: Viewer, budget: str = "64MiB", policy: str = "decay") -> dict[st
         if m is None or not v.may_read(m):
             hidden += 1
             continue
-        page["decisions"].append({**d.to_dict(), "text": m.render()[:200]})
+        row = {**d.to_dict(), "text": m.render()[:200]}
+        if d.action == "skip":  # the bytes used so far count other users' chunks too
+            row["reason"] = d.reason.split(": over the budget")[0] + ": over the budget"
+        page["decisions"].append(row)
     held = wanted = 0
     chart = page["chart"]
     for n, d in enumerate((x for x in page["decisions"] if x["action"] in

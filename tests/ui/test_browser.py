@@ -38,6 +38,8 @@ def test_search_from_the_page(as_bob: Server, page: Any, tmp_path: Path) -> None
     assert re.search(r"vector #\d", page.inner_text("#results"))
     assert "hidden by access control" in page.inner_text("main")  # ann's, counted
     assert "Viewing as bob" in page.inner_text("#viewer")
+    twin = page.get_attribute("#json-twin", "href")
+    assert twin is not None and twin.startswith("/search.json?q=quarterly+review")
     assert page.problems == []
     shot(page, "search", tmp_path)
 
@@ -158,6 +160,7 @@ def test_schedule_plan_and_budget_chart(as_bob: Server, page: Any, tmp_path: Pat
     assert decisions.count() >= 1
     assert "Bob's desk" in page.inner_text("#plan") or SHARED in page.inner_text("#plan")
     assert SECRET not in page.content()
+    assert "MB used" not in page.inner_text("#plan")  # bytes of others' chunks are theirs
     page.wait_for_selector("[data-chart=budget][data-drawn='1'] canvas")
     assert "decisions about memories you may not read are hidden" in page.inner_text("main")
     assert page.problems == []

@@ -98,3 +98,15 @@ def test_served_cubes_and_a_diff(two_cubes: tuple[Server, str, str]) -> None:
     assert "&lt;b&gt;at 6&lt;/b&gt;" in html and "<b>at 6</b>" not in html
     assert server.get("/vault").status_code == 404  # cubes, not a vault
     assert SECRET not in html
+
+
+def test_command_line_errors(tmp_path: Path, world: World) -> None:
+    from typer.testing import CliRunner
+
+    from memos_cli.cli.app import app
+
+    env = {"MEMOS_HOME": str(tmp_path / "home")}
+    r = CliRunner().invoke(app, ["ui", "a.memcube", "--vault", str(world.vault)], env=env)
+    assert r.exit_code == 2 and "give cubes or --vault, not both" in r.output
+    r = CliRunner().invoke(app, ["ui", "--vault", str(tmp_path / "none")], env=env)
+    assert r.exit_code == 2 and "no vault at" in r.output
