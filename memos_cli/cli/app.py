@@ -6,11 +6,12 @@ Every ``MemosError`` becomes a one-line message on stderr and the error's exit c
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -40,7 +41,7 @@ from memos_cli.cli import (
 from memos_cli.cli.cube_args import command_scope
 from memos_cli.cli.help import MemosTyper, hoist_global_flags, tidy
 from memos_cli.cli.output import err, fail
-from memos_cli.errors import DiskFullError, MemosError, disk_full, one_line
+from memos_cli.errors import DiskFullError, MemosError, UsageError, disk_full, one_line
 from memos_cli.governance import policy
 from memos_cli.principal import check_name
 from memos_cli.version import __version__
@@ -123,15 +124,32 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             fail.print("interrupted: nothing was changed", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except Exception as e:
+        except OSError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                _internal(e)
             if _state["debug"]:
                 traceback.print_exc()
-            if disk_full(e):
-                _full(getattr(e, "filename", None))
-            msg = one_line(str(e).splitlines()[0]) if str(e) else ""
-            fail.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg)} "
-                      "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_INTERNAL) from None
+            name = one_line(str(e.filename or ""), 80)
+            fail.print(f"[red]error:[/red] {escape(name)}: file name too long (the system "
+                       "allows 255 bytes a name, 4,096 a path)", highlight=False,
+                       soft_wrap=True)
+            raise typer.Exit(UsageError.exit_code) from None
+        except Exception as e:
+            _internal(e)
+
+
+def _internal(e: Exception) -> NoReturn:
+    """An error memos did not expect (a bug): one line, exit 70; the traceback with --debug."""
+    if _state["debug"]:
+        traceback.print_exc()
+    if disk_full(e):
+        _full(getattr(e, "filename", None))
+    msg = one_line(str(e).splitlines()[0]) if str(e) else ""
+    fail.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg)} "
+               "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INTERNAL) from None
+
+
 
 
 EXIT_CODES = (

@@ -254,3 +254,15 @@ def test_inspect_and_search_name_the_text_alike(cli_cube: tuple[Path, Path]) -> 
     hit = as_json("search", cli_cube[0], shown["content"], "-k", "1")["results"][0]
     assert hit["id"] == shown["id"]
     assert (hit["content"], hit["text"]) == (shown["content"], shown["text"])
+
+
+@pytest.mark.parametrize("args", [["inspect"], ["verify"], ["load", "--vault", "v"],
+                                  ["pack", "-o", "x.memcube"]])
+def test_a_name_too_long_is_one_line_not_an_internal_error(tmp_path: Path,
+                                                           args: list[str]) -> None:
+    """A path over the system's limits (ENAMETOOLONG) used to end in exit 70."""
+    long = str(tmp_path / ("x" * 3000))
+    r = runner.invoke(app, [args[0], long, *args[1:]])
+    assert r.exit_code == 2, r.output
+    assert "file name too long" in r.output and "internal error" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and len(r.output) < 400
