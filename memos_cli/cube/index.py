@@ -16,7 +16,8 @@ the README has the table).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,20 @@ VECTOR_WEIGHT = 1.0
 TEXT_WEIGHT = 1.5
 #: How many candidates each retriever contributes before fusion.
 CANDIDATES = 50
-#: With an approximate vector index: partitions probed, and candidates re-ranked exactly per
-#: result wanted (ignored by an exact scan). Measured on bench/scale.py's 100k vault: refine 10
-#: gave recall@10 0.927 and refine 50 0.995 (25 ms); nprobes 32 to 96 changed nothing.
-NPROBES, REFINE_FACTOR = 32, 50
+#: How the vault's approximate vector index is searched, by its Lance type: partitions probed,
+#: candidates re-ranked exactly per result wanted, and for HNSW the candidate list (``ef``,
+#: at least the rows asked for times the refine factor). IVF-PQ (vaults compacted before
+#: 2026-12): refine 50 gave recall@10 0.995 at 100k, refine 10 0.927 (bench/scale.py).
+#: IVF_HNSW_SQ at 1M memories (bench/vault_ann.py, tuned on 60 LoCoMo questions): 8 probes,
+#: ef 128, refine 2 gave recall@10 0.98-0.99 there but 0.912 on held-out questions, so the
+#: setting is 24 probes, ef 256, refine 4 (0.997 on the tuning questions, about 20 ms); its
+#: held-out result is in docs/benchmarks/scale.md.
+ANN_QUERY: dict[str, dict[str, Any]] = {
+    "IVF_PQ": {"minimum_nprobes": 32, "maximum_nprobes": 32, "refine_factor": 50},
+    "IVF_HNSW_SQ": {"minimum_nprobes": 24, "maximum_nprobes": 24, "ef": 256,
+                    "refine_factor": 4},
+}
+NPROBES, REFINE_FACTOR = 32, 50  # IVF-PQ's, for bench/scale.py's recall check
 
 # LanceDB's Rust core logs deprecation notices to stderr; they are not for our users.
 os.environ.setdefault("LANCE_LOG", "error")
@@ -60,6 +71,8 @@ class Hit:
     text_rank: int | None
     via: str = MEMORY_KIND
     matched: str | None = None
+    #: the values of the extra columns a search asked for (the vault's ``record``), else None
+    extra: dict[str, Any] | None = field(default=None, compare=False)
 
 
 #: The index covers the first this many code points of each memory's rendered text (the
@@ -186,6 +199,7 @@ class Index:
         self.has_kinds = "kind" in self._tbl.schema.names
         self.where: str | None = None
         self.approximate = False  # a cube's index has no vector index: nothing to tune
+        self.ann: str | None = None
 
     @classmethod
     def of_table(cls, ds: Any, where_path: Path | str, *, where: str | None) -> Index:
@@ -197,6 +211,7 @@ class Index:
         index.where = where
         index.approximate = True
         index._per_memory = 1
+        index.ann = ann_type(ds)
         return index
 
     def _arrow(self) -> pa.Table:
@@ -290,34 +305,36 @@ class Index:
     def search(self, query: str, vector: np.ndarray, k: int, *,
                candidates: int = CANDIDATES, rrf_k: int = RRF_K,
                vector_weight: float = VECTOR_WEIGHT,
-               text_weight: float = TEXT_WEIGHT) -> list[Hit]:
+               text_weight: float = TEXT_WEIGHT, columns: tuple[str, ...] = ()) -> list[Hit]:
         """Hybrid search. ``vector`` is the ``[dim] float32`` embedding of ``query``.
 
         Each retriever ranks rows; a memory takes the rank of its best row in each list (rows
         of one memory collapse into one entry, spec §6.1), and the two lists are fused.
         Returns at most ``k`` hits, best first, ties broken by id. The fusion parameters are
-        exposed for benchmarks; the defaults are the spec's.
+        exposed for benchmarks; the defaults are the spec's. ``columns``: more columns to read
+        with the rows found, returned in ``Hit.extra`` (the vault reads its records so).
         """
         from lance.query import MatchQuery
 
         pool = max(k, candidates)
         rows = pool * self._rows_per_memory()
-        cols = ["id", "kind", "text"] if self.has_kinds else ["id"]
+        cols = (["id", "kind", "text"] if self.has_kinds else ["id"]) + list(columns)
         where: dict[str, Any] = {"filter": self.where, "prefilter": True} if self.where \
             else {}
         try:
             nearest: dict[str, Any] = {"column": "vector", "q": vector.astype(np.float32),
                                        "k": rows, "metric": "cosine"}
-            if self.approximate:  # the vault: an IVF-PQ index past 100k memories (compact)
-                nearest |= {"minimum_nprobes": NPROBES, "maximum_nprobes": NPROBES,
-                            "refine_factor": REFINE_FACTOR}
+            if self.approximate:  # the vault: an approximate index past 100k memories
+                nearest |= ANN_QUERY.get(self.ann or "", {})
+            # the full-text probe runs beside the vector probe (Lance releases the GIL)
+            txt_job = _probes().submit(
+                lambda: self._tbl.to_table(columns=[*cols, "_score"],
+                                           full_text_query=MatchQuery(query, "text"),
+                                           limit=rows, **where).to_pylist()) \
+                if query.strip() else None
             vec_rows = self._tbl.to_table(columns=[*cols, "_distance"], nearest=nearest,
                                           **where).to_pylist()
-            txt_rows = []
-            if query.strip():
-                txt_rows = self._tbl.to_table(columns=[*cols, "_score"],
-                                              full_text_query=MatchQuery(query, "text"),
-                                              limit=rows, **where).to_pylist()
+            txt_rows = txt_job.result() if txt_job is not None else []
         except Exception as e:
             raise FormatError(f"search index is unreadable: {e}", path=self.index_dir) from e
         vrank, vrow = _collapse(vec_rows, pool)
@@ -335,8 +352,32 @@ class Index:
             row = vrow[m] if v >= t else trow[m]
             kind = row.get("kind") or MEMORY_KIND
             out.append(Hit(m, scores[m], vrank.get(m), trank.get(m), kind,
-                           None if kind == MEMORY_KIND else row.get("text")))
+                           None if kind == MEMORY_KIND else row.get("text"),
+                           {c: row.get(c) for c in columns} if columns else None))
         return out
+
+
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
+def _probes() -> ThreadPoolExecutor:
+    """The threads that run full-text probes beside vector probes: one pool per process (a
+    forked child gets its own, since the parent's threads do not exist in it)."""
+    pid = os.getpid()
+    if pid not in _POOL:
+        _POOL.clear()
+        _POOL[pid] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="memos-fts")
+    return _POOL[pid]
+
+
+def ann_type(ds: Any) -> str | None:
+    """The Lance type of the approximate index on ``vector`` (``IVF_PQ``, ``IVF_HNSW_SQ``),
+    or ``None`` when there is none."""
+    try:
+        found = [i.get("type") for i in ds.list_indices() if i.get("fields") == ["vector"]]
+    except Exception:  # an index Lance cannot describe is searched with its defaults
+        return None
+    return str(found[0]) if found else None
 
 
 def _collapse(rows: list[dict[str, Any]], pool: int

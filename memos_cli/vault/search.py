@@ -11,6 +11,7 @@ from memos_cli.cube.index import Index
 from memos_cli.errors import EmbedderMismatchError
 from memos_cli.tiers.plaintext import Answer, answer_memories, resolve_hits
 from memos_cli.validity import CURRENT, View
+from memos_cli.vault import rows as R
 
 if TYPE_CHECKING:
     from memos_cli.vault.store import Vault
@@ -45,8 +46,10 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     vector = embedder.encode([query])[0]
     pool = k
     while True:
-        hits = index.search(query, vector, pool)
-        by_id = vault.memories([h.id for h in hits])
+        hits = index.search(query, vector, pool, columns=("record",))  # no second read by key
+        by_id = {h.id: R.memory_of(h.extra["record"], vault.path) for h in hits
+                 if h.extra and h.extra.get("record")}
+        by_id |= vault.memories([h.id for h in hits if h.id not in by_id])
         out, denied = resolve_hits(hits, _Lookup(vault, by_id), k,
                                    now=now, user=user, view=view)
         if len(out) >= k or len(hits) < pool:
