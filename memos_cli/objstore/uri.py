@@ -103,6 +103,11 @@ def _first_line(e: BaseException) -> str:
     return (text[0] if text else type(e).__name__)[:300]
 
 
+#: What an error names when the store did not answer at all, whatever code it carries.
+_UNREACHABLE = ("Could not connect", "Failed to connect", "Connection refused",
+                "Couldn't connect", "Could not resolve", "Couldn't resolve")
+
+
 @contextlib.contextmanager
 def remote_errors(uri: StoreURI, what: str) -> Iterator[None]:
     """Turn Arrow's errors while ``what`` into one-line ``RemoteError``s naming ``uri``
@@ -115,8 +120,10 @@ def remote_errors(uri: StoreURI, what: str) -> Iterator[None]:
         raise RemoteError(f"not found while {what}", path=uri.uri) from e
     except OSError as e:
         text = _first_line(e)
-        if "ACCESS_DENIED" in text.upper() or "AccessDenied" in text or "403" in text \
-                or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        # the AWS SDK sometimes files a refused connection under ACCESS_DENIED: the cause wins
+        denied = "ACCESS_DENIED" in text.upper() or "AccessDenied" in text or "403" in text \
+            or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text
+        if denied and not any(p in text for p in _UNREACHABLE):
             raise RemoteError(f"access denied while {what}: check the credentials "
                               f"(AWS_ACCESS_KEY_ID, AWS_PROFILE...) ({text})",
                               path=uri.uri) from e

@@ -112,3 +112,23 @@ def test_an_oversized_small_file_in_a_bucket_vault_is_refused(bucket: str) -> No
         Bucket=bucket, Key="big/vault/CHECKOUT", Body=b"1" * (MAX_SMALL_FILE + 1))
     line = one_line_error(cli("vault", "ls", "--vault", f"s3://{bucket}/big/vault", code=6))
     assert "CHECKOUT" in line and "over" in line
+
+
+@pytest.mark.parametrize("message,says", [
+    ("When reading information for key 'vault/roles.json' in bucket 'team': AWS Error "
+     "ACCESS_DENIED during HeadObject operation: curlCode: 7, Could not connect to server; "
+     "Details: Failed to connect to 127.0.0.1:40313 after 0 ms", "not reachable"),
+    ("AWS Error ACCESS_DENIED during HeadObject operation: No response body.",
+     "access denied"),
+])
+def test_an_unreachable_store_is_not_called_a_credentials_problem(message: str,
+                                                                  says: str) -> None:
+    """The AWS SDK sometimes reports a refused connection as ACCESS_DENIED (seen once in a
+    full run of test_a_bucket_vault_that_does_not_answer): the cause decides the message."""
+    from memos_cli.errors import RemoteError
+    from memos_cli.objstore.uri import parse, remote_errors
+
+    with pytest.raises(RemoteError) as e, remote_errors(parse("s3://team/vault"),
+                                                         "looking for roles.json"):
+        raise OSError(message)
+    assert says in str(e.value)
