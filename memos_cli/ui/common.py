@@ -100,30 +100,30 @@ class Viewer:
                 self._signers[cid] = "changed since signing"
         return self._signers[cid]
 
-    def tiers(self) -> dict[str, list[str]]:
-        """Memory id -> the tiers beyond text that hold it: ``kv segment``, ``kv chunk`` (a
-        cube's chunk set), ``kv chunk (scheduler)`` (the chunk store of ``memos
-        schedule``), ``lora`` (a cube's LoRA adapter)."""
+    def tiers(self, memories: Iterable[Memory],
+              cubes: Iterable[Cube] | None = None) -> dict[str, list[str]]:
+        """Memory id -> the tiers beyond text that hold it, for ``memories`` (those a page
+        shows): ``kv segment``, ``kv chunk`` (a chunk set of ``cubes``, default every served
+        cube), ``kv chunk (scheduler)`` (the chunk store of ``memos schedule``, by content
+        hash), ``lora`` (a cube's LoRA adapter)."""
+        wanted = {m.id: m for m in memories}
         out: dict[str, list[str]] = {}
 
         def add(ids: Iterable[str], tier: str) -> None:
             for i in ids:
-                have = out.setdefault(i, [])
-                if tier not in have:
-                    have.append(tier)
+                if i in wanted and tier not in out.setdefault(i, []):
+                    out[i].append(tier)
 
-        for c in self.session.cubes:
+        for c in self.session.cubes if cubes is None else cubes:
             for seg in c.segments:
                 add(seg["memory_ids"], "kv segment")
             for cs in c.chunk_sets:
                 for ch in cs.chunks:
                     add(ch.memory_ids, "kv chunk")
             add((c.manifest.lora or {}).get("memory_ids", []), "lora")
-        keys = self._scheduled_keys()
-        if keys:
-            pool = self.pool()
-            add((m.id for m in pool if m.content_hash.removeprefix("sha256:") in keys),
-                "kv chunk (scheduler)")
+        keys = self._scheduled_keys() if wanted else set()
+        add((i for i, m in wanted.items()
+             if m.content_hash.removeprefix("sha256:") in keys), "kv chunk (scheduler)")
         return out
 
     def _scheduled_keys(self) -> set[str]:

@@ -33,7 +33,7 @@ def cube(v: Viewer, cube_id: str, against: str | None = None) -> dict[str, Any]:
         tier = _TIER_OF.get(f.split("/", 1)[0], "plaintext")
         sizes[tier] = sizes.get(tier, 0) + (c.path / f).stat().st_size
     mine, hidden = v.readable(c.memories if c.has_plaintext else [])
-    tiers = v.tiers()
+    tiers = v.tiers(mine[:200], [c])
     page: dict[str, Any] = {
         "cube_id": m.cube_id, "name": m.name, "path": str(c.path),
         "description": m.description, "format_version": m.format_version,
@@ -101,7 +101,7 @@ def installed(v: Viewer, cube_id: str) -> dict[str, Any]:
     mine, hidden = v.readable(m for m in state.memories if state.origin.get(m.id) == cid)
     if not mine and state.cubes[cid].get("installed_by") != v.user:
         raise PageError(404, f"no installed cube {cube_id} with memories {v.user} may read")
-    tiers = v.tiers()
+    tiers = v.tiers(mine[:200])
     return {"cube_id": cid, "installed": True, **state.cubes[cid],
             "memories": [card(m, tiers) for m in mine[:200]], "memories_readable": len(mine),
             "hidden_by_access": hidden}

@@ -61,7 +61,7 @@ def search(v: Viewer, q: str = "", k: int = 10, as_of: str | None = None,
     except UsageError as e:
         raise PageError(400, str(e)) from None
     result = v.session.search(q, k * TIER_DEPTH if tier else k, view)
-    tiers = v.tiers()
+    tiers = v.tiers(h.memory for h in result.hits)
     rows: list[dict[str, Any]] = []
     for h in result.hits:
         held = tiers.get(h.memory.id, [])
@@ -101,7 +101,7 @@ def memory(v: Viewer, memory_id: str) -> dict[str, Any]:
     decision = _decision(v, m)
     cube_id = hist.cube_id or next((c.manifest.cube_id for c in s.cubes
                                     if any(x.id == mid for x in c.memories)), None)
-    tiers = v.tiers()
+    tiers = v.tiers([m])
     page = {**card(m, tiers), "record": {**m.to_dict(), "text": m.render()},
             "provenance": _provenance(v, m, cube_id), "access": decision,
             "timeline": [_step(x, x.id == mid) for x in hist.versions],

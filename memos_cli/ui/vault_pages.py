@@ -55,7 +55,7 @@ def vault(v: Viewer) -> dict[str, Any]:
             hidden_roles += 1
     return {"vault": str(s.vault_name), "version": s.vault.version, "pinned": s.vault.pinned,
             "cubes": cubes, "cubes_hidden": hidden, "roles": roles,
-            "roles_hidden": hidden_roles, "versions": versions(v)["versions"]}
+            "roles_hidden": hidden_roles, "versions": versions(v, ids)["versions"]}
 
 
 def visible(v: Viewer, records: list[dict[str, Any]],
@@ -93,12 +93,13 @@ def audit(v: Viewer, user: str = "", op: str = "", memory: str = "") -> dict[str
             "hidden": hidden}
 
 
-def versions(v: Viewer) -> dict[str, Any]:
+def versions(v: Viewer, ids: set[str] | None = None) -> dict[str, Any]:
     """Every version of the vault with the operation that made it, as this user may see it
     (another user's change that names nothing they may read is "a change by another
-    user")."""
+    user"). ``ids``: the memory ids the user may read, when the caller has read them."""
     vault = v.session.vault
-    ids, _ = _readable_ids(v)
+    if ids is None:
+        ids, _ = _readable_ids(v)
     shown, _ = visible(v, vault.read_log(), ids)
     mine = {r.get("version"): r for r in shown if r.get("op") in _VERSIONING}
     rows = []

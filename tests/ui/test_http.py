@@ -67,7 +67,7 @@ def test_a_long_query_is_refused(as_bob: Server) -> None:
 
 @pytest.fixture(scope="module")
 def two_cubes(world: World, tmp_path_factory: pytest.TempPathFactory,
-              keys: tuple[Path, Path]) -> Iterator[tuple[Server, str, str]]:
+              keys: tuple[Path, Path], tiny_llama: Path) -> Iterator[tuple[Server, str, str]]:
     from memos_cli.cube import open_cube
 
     base = tmp_path_factory.mktemp("cubes")
@@ -78,6 +78,8 @@ def two_cubes(world: World, tmp_path_factory: pytest.TempPathFactory,
     note = base / "new.md"
     note.write_text("# Late note\n\nThe launch party is on the roof terrace <b>at 6</b>.\n")
     memos(world.home, "add", b, note, "--key", keys[0])
+    memos(world.home, "convert", b, "--to", "kv", "--chunks", "--model", tiny_llama,
+          "--key", keys[0])  # the second version holds every memory in a KV chunk too
     ida, idb = open_cube(a).manifest.cube_id, open_cube(b).manifest.cube_id
     for server in start(world, str(a), str(b)):
         yield server, ida, idb
@@ -97,6 +99,11 @@ def test_served_cubes_and_a_diff(two_cubes: tuple[Server, str, str]) -> None:
     html = server.get("/cube/1?diff=2").text
     assert "&lt;b&gt;at 6&lt;/b&gt;" in html and "<b>at 6</b>" not in html
     assert server.get("/vault").status_code == 404  # cubes, not a vault
+    second = server.get("/cube/2.json").json()
+    assert "activation" in second["tier_bytes"] and second["chunk_sets"]
+    assert all(m["tiers"] == ["text", "kv chunk"] for m in second["memories"])
+    assert all(m["tiers"] == ["text"] for m in page["memories"])
+    assert d["tiers_added"] == ["activation"]
     assert SECRET not in html
 
 
