@@ -160,3 +160,24 @@ def test_run_over_a_vault_says_how_many_memories_access_control_hid(
     mine = json.loads(memos("run", Q, "--vault", vault, "--as", "tester", "--model", tiny_llama,
                             "--max-new-tokens", "2", "--json").stdout)
     assert mine["hidden_by_access"] == 0 and len(mine["memories"]) == 5
+
+
+def test_history_by_id_matches_the_whole_vault_read(tmp_path: Path, embedder: object,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A history follows links by id (``Vault.linked``), and falls back to reading the whole
+    vault past its bound of rounds: both give the same chain."""
+    from datetime import datetime, timezone
+
+    from memos_cli.api import Session, reading
+
+    with Session(vault=tmp_path / "v", user="ann", embedder=embedder) as s:
+        ids = [s.remember(f"The team offsite is in {city}.",
+                          event_time=datetime(2026, m, 1, tzinfo=timezone.utc)).memory.id
+               for m, city in ((1, "Lisbon"), (2, "Porto"), (3, "Braga"), (4, "Faro"))]
+        s.remember("Bob's desk is by the window.")
+        by_id = s.history(ids[0]).to_dict()
+        assert [v["content"] for v in by_id["versions"]][-1] == "The team offsite is in Faro."
+        assert len(by_id["versions"]) == 4
+        monkeypatch.setattr(reading, "_LINKED_ROUNDS", 1)  # the chain needs more rounds
+        assert s.history(ids[0]).to_dict() == by_id
+        assert s.history(ids[3][:10]).to_dict() == s.history(ids[3]).to_dict()  # a prefix

@@ -86,16 +86,19 @@ def history(session: Session, memory_id: str) -> MemoryHistory:
                          cube_id=cube_id, events=events)
 
 
-#: The most memories one history reads by id before it reads the whole vault instead.
-_LINKED_MAX = 2000
+#: The most memories, and rounds of reads, one history makes by id before it reads the whole
+#: vault instead (each round follows the links of the memories the last one found).
+_LINKED_MAX, _LINKED_ROUNDS = 2000, 32
 
 
 def _linked(vault: Any, memory_id: str) -> Any:
     """The vault's memories linked to ``memory_id`` (supersession and version links, followed
     to their end), read by id; the whole vault when ``memory_id`` is a prefix or the links
-    reach more than :data:`_LINKED_MAX` memories."""
+    reach more than :data:`_LINKED_MAX` memories or :data:`_LINKED_ROUNDS` reads."""
     ids = {memory_id}
-    while len(ids) <= _LINKED_MAX:
+    for _ in range(_LINKED_ROUNDS):
+        if len(ids) > _LINKED_MAX:
+            break
         state = vault.linked(sorted(ids))
         found = state.memories + state.archived + state.history
         if not found:
