@@ -38,6 +38,9 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
 }
 #: Largest config file read (bytes).
 MAX_CONFIG_BYTES = 1 << 20
+#: The addresses a local server (memos mcp --transport http, memos ui) listens on by default
+#: and accepts in a request's Host header without a warning.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def home() -> Path:

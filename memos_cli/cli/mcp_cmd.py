@@ -14,9 +14,8 @@ from memos_cli.cli.cube import EMBEDDER_OPT
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, err
 from memos_cli.cli.vault_opts import VAULT_OPT
+from memos_cli.config import LOOPBACK
 from memos_cli.errors import UsageError
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def mcp(

@@ -13,9 +13,10 @@ from memos_cli.cli.cube import EMBEDDER_OPT
 from memos_cli.cli.cube_args import open_arg
 from memos_cli.cli.output import check_as, err
 from memos_cli.cli.vault_opts import VAULT_OPT
+from memos_cli.config import LOOPBACK
 from memos_cli.errors import UsageError
 from memos_cli.ui.common import Viewer
-from memos_cli.ui.server import LOOPBACK, build
+from memos_cli.ui.server import build
 
 
 def ui(

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from memos_cli.api.scheduling import scope_name
-from memos_cli.errors import MemosError, SignatureError
+from memos_cli.errors import MemosError, SignatureError, UsageError
 from memos_cli.governance.policy import can_read
 from memos_cli.governance.trust import check_trust
-from memos_cli.memory import Memory, format_time
+from memos_cli.memory import Memory, format_time, resolve_id
 from memos_cli.scheduler.chunks import ChunkStore
 from memos_cli.scheduler.policy import stored_for
 from memos_cli.scheduler.usage import UsageStore, cube_store
@@ -79,15 +79,16 @@ class Viewer:
 
     def cube(self, cube_id: str) -> Cube | None:
         """A served cube by its place on the command line (``1``, ``2``, ...: two versions
-        of one cube share an id) or by id (or a prefix of 8 or more characters)."""
+        of one cube share an id) or by id or unique prefix (:func:`memory.resolve_id`)."""
         cubes = self.session.cubes
         if cube_id.isdigit() and 1 <= int(cube_id) <= len(cubes):
             return cubes[int(cube_id) - 1]
-        for c in cubes:
-            if c.manifest.cube_id == cube_id or (len(cube_id) >= 8 and
-                                                 c.manifest.cube_id.startswith(cube_id)):
-                return c
-        return None
+        try:
+            full = resolve_id(cube_id, {c.manifest.cube_id for c in cubes}, "cube",
+                              strict=False)
+        except UsageError as e:  # several served cubes start with it
+            raise PageError(400, str(e)) from None
+        return next((c for c in cubes if c.manifest.cube_id == full), None)
 
     def signer(self, cube: Cube) -> str:
         """The trusted key's name that signed a served cube, ``unsigned``, ``untrusted`` or

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from memos_cli.cube import Cube, layout
+from memos_cli.errors import UsageError
 from memos_cli.lifecycle.update import diff as cube_diff
+from memos_cli.memory import resolve_id
 from memos_cli.ui.common import PageError, Viewer, card
 
 #: Which tier a cube file belongs to, by its first path component (spec §3).
@@ -93,11 +95,12 @@ def installed(v: Viewer, cube_id: str) -> dict[str, Any]:
         PageError: 404 no such installed cube, or none shown to this user.
     """
     state = v.session.vault.state(vectors=False)
-    found = [c for c in state.cubes if c == cube_id or
-             (len(cube_id) >= 8 and c.startswith(cube_id))]
-    if len(found) != 1:
+    try:
+        cid = resolve_id(cube_id, list(state.cubes), "cube", strict=False)
+    except UsageError as e:  # several installed cubes start with it
+        raise PageError(400, str(e)) from None
+    if cid not in state.cubes:
         raise PageError(404, f"no installed cube {cube_id} in {v.session.where}")
-    cid = found[0]
     mine, hidden = v.readable(m for m in state.memories if state.origin.get(m.id) == cid)
     if not mine and state.cubes[cid].get("installed_by") != v.user:
         raise PageError(404, f"no installed cube {cube_id} with memories {v.user} may read")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from memos_cli.api.session import Session
+from memos_cli.config import LOOPBACK
 from memos_cli.errors import MemosError, UsageError, one_line
 from memos_cli.ui import cube_pages, memory_pages, vault_pages
 from memos_cli.ui.common import PageError, Viewer
@@ -36,7 +37,6 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
            "Cache-Control": "no-store"}
 #: Vault versions whose sessions are kept open at once (``?version=N``).
 MAX_VERSIONS = 4
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 log = logging.getLogger("memos.ui")
 
 

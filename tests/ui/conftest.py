@@ -147,7 +147,7 @@ def as_ann(world: World) -> Iterator[Server]:
     yield from start(world, "--vault", str(world.vault), "--as", "ann")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's loop must be gone before other async tests
 def browser() -> Iterator[Any]:
     exe = browser_or_skip()
     from playwright.sync_api import sync_playwright

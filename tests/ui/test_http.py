@@ -31,6 +31,12 @@ def test_json_twins_and_headers(as_bob: Server, world: World) -> None:
     one = as_bob.get(f"/memory/{world.ids['shared']}.json").json()
     assert one["id"] == world.ids["shared"] and one["access"]["read"] is True
     assert one["access"]["write"] is False and one["provenance"]["signer"] == "remember"
+    mine = as_bob.get("/vault.json").json()["cubes"]
+    # ann's remembered cube holds the note she shared with bob; the team cube is hers alone
+    assert sorted(c["name"] for c in mine) == ["remembered by ann", "remembered by bob"]
+    bobs = next(c["cube_id"] for c in mine if c["name"] == "remembered by bob")
+    by_prefix = as_bob.get(f"/cube/{bobs[:8]}.json").json()
+    assert by_prefix["cube_id"] == bobs  # a unique prefix, as commands take
 
 
 def test_read_only_and_host_check(as_bob: Server) -> None:
@@ -92,6 +98,7 @@ def test_served_cubes_and_a_diff(two_cubes: tuple[Server, str, str]) -> None:
     assert [c["signer"] for c in cubes] == ["team", "team"]
     assert ida == idb  # memos add keeps the cube's id: pages name served cubes by place
     page = server.get(f"/cube/{ida}.json").json()
+    assert server.get(f"/cube/{ida[:8]}.json").json()["path"] == page["path"]
     assert page["signed"] and page["tier_bytes"]["plaintext"] > 0 and page["sources"]
     d = server.get("/cube/1.json?diff=2").json()["diff"]
     assert not d["equal"] and [m["text"] for m in d["added_memories"]] == \
