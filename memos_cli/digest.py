@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,19 @@ def _legacy(v: Any, out: list[str]) -> None:
 def json_sha256(obj: Any, *, legacy: bool = False) -> str:
     """``sha256:<hex>`` of the canonical JSON of ``obj`` (the legacy form when ``legacy``)."""
     return sha256_bytes(legacy_canonical_json(obj) if legacy else canonical_json(obj))
+
+
+def json_sha256_items(items: Iterable[Any]) -> str:
+    """:func:`json_sha256` of the list of ``items``, computed one item at a time: RFC 8785
+    writes an array as ``[``, its members' canonical forms joined by ``,``, and ``]``, so a
+    list of 200,000 records is never held whole."""
+    h = hashlib.sha256(b"[")
+    for i, item in enumerate(items):
+        if i:
+            h.update(b",")
+        h.update(canonical_json(item))
+    h.update(b"]")
+    return f"sha256:{h.hexdigest()}"
 
 
 def accepted_json_sha256(obj: Any, format_version: str | tuple[int, int]) -> set[str]:

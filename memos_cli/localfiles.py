@@ -79,13 +79,20 @@ def plain_files(root: str | Path) -> Iterator[tuple[Path, int]]:
         return
     stack = [Path(root)]
     while stack:
-        with os.scandir(stack.pop()) as entries:
+        try:
+            entries = os.scandir(stack.pop())
+        except FileNotFoundError:  # removed while walked (a writer's temporary folder)
+            continue
+        with entries:
             for e in entries:
-                if e.is_symlink():
-                    raise OSError(errno.ELOOP, "is a symbolic link", e.path)
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(Path(e.path))
-                elif e.is_file(follow_symlinks=False):
-                    yield Path(e.path), e.stat(follow_symlinks=False).st_size
-                else:
-                    raise OSError(errno.EINVAL, "is not a regular file", e.path)
+                try:
+                    if e.is_symlink():
+                        raise OSError(errno.ELOOP, "is a symbolic link", e.path)
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(Path(e.path))
+                    elif e.is_file(follow_symlinks=False):
+                        yield Path(e.path), e.stat(follow_symlinks=False).st_size
+                    elif os.path.lexists(e.path):  # gone, it is neither (DirEntry says)
+                        raise OSError(errno.EINVAL, "is not a regular file", e.path)
+                except FileNotFoundError:  # a file another writer renamed or removed
+                    continue

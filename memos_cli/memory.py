@@ -124,7 +124,7 @@ def _principal_problems(owner: str | None, readers: tuple[str, ...]) -> list[str
     return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Memory:
     """One memory. Times are aware UTC datetimes; lists are sorted-free but never ``None``.
 

@@ -38,6 +38,9 @@ from memos_cli.validity import CURRENT, View
 from memos_cli.vault import Vault
 from memos_cli.vault import search as vault_search
 
+#: Queries of :meth:`Session.search_many` whose uses go into one commit of the usage store.
+USES_PER_COMMIT = 10_000
+
 
 @dataclass
 class SearchResult:
@@ -166,17 +169,25 @@ class Session:
         """
         return self._search(query, k, audit=True, view=view)
 
-    def _search(self, query: str, k: int, *, audit: bool,
-                view: View = CURRENT) -> SearchResult:
+    def _usage_store(self) -> UsageStore:
+        """Where searches of this session are counted, opened in the background."""
+        if self.cubes:
+            return cube_store(self.cubes[0].manifest.cube_id).warm()
+        return UsageStore(self.vault.place.usage_dir()).warm()
+
+    def _search(self, query: str, k: int, *, audit: bool, view: View = CURRENT,
+                uses: list[Any] | None = None) -> SearchResult:
+        """One search; its uses are recorded now, or added to ``uses`` when given (a batch
+        of queries records them in one commit)."""
         if k < 1:
             raise UsageError("-k must be at least 1")
         if len(self.cubes) > 1:
             raise UsageError("search takes one cube (or a vault)")
         enc = self.query_encoder()
         hidden: list[int] = []
+        store = self._usage_store() if uses is None else None
         if self.cubes:
             cube = self.cubes[0]
-            store = cube_store(cube.manifest.cube_id).warm()
             t0 = time.perf_counter()
             hits = retrieve(cube, enc, query, k, user=self.user, hidden=hidden, view=view)
             took = time.perf_counter() - t0
@@ -184,14 +195,16 @@ class Session:
                 self._audit("search", cube.manifest.cube_id, [h.memory.id for h in hits], query)
         else:
             v = self.vault
-            store = UsageStore(v.place.usage_dir()).warm()
             t0 = time.perf_counter()
             hits = vault_search(v, enc, query, k, user=self.actor, hidden=hidden, view=view)
             took = time.perf_counter() - t0
             if audit:
                 v.log(self.actor, "search", memory_ids=[h.memory.id for h in hits],
                       detail={"query": query})
-        self._record(store, "search", uses_of(hits))
+        if store is not None:
+            self._record(store, "search", uses_of(hits))
+        elif uses is not None:
+            uses.extend(uses_of(hits))
         return SearchResult(query, self.where, bool(self.cubes), hits, took, sum(hidden),
                             self.actor)
 
@@ -199,11 +212,20 @@ class Session:
                     view: View = CURRENT) -> Iterable[tuple[Any, SearchResult]]:
         """``(id, result)`` for each ``(id, query, k)``, in one process (``memos search
         --queries``); a cube's read gets one access-log record for the whole batch, a vault's
-        queries none (as before the entry point)."""
+        queries none (as before the entry point). Uses are recorded in one commit per
+        :data:`USES_PER_COMMIT` queries, one commit at a time: 100,000 queries make 10
+        versions of the usage store, not 100,000 writers at once."""
         n = 0
+        store = self._usage_store()
+        uses: list[Any] = []
         for qid, query, k in queries:
             n += 1
-            yield qid, self._search(query, k, audit=False, view=view)
+            yield qid, self._search(query, k, audit=False, view=view, uses=uses)
+            if n % USES_PER_COMMIT == 0:
+                self._settle()
+                self._record(store, "search", uses)
+                uses = []
+        self._record(store, "search", uses)
         if self.cubes:
             self._audit("search", self.cubes[0].manifest.cube_id, [],
                         f"{n} queries from a file")
@@ -325,6 +347,9 @@ class Session:
     # -- lifetime -----------------------------------------------------------------------------
     def close(self) -> None:
         """Wait for the usage records started by :meth:`search` and :meth:`answer`."""
+        self._settle()
+
+    def _settle(self) -> None:
         while self._pending:
             self._pending.pop().join()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def search(
                              "(or --vault)")
         if vault is None and cube is None:
             raise UsageError("missing CUBE: memos search CUBE --queries FILE.jsonl")
-        _batch(cube, vault, read_queries(queries, k), as_user, embedder, as_json, view)
+        _batch(cube, vault, QueryFile(queries, k), as_user, embedder, as_json, view)
         return
     if cube is None:
         raise UsageError("missing QUERY: memos search team.memcube \"budget cap\"")
@@ -98,29 +99,44 @@ MAX_QUERIES = 1_000_000
 MAX_K = 1000
 
 
-def read_queries(path: Path, k: int) -> list[tuple[Any, str, int]]:
-    """``(id, query, k)`` of every line of a queries file, checked before any search runs.
+class QueryFile:
+    """The ``(id, query, k)`` of each line of a queries file, checked whole before any search
+    runs (a bad last line fails before the first search) and then streamed: one line is held
+    at a time, so a file of a million queries costs no more memory than one of ten.
 
     Raises:
         SourceError: unreadable, malformed JSON, or a line that is not an object with a
-            string ``query`` and, when given, a positive integer ``k`` (naming the line).
+            string ``query`` and, when given, a ``k`` from 1 to :data:`MAX_K` (naming the
+            line); more than :data:`MAX_QUERIES` lines. Raised by the constructor, and again
+            while iterating if the file changed in between.
     """
-    items: list[tuple[Any, str, int]] = []
-    for lineno, obj in parse_lines(read_lines(path), path):
-        if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
-            raise SourceError(f"line {lineno}: not an object with a \"query\" string",
-                              path=path)
-        kk = obj.get("k", k)
-        if isinstance(kk, bool) or not isinstance(kk, int) or not 1 <= kk <= MAX_K:
-            raise SourceError(f"line {lineno}: \"k\" is not an integer from 1 to {MAX_K}",
-                              path=path)
-        if len(items) == MAX_QUERIES:
-            raise SourceError(f"more than {MAX_QUERIES} queries", path=path)
-        items.append((obj.get("id", lineno), obj["query"], kk))
-    return items
+
+    def __init__(self, path: Path, k: int) -> None:
+        self.path, self.k = path, k
+        self.count = sum(1 for _ in self._lines())
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[Any, str, int]]:
+        return self._lines()
+
+    def _lines(self) -> Iterator[tuple[Any, str, int]]:
+        path = self.path
+        for n, (lineno, obj) in enumerate(parse_lines(read_lines(path), path), start=1):
+            if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
+                raise SourceError(f"line {lineno}: not an object with a \"query\" string",
+                                  path=path)
+            kk = obj.get("k", self.k)
+            if isinstance(kk, bool) or not isinstance(kk, int) or not 1 <= kk <= MAX_K:
+                raise SourceError(f"line {lineno}: \"k\" is not an integer from 1 to {MAX_K}",
+                                  path=path)
+            if n > MAX_QUERIES:
+                raise SourceError(f"more than {MAX_QUERIES} queries", path=path)
+            yield obj.get("id", lineno), obj["query"], kk
 
 
-def _batch(cube: str | None, vault: str | None, items: list[tuple[Any, str, int]],
+def _batch(cube: str | None, vault: str | None, items: QueryFile,
            as_user: str | None, embedder: Path | None, as_json: bool, view: View) -> None:
     """Search each query of a queries file in this one process; JSON lines with --json."""
     import json

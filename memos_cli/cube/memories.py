@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from memos_cli import strictjson
-from memos_cli.digest import canonical_json, json_sha256
+from memos_cli.digest import canonical_json, json_sha256_items
 from memos_cli.errors import FormatError, IntegrityError
 from memos_cli.memory import (
     ORIGINS,
@@ -78,8 +78,15 @@ def to_table(memories: Iterable[Memory]) -> pa.Table:
     :data:`SCHEMA_1` when no memory has a validity value (spec §4.6: the file is then the
     same as format 1.6 wrote, and readers of 1.6 read it)."""
     memories = list(memories)
-    schema = SCHEMA if any(getattr(m, f) is not None for m in memories
-                           for f in VALIDITY_FIELDS) else SCHEMA_1
+    return _table(memories, _schema_of(memories))
+
+
+def _schema_of(memories: Sequence[Memory]) -> pa.Schema:
+    return SCHEMA if any(getattr(m, f) is not None for m in memories
+                         for f in VALIDITY_FIELDS) else SCHEMA_1
+
+
+def _table(memories: Sequence[Memory], schema: pa.Schema) -> pa.Table:
     columns: dict[str, list[Any]] = {f.name: [] for f in schema}
     for m in memories:
         for name, values in columns.items():
@@ -94,11 +101,18 @@ def to_table(memories: Iterable[Memory]) -> pa.Table:
 
 def write_memories(path: Path, memories: Iterable[Memory]) -> int:
     """Write an Arrow IPC *file* (not stream) with the schema of :func:`to_table`; return its
-    size in bytes."""
-    table = to_table(memories)
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table, max_chunksize=65536)
+    size in bytes. Written :data:`BATCH` memories at a time, so a pack of 200,000 short lines
+    never holds all its columns as Python lists at once."""
+    memories = list(memories)
+    schema = _schema_of(memories)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for i in range(0, len(memories), BATCH):
+            writer.write_table(_table(memories[i:i + BATCH], schema))
     return path.stat().st_size
+
+
+#: Memories per record batch of ``memories.arrow``.
+BATCH = 65536
 
 
 def read_table(path: Path, *, validity: bool = True) -> pa.Table:
@@ -194,4 +208,4 @@ def content_digest(memories: Iterable[Memory]) -> str:
     of the list of the memories' records (§8.6: every column by name, times as
     ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, lists as arrays, ``extra`` as an object), in cube
     order. It depends on the memories only, not on how Arrow or Lance laid out the bytes."""
-    return json_sha256([m.to_dict() for m in memories])
+    return json_sha256_items(m.to_dict() for m in memories)

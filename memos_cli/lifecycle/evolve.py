@@ -106,15 +106,20 @@ class Ledger:
                 self._add_row(m.id, vectors[i])
 
     # -- candidates -----------------------------------------------------------------------------
+    def _reserve(self, rows: int, dim: int) -> None:
+        """Make room for ``rows`` rows in all (one copy of the buffer)."""
+        n = len(self._row_ids)
+        grown = np.zeros((rows, dim), np.float32)
+        grown[:n] = self._buf[:n] if n else grown[:0]
+        live = np.zeros(rows, bool)
+        live[:n] = self._live[:n]
+        self._buf, self._live = grown, live
+
     def _add_row(self, memory_id: str, vector: np.ndarray) -> None:
         v = np.asarray(vector, np.float32)
         n = len(self._row_ids)
         if n == len(self._buf):
-            grown = np.zeros((max(64, 2 * n), v.shape[0]), np.float32)
-            grown[:n] = self._buf[:n] if n else grown[:0]
-            live = np.zeros(len(grown), bool)
-            live[:n] = self._live[:n]
-            self._buf, self._live = grown, live
+            self._reserve(max(64, 2 * n), v.shape[0])
         self._buf[n] = v
         self._live[n] = True
         self._rows[memory_id] = n
@@ -150,6 +155,9 @@ class Ledger:
         every = np.concatenate([matrix, np.asarray(vectors, np.float32)]) if len(matrix) \
             else np.asarray(vectors, np.float32)
         top, sims = nearest_before(every, CANDIDATES * 4, start=len(matrix))
+        del every, matrix
+        if n + len(memories) > len(self._buf):  # room for the whole batch, once: no doubling
+            self._reserve(n + len(memories), vectors.shape[1])
         names = ids + [m.id for m in memories]
         self._pre_names = names
         self._pre = {m.id: (top[j], sims[j]) for j, m in enumerate(memories)}
@@ -277,9 +285,10 @@ class Ledger:
         return [self.memories[i] for i in self.written]
 
 
-#: Rows of a batch whose candidates one matrix product finds (bounds its memory: a block
-#: of 256 against 50,000 rows is 51 MB of float32).
-BLOCK = 256
+#: Rows of a batch whose candidates one matrix product finds. It bounds the memory of a
+#: block: 64 rows against 50,000 are 13 MB of similarities, and argpartition's int64
+#: indices twice that (a block of 256 cost 160 MB more at the peak, and no less time).
+BLOCK = 64
 #: How many earlier memories of a batch each one is compared with, at most (the most recent
 #: in offer order): bounds the cost of a pack of N memories to N x WINDOW, not N x N.
 WINDOW = 50_000
@@ -320,7 +329,9 @@ def evolve(memories: list[Memory], vectors: np.ndarray, *,
     order, the kept memories with their links, and the counts."""
     order = sorted(range(len(memories)), key=lambda i: (memories[i].valid_from, i))
     ledger = Ledger(thresholds=thresholds)
-    ledger.prepare([memories[i] for i in order], np.asarray(vectors)[order])
+    in_order = order == list(range(len(memories)))  # no copy of the vectors when it is
+    ledger.prepare([memories[i] for i in order],
+                   np.asarray(vectors) if in_order else np.asarray(vectors)[order])
     for i in order:
         ledger.offer(memories[i], vectors[i])
     kept = [i for i in range(len(memories)) if memories[i].id in ledger.memories]

@@ -292,11 +292,15 @@ def _evolve(memories: list[Memory], vectors: np.ndarray) -> tuple[list[Memory], 
     """Supersession over the user's own memories of a pack; derived memories follow their
     sources (those of a dropped restatement go with it)."""
     own = [i for i, m in enumerate(memories) if derived_reader(m) is None]
-    kept, linked, counts = evolve([memories[i] for i in own], vectors[own])
+    every = len(own) == len(memories)  # a pack of 200,000 lines: no copies of the vectors
+    kept, linked, counts = evolve(memories if every else [memories[i] for i in own],
+                                  vectors if every else vectors[own])
     out = {memories[own[j]].id: (m, own[j]) for j, m in zip(kept, linked, strict=True)}
     rows = [(m, i) for i, m in enumerate(memories) if derived_reader(m) is not None]
     mems = [m for m, _ in out.values()] + [m for m, _ in rows]
     stale = orphaned_derived(mems)
     chosen = list(out.values()) + [(m, i) for m, i in rows if m.id not in stale]
     chosen.sort(key=lambda x: x[1])  # input order
+    if len(chosen) == len(memories):
+        return [m for m, _ in chosen], vectors, counts
     return [m for m, _ in chosen], vectors[[i for _, i in chosen]], counts

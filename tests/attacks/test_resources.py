@@ -20,3 +20,74 @@ def test_k_is_bounded(packed_cube: Path, args: list[str]) -> None:
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert r.exit_code == 2, r.output
     assert len(lines) == 1 and "-k" in lines[0], r.stderr
+
+
+def test_a_queries_file_is_streamed_not_held(tmp_path: Path) -> None:
+    """100,000 queries are checked whole, then read one line at a time: building and walking
+    the file holds no list of queries (it held all 100,000 before)."""
+    import tracemalloc
+
+    from memos_cli.cli.search import QueryFile
+
+    qs = tmp_path / "q.jsonl"
+    qs.write_text("".join(f'{{"query": "what about item {i} and the river?"}}\n'
+                          for i in range(100_000)))
+    tracemalloc.start()
+    try:
+        f = QueryFile(qs, 5)
+        seen = sum(1 for _ in f)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(f) == seen == 100_000
+    assert peak < 2 << 20, peak  # a list of 100,000 (id, query, k) held about 20 MB
+
+
+def test_a_queries_file_changed_after_the_check_is_refused_while_read(tmp_path: Path) -> None:
+    from memos_cli.cli.search import QueryFile
+    from memos_cli.errors import SourceError
+
+    qs = tmp_path / "q.jsonl"
+    qs.write_text('{"query": "a"}\n{"query": "b"}\n')
+    f = QueryFile(qs, 5)
+    qs.write_text('{"query": "a"}\n{"query": 7}\n')
+    with pytest.raises(SourceError, match="line 2"):
+        list(f)
+
+
+def test_many_queries_record_their_uses_in_few_commits(packed_cube: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`search --queries` counts every query's uses, in one usage-store commit per
+    USES_PER_COMMIT queries (it was one writer thread and one Lance version per query)."""
+    import lance
+
+    from memos_cli.api import Session, session
+    from memos_cli.scheduler.usage import cube_store
+
+    monkeypatch.setattr(session, "USES_PER_COMMIT", 2)
+    with Session([packed_cube]) as s:
+        store = cube_store(s.cubes[0].manifest.cube_id)
+        before_ind = store.indicators()
+        before = len(lance.dataset(store._uri).versions()) if store.exists() else 1
+        got = list(s.search_many([(i, "tea", 3) for i in range(5)]))
+    assert len(got) == 5
+    after = lance.dataset(store._uri).versions()
+    assert len(after) - before == 3  # 2 + 2 + 1 queries
+    retrievals = sum(u.retrievals for u in store.indicators().values()) - \
+        sum(u.retrievals for u in before_ind.values())
+    assert retrievals == 15
+
+
+def test_a_file_removed_while_a_store_is_walked_is_not_a_link(tmp_path: Path) -> None:
+    """A usage store walked while Lance renames its temporary files: a file that vanished is
+    skipped, not reported (`search --queries` printed one warning per vanished file)."""
+    from memos_cli.localfiles import plain_files
+
+    for i in range(6):
+        (tmp_path / f"f{i}").write_text("x")
+    walk = plain_files(tmp_path)
+    first, _ = next(walk)
+    for p in tmp_path.iterdir():
+        if p != first:
+            p.unlink()
+    assert list(walk) == []
