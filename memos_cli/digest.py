@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import rfc8785
 
 from memos_cli.strictjson import Lexeme
@@ -36,7 +37,51 @@ def canonical_json(obj: Any) -> bytes:
             (which an IEEE double, and so RFC 8785, cannot hold exactly).
         TypeError: ``obj`` holds a value JSON cannot represent.
     """
+    if _plain(obj, 0):
+        try:  # orjson writes exactly these bytes for such objects, 20 times faster
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # e.g. a lone surrogate: rfc8785 says what is wrong
+            pass
     return rfc8785.dumps(obj)  # its CanonicalizationError is a ValueError
+
+
+#: Integers that RFC 8785 writes as their digits (an IEEE double holds them exactly).
+_SAFE_INT = 2**53
+
+
+def _plain(v: Any, depth: int) -> bool:
+    """Whether ``v`` holds only strings, integers within ±(2**53 - 1), booleans, nulls, lists
+    and objects with ASCII keys, at most 64 deep. For such values orjson with sorted keys
+    writes RFC 8785's bytes: its string escapes are ``JSON.stringify``'s (every code point is
+    checked in ``tests/test_digest.py``), integers are their digits, and sorting ASCII keys by
+    code point is sorting them by UTF-16 code unit. Floats (ECMAScript number formatting) and
+    other keys go through :mod:`rfc8785`."""
+    t = type(v)
+    if t is str or t is bool or v is None:
+        return True
+    if t is int:
+        return -_SAFE_INT < v < _SAFE_INT
+    if depth >= 64:
+        return False
+    if t is dict:
+        for k in v:
+            if type(k) is not str or not k.isascii():
+                return False
+        items: Iterable[Any] = v.values()
+    elif t is list:
+        items = v
+    else:
+        return False
+    for x in items:  # scalars inline: a memory record is one call, not thirty
+        tx = type(x)
+        if tx is str or tx is bool or x is None:
+            continue
+        if tx is int:
+            if not -_SAFE_INT < x < _SAFE_INT:
+                return False
+        elif not _plain(x, depth + 1):
+            return False
+    return True
 
 
 def legacy_canonical_json(obj: Any) -> bytes:

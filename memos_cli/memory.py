@@ -279,15 +279,16 @@ class Memory:
         fields (:data:`VALIDITY_FIELDS`) appear only when set, so a current memory's record
         is the same as in format 1.6 (spec §4.6)."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name in VALIDITY_FIELDS:
-                continue
-            if isinstance(value, datetime):
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
+            if value is None:
+                if name in VALIDITY_FIELDS:
+                    continue
+            elif isinstance(value, datetime):
                 value = format_time(value)
             elif isinstance(value, tuple):
                 value = list(value)
-            out[f.name] = value
+            out[name] = value
         return out
 
     @classmethod
@@ -323,6 +324,9 @@ class Memory:
         parts.append(self.content)
         return " ".join(parts)
 
+
+#: The fields of :class:`Memory`, in record order (read once: ``dataclasses.fields`` is slow).
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Memory))
 
 #: The shortest id prefix a command accepts (``inspect`` and ``search`` show 8 characters).
 MIN_PREFIX = 4

@@ -3,6 +3,8 @@
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from memos_cli.digest import (
     accepted_json_sha256,
@@ -51,3 +53,42 @@ def test_integers_beyond_doubles_are_refused() -> None:
     with pytest.raises(ValueError, match="safe integer"):
         canonical_json({"n": 2**53})
     assert canonical_json({"n": 2**53 - 1}) == b'{"n":9007199254740991}'
+
+
+def test_every_code_point_is_escaped_as_rfc8785_escapes_it() -> None:
+    """The orjson path of canonical_json writes strings byte for byte as rfc8785 does."""
+    import rfc8785
+
+    for c in [*range(0xD800), *range(0xE000, 0x10000), 0x1F600, 0x10FFFF]:
+        s = chr(c)
+        assert canonical_json({"k": s}) == rfc8785.dumps({"k": s}), hex(c)
+
+
+#: Any code point, and often a lone surrogate or a character RFC 8785 sorts or escapes
+#: differently from other writers.
+ANY_CHAR = st.characters() | st.sampled_from(["\ud800", "\udfff", "\U0001f600", "\uffff",
+                                              "\u007f", "\u2028", "\x00", "\x1f"])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.text(ANY_CHAR)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=5)
+    | st.dictionaries(st.text(ANY_CHAR, max_size=4), inner, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(json_values)
+def test_canonical_json_is_rfc8785_on_any_value(value: object) -> None:
+    """Any JSON value (floats, astral and non-ASCII keys, lone surrogates and integers past
+    2**53 among them): the same bytes as rfc8785, or the same refusal."""
+    import rfc8785
+
+    try:
+        want: bytes | type = rfc8785.dumps(value)
+    except Exception as e:
+        want = type(e)
+    try:
+        got: bytes | type = canonical_json(value)
+    except Exception as e:
+        got = type(e)
+    assert got == want

@@ -40,7 +40,7 @@ from memos_cli.cli import (
 )
 from memos_cli.cli.cube_args import command_scope
 from memos_cli.cli.help import MemosTyper, hoist_global_flags, tidy
-from memos_cli.cli.output import err, fail
+from memos_cli.cli.output import err, fail, library_progress
 from memos_cli.errors import DiskFullError, MemosError, UsageError, disk_full, one_line
 from memos_cli.governance import policy
 from memos_cli.principal import check_name
@@ -106,7 +106,7 @@ class _Group(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            with command_scope():
+            with command_scope(), library_progress():
                 return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise

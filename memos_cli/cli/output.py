@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from memos_cli import progress
 from memos_cli.governance.policy import PERSONA, as_identity, current_user
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -101,6 +102,34 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
             bar.update(tasks[stage], completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def library_progress() -> Iterator[None]:
+    """Show the library's :func:`memos_cli.progress.report` calls as a transient bar on
+    stderr, started on the first report (small inputs never report) and only on a terminal."""
+    if not err.is_terminal:
+        yield
+        return
+    shown: list[Progress] = []
+    tasks: dict[str, Any] = {}
+
+    def hook(stage: str, done: int, total: int) -> None:
+        if not shown:
+            shown.append(Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                                  MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                                  transient=True))
+            shown[0].start()
+        if stage not in tasks:
+            tasks[stage] = shown[0].add_task(stage, total=total)
+        shown[0].update(tasks[stage], completed=done, total=total)
+
+    try:
+        with progress.shown_by(hook):
+            yield
+    finally:
+        if shown:
+            shown[0].stop()
 
 
 @contextmanager

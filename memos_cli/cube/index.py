@@ -113,9 +113,6 @@ def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.n
         extra: reader rows (embedded); when given and not empty, the table gets a ``kind``
             column (``memory`` for the rows above) and these rows after them.
     """
-    import lancedb  # deferred: importing LanceDB costs about a second
-    from lancedb.index import FTS
-
     n, dim = vectors.shape
     if not (len(ids) == len(texts) == n):
         raise ValueError("ids, texts and vectors differ in length")
@@ -133,6 +130,22 @@ def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.n
             "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
         }
     )
+    build_table(index_dir, table)
+
+
+def build_table(index_dir: Path, table: pa.Table | pa.RecordBatchReader) -> None:
+    """Create the LanceDB database at ``index_dir`` with table ``memories`` holding the rows
+    of ``table`` (columns ``id``, ``text``, optionally ``kind``, and ``vector``
+    ``fixed_size_list<float32>[dim]``; memory rows first) and its full-text index. A
+    ``RecordBatchReader`` is written as it is read (a cube's ``index.arrow`` of a million
+    rows is never held whole).
+
+    Raises:
+        FormatError: LanceDB cannot write it there.
+    """
+    import lancedb  # deferred: importing LanceDB costs about a second
+    from lancedb.index import FTS
+
     try:
         db = lancedb.connect(str(index_dir))
         tbl = db.create_table(TABLE, table)

@@ -23,10 +23,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from memos_cli import config
+from memos_cli import config, progress
 from memos_cli.cube import layout
-from memos_cli.cube.index import MEMORY_KIND, TABLE, Index, ReaderRows, build_index
+from memos_cli.cube.index import (
+    MEMORY_KIND,
+    TABLE,
+    Index,
+    ReaderRows,
+    build_index,
+    build_table,
+)
 from memos_cli.digest import sha256_file
 from memos_cli.errors import FormatError
 from memos_cli.localfiles import plain_dir
@@ -270,10 +278,22 @@ def cached(table: pa.Table, digest: str, source: Path) -> Index:
 
 
 def _build(table: pa.Table, where: Path, source: Path) -> None:
-    ids, texts, vec, extra = split_rows(table)
-    if not ids:
+    """The cache table from the index file's rows: handed to LanceDB as they are when the
+    memory rows come first (as memos writes them), else reordered through Python lists."""
+    if "kind" in table.schema.names:
+        mine = np.asarray(pc.equal(table.column("kind"), MEMORY_KIND).to_numpy(
+            zero_copy_only=False), bool)
+        first = int(mine.sum())
+        if not first:
+            raise FormatError("search index holds no memory rows", path=source)
+        if not mine[:first].all():
+            build_index(where, *split_rows(table))
+            return
+    elif not table.num_rows:
         raise FormatError("search index holds no memory rows", path=source)
-    build_index(where, ids, texts, vec, extra)
+    progress.report("building the search index cache", 0, table.num_rows)
+    build_table(where, table.replace_schema_metadata(None))
+    progress.report("building the search index cache", table.num_rows, table.num_rows)
 
 
 def _evict(root: Path, *, keep: Path) -> None:

@@ -91,3 +91,27 @@ def test_a_file_removed_while_a_store_is_walked_is_not_a_link(tmp_path: Path) ->
         if p != first:
             p.unlink()
     assert list(walk) == []
+
+
+def test_reading_a_cube_reports_progress(packed_cube: Path, embedder, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cube of a million memories takes a minute to check: reading its memories, its
+    content digest and the index cache build report progress (shown as a bar on a terminal;
+    here the threshold is lowered to the fixture's size)."""
+    from memos_cli import progress
+    from memos_cli.cube import open_cube, verify
+    from memos_cli.tiers.plaintext import retrieve
+
+    monkeypatch.setattr(progress, "MIN_TOTAL", 1)
+    monkeypatch.setenv("MEMOS_HOME", str(tmp_path / "home"))  # the cache is built here
+    seen: list[tuple[str, int, int]] = []
+    with progress.shown_by(lambda *a: seen.append(a)):
+        verify(packed_cube)
+        retrieve(open_cube(packed_cube), embedder, "tea", 2)
+    last = {stage: (done, total) for stage, done, total in seen}
+    assert set(last) == {"reading memories", "checking the content digest",
+                         "building the search index cache"}
+    assert all(done == total > 0 for done, total in last.values())
+    seen.clear()
+    verify(packed_cube)  # no hook installed outside the block: nothing reported
+    assert seen == []

@@ -96,3 +96,26 @@ def test_a_rewrite_forgets_the_cache_of_the_index_it_replaced(cube_copy: Path,
     assert old not in entries()
     assert gone not in [h.memory.id for h in retrieve(open_cube(cube_copy), embedder,
                                                       c.memories[0].content, 5)]
+
+
+def test_the_cache_takes_the_rows_as_written_or_puts_memory_rows_first(tmp_path: Path) -> None:
+    """memos writes memory rows first and the cache takes the file's rows as they are; rows
+    of another writer with a reader row first are reordered, memory rows first."""
+    import numpy as np
+    import pyarrow as pa
+
+    from memos_cli.cube.index import Index, ReaderRows
+    from memos_cli.cube.index_file import _build, write_index_file
+
+    vec = np.eye(4, dtype=np.float32)
+    rows = ReaderRows(["q1"], ["question"], ["what is tea?"], vec[3:])
+    write_index_file(tmp_path / "a.arrow", ["m1", "m2", "m3"], ["tea", "river", "blue"],
+                     vec[:3], rows)
+    table = read_index_file(tmp_path / "a.arrow", 4)
+    _build(table, tmp_path / "as-written", tmp_path / "a.arrow")
+    shuffled = table.take(pa.array([3, 0, 1, 2]))
+    _build(shuffled, tmp_path / "reordered", tmp_path / "a.arrow")
+    for where in ("as-written", "reordered"):
+        got = Index(tmp_path / where)._arrow()
+        assert got.column("id").to_pylist() == ["m1", "m2", "m3", "q1"]
+        assert got.column("kind").to_pylist() == ["memory"] * 3 + ["question"]
