@@ -4,9 +4,13 @@ the memory bound of `memos pack` per input byte. Writes docs/hostile.json and pr
 README table.
 
     python bench/hostile.py [--workers 2] [--timeout 120] [--only PREFIX[,PREFIX...]]
+                            [--strace | --tty]
 
 Registry cases run against the hostile registry of ``tests/attacks/hostile_registry.py`` on
-127.0.0.1; model cases get ``y`` on stdin (no terminal).
+127.0.0.1; model cases get ``y`` on stdin (no terminal). With ``--tty`` every command runs
+on a terminal with ``y`` lines typed in, and its refusal is read from the terminal's final
+screen (a control character in the data is then the emulator's to interpret, so that check
+is left to the runs without a terminal).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from terminal import on_terminal  # noqa: E402  (bench/terminal.py)
 
 from tests.attacks.corpus import (  # noqa: E402
     Base,
@@ -105,8 +111,17 @@ def outside_reads(trace: Path, work: Path) -> list[str]:
     return found
 
 
+def run_on_terminal(args: list[str], timeout: float, env: dict[str, str]) -> Outcome:
+    """One command on a terminal (bench/terminal.py) with ``y`` lines on stdin, as a person
+    answering yes to any question would."""
+    t0 = time.perf_counter()
+    shown = on_terminal([*MEMOS, *args], timeout, env, b"y\n" * 8)
+    return Outcome("", args[0], shown.code, shown.stdout, shown.stderr,
+                   time.perf_counter() - t0, shown.peak_kib, hung=shown.hung)
+
+
 def run_case(case: Case, base: Base, root: Path, timeout: float, env: dict[str, str],
-             strace: bool = False) -> list[Outcome]:
+             strace: bool = False, tty: bool = False) -> list[Outcome]:
     work = root / case.name
     work.mkdir(parents=True)
     path = case.build(work, base)
@@ -116,8 +131,8 @@ def run_case(case: Case, base: Base, root: Path, timeout: float, env: dict[str, 
         outside = tree_digest(work / "outside")
         trace = root / f"{case.name}.{n}.strace" if strace else None
         # "y" answers transformers' question whether to run a model's code
-        o = run_measured(args, timeout, env, b"y\n" * 8 if case.target == "model" else b"",
-                         trace)
+        o = run_on_terminal(args, timeout, env) if tty else run_measured(
+            args, timeout, env, b"y\n" * 8 if case.target == "model" else b"", trace)
         o.case = case.name
         o.problems = check(case, path, o, input_before=before, input_after=tree_digest(path),
                            vault_before=vault_before, vault_after=tree_digest(work / "vault"),
@@ -159,6 +174,34 @@ def memory_bound(tmp: Path, env: dict[str, str]) -> dict[str, float]:
     return rows
 
 
+#: Classes whose cases are pytest tests (each sets up MEMOS_HOME or kills processes in its own
+#: way), run here as they are in ``make test`` and counted by outcome.
+TESTED_CLASSES = {"MEMOS_HOME": ["tests/attacks/test_hostile_home.py"],
+                  "concurrency and kills": ["tests/attacks/test_concurrency.py",
+                                            "tests/attacks/test_memory_api_kills.py",
+                                            "tests/attacks/test_disk_full.py"]}
+
+
+def tested_classes(tmp: Path) -> dict[str, dict[str, int]]:
+    """``{class: {"tests", "passed", "failed", "skipped"}}`` from a pytest run of each."""
+    import xml.etree.ElementTree as ET
+
+    out = {}
+    for name, files in TESTED_CLASSES.items():
+        xml = tmp / f"{name.split()[0]}.xml"
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        f"--junitxml={xml}", *files], cwd=ROOT, capture_output=True,
+                       timeout=1800)
+        suite = ET.parse(xml).getroot().find("testsuite")
+        assert suite is not None
+        n, bad = int(suite.get("tests", 0)), int(suite.get("failures", 0)) + int(
+            suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        out[name] = {"tests": n, "passed": n - bad - skipped, "failed": bad,
+                     "skipped": skipped}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2)
@@ -169,6 +212,9 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "hostile.json"))
     ap.add_argument("--strace", action="store_true",
                     help="run each command under strace and count reads outside the input")
+    ap.add_argument("--tty", action="store_true",
+                    help="run each command on a terminal (stdin, stdout and stderr), with "
+                         "'y' lines typed in")
     a = ap.parse_args()
     cases = [c for c in all_cases() if c.name.startswith(tuple(a.only.split(",")))]
     with tempfile.TemporaryDirectory(prefix="memos-hostile-") as t:
@@ -179,9 +225,10 @@ def main() -> int:
         t0 = time.perf_counter()
         with ThreadPoolExecutor(a.workers) as pool:
             results = list(pool.map(lambda c: run_case(c, base, tmp / "cases", a.timeout, env,
-                                                       a.strace), cases))
+                                                       a.strace, a.tty), cases))
         wall = time.perf_counter() - t0
-        bound = memory_bound(tmp, env) if not a.only else {}
+        bound = memory_bound(tmp, env) if not (a.only or a.tty) else {}
+        tested = tested_classes(tmp) if not a.only else {}
     per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     klass: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     target = {c.name: c.target for c in cases}
@@ -212,6 +259,7 @@ def main() -> int:
             failures += [f"{o.case} / {o.command}: {p}" for p in o.problems]
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} "
                          f"cores, Python {platform.python_version()}",
+              "terminal": a.tty, "strace": a.strace,
               "remote_timeout_s": float(a.remote_timeout),
               "cases": len(cases), "wall_s": round(wall, 1),
               "per_command": {k: dict(v) for k, v in sorted(per.items())},
@@ -220,6 +268,7 @@ def main() -> int:
               "worst_peak": {k: {"mib": round(v[0] / 1024, 1), "case": v[1]}
                              for k, v in worst.items()},
               "memory_bound": {k: round(v, 2) for k, v in bound.items()},
+              "tested_classes": tested,
               "problems": failures}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
@@ -241,10 +290,13 @@ def main() -> int:
         print(f"| {k} | {r['cases']} | {r['runs']} | {r['internal']} | {r['hung']} | "
               f"{r['code_run']} | {r['outside_writes']} | {reads} | {r['leaks']} | "
               f"{r['problems']} |")
+    for k, r in tested.items():
+        print(f"| {k} (pytest) | {r['tests']} tests: {r['passed']} passed, {r['failed']} "
+              f"failed, {r['skipped']} skipped |")
     print(json.dumps(report["memory_bound"], indent=1))
     for f in failures:
         print("PROBLEM", f)
-    return 1 if failures else 0
+    return 1 if failures or any(r["failed"] for r in tested.values()) else 0
 
 
 if __name__ == "__main__":

@@ -123,6 +123,9 @@ def library_progress() -> Iterator[None]:
         if stage not in tasks:
             tasks[stage] = shown[0].add_task(stage, total=total)
         shown[0].update(tasks[stage], completed=done, total=total)
+        if shown[0].finished:  # gone as soon as the long part is done
+            shown.pop().stop()
+            tasks.clear()
 
     try:
         with progress.shown_by(hook):

@@ -115,3 +115,28 @@ def test_reading_a_cube_reports_progress(packed_cube: Path, embedder, tmp_path: 
     seen.clear()
     verify(packed_cube)  # no hook installed outside the block: nothing reported
     assert seen == []
+
+
+def test_the_bar_is_drawn_on_a_terminal_only_and_past_the_threshold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from memos_cli import progress
+    from memos_cli.cli import output
+
+    for terminal in (True, False):
+        screen = io.StringIO()
+        monkeypatch.setattr(output, "err", Console(file=screen, force_terminal=terminal,
+                                                   width=100))
+        with output.library_progress():
+            progress.report("reading memories", 10, 10)  # under MIN_TOTAL: nothing drawn
+            assert "reading" not in screen.getvalue()
+            progress.report("reading memories", 60_000, 100_000)
+            progress.report("reading memories", 100_000, 100_000)
+            done = screen.getvalue()
+            progress.report("checking the content digest", 5, 100_000)
+        assert ("reading memories" in done) is terminal
+        assert ("100000/100000" in done) is terminal
+        assert ("checking the content digest" in screen.getvalue()) is terminal
