@@ -32,8 +32,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from terminal import on_terminal  # noqa: E402  (bench/terminal.py)
-
 from tests.attacks.corpus import (  # noqa: E402
     Base,
     Case,
@@ -114,6 +112,8 @@ def outside_reads(trace: Path, work: Path) -> list[str]:
 def run_on_terminal(args: list[str], timeout: float, env: dict[str, str]) -> Outcome:
     """One command on a terminal (bench/terminal.py) with ``y`` lines on stdin, as a person
     answering yes to any question would."""
+    from bench.terminal import on_terminal  # pyte comes with the bench extras only
+
     t0 = time.perf_counter()
     shown = on_terminal([*MEMOS, *args], timeout, env, b"y\n" * 8)
     return Outcome("", args[0], shown.code, shown.stdout, shown.stderr,

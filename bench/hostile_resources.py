@@ -31,8 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hostile import run_measured  # noqa: E402  (bench/hostile.py)
-
+from bench.hostile import run_measured  # noqa: E402
 from tests.attacks.test_memory_bound import write_lines  # noqa: E402
 
 WORDS = ["tea", "river", "quiet", "mountain", "budget", "blue", "coffee", "delta"]
