@@ -19,14 +19,14 @@ import numpy as np
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import ChunkSet, check_sets
 from memos_cli.cube.index import Index, ReaderRows, index_text
-from memos_cli.cube.index import check_files as check_index_files
-from memos_cli.cube.index import list_files as list_index_files
 from memos_cli.cube.index_file import (
     INDEX_FILE,
     index_entry,
     open_index,
     write_index_file,
 )
+from memos_cli.cube.index_file import check_files as check_index_files
+from memos_cli.cube.index_file import list_files as list_index_files
 from memos_cli.cube.listing import check_closed
 from memos_cli.cube.manifest import (
     FORMAT_VERSION,

@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from memos_cli.digest import sha256_file
-from memos_cli.errors import FormatError, IntegrityError
+from memos_cli.errors import FormatError
 from memos_cli.memory import Memory
 
 TABLE = "memories"
@@ -102,9 +101,10 @@ class ReaderRows:
         return len(self.ids)
 
 
-def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.ndarray,
-                extra: ReaderRows | None = None) -> None:
-    """Create the LanceDB database at ``index_dir`` with table ``memories``.
+def rows_table(ids: list[str], texts: list[str], vectors: np.ndarray,
+               extra: ReaderRows | None = None) -> pa.Table:
+    """The index's rows as a table: ``id``, ``text``, ``kind`` (only with reader rows) and
+    ``vector`` ``fixed_size_list<float32>[dim]``, the memory rows first.
 
     Args:
         ids: memory ids, one per row.
@@ -112,6 +112,9 @@ def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.n
         vectors: ``[n, dim] float32``, L2-normalised embeddings of ``texts``.
         extra: reader rows (embedded); when given and not empty, the table gets a ``kind``
             column (``memory`` for the rows above) and these rows after them.
+
+    Raises:
+        ValueError: lengths or dimensions disagree.
     """
     n, dim = vectors.shape
     if not (len(ids) == len(texts) == n):
@@ -124,21 +127,20 @@ def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.n
                    "kind": [MEMORY_KIND] * n + list(extra.kinds)}
         vectors = np.concatenate([vectors, extra.vectors])
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
-    table = pa.table(
-        {
-            **{name: pa.array(values, pa.string()) for name, values in columns.items()},
-            "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
-        }
-    )
-    build_table(index_dir, table)
+    return pa.table({**{name: pa.array(values, pa.string()) for name, values in columns.items()},
+                     "vector": pa.FixedSizeListArray.from_arrays(flat, dim)})
 
 
-def build_table(index_dir: Path, table: pa.Table | pa.RecordBatchReader) -> None:
-    """Create the LanceDB database at ``index_dir`` with table ``memories`` holding the rows
-    of ``table`` (columns ``id``, ``text``, optionally ``kind``, and ``vector``
-    ``fixed_size_list<float32>[dim]``; memory rows first) and its full-text index. A
-    ``RecordBatchReader`` is written as it is read (a cube's ``index.arrow`` of a million
-    rows is never held whole).
+def build_index(index_dir: Path, ids: list[str], texts: list[str], vectors: np.ndarray,
+                extra: ReaderRows | None = None) -> None:
+    """Create the LanceDB database at ``index_dir`` with table ``memories`` holding
+    :func:`rows_table` of the arguments, and its full-text index."""
+    build_table(index_dir, rows_table(ids, texts, vectors, extra))
+
+
+def build_table(index_dir: Path, table: pa.Table) -> None:
+    """:func:`build_index` of a table of its columns (``id``, ``text``, optionally ``kind``,
+    ``vector``; memory rows first): an ``index.arrow`` read as it is, with no Python lists.
 
     Raises:
         FormatError: LanceDB cannot write it there.
@@ -153,42 +155,6 @@ def build_table(index_dir: Path, table: pa.Table | pa.RecordBatchReader) -> None
     except (OSError, ValueError, RuntimeError) as e:  # e.g. a path LanceDB cannot parse
         raise FormatError(f"cannot write the search index: {str(e).splitlines()[0]}",
                           path=index_dir) from e
-
-
-def list_files(cube_dir: Path, index_rel: str) -> list[dict[str, Any]]:
-    """The manifest's ``index.files`` (spec §6, format 1.4): every file under the index
-    directory as ``{"path", "sha256", "size"}``, paths relative to the cube, sorted."""
-    root = cube_dir / index_rel
-    out = []
-    for p in [root] if root.is_file() else sorted(q for q in root.rglob("*") if q.is_file()):
-        out.append({"path": p.relative_to(cube_dir).as_posix(), "sha256": sha256_file(p),
-                    "size": p.stat().st_size})
-    return out
-
-
-def check_files(cube_dir: Path, index_rel: str, files: list[dict[str, Any]], *,
-                digests: bool) -> None:
-    """Check the index directory against the manifest's ``index.files``: the same files, the
-    same sizes, and with ``digests`` the same SHA-256.
-
-    Raises:
-        IntegrityError: a file missing, added, of another size or (with ``digests``) content.
-    """
-    root = cube_dir / index_rel
-    have = {q.relative_to(cube_dir).as_posix() for q in root.rglob("*") if q.is_file()} \
-        if root.is_dir() else {index_rel} if root.is_file() else set()
-    want = {f["path"]: f for f in files}
-    if extra := sorted(have - set(want)):
-        raise IntegrityError(f"index file {extra[0]} is not listed in the manifest",
-                             path=cube_dir / extra[0])
-    if gone := sorted(set(want) - have):
-        raise IntegrityError(f"index file {gone[0]} is listed in the manifest but missing",
-                             path=cube_dir)
-    for rel, f in sorted(want.items()):
-        p = cube_dir / rel
-        if p.stat().st_size != f["size"] or (digests and sha256_file(p) != f["sha256"]):
-            raise IntegrityError("index file does not match the digest in manifest.json "
-                                 "(changed or truncated)", path=p)
 
 
 class Index:

@@ -34,9 +34,10 @@ from memos_cli.cube.index import (
     ReaderRows,
     build_index,
     build_table,
+    rows_table,
 )
 from memos_cli.digest import sha256_file
-from memos_cli.errors import FormatError
+from memos_cli.errors import FormatError, IntegrityError
 from memos_cli.localfiles import plain_dir
 
 INDEX_FILE = layout.INDEX_FILE
@@ -69,24 +70,47 @@ def write_index_file(path: Path, ids: list[str], texts: list[str], vectors: np.n
     Raises:
         ValueError: lengths or dimensions disagree.
     """
-    n, dim = vectors.shape
-    if not (len(ids) == len(texts) == n):
-        raise ValueError("ids, texts and vectors differ in length")
-    kinds = extra is not None and len(extra) > 0
-    columns: dict[str, list[str]] = {"id": list(ids), "text": list(texts)}
-    if kinds:
-        assert extra is not None
-        if extra.vectors is None or extra.vectors.shape != (len(extra), dim):
-            raise ValueError("reader rows are not embedded with the index's dimension")
-        columns = {"id": [*ids, *extra.ids], "text": [*texts, *extra.texts],
-                   "kind": [MEMORY_KIND] * n + list(extra.kinds)}
-        vectors = np.concatenate([vectors, extra.vectors])
-    sch = schema(dim, kinds=kinds)
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
-    table = pa.table({**{k: pa.array(v, pa.string()) for k, v in columns.items()},
-                      "vector": pa.FixedSizeListArray.from_arrays(flat, dim)}).cast(sch)
+    table = rows_table(ids, texts, vectors, extra)
+    sch = schema(vectors.shape[1], kinds="kind" in table.schema.names)
+    table = table.cast(sch)
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, sch) as writer:
         writer.write_table(table, max_chunksize=BATCH_ROWS)
+
+
+def list_files(cube_dir: Path, index_rel: str) -> list[dict[str, Any]]:
+    """The manifest's ``index.files`` (spec §6, format 1.4): every file under the index
+    directory as ``{"path", "sha256", "size"}``, paths relative to the cube, sorted."""
+    root = cube_dir / index_rel
+    out = []
+    for p in [root] if root.is_file() else sorted(q for q in root.rglob("*") if q.is_file()):
+        out.append({"path": p.relative_to(cube_dir).as_posix(), "sha256": sha256_file(p),
+                    "size": p.stat().st_size})
+    return out
+
+
+def check_files(cube_dir: Path, index_rel: str, files: list[dict[str, Any]], *,
+                digests: bool) -> None:
+    """Check the index directory against the manifest's ``index.files``: the same files, the
+    same sizes, and with ``digests`` the same SHA-256.
+
+    Raises:
+        IntegrityError: a file missing, added, of another size or (with ``digests``) content.
+    """
+    root = cube_dir / index_rel
+    have = {q.relative_to(cube_dir).as_posix() for q in root.rglob("*") if q.is_file()} \
+        if root.is_dir() else {index_rel} if root.is_file() else set()
+    want = {f["path"]: f for f in files}
+    if extra := sorted(have - set(want)):
+        raise IntegrityError(f"index file {extra[0]} is not listed in the manifest",
+                             path=cube_dir / extra[0])
+    if gone := sorted(set(want) - have):
+        raise IntegrityError(f"index file {gone[0]} is listed in the manifest but missing",
+                             path=cube_dir)
+    for rel, f in sorted(want.items()):
+        p = cube_dir / rel
+        if p.stat().st_size != f["size"] or (digests and sha256_file(p) != f["sha256"]):
+            raise IntegrityError("index file does not match the digest in manifest.json "
+                                 "(changed or truncated)", path=p)
 
 
 def read_index_file(path: Path, dim: int) -> pa.Table:

@@ -15,7 +15,6 @@ import numpy as np
 from memos_cli.cube import layout
 from memos_cli.cube.cube import CURRENT, Cube, open_cube
 from memos_cli.cube.index import ReaderRows, index_text
-from memos_cli.cube.index import list_files as list_index_files
 from memos_cli.cube.index_file import (
     ENGINE,
     INDEX_FILE,
@@ -24,6 +23,7 @@ from memos_cli.cube.index_file import (
     index_entry,
     write_index_file,
 )
+from memos_cli.cube.index_file import list_files as list_index_files
 from memos_cli.cube.listing import list_attachments
 from memos_cli.cube.manifest import FORMAT_VERSION, Manifest, write_manifest
 from memos_cli.cube.memories import content_digest, read_memories, write_memories

@@ -12,7 +12,7 @@ from memos_cli import strictjson
 from memos_cli.cube import layout
 from memos_cli.cube.chunks import ChunkSet, check_chunk_header, member
 from memos_cli.cube.cube import Cube, open_cube
-from memos_cli.cube.index import check_files as check_index_files
+from memos_cli.cube.index_file import check_files as check_index_files
 from memos_cli.cube.kv import SegmentMeta, check_segment, segment_id
 from memos_cli.cube.lora import META as LORA_META
 from memos_cli.cube.lora import check_adapter

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from memos_cli.cube import open_cube, verify
-from memos_cli.cube.index import list_files
+from memos_cli.cube.index_file import list_files
 from memos_cli.errors import (
     CubeExistsError,
     CubeNotFoundError,
