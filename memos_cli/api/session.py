@@ -225,7 +225,8 @@ class Session:
                 self._settle()
                 self._record(store, "search", uses)
                 uses = []
-        self._record(store, "search", uses)
+        if uses:
+            self._record(store, "search", uses)
         if self.cubes:
             self._audit("search", self.cubes[0].manifest.cube_id, [],
                         f"{n} queries from a file")
