@@ -125,6 +125,11 @@ def test_mcp_tools_through_the_sdk_client(tmp_path: Path) -> None:
                               k=2)
             assert r2["id"] in [m["id"] for m in ans["memories"]]
             assert r1["id"] not in [m["id"] for m in ans["memories"]]
+            fitted = await _call(ann, "answer", question="What is our budget cap?",
+                                 tier="text", context_tokens=200)
+            assert fitted["budget"]["context_tokens"] == 200
+            assert 0 < fitted["budget"]["memory_tokens"] <= 200
+            assert (await _call(ann, "answer", question="q", context_tokens=8))[0] == "error"
             gone = await _call(ann, "forget", memory_id=r2["id"])
             assert gone["forgotten"] == r2["id"]
             back = await _call(ann, "search", query="budget cap", k=1)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from memos_cli.errors import UsageError
-from memos_cli.tiers import generation
+from memos_cli.tiers import budget, generation
 from memos_cli.tiers.lora import answer_lora
 from memos_cli.tiers.plaintext import Answer, retrieve_many
 from memos_cli.tiers.plaintext import answer as text_answer
@@ -34,7 +34,11 @@ RECOMPUTE_RULES = ("deviation", "first", "none")
 class AnswerOptions:
     """How to answer: the tier and its knobs (``memos run --help`` says what each does).
 
-    ``k``: memories retrieved (text, auto, kv with chunks); ``max_new_tokens`` and
+    ``k``: memories retrieved (text, auto, kv with chunks; ``None``: 5, or with
+    ``context_tokens`` up to :data:`~memos_cli.tiers.budget.POOL`); ``context_tokens``: the
+    most tokens the memories may take in the prompt, filled with the best-ranked that fit
+    (:mod:`memos_cli.tiers.budget`; ``None``: ``k`` memories, as many as the model's context
+    window holds); ``max_new_tokens`` and
     ``temperature`` (0: greedy) bound generation; ``generation``: the decoding controls
     (:class:`~memos_cli.tiers.generation.GenerationOptions`, default
     :data:`~memos_cli.tiers.generation.DEFAULT`); ``system``: an instruction of the user's in
@@ -42,7 +46,8 @@ class AnswerOptions:
     """
 
     tier: str = "auto"
-    k: int = 5
+    k: int | None = None
+    context_tokens: int | None = None
     max_new_tokens: int = 128
     temperature: float = 0.0
     compose: str = "rerotate"
@@ -66,9 +71,15 @@ class AnswerOptions:
             UsageError: a value out of range, or options that do not go together (naming
                 them as ``memos run`` spells them).
         """
-        if self.k < 0 or self.max_new_tokens < 1 or self.temperature < 0 or self.recompute < 0:
+        if ((self.k is not None and self.k < 0) or self.max_new_tokens < 1
+                or self.temperature < 0 or self.recompute < 0):
             raise UsageError("-k, --recompute must be >= 0, --max-new-tokens >= 1, "
                              "--temperature >= 0")
+        if self.context_tokens is not None and self.context_tokens < budget.MIN_TOKENS:
+            raise UsageError(f"--context-tokens must be at least {budget.MIN_TOKENS}")
+        if self.context_tokens is not None and (self.tier == "lora" or self.segment):
+            raise UsageError("--context-tokens goes with retrieval (text, auto, kv with "
+                             "chunks): a segment or an adapter holds its memories already")
         if self.tier not in TIERS:
             raise UsageError(f"--tier {self.tier!r} is not one of {', '.join(TIERS)}")
         for name, value, allowed in (("--compose", self.compose, COMPOSE),
@@ -101,6 +112,14 @@ class AnswerOptions:
         if self.system is not None and self.tier == "auto":
             return replace(self, tier="text")
         return self
+
+    @property
+    def top_k(self) -> int:
+        """Memories retrieved: ``k``, else 5, else with a budget as many as
+        :data:`~memos_cli.tiers.budget.POOL`."""
+        if self.k is not None:
+            return self.k
+        return budget.POOL if self.context_tokens is not None else 5
 
     def chunked(self, opened: list[Any]) -> bool:
         """Whether ``--tier kv`` answers from KV chunks (spec §12): every cube given carries
@@ -139,19 +158,23 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
     gen: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens,
                            "temperature": opts.temperature}
     hidden: list[int] = []
+    k = opts.top_k
     with generation.using(generation.with_flags(opts.generation, system=opts.system)):
+        retrieving = opts.tier in ("auto", "text") or chunked
+        limit = budget.limit_of(opts.context_tokens, budget.room(
+            chat, question, opts.max_new_tokens)) if retrieving else None
         if opts.tier == "auto":
-            result = _auto(cubes, vault, encoder(), chat, question, user, actor, opts.k, ratio,
-                           rule, gen, hidden, opts.view)
+            result = _auto(cubes, vault, encoder(), chat, question, user, actor, k, ratio,
+                           rule, gen, hidden, opts.view, limit)
         elif vault is not None:
-            result = vault_answer(vault, encoder(), chat, question, user=actor, k=opts.k,
-                                  hidden=hidden, view=opts.view, **gen)
+            result = vault_answer(vault, encoder(), chat, question, user=actor, k=k,
+                                  hidden=hidden, view=opts.view, limit=limit, **gen)
         elif chunked:
             from memos_cli.tiers import chunks
 
-            result = chunks.answer_chunked(cubes, encoder(), chat, question, k=opts.k,
+            result = chunks.answer_chunked(cubes, encoder(), chat, question, k=k,
                                            set_id=opts.chunk_set, ratio=ratio, rule=rule,
-                                           view=opts.view, **gen)
+                                           view=opts.view, limit=limit, **gen)
         elif opts.tier == "kv":
             from memos_cli.tiers.kv import answer_kv
 
@@ -162,15 +185,17 @@ def answer(opts: AnswerOptions, question: str, *, cubes: list[Any], vault: Any, 
             result = answer_lora(cubes, chat, question, combine=opts.combine,
                                  embedder=router, **gen)
         else:
-            result = text_answer(cubes[0], encoder(), chat, question, k=opts.k, user=user,
-                                 hidden=hidden, view=opts.view, **gen)
+            result = text_answer(cubes[0], encoder(), chat, question, k=k, user=user,
+                                 hidden=hidden, view=opts.view, limit=limit, **gen)
     result.hidden = sum(hidden)
+    if result.budget:
+        result.budget = {"context_tokens": opts.context_tokens, **result.budget}
     return result
 
 
 def _auto(cubes: list[Any], vault: Any, enc: Any, chat: Any, question: str, user: str | None,
           actor: str, k: int, ratio: float, rule: str, gen: dict[str, Any],
-          hidden: list[int], view: View) -> Answer:
+          hidden: list[int], view: View, limit: int | None) -> Answer:
     """``--tier auto`` over cubes (the top-k over all of them) or a vault (spec §13.3)."""
     from memos_cli.scheduler.auto import answer_auto, cube_sources, store_sources
 
@@ -184,7 +209,7 @@ def _auto(cubes: list[Any], vault: Any, enc: Any, chat: Any, question: str, user
         hits = retrieve_many(cubes, enc, question, k, user=user, hidden=hidden, view=view)
     took = time.perf_counter() - t0
     result = answer_auto(chat, question, hits, store_sources(chat) + cube_sources(chat, cubes),
-                         ratio=ratio, rule=rule, retrieval_s=took, **gen)
+                         ratio=ratio, rule=rule, retrieval_s=took, limit=limit, **gen)
     if vault is not None:
         vault.log(actor, "run", memory_ids=[r.memory.id for r in result.memories],
                   detail={"question": question, "tier": "auto"})

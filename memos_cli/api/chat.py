@@ -57,12 +57,14 @@ class Chat:
     """
 
     def __init__(self, session: Session, *, extract: str = "rules", tier: str = "auto",
-                 k: int = 5, max_new_tokens: int = 96, answer: bool = True,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 k: int | None = None, max_new_tokens: int = 96, answer: bool = True,
+                 clock: Callable[[], datetime] | None = None,
+                 context_tokens: int | None = None) -> None:
         if extract not in EXTRACTORS:
             raise UsageError(f"--extract {extract!r} is not one of {', '.join(EXTRACTORS)}")
         self.session, self.extract, self.answering = session, extract, answer
-        self.options = AnswerOptions(tier=tier, k=k, max_new_tokens=max_new_tokens)
+        self.options = AnswerOptions(tier=tier, k=k, max_new_tokens=max_new_tokens,
+                                     context_tokens=context_tokens)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.id = f"chat-{uuid.uuid4().hex[:12]}"
         self.number = 0

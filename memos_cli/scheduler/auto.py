@@ -25,7 +25,7 @@ from memos_cli.tiers.chunks import (
     cube_source,
     pick_set,
 )
-from memos_cli.tiers.plaintext import Answer, Retrieved, answer_memories
+from memos_cli.tiers.plaintext import Answer, Retrieved, answer_hits
 
 
 def store_sources(chat: ChatModel, store: Any = None) -> list[Source]:
@@ -60,8 +60,9 @@ def cube_sources(chat: ChatModel, cubes: Sequence[Any]) -> list[Source]:
 def answer_auto(chat: ChatModel, question: str, hits: list[Retrieved], sources: list[Source],
                 *, ratio: float = DEFAULT_RATIO, rule: str = DEFAULT_RULE,
                 max_new_tokens: int = 128, temperature: float = 0.0,
-                retrieval_s: float = 0.0) -> Answer:
-    """Answer over ``hits`` (best first) with the chunks ``sources`` hold for them.
+                retrieval_s: float = 0.0, limit: int | None = None) -> Answer:
+    """Answer over ``hits`` (best first), as many as fit in ``limit`` tokens, with the chunks
+    ``sources`` hold for them.
 
     ``details`` always hold ``hits`` and ``misses`` (memories with and without a chunk);
     ``timings`` as :func:`memos_cli.tiers.chunks.answer_over`, or as the text tier when no
@@ -75,12 +76,10 @@ def answer_auto(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
     if have:
         return answer_over(chat, question, hits, sources, ratio=ratio, rule=rule,
                            max_new_tokens=max_new_tokens, temperature=temperature,
-                           retrieval_s=retrieval_s, tier="auto")
-    gen = answer_memories(chat, [r.memory for r in hits], question,
-                          max_new_tokens=max_new_tokens, temperature=temperature)
-    return Answer(question, gen.text, hits, chat.name,
-                  {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
-                   "chunk_load_s": 0.0, "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
-                   "tokens_per_s": gen.tokens_per_s}, gen.prompt_tokens, gen.new_tokens,
-                  tier="auto", details={"hits": 0, "misses": len(hits), "chunk_sources": {},
-                                        "warnings": []}, stop=gen.stop)
+                           retrieval_s=retrieval_s, tier="auto", limit=limit)
+    result = answer_hits(chat, hits, question, retrieval_s=retrieval_s, limit=limit,
+                         max_new_tokens=max_new_tokens, temperature=temperature, tier="auto")
+    result.timings = {**result.timings, "chunk_load_s": 0.0}
+    result.details = {"hits": 0, "misses": len(result.memories), "chunk_sources": {},
+                      "warnings": []}
+    return result

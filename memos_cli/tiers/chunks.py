@@ -225,6 +225,9 @@ class Plan:
     load_s: float
     sources: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the memories' markers and chunks (tokens), and retrieved memories left out by the limit
+    memory_tokens: int = 0
+    left_out: int = 0
 
 
 def _load(chat: ChatModel, path: Path, kind: str, ids: list[int], start: int | None) -> KV:
@@ -241,11 +244,13 @@ def _load(chat: ChatModel, path: Path, kind: str, ids: list[int], start: int | N
 
 
 def plan(chat: ChatModel, sources: Sequence[Source], found: list[Memory],
-         question: str) -> Plan:
+         question: str, limit: int | None = None) -> Plan:
     """Lay out ``found`` (retrieved memories, best first) as spans: the prefix (stored when a
     source has it), then per memory (or per group, for a set built by session or section) a
     fresh marker and its cached chunk from the first source that has one, or its text to
-    prefill, then the question.
+    prefill, then the question. With ``limit``, the markers and chunks hold at most that many
+    tokens: a group's chunk that does not fit gives way to its memory alone as text, and a
+    memory that does not fit alone is left out (``Plan.left_out``).
 
     Raises:
         FormatError: a prefix or chunk file of a strict source that is unreadable, of another
@@ -278,8 +283,13 @@ def plan(chat: ChatModel, sources: Sequence[Source], found: list[Memory],
     for m in found:
         if m.id in placed:
             continue
+        marker = prompt.marker_ids(tok, slot + 1)
+        room = None if limit is None else limit - out.memory_tokens - len(marker)
+        if room is not None and len(prompt.chunk_ids(tok, [m])) > room:
+            out.left_out += 1
+            continue
         slot += 1
-        out.spans.append(comp.Span(prompt.marker_ids(tok, slot)))
+        out.spans.append(comp.Span(marker))
         span = None
         group = [m]
         for src in sources:
@@ -287,6 +297,8 @@ def plan(chat: ChatModel, sources: Sequence[Source], found: list[Memory],
             if hit is None:
                 continue
             ids = prompt.chunk_ids(tok, hit[1])
+            if room is not None and len(ids) > room:
+                continue
             kv = attempt(src, hit[0], "chunk", ids, start)
             if kv is not None:
                 group = hit[1]
@@ -297,10 +309,11 @@ def plan(chat: ChatModel, sources: Sequence[Source], found: list[Memory],
         out.memories += group
         if span is None:
             out.misses += 1
-            out.spans.append(comp.Span(prompt.chunk_ids(tok, group)))
+            span = comp.Span(prompt.chunk_ids(tok, group))
         else:
             out.hits += 1
-            out.spans.append(span)
+        out.spans.append(span)
+        out.memory_tokens += len(marker) + len(span.ids)
     if slot == 0:
         out.spans.append(comp.Span(prompt.no_memories_ids(tok)))
     out.spans.append(comp.Span(prompt.closing_ids(tok, question)))
@@ -311,9 +324,10 @@ def plan(chat: ChatModel, sources: Sequence[Source], found: list[Memory],
 def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: list[Source],
                 *, ratio: float = DEFAULT_RATIO, rule: str = DEFAULT_RULE,
                 max_new_tokens: int = 128, temperature: float = 0.0, retrieval_s: float = 0.0,
-                tier: str = "kv") -> Answer:
+                tier: str = "kv", limit: int | None = None) -> Answer:
     """Answer over the retrieved ``hits`` (best first) with the chunks ``sources`` have for
-    them, prefilling the rest, and recomputing ``ratio`` of the cached tokens by ``rule``.
+    them, prefilling the rest, and recomputing ``ratio`` of the cached tokens by ``rule``;
+    with ``limit``, only what fits in that many tokens (:func:`plan`).
 
     ``timings`` (seconds): ``model_load_s``, ``retrieval_s``, ``chunk_load_s``, ``compose_s``
     (re-rotation, selection and recompute), ``ttft_s`` (from the start of chunk loading to the
@@ -324,7 +338,7 @@ def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
         UsageError: composition is impossible for this model. FormatError: see :func:`plan`.
     """
     t1 = time.perf_counter()
-    p = plan(chat, sources, [r.memory for r in hits], question)
+    p = plan(chat, sources, [r.memory for r in hits], question, limit)
     composed = comp.compose(chat.model, p.spans, ratio=ratio, rule=rule)
     gen = generate_ids(chat, composed.ids, cache=composed.cache, first_logits=composed.logits,
                        max_new_tokens=max_new_tokens, temperature=temperature, started=t1)
@@ -341,13 +355,16 @@ def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
                    "chunk_load_s": p.load_s, "compose_s": composed.timings["compose_s"],
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
                    "tokens_per_s": gen.tokens_per_s},
-                  gen.prompt_tokens, gen.new_tokens, tier=tier, details=details, stop=gen.stop)
+                  gen.prompt_tokens, gen.new_tokens, tier=tier, details=details, stop=gen.stop,
+                  budget={"limit": limit, "memory_tokens": p.memory_tokens,
+                          "kept": len(p.memories), "left_out": p.left_out})
 
 
 def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, k: int = 5,
                    ratio: float = DEFAULT_RATIO, rule: str = DEFAULT_RULE,
                    set_id: str | None = None, max_new_tokens: int = 128,
-                   temperature: float = 0.0, view: View = CURRENT) -> Answer:
+                   temperature: float = 0.0, view: View = CURRENT,
+                   limit: int | None = None) -> Answer:
     """Retrieve ``k`` memories as the plaintext tier does (``view``: which memories, by
     valid time, spec §4.6; default the current ones) and answer over the KV chunks of the
     cube's chunk set for ``chat`` (:func:`answer_over`; ``details`` also name the set).
@@ -377,7 +394,8 @@ def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, 
     result = answer_over(chat, question, hits,
                          [cube_source(c, s) for c, s in zip(cubes, sets, strict=True)],
                          ratio=ratio, rule=rule, max_new_tokens=max_new_tokens,
-                         temperature=temperature, retrieval_s=time.perf_counter() - t0)
+                         temperature=temperature, retrieval_s=time.perf_counter() - t0,
+                         limit=limit)
     one = {"chunk_set": sets[0].id, "group": sets[0].group} if len(sets) == 1 else {
         "chunk_sets": [s.id for s in sets]}
     result.details = {**one, **result.details}

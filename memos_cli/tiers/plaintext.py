@@ -19,7 +19,7 @@ from memos_cli.governance.policy import can_read
 from memos_cli.memory import Memory, derived_from, format_time
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
-from memos_cli.tiers import generation
+from memos_cli.tiers import budget, generation
 from memos_cli.tiers.prompt import prompt_ids
 from memos_cli.validity import CURRENT, View
 
@@ -355,6 +355,9 @@ class Answer:
     stop: str = ""
     #: how many closer memories access control left out of retrieval (a count, never which)
     hidden: int = 0
+    #: what the token budget did (:meth:`memos_cli.tiers.budget.Fit.to_dict`): the limit,
+    #: the memories' tokens, how many were kept and left out
+    budget: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.answer, "model": self.model,
@@ -362,15 +365,17 @@ class Answer:
                 "prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens,
                 "timings": {k: round(v, 4) for k, v in self.timings.items()},
                 "stop": self.stop, "hidden_by_access": self.hidden,
+                **({"budget": self.budget} if self.budget else {}),
                 **({"details": self.details} if self.details else {})}
 
 
 def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k: int = 5,
            max_new_tokens: int = 128, temperature: float = 0.0,
            user: str | None = None, hidden: list[int] | None = None,
-           view: View = CURRENT) -> Answer:
-    """Retrieve ``k`` memories (those ``user`` may read, when given), prompt ``chat`` with them
-    and the question, generate.
+           view: View = CURRENT, limit: int | None = None) -> Answer:
+    """Retrieve ``k`` memories (those ``user`` may read, when given), prompt ``chat`` with the
+    best-ranked of them that fit in ``limit`` tokens (:func:`answer_hits`) and the question,
+    generate.
 
     ``timings``: ``model_load_s``, ``retrieval_s``, ``ttft_s``, ``generate_s``,
     ``tokens_per_s``.
@@ -378,11 +383,22 @@ def answer(cube: Cube, embedder: Embedder, chat: ChatModel, question: str, *, k:
     cube.index().ready()  # opening the table (building its cache) is set-up, not retrieval
     t0 = time.perf_counter()
     found = retrieve(cube, embedder, question, k, user=user, hidden=hidden, view=view)
-    retrieval_s = time.perf_counter() - t0
-    gen = answer_memories(chat, [r.memory for r in found], question,
+    return answer_hits(chat, found, question, retrieval_s=time.perf_counter() - t0,
+                       limit=limit, max_new_tokens=max_new_tokens, temperature=temperature)
+
+
+def answer_hits(chat: ChatModel, hits: list[Retrieved], question: str, *, retrieval_s: float,
+                limit: int | None = None, max_new_tokens: int = 128,
+                temperature: float = 0.0, tier: str = "text") -> Answer:
+    """Prompt ``chat`` with the best-ranked ``hits`` whose markers and chunks fit in ``limit``
+    tokens (:func:`memos_cli.tiers.budget.fit`; ``None``: all), in rank order, and generate.
+    ``Answer.budget`` says what the limit kept and left out."""
+    fitted = budget.fit(chat.tokenizer, hits, limit)
+    gen = answer_memories(chat, [r.memory for r in fitted.kept], question,
                           max_new_tokens=max_new_tokens, temperature=temperature)
-    return Answer(question, gen.text, found, chat.name,
+    return Answer(question, gen.text, fitted.kept, chat.name,
                   {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
                    "tokens_per_s": gen.tokens_per_s},
-                  gen.prompt_tokens, gen.new_tokens, stop=gen.stop)
+                  gen.prompt_tokens, gen.new_tokens, tier=tier, stop=gen.stop,
+                  budget=fitted.to_dict())

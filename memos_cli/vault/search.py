@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from memos_cli.cube.index import Index
 from memos_cli.errors import EmbedderMismatchError
-from memos_cli.tiers.plaintext import Answer, answer_memories, resolve_hits
+from memos_cli.tiers.plaintext import answer_hits, resolve_hits
 from memos_cli.validity import CURRENT, View
 from memos_cli.vault import rows as R
 
@@ -85,19 +85,15 @@ class _Lookup(dict[str, Any]):
 
 def answer(vault: Vault, embedder: Any, chat: Any, question: str, *, user: str, k: int = 5,
            max_new_tokens: int = 128, temperature: float = 0.0,
-           hidden: list[int] | None = None, view: View = CURRENT) -> Any:
-    """The plaintext tier over the vault: the top-``k`` memories ``user`` may read, in the
-    prompt (``plaintext.answer_memories``). Returns a ``plaintext.Answer``; logged as ``run``.
-    ``hidden``: as :func:`search`."""
+           hidden: list[int] | None = None, view: View = CURRENT,
+           limit: int | None = None) -> Any:
+    """The plaintext tier over the vault: the top-``k`` memories ``user`` may read, as many
+    as fit in ``limit`` tokens, in the prompt (``plaintext.answer_hits``). Returns a
+    ``plaintext.Answer``; logged as ``run``. ``hidden``: as :func:`search`."""
     t0 = time.perf_counter()
     found = search(vault, embedder, question, k, user=user, hidden=hidden, view=view)
-    retrieval_s = time.perf_counter() - t0
-    gen = answer_memories(chat, [r.memory for r in found], question,
-                          max_new_tokens=max_new_tokens, temperature=temperature)
-    vault.log(user, "run", memory_ids=[r.memory.id for r in found],
+    result = answer_hits(chat, found, question, retrieval_s=time.perf_counter() - t0,
+                         limit=limit, max_new_tokens=max_new_tokens, temperature=temperature)
+    vault.log(user, "run", memory_ids=[r.memory.id for r in result.memories],
               detail={"question": question})
-    return Answer(question, gen.text, found, chat.name,
-                  {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
-                   "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
-                   "tokens_per_s": gen.tokens_per_s}, gen.prompt_tokens, gen.new_tokens,
-                  stop=gen.stop)
+    return result
