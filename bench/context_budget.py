@@ -39,7 +39,7 @@ from bench.kv_chunks import f1  # noqa: E402
 from bench.retrieval import evidence_ids, machine  # noqa: E402
 from memos_cli.api import Session  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
-from memos_cli.lifecycle.pack import pack  # noqa: E402
+from memos_cli.lifecycle.pack import BY_SOURCE, pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
@@ -112,7 +112,8 @@ def main() -> int:
         sessions = {}
         for conv in (*TUNE, *HELD_OUT):
             out = Path(tmp) / f"{conv}.memcube"
-            pack([a.locomo / f"{conv}.json"], out, embedder=enc, defaults=Defaults(now=now))
+            pack([a.locomo / f"{conv}.json"], out, embedder=enc, defaults=Defaults(now=now),
+                 readers=BY_SOURCE)  # what `memos pack` runs: context, for conversations
             sessions[conv] = Session([open_cube(out)], embedder=enc)
         for name, convs in (("tuning", TUNE), ("held_out", HELD_OUT)):
             pooled: dict[str, list[float]] = {}
