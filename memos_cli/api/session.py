@@ -92,7 +92,7 @@ class Session:
                  embedder: str | Path | Embedder | None = None,
                  model: str | ChatModel | None = None,
                  device: str = "auto", status: Callable[[str], None] | None = None,
-                 vault_version: int | None = None, expand: bool = True) -> None:
+                 vault_version: int | None = None) -> None:
         if cubes and vault is not None:
             raise UsageError("give cubes or a vault, not both")
         self.cubes: list[Cube] = [c if isinstance(c, Cube) else open_verified(c) for c in cubes]
@@ -109,8 +109,6 @@ class Session:
         self._query_encoder: Any = None
         self._chat: Any = model if model is not None and not isinstance(model, str) else None
         self._pending: list[threading.Thread] = []
-        #: searches run a second, expanded round (:mod:`memos_cli.cube.expansion`)
-        self.expand = expand
 
     # -- what it reads ------------------------------------------------------------------------
     @property
@@ -191,16 +189,14 @@ class Session:
         if self.cubes:
             cube = self.cubes[0]
             t0 = time.perf_counter()
-            hits = retrieve(cube, enc, query, k, user=self.user, hidden=hidden, view=view,
-                            expand=self.expand)
+            hits = retrieve(cube, enc, query, k, user=self.user, hidden=hidden, view=view)
             took = time.perf_counter() - t0
             if audit:
                 self._audit("search", cube.manifest.cube_id, [h.memory.id for h in hits], query)
         else:
             v = self.vault
             t0 = time.perf_counter()
-            hits = vault_search(v, enc, query, k, user=self.actor, hidden=hidden, view=view,
-                                expand=self.expand)
+            hits = vault_search(v, enc, query, k, user=self.actor, hidden=hidden, view=view)
             took = time.perf_counter() - t0
             if audit:
                 v.log(self.actor, "search", memory_ids=[h.memory.id for h in hits],

@@ -48,9 +48,6 @@ def search(
     history: bool = HISTORY_OPT,
     now: str | None = NOW_OPT,
     dates: bool = DATES_OPT,
-    no_expand: bool = typer.Option(False, "--no-expand", help="One retrieval round only: "
-                                   "no second round with the query expanded by the first "
-                                   "round's best memories."),
     embedder: Path | None = EMBEDDER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -73,8 +70,7 @@ def search(
                              "(or --vault)")
         if vault is None and cube is None:
             raise UsageError("missing CUBE: memos search CUBE --queries FILE.jsonl")
-        _batch(cube, vault, QueryFile(queries, k), as_user, embedder, as_json, view,
-               not no_expand)
+        _batch(cube, vault, QueryFile(queries, k), as_user, embedder, as_json, view)
         return
     if cube is None:
         raise UsageError("missing QUERY: memos search team.memcube \"budget cap\"")
@@ -89,7 +85,7 @@ def search(
         require_default_vault(missing)
     with status("loading embedder") as say:
         session = Session([open_arg(cube)] if cube is not None else [], vault=vault,
-                          user=as_user, embedder=embedder, status=say, expand=not no_expand)
+                          user=as_user, embedder=embedder, status=say)
         session.query_encoder()
     with session:  # the usage record is written while the results are shown
         result = session.search(query, k, view)
@@ -141,14 +137,13 @@ class QueryFile:
 
 
 def _batch(cube: str | None, vault: str | None, items: QueryFile,
-           as_user: str | None, embedder: Path | None, as_json: bool, view: View,
-           expand: bool = True) -> None:
+           as_user: str | None, embedder: Path | None, as_json: bool, view: View) -> None:
     """Search each query of a queries file in this one process; JSON lines with --json."""
     import json
 
     with status("loading embedder") as say:
         session = Session([open_arg(cube)] if cube is not None else [], vault=vault,
-                          user=as_user, embedder=embedder, status=say, expand=expand)
+                          user=as_user, embedder=embedder, status=say)
         session.query_encoder()
     where = {"vault": str(vault)} if vault is not None else {"cube": str(session.cubes[0].path)}
     with session, progress_bar() as update:  # on a terminal only; nothing in a pipe

@@ -40,10 +40,23 @@ from typing import Any
 import snowballstemmer
 
 from memos_cli.memory import Memory, derived_reader
-from memos_cli.words import FUNCTION_WORDS
 
 #: Function words: they carry no attribute and no value.
-STOP = FUNCTION_WORDS
+STOP = frozenset({
+    "a", "an", "the", "this", "that", "these", "those", "it", "its", "it's", "is", "are",
+    "was", "were", "be", "been", "being", "am", "do", "does", "did", "has", "have", "had",
+    "having", "of", "in", "on", "at", "to", "for", "from", "by", "with", "about", "as",
+    "into", "onto", "than", "then", "so", "and", "or", "but", "nor", "not", "no", "yes", "i",
+    "me", "my", "mine", "we", "us", "our", "ours", "you", "your", "yours", "he", "him", "his",
+    "she", "her", "hers", "they", "them", "their", "theirs", "there", "here", "which", "who",
+    "whom", "whose", "what", "when", "where", "why", "how", "all", "any", "some", "each",
+    "every", "both", "either", "neither", "also", "just", "very", "really", "too", "quite",
+    "still", "again", "ever", "already", "yet", "will", "shall", "would", "should", "can",
+    "could", "may", "might", "must", "up", "down", "out", "off", "over", "under", "own",
+    "same", "other", "such", "only", "more", "most", "less", "least", "much", "many", "few",
+    "one's", "let's", "i'm", "i've", "i'd", "i'll", "we're", "we've", "you're", "he's",
+    "she's", "they're", "that's", "there's", "s", "t"
+})
 #: Words that say a value changed: with one of them, a weaker overlap suffices.
 CUES = frozenset({
     "now", "moved", "move", "moving", "changed", "change", "changing", "switched", "switch",

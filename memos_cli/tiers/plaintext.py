@@ -13,8 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from memos_cli.cube import Cube, expansion
-from memos_cli.cube.index import CANDIDATES
+from memos_cli.cube import Cube
 from memos_cli.errors import EmbedderMismatchError, IntegrityError
 from memos_cli.governance.policy import can_read
 from memos_cli.memory import Memory, derived_from, format_time
@@ -81,8 +80,7 @@ def check_embedder(cube: Cube, embedder: Embedder) -> None:
 
 def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
              now: datetime | None = None, user: str | None = None,
-             hidden: list[int] | None = None, view: View = CURRENT,
-             expand: bool = True) -> list[Retrieved]:
+             hidden: list[int] | None = None, view: View = CURRENT) -> list[Retrieved]:
     """Top-``k`` memories of ``cube`` for ``query``, best first; a derived memory (spec §4.5)
     is replaced by its sources, each memory appears once; expired memories are left out,
     so are those outside ``view`` (by default the superseded ones, spec §4.6; a query that
@@ -90,8 +88,6 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
     memories valid then, :meth:`~memos_cli.validity.View.for_query`),
     and with ``user`` so is every memory that user may not read (``governance.can_read``);
     with ``hidden`` (a list), how many of those would have ranked in the top ``k`` is appended.
-    ``expand``: a second round with the query expanded by the first round's best memories,
-    fused with the first (:mod:`memos_cli.cube.expansion`); ``False``: the first alone.
 
     Raises:
         EmbedderMismatchError: see :func:`check_embedder`.
@@ -106,10 +102,7 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
     out: list[Retrieved] = []
     pool = k
     while True:
-        hits = expansion.two_rounds(
-            index.search, lambda q: embedder.encode([q])[0], query, vector, pool,
-            lambda first: [cube.by_id[h.id].content for h in first if h.id in cube.by_id],
-            lambda: _doc_freq(cube), CANDIDATES) if expand else index.search(query, vector, pool)
+        hits = index.search(query, vector, pool)
         for h in hits:
             if h.id not in cube.by_id:
                 raise IntegrityError(f"search index returned id {h.id!r}, which is not a memory "
@@ -121,11 +114,6 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
                 hidden.append(denied)
             return out[:k]
         pool *= 4  # expired or unreadable memories took places: look further
-
-
-def _doc_freq(cube: Cube) -> expansion.DocFreq:
-    key = ("cube", str(cube.path), cube.manifest.content_digest, len(cube.memories))
-    return expansion.doc_freq(key, lambda: [m.content for m in cube.memories])
 
 
 def retrieve_many(cubes: Sequence[Cube], embedder: Embedder, query: str, k: int = 5, *,

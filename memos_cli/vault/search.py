@@ -7,8 +7,7 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from memos_cli.cube import expansion
-from memos_cli.cube.index import CANDIDATES, Index
+from memos_cli.cube.index import Index
 from memos_cli.errors import EmbedderMismatchError
 from memos_cli.tiers.plaintext import answer_hits, resolve_hits
 from memos_cli.validity import CURRENT, View
@@ -20,14 +19,12 @@ if TYPE_CHECKING:
 
 def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
            now: datetime | None = None, hidden: list[int] | None = None,
-           view: View = CURRENT, expand: bool = True) -> list[Any]:
+           view: View = CURRENT) -> list[Any]:
     """Top-``k`` current memories of the vault for ``query`` that ``user`` may read, best first
     (hybrid retrieval as for a cube, spec §6; a derived memory gives way to its sources, §4.5).
     Returns ``plaintext.Retrieved`` items; ``view`` chooses current memories (default), those
     valid at a time, or all (spec §4.6). With
     ``hidden`` (a list), appends how many closer candidates access control left out.
-    ``expand``: a second round expanded by the first round's best memories, as for a cube
-    (:mod:`memos_cli.cube.expansion`).
 
     Raises:
         EmbedderMismatchError: ``embedder`` is not the vault's.
@@ -48,17 +45,8 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     view = view.for_query(query, now)  # a period the query names (spec §4.6)
     vector = embedder.encode([query])[0]
     pool = k
-    def probe(q: str, v: Any, n: int) -> list[Any]:  # the records come with the rows
-        return index.search(q, v, n, columns=("record",))
-
-    def feedback(first: list[Any]) -> list[str]:
-        return [R.memory_of(h.extra["record"], vault.path).content for h in first
-                if h.extra and h.extra.get("record")]
-
     while True:
-        hits = expansion.two_rounds(probe, lambda q: embedder.encode([q])[0], query, vector,
-                                    pool, feedback, lambda: _doc_freq(vault), CANDIDATES) \
-            if expand else probe(query, vector, pool)
+        hits = index.search(query, vector, pool, columns=("record",))  # no second read by key
         by_id = {h.id: R.memory_of(h.extra["record"], vault.path) for h in hits
                  if h.extra and h.extra.get("record")}
         by_id |= vault.memories([h.id for h in hits if h.id not in by_id])
@@ -69,17 +57,6 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
                 hidden.append(denied)
             return out[:k]
         pool *= 4
-
-
-def _doc_freq(vault: Vault) -> expansion.DocFreq:
-    """Word frequencies over the current memories' text (at most ``expansion.SAMPLE`` rows;
-    every other row's text is empty)."""
-    def texts() -> list[str]:
-        rows = vault.dataset().to_table(columns=["text"], filter="text != ''",
-                                        limit=expansion.SAMPLE)
-        return [t for t in rows.column("text").to_pylist() if t]
-
-    return expansion.doc_freq(("vault", str(vault.path), vault.version), texts)
 
 
 class _Lookup(dict[str, Any]):
