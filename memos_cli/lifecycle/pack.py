@@ -7,6 +7,7 @@ meets the cube format.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -249,8 +250,10 @@ def pack(
         rows = embed_rows(embedder, run.rows(), progress)
     embed_s = time.perf_counter() - t_embed
     evolution = None
+    records = run.records() if run is not None else []
     if supersede:
         kept, vectors, evolution = _evolve(kept, vectors)
+        rows, records = _follow(rows, records, kept)
     if problems := link_problems(kept):  # links given by the sources (an import, a dump)
         raise SourceError(summary(problems), path=", ".join(str(p) for p in paths))
     spec = CubeSpec(
@@ -272,7 +275,7 @@ def pack(
             {k: v for k, v in evolution.to_dict().items()},
         },
         cube_id=cube_id,  # None: derived from the content (spec §5)
-        readers=run.records() if run is not None else (),
+        readers=records,
         reader_rows=rows,
     )
     if dry_run:
@@ -283,8 +286,24 @@ def pack(
     written = read_manifest(out).cube_id
     return PackReport(str(out), written, len(kept), duplicates, provenance,
                       read.skipped, notes, key is not None, time.perf_counter() - t0, embed_s,
-                      readers=run.records() if run is not None else [],
-                      unreadable=read.unreadable, evolution=evolution)
+                      readers=records, unreadable=read.unreadable, evolution=evolution)
+
+
+def _follow(rows: ReaderRows | None, records: list[dict[str, Any]], kept: list[Memory]
+            ) -> tuple[ReaderRows | None, list[dict[str, Any]]]:
+    """The reader rows and the readers' records after supersession: the rows of a memory
+    dropped as a restatement go with it (a row must find a memory of the cube, spec §6.1),
+    and each record counts what is left of its rows and derived memories."""
+    ids = {m.id for m in kept}
+    if rows is not None and any(i not in ids for i in rows.ids):
+        at = [n for n, i in enumerate(rows.ids) if i in ids]
+        rows = ReaderRows([rows.ids[n] for n in at], [rows.kinds[n] for n in at],
+                          [rows.texts[n] for n in at],
+                          None if rows.vectors is None else rows.vectors[at])
+    counts = Counter(rows.kinds if rows is not None else [])
+    derived = Counter(derived_reader(m) for m in kept)
+    return rows, [{**r, "index_rows": counts.get(r["name"], 0),
+                   "derived_memories": derived.get(r["name"], 0)} for r in records]
 
 
 def _evolve(memories: list[Memory], vectors: np.ndarray) -> tuple[list[Memory], np.ndarray,

@@ -116,6 +116,38 @@ def test_search_finds_a_short_reply_through_its_context(tmp_path: Path, embedder
     assert sorted(c.index().ids()) == sorted(m.id for m in c.memories)
 
 
+def test_a_restatement_dropped_by_supersession_takes_its_reader_row(tmp_path: Path,
+                                                                     embedder) -> None:
+    """A default pack of a conversation (LoCoMo 42) wrote a context row for each turn, then
+    dropped three restated turns as duplicates and kept their rows: memos's own verify refused
+    the cube and every search of it failed (#32)."""
+    from memos_cli.lifecycle.pack import BY_SOURCE
+
+    first = [("Ana", "Did James ever adopt that puppy?"), ("Ben", "He did, Ned is a border collie."),
+             ("Ana", "Bye Ben!")]
+    later = [("Ana", "How is the kitchen going?"), ("Ben", "Pale green, almost done."),
+             ("Ana", "Bye Ben!")]
+    conv = {"speaker_a": "Ana", "speaker_b": "Ben",
+            "session_1_date_time": "1:56 pm on 8 May, 2023",
+            "session_1": [{"speaker": a, "dia_id": f"D1:{i + 1}", "text": t}
+                          for i, (a, t) in enumerate(first)],
+            "session_2_date_time": "2:10 pm on 15 May, 2023",
+            "session_2": [{"speaker": a, "dia_id": f"D2:{i + 1}", "text": t}
+                          for i, (a, t) in enumerate(later)]}
+    src = tmp_path / "locomo-like.json"
+    src.write_text(json.dumps(conv))
+    out = tmp_path / "talk.memcube"
+    report = pack([src], out, embedder=embedder, defaults=Defaults(now=NOW), readers=BY_SOURCE)
+    assert report.evolution is not None and report.evolution.to_dict()["duplicates"] == 1
+    cube = open_cube(out)
+    ids = {m.id for m in cube.memories}
+    rows, found = cube.index().reader_rows()
+    assert len(ids) == 5 and found == ids and rows == {"context": 5}
+    assert report.readers[0]["index_rows"] == cube.manifest.readers[0]["index_rows"] == 5
+    assert verify(out).memories == 5
+    assert retrieve(open_cube(out), embedder, "Bye Ben!", 5, now=NOW)
+
+
 def test_reindex_without_readers_drops_rows_and_with_them_rebuilds(tmp_path: Path,
                                                                     embedder) -> None:
     cube = tmp_path / "t.memcube"
