@@ -131,8 +131,15 @@ def test_add_and_dump_through_the_session(cube_copy: Path, tmp_path: Path) -> No
     extra = tmp_path / "extra.jsonl"
     extra.write_text('{"content": "The Kestrel demo moved to 9 June."}\n')
     with Session([cube_copy], user="tester") as s:
+        before = (cube_copy / "manifest.json").read_bytes()
+        trial = s.add([extra], dry_run=True)  # decided, nothing written
+        assert trial.dry_run and trial.added == 1 and trial.embedded == 1
+        assert (cube_copy / "manifest.json").read_bytes() == before
         report = s.add([extra])
         assert report.added == 1 and len(s.cubes[0].memories) == 19
+        again = tmp_path / "again.jsonl"  # the same line from another file: not added again
+        again.write_text('{"content": "The Kestrel demo moved to 9 June."}\n')
+        assert s.add([again]).added == 0 and len(s.cubes[0].memories) == 19
         out = tmp_path / "out.jsonl"
         dumped = s.dump(out, fmt="jsonl")
     lines = [json.loads(x) for x in out.read_text().splitlines()]

@@ -264,10 +264,13 @@ class Session:
 
     # -- writing ------------------------------------------------------------------------------
     def add(self, sources: Sequence[str | Path], *, defaults: Any = None,
-            key: str | Path | None = None) -> Any:
+            key: str | Path | None = None, supersede: bool = True,
+            dry_run: bool = False) -> Any:
         """Add the memories of ``sources`` to the one cube (``memos add``): identical ones are
-        skipped, one with an id already there is a new version of it. Returns the
-        :class:`~memos_cli.lifecycle.rewrite.UpdateReport`.
+        skipped, one with an id already there is a new version of it, and with ``supersede``
+        each other one is decided against the current memories (duplicate, update or new,
+        spec §4.6). ``dry_run``: decide, write nothing (the report's ``decisions`` say what
+        would happen). Returns the :class:`~memos_cli.lifecycle.rewrite.UpdateReport`.
 
         Raises:
             UsageError: not exactly one cube. SourceError, EmbedderMismatchError: as ``add``.
@@ -276,8 +279,10 @@ class Session:
             raise UsageError("add writes to one cube")
         report = add(self.cubes[0].path, list(sources), embedder=self.encoder(),
                      defaults=defaults or Defaults(now=datetime.now(timezone.utc),
-                                                   owner=self.actor), key=key)
-        self.cubes[0] = open_verified(self.cubes[0].path)
+                                                   owner=self.actor), key=key,
+                     supersede=supersede, dry_run=dry_run)
+        if not dry_run:
+            self.cubes[0] = open_verified(self.cubes[0].path)
         return report
 
     def remember(self, text: str, **options: Any) -> Any:

@@ -123,8 +123,8 @@ def test_a_restatement_dropped_by_supersession_takes_its_reader_row(tmp_path: Pa
     the cube and every search of it failed (#32)."""
     from memos_cli.lifecycle.pack import BY_SOURCE
 
-    first = [("Ana", "Did James ever adopt that puppy?"), ("Ben", "He did, Ned is a border collie."),
-             ("Ana", "Bye Ben!")]
+    first = [("Ana", "Did James ever adopt that puppy?"),
+             ("Ben", "He did, Ned is a border collie."), ("Ana", "Bye Ben!")]
     later = [("Ana", "How is the kitchen going?"), ("Ben", "Pale green, almost done."),
              ("Ana", "Bye Ben!")]
     conv = {"speaker_a": "Ana", "speaker_b": "Ben",
