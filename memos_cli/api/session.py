@@ -22,6 +22,7 @@ from memos_cli.api.answering import answer as answer_with
 from memos_cli.api.reading import MemoryHistory
 from memos_cli.api.scheduling import schedule
 from memos_cli.cube import Cube, open_verified
+from memos_cli.cube.manifest import read_manifest
 from memos_cli.errors import UsageError
 from memos_cli.governance.policy import current_user
 from memos_cli.lifecycle.dump import Filter, check_target, cube_source, dump, vault_source
@@ -277,7 +278,11 @@ class Session:
         """
         if len(self.cubes) != 1:
             raise UsageError("add writes to one cube")
-        report = add(self.cubes[0].path, list(sources), embedder=self.encoder(),
+        cube, now = self.cubes[0], read_manifest(self.cubes[0].path)
+        if (now.revision, now.content_digest) != (cube.manifest.revision,
+                                                  cube.manifest.content_digest):
+            cube = open_verified(cube.path)  # changed since the session opened it
+        report = add(cube, list(sources), embedder=self.encoder(),
                      defaults=defaults or Defaults(now=datetime.now(timezone.utc),
                                                    owner=self.actor), key=key,
                      supersede=supersede, dry_run=dry_run)

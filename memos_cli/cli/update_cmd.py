@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from memos_cli import config
+from memos_cli.api import Session
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.output import err, out, print_json, warn_unsigned
 from memos_cli.cli.source_opts import (
@@ -29,7 +30,7 @@ from memos_cli.cube import open_cube
 from memos_cli.cube.layout import require_cube_dir
 from memos_cli.errors import UsageError
 from memos_cli.lifecycle.dump import Filter
-from memos_cli.lifecycle.update import add, diff, remove
+from memos_cli.lifecycle.update import diff, remove
 from memos_cli.memory import resolve_id
 from memos_cli.sources import check_paths
 
@@ -66,8 +67,9 @@ def add_command(
                                encoding=encoding, skip_unreadable=skip_unreadable)
     require_cube_dir(cube)  # both checked before the embedder loads
     check_paths(list(sources))
-    report = add(cube, list(sources), embedder=load_embedder(embedder), defaults=defaults,
-                 key=config.signing_key(key), supersede=supersede, dry_run=dry_run)
+    session = Session([cube], embedder=load_embedder(embedder))
+    report = session.add(list(sources), defaults=defaults, key=config.signing_key(key),
+                         supersede=supersede, dry_run=dry_run)
     if report.signature_dropped:
         warn_unsigned(report.path)
     if as_json:

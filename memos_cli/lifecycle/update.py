@@ -29,10 +29,11 @@ from memos_cli.sources import read_sources
 from memos_cli.tiers.plaintext import check_embedder
 
 
-def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: Any,
+def add(path: str | Path | Cube, paths: list[str | Path], *, embedder: Any, defaults: Any,
         key: str | Path | None = None, supersede: bool = True,
         dry_run: bool = False) -> UpdateReport:
-    """Add the memories of ``paths`` to the cube at ``path`` (spec §4.6).
+    """Add the memories of ``paths`` to the cube at ``path`` (spec §4.6), or to ``path`` when
+    it is a cube opened and verified already (``memos_cli.api.Session``'s).
 
     Identical ones (content hash) are skipped; one with an id already in the cube is a new
     version of it. A file the cube already holds is a source edit: its memories that changed
@@ -47,7 +48,7 @@ def add(path: str | Path, paths: list[str | Path], *, embedder: Any, defaults: A
         SourceError, EmptyCorpusError: as ``pack``. UsageError: a cube with other tiers.
         EmbedderMismatchError: ``embedder`` did not build the cube's index.
     """
-    cube = open_verified(path)
+    cube = path if isinstance(path, Cube) else open_verified(path)
     updatable(cube)
     check_embedder(cube, embedder)
     if getattr(defaults, "base", None) is None:
