@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 #: Rows of the vault's vectors held in memory at a time while finding candidates.
 SCAN_ROWS = 32768
+#: New memories compared with those rows at a time: a similarity block is at most
+#: ``QUERY_ROWS x SCAN_ROWS`` float32 (64 MiB), whatever the size of the cube loaded.
+QUERY_ROWS = 512
 #: Nearest memory rows kept per new memory (before the owner filter), among those at least
 #: as similar as a candidate must be (``Thresholds.candidate``).
 NEAREST = 12
@@ -55,7 +58,7 @@ class Neighbours:
                 col = batch.column("vector")
                 mat = col.flatten().to_numpy(zero_copy_only=False).reshape(
                     batch.num_rows, col.type.list_size).astype(np.float32)
-                r, c, v = _top_above(queries @ mat.T, floor, k)
+                r, c, v = _top_rows(queries, mat, floor, k)
                 if not r.size:
                     continue
                 ids = batch.column("id").to_pylist()
@@ -98,28 +101,38 @@ class Neighbours:
         return find
 
 
+def _top_rows(queries: np.ndarray, mat: np.ndarray, floor: float, k: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_top_above` of ``queries @ mat.T``, computed :data:`QUERY_ROWS` queries at a
+    time so that the similarities held stay bounded."""
+    found = []
+    for i in range(0, len(queries), QUERY_ROWS):
+        r, c, v = _top_above(queries[i:i + QUERY_ROWS] @ mat.T, floor, k)
+        if r.size:
+            found.append((r + i, c, v))
+    if not found:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.float32)
+    return (np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found]),
+            np.concatenate([f[2] for f in found]))
+
+
 def _top_above(sims: np.ndarray, floor: float, k: int) -> tuple[np.ndarray, np.ndarray,
                                                                np.ndarray]:
     """``(query rows, columns, similarities)`` of the entries of ``sims`` (``[queries,
-    rows]``) at or above ``floor``, at most ``k`` a query (its best)."""
-    mask = sims >= floor
-    counts = mask.sum(1)
-    heavy = np.flatnonzero(counts > k)
-    light = np.flatnonzero((counts > 0) & (counts <= k))
-    parts_r, parts_c = [], []
-    if light.size:
-        lr, lc = np.nonzero(mask[light])
-        parts_r.append(light[lr])
-        parts_c.append(lc)
-    if heavy.size:
-        top = np.argpartition(-sims[heavy], k - 1, axis=1)[:, :k]
-        parts_r.append(np.repeat(heavy, k))
-        parts_c.append(top.ravel())
-    if not parts_r:
+    rows]``) at or above ``floor``, at most ``k`` a query (its best; ties by column). Only
+    the entries above the floor are sorted, never a whole row."""
+    r, c = np.nonzero(sims >= floor)
+    if not r.size:
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0, np.float32)
-    r, c = np.concatenate(parts_r), np.concatenate(parts_c)
-    return r, c, sims[r, c]
+    v = sims[r, c]
+    order = np.lexsort((c, -v, r))  # by query, best first, ties by column
+    r, c, v = r[order], c[order], v[order]
+    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    rank = np.arange(r.size) - np.repeat(starts, np.diff(np.r_[starts, r.size]))
+    keep = rank < k
+    return r[keep], c[keep], v[keep]
 
 
 def ledger_for(vault: Vault, memories: list[Memory], vectors: np.ndarray) -> tuple[Ledger,
