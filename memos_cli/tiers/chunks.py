@@ -28,6 +28,7 @@ from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 from memos_cli.tiers import compose as comp
 from memos_cli.tiers import prompt
+from memos_cli.tiers.budget import Fit
 from memos_cli.tiers.plaintext import Answer, Retrieved, generate_ids, retrieve_many
 from memos_cli.validity import CURRENT, View
 
@@ -356,8 +357,7 @@ def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
                    "tokens_per_s": gen.tokens_per_s},
                   gen.prompt_tokens, gen.new_tokens, tier=tier, details=details, stop=gen.stop,
-                  budget={"limit": limit, "memory_tokens": p.memory_tokens,
-                          "kept": len(p.memories), "left_out": p.left_out})
+                  budget=Fit(used, p.memory_tokens, p.left_out, limit).to_dict())
 
 
 def answer_chunked(cube: Any, embedder: Any, chat: ChatModel, question: str, *, k: int = 5,
