@@ -35,7 +35,7 @@ from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import chunks, prompt  # noqa: E402
 from memos_cli.tiers import compose as comp  # noqa: E402
-from memos_cli.tiers.plaintext import generate_ids  # noqa: E402
+from memos_cli.tiers.decode import generate_ids  # noqa: E402
 
 SHARES = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 

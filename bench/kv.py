@@ -45,7 +45,8 @@ from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import kv  # noqa: E402
-from memos_cli.tiers.plaintext import build_messages, generate  # noqa: E402
+from memos_cli.tiers.decode import generate  # noqa: E402
+from memos_cli.tiers.plaintext import build_messages  # noqa: E402
 
 TARGETS = (500, 1000, 2000, 4000)
 DTYPES = ("float32", "bfloat16", "float16", "int8")
@@ -221,7 +222,7 @@ def composition(lm: chat.ChatModel, mems: list, args: argparse.Namespace) -> dic
 
 
 def generate_full(lm: chat.ChatModel, ids: list[int]) -> list[int]:
-    from memos_cli.tiers.plaintext import generate_ids
+    from memos_cli.tiers.decode import generate_ids
 
     return generate_ids(lm, ids, max_new_tokens=24).token_ids
 

@@ -52,7 +52,8 @@ from memos_cli.sources import Defaults  # noqa: E402
 from memos_cli.tiers import chunks, prompt  # noqa: E402
 from memos_cli.tiers import compose as comp  # noqa: E402
 from memos_cli.tiers.convert_chunks import convert_to_chunks  # noqa: E402
-from memos_cli.tiers.plaintext import answer_memories, generate_ids, retrieve  # noqa: E402
+from memos_cli.tiers.decode import generate_ids  # noqa: E402
+from memos_cli.tiers.plaintext import answer_memories, retrieve  # noqa: E402
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 #: name -> (chunks after the prefix?, rotate?, rule, ratio)

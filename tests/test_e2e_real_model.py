@@ -50,8 +50,9 @@ def test_kv_tier_gives_the_text_tier_output(cube_copy: Path, smol: chat.ChatMode
     the same order, greedy decoding -> the same tokens."""
     from memos_cli.cube import open_cube
     from memos_cli.tiers.convert import convert_to_kv, select_memories
+    from memos_cli.tiers.decode import generate
     from memos_cli.tiers.kv import answer_kv
-    from memos_cli.tiers.plaintext import build_messages, generate
+    from memos_cli.tiers.plaintext import build_messages
 
     mems = select_memories(open_cube(cube_copy))
     convert_to_kv(cube_copy, smol, mems)

@@ -23,7 +23,8 @@ from memos_cli.evaluation import forgetting
 from memos_cli.models.chat import ChatModel
 from memos_cli.sources.base import json_lines, read_text
 from memos_cli.tiers import lora
-from memos_cli.tiers.plaintext import Answer, answer, generate_ids
+from memos_cli.tiers.decode import generate_ids
+from memos_cli.tiers.plaintext import Answer, answer
 
 TIERS = ("none", "text", "kv", "lora")
 

@@ -29,7 +29,8 @@ from memos_cli.models.chat import ChatModel
 from memos_cli.tiers import compose as comp
 from memos_cli.tiers import prompt
 from memos_cli.tiers.budget import Fit
-from memos_cli.tiers.plaintext import Answer, Retrieved, generate_ids, retrieve_many
+from memos_cli.tiers.decode import generate_ids
+from memos_cli.tiers.plaintext import Answer, Retrieved, retrieve_many
 from memos_cli.validity import CURRENT, View
 
 #: Defaults chosen by bench/kv_chunks.py (README, "Activation tier: KV chunks").

@@ -2,7 +2,7 @@
 sampling, a seed, a replacement system prompt, and where an answer stops.
 
 The options are set for a block of code with :func:`using` (``memos run`` does it from its
-flags) and read where tokens are generated (``plaintext.generate_ids``) and where the prompt
+flags) and read where tokens are generated (``decode.generate_ids``) and where the prompt
 is laid out (``prompt``), so the many answer paths need no extra parameters. Outside
 :func:`using` the defaults apply; :data:`PLAIN` turns every control off (greedy decoding as
 before these options existed).

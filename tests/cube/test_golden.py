@@ -102,7 +102,8 @@ def test_golden_tiers_fit_the_golden_model(cube: Path, golden_model, embedder) -
     and each tier still answers."""
     from memos_cli.digest import json_sha256
     from memos_cli.tiers import chunks, kv, lora
-    from memos_cli.tiers.plaintext import build_messages, generate
+    from memos_cli.tiers.decode import generate
+    from memos_cli.tiers.plaintext import build_messages
 
     c = open_cube(cube)
     legacy = c.manifest.version < (1, 5)

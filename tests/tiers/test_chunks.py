@@ -19,7 +19,8 @@ from memos_cli.tiers import chunks, prompt, rope
 from memos_cli.tiers import compose as comp
 from memos_cli.tiers.convert import select_memories
 from memos_cli.tiers.convert_chunks import convert_to_chunks
-from memos_cli.tiers.plaintext import answer_memories, generate_ids, retrieve
+from memos_cli.tiers.decode import generate_ids
+from memos_cli.tiers.plaintext import answer_memories, retrieve
 from tests.conftest import FIXED_TIME, ROOT, make_tiny_llama, make_tiny_model, read_json
 
 runner = CliRunner()

@@ -17,7 +17,8 @@ from memos_cli.errors import FormatError, IntegrityError, SignatureError, UsageE
 from memos_cli.models import chat
 from memos_cli.tiers import kv, rope
 from memos_cli.tiers.convert import convert_to_kv, select_memories
-from memos_cli.tiers.plaintext import build_messages, generate
+from memos_cli.tiers.decode import generate
+from memos_cli.tiers.plaintext import build_messages
 from tests.conftest import make_tiny_llama
 
 runner = CliRunner()

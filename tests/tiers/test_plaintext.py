@@ -11,7 +11,8 @@ from memos_cli.cli.app import app
 from memos_cli.cube import open_cube
 from memos_cli.memory import Memory
 from memos_cli.models import chat
-from memos_cli.tiers.plaintext import answer, build_messages, generate, retrieve
+from memos_cli.tiers.decode import generate
+from memos_cli.tiers.plaintext import answer, build_messages, retrieve
 
 runner = CliRunner()
 

@@ -7,10 +7,11 @@ from typing import Any
 
 from memos_cli.errors import UsageError
 from memos_cli.models.chat import ChatModel
+from memos_cli.tiers.decode import generate_ids
 from memos_cli.tiers.lora.adapter import attach, detach
 from memos_cli.tiers.lora.combine import attach_many, check_all, route
 from memos_cli.tiers.lora.data import prompt_ids
-from memos_cli.tiers.plaintext import Answer, generate_ids
+from memos_cli.tiers.plaintext import Answer
 
 
 def answer_lora(cube: Any, chat: ChatModel, question: str, *, max_new_tokens: int = 128,
