@@ -81,14 +81,9 @@ def fit(tokenizer: Any, hits: Sequence[Any], limit: int | None, k: int | None = 
     for h in hits:
         if k is not None and len(kept) >= k:
             break
-        if limit is None:
-            kept.append(h)
-            continue
         n = piece_tokens(tokenizer, len(kept) + 1, [h.memory])
-        if used + n <= limit:
+        if limit is None or used + n <= limit:
             kept.append(h)
             used += n
-    if limit is None:
-        used = sum(piece_tokens(tokenizer, i, [h.memory]) for i, h in enumerate(kept, start=1))
     return Fit(kept, used, len(hits) - len(kept), limit)
 
