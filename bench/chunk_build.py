@@ -4,8 +4,8 @@ did not).
 
 The default chat model (SmolLM2-135M-Instruct, float32 on the CPU) builds the chunks of the
 first N turns of a held-out LoCoMo conversation (42, never used for tuning) twice in the
-same run, alternating, R rounds: one chunk per pass (``chunks.build_chunk``, what convert did)
-and eight per pass (``chunks.build_chunks``, right-padded rows, what convert does now). It
+same run, alternating, R rounds: one chunk per pass (``chunk_build.build_chunk``, what convert did)
+and eight per pass (``chunk_build.build_chunks``, right-padded rows, what convert does now). It
 reports the median seconds per chunk of each and the largest difference between a batched
 chunk's keys and values and the single pass's (float rounding of the batched products).
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bench.retrieval import machine  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.sources import Defaults, read_sources  # noqa: E402
-from memos_cli.tiers import chunks  # noqa: E402
+from memos_cli.tiers import chunk_build  # noqa: E402
 
 
 def main() -> None:
@@ -46,15 +46,15 @@ def main() -> None:
     mems = read_sources([args.conversation], Defaults(now=datetime.now(timezone.utc))
                         ).results[0].memories[:args.turns]
     lm = chat.load()
-    prefix = chunks.build_prefix(lm)
+    prefix = chunk_build.build_prefix(lm)
     groups = [[m] for m in mems]
     one_s, batch_s, worst = [], [], 0.0
     for _ in range(args.rounds):
         t0 = time.perf_counter()
-        single = [chunks.build_chunk(lm, prefix, g) for g in groups]
+        single = [chunk_build.build_chunk(lm, prefix, g) for g in groups]
         one_s.append((time.perf_counter() - t0) / len(groups))
         t0 = time.perf_counter()
-        batched = dict(chunks.build_chunks(lm, prefix, groups, batch=args.batch))
+        batched = dict(chunk_build.build_chunks(lm, prefix, groups, batch=args.batch))
         batch_s.append((time.perf_counter() - t0) / len(groups))
         for n, s in enumerate(single):
             for (k1, v1), (k2, v2) in zip(s.layers, batched[n].layers, strict=True):

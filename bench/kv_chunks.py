@@ -49,7 +49,7 @@ from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
-from memos_cli.tiers import chunks, prompt  # noqa: E402
+from memos_cli.tiers import chunk_build, chunks, prompt  # noqa: E402
 from memos_cli.tiers import compose as comp  # noqa: E402
 from memos_cli.tiers.convert_chunks import convert_to_chunks  # noqa: E402
 from memos_cli.tiers.decode import generate_ids  # noqa: E402
@@ -92,14 +92,14 @@ class ChunkCache:
 
     def __init__(self, lm: chat.ChatModel) -> None:
         self.lm = lm
-        self.prefix = chunks.build_prefix(lm)
-        self.store: dict[tuple[str, bool], chunks.Built] = {}
+        self.prefix = chunk_build.build_prefix(lm)
+        self.store: dict[tuple[str, bool], chunk_build.Built] = {}
 
-    def get(self, group: list, after_prefix: bool) -> chunks.Built:  # type: ignore[type-arg]
-        key = (chunks.key_of(group), after_prefix)
+    def get(self, group: list, after_prefix: bool) -> chunk_build.Built:  # type: ignore[type-arg]
+        key = (chunk_build.key_of(group), after_prefix)
         if key not in self.store:
-            self.store[key] = chunks.build_chunk(self.lm, self.prefix if after_prefix else None,
-                                                 group)
+            prefix = self.prefix if after_prefix else None
+            self.store[key] = chunk_build.build_chunk(self.lm, prefix, group)
         return self.store[key]
 
 

@@ -291,12 +291,12 @@ def apply(p: Plan, chat: Any, store_set: Any, memories: Sequence[Memory], *, sco
     import json
     import time
 
-    from memos_cli.tiers import chunks
+    from memos_cli.tiers import chunk_build
 
     t0 = time.perf_counter()
     by_id = {m.id: m for m in memories}
     dtype = store_set.storage_dtype
-    prefix = chunks.build_prefix(chat, dtype)
+    prefix = chunk_build.build_prefix(chat, dtype)
     total = 0
     if not store_set.prefix.is_file():
         write_atomic(store_set.prefix, lambda tmp: write_segment(tmp, prefix.meta,
@@ -326,7 +326,7 @@ def apply(p: Plan, chat: Any, store_set: Any, memories: Sequence[Memory], *, sco
                 tmp, mt, s.token_ids, s.layers))
         p.reused += 1
     groups = [[by_id[d.memory_id or ""]] for d in compute]
-    for n, (i, built) in enumerate(chunks.build_chunks(chat, prefix, groups, dtype), start=1):
+    for n, (i, built) in enumerate(chunk_build.build_chunks(chat, prefix, groups, dtype), start=1):
         write_atomic(store_set.chunk(compute[i].key), lambda tmp, b=built: write_segment(
             tmp, b.meta, b.token_ids, b.layers))
         p.computed += 1

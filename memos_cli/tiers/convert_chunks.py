@@ -32,7 +32,7 @@ from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.fingerprint import fingerprint_digest
-from memos_cli.tiers import chunks, prompt, rope
+from memos_cli.tiers import chunk_build, prompt, rope
 from memos_cli.tiers.convert import with_tier
 
 
@@ -56,7 +56,7 @@ class ChunksReport:
                 "bytes_per_token": round(self.bytes / max(self.tokens, 1), 1)}
 
 
-def _write(tmp: Path, rel: str, built: chunks.Built) -> dict[str, Any]:
+def _write(tmp: Path, rel: str, built: chunk_build.Built) -> dict[str, Any]:
     p = tmp / rel
     p.parent.mkdir(parents=True, exist_ok=True)
     write_segment(p, built.meta, built.token_ids, built.layers)
@@ -65,7 +65,7 @@ def _write(tmp: Path, rel: str, built: chunks.Built) -> dict[str, Any]:
             "tokens": built.meta.num_tokens}
 
 
-#: Chunks prefilled in one forward pass (``chunks.build_chunks``: right-padded rows, each equal
+#: Chunks prefilled in one forward pass (``chunk_build.build_chunks``: right-padded rows, each equal
 #: to its own pass up to float rounding): 1.7x faster than one per pass (bench/chunk_build.py).
 BATCH = 8
 
@@ -120,7 +120,7 @@ def convert_to_chunks(path: str | Path, chat: ChatModel, memories: list[Memory],
               if any(m.id in wanted for m in g)]
     order = {m.id: n for n, m in enumerate(memories)}
     groups.sort(key=lambda g: min(order.get(m.id, len(order)) for m in g))
-    prefix = chunks.build_prefix(chat, storage_dtype)
+    prefix = chunk_build.build_prefix(chat, storage_dtype)
     entries: list[ChunkEntry] = []
     reused = skipped = 0
     with rewrite(cube, key=key) as (tmp, raw):
@@ -131,9 +131,9 @@ def convert_to_chunks(path: str | Path, chat: ChatModel, memories: list[Memory],
             raise UsageError(f"--max-bytes {max_bytes} is below the prefix's {total} bytes")
         if progress:  # the bar shows from the start, not after the first chunk
             progress(0, len(groups))
-        built: dict[int, chunks.Built] = {}
+        built: dict[int, chunk_build.Built] = {}
         for n, g in enumerate(groups, start=1):
-            ck = chunks.key_of(g)
+            ck = chunk_build.key_of(g)
             rel = f"{base}/{ck}.safetensors"
             info: dict[str, Any]
             if ck in old:
@@ -145,8 +145,8 @@ def convert_to_chunks(path: str | Path, chat: ChatModel, memories: list[Memory],
             else:
                 if n - 1 not in built:  # the next BATCH groups to build, in one pass
                     todo = [i for i in range(n - 1, len(groups))
-                            if chunks.key_of(groups[i]) not in old][:BATCH]
-                    built = {todo[j]: b for j, b in chunks.build_chunks(
+                            if chunk_build.key_of(groups[i]) not in old][:BATCH]
+                    built = {todo[j]: b for j, b in chunk_build.build_chunks(
                         chat, prefix, [groups[i] for i in todo], storage_dtype, batch=BATCH)}
                 info = _write(tmp, rel, built.pop(n - 1))
             if max_bytes is not None and total + info["size"] > max_bytes:

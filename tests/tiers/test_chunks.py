@@ -15,7 +15,7 @@ from memos_cli.cube.chunks import check_sets, chunk_key, set_id
 from memos_cli.cube.kv import check_segment, read_segment, write_segment
 from memos_cli.errors import FormatError, IntegrityError, UsageError
 from memos_cli.models import chat
-from memos_cli.tiers import chunks, prompt, rope
+from memos_cli.tiers import chunk_build, chunks, prompt, rope
 from memos_cli.tiers import compose as comp
 from memos_cli.tiers.convert import select_memories
 from memos_cli.tiers.convert_chunks import convert_to_chunks
@@ -61,8 +61,8 @@ def test_family_rerotation_exact_and_one_chunk_equals_text(
     assert rope.calibrate(lm.model, ropes) < 1e-4
     mems = open_cube(packed_cube).memories[:3]
     tok = lm.tokenizer
-    prefix = chunks.build_prefix(lm)
-    built = chunks.build_chunk(lm, prefix, mems[2:3])
+    prefix = chunk_build.build_prefix(lm)
+    built = chunk_build.build_chunk(lm, prefix, mems[2:3])
     # the shape the fingerprint (and so every file's header) records is the cache's own
     # (#34: GPT-NeoX ignores num_key_value_heads and attends with all 4 heads)
     fp = lm.fingerprint()
@@ -80,7 +80,7 @@ def test_family_rerotation_exact_and_one_chunk_equals_text(
                                atol=1e-5, rtol=1e-4)
     # one chunk in slot 1, nothing recomputed: the text tier's greedy output
     text = answer_memories(lm, mems[:1], Q, max_new_tokens=8)
-    one = chunks.build_chunk(lm, prefix, mems[:1])
+    one = chunk_build.build_chunk(lm, prefix, mems[:1])
     spans = [comp.Span(prefix.token_ids.tolist(), prefix.layers, 0),
              comp.Span(prompt.marker_ids(tok, 1)),
              comp.Span(one.token_ids.tolist(), one.layers, one.meta.start_position, True),
@@ -93,10 +93,10 @@ def test_family_rerotation_exact_and_one_chunk_equals_text(
 
 def test_full_recompute_is_a_plain_prefill(tiny: chat.ChatModel, packed_cube: Path) -> None:
     mems = open_cube(packed_cube).memories[:4]
-    prefix = chunks.build_prefix(tiny)
+    prefix = chunk_build.build_prefix(tiny)
     spans = [comp.Span(prefix.token_ids.tolist(), prefix.layers, 0)]
     for slot, m in enumerate(mems, start=1):
-        b = chunks.build_chunk(tiny, prefix, [m])
+        b = chunk_build.build_chunk(tiny, prefix, [m])
         spans += [comp.Span(prompt.marker_ids(tiny.tokenizer, slot)),
                   comp.Span(b.token_ids.tolist(), b.layers, b.meta.start_position, True)]
     spans.append(comp.Span(prompt.closing_ids(tiny.tokenizer, Q)))
@@ -115,8 +115,8 @@ def test_full_recompute_is_a_plain_prefill(tiny: chat.ChatModel, packed_cube: Pa
 
 def test_stored_tensors_are_not_modified(tiny: chat.ChatModel, packed_cube: Path) -> None:
     mems = open_cube(packed_cube).memories[:2]
-    prefix = chunks.build_prefix(tiny)
-    b = chunks.build_chunk(tiny, prefix, mems[1:])
+    prefix = chunk_build.build_prefix(tiny)
+    b = chunk_build.build_chunk(tiny, prefix, mems[1:])
     before = [k.clone() for k, _ in b.layers]
     spans = [comp.Span(prefix.token_ids.tolist(), prefix.layers, 0),
              comp.Span(prompt.marker_ids(tiny.tokenizer, 1)),
