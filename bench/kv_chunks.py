@@ -43,7 +43,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.retrieval import machine  # noqa: E402
+from bench.retrieval import machine, search  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
@@ -53,7 +53,7 @@ from memos_cli.tiers import chunk_build, chunks, prompt  # noqa: E402
 from memos_cli.tiers import compose as comp  # noqa: E402
 from memos_cli.tiers.convert_chunks import convert_to_chunks  # noqa: E402
 from memos_cli.tiers.decode import generate_ids  # noqa: E402
-from memos_cli.tiers.plaintext import answer_memories, retrieve  # noqa: E402
+from memos_cli.tiers.plaintext import answer_memories  # noqa: E402
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 #: name -> (chunks after the prefix?, rotate?, rule, ratio)
@@ -163,7 +163,7 @@ def locomo_items(cube, enc, lm, qa_files: list[Path], n: int, k: int,  # type: i
         data = json.loads(path.read_text("utf-8"))
         qs = [q for q in data["qa"] if q.get("category") in (1, 2, 3, 4) and "answer" in q]
         for q in qs[:per]:
-            found = [r.memory for r in retrieve(cube, enc, q["question"], k)]
+            found = [r.memory for r in search(cube, enc, q["question"], k).hits]
             groups = [[m] for m in found] if group == "memory" else _groups(cube, found, group)
             items.append((q["question"], groups, str(q["answer"])))
     return items[:n]
@@ -189,8 +189,7 @@ def ttft(lm, enc, cube_path: Path, questions: list[str], ks: tuple[int, ...],  #
     """Median TTFT of the product paths: plaintext tier against kv chunks (every retrieved
     memory cached), both from the retrieved memories to the first token."""
     cube = open_cube(cube_path)
-    need = {m.id for q in questions for r in retrieve(cube, enc, q, max(ks))
-            for m in [r.memory]}
+    need = {r.memory.id for q in questions for r in search(cube, enc, q, max(ks)).hits}
     mems = [m for m in cube.memories if m.id in need]
     convert_to_chunks(cube_path, lm, mems)
     cube = open_cube(cube_path)
@@ -199,7 +198,7 @@ def ttft(lm, enc, cube_path: Path, questions: list[str], ks: tuple[int, ...],  #
         for ratio in ratios:
             text, kv, hits = [], [], []
             for q in questions:
-                found = [r.memory for r in retrieve(cube, enc, q, k)]
+                found = [r.memory for r in search(cube, enc, q, k).hits]
                 answer_memories(lm, found, q, max_new_tokens=1)  # warm
                 text.append(answer_memories(lm, found, q, max_new_tokens=1).ttft_s)
                 a = chunks.answer_chunked(cube, enc, lm, q, k=k, ratio=ratio,
@@ -358,7 +357,7 @@ def main() -> None:
             dq = dq[:: max(1, len(dq) // args.doc_questions)][: args.doc_questions]
             ditems = []
             for q in dq:
-                found = [r.memory for r in retrieve(dcube, enc, q, args.k)]
+                found = [r.memory for r in search(dcube, enc, q, args.k).hits]
                 ditems.append((q, [[m] for m in found], None))
             print(f"docs: {len(ditems)} questions", file=sys.stderr)
             res["docs_tokens_per_memory"] = round(statistics.mean(

@@ -35,14 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from retrieval import KS, evidence_ids, machine, recall  # noqa: E402
+from retrieval import KS, evidence_ids, machine, recall, search  # noqa: E402
 
 from memos_cli.cube import CubeSpec, open_cube, write_cube  # noqa: E402
 from memos_cli.lifecycle.pack import embed_memories, embed_rows, pack  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.readers import Budget, ReaderRun, run_readers  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
-from memos_cli.tiers.plaintext import retrieve  # noqa: E402
+from memos_cli.validity import View  # noqa: E402
 
 TUNE = ("26", "30", "41")
 CATEGORIES = (1, 2, 3, 4)
@@ -168,13 +168,12 @@ def main() -> None:
                     readers=[r for n in combo for r in runs[n][0].records()],
                     reader_rows=rows))
                 c = open_cube(path)
-                retrieve(c, embedder, "warm-up query", 10)
+                search(c, embedder, "warm-up query", 10)
                 per = results.setdefault(label, {}).setdefault(split, {})
                 for q in qs:
-                    t0 = time.perf_counter()
-                    hits = retrieve(c, embedder, q["question"], max(KS), now=now)
-                    latencies.setdefault(label, []).append(time.perf_counter() - t0)
-                    found = [h.memory.turn_id or "" for h in hits]
+                    result = search(c, embedder, q["question"], max(KS), View(now=now))
+                    latencies.setdefault(label, []).append(result.search_s)
+                    found = [h.memory.turn_id or "" for h in result.hits]
                     for key in ("all", str(q["category"])):
                         for k, v in recall(found, evidence_ids(q)).items():
                             per.setdefault(key, {}).setdefault(k, []).append(v)

@@ -26,6 +26,7 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,12 +36,13 @@ os.environ["MEMOS_NO_USAGE"] = "1"  # no usage store, no access log: the retriev
 os.environ["MEMOS_VAULT"] = str(Path(tempfile.gettempdir()) / "memos-bench-no-vault")
 sys.path.insert(0, str(ROOT))
 
-from memos_cli.api import Session  # noqa: E402
+from memos_cli.api import SearchResult, Session  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.cube.index import Index, build_index  # noqa: E402
 from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
+from memos_cli.validity import CURRENT, View  # noqa: E402
 
 KS = (1, 5, 10)
 
@@ -56,6 +58,14 @@ def evidence_ids(q: dict) -> set[str]:
 
 def recall(found: list[str], ev: set[str]) -> dict[int, float]:
     return {k: len(ev & set(found[:k])) / len(ev) for k in KS}
+
+
+def search(cube: Any, embedder: Any, query: str, k: int, view: View = CURRENT) -> SearchResult:
+    """The top ``k`` memories of an opened ``cube`` for ``query`` through the library's entry
+    point (``Session.search``, what ``memos search`` runs), best first; ``view.now`` is what
+    relative dates count from. The benches search through this, so that they measure what a
+    user gets."""
+    return Session([cube], embedder=embedder).search(query, k, view=view)
 
 
 def machine() -> str:

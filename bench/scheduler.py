@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.kv_chunks import f1  # noqa: E402
-from bench.retrieval import machine  # noqa: E402
+from bench.retrieval import machine, search  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
@@ -230,7 +230,9 @@ def usage_cost(enc, files: list[Path], work: Path, n: int = 60) -> dict:  # type
     """What recording adds to a search, in process: the search (retrieve, k = 10) and the
     printing of its table, with and without usage recording as `memos search` does it (the
     table opened in a thread during retrieval, the append in a thread during printing),
-    alternated, ``n`` each; and the cold open plus append alone."""
+    alternated, ``n`` each; and the cold open plus append alone. The search here is the
+    retrieval function itself (``tiers.plaintext.retrieve``), not ``Session.search``: this
+    measures the recording that ``Session.search`` adds to it."""
     import io
 
     from rich.console import Console
@@ -244,7 +246,7 @@ def usage_cost(enc, files: list[Path], work: Path, n: int = 60) -> dict:  # type
     qs = [q["question"] for q in json.loads(files[0].read_text())["qa"]][: n]
     console = Console(file=io.StringIO(), width=120)
 
-    def search(q: str, record: bool) -> float:
+    def timed(q: str, record: bool) -> float:
         t0 = time.perf_counter()
         s = UsageStore(store.path).warm() if record else None  # as `memos search` does
         hits = retrieve(cube, enc, q, K)
@@ -254,11 +256,11 @@ def usage_cost(enc, files: list[Path], work: Path, n: int = 60) -> dict:  # type
             console.print("\n".join(f"{h.rank} {h.score:.4f} {h.memory.render()}" for h in hits))
         return time.perf_counter() - t0
 
-    search(qs[0], True)
+    timed(qs[0], True)
     with_, without, alone = [], [], []
     for q in qs:
-        without.append(search(q, False))
-        with_.append(search(q, True))
+        without.append(timed(q, False))
+        with_.append(timed(q, True))
         hits = retrieve(cube, enc, q, K)
         t0 = time.perf_counter()
         record_quietly(UsageStore(store.path), "search", uses_of(hits))  # opened cold
@@ -360,7 +362,7 @@ def main() -> None:
                       if q.get("category") in (1, 2, 3, 4) and "answer" in q]
                 if args.max_questions:
                     qa = qa[:args.max_questions]
-                items = [(q["question"], retrieve(cube, enc, q["question"], K)) for q in qa]
+                items = [(q["question"], search(cube, enc, q["question"], K).hits) for q in qa]
                 convs.append({"name": f.stem, "cube": cube, "items": items,
                               "gold": [str(q["answer"]) for q in qa]})
             res["questions"] = sum(len(c["items"]) for c in convs)

@@ -36,14 +36,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.retrieval import machine  # noqa: E402
+from bench.retrieval import machine, search  # noqa: E402
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.lifecycle.pack import pack  # noqa: E402
 from memos_cli.models import chat  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.scheduler import policy as scheduler  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
-from memos_cli.tiers.plaintext import retrieve  # noqa: E402
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 TUNE = ("26", "30", "41")
@@ -106,7 +105,7 @@ def main() -> int:
             cube = open_cube(out)
             qa = [q for q in json.loads(f.read_text())["qa"]
                   if q.get("category") in (1, 2, 3, 4) and "answer" in q]
-            items = [[r.memory.id for r in retrieve(cube, enc, q["question"], K)] for q in qa]
+            items = [[r.memory.id for r in search(cube, enc, q["question"], K).hits] for q in qa]
             convs.append((cube, items, *scheduler.estimator(lm, cube.memories, "float16")))
     configs = [(0.0, 5, 0, "max1")] + [(s, w, b, m) for s in (0.5, 0.75, 1.0)
                                         for w in (5, 10, 20) for b in (0, 20, 50)

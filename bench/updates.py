@@ -51,14 +51,13 @@ os.environ["MEMOS_VAULT"] = str(Path(tempfile.gettempdir()) / "memos-bench-no-va
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from retrieval import evidence_ids, machine  # noqa: E402
+from retrieval import evidence_ids, machine, search  # noqa: E402
 
 from memos_cli.cube import open_cube  # noqa: E402
 from memos_cli.lifecycle.evolve import Ledger  # noqa: E402
 from memos_cli.lifecycle.pack import embed_memories, pack  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
 from memos_cli.sources import Defaults  # noqa: E402
-from memos_cli.tiers.plaintext import retrieve  # noqa: E402
 from memos_cli.validity import View, parse_as_of  # noqa: E402
 
 NOW = datetime(2026, 12, 3, tzinfo=timezone.utc)
@@ -115,7 +114,7 @@ def search_scores(cube: Any, embedder: Any, scenarios: list[dict[str, Any]]) -> 
     asof_ok = asof_n = 0
     misses = []
     for s in scenarios:
-        hits = retrieve(cube, embedder, s["question"], 5, now=NOW)
+        hits = search(cube, embedder, s["question"], 5, View(now=NOW)).hits
         texts = [h.memory.content.lower() for h in hits]
         cur = s["current"].lower()
         first_cur = next((i for i, t in enumerate(texts) if cur in t), None)
@@ -128,8 +127,8 @@ def search_scores(cube: Any, embedder: Any, scenarios: list[dict[str, Any]]) -> 
         if first_cur != 0:
             misses.append(s["id"])
         for probe in s["as_of"]:
-            view = View(as_of=parse_as_of(probe["time"]))
-            got = retrieve(cube, embedder, s["question"], 1, now=NOW, view=view)
+            view = View(as_of=parse_as_of(probe["time"]), now=NOW)
+            got = search(cube, embedder, s["question"], 1, view).hits
             asof_n += 1
             asof_ok += bool(got) and probe["expect"].lower() in got[0].memory.content.lower()
     n = len(scenarios)
@@ -193,8 +192,8 @@ def locomo(files: list[Path], embedder: Any, tmp: Path) -> dict[str, Any]:
                 continue
             narrowed += View().for_query(q["question"], NOW).period is not None
             for mode, on, dates in LOCOMO_MODES:
-                hits = retrieve(cubes[on], embedder, q["question"], 10, now=NOW,
-                                view=View(dates=dates))
+                hits = search(cubes[on], embedder, q["question"], 10,
+                              View(dates=dates, now=NOW)).hits
                 found = {h.memory.turn_id for h in hits}
                 scores[mode].append(len(ev & found) / len(ev))
     n = len(next(iter(scores.values())))
