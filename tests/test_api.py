@@ -5,13 +5,14 @@ default vault (#28 bug 7)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from memos_cli.api import AnswerOptions, Session
+from memos_cli.api import AnswerOptions, ConvertOptions, Session, prepare_conversion
 from memos_cli.cli.app import app
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
@@ -188,3 +189,48 @@ def test_history_by_id_matches_the_whole_vault_read(tmp_path: Path, embedder: ob
         monkeypatch.setattr(reading, "_LINKED_ROUNDS", 1)  # the chain needs more rounds
         assert s.history(ids[0]).to_dict() == by_id
         assert s.history(ids[3][:10]).to_dict() == s.history(ids[3]).to_dict()  # a prefix
+
+
+@pytest.mark.parametrize("opts, words", [
+    (ConvertOptions(to="bogus"), "--to 'bogus': this memos converts to kv"),
+    (ConvertOptions(to="kv", top=0), "--top must be at least 1"),
+    (ConvertOptions(to="lora", chunks=True), "--chunks goes with --to kv"),
+    (ConvertOptions(to="kv", chunks=True, drop_text=True), "--chunks goes with --to kv"),
+    (ConvertOptions(to="lora", recipe="magic"), "--recipe 'magic' is not one of"),
+    (ConvertOptions(to="lora", rank=0), "--epochs, --rank and --budget must be at least 1"),
+])
+def test_convert_options_that_do_not_go_together(opts: ConvertOptions, words: str) -> None:
+    with pytest.raises(UsageError, match=words.replace("'", ".").replace("-", r"\-")):
+        opts.checked()
+
+
+def test_a_library_conversion_is_what_convert_builds(packed_cube: Path, tiny_llama: Path,
+                                                     tmp_path: Path) -> None:
+    """KV chunks built through ``prepare_conversion`` and ``Conversion.run`` are the chunk set
+    ``memos convert --to kv --chunks`` writes into another copy of the same cube: same set
+    id, chunks, tokens and files; both say that the cube lost its signature."""
+    from memos_cli.cube import open_verified
+    from memos_cli.models import chat
+
+    mine, theirs = tmp_path / "lib.memcube", tmp_path / "cli.memcube"
+    shutil.copytree(packed_cube, mine)
+    shutil.copytree(packed_cube, theirs)
+    job = prepare_conversion(mine, ConvertOptions(to="kv", chunks=True, dtype="float32"))
+    assert job.needs_model and job.kind == "chunks" and len(job.memories) > 1
+    heard: list[tuple[str, int, int]] = []
+    built = job.run(chat.load(str(tiny_llama), device="cpu"),
+                    progress=lambda *a: heard.append(a))
+    r = runner.invoke(app, ["convert", str(theirs), "--to", "kv", "--chunks", "--dtype",
+                            "float32", "--model", str(tiny_llama), "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    shown = json.loads(r.stdout)
+    lib = built.to_dict()
+    for d in (lib, shown):
+        d.pop("build_s"), d.pop("path", None)
+    assert lib == shown and lib["chunks"] == len(job.memories)
+    assert built.dropped_signature and "was signed and is now unsigned" in r.stderr
+    assert heard and heard[-1][1] == heard[-1][2]  # the progress reached its end
+    files = [sorted(p.relative_to(c).as_posix() for p in (c / "kv").rglob("*"))
+             for c in (mine, theirs)]
+    assert files[0] == files[1] and files[0]
+    assert [s.id for s in open_verified(mine).chunk_sets] == [shown["chunk_set"]]

@@ -7,15 +7,12 @@ from pathlib import Path
 import typer
 
 from memos_cli import config
+from memos_cli.api.converting import Converted, ConvertOptions, prepare_conversion
 from memos_cli.cli.choices import Device, Dtype
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
 from memos_cli.cli.cube_args import changed_cube
 from memos_cli.cli.output import err, out, print_json, progress_bar, status, warn_unsigned
-from memos_cli.cube import open_cube, open_verified
-from memos_cli.errors import UsageError
-from memos_cli.evaluation.evaluate import bare_ask, load_questions, run_tier
 from memos_cli.models import chat
-from memos_cli.tiers.lora import RECIPES, REPLAY_PROMPTS, Recipe
 from memos_cli.units import parse_size
 
 
@@ -99,136 +96,56 @@ def _convert(cube: Path, to: str, model: str | None, dtype: str | None, ids: str
              seed: int, replay: int, budget: int, eval_file: Path | None, key: Path | None,
              embedder: Path | None, as_json: bool) -> None:
     key = config.signing_key(key)
-    from memos_cli.tiers.convert import (  # imports torch
-        convert_to_kv,
-        restore_text,
-        select_memories,
-    )
-
-    if to not in ("kv", "text", "lora"):
-        raise UsageError(f"--to {to!r}: this memos converts to kv (activation tier), lora "
-                         "(parameter tier) or text")
-    if to == "text":
-        encoder = load_embedder(embedder)
-        lm = None
-        was_signed = open_cube(cube).signed
-        if not open_cube(cube).has_lora:
-            with status("loading model") as say:
-                lm = chat.load(model, status=say, device=device)
-        with status("restoring memories"):
-            data = restore_text(cube, lm, encoder, key=key)
-        if was_signed and not data["signed"]:
-            warn_unsigned(cube)
-        if as_json:
-            print_json(data)
-        else:
-            out.print(f"restored {data['memories']} memories of {data['path']} from "
-                      f"{data['from']}; " + ("signed" if data["signed"] else "unsigned"))
-        return
-    if top is not None and top < 1:
-        raise UsageError("--top must be at least 1")
-    c = open_verified(cube)
-    enc = load_embedder(embedder) if query else None
-    mems = select_memories(c, ids=[i for i in (ids or "").split(",") if i], query=query,
-                           top=top, embedder=enc)
-    if chunks and (to != "kv" or drop_text):
-        raise UsageError("--chunks goes with --to kv, without --drop-text (chunks follow "
-                         "retrieval, which needs the plaintext tier)")
-    kv_budget = parse_size(max_bytes) if max_bytes is not None else None
-    with status("loading model") as say:
-        lm = chat.load(model, status=say, device=device)
-    was_signed = c.signed
-    if dtype is None:
-        from memos_cli.tiers.convert_chunks import default_dtype
-
-        dtype = default_dtype(lm) if chunks else "float32"
-    if chunks:
-        _to_chunks(cube, lm, mems, group=group, dtype=dtype, budget=kv_budget, key=key,
-                   as_json=as_json)
-        if was_signed and key is None:
-            warn_unsigned(cube)
-        return
-    if to == "lora":
-        _to_lora(cube, lm, mems, key=key, drop_text=drop_text, as_json=as_json,
-                 options={"recipe": recipe, "epochs": epochs, "rank": rank, "lr": lr,
-                          "seed": seed, "budget": budget, "eval": eval_file,
-                          "replay": replay})
-        if was_signed and key is None:
-            warn_unsigned(cube)
-        return
-    with status(f"prefilling {len(mems)} memories"):
-        report = convert_to_kv(cube, lm, mems, storage_dtype=dtype, key=key,
-                               drop_text=drop_text)
-    if was_signed and not report.signed:
+    options = ConvertOptions(
+        to=to, ids=tuple(i for i in (ids or "").split(",") if i), query=query, top=top,
+        drop_text=drop_text, chunks=chunks, group=group,
+        max_bytes=parse_size(max_bytes) if max_bytes is not None else None, dtype=dtype,
+        recipe=recipe, epochs=epochs, rank=rank, lr=lr, seed=seed, replay=replay,
+        budget=budget, eval_file=eval_file).checked()
+    encoder = load_embedder(embedder) if to == "text" or query else None
+    job = prepare_conversion(cube, options, embedder=encoder)
+    lm = None
+    if job.needs_model:
+        with status("loading model") as say:
+            lm = chat.load(model, status=say, device=device)
+    if job.kind in ("chunks", "lora"):
+        with progress_bar() as update:
+            result = job.run(lm, embedder=encoder, key=key, progress=update)
+    else:
+        stage = ("restoring memories" if job.kind == "text"
+                 else f"prefilling {len(job.memories)} memories")
+        with status(stage):
+            result = job.run(lm, embedder=encoder, key=key)
+    if result.dropped_signature:
         warn_unsigned(cube)
     if as_json:
-        print_json(report.to_dict())
+        print_json(result.to_dict())
         return
-    out.print(f"wrote KV segment {report.segment_id}: {report.memories} memories, "
-              f"{report.tokens} tokens, {report.storage_dtype}, {report.bytes:,} bytes "
-              f"({report.bytes / report.tokens:,.0f} bytes/token), built in "
-              f"{report.build_s:.2f} s")
+    out.print(_line(result))
+    if result.kind == "chunks" and result.report.skipped_for_budget:
+        err.print(f"{result.report.skipped_for_budget} chunks left out: over --max-bytes")
 
 
-def _to_chunks(cube: Path, lm: chat.ChatModel, mems: list, *, group: str, dtype: str,
-               budget: int | None, key: Path | None, as_json: bool) -> None:
-    from memos_cli.tiers.convert_chunks import convert_to_chunks
-
-    with progress_bar() as update:
-        report = convert_to_chunks(cube, lm, mems, group=group, storage_dtype=dtype,
-                                   max_bytes=budget, key=key,
-                                   progress=lambda d, t: update("prefilling KV chunks", d, t))
-    if as_json:
-        print_json(report.to_dict())
-        return
-    line = (f"wrote KV chunk set {report.chunk_set} ({report.group}): {report.chunks} chunks "
-            f"({report.reused} reused) of {report.memories} memories, {report.tokens:,} tokens, "
-            f"{report.storage_dtype}, {report.bytes:,} bytes, built in {report.build_s:.1f} s")
-    out.print(line)
-    if report.skipped_for_budget:
-        err.print(f"{report.skipped_for_budget} chunks left out: over --max-bytes")
-
-
-def _to_lora(cube: Path, lm: chat.ChatModel, mems: list, *, key: Path | None,
-             drop_text: bool, as_json: bool, options: dict) -> None:
-    from memos_cli.tiers.convert import convert_to_lora
-
-    if options["recipe"] not in RECIPES:
-        raise UsageError(f"--recipe {options['recipe']!r} is not one of {', '.join(RECIPES)}")
-    epochs = options["epochs"]
-    lr = options["lr"]
-    if (epochs is not None and epochs < 1) or options["rank"] < 1 or \
-            (lr is not None and lr <= 0) or \
-            options["budget"] < 1 or not 0 <= options["replay"] <= len(REPLAY_PROMPTS):
-        raise UsageError("--epochs, --rank and --budget must be at least 1, --lr above 0, "
-                         f"--replay 0 to {len(REPLAY_PROMPTS)}")
-    recipe = Recipe.named(options["recipe"], epochs=options["epochs"], rank=options["rank"],
-                          alpha=2 * options["rank"], lr=options["lr"], seed=options["seed"],
-                          replay=options["replay"])
-    evaluate = None
-    if options["eval"] is not None:
-        questions = load_questions(options["eval"])
-
-        def evaluate(tuned: chat.ChatModel) -> dict:
-            with progress_bar() as update:
-                row = run_tier("lora", bare_ask(tuned, "lora"), questions, 0, update)
-            d = row.to_dict()
-            d.pop("bytes")
-            return {"questions_file": options["eval"].name, **d}
-    with progress_bar() as update:
-        report = convert_to_lora(
-            cube, lm, mems, recipe, key=key, drop_text=drop_text, budget=options["budget"],
-            evaluate=evaluate,
-            progress=lambda step, total, loss: update("training the LoRA adapter", step, total))
-    if as_json:
-        print_json(report)
-        return
-    line = (f"wrote LoRA adapter ({report['recipe']}): {report['memories']} memories, "
-            f"{report['examples']} examples, {report['steps']} steps in "
-            f"{report['train_s']:.0f} s, {report['bytes']:,} bytes")
-    if report["eval"]:
-        line += f"; build-time accuracy {report['eval']['accuracy']:.1%}"
-    out.print(line)
+def _line(result: Converted) -> str:
+    """The one line ``memos convert`` prints of what it built."""
+    r = result.report
+    if result.kind == "text":
+        return (f"restored {r['memories']} memories of {r['path']} from {r['from']}; "
+                + ("signed" if r["signed"] else "unsigned"))
+    if result.kind == "chunks":
+        return (f"wrote KV chunk set {r.chunk_set} ({r.group}): {r.chunks} chunks "
+                f"({r.reused} reused) of {r.memories} memories, {r.tokens:,} tokens, "
+                f"{r.storage_dtype}, {r.bytes:,} bytes, built in {r.build_s:.1f} s")
+    if result.kind == "lora":
+        line = (f"wrote LoRA adapter ({r['recipe']}): {r['memories']} memories, "
+                f"{r['examples']} examples, {r['steps']} steps in "
+                f"{r['train_s']:.0f} s, {r['bytes']:,} bytes")
+        if r["eval"]:
+            line += f"; build-time accuracy {r['eval']['accuracy']:.1%}"
+        return line
+    return (f"wrote KV segment {r.segment_id}: {r.memories} memories, "
+            f"{r.tokens} tokens, {r.storage_dtype}, {r.bytes:,} bytes "
+            f"({r.bytes / r.tokens:,.0f} bytes/token), built in {r.build_s:.2f} s")
 
 
 def register(app: typer.Typer) -> None:
