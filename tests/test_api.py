@@ -234,3 +234,20 @@ def test_a_library_conversion_is_what_convert_builds(packed_cube: Path, tiny_lla
              for c in (mine, theirs)]
     assert files[0] == files[1] and files[0]
     assert [s.id for s in open_verified(mine).chunk_sets] == [shown["chunk_set"]]
+
+
+def test_load_through_the_session_is_what_memos_load_installs(packed_cube: Path,
+                                                               tmp_path: Path) -> None:
+    """``Session.load`` installs as ``memos load`` does (same report, same rows), logs the
+    session's user, and a session over cubes refuses it."""
+    with Session(vault=tmp_path / "lib", user="tester") as s:
+        report = s.load(packed_cube, allow_unsigned=True).to_dict()
+    shown = json.loads(memos("load", packed_cube, "--vault", tmp_path / "cli", "--as", "tester",
+                             "--allow-unsigned", "--json").stdout)
+    assert {**report, "dry_run": False} == shown and report["added"] > 0
+    rows = [sorted((m.id, m.content_hash) for m in Vault(tmp_path / v).state().memories)
+            for v in ("lib", "cli")]
+    assert rows[0] == rows[1] and len(rows[0]) == report["added"]
+    assert [r["user"] for r in Vault(tmp_path / "lib").read_log(op="load")] == ["tester"]
+    with Session([packed_cube]) as s, pytest.raises(UsageError, match="into a vault"):
+        s.load(packed_cube)

@@ -296,6 +296,12 @@ class Session:
         which memory) or ``new``."""
         return writing.remember(self, text, **options)
 
+    def load(self, source: str | Path, **options: Any) -> Any:
+        """Install a cube or another system's file into the vault
+        (:func:`memos_cli.api.writing.load`, same options); returns the
+        :class:`~memos_cli.vault.load.LoadReport`."""
+        return writing.load(self, source, **options)
+
     def forget(self, memory_id: str, *, key: str | Path | None = None) -> Memory:
         """Remove one memory the user may change (:func:`memos_cli.api.writing.forget`)."""
         return writing.forget(self, memory_id, key=key)

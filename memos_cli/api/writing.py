@@ -1,6 +1,7 @@
 """Writing through the entry point: ``remember`` (one memory, as it happens) and ``forget``,
 over a cube or a vault (the Memory API of the MemOS paper, §7.1.2), for ``memos remember``,
-``chat`` and the MCP server alike."""
+``chat`` and the MCP server alike; and ``load``, a cube or another system's file installed
+into a vault (MemLoader, ``memos load``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from memos_cli.errors import UsageError
 from memos_cli.lifecycle.remember import new_memory, remember_in_cube
 from memos_cli.lifecycle.update import remove
 from memos_cli.memory import Memory, resolve_id
+from memos_cli.memstore.pull import fetched
+from memos_cli.memstore.ref import is_remote
 from memos_cli.vault.forget import forget as vault_forget
+from memos_cli.vault.load import load as vault_load
+from memos_cli.vault.merge import LoadReport
 from memos_cli.vault.remember import remember as vault_remember
 
 if TYPE_CHECKING:
@@ -103,3 +108,29 @@ def forget(session: Session, memory_id: str, *, key: str | Path | None = None) -
     remove(cube.path, lambda m: m.id != mid, key=key)
     session.reopen()
     return gone
+
+
+def load(session: Session, source: str | Path, *, on_conflict: str = "version",
+         allow_unsigned: bool = False, owners: dict[str, str] | None = None,
+         supersede: bool = True, dry_run: bool = False, plain_http: bool = False) -> LoadReport:
+    """Install a cube (a directory, or an ``oci://`` reference pulled and verified first) or a
+    file of another memory system into the session's vault, as the session's user (MemLoader,
+    ``memos load``; :func:`memos_cli.vault.load.load` says what is checked and decided). A
+    file of another system is embedded with the session's embedder.
+
+    Raises:
+        UsageError: the session reads cubes, not a vault. As :func:`memos_cli.vault.load.load`
+        and, for a reference, :func:`memos_cli.memstore.pull.fetched`.
+    """
+    if session.cubes:
+        raise UsageError("load installs into a vault; this session reads cubes")
+    vault = session.vault
+    options: dict[str, Any] = {"user": session.actor, "on_conflict": on_conflict,
+                               "allow_unsigned": allow_unsigned, "owners": owners,
+                               "supersede": supersede, "dry_run": dry_run}
+    if is_remote(str(source)):
+        with fetched(str(source), plain_http=plain_http) as (path, origin):
+            return vault_load(vault, path, origin=origin, **options)
+    src = Path(source)
+    encoder = None if (src / "manifest.json").is_file() else session.encoder()
+    return vault_load(vault, src, embedder=encoder, **options)

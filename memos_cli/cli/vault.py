@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from memos_cli.api import Session
 from memos_cli.cli import vault_versions
 from memos_cli.cli.choices import OnConflict
 from memos_cli.cli.cube import EMBEDDER_OPT, JSON_OPT, load_embedder
@@ -21,10 +22,9 @@ from memos_cli.governance.policy import can_read, current_user
 from memos_cli.governance.trust import trust_add as add
 from memos_cli.governance.trust import trust_list, trust_rm
 from memos_cli.memory import resolve_id
-from memos_cli.memstore.pull import fetched
 from memos_cli.memstore.ref import is_remote
 from memos_cli.scheduler.usage import UsageStore
-from memos_cli.vault import gc, load, remove
+from memos_cli.vault import gc, remove
 from memos_cli.vault.archive import archive_cold, restore
 
 vault_app = MemosTyper(help="Installed cubes: list, show, remove, expire, audit log.",
@@ -73,21 +73,17 @@ def load_command(
     --owner and --owner-map change whose memories they are (recorded in the access log).
     Example: [bold]memos load team.memcube --as bob --owner-map ann=bob[/bold]
     """
-    user = as_user or current_user()
     owners = parse_owner_map(owner, owner_map)
-    if is_remote(source):
-        with status(f"pulling {source}"), fetched(source, plain_http=plain_http) as (
-                path, origin):
-            report = load(open_vault(vault), path, user=user, on_conflict=on_conflict,
-                          allow_unsigned=allow_unsigned, origin=origin, owners=owners,
-                          supersede=supersede, dry_run=dry_run)
-    else:
-        is_cube = (Path(source) / "manifest.json").is_file()
-        enc = None if is_cube else load_embedder(embedder)
-        with status("verifying and loading"):
-            report = load(open_vault(vault), Path(source), user=user, embedder=enc,
-                          on_conflict=on_conflict, allow_unsigned=allow_unsigned,
-                          owners=owners, supersede=supersede, dry_run=dry_run)
+    remote = is_remote(source)
+    is_cube = remote or (Path(source) / "manifest.json").is_file()
+    with Session(vault=vault, user=as_user or current_user(), embedder=embedder) as session:
+        if not is_cube:  # another system's file: its memories are embedded on the way
+            with status("loading embedder"):
+                session.encoder()
+        with status(f"pulling {source}" if remote else "verifying and loading"):
+            report = session.load(source, on_conflict=on_conflict, allow_unsigned=allow_unsigned,
+                                  owners=owners, supersede=supersede, dry_run=dry_run,
+                                  plain_http=plain_http)
     if as_json:
         print_json({**report.to_dict(), "dry_run": dry_run})
         return
