@@ -14,7 +14,9 @@ markers, the question, a retrieved memory that has no chunk). Composition:
    or the *first* tokens of each chunk (EPIC, Hu et al., ICML 2025);
 3. one forward pass runs the fresh tokens and the chosen ones at their true positions, over the
    cached keys and values of all the others, with an explicit attention mask (causal by
-   position, and the sliding window where a layer has one);
+   position, and the sliding window where a layer has one); optionally with APE's attention
+   temperature and scale on the cached chunk tokens (Yang et al., ICLR 2025, "APE: Faster and
+   Longer Context-Augmented Generation via Adaptive Parallel Encoding", §3);
 4. the cache is put in position order into a ``DynamicCache`` of the model's own layer types.
 
 With every span fresh, this is a plain prefill. The same pass yields the logits after the last
@@ -126,12 +128,16 @@ def _rotated(spans: list[Span], ropes: list[rope.LayerRope], n_layers: int
 
 def select(model: Any, spans: list[Span], ids: list[int], cached_pos: list[int],
            layer_kv: Any, *, ratio: float, rule: str,
-           check_layer: int = CHECK_LAYER) -> tuple[set[int], Any]:
+           check_layer: int = CHECK_LAYER, group: int = 1) -> tuple[set[int], Any]:
     """Positions of the cached chunk tokens to recompute, and for ``deviation`` the cache of
     layers ``0..check_layer`` computed fresh over ``ids`` (else ``None``).
 
-    ``layer_kv``: the re-rotated cached keys and values of layer ``check_layer``,
-    ``[kv_heads, C, head_dim]``, in the order of ``cached_pos``.
+    ``layer_kv``: per layer, the re-rotated cached keys and values ``[kv_heads, C, head_dim]``
+    in the order of ``cached_pos`` (a list indexed by layer; one pair alone is layer
+    ``check_layer``'s). ``group``: the deviation is summed over layers
+    ``check_layer - group + 1 .. check_layer``, each divided by its mean over the tokens, so
+    that every layer of the group counts alike (``1``: layer ``check_layer`` alone, as
+    LMCache's blend does).
     """
     chunk_pos: list[int] = []
     firsts: set[int] = set()
@@ -146,28 +152,51 @@ def select(model: Any, spans: list[Span], ids: list[int], cached_pos: list[int],
     if rule == "first":
         return firsts, None
     fresh = rope.layer_keys(model, ids, list(range(len(ids))), upto=check_layer)
-    early: Any = fresh.layers[check_layer]
-    new_k = early.keys[0]  # [H, N, D]
+    per_layer = layer_kv if isinstance(layer_kv, list) else {check_layer: layer_kv}
     index = {p: j for j, p in enumerate(cached_pos)}
-    cols = torch.tensor([index[p] for p in chunk_pos], device=new_k.device)
-    old_k = layer_kv[0].index_select(1, cols).float()
-    dev = (new_k.index_select(1, torch.tensor(chunk_pos, device=new_k.device)).float()
-           - old_k).pow(2).sum(dim=(0, 2))
+    dev: Any = 0
+    for layer in range(max(0, check_layer - group + 1), check_layer + 1):
+        new_k = fresh.layers[layer].keys[0]  # [H, N, D]
+        cols = torch.tensor([index[p] for p in chunk_pos], device=new_k.device)
+        old_k = per_layer[layer][0].index_select(1, cols).float()
+        d = (new_k.index_select(1, torch.tensor(chunk_pos, device=new_k.device)).float()
+             - old_k).pow(2).sum(dim=(0, 2))
+        dev = dev + (d / d.mean().clamp_min(1e-12) if group > 1 else d)
     n = min(len(chunk_pos), math.ceil(ratio * len(chunk_pos)))
     top = torch.topk(dev, n).indices.tolist()
     return {chunk_pos[j] for j in top}, fresh
 
 
+def _chunk_mask(spans: list[Span], keep_pos: list[int], dev: Any) -> torch.Tensor:
+    """``[len(keep_pos)]`` bool: which kept cached positions belong to a chunk span (not the
+    shared prefix)."""
+    inside: set[int] = set()
+    at = 0
+    for s in spans:
+        if s.kv is not None and s.chunk:
+            inside.update(range(at, at + len(s.ids)))
+        at += len(s.ids)
+    return torch.tensor([p in inside for p in keep_pos], device=dev, dtype=torch.bool)
+
+
 def compose(model: Any, spans: list[Span], *, ratio: float = 0.0, rule: str = "deviation",
-            check_layer: int = CHECK_LAYER) -> Composed:
+            check_layer: int = CHECK_LAYER, group: int = 1, temperature: float = 1.0,
+            scale: float = 1.0) -> Composed:
     """Compose ``spans`` into a ``DynamicCache`` of every token, and the logits after it.
 
     ``ratio``: the share of cached chunk tokens to recompute (0 to 1) by ``rule``
-    (:data:`RULES`). The stored tensors are never modified.
+    (:data:`RULES`), chosen at ``check_layer`` (with ``group``, over that many layers up to
+    it: :func:`select`). ``temperature`` and ``scale`` (APE, §3): the attention logits of
+    the fresh tokens on the chunk tokens that stay cached are divided by ``temperature``
+    (their keys are, in the returned cache too, so it holds while decoding) and their
+    attention weights multiplied by ``scale`` (``log scale`` added to the mask, in the
+    composing pass only, so for the first answer token). ``1.0`` and ``1.0``: plain
+    attention. The stored tensors are never modified.
 
     Raises:
-        UsageError: the last span is cached (the question must be fresh), an unknown rule, or
-            a model whose RoPE cannot be re-rotated (see :func:`rope.describe`).
+        UsageError: the last span is cached (the question must be fresh), an unknown rule, a
+            ratio outside 0..1, a temperature or scale not above 0, or a model whose RoPE
+            cannot be re-rotated (see :func:`rope.describe`).
     """
     from transformers import DynamicCache
 
@@ -175,6 +204,8 @@ def compose(model: Any, spans: list[Span], *, ratio: float = 0.0, rule: str = "d
         raise UsageError(f"recompute rule {rule!r} is not one of {', '.join(RULES)}")
     if not 0 <= ratio <= 1:
         raise UsageError(f"recompute ratio {ratio} is not between 0 and 1")
+    if temperature <= 0 or scale <= 0 or group < 1:
+        raise UsageError("temperature and scale must be above 0, group at least 1")
     if not spans or spans[-1].kv is not None or not spans[-1].ids:
         raise UsageError("the prompt must end with fresh tokens (the question)")
     t0 = time.perf_counter()
@@ -185,9 +216,9 @@ def compose(model: Any, spans: list[Span], *, ratio: float = 0.0, rule: str = "d
     t_rot = time.perf_counter()
     body = len(ids)
     check = min(check_layer, n_layers - 1)
-    chosen, fresh_early = select(model, spans, ids[:body], cached_pos,
-                                 kv[check] if kv[check] is not None else (None, None),
-                                 ratio=ratio, rule=rule, check_layer=check)
+    chosen, fresh_early = select(model, spans, ids[:body], cached_pos, kv,
+                                 ratio=ratio, rule=rule, check_layer=check,
+                                 group=min(group, check + 1))
     t_sel = time.perf_counter()
     keep = [j for j, p in enumerate(cached_pos) if p not in chosen]
     keep_pos = [cached_pos[j] for j in keep]
@@ -195,6 +226,8 @@ def compose(model: Any, spans: list[Span], *, ratio: float = 0.0, rule: str = "d
     fresh_pos = [p for p in range(body) if p not in cached_set]
     dev = model.device
     keep_idx = torch.tensor(keep, device=dev, dtype=torch.long)
+    apart = temperature != 1.0 or scale != 1.0
+    in_chunk = _chunk_mask(spans, keep_pos, dev) if apart else None
     work = DynamicCache()
     for i in range(n_layers):
         pair = kv[i]
@@ -207,11 +240,19 @@ def compose(model: Any, spans: list[Span], *, ratio: float = 0.0, rule: str = "d
             v = ev.index_select(1, torch.tensor(keep_pos, device=dev))
         else:
             k, v = pair[0].index_select(1, keep_idx), pair[1].index_select(1, keep_idx)
+        if in_chunk is not None and temperature != 1.0:
+            k = torch.where(in_chunk[None, :, None], k / temperature, k)
         work.update(k.unsqueeze(0), v.unsqueeze(0), i)
+    mask = attention_masks(model, fresh_pos, keep_pos + fresh_pos)
+    if in_chunk is not None and scale != 1.0:
+        bias = torch.zeros(len(keep_pos) + len(fresh_pos), device=dev, dtype=model.dtype)
+        bias[:len(keep_pos)] = torch.where(in_chunk, math.log(scale), 0.0)
+        mask = ({t: m + bias for t, m in mask.items()} if isinstance(mask, dict)
+                else mask + bias)
     with torch.inference_mode():  # the last token is always fresh
         logits = model(input_ids=torch.tensor([[ids[p] for p in fresh_pos]], device=dev),
                        position_ids=torch.tensor([fresh_pos], device=dev),
-                       attention_mask=attention_masks(model, fresh_pos, keep_pos + fresh_pos),
+                       attention_mask=mask,
                        past_key_values=work, use_cache=True, logits_to_keep=1).logits[0, -1]
     order = torch.argsort(torch.tensor(keep_pos + fresh_pos, device=dev))
     cache = DynamicCache(config=model.config)
