@@ -68,6 +68,31 @@ def _write(tmp: Path, rel: str, built: chunk_build.Built) -> dict[str, Any]:
 #: Chunks prefilled in one forward pass (``chunk_build.build_chunks``: right-padded rows, each equal
 #: to its own pass up to float rounding): 1.7x faster than one per pass (bench/chunk_build.py).
 BATCH = 8
+#: Chunks are built a window at a time, sorted by length within it so that a pass pads little,
+#: and written in priority order (the ``--max-bytes`` budget keeps the first ones): at most
+#: this many groups, and at most :data:`WINDOW_BYTES` of computed keys and values held.
+WINDOW = 64
+WINDOW_BYTES = 256 * 2**20
+
+
+def _window(chat: ChatModel, groups: list[Any], first: int, old: dict[str, Any]) -> list[int]:
+    """Indexes of the groups to build next, from ``first`` on, skipping those already
+    stored: up to :data:`WINDOW` of them and :data:`WINDOW_BYTES` of keys and values at the
+    model's compute dtype (the first always)."""
+    fp = chat.fingerprint()
+    per_token = (2 * fp["num_layers"] * fp["num_kv_heads"] * fp["head_dim"]
+                 * chat.model.dtype.itemsize)
+    out: list[int] = []
+    held = 0
+    for i in range(first, len(groups)):
+        if chunk_build.key_of(groups[i]) in old:
+            continue
+        size = len(prompt.chunk_ids(chat.tokenizer, groups[i])) * per_token
+        if out and (len(out) == WINDOW or held + size > WINDOW_BYTES):
+            break
+        out.append(i)
+        held += size
+    return out
 
 
 def default_dtype(chat: ChatModel) -> str:
@@ -143,9 +168,8 @@ def convert_to_chunks(path: str | Path, chat: ChatModel, memories: list[Memory],
                         "tokens": old[ck].tokens}
                 reused += 1
             else:
-                if n - 1 not in built:  # the next BATCH groups to build, in one pass
-                    todo = [i for i in range(n - 1, len(groups))
-                            if chunk_build.key_of(groups[i]) not in old][:BATCH]
+                if n - 1 not in built:  # the next window of groups, BATCH a pass
+                    todo = _window(chat, groups, n - 1, old)
                     built = {todo[j]: b for j, b in chunk_build.build_chunks(
                         chat, prefix, [groups[i] for i in todo], storage_dtype, batch=BATCH)}
                 info = _write(tmp, rel, built.pop(n - 1))
