@@ -35,6 +35,12 @@ from memos_cli.validity import CURRENT, View
 #: Defaults chosen by bench/kv_chunks.py (README, "Activation tier: KV chunks").
 DEFAULT_RATIO = 0.30
 DEFAULT_RULE = "deviation"
+#: The deviation that picks the recomputed tokens is summed over layers 0-3, each divided by
+#: its mean (:func:`memos_cli.tiers.compose.select`), and those layers of the cached tokens are
+#: taken from the fresh pass: chosen by bench/compose_variants.py on the tuning conversations
+#: (next token equal to the full prefill's 0.756 -> 0.844), 0.875 -> 0.900 held out.
+DEFAULT_CHECK_LAYER = 3
+DEFAULT_GROUP = 4
 
 
 def check_meta(chat: ChatModel, meta: SegmentMeta, path: Path, kind: str) -> None:
@@ -234,7 +240,8 @@ def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
     """
     t1 = time.perf_counter()
     p = plan(chat, sources, [r.memory for r in hits], question, limit)
-    composed = comp.compose(chat.model, p.spans, ratio=ratio, rule=rule)
+    composed = comp.compose(chat.model, p.spans, ratio=ratio, rule=rule,
+                            check_layer=DEFAULT_CHECK_LAYER, group=DEFAULT_GROUP)
     gen = generate_ids(chat, composed.ids, cache=composed.cache, first_logits=composed.logits,
                        max_new_tokens=max_new_tokens, temperature=temperature, started=t1)
     scored = {r.memory.id: r for r in hits}  # a group's other members were not retrieved
