@@ -111,7 +111,7 @@ def compose_variants(res: dict[str, Any], out: Path) -> None:
         ax.set_xlim(0, 1)
         ax.set_title(f"{split.replace('_', '-')}: {res[split]['questions']} questions",
                      fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
     fig.tight_layout()
     fig.savefig(out / "compose-variants.png", dpi=110)
     plt.close(fig)
