@@ -187,7 +187,9 @@ def _groups(cube, found: list, group: str) -> list:  # type: ignore[no-untyped-d
 def ttft(lm, enc, cube_path: Path, questions: list[str], ks: tuple[int, ...],  # type: ignore[no-untyped-def]
          ratios: tuple[float, ...] = (chunks.DEFAULT_RATIO,)) -> list:  # type: ignore[type-arg]
     """Median TTFT of the product paths: plaintext tier against kv chunks (every retrieved
-    memory cached), both from the retrieved memories to the first token."""
+    memory cached), both from the retrieved memories to the first token; and where the kv
+    path's time goes (medians of its parts: chunk reads, re-rotation, the selection pass, the
+    pass over the fresh and recomputed tokens; the rest is the first token's sampling)."""
     cube = open_cube(cube_path)
     need = {r.memory.id for q in questions for r in search(cube, enc, q, max(ks)).hits}
     mems = [m for m in cube.memories if m.id in need]
@@ -197,6 +199,7 @@ def ttft(lm, enc, cube_path: Path, questions: list[str], ks: tuple[int, ...],  #
     for k in ks:
         for ratio in ratios:
             text, kv, hits = [], [], []
+            parts: dict[str, list[float]] = collections.defaultdict(list)
             for q in questions:
                 found = [r.memory for r in search(cube, enc, q, k).hits]
                 answer_memories(lm, found, q, max_new_tokens=1)  # warm
@@ -205,11 +208,15 @@ def ttft(lm, enc, cube_path: Path, questions: list[str], ks: tuple[int, ...],  #
                                           max_new_tokens=1)
                 kv.append(a.timings["ttft_s"])
                 hits.append(a.details["hits"])
+                for part in ("chunk_load_s", "rerotate_s", "select_s", "recompute_s"):
+                    parts[part].append(a.timings[part])
             rows.append({"k": k, "recompute_ratio": ratio, "questions": len(questions),
                          "text_ttft_s": round(statistics.median(text), 4),
                          "kv_ttft_s": round(statistics.median(kv), 4),
                          "ratio": round(statistics.median(kv) / statistics.median(text), 3),
-                         "hits": statistics.mean(hits)})
+                         "hits": statistics.mean(hits),
+                         "kv_parts_s": {p: round(statistics.median(v), 4)
+                                        for p, v in parts.items()}})
             print(f"  ttft: {rows[-1]}", file=sys.stderr, flush=True)
     return rows
 

@@ -231,9 +231,11 @@ def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
     with ``limit``, only what fits in that many tokens (:func:`plan`).
 
     ``timings`` (seconds): ``model_load_s``, ``retrieval_s``, ``chunk_load_s``, ``compose_s``
-    (re-rotation, selection and recompute), ``ttft_s`` (from the start of chunk loading to the
-    first new token), ``generate_s``, ``tokens_per_s``. ``details``: hits, misses, hits per
-    source, cached, fresh and recomputed tokens, and warnings about chunks prefilled instead.
+    (``rerotate_s``, ``select_s``: the fresh pass over the first layers that picks the tokens,
+    and ``recompute_s``: the pass over the fresh and picked tokens), ``ttft_s`` (from the
+    start of chunk loading to the first new token), ``generate_s``, ``tokens_per_s``.
+    ``details``: hits, misses, hits per source, cached, fresh and recomputed tokens, and
+    warnings about chunks prefilled instead.
 
     Raises:
         UsageError: composition is impossible for this model. FormatError: see :func:`plan`.
@@ -255,6 +257,8 @@ def answer_over(chat: ChatModel, question: str, hits: list[Retrieved], sources: 
     return Answer(question, gen.text, used, chat.name,
                   {"model_load_s": chat.load_s, "retrieval_s": retrieval_s,
                    "chunk_load_s": p.load_s, "compose_s": composed.timings["compose_s"],
+                   **{k: composed.timings[k] for k in ("rerotate_s", "select_s",
+                                                        "recompute_s")},
                    "ttft_s": gen.ttft_s, "generate_s": gen.total_s,
                    "tokens_per_s": gen.tokens_per_s},
                   gen.prompt_tokens, gen.new_tokens, tier=tier, details=details, stop=gen.stop,
