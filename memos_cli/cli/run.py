@@ -54,8 +54,8 @@ def run(
         None, help="kv with chunks: share of the cached chunk tokens to recompute, 0 to 1 "
                    "\\[default: 0.3]."),
     recompute_rule: RecomputeRule | None = typer.Option(
-        None, help="kv with chunks: deviation (CacheBlend: the tokens whose layer-1 keys "
-                   "deviate most), first (EPIC: the first tokens of each chunk) or none "
+        None, help="kv with chunks: deviation (CacheBlend: the tokens whose keys in layers "
+                   "0-3 deviate most), first (EPIC: the first tokens of each chunk) or none "
                    "\\[default: deviation]."),
     chunk_set: str | None = typer.Option(None, help="kv: the chunk set id to use \\[default: the "
                                                     "newest made by this model]."),
