@@ -108,11 +108,13 @@ def _recognizers() -> list[Any]:
     return [crypto, names, phones, *ids]
 
 
-#: Phone-like digit groups: an optional +CC and (area) code, then two to five groups of two
-#: to six digits split by spaces, dots or dashes (7 to 15 digits in all, :func:`_plausible`);
-#: a sentence's full stop may follow.
+#: Phone-like digit groups: an optional +CC and (area) code, then two to five groups (the
+#: first of two to six digits, the others of two to eight) split by spaces, dots or dashes,
+#: maybe an extension (``x028``, ``ext. 12``); 7 to 15 digits before any extension
+#: (:func:`_plausible`); a sentence's full stop, or a dash and a word ("-Office"), may follow.
 PHONE = (r"(?<![\w+.,/:-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?"
-         r"\d{2,6}(?:[\s.-]\d{2,6}){1,4}(?![\w,/:-]|[.-]\d)")
+         r"\d{2,6}(?:[\s.-]\d{2,8}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?"
+         r"(?![\w,/:]|-\d|[.]\d)")
 #: 13 to 19 digits, bare or in groups of four split by spaces or dashes.
 CARD = r"(?<![\w.,-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?)(?![\w.,-])"
 #: Two capital letters, two check digits, then 11 to 30 letters and digits, maybe grouped.
@@ -134,7 +136,8 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
     value = text[r.start:r.end]
     source = (r.recognition_metadata or {}).get("recognizer_name")
     if source == "memos-phones":
-        digits = sum(c.isdigit() for c in value)
+        number = re.split(r"\s?(?:x|ext)", value, maxsplit=1)[0]  # not the extension
+        digits = sum(c.isdigit() for c in number)
         if not 7 <= digits <= 15 or DATE_LIKE.fullmatch(value.strip()):
             return None
     if source == "memos-full-names":
@@ -153,6 +156,18 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
         if before[0] == "Project" or (before[0].lower() == "the" and noun_follows):
             return None
     return r
+
+
+#: Escaped line breaks and tabs (``\\n``, ``\\r``, ``\\t``: two characters, as JSON strings and
+#: logs pasted into notes carry them) where a word may follow or precede them.
+ESCAPED_BREAK = re.compile(r"\\[nrt]")
+
+
+def unescaped(text: str) -> str:
+    """``text`` with each escaped line break or tab read as a space and a real one, so that
+    the value after it starts a word ("Phone:\\n070-073-058"); the length is unchanged."""
+    return ESCAPED_BREAK.sub(lambda m: " " + {"n": "\n", "r": "\r", "t": "\t"}[m.group()[1]],
+                             text)
 
 
 @dataclass
@@ -184,9 +199,10 @@ class Redactor:
         if text not in self._seen:
             if len(self._seen) > 100_000:
                 self._seen.clear()
-            found = _analyzer().analyze(text=text, language="en", entities=self._entities,
+            seen = unescaped(text)  # same length: findings' offsets are the text's
+            found = _analyzer().analyze(text=seen, language="en", entities=self._entities,
                                         allow_list=list(self.keep) or None)
-            self._seen[text] = [r for r in (_plausible(text, f, self.keep) for f in found)
+            self._seen[text] = [r for r in (_plausible(seen, f, self.keep) for f in found)
                                 if r is not None]
         return list(self._seen[text])
 
