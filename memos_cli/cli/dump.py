@@ -37,7 +37,9 @@ def dump_command(
                                    ".md, .memcube]."),
     redact: str | None = typer.Option(None, "--redact", help="Personal data to replace: all, "
                                       "or some of email,phone,credit_card,iban,ip,ssn,url,"
-                                      "crypto,person,location (Microsoft Presidio)."),
+                                      "crypto,id_number,person,location (Microsoft "
+                                      "Presidio; id_number: a number its label names, "
+                                      "as a licence or passport)."),
     keep_terms: Path | None = typer.Option(None, "--keep-terms", metavar="FILE", help="Terms "
                                            "never redacted, one per line (product names)."),
     redact_terms: Path | None = typer.Option(None, "--redact-terms", metavar="FILE",

@@ -29,6 +29,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     "ssn": ("US_SSN",),
     "url": ("URL",),
     "crypto": ("CRYPTO",),
+    "id_number": ("ID_NUMBER",),
     "person": ("PERSON",),
     "location": ("LOCATION",),
 }
@@ -104,7 +105,11 @@ def _recognizers() -> list[Any]:
     ids = [PatternRecognizer(supported_entity="CREDIT_CARD", name="memos-cards",
                              patterns=[Pattern("card digits", CARD, 0.5)]),
            PatternRecognizer(supported_entity="IBAN_CODE", name="memos-ibans",
-                             patterns=[Pattern("iban shape", IBAN, 0.5)])]
+                             patterns=[Pattern("iban shape", IBAN, 0.5)]),
+           # numbers a label names: "driver's license number is Q695224096669", "insurance
+           # number A123456789", a 12-digit Maestro card after "card" (:func:`_plausible`)
+           PatternRecognizer(supported_entity="ID_NUMBER", name="memos-labelled-ids",
+                             patterns=[Pattern("labelled id", LABELLED_ID, 0.5)])]
     return [crypto, names, phones, *ids]
 
 
@@ -119,6 +124,12 @@ PHONE = (r"(?<![\w+.,/:-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?"
 CARD = r"(?<![\w.,-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?)(?![\w.,-])"
 #: Two capital letters, two check digits, then 11 to 30 letters and digits, maybe grouped.
 IBAN = r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b"
+#: Up to three letters, then 6 to 19 digits, as one token.
+LABELLED_ID = r"(?<![\w-])[A-Za-z]{0,3}\d{6,19}(?![\w-])"
+#: What names an identifier, within 30 characters before it and in the same sentence.
+ID_LABEL = re.compile(r"(?i)\b(?:licen[cs]e|passport|social security|ssn|insurance|"
+                      r"national id|identity|identification|id|tax|card|cc|account|"
+                      r"membership|member)\b[^.!?\n]{0,30}$")
 DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 
 
@@ -140,6 +151,8 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
         digits = sum(c.isdigit() for c in number)
         if not 7 <= digits <= 15 or DATE_LIKE.fullmatch(value.strip()):
             return None
+    if source == "memos-labelled-ids" and not ID_LABEL.search(text[max(0, r.start - 60):r.start]):
+        return None
     if source == "memos-full-names":
         words = value.split()
         while words and words[0].lower() in NOT_NAMES:
