@@ -246,3 +246,25 @@ def test_numbers_a_label_names_are_ids(text: str, gone: str) -> None:
 ])
 def test_unlabelled_numbers_are_not_ids(text: str) -> None:
     assert Redactor(("id_number",))(text) == text
+
+
+@pytest.mark.parametrize("text, kept, gone", [
+    ("We buy from Amkor Technology Inc. every quarter.", "Amkor Technology Inc.", None),
+    ("Mimecast Limited filed its report.", "Mimecast Limited", None),
+    ("Shares of Ebusco Holding N.V. fell.", "Ebusco Holding N.V.", None),
+    ("Kuba Kozłowski\nPlus Therapeutics Inc.\nWarsaw", "Plus Therapeutics Inc.",
+     "Kozłowski"),
+    ("Maria Garcia as our contact.", None, "Garcia"),
+])
+def test_a_run_with_a_company_legal_form_is_an_organisation(text: str, kept: str | None,
+                                                            gone: str | None) -> None:
+    """#28: a capitalised run that ends with, or is followed by, a legal form (cleanco's
+    list: Inc., Limited, N.V., ...) is a company, not a person; a person's name on the line
+    before a company's is still redacted, and a lowercase word after a name ("as") is no
+    legal form (bench/redaction_generated.py: organisations kept 0.241 -> 0.685 on its
+    untouched half)."""
+    out = Redactor(tuple(TYPES))(text) or ""
+    if kept is not None:
+        assert kept in out, out
+    if gone is not None:
+        assert gone not in out, out

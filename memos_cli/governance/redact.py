@@ -133,6 +133,30 @@ ID_LABEL = re.compile(r"(?i)\b(?:licen[cs]e|passport|social security|ssn|insuran
 DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 
 
+@cache
+def _legal_forms() -> frozenset[str]:
+    """Company legal forms of many countries, lowercased (``inc.``, ``gmbh``, ``plc``,
+    ``n.v.``, ``s.a.``...): the ``cleanco`` library's list."""
+    from cleanco import termdata
+
+    return frozenset(t.strip() for terms in termdata.terms_by_type.values() for t in terms)
+
+
+def _organisation(text: str, r: Any) -> bool:
+    """Whether a capitalised run is a company's name: it ends with, or is followed by, a
+    capitalised legal form ("Amkor Technology Inc.", "Mimecast Limited", "Ebusco Holding
+    N.V.")."""
+    last = text[r.start:r.end].split()[-1:]
+    after = text[r.end:r.end + 24].split("\n", 1)[0].split()[:2]  # on the same line
+    for word in last + after:
+        word = word.rstrip(",;:)'\"")
+        if word[:1].isupper() and word.lower() in _legal_forms():
+            return True
+        if word[:1].islower() or not word:
+            break
+    return False
+
+
 def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
     """The finding as kept, or ``None``: nothing that overlaps a ``keep`` term; a capitalised
     run loses leading words of :data:`NOT_NAMES` ("Call María José García") and needs two
@@ -153,6 +177,12 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
             return None
     if source == "memos-labelled-ids" and not ID_LABEL.search(text[max(0, r.start - 60):r.start]):
         return None
+    if r.entity_type == "PERSON" and _organisation(text, r):
+        head = value.split("\n", 1)[0].rstrip()
+        if "\n" not in value or not head:  # a company's name, not a person's
+            return None
+        r.end = r.start + len(head)  # a name on one line, a company's on the next
+        value = head
     if source == "memos-full-names":
         words = value.split()
         while words and words[0].lower() in NOT_NAMES:
