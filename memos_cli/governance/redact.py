@@ -93,8 +93,13 @@ def _recognizers() -> list[Any]:
         global_regex_flags=re.MULTILINE)
     names = PatternRecognizer(
         supported_entity="PERSON", name="memos-full-names",
-        patterns=[Pattern("full name", rf"\b{_WORD}(?:\s+{_WORD}){{1,3}}\b", 0.6)],
+        patterns=[Pattern("full name", rf"\b{_WORD}(?:\s+(?:[A-Z]\.?\s+)?{_WORD}){{1,3}}\b",
+                          0.6)],
         global_regex_flags=re.MULTILINE)  # case matters: capitals mark the name
+    # a name its cue announces: "my name is Klaudia", "ms. Tomasz", "named him Julian"
+    cues = PatternRecognizer(
+        supported_entity="PERSON", name="memos-name-cues",
+        patterns=[Pattern("cued name", NAME_CUE, 0.6)], global_regex_flags=re.MULTILINE)
     # Presidio's phone recognizer validates numbers against eight regions' numbering plans:
     # national formats of other countries, and numbers a plan does not know, slip through
     phones = PatternRecognizer(
@@ -110,7 +115,7 @@ def _recognizers() -> list[Any]:
            # number A123456789", a 12-digit Maestro card after "card" (:func:`_plausible`)
            PatternRecognizer(supported_entity="ID_NUMBER", name="memos-labelled-ids",
                              patterns=[Pattern("labelled id", LABELLED_ID, 0.5)])]
-    return [crypto, names, phones, *ids]
+    return [crypto, names, cues, phones, *ids]
 
 
 #: Phone-like digit groups: an optional +CC and (area) code, then two to five groups (the
@@ -124,6 +129,9 @@ PHONE = (r"(?<![\w+.,/:-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?"
 CARD = r"(?<![\w.,-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?)(?![\w.,-])"
 #: Two capital letters, two check digits, then 11 to 30 letters and digits, maybe grouped.
 IBAN = r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b"
+#: A cue that announces a name, then the capitalised word it announces.
+NAME_CUE = (r"(?i:\b(?:my name is|my name's|call me|named(?: him| her)?|"
+            r"(?:mr|mrs|ms|miss|dr)\.?)\s+)" + _WORD)
 #: Up to three letters, then 6 to 19 digits, as one token.
 LABELLED_ID = r"(?<![\w-])[A-Za-z]{0,3}\d{6,19}(?![\w-])"
 #: What names an identifier, within 30 characters before it and in the same sentence.
@@ -175,6 +183,9 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
         digits = sum(c.isdigit() for c in number)
         if not 7 <= digits <= 15 or DATE_LIKE.fullmatch(value.strip()):
             return None
+    if source == "memos-name-cues":  # the name, not its cue
+        r.start = r.end - len(re.search(rf"{_WORD}$", value).group())  # type: ignore[union-attr]
+        return r if text[r.start:r.end].lower() not in NOT_NAMES else None
     if source == "memos-labelled-ids" and not ID_LABEL.search(text[max(0, r.start - 60):r.start]):
         return None
     if r.entity_type == "PERSON" and _organisation(text, r):
@@ -213,6 +224,26 @@ def unescaped(text: str) -> str:
                              text)
 
 
+def _name_parts(text: str, found: list[Any], keep: tuple[str, ...]) -> list[Any]:
+    """A person's name found whole also names them where one of its words stands alone in
+    the same text ("directed by Tamara Pavlović and starring Pavlović"): each word of three
+    letters or more, capitalised and not one of :data:`NOT_NAMES`, at its other places."""
+    from presidio_analyzer import RecognizerResult
+
+    taken = [(r.start, r.end) for r in found]
+    words = {w.strip(".,;:'\"") for r in found if r.entity_type == "PERSON"
+             and len(text[r.start:r.end].split()) >= 2 for w in text[r.start:r.end].split()}
+    out = []
+    for w in words:
+        if len(w) < 3 or not w[:1].isupper() or w.lower() in NOT_NAMES or w in keep:
+            continue
+        for m in re.finditer(rf"(?<!\w){re.escape(w)}(?!\w)", text):
+            if not any(m.start() < e and s < m.end() for s, e in taken):
+                out.append(RecognizerResult("PERSON", m.start(), m.end(), 0.6))
+                taken.append((m.start(), m.end()))
+    return out
+
+
 @dataclass
 class Redactor:
     """Replaces the chosen types of personal data in text with ``<TYPE>``; ``counts`` tallies
@@ -245,8 +276,8 @@ class Redactor:
             seen = unescaped(text)  # same length: findings' offsets are the text's
             found = _analyzer().analyze(text=seen, language="en", entities=self._entities,
                                         allow_list=list(self.keep) or None)
-            self._seen[text] = [r for r in (_plausible(seen, f, self.keep) for f in found)
-                                if r is not None]
+            kept = [r for r in (_plausible(seen, f, self.keep) for f in found) if r is not None]
+            self._seen[text] = kept + _name_parts(seen, kept, self.keep)
         return list(self._seen[text])
 
     def learn(self, text: str | None) -> None:
