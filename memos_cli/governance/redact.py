@@ -171,7 +171,10 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
     words left; a PERSON or LOCATION of "Project" and one word is a project ("Project
     Kudu"); a one-word PERSON or LOCATION after "Project", or between "the" and a lowercase
     word or a model code (a word with a digit: "the Aurelia T4 sensor"), is a product ("the
-    Kestrel robot")."""
+    Kestrel robot"); a PERSON that ends with, or is followed by, a company legal form is a
+    company (:func:`_organisation`; across a line break, its first line stays a name); a
+    phone has 7 to 15 digits before any extension and is no date; a cued name is the word
+    after its cue; a labelled id needs its label (:data:`ID_LABEL`) before it."""
     for term in keep:
         for m in re.finditer(rf"(?<!\w){re.escape(term)}(?!\w)", text):
             if m.start() < r.end and r.start < m.end():
