@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,14 +140,9 @@ def select(model: Any, spans: list[Span], ids: list[int], cached_pos: list[int],
     that every layer of the group counts alike (``1``: layer ``check_layer`` alone, as
     LMCache's blend does).
     """
-    chunk_pos: list[int] = []
-    firsts: set[int] = set()
-    at = 0
-    for s in spans:
-        if s.kv is not None and s.chunk:
-            chunk_pos += range(at, at + len(s.ids))
-            firsts.update(range(at, at + math.ceil(ratio * len(s.ids))))
-        at += len(s.ids)
+    chunk_spans = list(_chunk_spans(spans))
+    chunk_pos = [p for at, n in chunk_spans for p in range(at, at + n)]
+    firsts = {p for at, n in chunk_spans for p in range(at, at + math.ceil(ratio * n))}
     if rule == "none" or ratio <= 0 or not chunk_pos:
         return set(), None
     if rule == "first":
@@ -167,15 +163,18 @@ def select(model: Any, spans: list[Span], ids: list[int], cached_pos: list[int],
     return {chunk_pos[j] for j in top}, fresh
 
 
-def _chunk_mask(spans: list[Span], keep_pos: list[int], dev: Any) -> torch.Tensor:
-    """``[len(keep_pos)]`` bool: which kept cached positions belong to a chunk span (not the
-    shared prefix)."""
-    inside: set[int] = set()
+def _chunk_spans(spans: list[Span]) -> Iterator[tuple[int, int]]:
+    """``(first position, length)`` of each cached chunk span (not the shared prefix)."""
     at = 0
     for s in spans:
         if s.kv is not None and s.chunk:
-            inside.update(range(at, at + len(s.ids)))
+            yield at, len(s.ids)
         at += len(s.ids)
+
+
+def _chunk_mask(spans: list[Span], keep_pos: list[int], dev: Any) -> torch.Tensor:
+    """``[len(keep_pos)]`` bool: which kept cached positions belong to a chunk span."""
+    inside = {p for at, n in _chunk_spans(spans) for p in range(at, at + n)}
     return torch.tensor([p in inside for p in keep_pos], device=dev, dtype=torch.bool)
 
 
