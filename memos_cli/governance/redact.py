@@ -150,15 +150,25 @@ def _legal_forms() -> frozenset[str]:
     return frozenset(t.strip() for terms in termdata.terms_by_type.values() for t in terms)
 
 
+def _legal_form(word: str) -> bool:
+    """Whether ``word`` is a company legal form: capitalised ("Inc.", "SA", "N.V."), or in
+    lowercase of three letters or more ("plc", "ltd"; "as" and "et" are words), or two forms
+    joined by a dot ("Co.Ltd.")."""
+    word = word.rstrip(",;:)'\"")
+    if len(word) < 3 and not word[:1].isupper():
+        return False
+    forms = _legal_forms()
+    parts = [x for x in word.lower().split(".") if x]
+    return word.lower() in forms or (len(parts) > 1 and all(x in forms for x in parts))
+
+
 def _organisation(text: str, r: Any) -> bool:
     """Whether a capitalised run is a company's name: it ends with, or is followed by, a
-    capitalised legal form ("Amkor Technology Inc.", "Mimecast Limited", "Ebusco Holding
-    N.V.")."""
+    legal form ("Amkor Technology Inc.", "Mimecast Limited", "Travis Perkins plc")."""
     last = text[r.start:r.end].split()[-1:]
     after = text[r.end:r.end + 24].split("\n", 1)[0].split()[:2]  # on the same line
     for word in last + after:
-        word = word.rstrip(",;:)'\"")
-        if word[:1].isupper() and word.lower() in _legal_forms():
+        if _legal_form(word):
             return True
         if word[:1].islower() or not word:
             break
@@ -191,12 +201,20 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
         return r if text[r.start:r.end].lower() not in NOT_NAMES else None
     if source == "memos-labelled-ids" and not ID_LABEL.search(text[max(0, r.start - 60):r.start]):
         return None
+    if r.entity_type == "PERSON" and "\n" in value.strip():  # a run across lines:
+        first, rest = value.split("\n", 1)           # a company's name on its first line
+        words = first.split()
+        if len(words) >= 2 and _legal_form(words[-1]) and rest.strip():
+            r.start += len(first) + 1 + len(rest) - len(rest.lstrip())
+            value = text[r.start:r.end]
     if r.entity_type == "PERSON" and _organisation(text, r):
         head = value.split("\n", 1)[0].rstrip()
         if "\n" not in value or not head:  # a company's name, not a person's
             return None
         r.end = r.start + len(head)  # a name on one line, a company's on the next
         value = head
+    if r.entity_type in ("URL", "LOCATION", "PERSON") and _legal_form(value.strip()):
+        return None  # "Co.Ltd." is a legal form, not a web address, a place or a person
     if source == "memos-full-names":
         words = value.split()
         while words and words[0].lower() in NOT_NAMES:
