@@ -182,6 +182,8 @@ def test_phone_card_and_iban_formats_of_other_countries(text: str, gone: str) ->
     "The budget cap is 48,000 euros for 2026-03-14.",
     "Release 1.2.3 shipped on 14.03.2026 at 10:30.",
     "We sold 1500 units in Q3 and 2 500 in Q4.",
+    "Shipped on 2026-12-04, build 12.34.5678.",  # later groups of up to eight digits
+    "Version 12.34.5678 is out.",                # do not take dates or versions
 ])
 def test_numbers_that_are_not_phones_stay(text: str) -> None:
     out = Redactor(("phone", "credit_card", "iban"))(text)
@@ -213,15 +215,6 @@ def test_escaped_breaks_are_read_as_breaks_without_moving_offsets() -> None:
     text = "Phone:\\n070-073-058 a\\tb \\\\ c"
     seen = unescaped(text)
     assert len(seen) == len(text) and seen == "Phone: \n070-073-058 a \tb \\\\ c"
-
-
-@pytest.mark.parametrize("text", [
-    "Shipped on 2026-12-04, build 12.34.5678.",
-    "Version 12.34.5678 is out.",
-])
-def test_long_groups_do_not_take_dates_or_versions(text: str) -> None:
-    out = Redactor(("phone",))(text)
-    assert out == text, out
 
 
 @pytest.mark.parametrize("text, gone", [

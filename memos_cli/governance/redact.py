@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -141,6 +142,12 @@ ID_LABEL = re.compile(r"(?i)\b(?:licen[cs]e|passport|social security|ssn|insuran
 DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 
 
+def _whole(term: str, text: str, *, ignore_case: bool = False) -> Iterator[re.Match[str]]:
+    """Where ``term`` stands in ``text`` as a whole: not inside a longer word."""
+    return re.finditer(rf"(?<!\w){re.escape(term)}(?!\w)", text,
+                       flags=re.IGNORECASE if ignore_case else 0)
+
+
 @cache
 def _legal_forms() -> frozenset[str]:
     """Company legal forms of many countries, lowercased (``inc.``, ``gmbh``, ``plc``,
@@ -186,7 +193,7 @@ def _plausible(text: str, r: Any, keep: tuple[str, ...]) -> Any:
     phone has 7 to 15 digits before any extension and is no date; a cued name is the word
     after its cue; a labelled id needs its label (:data:`ID_LABEL`) before it."""
     for term in keep:
-        for m in re.finditer(rf"(?<!\w){re.escape(term)}(?!\w)", text):
+        for m in _whole(term, text):
             if m.start() < r.end and r.start < m.end():
                 return None
     value = text[r.start:r.end]
@@ -255,10 +262,10 @@ def _name_parts(text: str, found: list[Any], keep: tuple[str, ...]) -> list[Any]
     words = {w.strip(".,;:'\"") for r in found if r.entity_type == "PERSON"
              and len(text[r.start:r.end].split()) >= 2 for w in text[r.start:r.end].split()}
     out = []
-    for w in words:
+    for w in sorted(words):
         if len(w) < 3 or not w[:1].isupper() or w.lower() in NOT_NAMES or w in keep:
             continue
-        for m in re.finditer(rf"(?<!\w){re.escape(w)}(?!\w)", text):
+        for m in _whole(w, text):
             if not any(m.start() < e and s < m.end() for s, e in taken):
                 out.append(RecognizerResult("PERSON", m.start(), m.end(), 0.6))
                 taken.append((m.start(), m.end()))
@@ -324,8 +331,7 @@ class Redactor:
 
         found = self._analyze(text) if detect else []
         for value, entity in [*self.known.items(), *((t, DENY) for t in self.deny)]:
-            for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text,
-                                 flags=re.IGNORECASE if entity == DENY else 0):
+            for m in _whole(value, text, ignore_case=entity == DENY):
                 found.append(RecognizerResult(entity, m.start(), m.end(), 1.0))
         if not found:
             return text
