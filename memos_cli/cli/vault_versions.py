@@ -1,5 +1,6 @@
-"""``memos vault versions``, ``checkout``, ``compact`` and ``migrate``: the vault's Lance
-versions, read as they were, pruned, and the one-time move from the generation layout."""
+"""``memos vault versions``, ``checkout``, ``compact``, ``migrate``, ``unsupersede`` and
+``seal``: the vault's Lance versions, read as they were, pruned, the one-time move from the
+generation layout, an undone supersession, and seals on rows written without them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from memos_cli.vault.compact import compact as do_compact
 from memos_cli.vault.evolve import unsupersede as do_unsupersede
 from memos_cli.vault.layout import CHECKOUT
 from memos_cli.vault.migrate import migrate as do_migrate
+from memos_cli.vault.sealing import seal_vault
 
 
 def versions(vault: str | None = VAULT_OPT, as_json: bool = JSON_OPT) -> None:
@@ -138,6 +140,30 @@ def unsupersede(memory_id: str = typer.Argument(..., metavar="MEMORY_ID",
                     "it"))
 
 
+def seal(vault: str | None = VAULT_OPT, as_user: str | None = AS_OPT,
+         dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be sealed; "
+                                      "write nothing."),
+         as_json: bool = JSON_OPT) -> None:
+    """Seal the vault's unsealed rows and its role table with your signing key (the config's
+    key, or MEMOS_KEY), after checking every seal already there. Readers then refuse a row
+    changed outside memos; with vault_seals = require they also refuse unsealed rows.
+
+    Example: [bold]memos vault seal[/bold]
+    """
+    user = as_user or current_user()
+    with status("sealing"):
+        report = seal_vault(_open(vault), user=user, dry_run=dry_run)
+    if as_json:
+        print_json(report)
+        return
+    others = ", ".join(f"{n} by {who}" for who, n in sorted(report["already"].items()))
+    out.print(plain(("would seal" if dry_run else "sealed") + f" {report['sealed']} rows"
+                    + (" and the role table" if report["roles"] else "")
+                    + (f"; sealed already: {others}" if others else "")
+                    + (f"; {report['unknown_signer']} sealed by keys this machine does not "
+                       "trust (memos trust add)" if report["unknown_signer"] else "")))
+
+
 def register(vault_app: typer.Typer) -> None:
-    for fn in (versions, checkout, compact, migrate, unsupersede):
+    for fn in (versions, checkout, compact, migrate, unsupersede, seal):
         vault_app.command(fn.__name__)(fn)

@@ -19,7 +19,9 @@ from typing import Any
 
 from memos_cli import strictjson
 from memos_cli.config import default_vault
+from memos_cli.digest import canonical_json
 from memos_cli.errors import FormatError, MemosError, UsageError
+from memos_cli.governance import seal
 from memos_cli.objstore.place import Place
 from memos_cli.principal import ROLE_PREFIX, Identity, check_name
 
@@ -82,6 +84,11 @@ class Roles:
             if not isinstance(data, dict) or data.get("format") != FORMAT or \
                     data.get("version") != VERSION or not isinstance(data.get("roles"), dict):
                 raise FormatError(f"not a {FORMAT} {VERSION} table", path=path)
+            mark = data.pop("seal", None)
+            if mark is not None and not isinstance(mark, str):
+                raise FormatError("the role table's seal is not a string", path=path)
+            seal.checker().check(seal.ROLES_DOMAIN, [canonical_json(data).decode()], mark,
+                                 row="the role table", where=path)
             roles = {check_name(n, "role"): Role(n, _names(r, "members", n, path),
                                                  _names(r, "admins", n, path))
                      for n, r in data["roles"].items()}
@@ -94,8 +101,11 @@ class Roles:
     def save(self) -> None:
         """Replace the table at once (a rename locally, one PUT in a bucket)."""
         assert self.place is not None
-        data = {"format": FORMAT, "version": VERSION,
-                "roles": {n: r.to_dict() for n, r in sorted(self.roles.items())}}
+        data: dict[str, Any] = {"format": FORMAT, "version": VERSION,
+                                "roles": {n: r.to_dict() for n, r in sorted(self.roles.items())}}
+        sealer = seal.sealer()
+        if sealer is not None:  # spec §16.5
+            data["seal"] = sealer.seal(seal.ROLES_DOMAIN, [canonical_json(data).decode()])
         self.place.write_text(ROLES_FILE, json.dumps(data, indent=1) + "\n")
 
     def is_member(self, role: str, who: Identity) -> bool:

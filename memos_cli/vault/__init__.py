@@ -24,6 +24,7 @@ writer committed first (``Vault.change``). A vault of the older generation layou
 once by ``memos vault migrate`` (``memos_cli.vault.migrate``).
 """
 
+from memos_cli.vault.layout import VAULT_VERSION
 from memos_cli.vault.load import _drop, gc, load, remove
 from memos_cli.vault.merge import CONFLICT_POLICIES, LoadReport, merge
 from memos_cli.vault.search import answer, search
@@ -31,7 +32,6 @@ from memos_cli.vault.store import (
     AUDIT,
     DB_DIR,
     VAULT_FORMAT,
-    VAULT_VERSION,
     State,
     Vault,
     default_path,

@@ -5,6 +5,7 @@ writers on other machines and on object storage take part the same way (spec §1
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -12,9 +13,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from memos_cli.errors import UsageError
+from memos_cli.governance import seal
 from memos_cli.pausepoints import pause
 from memos_cli.vault import rows as R
-from memos_cli.vault.layout import DB_DIR, TABLE, VAULT_FORMAT, VAULT_VERSION
+from memos_cli.vault.layout import DB_DIR, SEALED_VERSION, TABLE, VAULT_FORMAT, VAULT_VERSION
 
 if TYPE_CHECKING:
     from memos_cli.vault.store import Vault
@@ -73,11 +75,21 @@ def apply(vault: Vault, delta: R.Delta, *, dim: int | None = None) -> int:
     """
     tbl = vault.table()
     meta = vault.meta() if tbl is not None else {}
-    meta = {**meta, "format": VAULT_FORMAT, "version": VAULT_VERSION, **delta.meta}
+    sealer = seal.sealer()
+    sealed = sealer is not None if tbl is None else "seal" in tbl.schema.names
+    if tbl is not None and sealer is not None and not sealed:
+        _add_seal_column(vault, tbl)
+        raise Conflict("the table gained its seal column")  # decided again on it
+    meta = {**meta, "format": VAULT_FORMAT,
+            "version": SEALED_VERSION if sealed else VAULT_VERSION, **delta.meta}
+    if sealed and sealer is None:
+        logging.getLogger("memos").warning(
+            "warning: this change to %s is not sealed (no signing key: memos config set key "
+            "KEY); readers with vault_seals = require will refuse its rows", vault.path)
     if tbl is None:
         if dim is None:
             raise UsageError("a new vault needs the vector dimension of its embedder")
-        rows, _ = R.build(delta, dim, {}, 1, meta)
+        rows, _ = R.build(delta, dim, {}, 1, meta, sealed=sealed, sealer=sealer)
         _create(vault, rows)
     else:
         width = tbl.schema.field("vector").type.list_size
@@ -90,7 +102,8 @@ def apply(vault: Vault, delta: R.Delta, *, dim: int | None = None) -> int:
             t = vault._rows(f"key IN ({R.quoted(written[n:n + _BATCH])})", ["key", "seq"])
             seqs.update(zip(t.column("key").to_pylist(), t.column("seq").to_pylist(),
                             strict=True))
-        rows, _ = R.build(delta, width, seqs, int(meta.get("next_seq", 1)), meta)
+        rows, _ = R.build(delta, width, seqs, int(meta.get("next_seq", 1)), meta,
+                          sealed=sealed, sealer=sealer)
         gone = sorted(delta.delete - set(written))
         _join_memory(rows)
         ds = tbl.to_lance()  # at the version read: Lance checks what was committed since
@@ -110,6 +123,23 @@ def apply(vault: Vault, delta: R.Delta, *, dim: int | None = None) -> int:
     version = made if tbl is not None else int(vault.version or 0)
     _refresh_indexes(vault)
     return version
+
+
+def _add_seal_column(vault: Vault, tbl: Any) -> None:
+    """Give the table its ``seal`` column (format version 3, spec §16.5) at the first change
+    of a writer with a signing key: one Lance commit that adds the column, empty on every row
+    (rows written before stay unsealed until ``memos vault seal``); the change is then
+    decided again on the table as it is after this commit. Two writers adding it at once:
+    the second finds it there."""
+    try:
+        tbl.add_columns({"seal": "''"})
+    except Exception as e:  # lancedb raises bare errors; another writer may have added it
+        vault._tbl = None
+        again = vault.table()
+        if again is None or "seal" not in again.schema.names:
+            raise UsageError(f"cannot add the seal column to the vault: "
+                             f"{str(e).splitlines()[0][:200]}", path=vault.path) from e
+    vault._tbl = None
 
 
 #: The most memory Lance's merge join may take, whatever the change's size (bytes).
@@ -183,8 +213,6 @@ def _refresh_indexes(vault: Vault) -> None:
     the rows added, not to the vault), so that search does not scan them one by one.
     ``memos vault compact`` merges the segments. The change is committed already; a
     failure here only leaves that to ``compact``, and says so."""
-    import logging
-
     tbl = vault.table()
     try:
         if tbl is not None:

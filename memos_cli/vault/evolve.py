@@ -78,7 +78,8 @@ class Neighbours:
                 if len(self.near[q]) < k:
                     self.near[q].append((str(mid), float(sim)))
         found = sorted({i for row in self.near for i, _ in row})
-        self.memories = vault.memories(found) if found else {}
+        # the cube ids of the rows a change may rewrite come from the checked rows (§16.5)
+        self.memories = vault.memories(found, cubes=self.cube) if found else {}
 
     def row(self, memory_id: str) -> tuple[np.ndarray, str]:
         """The vector and cube id of the memory row ``memory_id`` (to rewrite it)."""

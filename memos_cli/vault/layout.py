@@ -11,6 +11,10 @@ TABLE = "vault"
 CHECKOUT = "CHECKOUT"
 VAULT_FORMAT = "memos-vault"
 VAULT_VERSION = 2  # 1: generation directories (``memos vault migrate``)
+#: A table with a ``seal`` column (spec §16.5): made by the first change of a writer that
+#: has a signing key. memos reads both.
+SEALED_VERSION = 3
+READ_VERSIONS = (VAULT_VERSION, SEALED_VERSION)
 #: The generation layout's pointer to its live generation (memos up to 0.1).
 LEGACY_CURRENT = "CURRENT"
 

@@ -14,6 +14,8 @@ cube        ``c/<cube id>``                       an installed cube (name, signe
 vault       ``v``                                 format, embedder, the next ``seq``
 ==========  ====================================  ============================================
 
+``seal`` (in a vault of format version 3) is the writer's signature over the row
+(:mod:`memos_cli.governance.seal`), empty when its writer had no key.
 ``record`` holds the JSON of the memory (``Memory.to_dict``) or of the cube or vault entry;
 ``seq`` keeps the order memories were installed in; ``text`` is what full-text search reads
 (current memories only); ``vector`` is the embedding (zeros on other rows).
@@ -32,6 +34,7 @@ import pyarrow as pa
 from memos_cli import strictjson
 from memos_cli.cube.index import index_text
 from memos_cli.errors import FormatError
+from memos_cli.governance.seal import ROW_DOMAIN, Sealer
 from memos_cli.memory import Memory
 
 if TYPE_CHECKING:
@@ -57,7 +60,8 @@ def cube_key(cube_id: str) -> str:
     return f"c/{cube_id}"
 
 
-def schema(dim: int) -> pa.Schema:
+def schema(dim: int, sealed: bool = False) -> pa.Schema:
+    """The table's columns; ``sealed`` (format version 3) adds ``seal``."""
     return pa.schema([
         pa.field("key", pa.string(), nullable=False),
         pa.field("kind", pa.string(), nullable=False),
@@ -68,7 +72,7 @@ def schema(dim: int) -> pa.Schema:
         pa.field("record", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
         pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
-    ])
+    ] + ([pa.field("seal", pa.string(), nullable=False)] if sealed else []))
 
 
 @dataclass
@@ -94,12 +98,15 @@ def _record(obj: Any) -> str:
 
 
 def build(delta: Delta, dim: int, seqs: dict[str, int], next_seq: int,
-          meta: dict[str, Any]) -> tuple[pa.Table, int]:
+          meta: dict[str, Any], *, sealed: bool = False,
+          sealer: Sealer | None = None) -> tuple[pa.Table, int]:
     """The Arrow rows ``delta`` writes, with the vault entry; ``seqs`` gives the ``seq`` of
-    keys already in the table (kept on replace); new keys take ``next_seq`` on. Returns the
-    rows and the next free ``seq``."""
+    keys already in the table (kept on replace); new keys take ``next_seq`` on. With
+    ``sealed`` (a table with a ``seal`` column) each row is sealed by ``sealer`` (an empty
+    seal without one). Returns the rows and the next free ``seq``."""
     zero = np.zeros(dim, np.float32)
-    rows: dict[str, list[Any]] = {n: [] for n in schema(dim).names}
+    table_schema = schema(dim, sealed)
+    rows: dict[str, list[Any]] = {n: [] for n in table_schema.names}
 
     def add(key: str, kind: str, ident: str, cube: str, chash: str, record: str, text: str,
             vec: np.ndarray) -> None:
@@ -111,6 +118,9 @@ def build(delta: Delta, dim: int, seqs: dict[str, int], next_seq: int,
                             ("content_hash", chash), ("seq", seq), ("record", record),
                             ("text", text), ("vector", vec)):
             rows[name].append(value)
+        if sealed:
+            rows["seal"].append("" if sealer is None else sealer.seal(
+                ROW_DOMAIN, [key, kind, ident, cube, chash, record]))
 
     for m, v, cube in delta.memories:
         add(memory_key(m.id), MEMORY, m.id, cube, m.content_hash, _record(m.to_dict()),
@@ -124,9 +134,10 @@ def build(delta: Delta, dim: int, seqs: dict[str, int], next_seq: int,
         add(cube_key(cube_id), CUBE, cube_id, cube_id, "", _record(info), "", zero)
     add(META_KEY, META, "", "", "", _record({**meta, "next_seq": next_seq + 1}), "", zero)
     vectors = np.stack(rows.pop("vector")).astype(np.float32).reshape(-1)
-    arrays = {n: pa.array(v, schema(dim).field(n).type) for n, v in rows.items()}
-    arrays["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dim)
-    return pa.table(arrays, schema=schema(dim)), next_seq
+    arrays = {n: pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dim)
+              if n == "vector" else pa.array(rows[n], table_schema.field(n).type)
+              for n in table_schema.names}
+    return pa.table(arrays, schema=table_schema), next_seq
 
 
 def memory_of(record: str, where: Any = None) -> Memory:

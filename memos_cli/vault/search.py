@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from memos_cli.cube.index import Index
 from memos_cli.errors import EmbedderMismatchError
+from memos_cli.governance import seal
 from memos_cli.tiers.plaintext import answer_hits, resolve_hits
 from memos_cli.validity import CURRENT, View
 from memos_cli.vault import rows as R
@@ -45,8 +46,18 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     view = view.for_query(query, now)  # a period the query names (spec §4.6)
     vector = embedder.encode([query])[0]
     pool = k
+    seals = vault.seals
+    columns: tuple[str, ...] = ("record",)
+    if seals.active:  # each hit's seal is checked as it is read (spec §16.5)
+        columns = tuple(c for c in vault.sealed_columns(tbl) if c not in ("id", "kind"))
     while True:
-        hits = index.search(query, vector, pool, columns=("record",))  # no second read by key
+        hits = index.search(query, vector, pool, columns=columns)  # no second read by key
+        if seals.active:
+            for h in hits:
+                if h.extra:
+                    got = {**h.extra, "id": h.id, "kind": h.via}
+                    seals.check(seal.ROW_DOMAIN, [str(got[c]) for c in seal.SEALED],
+                                got.get("seal"), row=f"row {got['key']}", where=vault.path)
         by_id = {h.id: R.memory_of(h.extra["record"], vault.path) for h in hits
                  if h.extra and h.extra.get("record")}
         by_id |= vault.memories([h.id for h in hits if h.id not in by_id])

@@ -4,7 +4,6 @@ at an earlier version. See :mod:`memos_cli.vault` for the layout."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import numpy as np
 
 from memos_cli.config import default_vault
 from memos_cli.errors import FormatError, RemoteError
+from memos_cli.governance import seal
 from memos_cli.governance.roles import active, use_vault
 from memos_cli.memory import Memory, format_time
 from memos_cli.objstore.place import Place
@@ -25,9 +25,9 @@ from memos_cli.vault.audit import AUDIT as AUDIT
 from memos_cli.vault.layout import (
     CHECKOUT,
     DB_DIR,
+    READ_VERSIONS,
     TABLE,
     VAULT_FORMAT,
-    VAULT_VERSION,
     remove_legacy,
 )
 
@@ -91,6 +91,7 @@ class Vault:
         self._ds: Any = None
         self._frozen = False  # inside change(): every read sees the version first read
         self.attempts = 0  # how many times the last change() ran its body
+        self._seals: seal.Checker | None = None
 
     @classmethod
     def staging(cls, directory: Path) -> Vault:
@@ -98,7 +99,7 @@ class Vault:
         access checks keep using the vault being replaced."""
         v = cls.__new__(cls)
         v.place, v.path, v.pinned, v.at = Place(directory), directory, False, None
-        v._tbl, v._ds, v._frozen, v.attempts = None, None, False, 0
+        v._tbl, v._ds, v._frozen, v.attempts, v._seals = None, None, False, 0, None
         return v
 
     # -- the table ----------------------------------------------------------------------------
@@ -172,29 +173,56 @@ class Vault:
         tbl = self.table()
         return None if tbl is None else int(tbl.version)
 
+    @property
+    def seals(self) -> seal.Checker:
+        """How this command checks rows' seals (:func:`memos_cli.governance.seal.checker`)."""
+        if self._seals is None:
+            self._seals = seal.checker()
+        return self._seals
+
+    def sealed_columns(self, tbl: Any) -> list[str]:
+        """The columns a row's seal is checked over, with ``seal`` where the table has it."""
+        return list(seal.SEALED) + (["seal"] if "seal" in tbl.schema.names else [])
+
     def _rows(self, where: str | None, columns: Sequence[str]) -> Any:
+        """Rows of the table (an Arrow table with at least ``columns``). Rows read for their
+        ``record`` or ``cube_id`` have their seals checked (spec §16.5).
+
+        Raises:
+            FormatError: unreadable, or a row whose seal refuses it.
+        """
         tbl = self.table()
         if tbl is None:
             return None
+        cols = list(columns)
+        check = bool({"record", "cube_id"} & set(cols)) and self.seals.active
+        if check:
+            cols += [c for c in self.sealed_columns(tbl) if c not in cols]
         try:
-            q = tbl.search().select(list(columns))
+            q = tbl.search().select(cols)
             if where is not None:
                 q = q.where(where)
-            return q.limit(None).to_arrow()
+            t = q.limit(None).to_arrow()
         except Exception as e:
             raise FormatError(f"vault table is unreadable: {str(e).splitlines()[0]}",
                               path=self._db) from e
+        if check:
+            seal.check_table(t, self.seals, self._db)
+        return t
 
     def meta(self) -> dict[str, Any]:
         """The vault entry (format, embedding, next_seq); empty for a new vault."""
         t = self._rows(f"key = '{R.META_KEY}'", ["record"])
         if t is None or t.num_rows == 0:
             return {}
-        data = json.loads(t.column("record")[0].as_py())
-        if data.get("format") != VAULT_FORMAT or data.get("version") != VAULT_VERSION:
-            raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} table",
-                              path=self._db)
-        return dict(data)
+        return self._meta_of(t.column("record")[0].as_py())
+
+    def _meta_of(self, record: str) -> dict[str, Any]:
+        data = R.object_of(record, self._db, "vault entry")
+        if data.get("format") != VAULT_FORMAT or data.get("version") not in READ_VERSIONS:
+            raise FormatError(f"not a {VAULT_FORMAT} table of version "
+                              f"{' or '.join(map(str, READ_VERSIONS))}", path=self._db)
+        return data
 
     # -- reading ------------------------------------------------------------------------------
     def state(self, *, vectors: bool = True) -> State:
@@ -242,15 +270,22 @@ class Vault:
         parts = [t for t in found if t is not None]
         return self._state(pa.concat_tables(parts) if parts else None, False)
 
-    def memories(self, ids: Sequence[str]) -> dict[str, Memory]:
-        """The current memories of ``ids`` that exist, by id."""
+    def memories(self, ids: Sequence[str],
+                 cubes: dict[str, str] | None = None) -> dict[str, Memory]:
+        """The current memories of ``ids`` that exist, by id; with ``cubes``, their cube ids
+        are put there too (both read from the same checked rows)."""
         out: dict[str, Memory] = {}
         keys = [R.memory_key(i) for i in dict.fromkeys(ids)]
         for n in range(0, len(keys), _BATCH):
-            t = self._rows(f"key IN ({R.quoted(keys[n:n + _BATCH])})", ["record"])
-            for rec in ([] if t is None else t.column("record").to_pylist()):
+            t = self._rows(f"key IN ({R.quoted(keys[n:n + _BATCH])})", ["record", "cube_id"])
+            if t is None:
+                continue
+            for rec, cube in zip(t.column("record").to_pylist(),
+                                 t.column("cube_id").to_pylist(), strict=True):
                 m = R.memory_of(rec, self._db)
                 out[m.id] = m
+                if cubes is not None:
+                    cubes[m.id] = cube
         return out
 
     def _state(self, table: Any, vectors: bool) -> State:
@@ -265,11 +300,7 @@ class Vault:
         for i in order.tolist():
             kind = kinds[i]
             if kind == R.META:
-                meta = R.object_of(records[i], self._db, "vault entry")
-                if meta.get("format") != VAULT_FORMAT or meta.get("version") != VAULT_VERSION:
-                    raise FormatError(f"not a {VAULT_FORMAT} {VAULT_VERSION} table",
-                                      path=self._db)
-                state.embedding = meta.get("embedding")
+                state.embedding = self._meta_of(records[i]).get("embedding")
             elif kind == R.CUBE:
                 state.cubes[cubes[i]] = R.object_of(records[i], self._db, "cube")
             elif kind == R.MEMORY:

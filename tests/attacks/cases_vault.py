@@ -2,8 +2,9 @@
 ``role:team`` (member: bob), with its small files replaced: a role table whose members are a
 string (read as letters, user ``b`` would be a member), files that are links out of the
 vault, FIFOs, folders, invalid UTF-8, deep or non-object JSON, and ``CHECKOUT`` values that
-are not version numbers. Every command runs as user ``b``, who may read nothing: a search
-that returns a memory is an access leak (``corpus.check``)."""
+are not version numbers, and rows or roles rewritten with valid values that grant ``b``
+access (the vault is sealed with ``Base.vault_key``). Every command runs as user ``b``, who
+may read nothing: a search that returns a memory is an access leak (``corpus.check``)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,20 @@ from tests.attacks.cases_cube import deep
 from tests.attacks.corpus import Base, Case
 
 
-def vault_case(name: str, make: Callable[[Path, Path], None], expect: str = "refuse") -> Case:
+def vault_case(name: str, make: Callable[[Path, Path], None], expect: str = "refuse",
+               env: tuple[tuple[str, str], ...] = ()) -> Case:
     def build(work: Path, base: Base) -> Path:
         assert base.vault is not None, "vault cases need Base.vault"
         v = work / "vault"
         shutil.copytree(base.vault, v, symlinks=True)
         make(v, work)
         return v
-    return Case(f"vault_{name}", "vault", build, expect)
+    return Case(f"vault_{name}", "vault", build, expect, env)
+
+
+#: The machine the commands run on knows the key that sealed the vault (its own, here).
+KNOWS_KEY = (("MEMOS_KEY", "{vault_key}"),)
+REQUIRES_SEALS = (*KNOWS_KEY, ("MEMOS_VAULT_SEALS", "require"))
 
 
 def _write(name: str, data: bytes | str) -> Callable[[Path, Path], None]:
@@ -71,8 +78,9 @@ def _special(name: str, kind: str) -> Callable[[Path, Path], None]:
     return make
 
 
-def _row(change: Callable[[dict], object]) -> Callable[[Path, Path], None]:
-    """Rewrite the record of the first memory row in the vault's Lance table."""
+def _row(change: Callable[[dict], object], **columns: str) -> Callable[[Path, Path], None]:
+    """Rewrite the record (and ``columns``) of the first memory row in the vault's Lance
+    table."""
     def make(v: Path, work: Path) -> None:
         import lancedb
 
@@ -80,7 +88,7 @@ def _row(change: Callable[[dict], object]) -> Callable[[Path, Path], None]:
         row = t.search().where("kind = 'memory'").limit(1).to_list()[0]
         out = change(json.loads(row["record"]))
         record = out if isinstance(out, str) else json.dumps(out)
-        t.update(where=f"key = '{row['key']}'", values={"record": record})
+        t.update(where=f"key = '{row['key']}'", values={"record": record, **columns})
     return make
 
 
@@ -118,4 +126,15 @@ CASES = [
     vault_case("row_deep", _row(lambda r: deep(50_000)), expect="any"),
     vault_case("row_list", _row(lambda r: [r]), expect="any"),
     vault_case("row_readers_string", _row(lambda r: {**r, "readers": "b"}), expect="any"),
+    # edits with valid values that grant user b access: refused by the rows' seals (§16.5);
+    # without a key to check with they are obeyed (README), so these cases run with one
+    vault_case("row_owner_b", _row(lambda r: {**r, "owner": "b"}), "any", KNOWS_KEY),
+    vault_case("row_readers_b", _row(lambda r: {**r, "visibility": "shared",
+                                                "readers": ["b"]}), "any", KNOWS_KEY),
+    vault_case("row_owner_b_unsealed", _row(lambda r: {**r, "owner": "b"}, seal="''"), "any",
+               REQUIRES_SEALS),
+    vault_case("roles_member_b", _roles(_members(["bob", "b"])), "any", KNOWS_KEY),
+    vault_case("roles_member_b_unsealed", _roles(lambda d: {
+        k: v for k, v in _members(["bob", "b"])(d).items() if k != "seal"}), "any",
+        REQUIRES_SEALS),
 ]

@@ -45,6 +45,8 @@ class Base:
     public_key: Path
     registry: str = ""
     vault: Path | None = None
+    #: the private key that sealed ``vault`` (spec §16.5)
+    vault_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ class Case:
     target: str  # "cube" | "kv" | "source" | "registry" | "model" | "bucket" | "vault"
     build: Callable[[Path, Base], Path]
     expect: str = "refuse"
+    #: environment the commands run with; ``{vault_key}`` stands for ``Base.vault_key``
+    env: tuple[tuple[str, str], ...] = ()
+
+    def environment(self, base: Base) -> dict[str, str]:
+        return {k: v.replace("{vault_key}", str(base.vault_key)) for k, v in self.env}
     note: str = ""
 
 
@@ -89,7 +96,7 @@ def commands(case: Case, path: Path, work: Path, base: Base) -> list[list[str]]:
         return out
     if case.target == "vault":
         return [["search", "tea", "--vault", p, "--as", "b", "--json"],
-                ["vault", "ls", "--vault", p, "--as", "b"],
+                ["vault", "ls", "--vault", p],
                 ["vault", "log", "--vault", p, "--as", "b"],
                 ["remember", "b likes coffee", "--vault", p, "--as", "b"]]
     if case.target == "bucket":
@@ -116,10 +123,13 @@ def commands(case: Case, path: Path, work: Path, base: Base) -> list[list[str]]:
     return out
 
 
-def make_vault(cube: Path, where: Path) -> Path:
+def make_vault(cube: Path, where: Path, key: Path | None = None) -> Path:
     """A vault holding ``cube``'s memories, owned by alice, one of them shared with
-    ``role:team`` (member bob); what the vault cases start from."""
+    ``role:team`` (member bob); what the vault cases start from. With ``key``, its rows and
+    role table are sealed with it (spec §16.5)."""
     env = {**os.environ, "MEMOS_NO_USAGE": "1"}
+    if key is not None:
+        env["MEMOS_KEY"] = str(key)
 
     def memos(*args: str) -> str:
         r = subprocess.run([sys.executable, "-m", "memos_cli", *args, "--vault", str(where)],

@@ -43,8 +43,9 @@ def base(packed_cube: Path, tiny_llama: Path, keys: tuple[Path, Path],
                        timeout=600)
     assert r.returncode == 0, r.stderr
     server, port = serve(packed_cube)
-    vault = make_vault(packed_cube, tmp_path_factory.mktemp("corpus-vault") / "vault")
-    yield Base(packed_cube, kv, tiny_llama, keys[1], f"127.0.0.1:{port}", vault)
+    vault = make_vault(packed_cube, tmp_path_factory.mktemp("corpus-vault") / "vault",
+                       key=keys[0])
+    yield Base(packed_cube, kv, tiny_llama, keys[1], f"127.0.0.1:{port}", vault, keys[0])
     server.shutdown()
 
 
@@ -86,6 +87,8 @@ def test_hostile_case(case: Case, base: Base, tmp_path: Path,
                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMOS_NO_USAGE", "1")
     monkeypatch.setenv("MEMOS_REMOTE_TIMEOUT", "1")  # the trickling registry cases
+    for name, value in case.environment(base).items():
+        monkeypatch.setenv(name, value)
     outcomes = run_case(case, base, tmp_path)
     problems = [f"{o.command}: {p}" for o in outcomes for p in o.problems]
     assert not problems, "\n".join(problems)

@@ -1,0 +1,235 @@
+"""Seals (MemGovernance, spec §16.5): a signature over each row of a vault's table and over
+its role table, made by the writer's key, so that a row rewritten by someone who can write
+the vault's files but does not hold a trusted key is refused instead of obeyed.
+
+A seal is ``<fingerprint> <signature>``: the ``sha256:`` fingerprint of the signer's public
+key (:func:`memos_cli.cube.signature.key_fingerprint`) and the base64 of a deterministic
+ECDSA P-256 / SHA-256 signature (RFC 6979) over :func:`message`. The writer seals with its
+signing key (``--key``-less: ``MEMOS_KEY`` or the config file's ``key``, as a pack is
+signed); a reader knows the keys of its trust store (``memos trust add``) and its own.
+
+What a reader does with a seal is its ``vault_seals`` setting (``MEMOS_VAULT_SEALS``):
+
+- ``check`` (default): a seal by a known key that does not verify refuses the row; rows
+  without a seal, or sealed by a key the reader does not know, are read as they are;
+- ``require``: every row read must carry a seal that verifies with a known key.
+
+A seal binds the row's key, kind, id, cube, content hash and record, not its vector or its
+full-text column (which change how it ranks, not what it says or who may read it), nor a
+version: a row that a trusted key sealed once can be put back (a rollback) or removed without
+a trace here. The same holds for ``roles.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from memos_cli.config import signing_key, value
+from memos_cli.cube.signature import _load_public
+from memos_cli.digest import canonical_json, sha256_bytes
+from memos_cli.errors import FormatError, KeyFileError, UsageError
+from memos_cli.governance.trust import trust_dir, trust_list
+
+#: The reader's policies (``vault_seals``).
+POLICIES = ("check", "require")
+#: What every row message starts with, so that a seal is never valid as another signature.
+ROW_DOMAIN = "memos-vault-row/1"
+ROLES_DOMAIN = "memos-vault-roles/1"
+#: The most bytes of a seal read (a fingerprint, a space, a DER signature in base64).
+MAX_SEAL = 256
+
+
+def message(domain: str, parts: Sequence[str]) -> bytes:
+    """The bytes a seal signs: RFC 8785 canonical JSON of ``[domain, *parts]`` (an array of
+    strings, UTF-8)."""
+    return canonical_json([domain, *parts])
+
+
+@dataclass(frozen=True)
+class Sealer:
+    """Seals with one EC P-256 private key."""
+
+    key: ec.EllipticCurvePrivateKey
+    fingerprint: str
+
+    def seal(self, domain: str, parts: Sequence[str]) -> str:
+        sig = self.key.sign(message(domain, parts),
+                            ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+        return f"{self.fingerprint} {base64.b64encode(sig).decode('ascii')}"
+
+
+@dataclass
+class Checker:
+    """Checks seals against the known public keys (fingerprint -> (name, key))."""
+
+    policy: str
+    known: dict[str, tuple[str, ec.EllipticCurvePublicKey]] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        """Whether any row could be refused: ``require``, or a key to check seals with."""
+        return self.policy == "require" or bool(self.known)
+
+    def check(self, domain: str, parts: Sequence[str], seal: str | None, *, row: str,
+              where: Any) -> str | None:
+        """Check one seal; returns the signer's name (``None``: unsealed or unknown signer,
+        which ``check`` accepts).
+
+        Raises:
+            FormatError: (naming ``where`` and ``row``) a seal by a known key that does not
+                verify, a malformed seal, or under ``require`` a row unsealed or sealed by an
+                unknown key.
+        """
+        if not seal:
+            if self.policy == "require":
+                raise FormatError(f"{row} is not sealed, and vault_seals is require (a "
+                                  "trusted writer can seal it: memos vault seal)", path=where)
+            return None
+        fp, _, b64 = seal[:MAX_SEAL].partition(" ")
+        try:
+            sig = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise FormatError(f"{row} has a malformed seal (changed outside memos?)",
+                              path=where) from None
+        signer = self.known.get(fp)
+        if signer is None:
+            if self.policy == "require":
+                raise FormatError(f"{row} is sealed by a key this machine does not trust "
+                                  f"({fp[:23]}...; memos trust add)", path=where)
+            return None
+        name, key = signer
+        try:
+            key.verify(sig, message(domain, parts), ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            raise FormatError(f"{row} does not match its seal by {name}: it was changed "
+                              "outside memos (memos vault versions: earlier versions)",
+                              path=where) from None
+        return name
+
+
+def _private(path: Path) -> ec.EllipticCurvePrivateKey:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"cannot read the signing key: {e.strerror}", path=path) from e
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise KeyFileError("not an unencrypted PEM private key", path=path) from e
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise KeyFileError("not an EC P-256 private key", path=path)
+    return key
+
+
+def _fingerprint(key: ec.EllipticCurvePublicKey) -> str:
+    return sha256_bytes(key.public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+@functools.lru_cache(maxsize=8)
+def _sealer(path: str, _mtime: int) -> Sealer:
+    key = _private(Path(path))
+    return Sealer(key, _fingerprint(key.public_key()))
+
+
+def sealer() -> Sealer | None:
+    """The sealer of this machine's signing key (``MEMOS_KEY`` or the config file's ``key``),
+    ``None`` without one.
+
+    Raises:
+        KeyFileError: the configured key is unreadable or not EC P-256.
+    """
+    path = signing_key(None)
+    if path is None:
+        return None
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as e:
+        raise KeyFileError(f"cannot read the signing key: {e.strerror}", path=path) from e
+    return _sealer(str(path), mtime)
+
+
+def policy() -> str:
+    """The ``vault_seals`` setting.
+
+    Raises:
+        UsageError: a value other than ``check`` or ``require``.
+    """
+    p = (value("vault_seals") or "check").strip().lower()
+    if p not in POLICIES:
+        raise UsageError(f"vault_seals is {p[:40]!r}; use check or require")
+    return p
+
+
+def _trusted_state() -> tuple[tuple[str, int], ...]:
+    d = trust_dir()
+    try:
+        return tuple(sorted((e.name, e.stat(follow_symlinks=False).st_mtime_ns)
+                            for e in os.scandir(d) if e.name.endswith(".pub")))
+    except OSError:
+        return ()
+
+
+@functools.lru_cache(maxsize=8)
+def _checker(mode: str, own: str | None, _own_mtime: int, _trust: Any, _dir: str) -> Checker:
+    known: dict[str, tuple[str, ec.EllipticCurvePublicKey]] = {}
+    for entry in trust_list():
+        known[entry["fingerprint"]] = (entry["name"], _load_public(Path(entry["path"])))
+    if own is not None:
+        key = _private(Path(own)).public_key()
+        known.setdefault(_fingerprint(key), ("this machine's key", key))
+    return Checker(mode, known)
+
+
+def checker() -> Checker:
+    """The seal checker of this process: the ``vault_seals`` policy, and the keys of the
+    trust store and of the configured signing key (read again when either changes).
+
+    Raises:
+        UsageError: a bad ``vault_seals``. KeyFileError: a damaged trusted or signing key.
+    """
+    mode = policy()
+    own = signing_key(None)
+    try:
+        own_mtime = own.stat().st_mtime_ns if own is not None else 0
+    except OSError as e:
+        raise KeyFileError(f"cannot read the signing key: {e.strerror}", path=own) from e
+    return _checker(mode, None if own is None else str(own), own_mtime, _trusted_state(),
+                    str(trust_dir()))
+
+
+def rows_parts(columns: dict[str, list[Any]], i: int) -> list[str]:
+    """The sealed fields of row ``i`` of a vault table read as columns."""
+    return [str(columns[c][i]) for c in SEALED]
+
+
+#: The columns of a vault row that its seal covers, in order (spec §16.5).
+SEALED = ("key", "kind", "id", "cube_id", "content_hash", "record")
+
+
+def check_table(table: Any, checker: Checker, where: Any) -> None:
+    """Check the seal of every row of an Arrow table read from the vault (it holds
+    :data:`SEALED` and, when the vault has it, ``seal``).
+
+    Raises:
+        FormatError: as :meth:`Checker.check`, for the first row refused.
+    """
+    if not checker.active or table is None or table.num_rows == 0:
+        return
+    cols = {c: table.column(c).to_pylist() for c in SEALED}
+    seals: Iterable[Any] = (table.column("seal").to_pylist() if "seal" in table.column_names
+                            else [None] * table.num_rows)
+    for i, seal in enumerate(seals):
+        checker.check(ROW_DOMAIN, rows_parts(cols, i), seal, row=f"row {cols['key'][i]}",
+                      where=where)
