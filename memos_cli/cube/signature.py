@@ -65,6 +65,16 @@ def _load_public(path: Path) -> ec.EllipticCurvePublicKey:
 
 
 def check_private_key(path: Path) -> None:
+    """Raises KeyFileError unless ``path`` holds an unencrypted EC P-256 private key (PEM)."""
+    load_private_key(path)
+
+
+def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The EC P-256 private key in ``path`` (unencrypted PEM).
+
+    Raises:
+        KeyFileError: unreadable, not PEM, encrypted, or another kind of key.
+    """
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -75,6 +85,7 @@ def check_private_key(path: Path) -> None:
         raise KeyFileError("not an unencrypted PEM private key", path=path) from e
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise KeyFileError("not an EC P-256 private key", path=path)
+    return key
 
 
 def key_fingerprint(public_key: str | Path) -> str:

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from memos_cli.config import signing_key, value
-from memos_cli.cube.signature import _load_public
+from memos_cli.cube.signature import _load_public, load_private_key
 from memos_cli.digest import canonical_json, sha256_bytes
 from memos_cli.errors import FormatError, KeyFileError, UsageError
 from memos_cli.governance.trust import trust_dir, trust_list
@@ -118,20 +118,6 @@ class Checker:
         return name
 
 
-def _private(path: Path) -> ec.EllipticCurvePrivateKey:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise KeyFileError(f"cannot read the signing key: {e.strerror}", path=path) from e
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as e:
-        raise KeyFileError("not an unencrypted PEM private key", path=path) from e
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise KeyFileError("not an EC P-256 private key", path=path)
-    return key
-
-
 def _fingerprint(key: ec.EllipticCurvePublicKey) -> str:
     return sha256_bytes(key.public_bytes(serialization.Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo))
@@ -139,7 +125,7 @@ def _fingerprint(key: ec.EllipticCurvePublicKey) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _sealer(path: str, _mtime: int) -> Sealer:
-    key = _private(Path(path))
+    key = load_private_key(Path(path))
     return Sealer(key, _fingerprint(key.public_key()))
 
 
@@ -187,7 +173,7 @@ def _checker(mode: str, own: str | None, _own_mtime: int, _trust: Any, _dir: str
     for entry in trust_list():
         known[entry["fingerprint"]] = (entry["name"], _load_public(Path(entry["path"])))
     if own is not None:
-        key = _private(Path(own)).public_key()
+        key = load_private_key(Path(own)).public_key()
         known.setdefault(_fingerprint(key), ("this machine's key", key))
     return Checker(mode, known)
 
