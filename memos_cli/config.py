@@ -133,7 +133,23 @@ def write(settings: dict[str, Any]) -> Path:
 
 
 def set_value(name: str, new: str) -> Path:
+    """Write ``name = new`` to the config file; settings with a fixed form are checked first.
+
+    Raises:
+        UsageError: an unknown setting, or a value ``remote_timeout`` or ``vault_seals``
+            would refuse when read.
+    """
     check_name(name)
+    if name == "vault_seals" and new.strip().lower() not in ("check", "require"):
+        raise UsageError(f"vault_seals {new[:40]!r}: use check or require")
+    if name == "remote_timeout":
+        try:
+            secs = float(new)
+        except ValueError:
+            secs = -1.0
+        if not 0 < secs <= 3600:
+            raise UsageError(f"remote_timeout {new[:40]!r} is not a number of seconds in "
+                             "(0, 3600]")
     return write({**read_file(), name: new})
 
 

@@ -213,6 +213,13 @@ def test_bad_policy_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     r = cli("vault", "ls", "--vault", vault, code=2)
     assert r.stderr.strip().splitlines() == ["error: vault_seals is 'paranoid'; use check or "
                                              "require"]
+    # the config file never takes a value that every command would then refuse
+    r = cli("config", "set", "vault_seals", "paranoid", code=2)
+    assert "use check or require" in r.stderr
+    r = cli("config", "set", "remote_timeout", "soon", code=2)
+    assert "not a number of seconds" in r.stderr
+    assert not (tmp_path / "home" / "config.toml").exists()
+    cli("config", "set", "vault_seals", "require")
 
 
 def test_seals_are_what_the_spec_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

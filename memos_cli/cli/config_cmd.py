@@ -41,8 +41,11 @@ def list_(as_json: bool = JSON_OPT) -> None:
     out.print(t)
 
 
+NAMES = ", ".join(config.SETTINGS) + "."
+
+
 @config_app.command("get")
-def get(name: str = typer.Argument(..., help="model, embedder, vault, key or user.")) -> None:
+def get(name: str = typer.Argument(..., help=NAMES)) -> None:
     """Print a setting's value (from the environment or the file); exit 1 when it is unset.
 
     Example: [bold]memos config get model[/bold]
@@ -55,7 +58,7 @@ def get(name: str = typer.Argument(..., help="model, embedder, vault, key or use
 
 
 @config_app.command("set")
-def set_(name: str = typer.Argument(..., help="model, embedder, vault, key or user."),
+def set_(name: str = typer.Argument(..., help=NAMES),
          value: str = typer.Argument(..., help="The new value.")) -> None:
     """Write a setting to MEMOS_HOME/config.toml (atomically).
 
@@ -66,7 +69,7 @@ def set_(name: str = typer.Argument(..., help="model, embedder, vault, key or us
 
 
 @config_app.command("unset")
-def unset(name: str = typer.Argument(..., help="model, embedder, vault, key or user.")) -> None:
+def unset(name: str = typer.Argument(..., help=NAMES)) -> None:
     """Remove a setting from the config file (the built-in default applies again).
 
     Example: [bold]memos config unset key[/bold]
