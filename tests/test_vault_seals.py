@@ -246,3 +246,74 @@ def test_seals_are_what_the_spec_says(tmp_path: Path, monkeypatch: pytest.Monkey
     fp, b64 = roles.pop("seal").split(" ")
     signed = rfc8785.dumps(["memos-vault-roles/1", rfc8785.dumps(roles).decode()])
     pub.verify(base64.b64decode(b64, validate=True), signed, ec.ECDSA(hashes.SHA256()))
+
+
+def test_verified_seals_are_remembered_and_an_edit_still_misses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alice: tuple[Path, Path]) -> None:
+    from memos_cli.governance import seal_cache
+
+    monkeypatch.setattr(seal_cache, "MIN_ROWS", 1)
+    vault = make_vault(tmp_path, monkeypatch, alice[0])
+    trust_add(alice[1], "alice")
+    cache = tmp_path / "home" / seal_cache.FILE
+    rows = table(vault).count_rows()
+    verified: list[bytes] = []
+
+    class Counting:
+        """Alice's public key, counting the verifications made with it."""
+
+        def __init__(self, key: object) -> None:
+            self.key = key
+
+        def verify(self, sig: bytes, data: bytes, algorithm: object) -> None:
+            if data.startswith(b'["memos-vault-row/1"'):  # the role table is checked apart
+                verified.append(data)
+            self.key.verify(sig, data, algorithm)  # type: ignore[attr-defined]
+
+    real = seal.checker()
+    counted = seal.Checker(real.policy, {fp: (name, Counting(k))  # type: ignore[misc]
+                                         for fp, (name, k) in real.known.items()})
+    monkeypatch.setattr(seal, "_checker", lambda *a: counted)
+    cli("vault", "ls", "--vault", vault)
+    assert len(verified) == rows  # every row verified once...
+    assert cache.stat().st_size == rows * seal_cache.ENTRY  # ...and remembered
+    cli("vault", "ls", "--vault", vault)
+    assert len(verified) == rows  # the second read verified none again
+    # an edit misses the cache and is refused as before
+    key = rewrite(vault, "The prototype budget is 48,000 euros.", owner="bob")
+    r = cli("vault", "ls", "--vault", vault, code=6)
+    assert key in r.stderr and len(verified) == rows + 1
+    # a key no longer trusted is not taken from the cache
+    monkeypatch.undo()
+    monkeypatch.setenv("MEMOS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEMOS_VAULT_SEALS", "require")
+    cli("trust", "rm", "alice")
+    r = cli("vault", "ls", "--vault", vault, code=6)
+    assert "does not trust" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo", "folder"])
+def test_a_seal_cache_memos_cannot_use_is_a_miss(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alice: tuple[Path, Path],
+        caplog: pytest.LogCaptureFixture, kind: str) -> None:
+    import os
+
+    from memos_cli.governance import seal_cache
+
+    monkeypatch.setattr(seal_cache, "MIN_ROWS", 1)
+    vault = make_vault(tmp_path, monkeypatch, alice[0])
+    trust_add(alice[1], "alice")
+    cache = tmp_path / "home" / seal_cache.FILE
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"")
+    if kind == "link":
+        os.symlink(outside, cache)
+    elif kind == "fifo":
+        os.mkfifo(cache)
+    else:
+        cache.mkdir()
+    caplog.clear()
+    cli("vault", "ls", "--vault", vault)  # no hang on the FIFO, no error
+    said = [r.getMessage() for r in caplog.records if r.name == "memos"]
+    assert said and all(str(cache) in m for m in said), said
+    assert outside.read_bytes() == b""  # nothing written through the link

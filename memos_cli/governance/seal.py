@@ -39,6 +39,8 @@ from memos_cli.config import signing_key, value
 from memos_cli.cube.signature import _load_public, load_private_key
 from memos_cli.digest import canonical_json, sha256_bytes
 from memos_cli.errors import FormatError, KeyFileError, UsageError
+from memos_cli.governance import seal_cache
+from memos_cli.governance.seal_cache import Verified
 from memos_cli.governance.trust import trust_dir, trust_list
 
 #: The reader's policies (``vault_seals``).
@@ -82,9 +84,10 @@ class Checker:
         return self.policy == "require" or bool(self.known)
 
     def check(self, domain: str, parts: Sequence[str], seal: str | None, *, row: str,
-              where: Any) -> str | None:
+              where: Any, cache: Verified | None = None) -> str | None:
         """Check one seal; returns the signer's name (``None``: unsealed or unknown signer,
-        which ``check`` accepts).
+        which ``check`` accepts). With ``cache``, a seal it holds over the same message is
+        not verified again, and one verified now is added to it.
 
         Raises:
             FormatError: (naming ``where`` and ``row``) a seal by a known key that does not
@@ -109,12 +112,18 @@ class Checker:
                                   f"({fp[:23]}...; memos trust add)", path=where)
             return None
         name, key = signer
+        signed = message(domain, parts)
+        entry = seal_cache.key(seal, signed) if cache is not None else b""
+        if cache is not None and entry in cache:
+            return name
         try:
-            key.verify(sig, message(domain, parts), ec.ECDSA(hashes.SHA256()))
+            key.verify(sig, signed, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             raise FormatError(f"{row} does not match its seal by {name}: it was changed "
                               "outside memos (memos vault versions: earlier versions)",
                               path=where) from None
+        if cache is not None:
+            cache.add(entry)
         return name
 
 
@@ -216,6 +225,9 @@ def check_table(table: Any, checker: Checker, where: Any) -> None:
     cols = {c: table.column(c).to_pylist() for c in SEALED}
     seals: Iterable[Any] = (table.column("seal").to_pylist() if "seal" in table.column_names
                             else [None] * table.num_rows)
+    cache = Verified() if checker.known and table.num_rows >= seal_cache.MIN_ROWS else None
     for i, seal in enumerate(seals):
         checker.check(ROW_DOMAIN, rows_parts(cols, i), seal, row=f"row {cols['key'][i]}",
-                      where=where)
+                      where=where, cache=cache)
+    if cache is not None:
+        cache.save()
