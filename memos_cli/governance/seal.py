@@ -204,13 +204,13 @@ def checker() -> Checker:
                     str(trust_dir()))
 
 
+#: The columns of a vault row that its seal covers, in order (spec §16.5).
+SEALED = ("key", "kind", "id", "cube_id", "content_hash", "record")
+
+
 def rows_parts(columns: dict[str, list[Any]], i: int) -> list[str]:
     """The sealed fields of row ``i`` of a vault table read as columns."""
     return [str(columns[c][i]) for c in SEALED]
-
-
-#: The columns of a vault row that its seal covers, in order (spec §16.5).
-SEALED = ("key", "kind", "id", "cube_id", "content_hash", "record")
 
 
 def check_table(table: Any, checker: Checker, where: Any) -> None:
