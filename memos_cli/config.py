@@ -140,16 +140,8 @@ def set_value(name: str, new: str) -> Path:
             would refuse when read.
     """
     check_name(name)
-    if name == "vault_seals" and new.strip().lower() not in ("check", "require"):
-        raise UsageError(f"vault_seals {new[:40]!r}: use check or require")
-    if name == "remote_timeout":
-        try:
-            secs = float(new)
-        except ValueError:
-            secs = -1.0
-        if not 0 < secs <= 3600:
-            raise UsageError(f"remote_timeout {new[:40]!r} is not a number of seconds in "
-                             "(0, 3600]")
+    if name in _PARSERS:
+        _PARSERS[name](new)
     return write({**read_file(), name: new})
 
 
@@ -167,12 +159,40 @@ def remote_timeout() -> float:
         UsageError: not a positive number.
     """
     raw = value("remote_timeout")
-    if raw is None:
-        return 30.0
+    return 30.0 if raw is None else _seconds(raw)
+
+
+def vault_seals() -> str:
+    """``MEMOS_VAULT_SEALS`` (or the config file's ``vault_seals``): ``check`` (default) or
+    ``require`` (spec §16.5).
+
+    Raises:
+        UsageError: another value.
+    """
+    return _seal_policy(value("vault_seals") or "check")
+
+
+#: The values ``vault_seals`` takes.
+SEAL_POLICIES = ("check", "require")
+
+
+def _seconds(raw: str) -> float:
     try:
         secs = float(raw)
     except ValueError:
         secs = -1.0
     if not 0 < secs <= 3600:
-        raise UsageError(f"remote_timeout {raw!r} is not a number of seconds in (0, 3600]")
+        raise UsageError(f"remote_timeout {raw[:40]!r} is not a number of seconds in "
+                         "(0, 3600]")
     return secs
+
+
+def _seal_policy(raw: str) -> str:
+    p = raw.strip().lower()
+    if p not in SEAL_POLICIES:
+        raise UsageError(f"vault_seals is {raw[:40]!r}; use check or require")
+    return p
+
+
+#: Settings of a fixed form, checked as ``set`` writes them and as commands read them.
+_PARSERS: dict[str, Any] = {"remote_timeout": _seconds, "vault_seals": _seal_policy}

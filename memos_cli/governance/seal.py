@@ -35,16 +35,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from memos_cli.config import signing_key, value
+from memos_cli.config import signing_key, vault_seals
 from memos_cli.cube.signature import _load_public, load_private_key
 from memos_cli.digest import canonical_json, sha256_bytes
-from memos_cli.errors import FormatError, KeyFileError, UsageError
+from memos_cli.errors import FormatError, KeyFileError
 from memos_cli.governance import seal_cache
 from memos_cli.governance.seal_cache import Verified
 from memos_cli.governance.trust import trust_dir, trust_list
 
-#: The reader's policies (``vault_seals``).
-POLICIES = ("check", "require")
 #: What every row message starts with, so that a seal is never valid as another signature.
 ROW_DOMAIN = "memos-vault-row/1"
 ROLES_DOMAIN = "memos-vault-roles/1"
@@ -155,18 +153,6 @@ def sealer() -> Sealer | None:
     return _sealer(str(path), mtime)
 
 
-def policy() -> str:
-    """The ``vault_seals`` setting.
-
-    Raises:
-        UsageError: a value other than ``check`` or ``require``.
-    """
-    p = (value("vault_seals") or "check").strip().lower()
-    if p not in POLICIES:
-        raise UsageError(f"vault_seals is {p[:40]!r}; use check or require")
-    return p
-
-
 def _trusted_state() -> tuple[tuple[str, int], ...]:
     d = trust_dir()
     try:
@@ -194,7 +180,7 @@ def checker() -> Checker:
     Raises:
         UsageError: a bad ``vault_seals``. KeyFileError: a damaged trusted or signing key.
     """
-    mode = policy()
+    mode = vault_seals()
     own = signing_key(None)
     try:
         own_mtime = own.stat().st_mtime_ns if own is not None else 0
