@@ -98,6 +98,26 @@ def test_role_table_changes(tmp_path: Path) -> None:
                    ("role", "analysts", True)]
 
 
+def test_a_long_lived_process_sees_role_changes_of_another(tmp_path: Path) -> None:
+    """``memos mcp`` and ``memos ui`` live long: the role table they check with is read again
+    when another process replaces ``roles.json``, not only when they change it themselves."""
+    from memos_cli.governance.roles import active, use_vault
+    from memos_cli.objstore.place import Place
+
+    v = tmp_path / "vault"
+    change(v, "analysts", by="carol", add_members=["ann"])
+    use_vault(Place(v))
+    assert active().is_member("analysts", Identity("ann"))
+    assert not active().is_member("analysts", Identity("dan"))
+    # another process: it writes the table itself; this process's cache is not told
+    other = Roles.load(v)
+    other.roles["analysts"].members.append("dan")
+    other.save()
+    assert active().is_member("analysts", Identity("dan"))
+    (v / "roles.json").unlink()
+    assert active().roles == {}
+
+
 @pytest.fixture
 def team_vault(tmp_path: Path, embedder):  # type: ignore[no-untyped-def]
     """A vault with a team memory shared with role:analysts, ann's two personas' streams,

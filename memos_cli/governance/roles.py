@@ -13,6 +13,7 @@ already installed too.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,8 +151,28 @@ def use_vault(place: Place) -> None:
 
 def active() -> Roles:
     """The role table access checks use: that of the vault :func:`use_vault` named, else the
-    default vault's (``$MEMOS_VAULT`` or ``MEMOS_HOME/vault``), read once per command."""
-    if "roles" not in _active:
-        _active["roles"] = Roles.load(_active.get("path") or default_vault())
+    default vault's (``$MEMOS_VAULT`` or ``MEMOS_HOME/vault``). It is read once, and read
+    again when the ``roles.json`` of a vault in a directory changes (its inode, size or
+    time), so that a long-lived process (``memos mcp``, ``memos ui``) sees role changes
+    that other processes make; a vault in object storage is read once per process."""
+    where = _active.get("path") or default_vault()
+    mark = _mark(where)
+    if "roles" not in _active or _active.get("mark") != mark:
+        _active["roles"] = Roles.load(where)
+        _active["mark"] = mark
     roles: Roles = _active["roles"]
     return roles
+
+
+def _mark(where: Place | Path | str) -> tuple[int, int, int] | None:
+    """What tells that a local vault's role table changed; ``None`` where nothing does (no
+    table, or a vault in object storage)."""
+    local = where.local if isinstance(where, Place) else \
+        (None if "://" in str(where) else Path(where))
+    if local is None:
+        return None
+    try:
+        st = os.lstat(local / ROLES_FILE)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
