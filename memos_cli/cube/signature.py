@@ -89,11 +89,14 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 
 def key_fingerprint(public_key: str | Path) -> str:
-    """``sha256:`` of the DER SubjectPublicKeyInfo of an EC P-256 public key."""
-    der = _load_public(Path(public_key)).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return sha256_bytes(der)
+    """``sha256:`` of the DER SubjectPublicKeyInfo of the EC P-256 public key in a file."""
+    return fingerprint_of(_load_public(Path(public_key)))
+
+
+def fingerprint_of(key: ec.EllipticCurvePublicKey) -> str:
+    """``sha256:`` of the DER SubjectPublicKeyInfo of ``key``."""
+    return sha256_bytes(key.public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 @functools.cache

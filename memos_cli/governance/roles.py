@@ -63,9 +63,11 @@ class Roles:
     """The role table of one vault (empty when it has none)."""
 
     def __init__(self, roles: dict[str, Role] | None = None,
-                 place: Place | None = None) -> None:
+                 place: Place | None = None, sealed: bool | None = None) -> None:
         self.roles = roles or {}
         self.place = place
+        #: whether the file read carried a seal (spec §16.5); ``None``: there is no file
+        self.sealed = sealed
 
     @classmethod
     def load(cls, vault: Place | Path | str) -> Roles:
@@ -97,7 +99,7 @@ class Roles:
             raise
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise FormatError(f"unreadable role table: {e}", path=path) from e
-        return cls(roles, place)
+        return cls(roles, place, sealed=mark is not None)
 
     def save(self) -> None:
         """Replace the table at once (a rename locally, one PUT in a bucket)."""

@@ -26,18 +26,18 @@ import base64
 import binascii
 import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from memos_cli.config import signing_key, vault_seals
-from memos_cli.cube.signature import _load_public, load_private_key
-from memos_cli.digest import canonical_json, sha256_bytes
+from memos_cli.cube.signature import _load_public, fingerprint_of, load_private_key
+from memos_cli.digest import canonical_json
 from memos_cli.errors import FormatError, KeyFileError
 from memos_cli.governance import seal_cache
 from memos_cli.governance.seal_cache import Verified
@@ -125,15 +125,10 @@ class Checker:
         return name
 
 
-def _fingerprint(key: ec.EllipticCurvePublicKey) -> str:
-    return sha256_bytes(key.public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo))
-
-
 @functools.lru_cache(maxsize=8)
 def _sealer(path: str, _mtime: int) -> Sealer:
     key = load_private_key(Path(path))
-    return Sealer(key, _fingerprint(key.public_key()))
+    return Sealer(key, fingerprint_of(key.public_key()))
 
 
 def sealer() -> Sealer | None:
@@ -169,7 +164,7 @@ def _checker(mode: str, own: str | None, _own_mtime: int, _trust: Any, _dir: str
         known[entry["fingerprint"]] = (entry["name"], _load_public(Path(entry["path"])))
     if own is not None:
         key = load_private_key(Path(own)).public_key()
-        known.setdefault(_fingerprint(key), ("this machine's key", key))
+        known.setdefault(fingerprint_of(key), ("this machine's key", key))
     return Checker(mode, known)
 
 
@@ -194,9 +189,16 @@ def checker() -> Checker:
 SEALED = ("key", "kind", "id", "cube_id", "content_hash", "record")
 
 
-def rows_parts(columns: dict[str, list[Any]], i: int) -> list[str]:
-    """The sealed fields of row ``i`` of a vault table read as columns."""
-    return [str(columns[c][i]) for c in SEALED]
+def check_row(checker: Checker, row: Mapping[str, Any], where: Any,
+              cache: Verified | None = None) -> None:
+    """Check the seal of one vault row given as its values by column (:data:`SEALED`, and
+    ``seal`` where the vault has it).
+
+    Raises:
+        FormatError: as :meth:`Checker.check`.
+    """
+    checker.check(ROW_DOMAIN, [str(row[c]) for c in SEALED], row.get("seal"),
+                  row=f"row {row['key']}", where=where, cache=cache)
 
 
 def check_table(table: Any, checker: Checker, where: Any) -> None:
@@ -208,12 +210,10 @@ def check_table(table: Any, checker: Checker, where: Any) -> None:
     """
     if not checker.active or table is None or table.num_rows == 0:
         return
-    cols = {c: table.column(c).to_pylist() for c in SEALED}
-    seals: Iterable[Any] = (table.column("seal").to_pylist() if "seal" in table.column_names
-                            else [None] * table.num_rows)
+    names = [*SEALED, "seal"] if "seal" in table.column_names else list(SEALED)
+    cols = [table.column(c).to_pylist() for c in names]
     cache = Verified() if checker.known and table.num_rows >= seal_cache.MIN_ROWS else None
-    for i, seal in enumerate(seals):
-        checker.check(ROW_DOMAIN, rows_parts(cols, i), seal, row=f"row {cols['key'][i]}",
-                      where=where, cache=cache)
+    for values in zip(*cols, strict=True):
+        check_row(checker, dict(zip(names, values, strict=True)), where, cache)
     if cache is not None:
         cache.save()

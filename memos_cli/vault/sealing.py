@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from memos_cli import strictjson
 from memos_cli.errors import UsageError
 from memos_cli.governance import seal
-from memos_cli.governance.roles import ROLES_FILE, Roles, forget_active
+from memos_cli.governance.roles import Roles, forget_active
 from memos_cli.vault import rows as R
 from memos_cli.vault.store import Vault
 
@@ -33,7 +32,6 @@ def seal_vault(vault: Vault, *, user: str, dry_run: bool = False) -> dict[str, A
     if sealer is None:
         raise UsageError("sealing needs a signing key: memos keygen -o me, then memos config "
                          "set key me.key (or MEMOS_KEY)")
-    own = seal.checker()
 
     def body() -> dict[str, Any]:
         tbl = vault.table()
@@ -49,7 +47,7 @@ def seal_vault(vault: Vault, *, user: str, dry_run: bool = False) -> dict[str, A
             vectors = t.column("vector")
             for i, mark in enumerate(marks):
                 if mark:
-                    signer = own.known.get(mark.partition(" ")[0])
+                    signer = vault.seals.known.get(mark.partition(" ")[0])
                     if signer is None:
                         unknown += 1
                     else:
@@ -65,8 +63,7 @@ def seal_vault(vault: Vault, *, user: str, dry_run: bool = False) -> dict[str, A
                     delta.cubes[ids[i]] = R.object_of(records[i], vault.path, "cube")
                 # the vault entry (``v``) is rewritten, sealed, by every change
         roles = Roles.load(vault.place)
-        text = vault.place.read_text(ROLES_FILE)
-        roles_now = text is not None and "seal" not in strictjson.loads(text)
+        roles_now = roles.sealed is False  # a role table, without a seal
         sealed = len(delta.memories) + len(delta.history) + len(delta.archived) + \
             len(delta.cubes)
         version = vault.version

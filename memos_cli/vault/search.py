@@ -55,9 +55,7 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
         if seals.active:
             for h in hits:
                 if h.extra:
-                    got = {**h.extra, "id": h.id, "kind": h.via}
-                    seals.check(seal.ROW_DOMAIN, [str(got[c]) for c in seal.SEALED],
-                                got.get("seal"), row=f"row {got['key']}", where=vault.path)
+                    seal.check_row(seals, {**h.extra, "id": h.id, "kind": h.via}, vault.path)
         by_id = {h.id: R.memory_of(h.extra["record"], vault.path) for h in hits
                  if h.extra and h.extra.get("record")}
         by_id |= vault.memories([h.id for h in hits if h.id not in by_id])
