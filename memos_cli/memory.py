@@ -294,8 +294,7 @@ class Memory:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Memory:
         """Inverse of :meth:`to_dict`. Unknown keys are refused. Raises ``ValueError``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - _FIELD_SET)
         if unknown:
             raise ValueError(f"unknown memory fields: {', '.join(unknown)}")
         kwargs: dict[str, Any] = {}
@@ -327,6 +326,7 @@ class Memory:
 
 #: The fields of :class:`Memory`, in record order (read once: ``dataclasses.fields`` is slow).
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Memory))
+_FIELD_SET = frozenset(_FIELD_NAMES)
 
 #: The shortest id prefix a command accepts (``inspect`` and ``search`` show 8 characters).
 MIN_PREFIX = 4

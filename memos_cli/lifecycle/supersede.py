@@ -70,6 +70,13 @@ CUES = frozenset({
     "lower", "bumped", "bump", "shifted", "shift", "migrated", "migrate"
 })
 _CUE_STEMS: frozenset[str] = frozenset()
+#: Phrases that say a value changed back ("is back down to 800 IU"); "back" alone is too
+#: common in conversation ("I'm back from the trip") to be a word of change.
+_CUE_PHRASE = re.compile(r"\bback\s+(?:down\s+|up\s+)?to\b", re.I)
+#: Words that open an adjunct clause: a reason or a circumstance ("because of the light",
+#: "after the renovation", "since the merger"). Its words are not the attribute: they may
+#: differ between a statement and its revision.
+ADJUNCT = frozenset({"because", "after", "since", "following", "thanks", "until", "till"})
 #: Words of negation: a statement and its negation contradict.
 NEGATIONS = frozenset({"not", "no", "never", "n't", "nobody", "none", "nothing", "stopped",
                        "quit", "longer", "anymore", "cancelled", "canceled"})
@@ -91,7 +98,7 @@ CALENDAR = frozenset({
     "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
     "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday",
     "saturday", "sunday", "mondays", "tuesdays", "wednesdays", "thursdays", "fridays",
-    "saturdays", "sundays", "weekend", "weekends"
+    "saturdays", "sundays", "weekend", "weekends", "spring", "summer", "autumn", "winter"
 })
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)\s*[\"'(\[]*$")
 #: Longest text taken apart, in characters: a longer one (a document section) is compared
@@ -117,7 +124,9 @@ class Statement:
     excepted), ``values`` (numbers, codes such as ``B12``, and capitalised names, lowercase),
     ``names`` (the capitalised ones), whether it is ``negated``, whether it holds a word of
     change (``cue``), and ``guard``: ``question``, ``hypothetical``, ``reported`` or ``None``
-    for a plain assertion. ``norm`` is the text folded for the duplicate check."""
+    for a plain assertion. ``norm`` is the text folded for the duplicate check. ``adjunct``
+    holds the stems of ``words`` read in an adjunct clause (:data:`ADJUNCT`, to the next
+    punctuation)."""
 
     words: frozenset[str]
     values: frozenset[str]
@@ -127,6 +136,7 @@ class Statement:
     guard: str | None
     norm: str
     length: int
+    adjunct: frozenset[str] = frozenset()
 
 
 @lru_cache(maxsize=8192)
@@ -140,6 +150,8 @@ def analyse(text: str) -> Statement:
         return Statement(frozenset(), frozenset(), frozenset(), False, False, None, folded,
                          len(folded.split()))
     words: set[str] = set()
+    adjunct: set[str] = set()
+    in_adjunct = False
     values: set[str] = set()
     names: set[str] = set()
     negated = cue = False
@@ -158,8 +170,11 @@ def analyse(text: str) -> Statement:
 
     for m in _TOKEN.finditer(text):
         tok = m.group(0).replace("’", "'")
-        if text[last_end:m.start()].strip(" \t\"'()[]") or prev in STOP:
+        between = text[last_end:m.start()].strip(" \t\"'()[]")
+        if between or prev in STOP:
             close()  # punctuation or a function word between: the name has ended
+        if between:
+            in_adjunct = False  # punctuation ends an adjunct clause
         last_end = m.end()
         low = tok.lower()
         prev_tok, prev = prev, low
@@ -176,6 +191,8 @@ def analyse(text: str) -> Statement:
             negated = True
         if low in CUES or _stem(low) in cue_stems:
             cue = True
+        if low in ADJUNCT:
+            in_adjunct = True
         if low in STOP or len(low) < 2 or low in TITLES:
             close()
             continue
@@ -186,13 +203,18 @@ def analyse(text: str) -> Statement:
             continue
         initial = bool(_SENTENCE_START.search(text[max(0, m.start() - 8):m.start()])) and \
             prev_tok not in TITLES
-        capital = tok[0].isupper() and (not initial or tok[1:].lower() != tok[1:]
-                                        or (low not in CUES and _looks_like_name(tok)))
+        # a capitalised possessive is a name wherever it stands ("Marcus's salary band",
+        # "Grandma's phone"); so is a word that is not an English word of the stemmer's kind
+        bare = tok[:len(low)]
+        capital = tok[0].isupper() and (not initial or bare[1:].lower() != bare[1:] or (
+            low not in CUES and (len(bare) < len(tok) or _looks_like_name(bare))))
         if capital:
             run.append(low)
         else:
             close()
             words.add(_stem(low))
+            if in_adjunct:
+                adjunct.add(_stem(low))
     close()
     stripped = text.strip()
     guard = None
@@ -204,9 +226,10 @@ def analyse(text: str) -> Statement:
         guard = "hypothetical"
     elif _REPORTED.search(text):
         guard = "reported"
+    cue = cue or bool(_CUE_PHRASE.search(text))
     norm = " ".join(t.lower() for t in _TOKEN.findall(text))
     return Statement(frozenset(words), frozenset(values), frozenset(names), negated, cue,
-                     guard, norm, count)
+                     guard, norm, count, frozenset(adjunct))
 
 
 @lru_cache(maxsize=1)
@@ -302,8 +325,11 @@ def compare(new: Statement, old: Statement, similarity: float,
     other_values = (vn - new.names) or (vc - old.names)
     if other_names and (other_values or (wn and wc)):
         return None  # a name and a value differ: another subject's value
-    if (not cue or len(wc) > 1 or len(wn) > 1) and (
-            (wn and wc and (vn or vc)) or (len(vn) > 1 and len(vc) > 1)):
+    # the words that may name another attribute: neither words of change (on either side)
+    # nor those of a reason or circumstance ("because of the light")
+    qn, qc = wn - new.adjunct, wc - old.adjunct - _cue_stems()
+    if (not cue or len(qc) > 1 or len(qn) > 1) and (
+            (qn and qc and (vn or vc)) or (len(vn) > 1 and len(vc) > 1)):
         return None  # a qualifier and a value differ on both sides: another attribute
     if not (vn or vc) and not (new.words & old.words) - _cue_stems():
         return None  # only words differ and none is shared: the subject alone is common

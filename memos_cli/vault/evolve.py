@@ -32,6 +32,8 @@ QUERY_ROWS = 512
 #: Nearest memory rows kept per new memory (before the owner filter), among those at least
 #: as similar as a candidate must be (``Thresholds.candidate``).
 NEAREST = 12
+#: Columns of a similarity block whose maximum is taken together (:func:`_top_above`).
+GROUP = 64
 
 
 class Neighbours:
@@ -57,7 +59,7 @@ class Neighbours:
                     continue
                 col = batch.column("vector")
                 mat = col.flatten().to_numpy(zero_copy_only=False).reshape(
-                    batch.num_rows, col.type.list_size).astype(np.float32)
+                    batch.num_rows, col.type.list_size).astype(np.float32, copy=False)
                 r, c, v = _top_rows(queries, mat, floor, k)
                 if not r.size:
                     continue
@@ -121,13 +123,32 @@ def _top_rows(queries: np.ndarray, mat: np.ndarray, floor: float, k: int
 def _top_above(sims: np.ndarray, floor: float, k: int) -> tuple[np.ndarray, np.ndarray,
                                                                np.ndarray]:
     """``(query rows, columns, similarities)`` of the entries of ``sims`` (``[queries,
-    rows]``) at or above ``floor``, at most ``k`` a query (its best; ties by column). Only
-    the entries above the floor are sorted, never a whole row."""
-    r, c = np.nonzero(sims >= floor)
-    if not r.size:
-        empty = np.zeros(0, np.int64)
+    rows]``) at or above ``floor``, at most ``k`` a query (its best; ties by column).
+
+    The columns are cut into groups of :data:`GROUP`; a query's ``k`` best entries lie in the
+    groups of its ``k`` highest group maxima (each of those groups holds an entry at least as
+    high as the ``k``-th of them), so only those groups are gathered and sorted: one pass of
+    maxima over the block, never a sort or partition of a whole row."""
+    q, n = sims.shape
+    empty = np.zeros(0, np.int64)
+    if not q or not n:
         return empty, empty, np.zeros(0, np.float32)
-    v = sims[r, c]
+    groups = -(-n // GROUP)
+    if groups * GROUP != n:  # pad the last group with entries below any floor
+        sims = np.concatenate([sims, np.full((q, groups * GROUP - n), -np.inf, sims.dtype)], 1)
+    cells = sims.reshape(q, groups, GROUP)
+    best = cells.max(axis=2)  # [queries, groups]
+    cut = np.full(q, floor, np.float32)
+    if groups > k:
+        cut = np.maximum(cut, np.partition(best, groups - k, axis=1)[:, groups - k])
+    r, g = np.nonzero(best >= cut[:, None])  # ties at the cut are kept: none is lost
+    if not r.size:
+        return empty, empty, np.zeros(0, np.float32)
+    vals = cells[r, g].reshape(-1)  # [picked groups * GROUP]
+    r = np.repeat(r, GROUP)
+    c = (g[:, None] * GROUP + np.arange(GROUP)).reshape(-1)
+    keep = vals >= floor
+    r, c, v = r[keep], c[keep], vals[keep]
     order = np.lexsort((c, -v, r))  # by query, best first, ties by column
     r, c, v = r[order], c[order], v[order]
     starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])

@@ -276,13 +276,14 @@ class Vault:
         are put there too (both read from the same checked rows)."""
         out: dict[str, Memory] = {}
         keys = [R.memory_key(i) for i in dict.fromkeys(ids)]
+        where = self._db  # named in errors; computed once, not once a row
         for n in range(0, len(keys), _BATCH):
             t = self._rows(f"key IN ({R.quoted(keys[n:n + _BATCH])})", ["record", "cube_id"])
             if t is None:
                 continue
             for rec, cube in zip(t.column("record").to_pylist(),
                                  t.column("cube_id").to_pylist(), strict=True):
-                m = R.memory_of(rec, self._db)
+                m = R.memory_of(rec, where)
                 out[m.id] = m
                 if cubes is not None:
                     cubes[m.id] = cube
@@ -297,26 +298,27 @@ class Vault:
         records = table.column("record").to_pylist()
         cubes = table.column("cube_id").to_pylist()
         vec_rows: list[int] = []
+        where = self._db
         for i in order.tolist():
             kind = kinds[i]
             if kind == R.META:
                 state.embedding = self._meta_of(records[i]).get("embedding")
             elif kind == R.CUBE:
-                state.cubes[cubes[i]] = R.object_of(records[i], self._db, "cube")
+                state.cubes[cubes[i]] = R.object_of(records[i], where, "cube")
             elif kind == R.MEMORY:
-                m = R.memory_of(records[i], self._db)
+                m = R.memory_of(records[i], where)
                 state.memories.append(m)
                 state.origin[m.id] = cubes[i]
                 vec_rows.append(i)
             elif kind == R.HISTORY:
-                state.history.append(R.memory_of(records[i], self._db))
+                state.history.append(R.memory_of(records[i], where))
             elif kind == R.ARCHIVED:
-                m = R.memory_of(records[i], self._db)
+                m = R.memory_of(records[i], where)
                 state.archived.append(m)
                 state.archived_origin[m.id] = cubes[i]
             else:
                 raise FormatError(f"vault table holds a row of unknown kind {kind!r}",
-                                  path=self._db)
+                                  path=where)
         if vectors and vec_rows:
             col = table.column("vector").combine_chunks()
             matrix = col.flatten().to_numpy().reshape(len(col), col.type.list_size)
