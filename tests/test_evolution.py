@@ -65,6 +65,25 @@ def decide_pair(embedder, old: str, new: str, *, t_old: int = 1, t_new: int = 9,
      "independent"),
     ("Our churn rate is 4 percent a month.",
      "According to the industry report, the churn rate is 7 percent a month.", "independent"),
+    # a reason or circumstance, a phrase of change: still the same attribute
+    ("The club's training starts at 18:00.",
+     "Training now starts at 18:30 because of the light.", "update"),
+    ("The monthly rent for the flat is 1,450 euros.",
+     "The monthly rent went up to 1,520 euros in July.", "update"),
+    ("The doctor increased my daily dose of vitamin D to 2000 IU.",
+     "My daily dose of vitamin D is back down to 800 IU for summer.", "update"),
+    # another subject named by a possessive; several words replaced on both sides
+    ("Elena's salary band is L4.", "Marcus's salary band is L5.", "independent"),
+    ("Tomás is the on-call engineer for payments this week.",
+     "Ines is the on-call engineer for search this week.", "independent"),
+    # a negation of something else; a statement that only adds: no revision
+    ("My passport expires in March 2031.",
+     "Just checked: my passport expires in March 2031, so no renewal needed yet.",
+     "independent"),
+    ("The car's tyre pressure should be 2.3 bar at the front.",
+     "Note to self: front tyre pressure for the car is 2.3 bar.", "independent"),
+    ("I like to run in the evenings.",
+     "These days I run in the early mornings, not in the evenings.", "update"),
 ])
 def test_each_decision_kind(embedder, old: str, new: str, kind: str) -> None:  # type: ignore[no-untyped-def]
     assert decide_pair(embedder, old, new) == kind

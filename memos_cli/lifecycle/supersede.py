@@ -63,7 +63,7 @@ CUES = frozenset({
     "switching", "took", "take", "taking", "over", "replaced", "replace", "replacing",
     "instead", "updated", "update", "revised", "revise", "cut", "cuts", "raised", "raise",
     "increased", "increase", "decreased", "decrease", "reduced", "reduce", "dropped", "drop",
-    "rose", "slipped", "slip", "pushed", "push", "postponed", "postpone", "rescheduled",
+    "rose", "taken", "slipped", "slip", "pushed", "push", "postponed", "postpone", "rescheduled",
     "reschedule", "delayed", "delay", "extended", "extend", "renamed", "rename", "new",
     "newly", "anymore", "longer", "became", "become", "becomes", "transferred", "transfer",
     "relocated", "relocate", "upgraded", "upgrade", "downgraded", "downgrade", "lowered",
@@ -72,7 +72,8 @@ CUES = frozenset({
 _CUE_STEMS: frozenset[str] = frozenset()
 #: Phrases that say a value changed back ("is back down to 800 IU"); "back" alone is too
 #: common in conversation ("I'm back from the trip") to be a word of change.
-_CUE_PHRASE = re.compile(r"\bback\s+(?:down\s+|up\s+)?to\b", re.I)
+_CUE_PHRASE = re.compile(r"\bback\s+(?:down\s+|up\s+)?to\b|\b(?:went|goes|gone)\s+(?:up|down)\b",
+                         re.I)
 #: Words that open an adjunct clause: a reason or a circumstance ("because of the light",
 #: "after the renovation", "since the merger"). Its words are not the attribute: they may
 #: differ between a statement and its revision.
@@ -80,6 +81,14 @@ ADJUNCT = frozenset({"because", "after", "since", "following", "thanks", "until"
 #: Words of negation: a statement and its negation contradict.
 NEGATIONS = frozenset({"not", "no", "never", "n't", "nobody", "none", "nothing", "stopped",
                        "quit", "longer", "anymore", "cancelled", "canceled"})
+#: Negations that may follow what they negate ("the project was cancelled", "not any more"):
+#: their scope reaches back as well as forward.
+_NEGATES_BACK = frozenset({"stopped", "quit", "longer", "anymore", "cancelled", "canceled"})
+#: Words and values a negation reaches (on each side it looks to).
+NEGATION_SCOPE = 4
+#: Content words an adjunct clause holds at most: one opening a sentence without a comma
+#: ("After the renegotiation the rent is ...") must not take the main clause with it.
+ADJUNCT_WORDS = 3
 _QUESTION_START = frozenset({"who", "what", "when", "where", "which", "why", "how", "is",
                              "are", "was", "were", "do", "does", "did", "can", "could",
                              "should", "would", "will", "has", "have", "shall"})
@@ -100,6 +109,8 @@ CALENDAR = frozenset({
     "saturday", "sunday", "mondays", "tuesdays", "wednesdays", "thursdays", "fridays",
     "saturdays", "sundays", "weekend", "weekends", "spring", "summer", "autumn", "winter"
 })
+#: Seasons: values of a time, but too coarse to be a date that must have a replacement.
+SEASONS = frozenset({"spring", "summer", "autumn", "winter"})
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)\s*[\"'(\[]*$")
 #: Longest text taken apart, in characters: a longer one (a document section) is compared
 #: only for a duplicate of the same folded text.
@@ -126,7 +137,8 @@ class Statement:
     change (``cue``), and ``guard``: ``question``, ``hypothetical``, ``reported`` or ``None``
     for a plain assertion. ``norm`` is the text folded for the duplicate check. ``adjunct``
     holds the stems of ``words`` read in an adjunct clause (:data:`ADJUNCT`, to the next
-    punctuation)."""
+    punctuation, :data:`ADJUNCT_WORDS` at most) or in a phrase of change ("went up");
+    ``negated_scope`` the words and values a negation reaches (:data:`NEGATION_SCOPE`)."""
 
     words: frozenset[str]
     values: frozenset[str]
@@ -137,6 +149,7 @@ class Statement:
     norm: str
     length: int
     adjunct: frozenset[str] = frozenset()
+    negated_scope: frozenset[str] = frozenset()
 
 
 @lru_cache(maxsize=8192)
@@ -151,7 +164,9 @@ def analyse(text: str) -> Statement:
                          len(folded.split()))
     words: set[str] = set()
     adjunct: set[str] = set()
-    in_adjunct = False
+    in_adjunct = 0  # adjunct words still to take
+    seq: list[str] = []  # words and values in reading order, for the scope of a negation
+    negations: list[tuple[int, bool]] = []  # (place in seq, whether it reaches back)
     values: set[str] = set()
     names: set[str] = set()
     negated = cue = False
@@ -166,6 +181,7 @@ def analyse(text: str) -> Statement:
             name = " ".join(run)
             names.add(name)
             values.add(name)
+            seq.append(name)
             run.clear()
 
     for m in _TOKEN.finditer(text):
@@ -174,25 +190,29 @@ def analyse(text: str) -> Statement:
         if between or prev in STOP:
             close()  # punctuation or a function word between: the name has ended
         if between:
-            in_adjunct = False  # punctuation ends an adjunct clause
+            in_adjunct = 0  # punctuation ends an adjunct clause
         last_end = m.end()
         low = tok.lower()
         prev_tok, prev = prev, low
         if any(c.isdigit() for c in tok) or "@" in tok:
             close()
             values.add(low.replace(",", ""))
+            seq.append(low.replace(",", ""))
             continue
         if low.endswith("n't"):
             negated = True
+            negations.append((len(seq), False))
             low = low[:-3]
         elif low.endswith("'s"):
             low = low[:-2]
         if low in NEGATIONS:
             negated = True
+            close()
+            negations.append((len(seq), low in _NEGATES_BACK))
         if low in CUES or _stem(low) in cue_stems:
             cue = True
         if low in ADJUNCT:
-            in_adjunct = True
+            in_adjunct = ADJUNCT_WORDS
         if low in STOP or len(low) < 2 or low in TITLES:
             close()
             continue
@@ -200,6 +220,7 @@ def analyse(text: str) -> Statement:
         if low in CALENDAR:
             close()
             values.add(low)
+            seq.append(low)
             continue
         initial = bool(_SENTENCE_START.search(text[max(0, m.start() - 8):m.start()])) and \
             prev_tok not in TITLES
@@ -207,15 +228,21 @@ def analyse(text: str) -> Statement:
         # "Grandma's phone"); so is a word that is not an English word of the stemmer's kind
         bare = tok[:len(low)]
         capital = tok[0].isupper() and (not initial or bare[1:].lower() != bare[1:] or (
-            low not in CUES and (len(bare) < len(tok) or _looks_like_name(bare))))
+            low not in CUES and low not in ADJUNCT and (
+                len(bare) < len(tok) or _looks_like_name(bare))))
         if capital:
             run.append(low)
         else:
             close()
             words.add(_stem(low))
+            seq.append(_stem(low))
             if in_adjunct:
                 adjunct.add(_stem(low))
+                in_adjunct -= 1
     close()
+    scope: set[str] = set()
+    for at, back in negations:
+        scope.update(seq[max(0, at - NEGATION_SCOPE) if back else at:at + NEGATION_SCOPE])
     stripped = text.strip()
     guard = None
     first = _TOKEN.match(stripped.lstrip("\"'([ "))
@@ -226,10 +253,13 @@ def analyse(text: str) -> Statement:
         guard = "hypothetical"
     elif _REPORTED.search(text):
         guard = "reported"
-    cue = cue or bool(_CUE_PHRASE.search(text))
+    for phrase in _CUE_PHRASE.finditer(text):  # its words say a change, not an attribute
+        cue = True
+        adjunct.update(_stem(w.lower()) for w in phrase.group(0).split()
+                       if w.lower() not in STOP)
     norm = " ".join(t.lower() for t in _TOKEN.findall(text))
     return Statement(frozenset(words), frozenset(values), frozenset(names), negated, cue,
-                     guard, norm, count, frozenset(adjunct))
+                     guard, norm, count, frozenset(adjunct), frozenset(scope))
 
 
 @lru_cache(maxsize=1)
@@ -311,6 +341,8 @@ def compare(new: Statement, old: Statement, similarity: float,
         return None
     if new.guard is not None or old.guard is not None:
         return None
+    if not new.cue and not vc and not (wc - _cue_stems()) and new.negated == old.negated:
+        return None  # the new statement adds to the old one and takes nothing back
     if max(new.length, old.length) > th.max_words:
         return None
     mine, theirs = new.words | new.names, old.words | old.names
@@ -335,6 +367,13 @@ def compare(new: Statement, old: Statement, similarity: float,
         return None  # only words differ and none is shared: the subject alone is common
     if _quantities(vc) and not _quantities(vn) and new.negated == old.negated:
         return None  # the old statement's number or date has no replacement in the new
+    negative, other = (new, old) if new.negated else (old, new)
+    if new.negated != old.negated and not negative.negated_scope & (other.words | other.values):
+        return None  # the negation is of something the other statement does not say
+    if not cue and not (vn or vc) and len(qn) > 1 and len(qc) > 1:
+        return None  # several words replaced on each side and no value: another attribute
+    if not cue and not new.names and vc & old.names and len(qn) > 1:
+        return None  # the old statement's subject is gone and new words came: another subject
     if new.negated != old.negated:
         rule = "negation"
     elif vn or vc:
@@ -353,7 +392,8 @@ def _same_document(a: Memory, b: Memory) -> bool:
 
 def _quantities(values: frozenset[str]) -> bool:
     """Whether ``values`` hold a number or a date (a digit, a month or weekday name)."""
-    return any(any(c.isdigit() for c in v) or v in CALENDAR for v in values)
+    return any(any(c.isdigit() for c in v) or (v in CALENDAR and v not in SEASONS)
+               for v in values)
 
 
 def decide(new: Memory, candidates: Sequence[tuple[Memory, float]],
