@@ -84,6 +84,23 @@ def decide_pair(embedder, old: str, new: str, *, t_old: int = 1, t_new: int = 9,
      "Note to self: front tyre pressure for the car is 2.3 bar.", "independent"),
     ("I like to run in the evenings.",
      "These days I run in the early mornings, not in the evenings.", "update"),
+    # a state and its circumstance; a state of another subject
+    ("The bridge is closed for resurfacing.", "The bridge is open for pedestrians only.",
+     "update"),
+    ("The north entrance is closed.", "The south entrance is open.", "independent"),
+    # names that are the values, an irregular verb, a validity start
+    ("My salary is paid into the Barclays account.",
+     "My salary now goes into the Monzo account.", "update"),
+    ("Invoices should be sent to billing@northwind.example.",
+     "Northwind asked us to send invoices to ap@northwind.example from now on.", "update"),
+    ("The monthly bus pass price rose to 58 pounds.",
+     "From September a monthly bus pass costs 52 pounds.", "update"),
+    # someone else's own value; a deliberation
+    ("My resting heart rate is 58.", "My brother says his resting heart rate is 72.",
+     "independent"),
+    ("The annual membership fee is 120 euros.",
+     "The committee discussed whether the annual membership fee should rise to 140 euros.",
+     "independent"),
 ])
 def test_each_decision_kind(embedder, old: str, new: str, kind: str) -> None:  # type: ignore[no-untyped-def]
     assert decide_pair(embedder, old, new) == kind

@@ -44,8 +44,12 @@ CUES = frozenset({
 _CUE_STEMS: frozenset[str] = frozenset()
 #: Phrases that say a value changed back ("is back down to 800 IU"); "back" alone is too
 #: common in conversation ("I'm back from the trip") to be a word of change.
-_CUE_PHRASE = re.compile(r"\bback\s+(?:down\s+|up\s+)?to\b|\b(?:went|goes|gone)\s+(?:up|down)\b",
-                         re.I)
+_CUE_PHRASE = re.compile(
+    r"\bback\s+(?:down\s+|up\s+)?to\b|\b(?:went|goes|gone)\s+(?:up|down)\b"
+    # a validity start: "from September", "as of 1 May", "effective Monday", "from now on"
+    r"|\b(?:from|as\s+of|effective)\s+(?:(?:next|this)\s+)?(?:january|february|march|april|"
+    r"may|june|july|august|september|october|november|december|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|today|tomorrow|now|\d)", re.I)
 #: Words that open an adjunct clause: a reason or a circumstance ("because of the light",
 #: "after the renovation", "since the merger"). Its words are not the attribute: they may
 #: differ between a statement and its revision.
@@ -66,11 +70,32 @@ _QUESTION_START = frozenset({"who", "what", "when", "where", "which", "why", "ho
                              "should", "would", "will", "has", "have", "shall"})
 _HYPOTHETICAL = re.compile(  # "even if" and "as if" concede or compare: not a condition
     r"(?<!even )(?<!as )\b(if|suppose|supposing|imagine|hypothetically|assuming|unless|"
-    r"in case|what if|could|might|maybe|perhaps)\b", re.I)
+    r"in case|what if|could|might|maybe|perhaps|whether|proposed|proposal|proposes|"
+    r"considering)\b", re.I)
 _REPORTED = re.compile(
     r"\b(according to|claims?|claimed|reportedly|rumou?red|rumou?rs?|quoted|quotes?|"
-    r"competitor'?s?|their figure)\b", re.I)
+    r"competitor'?s?|their figure)\b"
+    # someone else's own value: "my brother says his resting heart rate is 72"
+    r"|\b(?:says|said|mentioned|told|thinks|heard)\b[^.?!]*\b(?:his|her|their)\b", re.I)
 _TOKEN = re.compile(r"\w+(?:[.,:/@'’_-]\w+)*")
+#: Words of a state: values, like numbers and names ("the bridge is closed" against "open");
+#: the words after one are its circumstance ("closed for resurfacing"), like an adjunct's.
+STATES = frozenset({
+    "open", "opened", "reopened", "closed", "shut", "broken", "fixed", "repaired", "started",
+    "finished", "complete", "completed", "approved", "rejected", "pending", "waiting",
+    "active", "inactive", "enabled", "disabled", "online", "offline", "available",
+    "unavailable"
+})
+#: Irregular forms Porter2 leaves apart from their verb ("sent" and "send").
+IRREGULAR = {
+    "sent": "send", "went": "go", "gone": "go", "goes": "go", "took": "take", "taken": "take",
+    "paid": "pay", "left": "leave", "rose": "rise", "risen": "rise", "fell": "fall",
+    "fallen": "fall", "led": "lead", "held": "hold", "made": "make", "gave": "give",
+    "given": "give", "got": "get", "ran": "run", "began": "begin", "begun": "begin",
+    "chose": "choose", "chosen": "choose", "grew": "grow", "grown": "grow", "bought": "buy",
+    "sold": "sell", "told": "tell", "said": "say", "kept": "keep", "met": "meet",
+    "won": "win", "lost": "lose", "spent": "spend", "built": "build", "brought": "bring",
+}
 #: Titles before a name: the full stop after one does not end a sentence.
 TITLES = frozenset({"mr", "mrs", "ms", "dr", "prof", "st", "mt", "sr", "jr"})
 #: Month and weekday names: values of a date, not names of a subject.
@@ -98,7 +123,7 @@ def _stemmer() -> Any:
 def _stem(word: str) -> str:
     """The Porter2 stem of a lowercase word (cached: a vocabulary repeats, and the pure-Python
     stemmer takes 70 microseconds a word)."""
-    return str(_stemmer().stemWord(word))
+    return str(_stemmer().stemWord(IRREGULAR.get(word, word)))
 
 
 @dataclass(frozen=True)
@@ -193,6 +218,12 @@ def analyse(text: str) -> Statement:
             close()
             values.add(low)
             seq.append(low)
+            continue
+        if low in STATES:
+            close()
+            values.add(_stem(low))
+            seq.append(_stem(low))
+            in_adjunct = ADJUNCT_WORDS
             continue
         initial = bool(_SENTENCE_START.search(text[max(0, m.start() - 8):m.start()])) and \
             prev_tok not in TITLES

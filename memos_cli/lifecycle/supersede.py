@@ -135,11 +135,12 @@ def compare(new: Statement, old: Statement, similarity: float,
     shared_name = bool(new.names & old.names)
     other_names = not shared_name and new.names - old.values and old.names - new.values
     other_values = (vn - new.names) or (vc - old.names)
-    if other_names and (other_values or (wn and wc)):
-        return None  # a name and a value differ: another subject's value
     # the words that may name another attribute: neither words of change (on either side)
     # nor those of a reason or circumstance ("because of the light")
     qn, qc = wn - new.adjunct, wc - old.adjunct - cue_stems()
+    slight = cue and len(qn) <= 1 and len(qc) <= 1  # "now goes into" against "is paid into"
+    if other_names and (other_values or (qn and qc and not slight)):
+        return None  # a name and a value differ: another subject's value
     if (not cue or len(qc) > 1 or len(qn) > 1) and (
             (qn and qc and (vn or vc)) or (len(vn) > 1 and len(vc) > 1)):
         return None  # a qualifier and a value differ on both sides: another attribute
