@@ -9,8 +9,9 @@ candidate is an update only when
 
 * the two statements share their attribute (the content words that are not values: "lab
   meeting", "parser work", "office budget");
-* they differ in a value (numbers, dates, codes, names; or the remaining content words:
-  "tea" against "coffee"), or one negates what the other says;
+* they differ in a value (numbers, dates, codes, names, states such as "open" and
+  "closed"; or the remaining content words: "tea" against "coffee"), or one negates what the
+  other says;
 * they do not differ in a subject: when names differ on both sides and another value differs
   too ("the Paris office budget is 2M" against "the Berlin office budget is 1.5M"), or content
   words differ on both sides as well as a value without a word of change ("moved", "now",
@@ -23,8 +24,10 @@ candidate is an update only when
   ("note to self: ...") without a word of change revises nothing, and a negation decides only
   when it reaches (``statement.NEGATION_SCOPE`` words) what the other statement says ("so no
   renewal needed yet" negates nothing the passport's expiry date said);
-* the new statement is an assertion: questions, hypotheticals ("if the budget were cut to
-  ...") and figures quoted from someone else ("according to ...") supersede nothing;
+* the new statement is an assertion: questions, hypotheticals and deliberations ("if the
+  budget were cut to ...", "whether the fee should rise"), figures quoted from someone else
+  ("according to ...") and someone else's own values ("my brother says his ...") supersede
+  nothing;
 * two undated parts of one source file never supersede each other: the file says both
   (``memos add`` decides the edits of a file, as source edits);
 * a turn of a conversation (``dialog_turn``) revises only with a word of change: people
@@ -33,9 +36,9 @@ candidate is an update only when
 
 An unchanged restatement (the same words and values) is a duplicate. Each decision carries the
 rule that made it and the values that differed, for ``memos history``. The thresholds and
-rules were tuned on ``bench/data/updates.jsonl`` (both splits) and
-``bench/data/updates_fresh.jsonl``; ``bench/data/updates_third.jsonl`` is held out
-(``bench/updates.py``).
+rules were tuned on ``bench/data/updates.jsonl`` (both splits),
+``bench/data/updates_fresh.jsonl`` and ``bench/data/updates_third.jsonl``;
+``bench/data/updates_fourth.jsonl`` is held out (``bench/updates.py``).
 """
 
 from __future__ import annotations
