@@ -106,6 +106,21 @@ def test_each_decision_kind(embedder, old: str, new: str, kind: str) -> None:  #
     assert decide_pair(embedder, old, new) == kind
 
 
+def test_a_statement_knows_its_circumstances_states_and_the_reach_of_its_negation() -> None:
+    s = analyse("After the renegotiation, the rent is 1,300 euros because of the new lease.")
+    assert {"renegoti", "leas"} <= s.adjunct and "rent" not in s.adjunct  # a comma ends it
+    assert "after" not in s.names  # a word that opens an adjunct is no name
+    s = analyse("The bridge is closed for resurfacing until Friday.")
+    assert "close" in s.values and "resurfac" in s.adjunct and "bridg" not in s.adjunct
+    s = analyse("My passport expires in March 2031, so no renewal needed yet.")
+    assert s.negated and s.negated_scope == {"renew", "need"}
+    s = analyse("The project was cancelled last week.")  # a negation that reaches back
+    assert "project" in s.negated_scope
+    assert analyse("Marcus's salary band is L5.").names == {"marcus"}
+    assert analyse("The shop sent the parcel.").words == analyse("The shop will send the parcel."
+                                                                 ).words
+
+
 def test_the_decision_names_its_rule_and_the_values_that_changed() -> None:
     d = compare(analyse("The lab meeting moved to room C3."),
                 analyse("The lab meeting is in room B12."), 0.8)
