@@ -153,8 +153,8 @@ class Statement:
 def analyse(text: str) -> Statement:
     """Take a statement apart (:class:`Statement`). Pure, no model: tokens, Porter2 stems
     (``snowballstemmer``), capitalisation and digits. Consecutive capitalised words are one
-    name (``Harbour Road``, ``Google Cloud``); month and weekday names are values, not
-    names."""
+    name (``Harbour Road``, ``Google Cloud``); month and weekday names and words of a state
+    (:data:`STATES`) are values, not names."""
     if len(text) > MAX_ANALYSED:
         folded = " ".join(t.lower() for t in _TOKEN.findall(text))
         return Statement(frozenset(), frozenset(), frozenset(), False, False, None, folded,
@@ -173,12 +173,14 @@ def analyse(text: str) -> Statement:
     last_end = 0
     prev = ""
 
+    def value(v: str) -> None:
+        values.add(v)
+        seq.append(v)
+
     def close() -> None:
         if run:
-            name = " ".join(run)
-            names.add(name)
-            values.add(name)
-            seq.append(name)
+            names.add(" ".join(run))
+            value(" ".join(run))
             run.clear()
 
     for m in _TOKEN.finditer(text):
@@ -193,8 +195,7 @@ def analyse(text: str) -> Statement:
         prev_tok, prev = prev, low
         if any(c.isdigit() for c in tok) or "@" in tok:
             close()
-            values.add(low.replace(",", ""))
-            seq.append(low.replace(",", ""))
+            value(low.replace(",", ""))
             continue
         if low.endswith("n't"):
             negated = True
@@ -216,14 +217,12 @@ def analyse(text: str) -> Statement:
         count += 1
         if low in CALENDAR:
             close()
-            values.add(low)
-            seq.append(low)
+            value(low)
             continue
         if low in STATES:
             close()
-            values.add(_stem(low))
-            seq.append(_stem(low))
-            in_adjunct = ADJUNCT_WORDS
+            value(_stem(low))
+            in_adjunct = ADJUNCT_WORDS  # what follows a state is its circumstance
             continue
         initial = bool(_SENTENCE_START.search(text[max(0, m.start() - 8):m.start()])) and \
             prev_tok not in TITLES
@@ -237,10 +236,11 @@ def analyse(text: str) -> Statement:
             run.append(low)
         else:
             close()
-            words.add(_stem(low))
-            seq.append(_stem(low))
+            stem = _stem(low)
+            words.add(stem)
+            seq.append(stem)
             if in_adjunct:
-                adjunct.add(_stem(low))
+                adjunct.add(stem)
                 in_adjunct -= 1
     close()
     scope: set[str] = set()
@@ -267,6 +267,7 @@ def analyse(text: str) -> Statement:
 
 @lru_cache(maxsize=1)
 def cue_stems() -> frozenset[str]:
+    """The stems of :data:`CUES`: words of change wherever they stand, never an attribute."""
     return frozenset(_stem(w) for w in CUES)
 
 

@@ -124,7 +124,8 @@ def compare(new: Statement, old: Statement, similarity: float,
         return None
     if new.guard is not None or old.guard is not None:
         return None
-    if not new.cue and not vc and not (wc - cue_stems()) and new.negated == old.negated:
+    lost = wc - cue_stems()  # what the old statement said that the new one does not
+    if not new.cue and not vc and not lost and new.negated == old.negated:
         return None  # the new statement adds to the old one and takes nothing back
     if max(new.length, old.length) > th.max_words:
         return None
@@ -140,7 +141,7 @@ def compare(new: Statement, old: Statement, similarity: float,
     other_values = (vn - new.names) or (vc - old.names)
     # the words that may name another attribute: neither words of change (on either side)
     # nor those of a reason or circumstance ("because of the light")
-    qn, qc = wn - new.adjunct, wc - old.adjunct - cue_stems()
+    qn, qc = wn - new.adjunct, lost - old.adjunct
     slight = cue and len(qn) <= 1 and len(qc) <= 1  # "now goes into" against "is paid into"
     if other_names and (other_values or (qn and qc and not slight)):
         return None  # a name and a value differ: another subject's value
