@@ -88,6 +88,8 @@ def decide_pair(embedder, old: str, new: str, *, t_old: int = 1, t_new: int = 9,
     ("The bridge is closed for resurfacing.", "The bridge is open for pedestrians only.",
      "update"),
     ("The north entrance is closed.", "The south entrance is open.", "independent"),
+    ("The Kestrel project started on 5 January 2026.", "The Kestrel demo moved to 9 June.",
+     "independent"),  # an event is no state
     # names that are the values, an irregular verb, a validity start
     ("My salary is paid into the Barclays account.",
      "My salary now goes into the Monzo account.", "update"),

@@ -80,11 +80,12 @@ _REPORTED = re.compile(
 _TOKEN = re.compile(r"\w+(?:[.,:/@'’_-]\w+)*")
 #: Words of a state: values, like numbers and names ("the bridge is closed" against "open");
 #: the words after one are its circumstance ("closed for resurfacing"), like an adjunct's.
+#: Words of an event are not among them: "the project started on 5 January" is not a state
+#: that "the demo moved to 9 June" replaces.
 STATES = frozenset({
-    "open", "opened", "reopened", "closed", "shut", "broken", "fixed", "repaired", "started",
-    "finished", "complete", "completed", "approved", "rejected", "pending", "waiting",
-    "active", "inactive", "enabled", "disabled", "online", "offline", "available",
-    "unavailable"
+    "open", "reopened", "closed", "shut", "broken", "fixed", "repaired", "approved",
+    "rejected", "pending", "waiting", "active", "inactive", "enabled", "disabled", "online",
+    "offline", "available", "unavailable"
 })
 #: Irregular forms Porter2 leaves apart from their verb ("sent" and "send").
 IRREGULAR = {
