@@ -41,7 +41,6 @@ CUES = frozenset({
     "relocated", "relocate", "upgraded", "upgrade", "downgraded", "downgrade", "lowered",
     "lower", "bumped", "bump", "shifted", "shift", "migrated", "migrate"
 })
-_CUE_STEMS: frozenset[str] = frozenset()
 #: Phrases that say a value changed back ("is back down to 800 IU"); "back" alone is too
 #: common in conversation ("I'm back from the trip") to be a word of change.
 _CUE_PHRASE = re.compile(

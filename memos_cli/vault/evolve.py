@@ -133,22 +133,21 @@ def _top_above(sims: np.ndarray, floor: float, k: int) -> tuple[np.ndarray, np.n
     empty = np.zeros(0, np.int64)
     if not q or not n:
         return empty, empty, np.zeros(0, np.float32)
-    groups = -(-n // GROUP)
-    if groups * GROUP != n:  # pad the last group with entries below any floor
-        sims = np.concatenate([sims, np.full((q, groups * GROUP - n), -np.inf, sims.dtype)], 1)
-    cells = sims.reshape(q, groups, GROUP)
-    best = cells.max(axis=2)  # [queries, groups]
+    best = np.maximum.reduceat(sims, np.arange(0, n, GROUP), axis=1)  # [queries, groups]
+    groups = best.shape[1]
     cut = np.full(q, floor, np.float32)
     if groups > k:
         cut = np.maximum(cut, np.partition(best, groups - k, axis=1)[:, groups - k])
     r, g = np.nonzero(best >= cut[:, None])  # ties at the cut are kept: none is lost
     if not r.size:
         return empty, empty, np.zeros(0, np.float32)
-    vals = cells[r, g].reshape(-1)  # [picked groups * GROUP]
+    c = (g[:, None] * GROUP + np.arange(GROUP)).reshape(-1)  # the picked groups' columns
     r = np.repeat(r, GROUP)
-    c = (g[:, None] * GROUP + np.arange(GROUP)).reshape(-1)
-    keep = vals >= floor
-    r, c, v = r[keep], c[keep], vals[keep]
+    inside = c < n  # the last group may be short
+    r, c = r[inside], c[inside]
+    v = sims[r, c]
+    keep = v >= floor
+    r, c, v = r[keep], c[keep], v[keep]
     order = np.lexsort((c, -v, r))  # by query, best first, ties by column
     r, c, v = r[order], c[order], v[order]
     starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
