@@ -69,7 +69,7 @@ from memos_cli.validity import View, parse_as_of  # noqa: E402
 NOW = datetime(2026, 12, 3, tzinfo=timezone.utc)
 #: The splits, in the order run: the tuning data, then the held-out splits in the order they
 #: were written; all but the last were opened and tuned on (2026-12-04), the last is held out.
-SPLITS = ("tune", "held_out", "fresh", "third", "fourth")
+SPLITS = ("tune", "held_out", "fresh", "third", "fourth", "fifth")
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -118,12 +118,13 @@ def prf(found: set[Any], want: set[Any]) -> dict[str, float]:
             "found": len(found), "expected": len(want), "correct": tp}
 
 
-def search_scores(cube: Any, embedder: Any, scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+def search_scores(cube: Any, embedder: Any, scenarios: list[dict[str, Any]],
+                  order: bool) -> dict[str, Any]:
     top1 = stale_first = 0
     asof_ok = asof_n = 0
     misses = []
     for s in scenarios:
-        hits = search(cube, embedder, s["question"], 5, View(now=NOW)).hits
+        hits = search(cube, embedder, s["question"], 5, View(now=NOW, precedence=order)).hits
         texts = [h.memory.content.lower() for h in hits]
         cur = s["current"].lower()
         first_cur = next((i for i, t in enumerate(texts) if cur in t), None)
@@ -136,7 +137,7 @@ def search_scores(cube: Any, embedder: Any, scenarios: list[dict[str, Any]]) -> 
         if first_cur != 0:
             misses.append(s["id"])
         for probe in s["as_of"]:
-            view = View(as_of=parse_as_of(probe["time"]), now=NOW)
+            view = View(as_of=parse_as_of(probe["time"]), now=NOW, precedence=order)
             got = search(cube, embedder, s["question"], 1, view).hits
             asof_n += 1
             asof_ok += bool(got) and probe["expect"].lower() in got[0].memory.content.lower()
@@ -146,23 +147,31 @@ def search_scores(cube: Any, embedder: Any, scenarios: list[dict[str, Any]]) -> 
             "current_top1_misses": misses}
 
 
+#: (name, supersession when packed, precedence when searched): what memos did before, each
+#: part alone, and both (the default).
+MODES = (("without supersession", False, False),
+         ("precedence alone", False, True),
+         ("with supersession", True, False),
+         ("supersession and precedence (the default)", True, True))
+
+
 def run_split(name: str, scenarios: list[dict[str, Any]], embedder: Any,
               tmp: Path) -> dict[str, Any]:
     src = tmp / f"{name}.jsonl"
     stream(scenarios, src)
     out: dict[str, Any] = {"scenarios": len(scenarios),
                            "events": sum(len(s["events"]) for s in scenarios)}
-    for mode, on in (("without supersession", False), ("with supersession", True)):
+    for mode, on, order in MODES:
         path = tmp / f"{name}-{on}.memcube"
-        pack([src], path, embedder=embedder, defaults=Defaults(now=NOW), supersede=on,
-             force=True)
+        if not path.exists():
+            pack([src], path, embedder=embedder, defaults=Defaults(now=NOW), supersede=on)
         cube = open_cube(path)
         found = links_of(cube.memories)
         wrong, watched = touched(found, scenarios)
         out[mode] = {"links": prf(found, expected_links(scenarios)),
                      "false_supersession": round(wrong / watched, 3),
                      "false_supersession_events": wrong, "watched_events": watched,
-                     **search_scores(cube, embedder, scenarios)}
+                     **search_scores(cube, embedder, scenarios, order)}
     # incremental: one event at a time, in arrival order
     cube = open_cube(tmp / f"{name}-False.memcube")
     mems = cube.memories
@@ -179,13 +188,14 @@ def run_split(name: str, scenarios: list[dict[str, Any]], embedder: Any,
     return out
 
 
-LOCOMO_MODES = (("before (no supersession, no named dates)", False, False),
-                ("supersession", True, False),
-                ("supersession and named dates (the default)", True, True))
+LOCOMO_MODES = (("before (no supersession, no named dates)", False, False, False),
+                ("supersession", True, False, False),
+                ("supersession and named dates", True, True, False),
+                ("supersession, named dates and precedence (the default)", True, True, True))
 
 
 def locomo(files: list[Path], embedder: Any, tmp: Path) -> dict[str, Any]:
-    scores: dict[str, list[float]] = {m: [] for m, _, _ in LOCOMO_MODES}
+    scores: dict[str, list[float]] = {m: [] for m, *_ in LOCOMO_MODES}
     superseded = turns = narrowed = 0
     for f in files:
         data = json.loads(f.read_text())
@@ -200,9 +210,9 @@ def locomo(files: list[Path], embedder: Any, tmp: Path) -> dict[str, Any]:
             if q.get("category") not in (1, 2, 3, 4) or not (ev := evidence_ids(q)):
                 continue
             narrowed += View().for_query(q["question"], NOW).period is not None
-            for mode, on, dates in LOCOMO_MODES:
+            for mode, on, dates, order in LOCOMO_MODES:
                 hits = search(cubes[on], embedder, q["question"], 10,
-                              View(dates=dates, now=NOW)).hits
+                              View(dates=dates, now=NOW, precedence=order)).hits
                 found = {h.memory.turn_id for h in hits}
                 scores[mode].append(len(ev & found) / len(ev))
     n = len(next(iter(scores.values())))
@@ -217,7 +227,8 @@ def main() -> None:
                     default=[ROOT / "bench/data/updates.jsonl",
                              ROOT / "bench/data/updates_fresh.jsonl",
                              ROOT / "bench/data/updates_third.jsonl",
-                             ROOT / "bench/data/updates_fourth.jsonl"])
+                             ROOT / "bench/data/updates_fourth.jsonl",
+                             ROOT / "bench/data/updates_fifth.jsonl"])
     ap.add_argument("--locomo", type=Path, default=ROOT.parent / "shared/datasets/locomo")
     ap.add_argument("--no-locomo", action="store_true")
     ap.add_argument("--split", choices=(*SPLITS, "all"), default="all")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from memos_cli.errors import UsageError
@@ -52,7 +52,9 @@ class View:
     ``[start, end]``, and the undated current ones; a conversation turn is dated when it was
     said, and people talk about the past, so turns are seen as without a period.
     ``dates``: whether a query's named dates may set ``period`` (:meth:`for_query`);
-    ``now``: what relative ones ("last week") count from."""
+    ``now``: what relative ones ("last week") count from; ``precedence``: whether a newer
+    statement that answers the query as fully as an older one ranks above it
+    (:mod:`memos_cli.lifecycle.precedence`, spec §6.3)."""
 
     as_of: datetime | None = None
     history: bool = False
@@ -60,6 +62,7 @@ class View:
     dates: bool = True
     #: what relative dates in a query count from (``--now``); default: the search's time
     now: datetime | None = None
+    precedence: bool = True
 
     def admits(self, memory: Memory) -> bool:
         """Whether ``memory`` belongs to this view."""
@@ -80,7 +83,7 @@ class View:
         if self.history or self.as_of is not None or self.period is not None or not self.dates:
             return self
         found = named_period(query, self.now or now)
-        return self if found is None else View(period=found, now=self.now)
+        return self if found is None else replace(self, period=found)
 
     def to_dict(self) -> dict[str, object]:
         return {"as_of": format_time(self.as_of), "history": self.history,

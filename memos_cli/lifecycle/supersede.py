@@ -168,7 +168,7 @@ def compare(new: Statement, old: Statement, similarity: float,
     return Decision("update", rule=rule, score=similarity, changed=changed)
 
 
-def _same_document(a: Memory, b: Memory) -> bool:
+def same_document(a: Memory, b: Memory) -> bool:
     """Two undated parts of one source file: the file says both at once (an edit of the file
     is a source edit, decided by ``memos add``, not here)."""
     return a.source_file is not None and a.source_file == b.source_file and \
@@ -195,7 +195,7 @@ def decide(new: Memory, candidates: Sequence[tuple[Memory, float]],
     stmt: Statement | None = None
     for old, sim in sorted(candidates, key=lambda c: -c[1]):
         if sim < th.candidate or old.id == new.id or not eligible(old) or \
-                old.owner != new.owner or _same_document(new, old):
+                old.owner != new.owner or same_document(new, old):
             continue
         stmt = stmt or analyse(new.content)
         # the later statement in valid time is the one that revises (an older one arriving

@@ -16,6 +16,7 @@ from typing import Any
 from memos_cli.cube import Cube
 from memos_cli.errors import EmbedderMismatchError, IntegrityError
 from memos_cli.governance.policy import can_read
+from memos_cli.lifecycle import precedence
 from memos_cli.memory import Memory, derived_from, format_time
 from memos_cli.models.chat import ChatModel
 from memos_cli.models.embedder import Embedder
@@ -101,7 +102,7 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
     vector = embedder.encode([query])[0]
     index = cube.index()
     out: list[Retrieved] = []
-    pool = k
+    pool = max(k, precedence.POOL) if view.precedence else k
     while True:
         hits = index.search(query, vector, pool)
         for h in hits:
@@ -113,7 +114,7 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)
-            return out[:k]
+            return precede(query, out, view)[:k]
         pool *= 4  # expired or unreadable memories took places: look further
 
 
@@ -137,8 +138,18 @@ def retrieve_many(cubes: Sequence[Cube], embedder: Embedder, query: str, k: int 
                           view=view):
             if r.memory.id not in best or r.score > best[r.memory.id].score:
                 best[r.memory.id] = r
-    ranked = sorted(best.values(), key=lambda r: (-r.score, r.memory.id))[:k]
-    return [replace(r, rank=n) for n, r in enumerate(ranked, start=1)]
+    ranked = sorted(best.values(), key=lambda r: (-r.score, r.memory.id))
+    return precede(query, ranked, view)[:k]
+
+
+def precede(query: str, found: list[Retrieved], view: View = CURRENT) -> list[Retrieved]:
+    """``found`` (best first) with a newer statement that answers ``query`` as fully as an
+    older one put above it (:func:`memos_cli.lifecycle.precedence.order`; not when
+    ``view.precedence`` is off), ranks renumbered from 1. Scores are kept: a memory that
+    moved up keeps its fused score."""
+    seq = precedence.order(query, [r.memory for r in found]) if view.precedence \
+        else range(len(found))
+    return [replace(found[i], rank=n) for n, i in enumerate(seq, start=1)]
 
 
 def resolve_hits(hits: list[Any], by_id: dict[str, Memory], k: int, *, now: datetime,

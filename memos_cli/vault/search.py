@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from memos_cli.cube.index import Index
 from memos_cli.errors import EmbedderMismatchError
 from memos_cli.governance import seal
-from memos_cli.tiers.plaintext import answer_hits, resolve_hits
+from memos_cli.lifecycle import precedence
+from memos_cli.tiers.plaintext import answer_hits, precede, resolve_hits
 from memos_cli.validity import CURRENT, View
 from memos_cli.vault import rows as R
 
@@ -45,7 +46,7 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     now = now or datetime.now(timezone.utc)
     view = view.for_query(query, now)  # a period the query names (spec §4.6)
     vector = embedder.encode([query])[0]
-    pool = k
+    pool = max(k, precedence.POOL) if view.precedence else k
     seals = vault.seals
     columns: tuple[str, ...] = ("record",)
     if seals.active:  # each hit's seal is checked as it is read (spec §16.5)
@@ -64,7 +65,7 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)
-            return out[:k]
+            return precede(query, out, view)[:k]
         pool *= 4
 
 

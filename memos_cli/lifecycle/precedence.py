@@ -1,0 +1,83 @@
+"""Precedence at read time: of two memories a search found, the newer one comes first when it
+answers the question at least as fully as the older one (spec §6.3).
+
+Supersession (:mod:`memos_cli.lifecycle.supersede`) decides when a memory is written, from the
+two statements alone, and misses revisions that share no attribute word with what they
+revise ("I am vegetarian", later "I have been vegan since August") or that say it in other
+words ("the minimum iOS version is 16", later "the app now requires iOS 17"). Both stay
+current, and similarity ranks them. At read time the question says which attribute is asked
+for: a newer statement that holds every content word of the question the older one holds,
+and names the subject the question names wherever the older one does, answers the same
+question, and its value is the later one. It is put just above the older memory; nothing is
+stored and no link is made, so a wrong precedence costs one order and nothing else.
+
+For the same reason a plain assertion comes before a question, a hypothetical or a figure
+quoted from someone else (``Statement.guard``) that answers no more of the question, whatever
+their dates: "if my blood pressure stays high, the dose would go up to 10 mg" is not the dose.
+
+A statement does not take precedence when it is itself guarded, when it is another user's,
+when both are undated parts of one source file, when either is longer than the statements
+supersession compares (``Thresholds.max_words``: document sections), or, for a turn of a
+conversation, as a later statement without a word of change (people talk about many things
+of one kind) or as an assertion at all. These are the exclusions of
+:func:`~memos_cli.lifecycle.supersede.decide`.
+
+Lexical, like supersession: a newer statement that says the question's words in other words
+("bedtime" for "go to bed") does not take precedence. Developed on the opened scenario sets
+of ``bench/updates.py``; measured on the fourth and fifth (``docs/benchmarks/updates.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from memos_cli.lifecycle.statement import Statement, analyse
+from memos_cli.lifecycle.supersede import DEFAULT, eligible, same_document
+from memos_cli.memory import Memory
+
+#: Memories a search looks at for precedence, at least: a newer statement ranked second to
+#: fifth can come first in a search for one memory (``-k 1``).
+POOL = 5
+
+
+def takes_precedence(question: Statement, new: Memory, old: Memory) -> bool:
+    """Whether ``new`` answers ``question`` (analysed) as fully as ``old`` and comes before it:
+    as the later statement, or as an assertion where ``old`` is a question, a hypothetical or
+    a quoted figure (module docstring)."""
+    if new.owner != old.owner or not (eligible(new) and eligible(old)) or \
+            same_document(new, old):
+        return False
+    sn, so = analyse(new.content), analyse(old.content)
+    if sn.guard is not None or sn.norm == so.norm or \
+            max(sn.length, so.length) > DEFAULT.max_words:
+        return False
+    turn = "dialog_turn" in (new.semantic_type, old.semantic_type)
+    if so.guard is not None:  # what is asserted comes before what is asked or supposed
+        before = not turn
+    else:  # a turn of a conversation revises only with a word of change
+        before = new.valid_from > old.valid_from and (sn.cue or not turn)
+    if not before:
+        return False
+    # what each says, names included: a common word that opens a sentence may have been read
+    # as a name ("Choir rehearsals are now held ...")
+    held = question.words & (so.words | so.values)
+    if len(held) < min(2, len(question.words)) or not held <= sn.words | sn.values:
+        return False  # the older one answers more of the question, or too little of it
+    # what the question names (a subject, a day, a state) that the older one holds
+    return question.values & so.values <= sn.values
+
+
+def order(question: str, memories: Sequence[Memory]) -> list[int]:
+    """The order of ``memories`` (ranked best first) with precedence applied: indices into
+    ``memories``. Each memory, in rank order, moves above the first memory ranked before it
+    over which it takes precedence (:func:`takes_precedence`); the rest keep their order.
+    Quadratic in ``len(memories)``, which is a search's pool (tens)."""
+    q = analyse(question)
+    out = list(range(len(memories)))
+    for pos in range(1, len(out)):
+        b = out[pos]
+        for i in range(pos):
+            if takes_precedence(q, memories[b], memories[out[i]]):
+                out.insert(i, out.pop(pos))
+                break
+    return out
