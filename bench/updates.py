@@ -9,16 +9,21 @@ else). Each scenario has unrelated facts around it. The thresholds of
 ``memos_cli.lifecycle.supersede`` were tuned on the ``tune`` split (even-numbered scenarios);
 the ``held_out`` split (odd-numbered) was reported apart and not looked at until its misses
 were opened on 2026-12-04 to tune the rules again: since then it is tuning data too.
-``bench/data/updates_fresh.jsonl`` (split ``fresh``), ``updates_third.jsonl`` (``third``) and
-``updates_fourth.jsonl`` (``fourth``), 32 scenarios each of the same kinds, were written on
-2026-12-04, each committed before it was run: ``fresh`` and ``third`` were run once as
-held-out sets, then opened and tuned on in turn; ``fourth``, written after that, is the
-held-out split now. All of them were written by the author of the rules, which a held-out
-set of another author's would not be.
+``bench/data/updates_fresh.jsonl`` (split ``fresh``), ``updates_third.jsonl`` (``third``),
+``updates_fourth.jsonl`` (``fourth``), ``updates_fifth.jsonl`` (``fifth``) and
+``updates_sixth.jsonl`` (``sixth``), 32 scenarios each of the same kinds, were written on
+2026-12-04, each committed before it was run. ``fresh`` and ``third`` were run once as
+held-out sets of the supersession rules, then opened and tuned on in turn. Precedence
+(``memos_cli.lifecycle.precedence``) was developed on the opened sets and measured on
+``fourth`` (never opened) and ``fifth``; ``fifth`` was then opened and both parts tuned on it.
+``sixth``, written before ``fifth`` was opened, is the test set of that last round, and
+``fourth`` stays unopened. All of them were written by the author of the rules, which a
+held-out set of another author's would not be.
 
 For each split, the scenarios' events form one dated JSONL stream (every scenario's facts
 among the others'), packed twice with the default embedder: with supersession (memos's
-default) and without (``pack(supersede=False)``, what memos did before). Measured:
+default) and without (``pack(supersede=False)``, what memos did before), and each searched
+with precedence at read time and without (``MODES``). Measured:
 
 * supersession precision and recall over the links the cube holds against those expected;
 * current value at top-1: the share of questions whose first search result holds the
@@ -30,9 +35,9 @@ default) and without (``pack(supersede=False)``, what memos did before). Measure
   (``Ledger.offer``, the path of ``add``, ``load`` and ``remember``), with links compared
   as above: this is where out-of-order revisions meet memories already held;
 * LoCoMo (``--locomo``): recall@10 of the conversations' evidence before (no supersession,
-  no named dates), with supersession, and with both (the default), which must not drop by
-  more than 0.01. A question that names a period ("in May 2023") sees the dated memories
-  valid then; relative dates count from the benchmark's fixed ``NOW``.
+  no named dates, no precedence), with each added in turn, the last being the default,
+  which must not drop by more than 0.01. A question that names a period ("in May 2023")
+  sees the dated memories valid then; relative dates count from the benchmark's ``NOW``.
 
 Usage:  python bench/updates.py [--split fresh] [--locomo ../shared/datasets/locomo]
         [--out bench/out]
@@ -69,7 +74,7 @@ from memos_cli.validity import View, parse_as_of  # noqa: E402
 NOW = datetime(2026, 12, 3, tzinfo=timezone.utc)
 #: The splits, in the order run: the tuning data, then the held-out splits in the order they
 #: were written; all but the last were opened and tuned on (2026-12-04), the last is held out.
-SPLITS = ("tune", "held_out", "fresh", "third", "fourth", "fifth")
+SPLITS = ("tune", "held_out", "fresh", "third", "fourth", "fifth", "sixth")
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -228,7 +233,8 @@ def main() -> None:
                              ROOT / "bench/data/updates_fresh.jsonl",
                              ROOT / "bench/data/updates_third.jsonl",
                              ROOT / "bench/data/updates_fourth.jsonl",
-                             ROOT / "bench/data/updates_fifth.jsonl"])
+                             ROOT / "bench/data/updates_fifth.jsonl",
+                             ROOT / "bench/data/updates_sixth.jsonl"])
     ap.add_argument("--locomo", type=Path, default=ROOT.parent / "shared/datasets/locomo")
     ap.add_argument("--no-locomo", action="store_true")
     ap.add_argument("--split", choices=(*SPLITS, "all"), default="all")

@@ -54,7 +54,7 @@ class View:
     ``dates``: whether a query's named dates may set ``period`` (:meth:`for_query`);
     ``now``: what relative ones ("last week") count from; ``precedence``: whether a newer
     statement that answers the query as fully as an older one ranks above it
-    (:mod:`memos_cli.lifecycle.precedence`, spec §6.3)."""
+    (:mod:`memos_cli.lifecycle.precedence`, spec §4.6)."""
 
     as_of: datetime | None = None
     history: bool = False

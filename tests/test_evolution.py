@@ -103,6 +103,8 @@ def decide_pair(embedder, old: str, new: str, *, t_old: int = 1, t_new: int = 9,
     ("The annual membership fee is 120 euros.",
      "The committee discussed whether the annual membership fee should rise to 140 euros.",
      "independent"),
+    ("The design review is on Wednesday at 2.",  # an opinion of what should be
+     "Karen thinks the design review should be on Friday at 2.", "independent"),
 ])
 def test_each_decision_kind(embedder, old: str, new: str, kind: str) -> None:  # type: ignore[no-untyped-def]
     assert decide_pair(embedder, old, new) == kind

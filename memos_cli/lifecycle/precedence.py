@@ -1,5 +1,5 @@
 """Precedence at read time: of two memories a search found, the newer one comes first when it
-answers the question at least as fully as the older one (spec §6.3).
+answers the question at least as fully as the older one (spec §4.6, "Precedence").
 
 Supersession (:mod:`memos_cli.lifecycle.supersede`) decides when a memory is written, from the
 two statements alone, and misses revisions that share no attribute word with what they
@@ -29,15 +29,30 @@ of ``bench/updates.py``; measured on the fourth and fifth (``docs/benchmarks/upd
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from memos_cli.lifecycle.statement import Statement, analyse
+from memos_cli.lifecycle.statement import Statement, analyse, stem
 from memos_cli.lifecycle.supersede import DEFAULT, eligible, same_document
 from memos_cli.memory import Memory
 
 #: Memories a search looks at for precedence, at least: a newer statement ranked second to
 #: fifth can come first in a search for one memory (``-k 1``).
 POOL = 5
+
+
+_HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
+#: Stems of verbs a question asks with that say nothing of the attribute ("how much dry food
+#: does the dog *get*" is answered by "the dog eats 300 grams").
+LIGHT_VERBS = frozenset({"get", "have", "do", "take", "go", "make", "keep", "use", "need"})
+
+
+def _said(s: Statement, text: str) -> frozenset[str]:
+    """What statement ``s`` of ``text`` says, for coverage: its words and its values (a common
+    word that opens a sentence may have been read as a name: "Choir rehearsals are now held
+    ..."), and the stems of the parts of hyphenated words ("on-call" says "call")."""
+    parts = {stem(p) for w in _HYPHENATED.findall(text.lower()) for p in w.split("-")}
+    return s.words | s.values | parts
 
 
 def takes_precedence(question: Statement, new: Memory, old: Memory) -> bool:
@@ -58,10 +73,9 @@ def takes_precedence(question: Statement, new: Memory, old: Memory) -> bool:
         before = new.valid_from > old.valid_from and (sn.cue or not turn)
     if not before:
         return False
-    # what each says, names included: a common word that opens a sentence may have been read
-    # as a name ("Choir rehearsals are now held ...")
-    held = question.words & (so.words | so.values)
-    if len(held) < min(2, len(question.words)) or not held <= sn.words | sn.values:
+    asked = question.words - LIGHT_VERBS
+    held = asked & _said(so, old.content)
+    if len(held) < min(2, len(asked)) or not held <= _said(sn, new.content):
         return False  # the older one answers more of the question, or too little of it
     # what the question names (a subject, a day, a state) that the older one holds
     return question.values & so.values <= sn.values

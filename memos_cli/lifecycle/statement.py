@@ -70,7 +70,10 @@ _QUESTION_START = frozenset({"who", "what", "when", "where", "which", "why", "ho
 _HYPOTHETICAL = re.compile(  # "even if" and "as if" concede or compare: not a condition
     r"(?<!even )(?<!as )\b(if|suppose|supposing|imagine|hypothetically|assuming|unless|"
     r"in case|what if|could|might|maybe|perhaps|whether|proposed|proposal|proposes|"
-    r"considering)\b", re.I)
+    r"considering)\b"
+    # an opinion of what should be: "Karen thinks the review should be on Friday"
+    r"|\b(?:thinks|believes|suggests|suggested|feels|argues|wants)\b[^.?!]*\b(?:should|"
+    r"ought)\b", re.I)
 _REPORTED = re.compile(
     r"\b(according to|claims?|claimed|reportedly|rumou?red|rumou?rs?|quoted|quotes?|"
     r"competitor'?s?|their figure)\b"
@@ -120,7 +123,7 @@ def _stemmer() -> Any:
 
 
 @lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     """The Porter2 stem of a lowercase word (cached: a vocabulary repeats, and the pure-Python
     stemmer takes 70 microseconds a word)."""
     return str(_stemmer().stemWord(IRREGULAR.get(word, word)))
@@ -207,7 +210,7 @@ def analyse(text: str) -> Statement:
             negated = True
             close()
             negations.append((len(seq), low in _NEGATES_BACK))
-        if low in CUES or _stem(low) in change:
+        if low in CUES or stem(low) in change:
             cue = True
         if low in ADJUNCT:
             in_adjunct = ADJUNCT_WORDS
@@ -221,7 +224,7 @@ def analyse(text: str) -> Statement:
             continue
         if low in STATES:
             close()
-            value(_stem(low))
+            value(stem(low))
             in_adjunct = ADJUNCT_WORDS  # what follows a state is its circumstance
             continue
         initial = bool(_SENTENCE_START.search(text[max(0, m.start() - 8):m.start()])) and \
@@ -236,11 +239,11 @@ def analyse(text: str) -> Statement:
             run.append(low)
         else:
             close()
-            stem = _stem(low)
-            words.add(stem)
-            seq.append(stem)
+            root = stem(low)
+            words.add(root)
+            seq.append(root)
             if in_adjunct:
-                adjunct.add(stem)
+                adjunct.add(root)
                 in_adjunct -= 1
     close()
     scope: set[str] = set()
@@ -258,7 +261,7 @@ def analyse(text: str) -> Statement:
         guard = "reported"
     for phrase in _CUE_PHRASE.finditer(text):  # its words say a change, not an attribute
         cue = True
-        adjunct.update(_stem(w.lower()) for w in phrase.group(0).split()
+        adjunct.update(stem(w.lower()) for w in phrase.group(0).split()
                        if w.lower() not in STOP)
     norm = " ".join(t.lower() for t in _TOKEN.findall(text))
     return Statement(frozenset(words), frozenset(values), frozenset(names), negated, cue,
@@ -268,11 +271,11 @@ def analyse(text: str) -> Statement:
 @lru_cache(maxsize=1)
 def cue_stems() -> frozenset[str]:
     """The stems of :data:`CUES`: words of change wherever they stand, never an attribute."""
-    return frozenset(_stem(w) for w in CUES)
+    return frozenset(stem(w) for w in CUES)
 
 
 def _looks_like_name(tok: str) -> bool:
     """A sentence-initial capitalised word is taken for a name when it is not an English
     word of the stemmer's kind: it does not change under stemming and ends as names do."""
     low = tok.lower()
-    return _stem(low) == low and not low.endswith(("ed", "ing", "ly", "s")) and len(low) > 2
+    return stem(low) == low and not low.endswith(("ed", "ing", "ly", "s")) and len(low) > 2

@@ -114,7 +114,7 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)
-            return precede(query, out, view)[:k]
+            return precede(query, out, k, view)
         pool *= 4  # expired or unreadable memories took places: look further
 
 
@@ -139,17 +139,21 @@ def retrieve_many(cubes: Sequence[Cube], embedder: Embedder, query: str, k: int 
             if r.memory.id not in best or r.score > best[r.memory.id].score:
                 best[r.memory.id] = r
     ranked = sorted(best.values(), key=lambda r: (-r.score, r.memory.id))
-    return precede(query, ranked, view)[:k]
+    return precede(query, ranked, k, view)
 
 
-def precede(query: str, found: list[Retrieved], view: View = CURRENT) -> list[Retrieved]:
-    """``found`` (best first) with a newer statement that answers ``query`` as fully as an
-    older one put above it (:func:`memos_cli.lifecycle.precedence.order`; not when
-    ``view.precedence`` is off), ranks renumbered from 1. Scores are kept: a memory that
-    moved up keeps its fused score."""
-    seq = precedence.order(query, [r.memory for r in found]) if view.precedence \
-        else range(len(found))
-    return [replace(found[i], rank=n) for n, i in enumerate(seq, start=1)]
+def precede(query: str, found: list[Retrieved], k: int,
+            view: View = CURRENT) -> list[Retrieved]:
+    """The first ``k`` of ``found`` (best first) after precedence: among the first
+    ``max(k, precedence.POOL)``, a newer statement that answers ``query`` as fully as an older
+    one goes above it (:func:`memos_cli.lifecycle.precedence.order`; not when
+    ``view.precedence`` is off). Ranks are renumbered from 1; scores are kept, so a memory
+    that moved up keeps its fused score. Only the order of the pool changes, never which
+    memories it holds: the first ``k`` are the same memories for ``k`` of 5 or more."""
+    pool = found[:max(k, precedence.POOL)]
+    seq = precedence.order(query, [r.memory for r in pool]) if view.precedence \
+        else range(len(pool))
+    return [replace(pool[i], rank=n) for n, i in enumerate(seq, start=1)][:k]
 
 
 def resolve_hits(hits: list[Any], by_id: dict[str, Memory], k: int, *, now: datetime,

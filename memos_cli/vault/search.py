@@ -65,7 +65,7 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
         if len(out) >= k or len(hits) < pool:
             if hidden is not None:
                 hidden.append(denied)
-            return precede(query, out, view)[:k]
+            return precede(query, out, k, view)
         pool *= 4
 
 
