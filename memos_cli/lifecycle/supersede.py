@@ -37,8 +37,9 @@ candidate is an update only when
 An unchanged restatement (the same words and values) is a duplicate. Each decision carries the
 rule that made it and the values that differed, for ``memos history``. The thresholds and
 rules were tuned on ``bench/data/updates.jsonl`` (both splits),
-``bench/data/updates_fresh.jsonl`` and ``bench/data/updates_third.jsonl``;
-``bench/data/updates_fourth.jsonl`` is held out (``bench/updates.py``).
+``bench/data/updates_fresh.jsonl``, ``bench/data/updates_third.jsonl`` and (the opinion guard
+of :mod:`~memos_cli.lifecycle.statement`) ``bench/data/updates_fifth.jsonl``;
+``updates_fourth.jsonl`` and ``updates_sixth.jsonl`` are held out (``bench/updates.py``).
 """
 
 from __future__ import annotations
