@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from memos_cli.api.session import Session
 from memos_cli.cli.app import app
 from memos_cli.cube import open_cube
-from memos_cli.lifecycle.precedence import order, takes_precedence
+from memos_cli.lifecycle.precedence import moves, order, reason, takes_precedence
 from memos_cli.lifecycle.statement import analyse
 from memos_cli.memory import Memory
 from memos_cli.tiers.plaintext import Retrieved, precede
@@ -66,6 +66,8 @@ def test_an_assertion_comes_before_a_hypothetical_whatever_their_dates() -> None
     maybe = mem("If my blood pressure stays high, the amlodipine dose would go up to 10 mg.", 9)
     assert takes_precedence(q, fact, maybe) and not takes_precedence(q, maybe, fact)
     assert order("What is my amlodipine dose?", [maybe, fact]) == [1, 0]
+    assert moves("What is my amlodipine dose?", [maybe, fact]) == [(1, 0), (0, None)]
+    assert reason(maybe) == "that one is a hypothetical or an opinion"
 
 
 def test_turns_other_users_and_one_document_keep_their_order() -> None:
@@ -88,6 +90,8 @@ def test_a_chain_of_revisions_comes_newest_first() -> None:
             mem("Our printer needs toner every month.", 3),
             mem("The weekly lab meeting is in room D7 now.", 9)]
     assert order(LAB, mems) == [3, 1, 0, 2]
+    # D7 went above C3, which had gone above B12; the printer note did not move
+    assert moves(LAB, mems) == [(3, 1), (1, 0), (0, None), (2, None)]
 
 
 def test_search_puts_the_later_statement_first_on_a_cube_without_supersession(
@@ -106,6 +110,10 @@ def test_search_puts_the_later_statement_first_on_a_cube_without_supersession(
     assert r.exit_code == 0, r.output
     hit = json.loads(r.stdout)["results"][0]
     assert "C3" in hit["content"] and hit["rank"] == 1
+    b12 = next(m for m in open_cube(cube).memories if "B12" in m.content)
+    assert hit["precedes"] == {"id": b12.id, "reason": "a later statement"}
+    shown = runner.invoke(app, ["search", str(cube), LAB, "-k", "2"]).stdout
+    assert f"ranked above {b12.id[:8]}: a later statement" in shown
     session = Session([open_cube(cube)], embedder=embedder)
     raw = session.search(LAB, 2, view=View(precedence=False)).hits
     assert "B12" in raw[0].memory.content  # similarity alone ranks the older one first

@@ -181,6 +181,9 @@ def _show(result: SearchResult, as_json: bool) -> None:
         text = plain(m.render())
         if (gone := validity_note(m)) is not None:
             text.append(f"\n  {gone}", style="dim")
+        if h.precedes:  # put above a memory that ranked higher (§4.6)
+            text.append(f"\n  ranked above {h.precedes['id'][:8]}: {h.precedes['reason']}",
+                        style="dim")
         if getattr(h, "via", "memory") != "memory":  # found through a reader's text
             text.append(f"\n  matched {h.via}" + (f": {h.matched}" if h.matched else ""),
                         style="dim")

@@ -89,12 +89,30 @@ def order(question: str, memories: Sequence[Memory]) -> list[int]:
     ``memories``. Each memory, in rank order, moves above the first memory ranked before it
     over which it takes precedence (:func:`takes_precedence`); the rest keep their order.
     Quadratic in ``len(memories)``, which is a search's pool (tens)."""
+    return [i for i, _ in moves(question, memories)]
+
+
+def moves(question: str, memories: Sequence[Memory]) -> list[tuple[int, int | None]]:
+    """:func:`order`, with for each index the index of the memory it moved above (``None``
+    when it did not move)."""
     q = analyse(question)
-    out = list(range(len(memories)))
+    out: list[tuple[int, int | None]] = [(i, None) for i in range(len(memories))]
     for pos in range(1, len(out)):
-        b = out[pos]
+        b = out[pos][0]
         for i in range(pos):
-            if takes_precedence(q, memories[b], memories[out[i]]):
-                out.insert(i, out.pop(pos))
+            if takes_precedence(q, memories[b], memories[out[i][0]]):
+                out.pop(pos)
+                out.insert(i, (b, out[i][0]))
                 break
     return out
+
+
+_KIND = {"question": "a question", "hypothetical": "a hypothetical or an opinion",
+         "reported": "a quoted figure"}
+
+
+def reason(above: Memory) -> str:
+    """Why a memory was put above ``above``, as a search shows it: ``a later statement``, or
+    what ``above`` is (``a question``, ``a hypothetical or an opinion``, ``a quoted figure``)."""
+    guard = analyse(above.content).guard
+    return "a later statement" if guard is None else f"that one is {_KIND[guard]}"

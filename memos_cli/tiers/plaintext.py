@@ -49,6 +49,8 @@ class Retrieved:
     via: str = "memory"
     matched: str | None = None
     derived_id: str | None = None
+    #: ``{"id", "reason"}`` of the memory this one was put above by precedence (spec §4.6)
+    precedes: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "id": self.memory.id, "score": round(self.score, 6),
@@ -61,7 +63,8 @@ class Retrieved:
                 "valid_to": format_time(self.memory.valid_to),
                 **({"superseded_by": self.memory.superseded_by}
                    if self.memory.superseded_by else {}),
-                **({"derived_id": self.derived_id} if self.derived_id else {})}
+                **({"derived_id": self.derived_id} if self.derived_id else {}),
+                **({"precedes": self.precedes} if self.precedes else {})}
 
 
 def check_embedder(cube: Cube, embedder: Embedder) -> None:
@@ -148,12 +151,15 @@ def precede(query: str, found: list[Retrieved], k: int,
     ``max(k, precedence.POOL)``, a newer statement that answers ``query`` as fully as an older
     one goes above it (:func:`memos_cli.lifecycle.precedence.order`; not when
     ``view.precedence`` is off). Ranks are renumbered from 1; scores are kept, so a memory
-    that moved up keeps its fused score. Only the order of the pool changes, never which
-    memories it holds: the first ``k`` are the same memories for ``k`` of 5 or more."""
+    that moved up keeps its fused score, and names the one it was put above in
+    ``precedes``. Only the order of the pool changes, never which memories it holds: the
+    first ``k`` are the same memories for ``k`` of 5 or more."""
     pool = found[:max(k, precedence.POOL)]
-    seq = precedence.order(query, [r.memory for r in pool]) if view.precedence \
-        else range(len(pool))
-    return [replace(pool[i], rank=n) for n, i in enumerate(seq, start=1)][:k]
+    seq = precedence.moves(query, [r.memory for r in pool]) if view.precedence \
+        else [(i, None) for i in range(len(pool))]
+    return [replace(pool[i], rank=n, precedes=None if above is None else {
+        "id": pool[above].memory.id, "reason": precedence.reason(pool[above].memory)})
+        for n, (i, above) in enumerate(seq[:k], start=1)]
 
 
 def resolve_hits(hits: list[Any], by_id: dict[str, Memory], k: int, *, now: datetime,

@@ -74,6 +74,8 @@ def search(v: Viewer, q: str = "", k: int = 10, as_of: str | None = None,
             found.append(f"full text #{h.text_rank}")
         if h.via != "memory":
             found.append(f"reader row ({h.via})")
+        if h.precedes:  # put above a memory that ranked higher (spec §4.6, precedence)
+            found.append(f"ranked above {h.precedes['id'][:8]}: {h.precedes['reason']}")
         rows.append({"rank": len(rows) + 1, "score": round(h.score, 6), "found": found,
                      "via": h.via, "matched": h.matched, **card(h.memory, tiers)})
     page.update(results=rows[:k], hidden_by_access=result.hidden, search_s=result.search_s)
