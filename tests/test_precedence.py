@@ -55,6 +55,12 @@ LAB = "Where is the weekly lab meeting?"
      "Is the weekly lab meeting still in room B12?", False),
     (LAB, "The weekly lab meeting is in room B12.",
      "Karen thinks the weekly lab meeting should be in room C3.", False),
+    # a value of another kind: a budget does not say where the dinner is
+    ("Where is the team dinner?", "The team dinner is at the Italian place on Friday.",
+     "The team dinner has a budget of 50 per person.", False),
+    # our own value against another's
+    ("How much is our rent?", "Our rent is 1,450 a month.",
+     "The flat upstairs rents for 1,700 a month.", False),
 ])
 def test_which_statement_comes_first(question: str, old: str, new: str, first: bool) -> None:
     assert takes_precedence(analyse(question), mem(new, 9), mem(old, 1)) is first
@@ -68,6 +74,9 @@ def test_an_assertion_comes_before_a_hypothetical_whatever_their_dates() -> None
     assert order("What is my amlodipine dose?", [maybe, fact]) == [1, 0]
     assert moves("What is my amlodipine dose?", [maybe, fact]) == [(1, 0), (0, None)]
     assert reason(maybe) == "that one is a hypothetical or an opinion"
+    pool = analyse("When does the swimming pool close?")  # a question's values are no answer
+    asked = mem("Does the swimming pool close earlier on Sundays?", 9)
+    assert takes_precedence(pool, mem("The swimming pool closes at 9 pm.", 1), asked)
 
 
 def test_turns_other_users_and_one_document_keep_their_order() -> None:

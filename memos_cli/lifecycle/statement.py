@@ -78,7 +78,10 @@ _REPORTED = re.compile(
     r"\b(according to|claims?|claimed|reportedly|rumou?red|rumou?rs?|quoted|quotes?|"
     r"competitor'?s?|their figure)\b"
     # someone else's own value: "my brother says his resting heart rate is 72"
-    r"|\b(?:says|said|mentioned|told|thinks|heard)\b[^.?!]*\b(?:his|her|their)\b", re.I)
+    r"|\b(?:says|said|mentioned|told|thinks|heard)\b[^.?!]*\b(?:his|her|their)\b"
+    # hearsay: "someone in the corridor said the deadline is 15 July", "I heard ..."
+    r"|\b(?:someone|somebody|people|rumou?r)\b[^.?!]*\b(?:says|said|say|mentioned|told|"
+    r"reckons?)\b|\bI heard\b", re.I)
 _TOKEN = re.compile(r"\w+(?:[.,:/@'’_-]\w+)*")
 #: Words of a state: values, like numbers and names ("the bridge is closed" against "open");
 #: the words after one are its circumstance ("closed for resurfacing"), like an adjunct's.
@@ -89,6 +92,8 @@ STATES = frozenset({
     "rejected", "pending", "waiting", "active", "inactive", "enabled", "disabled", "online",
     "offline", "available", "unavailable"
 })
+#: Possessives of the speaker and the speaker's group.
+POSSESSIVE = frozenset({"my", "our", "mine", "ours"})
 #: Irregular forms Porter2 leaves apart from their verb ("sent" and "send").
 IRREGULAR = {
     "sent": "send", "went": "go", "gone": "go", "goes": "go", "took": "take", "taken": "take",
@@ -138,7 +143,9 @@ class Statement:
     for a plain assertion. ``norm`` is the text folded for the duplicate check. ``adjunct``
     holds the stems of ``words`` read in an adjunct clause (:data:`ADJUNCT`, to the next
     punctuation, :data:`ADJUNCT_WORDS` at most) or in a phrase of change ("went up");
-    ``negated_scope`` the words and values a negation reaches (:data:`NEGATION_SCOPE`)."""
+    ``negated_scope`` the words and values a negation reaches (:data:`NEGATION_SCOPE`);
+    ``mine``: whether it speaks of something of the speaker's ("my rent", "our office": the
+    words of :data:`POSSESSIVE`)."""
 
     words: frozenset[str]
     values: frozenset[str]
@@ -150,6 +157,7 @@ class Statement:
     length: int
     adjunct: frozenset[str] = frozenset()
     negated_scope: frozenset[str] = frozenset()
+    mine: bool = False
 
 
 @lru_cache(maxsize=8192)
@@ -169,7 +177,7 @@ def analyse(text: str) -> Statement:
     negations: list[tuple[int, bool]] = []  # (place in seq, whether it reaches back)
     values: set[str] = set()
     names: set[str] = set()
-    negated = cue = False
+    negated = cue = speaker = False
     change = cue_stems()
     count = 0
     run: list[str] = []  # the capitalised words of the name being read
@@ -214,6 +222,7 @@ def analyse(text: str) -> Statement:
             cue = True
         if low in ADJUNCT:
             in_adjunct = ADJUNCT_WORDS
+        speaker = speaker or low in POSSESSIVE
         if low in STOP or len(low) < 2 or low in TITLES:
             close()
             continue
@@ -265,7 +274,7 @@ def analyse(text: str) -> Statement:
                        if w.lower() not in STOP)
     norm = " ".join(t.lower() for t in _TOKEN.findall(text))
     return Statement(frozenset(words), frozenset(values), frozenset(names), negated, cue,
-                     guard, norm, count, frozenset(adjunct), frozenset(scope))
+                     guard, norm, count, frozenset(adjunct), frozenset(scope), speaker)
 
 
 @lru_cache(maxsize=1)
