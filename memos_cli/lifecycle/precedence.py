@@ -20,8 +20,7 @@ go up to 10 mg" is not the dose.
 
 A later statement does not take precedence when it gives a value of another kind than the
 older one's ("the team dinner has a budget of 50 per person" does not say where the dinner
-is, :func:`_kinds`), or drops the older one's *my* or *our* without a word of change ("the
-flat upstairs rents for 1,700" is not our rent).
+is, :func:`_kinds`).
 
 A statement does not take precedence when it is itself guarded, when it is another user's,
 when both are undated parts of one source file, when either is longer than the statements
@@ -103,8 +102,6 @@ def takes_precedence(question: Statement, new: Memory, old: Memory) -> bool:
     held = asked & _said(so, old.content)
     if len(held) < min(2, len(asked)) or not held <= _said(sn, new.content):
         return False  # the older one answers more of the question, or too little of it
-    if so.mine and not sn.mine and not sn.cue:
-        return False  # "our rent" against "the flat upstairs rents for": another's
     if so.guard is None and sn.values and so.values and not _kinds(sn) & _kinds(so):
         return False  # "a budget of 50 per person" does not say where the dinner is
     # what the question names (a subject, a day, a state) that the older one holds

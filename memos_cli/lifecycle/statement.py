@@ -92,8 +92,6 @@ STATES = frozenset({
     "rejected", "pending", "waiting", "active", "inactive", "enabled", "disabled", "online",
     "offline", "available", "unavailable"
 })
-#: Possessives of the speaker and the speaker's group.
-POSSESSIVE = frozenset({"my", "our", "mine", "ours"})
 #: Irregular forms Porter2 leaves apart from their verb ("sent" and "send").
 IRREGULAR = {
     "sent": "send", "went": "go", "gone": "go", "goes": "go", "took": "take", "taken": "take",
@@ -143,9 +141,7 @@ class Statement:
     for a plain assertion. ``norm`` is the text folded for the duplicate check. ``adjunct``
     holds the stems of ``words`` read in an adjunct clause (:data:`ADJUNCT`, to the next
     punctuation, :data:`ADJUNCT_WORDS` at most) or in a phrase of change ("went up");
-    ``negated_scope`` the words and values a negation reaches (:data:`NEGATION_SCOPE`);
-    ``mine``: whether it speaks of something of the speaker's ("my rent", "our office": the
-    words of :data:`POSSESSIVE`)."""
+    ``negated_scope`` the words and values a negation reaches (:data:`NEGATION_SCOPE`)."""
 
     words: frozenset[str]
     values: frozenset[str]
@@ -157,7 +153,6 @@ class Statement:
     length: int
     adjunct: frozenset[str] = frozenset()
     negated_scope: frozenset[str] = frozenset()
-    mine: bool = False
 
 
 @lru_cache(maxsize=8192)
@@ -177,7 +172,7 @@ def analyse(text: str) -> Statement:
     negations: list[tuple[int, bool]] = []  # (place in seq, whether it reaches back)
     values: set[str] = set()
     names: set[str] = set()
-    negated = cue = speaker = False
+    negated = cue = False
     change = cue_stems()
     count = 0
     run: list[str] = []  # the capitalised words of the name being read
@@ -222,7 +217,6 @@ def analyse(text: str) -> Statement:
             cue = True
         if low in ADJUNCT:
             in_adjunct = ADJUNCT_WORDS
-        speaker = speaker or low in POSSESSIVE
         if low in STOP or len(low) < 2 or low in TITLES:
             close()
             continue
@@ -274,7 +268,7 @@ def analyse(text: str) -> Statement:
                        if w.lower() not in STOP)
     norm = " ".join(t.lower() for t in _TOKEN.findall(text))
     return Statement(frozenset(words), frozenset(values), frozenset(names), negated, cue,
-                     guard, norm, count, frozenset(adjunct), frozenset(scope), speaker)
+                     guard, norm, count, frozenset(adjunct), frozenset(scope))
 
 
 @lru_cache(maxsize=1)
