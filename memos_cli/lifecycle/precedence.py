@@ -10,8 +10,9 @@ week"). Both stay current, and similarity ranks them. At read time the question 
 attribute is asked for: a newer statement that holds every content word of the question the
 older one holds (at least two, or all of a shorter question; its light verbs aside), and
 what the question names (a subject, a day, a state) wherever the older one does, answers
-the same question, and its value is the later one. It is put just above the older memory; nothing is
-stored and no link is made, so a wrong precedence costs one order and nothing else.
+the same question, and its value is the later one. It is put just above the older memory;
+nothing is stored and no link is made, so a wrong precedence costs one order and nothing
+else.
 
 For the same reason a plain assertion comes before a question, a hypothetical, an opinion of
 what should be or a figure quoted from someone else (``Statement.guard``) that answers no
@@ -64,9 +65,9 @@ def _said(s: Statement, text: str) -> frozenset[str]:
 
 def _kinds(s: Statement) -> set[str]:
     """The kinds of value a statement holds: ``number`` (digits: amounts, times, codes; and
-    addresses with ``@``),
-    ``calendar`` (months, weekdays, seasons), ``state`` (:data:`~.statement.STATES`) and
-    ``name``. A revision gives a value of the kind it replaces."""
+    addresses with ``@``), ``calendar`` (months, weekdays, seasons), ``state``
+    (:data:`~memos_cli.lifecycle.statement.STATES`) and ``name``. A revision gives a value of
+    the kind it replaces."""
     out = set()
     for v in s.values:
         if "@" in v or any(c.isdigit() for c in v):
@@ -108,17 +109,12 @@ def takes_precedence(question: Statement, new: Memory, old: Memory) -> bool:
     return question.values & so.values <= sn.values
 
 
-def order(question: str, memories: Sequence[Memory]) -> list[int]:
-    """The order of ``memories`` (ranked best first) with precedence applied: indices into
-    ``memories``. Each memory, in rank order, moves above the first memory ranked before it
-    over which it takes precedence (:func:`takes_precedence`); the rest keep their order.
-    Quadratic in ``len(memories)``, which is a search's pool (tens)."""
-    return [i for i, _ in moves(question, memories)]
-
-
 def moves(question: str, memories: Sequence[Memory]) -> list[tuple[int, int | None]]:
-    """:func:`order`, with for each index the index of the memory it moved above (``None``
-    when it did not move)."""
+    """The order of ``memories`` (ranked best first) with precedence applied: for each place,
+    the index into ``memories`` of the memory there and the index of the memory it was put
+    above (``None`` when it did not move). Each memory, in rank order, moves above the first
+    memory ranked before it over which it takes precedence (:func:`takes_precedence`); the
+    rest keep their order. Quadratic in ``len(memories)``, a search's pool (tens)."""
     q = analyse(question)
     out: list[tuple[int, int | None]] = [(i, None) for i in range(len(memories))]
     for pos in range(1, len(out)):

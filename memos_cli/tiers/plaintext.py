@@ -149,7 +149,7 @@ def precede(query: str, found: list[Retrieved], k: int,
             view: View = CURRENT) -> list[Retrieved]:
     """The first ``k`` of ``found`` (best first) after precedence: among the first
     ``max(k, precedence.POOL)``, a newer statement that answers ``query`` as fully as an older
-    one goes above it (:func:`memos_cli.lifecycle.precedence.order`; not when
+    one goes above it (:func:`memos_cli.lifecycle.precedence.moves`; not when
     ``view.precedence`` is off). Ranks are renumbered from 1; scores are kept, so a memory
     that moved up keeps its fused score, and names the one it was put above in
     ``precedes``. Only the order of the pool changes, never which memories it holds: the
