@@ -48,6 +48,14 @@ from memos_cli.memory import Memory
 #: Memories a search looks at for precedence, at least: a newer statement ranked second to
 #: fifth can come first in a search for one memory (``-k 1``).
 POOL = 5
+
+
+def pool(k: int, on: bool = True) -> int:
+    """How many results a search for ``k`` reads and orders: at least :data:`POOL` with
+    precedence ``on``, else ``k``."""
+    return max(k, POOL) if on else k
+
+
 #: A hyphenated word ("on-call", "five-a-side"): its parts count as words of the statement.
 _HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
 #: Stems of verbs a question asks with that say nothing of the attribute ("how much dry food

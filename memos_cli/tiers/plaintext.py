@@ -105,7 +105,7 @@ def retrieve(cube: Cube, embedder: Embedder, query: str, k: int = 5, *,
     vector = embedder.encode([query])[0]
     index = cube.index()
     out: list[Retrieved] = []
-    pool = max(k, precedence.POOL) if view.precedence else k
+    pool = precedence.pool(k, view.precedence)
     while True:
         hits = index.search(query, vector, pool)
         for h in hits:
@@ -148,13 +148,13 @@ def retrieve_many(cubes: Sequence[Cube], embedder: Embedder, query: str, k: int 
 def precede(query: str, found: list[Retrieved], k: int,
             view: View = CURRENT) -> list[Retrieved]:
     """The first ``k`` of ``found`` (best first) after precedence: among the first
-    ``max(k, precedence.POOL)``, a newer statement that answers ``query`` as fully as an older
+    ``precedence.pool(k)``, a newer statement that answers ``query`` as fully as an older
     one goes above it (:func:`memos_cli.lifecycle.precedence.moves`; not when
     ``view.precedence`` is off). Ranks are renumbered from 1; scores are kept, so a memory
     that moved up keeps its fused score, and names the one it was put above in
     ``precedes``. Only the order of the pool changes, never which memories it holds: the
     first ``k`` are the same memories for ``k`` of 5 or more."""
-    pool = found[:max(k, precedence.POOL)]
+    pool = found[:precedence.pool(k)]
     seq = precedence.moves(query, [r.memory for r in pool]) if view.precedence \
         else [(i, None) for i in range(len(pool))]
     return [replace(pool[i], rank=n, precedes=None if above is None else {

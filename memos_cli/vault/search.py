@@ -46,7 +46,7 @@ def search(vault: Vault, embedder: Any, query: str, k: int, *, user: str,
     now = now or datetime.now(timezone.utc)
     view = view.for_query(query, now)  # a period the query names (spec §4.6)
     vector = embedder.encode([query])[0]
-    pool = max(k, precedence.POOL) if view.precedence else k
+    pool = precedence.pool(k, view.precedence)
     seals = vault.seals
     columns: tuple[str, ...] = ("record",)
     if seals.active:  # each hit's seal is checked as it is read (spec §16.5)
