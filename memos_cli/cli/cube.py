@@ -171,7 +171,7 @@ def pack(
         return
     show_readers(report.readers)
     for note in report.notes:
-        err.print(f"note: {note}", soft_wrap=True)
+        err.print(f"note: {note}", markup=False, soft_wrap=True)
     if report.skipped:
         err.print(f"skipped {len(report.skipped)} files of other types: "
                   + ", ".join(report.skipped[:5]) + (" ..." if len(report.skipped) > 5 else ""))

@@ -91,7 +91,7 @@ def search(
         result = session.search(query, k, view)
         if cube is not None:
             result.where = shown(session.cubes[0].path)
-        _show(result, as_json)
+        _show(result, as_json, as_of)
 
 
 MAX_QUERIES = 1_000_000
@@ -160,7 +160,7 @@ def _batch(cube: str | None, vault: str | None, items: QueryFile,
                 typer.echo(f"{qid}\t{result.search_s * 1000:.0f} ms\t{ids}")  # for cut/awk
 
 
-def _show(result: SearchResult, as_json: bool) -> None:
+def _show(result: SearchResult, as_json: bool, as_of: str | None = None) -> None:
     if as_json:
         print_json(result.to_dict())
         return
@@ -170,6 +170,10 @@ def _show(result: SearchResult, as_json: bool) -> None:
         err.print(f"note: {hidden} of the closest memories are not readable by {user!r} "
                   "(owner, visibility and readers; a memory is private to its owner unless "
                   "packed with --visibility shared/public or --share-with)", markup=False)
+    if not hits and as_of is not None:
+        err.print(f"note: no memory was valid at --as-of {as_of}. A memory is valid from its "
+                  "event time, else from when it was packed or added; --history shows every "
+                  "memory", markup=False)
     t = DataTable(title=f"{len(hits)} memories for {query!r} ({took * 1000:.0f} ms)",
               title_justify="left")
     for col in ("#", "score", "id", "source", "text"):

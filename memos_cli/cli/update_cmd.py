@@ -76,7 +76,7 @@ def add_command(
         print_json(report.to_dict())
         return
     for note in report.notes:
-        err.print(f"note: {note}", markup=False)
+        err.print(f"note: {note}", markup=False, soft_wrap=True)
     if dry_run:
         show_decisions(report.decisions, report.texts)
     verb = "would be" if dry_run else "were"

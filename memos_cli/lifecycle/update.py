@@ -61,6 +61,7 @@ def add(path: str | Path | Cube, paths: list[str | Path], *, embedder: Any, defa
     incoming: list[Memory] = []
     provenance = []
     for res in read.results:
+        report.notes += [f"{res.path}: {n}" for n in res.notes]
         kept = [m for m in res.memories if m.content_hash not in hashes]
         report.duplicates += len(res.memories) - len(kept)
         hashes.update(m.content_hash for m in kept)

@@ -4,7 +4,10 @@ Each non-blank line is a JSON object with the memory text in ``content`` (or ``t
 ``memory``). Keys that name a memory column are mapped to it; ``type`` and ``memory_type`` mean
 ``semantic_type``, ``role`` means ``speaker``, ``ttl`` (seconds) becomes ``expires_at``. Any other
 key is kept in the memory's ``extra`` object, so nothing is dropped. ``content_hash`` is always
-recomputed.
+recomputed. ``valid_from`` means ``event_time`` (a memory is valid from its event time, spec
+§4.6). A file with no event time on any line, whose lines carry a date under a name such as
+``time`` or ``date``, gets a note saying that this key was kept in ``extra``, not read as the
+event time.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ from memos_cli.sources.base import Defaults, SourceResult, make_memory, parse_li
 _CONTENT_KEYS = ("content", "text", "memory")
 #: Longest ``ttl`` accepted, in seconds (about 3,000 years): longer ones overflow dates.
 MAX_TTL_S = 1e11
-_ALIASES = {"type": "semantic_type", "memory_type": "semantic_type", "role": "speaker"}
+_ALIASES = {"type": "semantic_type", "memory_type": "semantic_type", "role": "speaker",
+            "valid_from": "event_time"}
+#: Keys that often hold when a memory happened; kept in ``extra``, but named in a note when
+#: a file gives no ``event_time`` (an appointment's ``date`` is not when it was said).
+_TIME_LIKE = ("time", "date", "timestamp", "datetime", "when", "occurred_at")
 _STR = ("id", "origin", "semantic_type", "source_file", "section", "conversation_id",
         "session_id", "turn_id", "speaker", "owner", "visibility", "parent_id", "supersedes",
         "superseded_by")
@@ -50,13 +57,15 @@ def parse_record(obj: Any) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"'{content_key}' is not a string")
     fields: dict[str, Any] = {}
     extra: dict[str, Any] = {}
+    given: dict[str, str] = {}  # column -> the key that gave it
     ttl = None
     for key, value in obj.items():
         if key == content_key or key in _DERIVED:
             continue
-        name = _ALIASES.get(key, key)
-        if name in fields:
-            raise ValueError(f"'{key}' repeats '{name}'")
+        name = _ALIASES.get(str(key), str(key))
+        if name in given:
+            raise ValueError(f"'{key}' repeats '{given[name]}'")
+        given[name] = key
         if value is None:
             if name in _NULLABLE:
                 fields[name] = None
@@ -111,7 +120,28 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
     result = SourceResult(path=shown, format="jsonl", sha256="", size=0)
     for lineno, obj in parse_lines(read_lines(path), path):
         result.add(record_to_memory(obj, path, shown, lineno, defaults))
+    if (key := undated_time_key(result.memories)) is not None:
+        result.notes.append(f"no line has an event_time, and '{key}' holds a date: it is kept "
+                            "in extra, not read as the event time (name it event_time or "
+                            "valid_from to date the memories; spec §8.2)")
     return result
+
+
+def undated_time_key(memories: list[Memory]) -> str | None:
+    """The first of :data:`_TIME_LIKE` that holds an ISO 8601 time in a memory's ``extra``,
+    when no memory has an event time; else ``None``."""
+    if any(m.event_time is not None for m in memories):
+        return None
+    for m in memories:
+        for key in _TIME_LIKE:
+            value = m.extra.get(key)
+            if isinstance(value, str):
+                try:
+                    parse_time(value)
+                except ValueError:
+                    continue
+                return key
+    return None
 
 
 def record_to_memory(obj: Any, path: Path, shown: str, lineno: int, defaults: Defaults

@@ -58,6 +58,7 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
         EmbedderMismatchError, UsageError (no plaintext tier, bad policy).
     """
     src = Path(source)
+    notes: list[str] = []
     with contextlib.ExitStack() as stack:
         if (src / "manifest.json").is_file():
             cube = open_cube(src)
@@ -70,8 +71,9 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memos-load-")))
             # a fixed name: the source's own may hold characters LanceDB cannot take
             # decided once, below, against the vault and the file's own memories together
-            pack([src], tmp / "import.memcube", embedder=embedder, supersede=False,
-                 defaults=Defaults(now=now or datetime.now(timezone.utc), owner=user))
+            notes = pack([src], tmp / "import.memcube", embedder=embedder, supersede=False,
+                         defaults=Defaults(now=now or datetime.now(timezone.utc),
+                                           owner=user)).notes
             cube, signer = open_cube(tmp / "import.memcube"), "import"
         cube.require_plaintext()
         mems = [m if m.owner is None or not owners or not ({m.owner, "*"} & set(owners))
@@ -118,6 +120,7 @@ def load(vault: Vault, source: str | Path, *, user: str, embedder: Any = None,
             return report, vault.apply(delta, dim=dim)
 
         report, made = vault.change(install, what="load")
+        report.notes = notes
         if dry_run:
             return report
         installed = [*report.added, *report.versioned, *report.replaced, *report.updates]

@@ -39,6 +39,8 @@ class LoadReport:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     #: ``role:`` readers naming no role of the vault (they grant nothing until defined)
     dangling: list[str] = field(default_factory=list)
+    #: what reading a file of another system noted (``SourceResult.notes``, path first)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cube_id": self.cube_id, "name": self.name, "signer": self.signer,

@@ -51,3 +51,34 @@ def test_bad_lines_name_file_and_line(tmp_path: Path, line: str, message: str) -
     with pytest.raises(SourceError, match=message) as e:
         read_source(p, "m.jsonl", Defaults(now=FIXED_TIME))
     assert str(e.value).startswith(str(p))
+
+
+def test_valid_from_is_the_event_time(tmp_path: Path) -> None:
+    p = write(tmp_path, json.dumps({"text": "Rent is 900.", "valid_from": "2026-02-01"}))
+    (m,) = read_source(p, "m.jsonl", Defaults(now=FIXED_TIME)).memories
+    assert m.event_time == datetime(2026, 2, 1, tzinfo=timezone.utc) == m.valid_from
+    assert m.extra == {}
+    both = write(tmp_path, json.dumps({"text": "x", "valid_from": "2026-02-01",
+                                       "event_time": "2026-02-02"}))
+    with pytest.raises(SourceError, match="line 1: 'event_time' repeats 'valid_from'"):
+        read_source(both, "m.jsonl", Defaults(now=FIXED_TIME))
+
+
+@pytest.mark.parametrize("rows, note", [
+    ([{"text": "Lab in B12.", "time": "2026-01-10"}, {"text": "Lab in C3."}], "'time'"),
+    ([{"text": "Lab in B12.", "date": "2026-01-10T09:00:00Z"}], "'date'"),
+    ([{"text": "Standup.", "time": "09:30"}], None),  # a time of day is no event time
+    ([{"text": "Lab in B12.", "time": "2026-01-10", "event_time": "2026-01-10"}], None),
+    ([{"text": "Lab in B12.", "time": "2026-01-10"}, {"text": "C3.", "event_time": "2026-02-01"}],
+     None),
+])
+def test_a_date_under_another_name_is_noted_not_guessed(tmp_path: Path, rows: list[dict],
+                                                         note: str | None) -> None:
+    p = write(tmp_path, *(json.dumps(r) for r in rows))
+    res = read_source(p, "m.jsonl", Defaults(now=FIXED_TIME))
+    if note is None:
+        assert res.notes == []
+    else:
+        (said,) = res.notes
+        assert note in said and "kept in extra" in said and "event_time" in said
+        assert all(m.event_time is None for m in res.memories)  # nothing guessed
