@@ -85,7 +85,7 @@ def load_command(
                                   owners=owners, supersede=supersede, dry_run=dry_run,
                                   plain_http=plain_http)
     if as_json:
-        print_json({**report.to_dict(), "notes": report.notes, "dry_run": dry_run})
+        print_json({**report.to_dict(), "dry_run": dry_run})
         return
     for note in report.notes:
         err.print(f"note: {note}", markup=False, soft_wrap=True)

@@ -51,7 +51,7 @@ class LoadReport:
                                           ("duplicates", self.duplicates),
                                           ("expired", self.expired),
                                           ("updates", self.updates))},
-                "decisions": self.decisions}
+                "decisions": self.decisions, "notes": self.notes}
 
 
 def merge(state: State, cube_id: str, memories: Sequence[Memory], vectors: np.ndarray, *,
