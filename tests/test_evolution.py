@@ -242,6 +242,7 @@ def test_pack_search_as_of_history_and_the_history_command(tmp_path: Path) -> No
     old = next(m for m in c.memories if "B12" in m.content)
     new = next(m for m in c.memories if "C3" in m.content)
     assert old.superseded_by == new.id and new.supersession["rule"].startswith("changed value")
+    assert "3 (2 current, 1 past" in memos("inspect", cube).stdout
 
     def top(*extra: str) -> list[str]:
         r = json.loads(memos("search", cube, "where is the lab meeting", "-k", "3", "--json",

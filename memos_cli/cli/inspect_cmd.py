@@ -69,6 +69,8 @@ def inspect(
     def cut(digest: str, n: int) -> str:
         return digest if whole else digest[:n] + "..."
 
+    # superseded or ended (§4.6), of all the cube's memories as the count above is
+    past = sum(1 for mem in c.memories if mem.valid_to is not None) if c.has_plaintext else 0
     t = DataTable(show_header=False, box=None)
     for k, v in [
         ("cube", f"{m.name}  ({m.cube_id})"),
@@ -76,7 +78,9 @@ def inspect(
         ("format", m.format_version),
         ("created", f"{m.created_at} by {m.producer['tool']} {m.producer['version']}"),
         ("tiers", ", ".join(m.tiers)),
-        ("memories", str(m.counts["memories"])),
+        ("memories", str(m.counts["memories"]) + (
+            f" ({m.counts['memories'] - past} current, {past} past: memos search --history)"
+            if past else "")),
         ("content", cut(digest, 23) if digest else "- (no plaintext tier)"),
         ("embedder", f"{m.embedding['model']} ({m.embedding['dimension']}-d, "
                      f"{cut(m.embedding['fingerprint'], 23)})" if m.embedding else
