@@ -10,6 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from memos_cli.cli.app import app
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -18,6 +22,14 @@ FIXTURES = ROOT / "fixtures"
 CORPUS = FIXTURES / "corpus"
 SHARED = Path(os.environ.get("MEMOS_SHARED", ROOT.parent / "shared")) / "datasets"
 FIXED_TIME = datetime(2026, 3, 14, 12, 0, tzinfo=timezone.utc)
+
+
+def invoke(*args: object, code: int = 0, input: str | None = None) -> Result:
+    """``memos ARGS`` run in this process (Typer's ``CliRunner``), its exit status checked
+    against ``code``; ``input``: what it reads on stdin."""
+    r = CliRunner().invoke(app, [str(a) for a in args], input=input)
+    assert r.exit_code == code, (r.exit_code, r.output, r.exception)
+    return r
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

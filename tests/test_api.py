@@ -17,16 +17,11 @@ from memos_cli.cli.app import app
 from memos_cli.errors import UsageError
 from memos_cli.memory import Memory
 from memos_cli.vault import Vault, merge
+from tests.conftest import invoke as memos
 from tests.test_vault import NOW
 
 runner = CliRunner()
 Q = "What budget did we agree on?"
-
-
-def memos(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == code, (r.exit_code, r.output, r.exception)
-    return r
 
 
 def test_search_on_a_cube_is_what_the_cli_prints(packed_cube: Path) -> None:

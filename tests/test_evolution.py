@@ -10,23 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from memos_cli.cli.app import app
 from memos_cli.cube import open_cube, verify
 from memos_cli.errors import IntegrityError, UsageError
 from memos_cli.lifecycle.evolve import Ledger, evolve
 from memos_cli.lifecycle.supersede import analyse, compare, decide
 from memos_cli.memory import Memory
 from memos_cli.validity import View, chain, link_problems, parse_as_of
-
-runner = CliRunner()
-
-
-def memos(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == code, r.output
-    return r
+from tests.conftest import invoke as memos
 
 
 def day(d: int, month: int = 1) -> datetime:

@@ -12,18 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from typer.testing import CliRunner
 
-from memos_cli.cli.app import app
 from memos_cli.vault import Vault
-
-runner = CliRunner()
-
-
-def memos(*args: object, code: int = 0, input: str | None = None):  # type: ignore[no-untyped-def]
-    r = runner.invoke(app, [str(a) for a in args], input=input)
-    assert r.exit_code == code, r.output
-    return r
+from tests.conftest import invoke as memos
 
 
 def test_remember_writes_one_memory_through_the_decision(tmp_path: Path) -> None:

@@ -7,9 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from memos_cli.cli.app import app
 from memos_cli.cube import open_cube
 from memos_cli.memory import Memory
 from memos_cli.models import chat
@@ -19,17 +17,11 @@ from memos_cli.scheduler.chunks import ChunkStore
 from memos_cli.scheduler.usage import Indicators, Use, cube_store
 from memos_cli.tiers.convert_chunks import convert_to_chunks
 from memos_cli.tiers.plaintext import answer_memories, retrieve
+from tests.conftest import invoke as memos
 from tests.conftest import make_tiny_llama
 
-runner = CliRunner()
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 Q = "Who owns the vision stack?"
-
-
-def memos(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == code, (r.exit_code, r.output, r.exception)
-    return r
 
 
 @pytest.fixture

@@ -9,14 +9,9 @@ from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
 from memos_cli.cube import open_cube, verify
+from tests.conftest import invoke as memos
 
 runner = CliRunner()
-
-
-def memos(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == code, r.output
-    return r
 
 
 def test_add_embeds_only_what_is_new_and_versions_changes(tmp_path: Path,

@@ -16,25 +16,17 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from memos_cli.cli.app import app
 from memos_cli.errors import FormatError, SignatureError, UsageError
 from memos_cli.governance.policy import can_read
 from memos_cli.governance.trust import trust_add
 from memos_cli.memory import Memory
 from memos_cli.vault import Vault, load, merge, search
 from tests.attacks.test_concurrency import Held
+from tests.conftest import invoke as cli
 from tests.conftest import pack_corpus
 
-runner = CliRunner()
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
-
-
-def cli(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    return result
 
 
 def snapshot(v: Vault) -> tuple[int | None, list[str]]:
@@ -468,31 +460,22 @@ def test_trust_rm_rotation_and_verify_names_the_signer(packed_cube: Path, keys, 
                                                        other_keys, tmp_path: Path) -> None:
     """#28: `trust rm` was missing; `trust add` of a key trusted under another name said
     nothing; `verify` without --key ignored the trust store that load and pull use."""
-    from typer.testing import CliRunner
-
-    from memos_cli.cli.app import app
-
-    def run(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-        r = CliRunner().invoke(app, [str(a) for a in args])
-        assert r.exit_code == code, r.output
-        return r
-
-    before = json.loads(run("verify", packed_cube, "--json").stdout)["signature"]
+    before = json.loads(cli("verify", packed_cube, "--json").stdout)["signature"]
     assert before.startswith("signed by no trusted key")
-    run("trust", "add", keys[1], "--name", "team")
-    assert json.loads(run("verify", packed_cube, "--json").stdout)["signature"] == \
+    cli("trust", "add", keys[1], "--name", "team")
+    assert json.loads(cli("verify", packed_cube, "--json").stdout)["signature"] == \
         "verified (trusted key team)"
-    again = run("trust", "add", keys[1], "--name", "team2", code=2)
+    again = cli("trust", "add", keys[1], "--name", "team2", code=2)
     assert "trusted already, as 'team'" in again.output
-    assert "no trusted key named 'nope'; trusted: team" in run("trust", "rm", "nope",
+    assert "no trusted key named 'nope'; trusted: team" in cli("trust", "rm", "nope",
                                                                   code=2).output
-    run("trust", "rm", "team")  # revoked: load refuses the cube again
-    assert json.loads(run("trust", "ls", "--json").stdout) == []
-    assert "signed by no key you trust" in run("load", packed_cube, "--vault",
+    cli("trust", "rm", "team")  # revoked: load refuses the cube again
+    assert json.loads(cli("trust", "ls", "--json").stdout) == []
+    assert "signed by no key you trust" in cli("load", packed_cube, "--vault",
                                                tmp_path / "vault", code=8).output
-    run("trust", "add", other_keys[1], "--name", "team")  # rotated: the name takes a new key
+    cli("trust", "add", other_keys[1], "--name", "team")  # rotated: the name takes a new key
     assert "signed by no trusted key" in json.loads(
-        run("verify", packed_cube, "--json").stdout)["signature"]
+        cli("verify", packed_cube, "--json").stdout)["signature"]
 
 
 def test_short_ids_are_accepted_where_unique(packed_cube: Path, tmp_path: Path,

@@ -8,17 +8,14 @@ from pathlib import Path
 
 import lancedb
 import pytest
-from typer.testing import CliRunner
 
-from memos_cli.cli.app import app
 from memos_cli.cube import generate_keypair
 from memos_cli.cube.signature import key_fingerprint
 from memos_cli.governance import seal
 from memos_cli.governance.roles import forget_active
 from memos_cli.governance.trust import trust_add
+from tests.conftest import invoke as cli
 from tests.test_vault import write_jsonl
-
-runner = CliRunner()
 
 NOTES = [
     {"id": "tea", "content": "Alice drinks green tea every morning.", "owner": "alice",
@@ -28,12 +25,6 @@ NOTES = [
     {"id": "budget", "content": "The prototype budget is 48,000 euros.", "owner": "alice",
      "visibility": "private"},
 ]
-
-
-def cli(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
-    return r
 
 
 @pytest.fixture(autouse=True)

@@ -120,14 +120,14 @@ def read(path: Path, shown: str, defaults: Defaults) -> SourceResult:
     result = SourceResult(path=shown, format="jsonl", sha256="", size=0)
     for lineno, obj in parse_lines(read_lines(path), path):
         result.add(record_to_memory(obj, path, shown, lineno, defaults))
-    if (key := undated_time_key(result.memories)) is not None:
+    if (key := _undated_time_key(result.memories)) is not None:
         result.notes.append(f"no line has an event_time, and '{key}' holds a date: it is kept "
                             "in extra, not read as the event time (name it event_time or "
                             "valid_from to date the memories; spec §8.2)")
     return result
 
 
-def undated_time_key(memories: list[Memory]) -> str | None:
+def _undated_time_key(memories: list[Memory]) -> str | None:
     """The first of :data:`_TIME_LIKE` that holds an ISO 8601 time in a memory's ``extra``,
     when no memory has an event time; else ``None``."""
     if any(m.event_time is not None for m in memories):

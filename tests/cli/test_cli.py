@@ -10,14 +10,9 @@ from typer.testing import CliRunner
 
 from memos_cli.cli.app import app
 from tests.conftest import CORPUS, ROOT
+from tests.conftest import invoke as memos
 
 runner = CliRunner()
-
-
-def memos(*args: str, code: int = 0):  # type: ignore[no-untyped-def]
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    return result
 
 
 def as_json(*args: str) -> dict:

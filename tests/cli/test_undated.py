@@ -4,19 +4,10 @@ and a search ``--as-of`` that finds nothing says why (spec §4.6, §8.2; real em
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from memos_cli.cli.app import app
 from memos_cli.cube import open_cube
+from tests.conftest import invoke as memos
 
-runner = CliRunner()
 NOTE = "'time' holds a date: it is kept in extra, not read as the event time"
-
-
-def memos(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == code, r.output
-    return r
 
 
 def lines(path: Path, key: str) -> Path:

@@ -7,19 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from memos_cli.cli.app import app
 from memos_cli.cube.signature import key_fingerprint
+from tests.conftest import invoke as cli
 from tests.memstore.conftest import LocalRegistry
-
-runner = CliRunner()
-
-
-def cli(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    return result
 
 
 def js(*args: object, code: int = 0):  # type: ignore[no-untyped-def]

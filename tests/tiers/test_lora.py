@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from memos_cli.cli.app import app
 from memos_cli.cube import open_cube, verify
 from memos_cli.cube.lora import check_adapter, read_meta
 from memos_cli.errors import FormatError, IntegrityError, UsageError
@@ -19,9 +17,9 @@ from memos_cli.evaluation.evaluate import Question, evaluate
 from memos_cli.models import chat
 from memos_cli.tiers import lora
 from memos_cli.tiers.convert import convert_to_lora, restore_text, select_memories
+from tests.conftest import invoke as cli
 from tests.conftest import make_tiny_llama
 
-runner = CliRunner()
 QUICK = lora.Recipe(name="text", epochs=2, rank=4, alpha=8, batch_size=4, replay=0)
 
 
@@ -235,12 +233,6 @@ def test_eval_rows_per_tier(lora_cube: Path, tiny: chat.ChatModel, embedder) -> 
     assert none.prompt_tokens == tuned.prompt_tokens < text.prompt_tokens
     assert set(none.by_kind) == {"direct", "paraphrased"}
     assert not has_lora_layers(tiny.model)
-
-
-def cli(*args: object, code: int = 0):  # type: ignore[no-untyped-def]
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    return result
 
 
 def test_cli_convert_run_eval(cube_copy: Path, tiny_llama: Path, tmp_path: Path) -> None:
