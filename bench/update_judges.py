@@ -48,6 +48,7 @@ os.environ["MEMOS_NO_USAGE"] = "1"
 sys.path.insert(0, str(ROOT))
 
 from bench.retrieval import machine  # noqa: E402
+from bench.updates import load  # noqa: E402
 from memos_cli.lifecycle.statement import analyse  # noqa: E402
 from memos_cli.lifecycle.supersede import compare  # noqa: E402
 from memos_cli.models.embedder import Embedder  # noqa: E402
@@ -73,8 +74,7 @@ def pairs() -> list[tuple[str, str, str, bool]]:
     links it to the value between them."""
     out = []
     for name, split in OPENED:
-        for line in (ROOT / "bench" / "data" / name).read_text().splitlines():
-            s = json.loads(line)
+        for s in load(ROOT / "bench" / "data" / name):
             links = {tuple(x) for x in s.get("links", [])}
             chained = _closure(links) - links
             for i, j in itertools.combinations(range(len(s["events"])), 2):
